@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Shared by every family: the record header, the ring plumbing and the accounting.
+ * Record layouts are mirrored in src/events/; tests there fail if the two drift. */
+#ifndef RW_COMMON_H
+#define RW_COMMON_H
+
+#define RW_COMM_LEN 16
+
+/* Event types; the numbers are part of the C <-> Rust contract (src/events/mod.rs). */
+enum rw_event_type {
+	RW_EXEC = 1,
+	RW_EXIT = 2,
+	RW_FORK = 3,
+	RW_OPEN = 4,
+	RW_CONNECT = 5,
+	RW_ACCEPT = 6,
+	RW_CLOSE = 7,
+	RW_SYSCALL = 8,
+	RW_CGROUP_MKDIR = 9,
+	RW_CGROUP_RMDIR = 10,
+	RW_CGROUP_ATTACH = 11,
+	RW_OOM_KILL = 12,
+	RW_ANOMALY = 13,
+};
+
+/* Every record starts with this header (64 bytes). */
+struct rw_header {
+	__u64 seq;       /* per-ring sequence number, given to every attempt */
+	__u64 ts_ns;     /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id; /* cgroup v2 id of the task */
+	__u32 type;      /* enum rw_event_type */
+	__u32 pid;       /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	char comm[RW_COMM_LEN];
+};
+
+/* Per ring slot accounting: produced = received + dropped at any quiescent point. */
+struct rw_counters {
+	__u64 produced;   /* every reserve attempt; its old value is the attempt's seq */
+	__u64 dropped;    /* every reserve failure */
+	__u64 high_water; /* reserved for the sizing work (in-kernel occupancy) */
+	__u64 spare;
+};
+
+/* Written by userspace into the rw_config map of every family after load. */
+struct rw_config {
+	__u32 self_tgid;
+	__u32 flags;
+};
+
+#ifdef __BPF__
+
+/* Outer arrays are indexed by slot so a family can later get one ring per CPU group;
+ * today every family has one ring, in slot 0. */
+#define RW_RING_SLOTS 1
+
+/* Declares FAM_ring (the ring buffer, named after the family), FAM_rings (the
+ * ARRAY_OF_MAPS the programs go through, so userspace can swap the ring at run time)
+ * and FAM_stats (the counters, which never change on a swap). */
+#define RW_DECLARE_RING(fam, size)                                                   \
+	struct fam##_ring_def {                                                      \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                  \
+		__uint(max_entries, size);                                           \
+	};                                                                           \
+	struct fam##_ring_def fam##_ring SEC(".maps");                               \
+	struct {                                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                            \
+		__uint(max_entries, RW_RING_SLOTS);                                  \
+		__type(key, __u32);                                                  \
+		__array(values, struct fam##_ring_def);                              \
+	} fam##_rings SEC(".maps") = { .values = { [0] = &fam##_ring } };            \
+	struct {                                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                    \
+		__uint(max_entries, RW_RING_SLOTS);                                  \
+		__type(key, __u32);                                                  \
+		__type(value, struct rw_counters);                                   \
+	} fam##_stats SEC(".maps")
+
+/* Settings userspace writes after load (a map, not .rodata, so one generic loader
+ * serves every family and later changes need no reload). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_config);
+} rw_config SEC(".maps");
+
+/* The daemon's own activity is never traced (no feedback loop). */
+static __always_inline bool rw_is_self(void)
+{
+	__u32 zero = 0;
+	struct rw_config *cfg = bpf_map_lookup_elem(&rw_config, &zero);
+	return !cfg || (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid;
+}
+
+/* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.
+ * Always inlined so that `size` stays a constant for the verifier. */
+static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
+{
+	__u32 slot = 0;
+	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	if (!c)
+		return NULL;
+	__u64 seq = __sync_fetch_and_add(&c->produced, 1);
+	void *rb = bpf_map_lookup_elem(rings, &slot);
+	struct rw_header *h = rb ? bpf_ringbuf_reserve(rb, size, 0) : NULL;
+	if (!h) {
+		__sync_fetch_and_add(&c->dropped, 1);
+		return NULL;
+	}
+	h->seq = seq;
+	return h;
+}
+
+/* Fills the header from the current task. */
+static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->type = type;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)ug;
+	h->gid = ug >> 32;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Puts a record type into the object's BTF, which the Rust mirror tests read (types
+ * only used through pointers would not be there). The section is no map: it costs
+ * nothing at run time. */
+#define RW_LAYOUT(tag) struct tag *rw_layout_##tag SEC(".layout")
+
+RW_LAYOUT(rw_header);
+
+/* Reserve + header in one step. */
+#define RW_RESERVE(fam, type_struct, evtype)                                         \
+	({                                                                           \
+		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats,            \
+					      sizeof(type_struct));                  \
+		if (__e)                                                             \
+			rw_fill_header(&__e->hdr, evtype);                           \
+		__e;                                                                 \
+	})
+
+#endif /* __BPF__ */
+#endif /* RW_COMMON_H */

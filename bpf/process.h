@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Process family records: exec, exit, fork. Mirrored in src/events/process.rs. */
+#ifndef RW_PROCESS_H
+#define RW_PROCESS_H
+#include "common.h"
+
+#define RW_FILENAME_LEN 512
+#define RW_ARGS_LEN 1024
+
+/* exec_event.flags */
+#define RW_EXEC_FILENAME_TRUNCATED 1
+#define RW_EXEC_ARGS_TRUNCATED 2
+
+struct exec_event {
+	struct rw_header hdr;
+	__u32 filename_len; /* bytes in filename, without the NUL */
+	__u32 args_len;     /* bytes in args: the argv strings, each NUL-terminated */
+	__u32 argc;         /* the real argc, even when args is truncated */
+	__u32 flags;
+	char filename[RW_FILENAME_LEN];
+	char args[RW_ARGS_LEN];
+};
+
+struct exit_event {
+	struct rw_header hdr;
+	__s32 exit_code; /* status >> 8, as wait(2) reports it */
+	__u32 signal;    /* terminating signal, 0 for a normal exit */
+	__u64 lifetime_ns;
+	__u32 core_dumped;
+	__u32 pad;
+};
+
+struct fork_event {
+	struct rw_header hdr;
+	__u32 child_pid;
+	__u32 child_tid;
+};
+
+#endif

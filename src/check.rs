@@ -1,0 +1,75 @@
+//! `ringwarden check`: what this kernel supports, and every program's fate.
+use std::path::Path;
+use std::process::ExitCode;
+
+use libbpf_rs::{MapHandle, MapType};
+
+use crate::families::{self, Family, LoadOptions};
+use crate::{syscalls, sys};
+
+pub fn run() -> ExitCode {
+    sys::raise_memlock();
+    sys::route_libbpf_log();
+    println!("kernel: {}", sys::kernel_release());
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    println!(
+        "btf: {}",
+        if btf {
+            "/sys/kernel/btf/vmlinux present"
+        } else {
+            "missing: CO-RE programs cannot load (kernel needs CONFIG_DEBUG_INFO_BTF=y)"
+        }
+    );
+    let rb = MapHandle::create(
+        MapType::RingBuf,
+        Some("rw_probe"),
+        0,
+        0,
+        4096,
+        &libbpf_rs::libbpf_sys::bpf_map_create_opts {
+            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        },
+    );
+    match &rb {
+        Ok(_) => println!("ring buffer: supported"),
+        Err(e) => println!("ring buffer: not available: {e}"),
+    }
+    match sys::ensure_tracefs() {
+        Ok(p) => println!("tracefs: {p}"),
+        Err(e) => println!("tracefs: {e}"),
+    }
+    let mut all = true;
+    let mut count = 0;
+    for family in Family::ALL {
+        let opts = LoadOptions {
+            ring_size: family.default_ring_size(),
+            syscalls: syscalls::default_set(),
+        };
+        match families::load(family, &opts) {
+            Ok(loaded) => {
+                for p in &loaded.programs {
+                    count += 1;
+                    match &p.error {
+                        None => println!("program {family}/{}: ok ({})", p.name, p.section),
+                        Some(e) => {
+                            all = false;
+                            println!("program {family}/{}: FAILED ({}): {e}", p.name, p.section);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                all = false;
+                println!("family {family}: FAILED: {e}");
+            }
+        }
+    }
+    if all && btf && rb.is_ok() {
+        println!("result: ok, all {count} default programs attach");
+        ExitCode::SUCCESS
+    } else {
+        println!("result: some default programs cannot run here (see FAILED above)");
+        ExitCode::FAILURE
+    }
+}

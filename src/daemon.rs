@@ -1,0 +1,448 @@
+//! The event loop: one thread, one mio::Poll over every ring fd, a signalfd and a
+//! timerfd. Data path: ring -> libbpf callback -> events::render -> output buffer -> sink.
+use std::cell::{Cell, RefCell};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{RingBuffer, RingBufferBuilder};
+use log::{error, info, warn};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+use crate::cli::{RunOptions, human};
+use crate::clock::WallClock;
+use crate::events;
+use crate::families::{self, Counters, LoadOptions, Loaded};
+use crate::json::Line;
+use crate::sys;
+
+const SIGNAL: Token = Token(usize::MAX - 1);
+const TIMER: Token = Token(usize::MAX - 2);
+/// Records consumed from one ring before the loop looks at the others again.
+const BUDGET: usize = 4096;
+/// Output is written out once this much is buffered, and after every loop pass.
+const FLUSH_AT: usize = 64 << 10;
+/// Shutdown gives in-flight reservations this long to be submitted.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Where JSON lines go.
+enum Sink {
+    Stdout(io::Stdout),
+    File(File),
+}
+
+/// Shared by every ring's callback and the loop (single-threaded, so Rc<RefCell>).
+struct Pipeline {
+    sink: Sink,
+    buf: Vec<u8>,
+    lines: u64,
+    clock: WallClock,
+    sink_errors: u64,
+    last_sink_error: Option<String>,
+}
+
+impl Pipeline {
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let r = match &mut self.sink {
+            Sink::Stdout(s) => s.write_all(&self.buf).and_then(|()| s.flush()),
+            Sink::File(f) => f.write_all(&self.buf),
+        };
+        if let Err(e) = r {
+            // Counted, never silent: the events were received but could not be written.
+            self.sink_errors += self.lines;
+            let msg = e.to_string();
+            if self.last_sink_error.as_deref() != Some(&msg) {
+                error!("writing events failed: {msg}; {} events lost to the sink (counted as sink_errors)", self.lines);
+                self.last_sink_error = Some(msg);
+            }
+        }
+        self.buf.clear();
+        self.lines = 0;
+    }
+}
+
+/// One family's ring with its consumer and userspace counts.
+struct Ring {
+    loaded: Loaded,
+    consumer: RingBuffer<'static>,
+    received: Rc<Cell<u64>>,
+    decode_errors: Rc<Cell<u64>>,
+}
+
+enum Drained {
+    Empty,
+    BudgetUsed,
+}
+
+impl Ring {
+    /// Consumes up to `budget` records. A pass that ends empty is followed by a full
+    /// fence and a second pass: libbpf 1.7 publishes the consumer position without a
+    /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
+    /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
+    /// means the ring is really empty.
+    fn drain(&self, budget: usize) -> Drained {
+        let mut left = budget;
+        loop {
+            let n = self.consumer.consume_raw_n(left).max(0) as usize;
+            left = left.saturating_sub(n);
+            if left == 0 {
+                return Drained::BudgetUsed;
+            }
+            if n > 0 {
+                continue;
+            }
+            fence(Ordering::SeqCst);
+            let m = self.consumer.consume_raw_n(left).max(0) as usize;
+            left = left.saturating_sub(m);
+            if m == 0 {
+                return Drained::Empty;
+            }
+            if left == 0 {
+                return Drained::BudgetUsed;
+            }
+        }
+    }
+
+    fn stats(&self) -> RingStats {
+        let Counters { produced, dropped } = self.loaded.counters();
+        RingStats {
+            name: self.loaded.family.name(),
+            size: self.loaded.ring_size,
+            produced,
+            received: self.received.get(),
+            dropped,
+            decode_errors: self.decode_errors.get(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RingStats {
+    name: &'static str,
+    size: u64,
+    produced: u64,
+    received: u64,
+    dropped: u64,
+    decode_errors: u64,
+}
+
+impl RingStats {
+    fn exact(&self) -> bool {
+        self.produced == self.received + self.dropped
+    }
+}
+
+pub fn run(opts: RunOptions) -> Result<(), String> {
+    let started = Instant::now();
+    sys::raise_memlock();
+    sys::route_libbpf_log();
+    if let Err(e) = sys::ensure_tracefs() {
+        warn!("{e}");
+    }
+    // SIGPIPE would kill us on a closed stdout; a write error is counted instead.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let sink = match &opts.output {
+        None => Sink::Stdout(io::stdout()),
+        Some(p) => Sink::File(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("opening output {}: {e}", p.display()))?,
+        ),
+    };
+    let pipe = Rc::new(RefCell::new(Pipeline {
+        sink,
+        buf: Vec::with_capacity(FLUSH_AT * 2),
+        lines: 0,
+        clock: WallClock::now(),
+        sink_errors: 0,
+        last_sink_error: None,
+    }));
+
+    // Signals first, so a SIGTERM during the (slow) load is not lost.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("creating signalfd: {e}"))?;
+
+    let mut rings = Vec::new();
+    for &family in &opts.families {
+        let lo = LoadOptions {
+            ring_size: opts.ring_size(family),
+            syscalls: opts.syscalls.clone(),
+        };
+        let loaded = match families::load(family, &lo) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("family {family} disabled: {e}");
+                continue;
+            }
+        };
+        for p in &loaded.programs {
+            if let Some(err) = &p.error {
+                warn!("program {family}/{} ({}) skipped: {err}", p.name, p.section);
+            }
+        }
+        rings.push(make_ring(loaded, &pipe)?);
+    }
+    if rings.iter().all(|r| r.loaded.attached() == 0) {
+        return Err("no BPF program could be attached; run `ringwarden check` to see why".into());
+    }
+
+    let mut poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
+    for (i, r) in rings.iter().enumerate() {
+        let fd = r.loaded.ring.as_fd().as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+            .map_err(|e| format!("registering the {} ring: {e}", r.loaded.family))?;
+    }
+    let sig_raw = sigfd.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&sig_raw), SIGNAL, Interest::READABLE)
+        .map_err(|e| format!("registering signalfd: {e}"))?;
+    // A 1 s tick: safety-net drain of every ring, clock refresh; stats every interval.
+    let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
+        .map_err(|e| format!("creating timerfd: {e}"))?;
+    timer
+        .set(
+            Expiration::Interval(TimeSpec::from_duration(Duration::from_secs(1))),
+            TimerSetTimeFlags::empty(),
+        )
+        .map_err(|e| format!("arming timerfd: {e}"))?;
+    let timer_raw = timer.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&timer_raw), TIMER, Interest::READABLE)
+        .map_err(|e| format!("registering timerfd: {e}"))?;
+
+    let attached: usize = rings.iter().map(|r| r.loaded.attached()).sum();
+    let failed: usize = rings
+        .iter()
+        .map(|r| r.loaded.programs.iter().filter(|p| p.error.is_some()).count())
+        .sum();
+    let names: Vec<String> = rings
+        .iter()
+        .map(|r| format!("{} {}", r.loaded.family, human(r.loaded.ring_size)))
+        .collect();
+    info!(
+        "ready: {attached} programs attached, {failed} skipped, {} rings ({}) in {} ms",
+        rings.len(),
+        names.join(", "),
+        started.elapsed().as_millis()
+    );
+
+    let mut events = Events::with_capacity(64);
+    let mut pending = vec![false; rings.len()];
+    let mut last_stats = Instant::now();
+    let interval = Duration::from_secs(opts.stats_interval_s);
+    let mut stop = false;
+    while !stop {
+        let timeout = pending.iter().any(|&p| p).then_some(Duration::ZERO);
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll failed: {e}"));
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                SIGNAL => {
+                    while let Ok(Some(si)) = sigfd.read_signal() {
+                        match Signal::try_from(si.ssi_signo as i32) {
+                            Ok(Signal::SIGHUP) => info!("SIGHUP: nothing to reload yet"),
+                            Ok(s) => {
+                                info!("{s} received: detaching and draining");
+                                stop = true;
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
+                TIMER => {
+                    let _ = timer.wait(); // non-blocking fd: just consumes the expirations
+                    // Safety net: a missed wake-up can delay events by at most a tick.
+                    for p in pending.iter_mut() {
+                        *p = true;
+                    }
+                    pipe.borrow_mut().clock = WallClock::now();
+                    if last_stats.elapsed() >= interval {
+                        last_stats = Instant::now();
+                        report(&rings, &pipe, &opts, started, false);
+                    }
+                }
+                Token(i) if i < pending.len() => pending[i] = true,
+                Token(_) => {}
+            }
+        }
+        for (i, r) in rings.iter().enumerate() {
+            if pending[i] {
+                pending[i] = matches!(r.drain(BUDGET), Drained::BudgetUsed);
+            }
+        }
+        pipe.borrow_mut().flush();
+    }
+
+    shutdown(&mut rings, &pipe);
+    report(&rings, &pipe, &opts, started, true);
+    Ok(())
+}
+
+fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, String> {
+    let received = Rc::new(Cell::new(0u64));
+    let decode_errors = Rc::new(Cell::new(0u64));
+    let name = loaded.family.name();
+    let (rx, de, p) = (received.clone(), decode_errors.clone(), pipe.clone());
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(&loaded.ring, move |data: &[u8]| {
+            rx.set(rx.get() + 1);
+            let pl = &mut *p.borrow_mut();
+            match events::render(name, &pl.clock, data, &mut pl.buf) {
+                Ok(()) => pl.lines += 1,
+                Err(e) => {
+                    if de.get() == 0 {
+                        warn!("ring {name}: {e} (further decode errors are only counted)");
+                    }
+                    de.set(de.get() + 1);
+                }
+            }
+            if pl.buf.len() >= FLUSH_AT {
+                pl.flush();
+            }
+            0
+        })
+        .map_err(|e| format!("ring {name}: {e}"))?;
+    let consumer = builder
+        .build()
+        .map_err(|e| format!("ring {name}: creating the consumer: {e}"))?;
+    Ok(Ring {
+        loaded,
+        consumer,
+        received,
+        decode_errors,
+    })
+}
+
+/// Detach everything, then drain until every ring's books balance (a program may still
+/// be between reserve and submit right after detaching) or the deadline passes.
+fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
+    for r in rings.iter_mut() {
+        r.loaded.detach();
+    }
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    loop {
+        for r in rings.iter() {
+            while matches!(r.drain(BUDGET), Drained::BudgetUsed) {
+                pipe.borrow_mut().flush();
+            }
+        }
+        pipe.borrow_mut().flush();
+        if rings.iter().all(|r| r.stats().exact()) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn report(rings: &[Ring], pipe: &Rc<RefCell<Pipeline>>, opts: &RunOptions, started: Instant, last: bool) {
+    let stats: Vec<RingStats> = rings.iter().map(Ring::stats).collect();
+    let sink_errors = pipe.borrow().sink_errors;
+    for s in &stats {
+        let line = format!(
+            "ring {} size={} produced={} received={} dropped={} decode_errors={}{}",
+            s.name,
+            s.size,
+            s.produced,
+            s.received,
+            s.dropped,
+            s.decode_errors,
+            if last {
+                if s.exact() { " exact=yes" } else { " exact=NO" }
+            } else {
+                ""
+            }
+        );
+        if last {
+            info!("final {line}");
+        } else {
+            info!("{line}");
+        }
+    }
+    if last && sink_errors > 0 {
+        warn!("final sink_errors={sink_errors}");
+    }
+    if let Some(path) = &opts.stats_json {
+        let doc = stats_json(rings, &stats, sink_errors, started.elapsed());
+        if let Err(e) = write_atomic(path, &doc) {
+            warn!("writing stats to {}: {e}", path.display());
+        }
+    }
+}
+
+fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Duration) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut l = Line::begin(&mut buf);
+    l.object("rings", |o| {
+        for s in stats {
+            o.object(s.name, |r| {
+                r.u64("size", s.size);
+                r.u64("produced", s.produced);
+                r.u64("received", s.received);
+                r.u64("dropped", s.dropped);
+                r.u64("decode_errors", s.decode_errors);
+            });
+        }
+    });
+    l.object("programs", |o| {
+        for r in rings {
+            for p in &r.loaded.programs {
+                o.object(&p.name, |po| {
+                    po.str("family", r.loaded.family.name());
+                    po.str("attach", &p.section);
+                    po.bool("attached", p.error.is_none());
+                    if let Some(e) = &p.error {
+                        po.str("error", e);
+                    }
+                });
+            }
+        }
+    });
+    l.u64("sink_errors", sink_errors);
+    l.u64("uptime_ms", uptime.as_millis() as u64);
+    l.u64("pid", std::process::id().into());
+    l.end();
+    buf
+}
+
+/// Write to a temporary file beside `path`, then rename: readers never see half a file.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut tmp = PathBuf::from(path);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    tmp.set_file_name(name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_data().ok();
+    drop(f);
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,180 @@
+//! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
+//! Each mirror derives `plain` so a record is read in place from the ring, without copying.
+pub mod process;
+
+use std::mem::size_of;
+
+use plain::Plain;
+
+use crate::clock::{WallClock, write_rfc3339};
+use crate::json::Line;
+
+pub const COMM_LEN: usize = 16;
+
+/// `struct rw_header` (bpf/common.h): the first 64 bytes of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Header {
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for Header {}
+
+/// `enum rw_event_type` (bpf/common.h).
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const EXIT: u32 = 2;
+    pub const FORK: u32 = 3;
+    pub const OPEN: u32 = 4;
+    pub const CONNECT: u32 = 5;
+    pub const ACCEPT: u32 = 6;
+    pub const CLOSE: u32 = 7;
+    pub const SYSCALL: u32 = 8;
+    pub const CGROUP_MKDIR: u32 = 9;
+    pub const CGROUP_RMDIR: u32 = 10;
+    pub const CGROUP_ATTACH: u32 = 11;
+    pub const OOM_KILL: u32 = 12;
+    pub const ANOMALY: u32 = 13;
+}
+
+/// The `type` field of the JSON line.
+pub fn type_name(kind: u32) -> Option<&'static str> {
+    Some(match kind {
+        kind::EXEC => "exec",
+        kind::EXIT => "exit",
+        kind::FORK => "fork",
+        kind::OPEN => "open",
+        kind::CONNECT => "connect",
+        kind::ACCEPT => "accept",
+        kind::CLOSE => "close",
+        kind::SYSCALL => "syscall",
+        kind::CGROUP_MKDIR => "cgroup_mkdir",
+        kind::CGROUP_RMDIR => "cgroup_rmdir",
+        kind::CGROUP_ATTACH => "cgroup_attach",
+        kind::OOM_KILL => "oom_kill",
+        kind::ANOMALY => "anomaly",
+        _ => return None,
+    })
+}
+
+/// Why a record could not be rendered (counted per ring as decode errors).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    Short { kind: u32, len: usize },
+    UnknownType(u32),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Short { kind, len } => {
+                write!(f, "record of type {kind} is too short ({len} bytes)")
+            }
+            DecodeError::UnknownType(k) => write!(f, "unknown record type {k}"),
+        }
+    }
+}
+
+/// Reads a `T` in place from the start of a ring record.
+pub fn view<T: Plain>(data: &[u8], kind: u32) -> Result<&T, DecodeError> {
+    plain::from_bytes(data).map_err(|_| DecodeError::Short {
+        kind,
+        len: data.len(),
+    })
+}
+
+/// The bytes of a NUL-terminated C string buffer, without the NUL.
+pub fn cstr(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(n) => &b[..n],
+        None => b,
+    }
+}
+
+/// `b[..len]`, clamped to the buffer (the kernel side bounds `len`, this guards it).
+pub fn prefix(b: &[u8], len: u32) -> &[u8] {
+    &b[..(len as usize).min(b.len())]
+}
+
+/// Renders one ring record as one JSON line appended to `buf`.
+pub fn render(ring: &str, clock: &WallClock, data: &[u8], buf: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let h: &Header = view(data, 0)?;
+    let name = type_name(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
+    let mark = buf.len();
+    let mut line = Line::begin(buf);
+    line.str("type", name);
+    line.str("ring", ring);
+    write_common(&mut line, h, clock);
+    let r = match h.kind {
+        kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
+        k => Err(DecodeError::UnknownType(k)),
+    };
+    match r {
+        Ok(()) => {
+            line.end();
+            Ok(())
+        }
+        Err(e) => {
+            // Never leave half a line behind.
+            drop(line);
+            buf.truncate(mark);
+            Err(e)
+        }
+    }
+}
+
+fn write_common(line: &mut Line, h: &Header, clock: &WallClock) {
+    line.u64("seq", h.seq);
+    line.raw_with("ts", |b| {
+        b.push(b'"');
+        write_rfc3339(b, clock.wall_ns(h.ts_ns));
+        b.push(b'"');
+    });
+    line.u64("ts_ns", h.ts_ns);
+    line.u64("pid", h.pid.into());
+    line.u64("tid", h.tid.into());
+    line.u64("ppid", h.ppid.into());
+    line.u64("uid", h.uid.into());
+    line.u64("gid", h.gid.into());
+    line.bytes("comm", cstr(&h.comm));
+    line.u64("cgroup_id", h.cgroup_id);
+}
+
+/// Size of a record type, for the layout tests of each family.
+pub const HEADER_SIZE: usize = size_of::<Header>();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_64_bytes() {
+        assert_eq!(HEADER_SIZE, 64);
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors_and_leave_no_output() {
+        let clock = WallClock::default();
+        let mut buf = b"keep\n".to_vec();
+        assert!(matches!(
+            render("process", &clock, &[0u8; 10], &mut buf),
+            Err(DecodeError::Short { .. })
+        ));
+        let mut rec = vec![0u8; 64];
+        rec[24] = 99;
+        assert_eq!(
+            render("process", &clock, &rec, &mut buf),
+            Err(DecodeError::UnknownType(99))
+        );
+        assert_eq!(buf, b"keep\n");
+    }
+}

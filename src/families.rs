@@ -1,0 +1,350 @@
+//! The event families: their BPF skeletons, loading with graceful degradation, attaching.
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+
+#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
+mod skel {
+    pub mod process {
+        include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Process,
+    File,
+    Network,
+    Syscall,
+    Cgroup,
+    Anomaly,
+}
+
+impl Family {
+    pub const ALL: [Family; 6] = [
+        Family::Process,
+        Family::File,
+        Family::Network,
+        Family::Syscall,
+        Family::Cgroup,
+        Family::Anomaly,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Process => "process",
+            Family::File => "file",
+            Family::Network => "network",
+            Family::Syscall => "syscall",
+            Family::Cgroup => "cgroup",
+            Family::Anomaly => "anomaly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Ring sizes at start, small-host friendly (3.4 MiB in all; each ring costs about
+    /// twice its size in RSS because the kernel maps its data pages twice).
+    pub fn default_ring_size(self) -> u64 {
+        match self {
+            Family::Process => 512 << 10,
+            Family::File => 1 << 20,
+            Family::Network => 512 << 10,
+            Family::Syscall => 1 << 20,
+            Family::Cgroup => 128 << 10,
+            Family::Anomaly => 256 << 10,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What became of one BPF program.
+#[derive(Clone, Debug)]
+pub struct ProgramStatus {
+    pub name: String,
+    /// e.g. `tp_btf/sched_process_exec`
+    pub section: String,
+    /// `None` when attached; otherwise why not.
+    pub error: Option<String>,
+}
+
+/// A family's programs, attached, and handles on its maps. The skeleton itself is
+/// dropped after attaching: the links keep the programs alive and the handles the maps.
+pub struct Loaded {
+    pub family: Family,
+    /// The ring buffer currently in slot 0 of the outer map.
+    pub ring: MapHandle,
+    /// The ARRAY_OF_MAPS the programs reach their ring through.
+    pub outer: MapHandle,
+    /// Produced / dropped counters (struct rw_counters per slot).
+    pub stats: MapHandle,
+    /// Family-specific maps by name (e.g. the syscall filter).
+    pub maps: Vec<(String, MapHandle)>,
+    pub ring_size: u64,
+    pub programs: Vec<ProgramStatus>,
+    links: Vec<Link>,
+}
+
+/// Family settings written into its maps after load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub ring_size: u64,
+    /// Syscall numbers the syscall family reports.
+    pub syscalls: Vec<u32>,
+}
+
+/// Counters of one ring slot as the kernel keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub produced: u64,
+    pub dropped: u64,
+}
+
+impl Loaded {
+    pub fn counters(&self) -> Counters {
+        let key = 0u32.to_ne_bytes();
+        match self.stats.lookup(&key, MapFlags::ANY) {
+            Ok(Some(v)) if v.len() >= 16 => Counters {
+                produced: u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default()),
+                dropped: u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default()),
+            },
+            _ => Counters::default(),
+        }
+    }
+
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Detaches every program: no new events after this returns.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    pub fn map(&self, name: &str) -> Option<&MapHandle> {
+        self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+}
+
+/// Loads and attaches one family. Programs that fail to load or attach are reported in
+/// `programs` with the reason and skipped; the rest run. Errors only when nothing of the
+/// family could be loaded at all.
+pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
+    match family {
+        Family::Process => load_with::<skel::process::ProcessSkelBuilder>(family, opts),
+        _ => Err("not built yet".into()),
+    }
+}
+
+fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    // The skeleton borrows this for as long as it lives; it is a few bytes and a family
+    // is loaded a handful of times per process, so leaking it is the simple answer.
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+type Loaded_<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
+
+/// Opens and loads the skeleton with only the programs `keep` accepts.
+fn open_load<B>(family: Family, ring_size: u64, keep: &dyn Fn(&str) -> bool) -> Result<Loaded_<B>, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let mut open = B::default()
+        .open(storage())
+        .map_err(|e| format!("opening the {family} BPF object: {e}"))?;
+    let obj = open.open_object_mut();
+    for mut p in obj.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if !keep(&name) {
+            p.set_autoload(false);
+        }
+    }
+    let ring_name = format!("{family}_ring");
+    for mut m in obj.maps_mut() {
+        if m.name().to_string_lossy() == ring_name {
+            let size = u32::try_from(ring_size)
+                .map_err(|_| format!("{family} ring size {ring_size} is too large"))?;
+            m.set_max_entries(size)
+                .map_err(|e| format!("setting the {family} ring size: {e}"))?;
+        }
+    }
+    open.load().map_err(|e| e.to_string())
+}
+
+fn load_with<B>(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let mut programs = Vec::new();
+    // First try: everything at once (the common case, one verifier pass per program).
+    let skel = match open_load::<B>(family, opts.ring_size, &|_| true) {
+        Ok(s) => s,
+        Err(all_err) => {
+            // Find which programs do not load, alone, and load the rest without them.
+            let names = program_names::<B>()?;
+            let mut failed = Vec::new();
+            for n in &names {
+                if let Err(e) = open_load::<B>(family, opts.ring_size, &|p| p == n) {
+                    failed.push(n.clone());
+                    programs.push(ProgramStatus {
+                        name: n.clone(),
+                        section: String::new(),
+                        error: Some(format!("load failed: {}", first_line(&e))),
+                    });
+                }
+            }
+            if failed.len() == names.len() {
+                return Err(format!("no {family} program loads: {}", first_line(&all_err)));
+            }
+            open_load::<B>(family, opts.ring_size, &|p| !failed.iter().any(|f| f == p))
+                .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
+        }
+    };
+    let obj = skel.object();
+    let handle = |name: &str| -> Result<MapHandle, String> {
+        let m = obj
+            .maps()
+            .find(|m| m.name().to_string_lossy() == name)
+            .ok_or_else(|| format!("{family}: the BPF object has no map {name}"))?;
+        MapHandle::try_from(&m).map_err(|e| format!("{family}: duplicating map {name}: {e}"))
+    };
+    let ring = handle(&format!("{family}_ring"))?;
+    let outer = handle(&format!("{family}_rings"))?;
+    let stats = handle(&format!("{family}_stats"))?;
+    let config = handle("rw_config")?;
+    // struct rw_config { self_tgid, flags }
+    let mut cfg = [0u8; 8];
+    cfg[..4].copy_from_slice(&std::process::id().to_ne_bytes());
+    config
+        .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
+        .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
+    let mut maps = Vec::new();
+    for m in obj.maps() {
+        let name = m.name().to_string_lossy().into_owned();
+        if name.starts_with(family.name()) || name.starts_with('.') || name == "rw_config" {
+            continue;
+        }
+        maps.push((
+            name.clone(),
+            MapHandle::try_from(&m).map_err(|e| format!("{family}: map {name}: {e}"))?,
+        ));
+    }
+    let ring_size = u64::from(ring.max_entries());
+    let mut links = Vec::new();
+    for p in obj.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let section = p.section().to_string_lossy().into_owned();
+        if programs.iter().any(|s: &ProgramStatus| s.name == name) {
+            if let Some(s) = programs.iter_mut().find(|s| s.name == name) {
+                s.section = section;
+            }
+            continue;
+        }
+        let error = match p.attach() {
+            Ok(link) => {
+                links.push(link);
+                None
+            }
+            Err(e) => Some(format!("attach failed: {}", first_line(&e.to_string()))),
+        };
+        programs.push(ProgramStatus {
+            name,
+            section,
+            error,
+        });
+    }
+    // Ring fd stays valid through `ring`; make sure it is one.
+    let _ = ring.as_fd();
+    Ok(Loaded {
+        family,
+        ring,
+        outer,
+        stats,
+        maps,
+        ring_size,
+        programs,
+        links,
+    })
+}
+
+fn program_names<B>() -> Result<Vec<String>, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let open = B::default()
+        .open(storage())
+        .map_err(|e| format!("opening BPF object: {e}"))?;
+    Ok(open
+        .open_object()
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Size and member offsets (bytes) of a struct in a family's BPF object, read from
+/// the object's BTF: what the C compiler laid out, for the layout tests of the mirrors.
+#[cfg(test)]
+pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize)>)> {
+    use libbpf_rs::AsRawLibbpf;
+    use libbpf_rs::btf::types::{MemberAttr, Struct};
+    use libbpf_rs::btf::{Btf, HasSize};
+
+    fn read<B: SkelBuilder<'static> + Default>(name: &str) -> Option<(usize, Vec<(String, usize)>)> {
+        let open = B::default().open(storage()).ok()?;
+        let obj = open.open_object();
+        // SAFETY: the pointer is valid for as long as `open` lives, which outlives `btf`.
+        let raw = unsafe { obj.as_libbpf_object().as_ref() };
+        let btf = Btf::from_bpf_object(raw).ok()??;
+        let s: Struct = btf.type_by_name(name)?;
+        let members = s
+            .iter()
+            .map(|m| {
+                let off = match m.attr {
+                    MemberAttr::Normal { offset } | MemberAttr::BitField { offset, .. } => offset,
+                };
+                (
+                    m.name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    off as usize / 8,
+                )
+            })
+            .collect();
+        Some((s.size(), members))
+    }
+    match family {
+        Family::Process => read::<skel::process::ProcessSkelBuilder>(name),
+        _ => None,
+    }
+}
+
+/// Asserts that a Rust mirror has the C struct's size and every member at the C offset.
+#[cfg(test)]
+#[macro_export]
+macro_rules! assert_layout {
+    ($family:expr, $cname:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
+        let (size, members) = $crate::families::c_layout($family, $cname)
+            .unwrap_or_else(|| panic!("struct {} not in the {} BPF object", $cname, $family));
+        assert_eq!(std::mem::size_of::<$ty>(), size, "size of {}", $cname);
+        let rust: Vec<(String, usize)> = vec![
+            $((stringify!($field).to_string(), std::mem::offset_of!($ty, $field))),*
+        ];
+        let rust: Vec<(String, usize)> = rust
+            .into_iter()
+            .map(|(n, o)| (if n == "kind" { "type".to_string() } else { n }, o))
+            .collect();
+        assert_eq!(rust, members, "members of {}", $cname);
+    }};
+}

@@ -1,0 +1,44 @@
+//! ringwarden: kernel events from eBPF, every loss counted.
+//! Layout: bpf/ (programs) -> families (load/attach) -> daemon (rings, loop) ->
+//! events (decode) -> json (render) -> sink.
+mod check;
+mod cli;
+mod clock;
+mod daemon;
+mod events;
+mod families;
+mod json;
+mod syscalls;
+mod sys;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringwarden: {}", e.msg);
+            return ExitCode::from(e.code as u8);
+        }
+    };
+    match cmd {
+        cli::Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        cli::Command::Version => {
+            println!("ringwarden {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        cli::Command::Check => check::run(),
+        cli::Command::Run(opts) => match daemon::run(opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
