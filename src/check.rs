@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use libbpf_rs::{MapHandle, MapType};
 
 use crate::families::{self, Family, LoadOptions};
-use crate::{syscalls, sys};
+use crate::{sys, syscalls};
 
 pub fn run() -> ExitCode {
     sys::raise_memlock();

@@ -132,7 +132,11 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             "-V" | "--version" => return Ok(Command::Version),
             "-o" | "--output" => {
                 let v = value("PATH")?;
-                opts.output = if v == "-" { None } else { Some(PathBuf::from(v)) };
+                opts.output = if v == "-" {
+                    None
+                } else {
+                    Some(PathBuf::from(v))
+                };
             }
             "--only" => {
                 let v = value("process,file,...")?;
@@ -148,7 +152,9 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     }
                 }
                 if fams.is_empty() {
-                    return Err(config("--only: no family given; e.g. --only process,file".into()));
+                    return Err(config(
+                        "--only: no family given; e.g. --only process,file".into(),
+                    ));
                 }
                 fams.sort();
                 opts.families = fams;
@@ -156,15 +162,17 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             "--ring-size" => {
                 let v = value("FAMILY=SIZE")?;
                 let (f, s) = v.split_once('=').ok_or_else(|| {
-                    config(format!("--ring-size {v:?}: expected FAMILY=SIZE, e.g. file=8MiB"))
+                    config(format!(
+                        "--ring-size {v:?}: expected FAMILY=SIZE, e.g. file=8MiB"
+                    ))
                 })?;
                 let fam = Family::parse(f).ok_or_else(|| {
                     config(format!(
                         "--ring-size: unknown family {f:?}; choose from process,file,network,syscall,cgroup,anomaly"
                     ))
                 })?;
-                let size = parse_ring_size(s)
-                    .map_err(|e| config(format!("--ring-size {v}: {e}")))?;
+                let size =
+                    parse_ring_size(s).map_err(|e| config(format!("--ring-size {v}: {e}")))?;
                 opts.ring_sizes.push((fam, size));
             }
             "--syscalls" => {
@@ -275,8 +283,16 @@ mod tests {
         assert_eq!(parse_ring_size("8MiB"), Ok(8 << 20));
         assert_eq!(parse_ring_size("4096"), Ok(4096));
         assert_eq!(parse_ring_size("1G"), Ok(1 << 30));
-        assert!(parse_ring_size("100000").unwrap_err().contains("power of two"));
-        assert!(parse_ring_size("1KiB").unwrap_err().contains("smaller than a page"));
+        assert!(
+            parse_ring_size("100000")
+                .unwrap_err()
+                .contains("power of two")
+        );
+        assert!(
+            parse_ring_size("1KiB")
+                .unwrap_err()
+                .contains("smaller than a page")
+        );
         assert!(parse_ring_size("8XB").unwrap_err().contains("unknown unit"));
         assert!(parse_ring_size("big").unwrap_err().contains("not a size"));
         assert_eq!(human(64 << 10), "64KiB");
@@ -293,7 +309,10 @@ mod tests {
         assert_eq!(o.output, Some(PathBuf::from("/tmp/x")));
         assert_eq!(o.families, vec![Family::Process, Family::File]);
         assert_eq!(o.ring_size(Family::File), 8 << 20);
-        assert_eq!(o.ring_size(Family::Process), Family::Process.default_ring_size());
+        assert_eq!(
+            o.ring_size(Family::Process),
+            Family::Process.default_ring_size()
+        );
         assert_eq!(o.stats_interval_s, 2);
         assert_eq!(o.syscalls.len(), 2);
         assert!(matches!(parse(&args("--output=-")), Ok(Command::Run(o)) if o.output.is_none()));

@@ -64,7 +64,10 @@ impl Pipeline {
             self.sink_errors += self.lines;
             let msg = e.to_string();
             if self.last_sink_error.as_deref() != Some(&msg) {
-                error!("writing events failed: {msg}; {} events lost to the sink (counted as sink_errors)", self.lines);
+                error!(
+                    "writing events failed: {msg}; {} events lost to the sink (counted as sink_errors)",
+                    self.lines
+                );
                 self.last_sink_error = Some(msg);
             }
         }
@@ -222,8 +225,11 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         .register(&mut SourceFd(&sig_raw), SIGNAL, Interest::READABLE)
         .map_err(|e| format!("registering signalfd: {e}"))?;
     // A 1 s tick: safety-net drain of every ring, clock refresh; stats every interval.
-    let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
-        .map_err(|e| format!("creating timerfd: {e}"))?;
+    let timer = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(|e| format!("creating timerfd: {e}"))?;
     timer
         .set(
             Expiration::Interval(TimeSpec::from_duration(Duration::from_secs(1))),
@@ -238,7 +244,13 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     let attached: usize = rings.iter().map(|r| r.loaded.attached()).sum();
     let failed: usize = rings
         .iter()
-        .map(|r| r.loaded.programs.iter().filter(|p| p.error.is_some()).count())
+        .map(|r| {
+            r.loaded
+                .programs
+                .iter()
+                .filter(|p| p.error.is_some())
+                .count()
+        })
         .sum();
     let names: Vec<String> = rings
         .iter()
@@ -364,7 +376,13 @@ fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
     }
 }
 
-fn report(rings: &[Ring], pipe: &Rc<RefCell<Pipeline>>, opts: &RunOptions, started: Instant, last: bool) {
+fn report(
+    rings: &[Ring],
+    pipe: &Rc<RefCell<Pipeline>>,
+    opts: &RunOptions,
+    started: Instant,
+    last: bool,
+) {
     let stats: Vec<RingStats> = rings.iter().map(Ring::stats).collect();
     let sink_errors = pipe.borrow().sink_errors;
     for s in &stats {

@@ -155,7 +155,11 @@ fn storage() -> &'static mut MaybeUninit<OpenObject> {
 type Loaded_<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
 
 /// Opens and loads the skeleton with only the programs `keep` accepts.
-fn open_load<B>(family: Family, ring_size: u64, keep: &dyn Fn(&str) -> bool) -> Result<Loaded_<B>, String>
+fn open_load<B>(
+    family: Family,
+    ring_size: u64,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Loaded_<B>, String>
 where
     B: SkelBuilder<'static> + Default,
 {
@@ -204,7 +208,10 @@ where
                 }
             }
             if failed.len() == names.len() {
-                return Err(format!("no {family} program loads: {}", first_line(&all_err)));
+                return Err(format!(
+                    "no {family} program loads: {}",
+                    first_line(&all_err)
+                ));
             }
             open_load::<B>(family, opts.ring_size, &|p| !failed.iter().any(|f| f == p))
                 .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
@@ -303,7 +310,9 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
     use libbpf_rs::btf::types::{MemberAttr, Struct};
     use libbpf_rs::btf::{Btf, HasSize};
 
-    fn read<B: SkelBuilder<'static> + Default>(name: &str) -> Option<(usize, Vec<(String, usize)>)> {
+    fn read<B: SkelBuilder<'static> + Default>(
+        name: &str,
+    ) -> Option<(usize, Vec<(String, usize)>)> {
         let open = B::default().open(storage()).ok()?;
         let obj = open.open_object();
         // SAFETY: the pointer is valid for as long as `open` lives, which outlives `btf`.
@@ -317,7 +326,9 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
                     MemberAttr::Normal { offset } | MemberAttr::BitField { offset, .. } => offset,
                 };
                 (
-                    m.name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    m.name
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     off as usize / 8,
                 )
             })

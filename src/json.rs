@@ -44,7 +44,8 @@ impl<'a> Line<'a> {
             self.buf.push(b'-');
         }
         let mut b = itoa_buf();
-        self.buf.extend_from_slice(fmt_u64(&mut b, v.unsigned_abs()));
+        self.buf
+            .extend_from_slice(fmt_u64(&mut b, v.unsigned_abs()));
     }
 
     pub fn bool(&mut self, k: &str, v: bool) {

@@ -8,8 +8,8 @@ mod daemon;
 mod events;
 mod families;
 mod json;
-mod syscalls;
 mod sys;
+mod syscalls;
 
 use std::process::ExitCode;
 

@@ -106,7 +106,12 @@ pub fn prefix(b: &[u8], len: u32) -> &[u8] {
 }
 
 /// Renders one ring record as one JSON line appended to `buf`.
-pub fn render(ring: &str, clock: &WallClock, data: &[u8], buf: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub fn render(
+    ring: &str,
+    clock: &WallClock,
+    data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
     let name = type_name(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
     let mark = buf.len();

@@ -59,10 +59,7 @@ pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
             line.bytes("filename", prefix(&e.filename, e.filename_len));
             line.bytes_list("argv", argv(prefix(&e.args, e.args_len)));
             line.u64("argc", e.argc.into());
-            line.bool(
-                "filename_truncated",
-                e.flags & EXEC_FILENAME_TRUNCATED != 0,
-            );
+            line.bool("filename_truncated", e.flags & EXEC_FILENAME_TRUNCATED != 0);
             line.bool("argv_truncated", e.flags & EXEC_ARGS_TRUNCATED != 0);
         }
         kind::EXIT => {
@@ -80,7 +77,6 @@ pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -106,9 +102,29 @@ mod layout {
 
     #[test]
     fn mirrors_match_c() {
-        assert_layout!(Family::Process, "rw_header", Header, [seq, ts_ns, cgroup_id, kind, pid, tid, ppid, uid, gid, comm]);
-        assert_layout!(Family::Process, "exec_event", ExecEvent, [hdr, filename_len, args_len, argc, flags, filename, args]);
-        assert_layout!(Family::Process, "exit_event", ExitEvent, [hdr, exit_code, signal, lifetime_ns, core_dumped, pad]);
-        assert_layout!(Family::Process, "fork_event", ForkEvent, [hdr, child_pid, child_tid]);
+        assert_layout!(
+            Family::Process,
+            "rw_header",
+            Header,
+            [seq, ts_ns, cgroup_id, kind, pid, tid, ppid, uid, gid, comm]
+        );
+        assert_layout!(
+            Family::Process,
+            "exec_event",
+            ExecEvent,
+            [hdr, filename_len, args_len, argc, flags, filename, args]
+        );
+        assert_layout!(
+            Family::Process,
+            "exit_event",
+            ExitEvent,
+            [hdr, exit_code, signal, lifetime_ns, core_dumped, pad]
+        );
+        assert_layout!(
+            Family::Process,
+            "fork_event",
+            ForkEvent,
+            [hdr, child_pid, child_tid]
+        );
     }
 }
