@@ -91,11 +91,11 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut it = args.iter().peekable();
     let mut opts = RunOptions::default();
     let mut sub: Option<&str> = None;
-    if let Some(first) = it.peek() {
-        if !first.starts_with('-') {
-            sub = Some(first.as_str());
-            it.next();
-        }
+    if let Some(first) = it.peek()
+        && !first.starts_with('-')
+    {
+        sub = Some(first.as_str());
+        it.next();
     }
     match sub {
         None | Some("run") => {}
@@ -262,7 +262,7 @@ pub fn page_size() -> u64 {
 pub fn human(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (m, u) in UNITS {
-        if bytes >= m && bytes % m == 0 {
+        if bytes >= m && bytes.is_multiple_of(m) {
             return format!("{}{u}", bytes / m);
         }
     }

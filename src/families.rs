@@ -84,8 +84,6 @@ pub struct Loaded {
     pub family: Family,
     /// The ring buffer currently in slot 0 of the outer map.
     pub ring: MapHandle,
-    /// The ARRAY_OF_MAPS the programs reach their ring through.
-    pub outer: MapHandle,
     /// Produced / dropped counters (struct rw_counters per slot).
     pub stats: MapHandle,
     /// Family-specific maps by name (e.g. the syscall filter).
@@ -226,7 +224,9 @@ where
         MapHandle::try_from(&m).map_err(|e| format!("{family}: duplicating map {name}: {e}"))
     };
     let ring = handle(&format!("{family}_ring"))?;
-    let outer = handle(&format!("{family}_rings"))?;
+    // The programs reach the ring through this ARRAY_OF_MAPS; checked here so a
+    // program without it fails at load, not at the first resize.
+    handle(&format!("{family}_rings"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
     // struct rw_config { self_tgid, flags }
@@ -275,7 +275,6 @@ where
     Ok(Loaded {
         family,
         ring,
-        outer,
         stats,
         maps,
         ring_size,

@@ -2,8 +2,6 @@
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
 pub mod process;
 
-use std::mem::size_of;
-
 use plain::Plain;
 
 use crate::clock::{WallClock, write_rfc3339};
@@ -123,18 +121,13 @@ pub fn render(
         kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
         k => Err(DecodeError::UnknownType(k)),
     };
-    match r {
-        Ok(()) => {
-            line.end();
-            Ok(())
-        }
-        Err(e) => {
-            // Never leave half a line behind.
-            drop(line);
-            buf.truncate(mark);
-            Err(e)
-        }
+    if r.is_ok() {
+        line.end();
+    } else {
+        // Never leave half a line behind.
+        buf.truncate(mark);
     }
+    r
 }
 
 fn write_common(line: &mut Line, h: &Header, clock: &WallClock) {
@@ -154,16 +147,14 @@ fn write_common(line: &mut Line, h: &Header, clock: &WallClock) {
     line.u64("cgroup_id", h.cgroup_id);
 }
 
-/// Size of a record type, for the layout tests of each family.
-pub const HEADER_SIZE: usize = size_of::<Header>();
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::mem::size_of;
 
     #[test]
     fn header_is_64_bytes() {
-        assert_eq!(HEADER_SIZE, 64);
+        assert_eq!(size_of::<Header>(), 64);
     }
 
     #[test]
