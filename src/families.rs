@@ -11,6 +11,9 @@ mod skel {
     pub mod process {
         include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
     }
+    pub mod file {
+        include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +143,7 @@ impl Loaded {
 pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
     match family {
         Family::Process => load_with::<skel::process::ProcessSkelBuilder>(family, opts),
+        Family::File => load_with::<skel::file::FileSkelBuilder>(family, opts),
         _ => Err("not built yet".into()),
     }
 }
@@ -336,6 +340,7 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
     }
     match family {
         Family::Process => read::<skel::process::ProcessSkelBuilder>(name),
+        Family::File => read::<skel::file::FileSkelBuilder>(name),
         _ => None,
     }
 }

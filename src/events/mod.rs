@@ -1,5 +1,6 @@
 //! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
+pub mod file;
 pub mod process;
 
 use plain::Plain;
@@ -119,6 +120,7 @@ pub fn render(
     write_common(&mut line, h, clock);
     let r = match h.kind {
         kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
+        kind::OPEN => file::render(h.kind, data, &mut line),
         k => Err(DecodeError::UnknownType(k)),
     };
     if r.is_ok() {
