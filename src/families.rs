@@ -14,6 +14,12 @@ mod skel {
     pub mod file {
         include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
     }
+    pub mod syscall {
+        include!(concat!(env!("OUT_DIR"), "/syscall.skel.rs"));
+    }
+    pub mod cgroup {
+        include!(concat!(env!("OUT_DIR"), "/cgroup.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -144,6 +150,8 @@ pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
     match family {
         Family::Process => load_with::<skel::process::ProcessSkelBuilder>(family, opts),
         Family::File => load_with::<skel::file::FileSkelBuilder>(family, opts),
+        Family::Syscall => load_with::<skel::syscall::SyscallSkelBuilder>(family, opts),
+        Family::Cgroup => load_with::<skel::cgroup::CgroupSkelBuilder>(family, opts),
         _ => Err("not built yet".into()),
     }
 }
@@ -240,9 +248,14 @@ where
         .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
         .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
     let mut maps = Vec::new();
+    let plumbing = [
+        format!("{family}_ring"),
+        format!("{family}_rings"),
+        format!("{family}_stats"),
+    ];
     for m in obj.maps() {
         let name = m.name().to_string_lossy().into_owned();
-        if name.starts_with(family.name()) || name.starts_with('.') || name == "rw_config" {
+        if plumbing.contains(&name) || name.starts_with('.') || name == "rw_config" {
             continue;
         }
         maps.push((
@@ -250,6 +263,7 @@ where
             MapHandle::try_from(&m).map_err(|e| format!("{family}: map {name}: {e}"))?,
         ));
     }
+    init(family, &maps, opts)?;
     let ring_size = u64::from(ring.max_entries());
     let mut links = Vec::new();
     for p in obj.progs_mut() {
@@ -285,6 +299,34 @@ where
         programs,
         links,
     })
+}
+
+/// Family-specific settings written into the family's own maps, before anything is
+/// attached.
+fn init(family: Family, maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), String> {
+    let map = |name: &str| {
+        maps.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| format!("{family}: the BPF object has no map {name}"))
+    };
+    match family {
+        Family::Syscall => set_syscall_filter(map("syscall_filter")?, &opts.syscalls),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
+/// ignored). The filter is a map: a loaded family takes a new set without a reload
+/// (`loaded.map("syscall_filter")`).
+pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), String> {
+    for nr in 0..crate::syscalls::MAX_NR {
+        let on = u8::from(nrs.contains(&nr));
+        filter
+            .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
+            .map_err(|e| format!("syscall: writing syscall_filter[{nr}]: {e}"))?;
+    }
+    Ok(())
 }
 
 fn program_names<B>() -> Result<Vec<String>, String>
@@ -341,6 +383,8 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
     match family {
         Family::Process => read::<skel::process::ProcessSkelBuilder>(name),
         Family::File => read::<skel::file::FileSkelBuilder>(name),
+        Family::Syscall => read::<skel::syscall::SyscallSkelBuilder>(name),
+        Family::Cgroup => read::<skel::cgroup::CgroupSkelBuilder>(name),
         _ => None,
     }
 }

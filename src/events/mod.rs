@@ -1,7 +1,9 @@
 //! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
 pub mod file;
+pub mod cgroup;
 pub mod process;
+pub mod syscall;
 
 use plain::Plain;
 
@@ -121,6 +123,10 @@ pub fn render(
     let r = match h.kind {
         kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
         kind::OPEN => file::render(h.kind, data, &mut line),
+        kind::SYSCALL => syscall::render(h.kind, data, &mut line),
+        kind::CGROUP_MKDIR | kind::CGROUP_RMDIR | kind::CGROUP_ATTACH | kind::OOM_KILL => {
+            cgroup::render(h.kind, data, &mut line)
+        }
         k => Err(DecodeError::UnknownType(k)),
     };
     if r.is_ok() {

@@ -1,0 +1,133 @@
+//! Cgroup family records (bpf/cgroup.h): cgroup mkdir, rmdir, task attach, OOM kill.
+use plain::Plain;
+
+use super::{DecodeError, Header, cstr, kind, prefix, view};
+use crate::json::Line;
+
+pub const PATH_LEN: usize = 256;
+pub const OOM_COMM_LEN: usize = 16;
+pub const CGROUP_PATH_TRUNCATED: u32 = 1;
+pub const CGROUP_THREADGROUP: u32 = 2;
+pub const OOM_DETAIL: u32 = 1;
+pub const OOM_UID: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupEvent {
+    pub hdr: Header,
+    pub target_cgroup_id: u64,
+    pub hierarchy_id: u32,
+    pub level: u32,
+    pub task_pid: u32,
+    pub task_tid: u32,
+    pub flags: u32,
+    pub path_len: u32,
+    pub path: [u8; PATH_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for CgroupEvent {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OomEvent {
+    pub hdr: Header,
+    pub victim_pid: u32,
+    pub flags: u32,
+    pub victim_uid: u32,
+    pub oom_score_adj: i32,
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub pgtables_kb: u64,
+    pub victim_comm: [u8; OOM_COMM_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for OomEvent {}
+
+pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+    if k == kind::OOM_KILL {
+        let e: &OomEvent = view(data, k)?;
+        line.u64("victim_pid", e.victim_pid.into());
+        // Older kernels report the pid only: leave out what they do not say.
+        if e.flags & OOM_DETAIL != 0 {
+            line.bytes("victim_comm", cstr(&e.victim_comm));
+            line.i64("oom_score_adj", e.oom_score_adj.into());
+            line.u64("total_vm_kb", e.total_vm_kb);
+            line.u64("anon_rss_kb", e.anon_rss_kb);
+            line.u64("file_rss_kb", e.file_rss_kb);
+            line.u64("shmem_rss_kb", e.shmem_rss_kb);
+            line.u64("pgtables_kb", e.pgtables_kb);
+        }
+        if e.flags & OOM_UID != 0 {
+            line.u64("victim_uid", e.victim_uid.into());
+        }
+        return Ok(());
+    }
+    let e: &CgroupEvent = view(data, k)?;
+    line.bytes("cgroup_path", prefix(&e.path, e.path_len));
+    line.bool(
+        "cgroup_path_truncated",
+        e.flags & CGROUP_PATH_TRUNCATED != 0,
+    );
+    line.u64("target_cgroup_id", e.target_cgroup_id);
+    line.u64("hierarchy_id", e.hierarchy_id.into());
+    line.u64("level", e.level.into());
+    if k == kind::CGROUP_ATTACH {
+        line.u64("task_pid", e.task_pid.into());
+        line.u64("task_tid", e.task_tid.into());
+        line.bool("threadgroup", e.flags & CGROUP_THREADGROUP != 0);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use crate::assert_layout;
+    use crate::families::Family;
+
+    #[test]
+    fn mirrors_match_c() {
+        assert_layout!(
+            Family::Cgroup,
+            "rw_header",
+            Header,
+            [seq, ts_ns, cgroup_id, kind, pid, tid, ppid, uid, gid, comm]
+        );
+        assert_layout!(
+            Family::Cgroup,
+            "cgroup_event",
+            CgroupEvent,
+            [
+                hdr,
+                target_cgroup_id,
+                hierarchy_id,
+                level,
+                task_pid,
+                task_tid,
+                flags,
+                path_len,
+                path
+            ]
+        );
+        assert_layout!(
+            Family::Cgroup,
+            "oom_event",
+            OomEvent,
+            [
+                hdr,
+                victim_pid,
+                flags,
+                victim_uid,
+                oom_score_adj,
+                total_vm_kb,
+                anon_rss_kb,
+                file_rss_kb,
+                shmem_rss_kb,
+                pgtables_kb,
+                victim_comm
+            ]
+        );
+    }
+}

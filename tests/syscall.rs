@@ -1,0 +1,192 @@
+//! Syscall family against the real kernel: N calls of a configured syscall by this
+//! thread -> exactly N events, with number, name, first argument, return value, latency.
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Daemon, Finished, gettid, i, u};
+use serde_json::Value;
+
+/// Events of `name` made by thread `tid`.
+fn calls<'a>(f: &'a Finished, tid: u32, name: &'a str) -> Vec<&'a Value> {
+    f.of_type("syscall")
+        .filter(|e| u(&e["tid"]) == u64::from(tid) && e["name"] == name)
+        .collect()
+}
+
+/// `arg0`: None for syscalls without arguments (the register holds whatever it held).
+fn check(e: &Value, nr: i64, arg0: Option<u64>, ret: i64) {
+    assert_eq!(i(&e["nr"]), nr, "{e}");
+    if let Some(a) = arg0 {
+        assert_eq!(u(&e["args"][0]), a, "{e}");
+    }
+    assert_eq!(e["args"].as_array().map(Vec::len), Some(6), "{e}");
+    assert_eq!(i(&e["ret"]), ret, "{e}");
+    assert_eq!(u(&e["pid"]), u64::from(std::process::id()), "{e}");
+    assert_eq!(e["ring"], "syscall");
+    let lat = u(&e["latency_ns"]);
+    assert!(lat > 0 && lat < 1_000_000_000, "latency {lat} ns: {e}");
+}
+
+#[test]
+fn configured_set_gives_exact_counts_args_and_returns() {
+    let d = Daemon::start(
+        "syscall",
+        &[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getppid,getpgid,personality",
+        ],
+    );
+    let tid = gettid();
+    // libc::syscall, not the libc wrappers: every call must really enter the kernel.
+    // SAFETY: these syscalls take plain integers and have no memory effects.
+    let ppid = unsafe { libc::syscall(libc::SYS_getppid) };
+    for _ in 1..1000 {
+        // SAFETY: as above.
+        let r = unsafe { libc::syscall(libc::SYS_getppid) };
+        assert_eq!(r, ppid);
+    }
+    let mut persona = Vec::new();
+    for _ in 0..10 {
+        // 0xffffffff only queries the persona.
+        // SAFETY: as above.
+        persona.push(unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu64) });
+    }
+    for _ in 0..5 {
+        // SAFETY: as above. No such process: fails with ESRCH.
+        let r = unsafe { libc::syscall(libc::SYS_getpgid, 1_234_567) };
+        assert_eq!(r, -1);
+    }
+    let f = d.stop();
+    f.assert_exact();
+
+    let getppid = calls(&f, tid, "getppid");
+    assert_eq!(getppid.len(), 1000, "getppid events of this thread");
+    for e in &getppid {
+        check(e, libc::SYS_getppid, None, ppid);
+    }
+    let pers = calls(&f, tid, "personality");
+    assert_eq!(pers.len(), 10, "personality events of this thread");
+    for (e, r) in pers.iter().zip(&persona) {
+        check(e, libc::SYS_personality, Some(0xffff_ffff), *r);
+    }
+    let pgid = calls(&f, tid, "getpgid");
+    assert_eq!(pgid.len(), 5, "getpgid events of this thread");
+    for e in &pgid {
+        check(
+            e,
+            libc::SYS_getpgid,
+            Some(1_234_567),
+            -i64::from(libc::ESRCH),
+        );
+    }
+    // Nothing else of this thread: the filter holds exactly the three.
+    let mine = f
+        .of_type("syscall")
+        .filter(|e| u(&e["tid"]) == u64::from(tid))
+        .count();
+    assert_eq!(mine, 1015);
+    // In order, one sequence number each.
+    let seqs: Vec<u64> = getppid.iter().map(|e| u(&e["seq"])).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn default_set_reports_personality_and_not_getppid() {
+    let d = Daemon::start("syscall-default", &["--only", "syscall"]);
+    let tid = gettid();
+    for _ in 0..7 {
+        // SAFETY: plain integer syscalls without memory effects.
+        unsafe {
+            libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
+            libc::syscall(libc::SYS_getppid);
+        }
+    }
+    let f = d.stop();
+    f.assert_exact();
+    let pers = calls(&f, tid, "personality");
+    assert_eq!(pers.len(), 7, "personality is in the default set");
+    for e in &pers {
+        assert_eq!(i(&e["nr"]), libc::SYS_personality);
+        assert_eq!(u(&e["args"][0]), 0xffff_ffff);
+    }
+    assert_eq!(calls(&f, tid, "getppid").len(), 0, "getppid is not");
+}
+
+/// With RW_EXEC_HELPER=1 (the test below runs this binary so): a thread that is not the
+/// leader execs /bin/true. The kernel gives it the leader's pid before execve returns.
+#[test]
+#[ignore = "helper process for execve_returns_in_the_new_image"]
+fn exec_helper() {
+    if std::env::var_os("RW_EXEC_HELPER").is_none() {
+        return;
+    }
+    let t = std::thread::spawn(|| {
+        let prog = c"/bin/true";
+        let argv = [prog.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: NUL-terminated argv and envp arrays of C strings.
+        unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        std::process::exit(99);
+    });
+    let _ = t.join();
+    std::process::exit(98);
+}
+
+#[test]
+fn execve_returns_in_the_new_image() {
+    let d = Daemon::start(
+        "syscall-exec",
+        &["--only", "syscall", "--syscalls", "execve"],
+    );
+    // 20 plain children: one execve each, returning 0 in the new image.
+    let mut kids = Vec::new();
+    for _ in 0..20 {
+        let mut c = Command::new("/bin/true").spawn().expect("spawn true");
+        kids.push(u64::from(c.id()));
+        assert!(c.wait().expect("wait").success());
+    }
+    // A multi-threaded process whose second thread execs.
+    let mut h = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "exec_helper", "--nocapture"])
+        .env("RW_EXEC_HELPER", "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn helper");
+    let hpid = u64::from(h.id());
+    assert!(
+        h.wait().expect("wait helper").success(),
+        "/bin/true exits 0"
+    );
+    let f = d.stop();
+    f.assert_exact();
+
+    for pid in &kids {
+        let ev: Vec<_> = f
+            .of_type("syscall")
+            .filter(|e| u(&e["pid"]) == *pid)
+            .collect();
+        assert_eq!(ev.len(), 1, "one execve of child {pid}: {ev:?}");
+        assert_eq!(ev[0]["name"], "execve");
+        assert_eq!(i(&ev[0]["ret"]), 0);
+        assert_eq!(u(&ev[0]["tid"]), *pid);
+        assert_eq!(ev[0]["comm"], "true");
+    }
+    let ev: Vec<_> = f
+        .of_type("syscall")
+        .filter(|e| u(&e["pid"]) == hpid)
+        .collect();
+    assert_eq!(
+        ev.len(),
+        2,
+        "helper: its own execve and its thread's: {ev:?}"
+    );
+    for e in &ev {
+        assert_eq!(e["name"], "execve");
+        assert_eq!(i(&e["ret"]), 0);
+        assert_eq!(u(&e["tid"]), hpid, "reported under the leader's pid: {e}");
+    }
+    assert_eq!(ev[1]["comm"], "true");
+}
