@@ -11,6 +11,9 @@ mod skel {
     pub mod process {
         include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
     }
+    pub mod anomaly {
+        include!(concat!(env!("OUT_DIR"), "/anomaly.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,6 +145,7 @@ impl Loaded {
 pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
     match family {
         Family::Process => load_with::<skel::process::ProcessSkelBuilder>(family, opts),
+        Family::Anomaly => load_with::<skel::anomaly::AnomalySkelBuilder>(family, opts),
         _ => Err("not built yet".into()),
     }
 }
@@ -337,6 +341,7 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
     }
     match family {
         Family::Process => read::<skel::process::ProcessSkelBuilder>(name),
+        Family::Anomaly => read::<skel::anomaly::AnomalySkelBuilder>(name),
         _ => None,
     }
 }
