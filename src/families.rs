@@ -20,6 +20,9 @@ mod skel {
     pub mod cgroup {
         include!(concat!(env!("OUT_DIR"), "/cgroup.skel.rs"));
     }
+    pub mod anomaly {
+        include!(concat!(env!("OUT_DIR"), "/anomaly.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,6 +155,7 @@ pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
         Family::File => load_with::<skel::file::FileSkelBuilder>(family, opts),
         Family::Syscall => load_with::<skel::syscall::SyscallSkelBuilder>(family, opts),
         Family::Cgroup => load_with::<skel::cgroup::CgroupSkelBuilder>(family, opts),
+        Family::Anomaly => load_with::<skel::anomaly::AnomalySkelBuilder>(family, opts),
         _ => Err("not built yet".into()),
     }
 }
@@ -385,6 +389,7 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
         Family::File => read::<skel::file::FileSkelBuilder>(name),
         Family::Syscall => read::<skel::syscall::SyscallSkelBuilder>(name),
         Family::Cgroup => read::<skel::cgroup::CgroupSkelBuilder>(name),
+        Family::Anomaly => read::<skel::anomaly::AnomalySkelBuilder>(name),
         _ => None,
     }
 }

@@ -21,7 +21,14 @@ fn getppid_n(n: usize) {
 fn one_page_ring_burst_counts_every_drop() {
     let d = Daemon::start(
         "acct-burst",
-        &["--only", "syscall", "--syscalls", "getppid", "--ring-size", "syscall=4KiB"],
+        &[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getppid",
+            "--ring-size",
+            "syscall=4KiB",
+        ],
     );
     let tid = gettid() as u64;
     getppid_n(100_000);
@@ -30,7 +37,10 @@ fn one_page_ring_burst_counts_every_drop() {
     let r = f.ring("syscall");
     let (produced, received, dropped) = (u(&r["produced"]), u(&r["received"]), u(&r["dropped"]));
     assert_eq!(u(&r["size"]), 4096);
-    assert!(dropped > 0, "a one-page ring must overflow under a 100k burst: {r}");
+    assert!(
+        dropped > 0,
+        "a one-page ring must overflow under a 100k burst: {r}"
+    );
     assert_eq!(produced, received + dropped);
 
     // Every attempt got a unique sequence number; the missing ones are exactly the drops.
@@ -42,21 +52,38 @@ fn one_page_ring_burst_counts_every_drop() {
         .collect();
     let set: HashSet<u64> = seqs.iter().copied().collect();
     assert_eq!(set.len(), seqs.len(), "duplicate sequence numbers");
-    assert!(seqs.iter().all(|&s| s < produced), "sequence beyond produced");
-    assert_eq!(produced - set.len() as u64, dropped, "gaps in seq != dropped");
+    assert!(
+        seqs.iter().all(|&s| s < produced),
+        "sequence beyond produced"
+    );
+    assert_eq!(
+        produced - set.len() as u64,
+        dropped,
+        "gaps in seq != dropped"
+    );
 
     let mine = f
         .of_type("syscall")
         .filter(|e| u(&e["tid"]) == tid && e["name"] == "getppid")
         .count() as u64;
-    assert!(mine <= 100_000 && mine + dropped >= 100_000, "mine={mine} dropped={dropped}");
+    assert!(
+        mine <= 100_000 && mine + dropped >= 100_000,
+        "mine={mine} dropped={dropped}"
+    );
 }
 
 #[test]
 fn events_produced_just_before_sigterm_are_delivered() {
     let d = Daemon::start(
         "acct-drain",
-        &["--only", "syscall", "--syscalls", "getppid", "--ring-size", "syscall=8MiB"],
+        &[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getppid",
+            "--ring-size",
+            "syscall=8MiB",
+        ],
     );
     let tid = gettid() as u64;
     getppid_n(20_000);
@@ -64,10 +91,7 @@ fn events_produced_just_before_sigterm_are_delivered() {
     let f = d.stop();
     f.assert_exact();
     assert_eq!(u(&f.ring("syscall")["dropped"]), 0);
-    let mine = f
-        .of_type("syscall")
-        .filter(|e| u(&e["tid"]) == tid)
-        .count();
+    let mine = f.of_type("syscall").filter(|e| u(&e["tid"]) == tid).count();
     assert_eq!(mine, 20_000);
 }
 
@@ -77,7 +101,14 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
     // that missed a wake-up would sit until its 1 s safety tick and overflow the ring.
     let d = Daemon::start(
         "acct-stall",
-        &["--only", "syscall", "--syscalls", "getppid", "--ring-size", "syscall=2MiB"],
+        &[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getppid",
+            "--ring-size",
+            "syscall=2MiB",
+        ],
     );
     let tid = gettid() as u64;
     for _ in 0..40 {
@@ -95,7 +126,10 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
         if n == 200_000 {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "only {n} of 200000 delivered live");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "only {n} of 200000 delivered live"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let f = d.stop();

@@ -6,7 +6,10 @@ use std::process::Command;
 use common::BIN;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN).args(args).output().expect("run ringwarden");
+    let o = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run ringwarden");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -58,11 +61,20 @@ fn check_reports_every_program_and_passes_here() {
     common::ensure_tracefs();
     let (code, out, err) = run(&["check"]);
     assert_eq!(code, 0, "check failed here:\n{out}\n{err}");
-    for word in ["kernel:", "btf:", "ring buffer: supported", "tracefs:", "result: ok"] {
+    for word in [
+        "kernel:",
+        "btf:",
+        "ring buffer: supported",
+        "tracefs:",
+        "result: ok",
+    ] {
         assert!(out.contains(word), "check output lacks {word:?}:\n{out}");
     }
     for fam in ["process", "file", "network", "syscall", "cgroup", "anomaly"] {
-        assert!(out.contains(&format!("program {fam}/")), "no {fam} programs in:\n{out}");
+        assert!(
+            out.contains(&format!("program {fam}/")),
+            "no {fam} programs in:\n{out}"
+        );
     }
     assert!(!out.contains("FAILED"));
 }

@@ -1,7 +1,8 @@
 //! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
-pub mod file;
+pub mod anomaly;
 pub mod cgroup;
+pub mod file;
 pub mod process;
 pub mod syscall;
 
@@ -127,6 +128,7 @@ pub fn render(
         kind::CGROUP_MKDIR | kind::CGROUP_RMDIR | kind::CGROUP_ATTACH | kind::OOM_KILL => {
             cgroup::render(h.kind, data, &mut line)
         }
+        kind::ANOMALY => anomaly::render(data, &mut line),
         k => Err(DecodeError::UnknownType(k)),
     };
     if r.is_ok() {

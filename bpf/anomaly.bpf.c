@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Anomaly family: security rules evaluated in the kernel; only matches reach the ring.
+ * Syscall rules use tracepoint/syscalls/... (tracefs), the exec rules tp_btf. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "anomaly.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+RW_DECLARE_RING(anomaly, 256 * 1024);
+
+/* Contexts of the per-syscall tracepoints, as their tracefs format files give them
+ * (stable ABI: every argument widened to 8 bytes from offset 16). Own types, not
+ * vmlinux's, so no CO-RE relocation can misplace them. */
+struct rw_sys_enter_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct rw_sys_exit_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+/* ---- setuid_root ----------------------------------------------------------------- */
+
+/* Creds of a non-root caller at syscall entry, by tid, until the matching exit. */
+struct uid_stash {
+	__u32 uid;
+	__u32 euid;
+	__u32 fsuid;
+	__u32 code;
+};
+
+/* LRU: a thread killed inside the syscall never reaches the exit and must not leak. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct uid_stash);
+} anomaly_uid_stash SEC(".maps");
+
+static __always_inline int uid_enter(__u32 code)
+{
+	if (rw_is_self())
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct uid_stash s = {
+		.uid = BPF_CORE_READ(task, cred, uid.val),
+		.euid = BPF_CORE_READ(task, cred, euid.val),
+		.fsuid = BPF_CORE_READ(task, cred, fsuid.val),
+		.code = code,
+	};
+	/* Root callers cannot gain root: nothing to remember (the common case). */
+	if (s.uid == 0 || s.euid == 0)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&anomaly_uid_stash, &tid, &s, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct uid_stash *p = bpf_map_lookup_elem(&anomaly_uid_stash, &tid);
+	if (!p)
+		return 0;
+	struct uid_stash old = *p;
+	bpf_map_delete_elem(&anomaly_uid_stash, &tid);
+	/* setfsuid returns the previous fsuid, not 0: only the creds tell. */
+	if (old.code != RW_SC_SETFSUID && ctx->ret != 0)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
+	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	if (euid != 0 && uid != 0 && !(fsuid == 0 && old.fsuid != 0))
+		return 0;
+	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	if (!e)
+		return 0;
+	e->rule = RW_RULE_SETUID_ROOT;
+	e->severity = RW_SEV_CRITICAL;
+	e->code = old.code;
+	e->flags = 0;
+	e->args[0] = old.uid;
+	e->args[1] = old.euid;
+	e->args[2] = old.fsuid;
+	e->args[3] = uid;
+	e->args[4] = euid;
+	e->args[5] = fsuid;
+	e->detail_len = 0;
+	e->name_len = 0;
+	e->detail[0] = 0;
+	e->name[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_setuid")
+int anomaly_setuid_enter(struct rw_sys_enter_ctx *ctx)
+{
+	return uid_enter(RW_SC_SETUID);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int anomaly_setuid_exit(struct rw_sys_exit_ctx *ctx)
+{
+	return uid_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_setreuid")
+int anomaly_setreuid_enter(struct rw_sys_enter_ctx *ctx)
+{
+	return uid_enter(RW_SC_SETREUID);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setreuid")
+int anomaly_setreuid_exit(struct rw_sys_exit_ctx *ctx)
+{
+	return uid_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_setresuid")
+int anomaly_setresuid_enter(struct rw_sys_enter_ctx *ctx)
+{
+	return uid_enter(RW_SC_SETRESUID);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setresuid")
+int anomaly_setresuid_exit(struct rw_sys_exit_ctx *ctx)
+{
+	return uid_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_setfsuid")
+int anomaly_setfsuid_enter(struct rw_sys_enter_ctx *ctx)
+{
+	return uid_enter(RW_SC_SETFSUID);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setfsuid")
+int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
+{
+	return uid_exit(ctx);
+}
+
+/* ---- exec_from_tmp / exec_from_memfd ---------------------------------------------- */
+
+#define RW_WALK_MAX 64
+
+/* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
+static __always_inline long dname8(struct dentry *d, char buf[8])
+{
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	return bpf_probe_read_kernel_str(buf, 8, name);
+}
+
+static __always_inline bool is3(const char b[8], long n, char a, char c, char d)
+{
+	return n == 4 && b[0] == a && b[1] == c && b[2] == d;
+}
+
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct dentry *root_d;
+	struct vfsmount *root_vm;
+	__u64 mnt_off;
+	struct dentry *top;
+	struct dentry *second;
+	__u32 depth;
+	__u32 reached;
+};
+
+/* One step up; 1 ends the walk. A bpf_loop callback is verified once, where an open
+ * coded loop of mount crossings blows the verifier's budget. */
+static long walk_step(__u32 i, struct walk_ctx *c)
+{
+	/* Locals: BPF_CORE_READ(c->x, ...) would make walk_ctx itself relocatable. */
+	struct dentry *d = c->d;
+	struct vfsmount *vm = c->vm;
+	if (d == c->root_d && vm == c->root_vm) {
+		c->reached = 1;
+		return 1;
+	}
+	if (d == BPF_CORE_READ(vm, mnt_root)) {
+		struct mount *m = (struct mount *)((void *)vm - c->mnt_off);
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m) {
+			/* The namespace root. */
+			c->reached = 1;
+			return 1;
+		}
+		c->d = BPF_CORE_READ(m, mnt_mountpoint);
+		c->vm = (struct vfsmount *)((void *)parent + c->mnt_off);
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	/* A disconnected or pseudo dentry: not under any directory. */
+	if (up == d)
+		return 1;
+	c->second = c->top;
+	c->top = d;
+	c->depth++;
+	c->d = up;
+	return 0;
+}
+
+/* Where the resolved file lives: walks from the file up to the task's root (crossing
+ * mounts as d_path does) keeping the last two components. 0 when no rule matches or
+ * the path is deeper than RW_WALK_MAX steps (then the top is unknown). */
+static __always_inline __u32 tmp_location(struct task_struct *task, struct file *file)
+{
+	struct walk_ctx c = {
+		.d = BPF_CORE_READ(file, f_path.dentry),
+		.vm = BPF_CORE_READ(file, f_path.mnt),
+		.root_d = BPF_CORE_READ(task, fs, root.dentry),
+		.root_vm = BPF_CORE_READ(task, fs, root.mnt),
+		.mnt_off = bpf_core_field_offset(struct mount, mnt),
+	};
+	bpf_loop(RW_WALK_MAX, walk_step, &c, 0);
+	/* The file itself must be below the directory, not the directory. */
+	if (!c.reached || c.depth < 2 || !c.top)
+		return 0;
+	char a[8] = {}, b[8] = {};
+	long na = dname8(c.top, a);
+	if (is3(a, na, 't', 'm', 'p'))
+		return RW_LOC_TMP;
+	if (c.depth < 3 || !c.second)
+		return 0;
+	long nb = dname8(c.second, b);
+	if (is3(a, na, 'v', 'a', 'r') && is3(b, nb, 't', 'm', 'p'))
+		return RW_LOC_VAR_TMP;
+	if (is3(a, na, 'd', 'e', 'v') && is3(b, nb, 's', 'h', 'm'))
+		return RW_LOC_DEV_SHM;
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (rw_is_self())
+		return 0;
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *fd = BPF_CORE_READ(file, f_path.dentry);
+	char head[8] = {};
+	dname8(fd, head);
+	__u32 rule, severity, loc = 0;
+	/* memfd files are named "memfd:<name>" (shmem and hugetlbfs alike). */
+	if (head[0] == 'm' && head[1] == 'e' && head[2] == 'm' && head[3] == 'f' &&
+	    head[4] == 'd' && head[5] == ':') {
+		rule = RW_RULE_EXEC_FROM_MEMFD;
+		severity = RW_SEV_HIGH;
+	} else {
+		loc = tmp_location(p, file);
+		if (!loc)
+			return 0;
+		rule = RW_RULE_EXEC_FROM_TMP;
+		severity = RW_SEV_MEDIUM;
+	}
+	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	if (!e)
+		return 0;
+	e->rule = rule;
+	e->severity = severity;
+	e->code = 0;
+	e->flags = 0;
+	e->args[0] = loc;
+	e->args[1] = 0;
+	e->args[2] = 0;
+	e->args[3] = 0;
+	e->args[4] = 0;
+	e->args[5] = 0;
+	long n = bpf_probe_read_kernel_str(e->detail, sizeof(e->detail), BPF_CORE_READ(bprm, filename));
+	if (n < 1) {
+		n = 1;
+		e->detail[0] = 0;
+	}
+	/* A string that filled the buffer may have been cut short. */
+	if (n == sizeof(e->detail))
+		e->flags |= RW_ANOMALY_DETAIL_TRUNCATED;
+	e->detail_len = n - 1;
+	n = bpf_probe_read_kernel_str(e->name, sizeof(e->name), BPF_CORE_READ(fd, d_name.name));
+	if (n < 1) {
+		n = 1;
+		e->name[0] = 0;
+	}
+	if (n == sizeof(e->name))
+		e->flags |= RW_ANOMALY_NAME_TRUNCATED;
+	e->name_len = n - 1;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- ptrace_attach ---------------------------------------------------------------- */
+
+#define RW_PTRACE_ATTACH 16
+#define RW_PTRACE_SEIZE 0x4206
+
+static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
+{
+	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	if (!e)
+		return NULL;
+	e->rule = rule;
+	e->severity = severity;
+	e->code = 0;
+	e->flags = 0;
+	for (int i = 0; i < RW_ANOMALY_ARGS; i++)
+		e->args[i] = 0;
+	e->detail_len = 0;
+	e->name_len = 0;
+	e->detail[0] = 0;
+	e->name[0] = 0;
+	return e;
+}
+
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
+{
+	__u64 req = ctx->args[0];
+	if (req != RW_PTRACE_ATTACH && req != RW_PTRACE_SEIZE)
+		return 0;
+	if (rw_is_self())
+		return 0;
+	struct anomaly_event *e = reserve_rule(RW_RULE_PTRACE_ATTACH, RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	e->args[0] = (__u32)ctx->args[1];
+	e->args[1] = req;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- bpf_prog_load ---------------------------------------------------------------- */
+
+#define RW_BPF_PROG_LOAD 5
+/* Offsets in the user's union bpf_attr for BPF_PROG_LOAD (UAPI, fixed). */
+#define RW_ATTR_PROG_TYPE 0
+#define RW_ATTR_INSN_CNT 4
+#define RW_ATTR_PROG_NAME 48
+#define RW_BPF_OBJ_NAME_LEN 16
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int anomaly_bpf(struct rw_sys_enter_ctx *ctx)
+{
+	if ((__u32)ctx->args[0] != RW_BPF_PROG_LOAD)
+		return 0;
+	if (rw_is_self())
+		return 0;
+	struct anomaly_event *e = reserve_rule(RW_RULE_BPF_PROG_LOAD, RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	void *uattr = (void *)ctx->args[1];
+	__u32 size = (__u32)ctx->args[2];
+	__u32 v = 0;
+	if (size >= RW_ATTR_PROG_TYPE + 4 &&
+	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_PROG_TYPE) == 0)
+		e->args[0] = v;
+	v = 0;
+	if (size >= RW_ATTR_INSN_CNT + 4 &&
+	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_INSN_CNT) == 0)
+		e->args[1] = v;
+	e->args[2] = size;
+	/* An older, shorter attr has no name (the kernel treats the missing tail as 0). */
+	if (size >= RW_ATTR_PROG_NAME + RW_BPF_OBJ_NAME_LEN &&
+	    bpf_probe_read_user(e->name, RW_BPF_OBJ_NAME_LEN, uattr + RW_ATTR_PROG_NAME) == 0) {
+		e->name[RW_BPF_OBJ_NAME_LEN] = 0;
+		__u32 n = 0;
+		for (int i = 0; i < RW_BPF_OBJ_NAME_LEN; i++) {
+			if (e->name[i] == 0)
+				break;
+			n++;
+		}
+		e->name_len = n;
+	} else {
+		e->name[0] = 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- module_load (attempts; the tracepoints exist only with CONFIG_MODULES) ------- */
+
+static __always_inline void module_params(struct anomaly_event *e, const char *uargs)
+{
+	long n = bpf_probe_read_user_str(e->detail, sizeof(e->detail), uargs);
+	if (n < 1) {
+		n = 1;
+		e->detail[0] = 0;
+	}
+	if (n == sizeof(e->detail))
+		e->flags |= RW_ANOMALY_DETAIL_TRUNCATED;
+	e->detail_len = n - 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_init_module")
+int anomaly_init_module(struct rw_sys_enter_ctx *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	struct anomaly_event *e = reserve_rule(RW_RULE_MODULE_LOAD, RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	e->code = RW_SC_INIT_MODULE;
+	e->args[0] = ctx->args[1]; /* len */
+	module_params(e, (const char *)ctx->args[2]);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_finit_module")
+int anomaly_finit_module(struct rw_sys_enter_ctx *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	struct anomaly_event *e = reserve_rule(RW_RULE_MODULE_LOAD, RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	e->code = RW_SC_FINIT_MODULE;
+	e->args[0] = (__u64)(__s64)(int)ctx->args[0]; /* fd, sign kept */
+	e->args[1] = ctx->args[2];                    /* flags */
+	module_params(e, (const char *)ctx->args[1]);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+RW_LAYOUT(anomaly_event);

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Anomaly family: rules evaluated in the kernel, one record type for all of them.
+ * Mirrored in src/events/anomaly.rs, which also names rules, severities and codes. */
+#ifndef RW_ANOMALY_H
+#define RW_ANOMALY_H
+#include "common.h"
+
+#define RW_ANOMALY_DETAIL_LEN 256
+#define RW_ANOMALY_NAME_LEN 64
+#define RW_ANOMALY_ARGS 6
+
+/* anomaly_event.rule */
+enum rw_anomaly_rule {
+	RW_RULE_SETUID_ROOT = 1,
+	RW_RULE_EXEC_FROM_TMP = 2,
+	RW_RULE_EXEC_FROM_MEMFD = 3,
+	RW_RULE_PTRACE_ATTACH = 4,
+	RW_RULE_BPF_PROG_LOAD = 5,
+	RW_RULE_MODULE_LOAD = 6,
+};
+
+/* anomaly_event.severity */
+enum rw_anomaly_severity {
+	RW_SEV_LOW = 1,
+	RW_SEV_MEDIUM = 2,
+	RW_SEV_HIGH = 3,
+	RW_SEV_CRITICAL = 4,
+};
+
+/* Syscall codes in args[] (setuid_root, module_load). */
+enum rw_anomaly_syscall {
+	RW_SC_SETUID = 1,
+	RW_SC_SETREUID = 2,
+	RW_SC_SETRESUID = 3,
+	RW_SC_SETFSUID = 4,
+	RW_SC_INIT_MODULE = 5,
+	RW_SC_FINIT_MODULE = 6,
+};
+
+/* Location codes in args[0] of exec_from_tmp. */
+enum rw_anomaly_location {
+	RW_LOC_TMP = 1,     /* /tmp */
+	RW_LOC_VAR_TMP = 2, /* /var/tmp */
+	RW_LOC_DEV_SHM = 3, /* /dev/shm */
+};
+
+/* anomaly_event.flags */
+#define RW_ANOMALY_DETAIL_TRUNCATED 1
+#define RW_ANOMALY_NAME_TRUNCATED 2
+
+/* What args[], detail and name hold depends on the rule:
+ *  setuid_root:     args = old_uid, old_euid, old_fsuid, new_uid, new_euid, new_fsuid;
+ *                   detail unused; the syscall code is in `code`.
+ *  exec_from_tmp:   args[0] = location; detail = bprm->filename; name = the file's dentry.
+ *  exec_from_memfd: detail = bprm->filename; name = the file's dentry ("memfd:...").
+ *  ptrace_attach:   args = target_pid, request.
+ *  bpf_prog_load:   args = prog_type, insn_cnt, attr size; name = prog_name.
+ *  module_load:     args = fd (finit) or len (init), flags (finit); detail = the
+ *                   parameter string; `code` = the syscall. */
+struct anomaly_event {
+	struct rw_header hdr;
+	__u32 rule;     /* enum rw_anomaly_rule */
+	__u32 severity; /* enum rw_anomaly_severity */
+	__u32 code;     /* enum rw_anomaly_syscall, when the rule has one */
+	__u32 flags;
+	__u64 args[RW_ANOMALY_ARGS];
+	__u32 detail_len; /* bytes in detail, without the NUL */
+	__u32 name_len;   /* bytes in name, without the NUL */
+	char detail[RW_ANOMALY_DETAIL_LEN];
+	char name[RW_ANOMALY_NAME_LEN];
+};
+
+#endif
