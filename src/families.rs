@@ -1,7 +1,6 @@
 //! The event families: their BPF skeletons, loading with graceful degradation, attaching.
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
@@ -98,8 +97,6 @@ pub struct Loaded {
     pub ring: MapHandle,
     /// Produced / dropped counters (struct rw_counters per slot).
     pub stats: MapHandle,
-    /// Family-specific maps by name (e.g. the syscall filter).
-    pub maps: Vec<(String, MapHandle)>,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
@@ -141,9 +138,6 @@ impl Loaded {
         self.links.clear();
     }
 
-    pub fn map(&self, name: &str) -> Option<&MapHandle> {
-        self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
-    }
 }
 
 /// Loads and attaches one family. Programs that fail to load or attach are reported in
@@ -292,13 +286,10 @@ where
             error,
         });
     }
-    // Ring fd stays valid through `ring`; make sure it is one.
-    let _ = ring.as_fd();
     Ok(Loaded {
         family,
         ring,
         stats,
-        maps,
         ring_size,
         programs,
         links,

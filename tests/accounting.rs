@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, gettid, u};
 
-fn getppid_n(n: usize) {
+/// `n` raw calls of a no-op syscall, so each one really enters the kernel. Each test
+/// uses its own syscall: tests run in parallel and every daemon sees the whole machine.
+fn syscall_n(nr: libc::c_long, n: usize) {
     for _ in 0..n {
-        // SAFETY: getppid has no arguments and cannot fail; the raw syscall makes sure
-        // every call enters the kernel.
+        // SAFETY: getppid/getpgid(0)/getsid(0) only read the caller's ids.
         unsafe {
-            libc::syscall(libc::SYS_getppid);
+            libc::syscall(nr, 0);
         }
     }
 }
@@ -31,7 +32,7 @@ fn one_page_ring_burst_counts_every_drop() {
         ],
     );
     let tid = gettid() as u64;
-    getppid_n(100_000);
+    syscall_n(libc::SYS_getppid, 100_000);
     let f = d.stop();
     f.assert_exact();
     let r = f.ring("syscall");
@@ -80,13 +81,13 @@ fn events_produced_just_before_sigterm_are_delivered() {
             "--only",
             "syscall",
             "--syscalls",
-            "getppid",
+            "getpgid",
             "--ring-size",
             "syscall=8MiB",
         ],
     );
     let tid = gettid() as u64;
-    getppid_n(20_000);
+    syscall_n(libc::SYS_getpgid, 20_000);
     // No pause: the stop must drain what is still in the ring.
     let f = d.stop();
     f.assert_exact();
@@ -105,24 +106,21 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
             "--only",
             "syscall",
             "--syscalls",
-            "getppid",
+            "getsid",
             "--ring-size",
             "syscall=2MiB",
         ],
     );
     let tid = gettid() as u64;
     for _ in 0..40 {
-        getppid_n(5_000);
+        syscall_n(libc::SYS_getsid, 5_000);
         std::thread::sleep(Duration::from_millis(20));
     }
     // Delivered live, before any shutdown drain.
     let t = Instant::now();
+    let needle = format!(",\"tid\":{tid},");
     loop {
-        let n = d
-            .events_now()
-            .iter()
-            .filter(|e| e["type"] == "syscall" && u(&e["tid"]) == tid)
-            .count();
+        let n = d.count_lines_with(&needle);
         if n == 200_000 {
             break;
         }

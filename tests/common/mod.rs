@@ -109,6 +109,15 @@ impl Daemon {
         parse_lines(&fs::read_to_string(&self.output).unwrap_or_default())
     }
 
+    /// Lines written so far that contain `needle` (cheap: no JSON parsing).
+    pub fn count_lines_with(&self, needle: &str) -> usize {
+        fs::read_to_string(&self.output)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// SIGTERM, wait for exit (must be within 5 s), read everything.
     pub fn stop(mut self) -> Finished {
         // SAFETY: kill with a valid pid and signal.
