@@ -11,6 +11,9 @@ mod skel {
     pub mod process {
         include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
     }
+    pub mod network {
+        include!(concat!(env!("OUT_DIR"), "/network.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,6 +145,7 @@ impl Loaded {
 pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
     match family {
         Family::Process => load_with::<skel::process::ProcessSkelBuilder>(family, opts),
+        Family::Network => load_with::<skel::network::NetworkSkelBuilder>(family, opts),
         _ => Err("not built yet".into()),
     }
 }
@@ -337,6 +341,7 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
     }
     match family {
         Family::Process => read::<skel::process::ProcessSkelBuilder>(name),
+        Family::Network => read::<skel::network::NetworkSkelBuilder>(name),
         _ => None,
     }
 }

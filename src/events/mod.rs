@@ -1,5 +1,6 @@
 //! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
+pub mod network;
 pub mod process;
 
 use std::mem::size_of;
@@ -121,6 +122,7 @@ pub fn render(
     write_common(&mut line, h, clock);
     let r = match h.kind {
         kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
+        kind::CONNECT | kind::ACCEPT | kind::CLOSE => network::render(h.kind, data, &mut line),
         k => Err(DecodeError::UnknownType(k)),
     };
     match r {
