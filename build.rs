@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const FAMILIES: &[&str] = &["process", "file", "syscall", "cgroup", "anomaly"];
+const FAMILIES: &[&str] = &["process", "file", "network", "syscall", "cgroup", "anomaly"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -22,6 +22,9 @@ mod skel {
     pub mod anomaly {
         include!(concat!(env!("OUT_DIR"), "/anomaly.skel.rs"));
     }
+    pub mod network {
+        include!(concat!(env!("OUT_DIR"), "/network.skel.rs"));
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,7 +140,6 @@ impl Loaded {
     pub fn detach(&mut self) {
         self.links.clear();
     }
-
 }
 
 /// Loads and attaches one family. Programs that fail to load or attach are reported in
@@ -150,7 +152,7 @@ pub fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
         Family::Syscall => load_with::<skel::syscall::SyscallSkelBuilder>(family, opts),
         Family::Cgroup => load_with::<skel::cgroup::CgroupSkelBuilder>(family, opts),
         Family::Anomaly => load_with::<skel::anomaly::AnomalySkelBuilder>(family, opts),
-        _ => Err("not built yet".into()),
+        Family::Network => load_with::<skel::network::NetworkSkelBuilder>(family, opts),
     }
 }
 
@@ -381,7 +383,7 @@ pub fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize
         Family::Syscall => read::<skel::syscall::SyscallSkelBuilder>(name),
         Family::Cgroup => read::<skel::cgroup::CgroupSkelBuilder>(name),
         Family::Anomaly => read::<skel::anomaly::AnomalySkelBuilder>(name),
-        _ => None,
+        Family::Network => read::<skel::network::NetworkSkelBuilder>(name),
     }
 }
 

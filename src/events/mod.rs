@@ -3,6 +3,7 @@
 pub mod anomaly;
 pub mod cgroup;
 pub mod file;
+pub mod network;
 pub mod process;
 pub mod syscall;
 
@@ -129,6 +130,7 @@ pub fn render(
             cgroup::render(h.kind, data, &mut line)
         }
         kind::ANOMALY => anomaly::render(data, &mut line),
+        kind::CONNECT | kind::ACCEPT | kind::CLOSE => network::render(h.kind, data, &mut line),
         k => Err(DecodeError::UnknownType(k)),
     };
     if r.is_ok() {

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Network family: TCP connect and accept from the syscall tracepoints (the fd is resolved
+ * to its struct sock through the task's fd table), close from tp_btf/inet_sock_set_state.
+ * No kprobes or fentry: they are not available everywhere ringwarden runs. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "network.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+RW_DECLARE_RING(network, 512 * 1024);
+
+#define RW_S_IFMT 0170000
+#define RW_S_IFSOCK 0140000
+#define RW_EBADF 9
+#define RW_ENOTSOCK 88
+#define RW_EISCONN 106
+#define RW_EALREADY 114
+#define RW_EINPROGRESS 115
+
+/* What sys_enter_connect saw, for sys_exit_connect of the same thread. */
+struct connect_args {
+	__s32 fd;
+	__u32 addrlen; /* bytes of addr read from the caller */
+	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* tid */
+	__type(value, struct connect_args);
+} network_connecting SEC(".maps");
+
+/* Who connected or accepted a socket: a close often runs in softirq context, where the
+ * current task is unrelated. LRU so sockets whose close is never seen cannot fill it;
+ * past 16384 open connections the oldest owners are forgotten (owner_known false). */
+struct net_owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 pad;
+	char comm[RW_COMM_LEN];
+};
+
+/* The ports are part of the key: a socket freed without a close we saw (e.g. one whose
+ * connection ended before connect returned) leaves an entry behind, and a later socket
+ * at the same address must not inherit it. */
+struct owner_key {
+	__u64 sk;
+	__u16 sport;
+	__u16 dport;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct owner_key);
+	__type(value, struct net_owner);
+} network_owners SEC(".maps");
+
+static __always_inline __u32 self_tgid(void)
+{
+	__u32 zero = 0;
+	struct rw_config *cfg = bpf_map_lookup_elem(&rw_config, &zero);
+	return cfg ? cfg->self_tgid : 0;
+}
+
+/* fd of the current task -> struct sock, or NULL when the fd is no socket. */
+static __always_inline struct sock *fd_to_sock(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & RW_S_IFMT) != RW_S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* AF_INET or AF_INET6 TCP stream socket: its family, else 0. */
+static __always_inline __u16 tcp_family(const struct sock *sk)
+{
+	if (!sk || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM ||
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == RW_AF_INET || family == RW_AF_INET6 ? family : 0;
+}
+
+/* Zeroes the body (ring memory is not) and sets the endpoints from the socket. */
+static __always_inline void fill_body(struct net_event *e, const struct sock *sk, __u16 family)
+{
+	__builtin_memset((char *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
+	e->family = family;
+	e->protocol = IPPROTO_TCP;
+	/* inet_sport, not skc_num: entering TCP_CLOSE releases the port and zeroes skc_num
+	 * before the tracepoint runs. */
+	e->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == RW_AF_INET) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &s, 4);
+		__builtin_memcpy(e->daddr, &d, 4);
+	} else if (bpf_core_field_exists(sk->__sk_common.skc_v6_daddr)) {
+		/* Kernels without IPv6 have no such fields (and no AF_INET6 sockets). */
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void remember_owner(const struct sock *sk, const struct net_event *e)
+{
+	const struct rw_header *h = &e->hdr;
+	struct owner_key key = { .sk = (__u64)sk, .sport = e->sport, .dport = e->dport };
+	struct net_owner o = {
+		.cgroup_id = h->cgroup_id,
+		.pid = h->pid,
+		.tid = h->tid,
+		.ppid = h->ppid,
+		.uid = h->uid,
+		.gid = h->gid,
+	};
+	__builtin_memcpy(o.comm, h->comm, sizeof(o.comm));
+	bpf_map_update_elem(&network_owners, &key, &o, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args a = {};
+	a.fd = (__s32)ctx->args[0];
+	const void *uaddr = (const void *)ctx->args[1];
+	__u64 len = ctx->args[2];
+	if (len > sizeof(a.addr))
+		len = sizeof(a.addr);
+	if (len >= 2 && !bpf_probe_read_user(a.addr, len, uaddr))
+		a.addrlen = len;
+	bpf_map_update_elem(&network_connecting, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+/* A failed connect may have cleared the peer in the socket: take it from the caller's
+ * sockaddr when that is of the socket's family. */
+static __always_inline void daddr_from_args(struct net_event *e, const struct connect_args *a)
+{
+	__u16 af = a->addr[0] | (a->addr[1] << 8); /* sa_family, host order (little endian) */
+	if (af != e->family)
+		return;
+	if (af == RW_AF_INET && a->addrlen >= 8) {
+		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+		__builtin_memcpy(e->daddr, &a->addr[4], 4);
+	} else if (af == RW_AF_INET6 && a->addrlen >= 24) {
+		__builtin_memcpy(e->daddr, &a->addr[8], 16);
+	} else {
+		return;
+	}
+	e->dport = (a->addr[2] << 8) | a->addr[3];
+	e->flags |= RW_NET_DADDR_FROM_ARGS;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args *p = bpf_map_lookup_elem(&network_connecting, &tid);
+	if (!p)
+		return 0;
+	struct connect_args a = *p;
+	bpf_map_delete_elem(&network_connecting, &tid);
+	long ret = ctx->ret;
+	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
+	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
+		return 0;
+	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
+	if (a.addrlen >= 2 && a.addr[0] == 0 && a.addr[1] == 0)
+		return 0;
+	struct sock *sk = fd_to_sock(a.fd);
+	__u16 family = tcp_family(sk);
+	if (!family)
+		return 0;
+	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CONNECT);
+	if (!e)
+		return 0;
+	fill_body(e, sk, family);
+	e->ret = ret;
+	e->fd = a.fd;
+	/* A failed connect's socket has already been through TCP_CLOSE: no owner to keep. */
+	if (ret != 0 && ret != -RW_EINPROGRESS)
+		daddr_from_args(e, &a);
+	else
+		remember_owner(sk, e);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int on_accept(long ret)
+{
+	if (ret < 0)
+		return 0;
+	struct sock *sk = fd_to_sock(ret);
+	__u16 family = tcp_family(sk);
+	if (!family)
+		return 0;
+	struct net_event *e = RW_RESERVE(network, struct net_event, RW_ACCEPT);
+	if (!e)
+		return 0;
+	fill_body(e, sk, family);
+	e->fd = ret;
+	remember_owner(sk, e);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int net_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	return on_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int net_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (rw_is_self())
+		return 0;
+	return on_accept(ctx->ret);
+}
+
+/* The end of a TCP connection: its full socket entering TCP_CLOSE (an active closer's
+ * socket does so when it hands over to a TIME_WAIT mini socket). Listeners and failed
+ * connects (SYN_SENT, reported by connect's ret) are no connections that ended. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	struct owner_key key = {
+		.sk = (__u64)sk,
+		.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport)),
+		.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)),
+	};
+	if (oldstate == TCP_SYN_SENT) {
+		bpf_map_delete_elem(&network_owners, &key);
+		return 0;
+	}
+	__u16 family = tcp_family(sk);
+	if (!family)
+		return 0;
+	/* The self check goes by the owner: in softirq context the daemon may be current
+	 * for someone else's close. */
+	struct net_owner o = {};
+	struct net_owner *op = bpf_map_lookup_elem(&network_owners, &key);
+	bool owned = op != NULL;
+	if (op) {
+		o = *op;
+		bpf_map_delete_elem(&network_owners, &key);
+		if (o.pid == self_tgid())
+			return 0;
+	} else if (rw_is_self()) {
+		return 0;
+	}
+	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CLOSE);
+	if (!e)
+		return 0;
+	fill_body(e, sk, family);
+	e->fd = -1;
+	e->oldstate = oldstate;
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	e->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+	/* bytes_received counts sequence space: a FIN received adds one. tcp_fin() is the
+	 * only TCP code that sets SOCK_DONE, right after counting the FIN. */
+	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	if (BPF_CORE_READ(sk, __sk_common.skc_flags) &
+	    (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) {
+		e->flags |= RW_NET_PEER_FIN;
+		if (e->bytes_received)
+			e->bytes_received--;
+	}
+	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	e->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	if (owned) {
+		e->flags |= RW_NET_OWNER_KNOWN;
+		e->hdr.pid = o.pid;
+		e->hdr.tid = o.tid;
+		e->hdr.ppid = o.ppid;
+		e->hdr.uid = o.uid;
+		e->hdr.gid = o.gid;
+		e->hdr.cgroup_id = o.cgroup_id;
+		__builtin_memcpy(e->hdr.comm, o.comm, sizeof(o.comm));
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+RW_LAYOUT(net_event);

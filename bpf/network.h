@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Network family records: TCP connect, accept, close. Mirrored in src/events/network.rs. */
+#ifndef RW_NETWORK_H
+#define RW_NETWORK_H
+#include "common.h"
+
+#define RW_AF_INET 2
+#define RW_AF_INET6 10
+
+/* net_event.flags */
+/* close: the header names the task that connected or accepted the socket (owner map);
+ * without it the header is whatever task was current, often not the owner (softirq). */
+#define RW_NET_OWNER_KNOWN 1
+/* connect: daddr/dport come from the syscall's sockaddr (a failed connect clears them in
+ * the socket). */
+#define RW_NET_DADDR_FROM_ARGS 2
+/* close: the peer's FIN was received (an orderly close by the peer, not a reset) */
+#define RW_NET_PEER_FIN 4
+
+/* One record for connect, accept and close; fields a type does not use are zero.
+ * Addresses are in network byte order (4 bytes for IPv4, 16 for IPv6), ports in host
+ * order; saddr/sport are the local end, daddr/dport the peer. */
+struct net_event {
+	struct rw_header hdr;
+	__s64 ret;            /* connect: 0, -EINPROGRESS or -errno */
+	/* close, from struct tcp_sock: */
+	__u64 bytes_sent;     /* payload bytes sent, retransmissions included */
+	__u64 bytes_received; /* payload bytes received in order (the kernel's count less
+			       * the FIN's sequence number) */
+	__u64 bytes_acked;    /* sequence space acked by the peer: SYN and FIN count one */
+	__u64 bytes_retrans;  /* payload bytes retransmitted */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;   /* AF_INET or AF_INET6 */
+	__u16 protocol; /* IPPROTO_TCP */
+	__s32 fd;       /* connect: the socket; accept: the new socket; close: -1 */
+	__u8 oldstate;  /* close: the TCP state the socket left */
+	__u8 flags;
+	__u16 pad;
+};
+
+#endif
