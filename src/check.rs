@@ -40,7 +40,7 @@ pub fn run() -> ExitCode {
         Err(e) => println!("tracefs: {e}"),
     }
     let mut all = true;
-    let mut count = 0;
+    let (mut count, mut na) = (0, 0);
     for family in Family::ALL {
         let opts = LoadOptions {
             ring_size: family.default_ring_size(),
@@ -50,9 +50,13 @@ pub fn run() -> ExitCode {
             Ok(loaded) => {
                 for p in &loaded.programs {
                     count += 1;
-                    match &p.error {
-                        None => println!("program {family}/{}: ok ({})", p.name, p.section),
-                        Some(e) => {
+                    match (&p.error, &p.not_applicable) {
+                        (None, Some(why)) => {
+                            na += 1;
+                            println!("program {family}/{}: n/a ({}): {why}", p.name, p.section)
+                        }
+                        (None, None) => println!("program {family}/{}: ok ({})", p.name, p.section),
+                        (Some(e), _) => {
                             all = false;
                             println!("program {family}/{}: FAILED ({}): {e}", p.name, p.section);
                         }
@@ -66,7 +70,10 @@ pub fn run() -> ExitCode {
         }
     }
     if all && btf && rb.is_ok() {
-        println!("result: ok, all {count} default programs attach");
+        println!(
+            "result: ok, all {} default programs attach ({na} not applicable to this kernel)",
+            count - na
+        );
         ExitCode::SUCCESS
     } else {
         println!("result: some default programs cannot run here (see FAILED above)");

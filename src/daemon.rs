@@ -205,6 +205,8 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         for p in &loaded.programs {
             if let Some(err) = &p.error {
                 warn!("program {family}/{} ({}) skipped: {err}", p.name, p.section);
+            } else if let Some(why) = &p.not_applicable {
+                info!("program {family}/{} not needed here: {why}", p.name);
             }
         }
         rings.push(make_ring(loaded, &pipe)?);
@@ -440,6 +442,9 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
                     po.bool("attached", p.error.is_none());
                     if let Some(e) = &p.error {
                         po.str("error", e);
+                    }
+                    if let Some(why) = &p.not_applicable {
+                        po.str("not_applicable", why);
                     }
                 });
             }

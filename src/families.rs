@@ -2,6 +2,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use crate::sys;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
@@ -88,8 +89,10 @@ pub struct ProgramStatus {
     pub name: String,
     /// e.g. `tp_btf/sched_process_exec`
     pub section: String,
-    /// `None` when attached; otherwise why not.
+    /// `None` when attached (or not applicable); otherwise why not.
     pub error: Option<String>,
+    /// Set when the program is left out by design on this kernel, with the reason.
+    pub not_applicable: Option<String>,
 }
 
 /// A family's programs, attached, and handles on its maps. The skeleton itself is
@@ -179,7 +182,7 @@ where
     let obj = open.open_object_mut();
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        if !keep(&name) {
+        if !keep(&name) || not_applicable(&p.section().to_string_lossy()).is_some() {
             p.set_autoload(false);
         }
     }
@@ -214,6 +217,7 @@ where
                         name: n.clone(),
                         section: String::new(),
                         error: Some(format!("load failed: {}", first_line(&e))),
+                        not_applicable: None,
                     });
                 }
             }
@@ -275,17 +279,27 @@ where
             }
             continue;
         }
+        if let Some(why) = not_applicable(&section) {
+            programs.push(ProgramStatus {
+                name,
+                section,
+                error: None,
+                not_applicable: Some(why),
+            });
+            continue;
+        }
         let error = match p.attach() {
             Ok(link) => {
                 links.push(link);
                 None
             }
-            Err(e) => Some(format!("attach failed: {}", first_line(&e.to_string()))),
+            Err(e) => Some(format!("attach failed: {}", first_line(&format!("{e:#}")))),
         };
         programs.push(ProgramStatus {
             name,
             section,
             error,
+            not_applicable: None,
         });
     }
     Ok(Loaded {
@@ -324,6 +338,25 @@ pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), String>
             .map_err(|e| format!("syscall: writing syscall_filter[{nr}]: {e}"))?;
     }
     Ok(())
+}
+
+/// A program on the tracepoint of a syscall this kernel does not implement (no
+/// `events/syscalls/sys_enter_NAME` in a mounted tracefs: e.g. init_module on a kernel
+/// without module support, open on arm64) has nothing to watch: nobody can make that
+/// call. It is left out and reported as not applicable rather than failed.
+fn not_applicable(section: &str) -> Option<String> {
+    let event = section.strip_prefix("tracepoint/syscalls/")?;
+    let dir = sys::tracefs_dir()?.join("events/syscalls");
+    if !dir.is_dir() || dir.join(event).is_dir() {
+        return None;
+    }
+    let call = event
+        .strip_prefix("sys_enter_")
+        .or_else(|| event.strip_prefix("sys_exit_"))
+        .unwrap_or(event);
+    Some(format!(
+        "this kernel has no {call} syscall (no tracepoint {event})"
+    ))
 }
 
 fn program_names<B>() -> Result<Vec<String>, String>

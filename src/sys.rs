@@ -8,10 +8,8 @@ const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 /// where it is, or why it is not there (then those programs fail to attach and are
 /// reported; tp_btf and raw_tp programs do not need it).
 pub fn ensure_tracefs() -> Result<String, String> {
-    for p in [TRACEFS, DEBUGFS_TRACING] {
-        if Path::new(p).join("events").is_dir() {
-            return Ok(format!("{p} (mounted)"));
-        }
+    if let Some(p) = tracefs_dir() {
+        return Ok(format!("{} (mounted)", p.display()));
     }
     match nix::mount::mount(
         Some("nodev"),
@@ -26,6 +24,14 @@ pub fn ensure_tracefs() -> Result<String, String> {
              run `mount -t tracefs nodev {TRACEFS}` as root"
         )),
     }
+}
+
+/// Where tracefs is mounted, if it is.
+pub fn tracefs_dir() -> Option<&'static Path> {
+    [TRACEFS, DEBUGFS_TRACING]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
 }
 
 /// Kernels >= 5.11 charge BPF memory to the cgroup, so a refused raise is harmless there.
