@@ -439,7 +439,7 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
                 o.object(&p.name, |po| {
                     po.str("family", r.loaded.family.name());
                     po.str("attach", &p.section);
-                    po.bool("attached", p.error.is_none());
+                    po.bool("attached", p.attached());
                     if let Some(e) = &p.error {
                         po.str("error", e);
                     }

@@ -95,6 +95,12 @@ pub struct ProgramStatus {
     pub not_applicable: Option<String>,
 }
 
+impl ProgramStatus {
+    pub fn attached(&self) -> bool {
+        self.error.is_none() && self.not_applicable.is_none()
+    }
+}
+
 /// A family's programs, attached, and handles on its maps. The skeleton itself is
 /// dropped after attaching: the links keep the programs alive and the handles the maps.
 pub struct Loaded {
