@@ -38,9 +38,10 @@ struct uid_stash {
 	__u32 code;
 };
 
-/* LRU: a thread killed inside the syscall never reaches the exit and must not leak. */
+/* A plain hash (see RW_STASH): the syscall exit tracepoint fires even for a thread
+ * killed inside the syscall, so entries do not leak. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct uid_stash);
@@ -61,7 +62,7 @@ static __always_inline int uid_enter(__u32 code)
 	if (s.uid == 0 || s.euid == 0)
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&anomaly_uid_stash, &tid, &s, BPF_ANY);
+	RW_STASH(anomaly, &anomaly_uid_stash, &tid, &s);
 	return 0;
 }
 

@@ -39,10 +39,9 @@ struct rw_header {
 
 /* Per ring slot accounting: produced = received + dropped at any quiescent point. */
 struct rw_counters {
-	__u64 produced;   /* every reserve attempt; its old value is the attempt's seq */
-	__u64 dropped;    /* every reserve failure */
-	__u64 high_water; /* reserved for the sizing work (in-kernel occupancy) */
-	__u64 spare;
+	__u64 produced;  /* every reserve attempt; its old value is the attempt's seq */
+	__u64 dropped;   /* every reserve failure */
+	__u64 untracked; /* syscalls not followed from enter to exit: in-flight table full */
 };
 
 /* Written by userspace into the rw_config map of every family after load. */
@@ -115,6 +114,20 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 	return h;
 }
 
+/* Remembers a thread's state from a syscall's enter to its exit. These tables are plain
+ * hashes, not LRU (an eviction would lose an event unseen), and a failed insert (table
+ * full) is counted as `untracked`, so even that loss is on the books. */
+#define RW_STASH(fam, map, key, val)                                                 \
+	do {                                                                         \
+		if (bpf_map_update_elem(map, key, val, BPF_ANY)) {                   \
+			__u32 __slot = 0;                                            \
+			struct rw_counters *__c =                                    \
+				bpf_map_lookup_elem(&fam##_stats, &__slot);          \
+			if (__c)                                                     \
+				__sync_fetch_and_add(&__c->untracked, 1);            \
+		}                                                                    \
+	} while (0)
+
 /* Fills the header from the current task. */
 static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
 {
@@ -139,6 +152,7 @@ static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
 #define RW_LAYOUT(tag) struct tag *rw_layout_##tag SEC(".layout")
 
 RW_LAYOUT(rw_header);
+RW_LAYOUT(rw_counters);
 
 /* Reserve + header in one step. */
 #define RW_RESERVE(fam, type_struct, evtype)                                         \

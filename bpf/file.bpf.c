@@ -48,7 +48,7 @@ static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 
 		.dfd = dfd,
 		.syscall = sc,
 	};
-	bpf_map_update_elem(&file_inflight, &tid, &a, BPF_ANY);
+	RW_STASH(file, &file_inflight, &tid, &a);
 	return 0;
 }
 

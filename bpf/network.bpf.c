@@ -28,9 +28,10 @@ struct connect_args {
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
 };
 
+/* connect() in flight, by thread: a plain hash (see RW_STASH). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
 	__type(key, __u32); /* tid */
 	__type(value, struct connect_args);
 } network_connecting SEC(".maps");
@@ -152,7 +153,7 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 		len = sizeof(a.addr);
 	if (len >= 2 && !bpf_probe_read_user(a.addr, len, uaddr))
 		a.addrlen = len;
-	bpf_map_update_elem(&network_connecting, &tid, &a, BPF_ANY);
+	RW_STASH(network, &network_connecting, &tid, &a);
 	return 0;
 }
 

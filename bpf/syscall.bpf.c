@@ -25,10 +25,11 @@ struct syscall_start {
 	__u64 args[6];
 };
 
-/* Syscalls in flight, by thread. LRU so entries that never see their exit (a thread
- * killed in a way we miss) cannot fill it; thread exit and exec clean up the common cases. */
+/* Syscalls in flight, by thread: a plain hash (see RW_STASH). The exit tracepoint fires
+ * even for a thread killed inside a syscall; thread exit and exec clean up the syscalls
+ * that never return. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct syscall_start);
@@ -56,7 +57,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 	s.args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
 	s.args[5] = PT_REGS_PARM6_CORE_SYSCALL(regs);
 	__u64 key = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&syscall_inflight, &key, &s, BPF_ANY);
+	RW_STASH(syscall, &syscall_inflight, &key, &s);
 	return 0;
 }
 
@@ -102,7 +103,7 @@ int BPF_PROG(syscall_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		return 0;
 	struct syscall_start s = *sp;
 	bpf_map_delete_elem(&syscall_inflight, &old);
-	bpf_map_update_elem(&syscall_inflight, &key, &s, BPF_ANY);
+	RW_STASH(syscall, &syscall_inflight, &key, &s);
 	return 0;
 }
 

@@ -119,13 +119,18 @@ impl Ring {
     }
 
     fn stats(&self) -> RingStats {
-        let Counters { produced, dropped } = self.loaded.counters();
+        let Counters {
+            produced,
+            dropped,
+            untracked,
+        } = self.loaded.counters();
         RingStats {
             name: self.loaded.family.name(),
             size: self.loaded.ring_size,
             produced,
             received: self.received.get(),
             dropped,
+            untracked,
             decode_errors: self.decode_errors.get(),
         }
     }
@@ -138,6 +143,7 @@ struct RingStats {
     produced: u64,
     received: u64,
     dropped: u64,
+    untracked: u64,
     decode_errors: u64,
 }
 
@@ -389,12 +395,13 @@ fn report(
     let sink_errors = pipe.borrow().sink_errors;
     for s in &stats {
         let line = format!(
-            "ring {} size={} produced={} received={} dropped={} decode_errors={}{}",
+            "ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={}{}",
             s.name,
             s.size,
             s.produced,
             s.received,
             s.dropped,
+            s.untracked,
             s.decode_errors,
             if last {
                 if s.exact() { " exact=yes" } else { " exact=NO" }
@@ -429,6 +436,7 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
                 r.u64("produced", s.produced);
                 r.u64("received", s.received);
                 r.u64("dropped", s.dropped);
+                r.u64("untracked", s.untracked);
                 r.u64("decode_errors", s.decode_errors);
             });
         }

@@ -122,21 +122,28 @@ pub struct LoadOptions {
     pub syscalls: Vec<u32>,
 }
 
-/// Counters of one ring slot as the kernel keeps them.
+/// `struct rw_counters` (bpf/common.h): one ring slot's books, kept by the kernel.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub produced: u64,
     pub dropped: u64,
+    pub untracked: u64,
 }
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl plain::Plain for Counters {}
 
 impl Loaded {
     pub fn counters(&self) -> Counters {
         let key = 0u32.to_ne_bytes();
         match self.stats.lookup(&key, MapFlags::ANY) {
-            Ok(Some(v)) if v.len() >= 16 => Counters {
-                produced: u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default()),
-                dropped: u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default()),
-            },
+            Ok(Some(v)) => {
+                let mut c = Counters::default();
+                // A short value cannot happen (the map's value size is the struct's);
+                // zeros would then show in the stats rather than a crash.
+                let _ = plain::copy_from_bytes(&mut c, &v);
+                c
+            }
             _ => Counters::default(),
         }
     }
@@ -443,4 +450,16 @@ macro_rules! assert_layout {
             .collect();
         assert_eq!(rust, members, "members of {}", $cname);
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_mirror_c() {
+        for f in Family::ALL {
+            crate::assert_layout!(f, "rw_counters", Counters, [produced, dropped, untracked]);
+        }
+    }
 }
