@@ -185,7 +185,11 @@ impl Finished {
                 "ring {name}: produced != received + dropped: {r}"
             );
             assert_eq!(u(&r["decode_errors"]), 0, "ring {name}: decode errors");
-            assert_eq!(u(&r["untracked"]), 0, "ring {name}: in-flight table overflowed");
+            assert_eq!(
+                u(&r["untracked"]),
+                0,
+                "ring {name}: in-flight table overflowed"
+            );
             let seen = self
                 .events
                 .iter()
