@@ -49,7 +49,7 @@ struct {
 
 static __always_inline int uid_enter(__u32 code)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct uid_stash s = {
@@ -68,7 +68,7 @@ static __always_inline int uid_enter(__u32 code)
 
 static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct uid_stash *p = bpf_map_lookup_elem(&anomaly_uid_stash, &tid);
@@ -249,7 +249,7 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct dentry *fd = BPF_CORE_READ(file, f_path.dentry);
@@ -331,7 +331,7 @@ int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
 	__u64 req = ctx->args[0];
 	if (req != RW_PTRACE_ATTACH && req != RW_PTRACE_SEIZE)
 		return 0;
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_PTRACE_ATTACH, RW_SEV_HIGH);
 	if (!e)
@@ -356,7 +356,7 @@ int anomaly_bpf(struct rw_sys_enter_ctx *ctx)
 {
 	if ((__u32)ctx->args[0] != RW_BPF_PROG_LOAD)
 		return 0;
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_BPF_PROG_LOAD, RW_SEV_HIGH);
 	if (!e)
@@ -407,7 +407,7 @@ static __always_inline void module_params(struct anomaly_event *e, const char *u
 SEC("tracepoint/syscalls/sys_enter_init_module")
 int anomaly_init_module(struct rw_sys_enter_ctx *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_MODULE_LOAD, RW_SEV_HIGH);
 	if (!e)
@@ -422,7 +422,7 @@ int anomaly_init_module(struct rw_sys_enter_ctx *ctx)
 SEC("tracepoint/syscalls/sys_enter_finit_module")
 int anomaly_finit_module(struct rw_sys_enter_ctx *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_MODULE_LOAD, RW_SEV_HIGH);
 	if (!e)

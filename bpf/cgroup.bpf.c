@@ -41,7 +41,7 @@ static __always_inline struct cgroup_event *cgroup_record(struct cgroup *cgrp, c
 SEC("tp_btf/cgroup_mkdir")
 int BPF_PROG(cgroup_mkdir, struct cgroup *cgrp, const char *path)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct cgroup_event *e = cgroup_record(cgrp, path, RW_CGROUP_MKDIR);
 	if (e)
@@ -52,7 +52,7 @@ int BPF_PROG(cgroup_mkdir, struct cgroup *cgrp, const char *path)
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(cgroup_rmdir, struct cgroup *cgrp, const char *path)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct cgroup_event *e = cgroup_record(cgrp, path, RW_CGROUP_RMDIR);
 	if (e)
@@ -65,7 +65,7 @@ SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
 	     bool threadgroup)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct cgroup_event *e = cgroup_record(dst_cgrp, path, RW_CGROUP_ATTACH);
 	if (!e)
@@ -82,7 +82,7 @@ int BPF_PROG(cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct ta
 SEC("tracepoint/oom/mark_victim")
 int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct oom_event *e = RW_RESERVE(cgroup, struct oom_event, RW_OOM_KILL);
 	if (!e)

@@ -47,8 +47,13 @@ struct rw_counters {
 /* Written by userspace into the rw_config map of every family after load. */
 struct rw_config {
 	__u32 self_tgid;
-	__u32 flags;
+	__u32 flags; /* RW_CONFIG_* */
 };
+
+/* Set at shutdown: every program stops reporting at once. Detaching classic tracepoints
+ * costs ~75 ms each here (an RCU grace period per perf event), so the daemon stops the
+ * programs through this flag, drains and reports, and only then detaches. */
+#define RW_CONFIG_STOPPED 1
 
 #ifdef __BPF__
 
@@ -87,12 +92,19 @@ struct {
 	__type(value, struct rw_config);
 } rw_config SEC(".maps");
 
-/* The daemon's own activity is never traced (no feedback loop). */
-static __always_inline bool rw_is_self(void)
+static __always_inline struct rw_config *rw_cfg(void)
 {
 	__u32 zero = 0;
-	struct rw_config *cfg = bpf_map_lookup_elem(&rw_config, &zero);
-	return !cfg || (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid;
+	return bpf_map_lookup_elem(&rw_config, &zero);
+}
+
+/* True when the program must not report: the daemon is stopping, or the current task
+ * is the daemon itself (its own activity is never traced: no feedback loop). */
+static __always_inline bool rw_skip(void)
+{
+	struct rw_config *cfg = rw_cfg();
+	return !cfg || (cfg->flags & RW_CONFIG_STOPPED) ||
+	       (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid;
 }
 
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.

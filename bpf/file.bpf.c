@@ -101,7 +101,7 @@ static __always_inline int emit(long ret, __u32 sc)
 SEC("tracepoint/syscalls/sys_enter_open")
 int file_enter_open(struct trace_event_raw_sys_enter *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u64 flags = (__u32)ctx->args[1];
 	return stash(ctx->args[0], flags, creat_mode(flags, ctx->args[2]), RW_AT_FDCWD,
@@ -111,7 +111,7 @@ int file_enter_open(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_openat")
 int file_enter_openat(struct trace_event_raw_sys_enter *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u64 flags = (__u32)ctx->args[2];
 	return stash(ctx->args[1], flags, creat_mode(flags, ctx->args[3]), (__s32)ctx->args[0],
@@ -121,7 +121,7 @@ int file_enter_openat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_openat2")
 int file_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	/* struct open_how { flags, mode, resolve }: usize >= 24 or the kernel refuses it.
 	 * If it cannot be read the kernel fails with EFAULT; flags and mode stay 0. */
@@ -134,7 +134,7 @@ int file_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_open")
 int file_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	return emit(ctx->ret, RW_SYS_OPEN);
 }
@@ -142,7 +142,7 @@ int file_exit_open(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_openat")
 int file_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	return emit(ctx->ret, RW_SYS_OPENAT);
 }
@@ -150,7 +150,7 @@ int file_exit_openat(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	return emit(ctx->ret, RW_SYS_OPENAT2);
 }

@@ -67,11 +67,11 @@ struct {
 	__type(value, struct net_owner);
 } network_owners SEC(".maps");
 
-static __always_inline __u32 self_tgid(void)
+/* Whether a socket owned by `owner` must not be reported (see rw_skip). */
+static __always_inline bool skip_owner(__u32 owner)
 {
-	__u32 zero = 0;
-	struct rw_config *cfg = bpf_map_lookup_elem(&rw_config, &zero);
-	return cfg ? cfg->self_tgid : 0;
+	struct rw_config *cfg = rw_cfg();
+	return !cfg || (cfg->flags & RW_CONFIG_STOPPED) || owner == cfg->self_tgid;
 }
 
 /* fd of the current task -> struct sock, or NULL when the fd is no socket. */
@@ -142,7 +142,7 @@ static __always_inline void remember_owner(const struct sock *sk, const struct n
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args a = {};
@@ -179,7 +179,7 @@ static __always_inline void daddr_from_args(struct net_event *e, const struct co
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args *p = bpf_map_lookup_elem(&network_connecting, &tid);
@@ -234,7 +234,7 @@ static __always_inline int on_accept(long ret)
 SEC("tracepoint/syscalls/sys_exit_accept")
 int net_accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	return on_accept(ctx->ret);
 }
@@ -242,7 +242,7 @@ int net_accept_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int net_accept4_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	return on_accept(ctx->ret);
 }
@@ -277,9 +277,9 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 	if (op) {
 		o = *op;
 		bpf_map_delete_elem(&network_owners, &key);
-		if (o.pid == self_tgid())
+		if (skip_owner(o.pid))
 			return 0;
-	} else if (rw_is_self()) {
+	} else if (rw_skip()) {
 		return 0;
 	}
 	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CLOSE);

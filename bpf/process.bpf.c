@@ -13,7 +13,7 @@ RW_DECLARE_RING(process, 256 * 1024);
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct exec_event *e = RW_RESERVE(process, struct exec_event, RW_EXEC);
 	if (!e)
@@ -51,7 +51,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(process_exit, struct task_struct *p)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
@@ -73,7 +73,7 @@ int BPF_PROG(process_exit, struct task_struct *p)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u32 cpid = BPF_CORE_READ(child, pid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);

@@ -45,7 +45,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 	__u8 *on = bpf_map_lookup_elem(&syscall_filter, &nr);
 	if (!on || !*on)
 		return 0;
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct syscall_start s = {};
 	s.ts = bpf_ktime_get_boot_ns();
@@ -72,7 +72,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 		return 0;
 	struct syscall_start s = *sp;
 	bpf_map_delete_elem(&syscall_inflight, &key);
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	struct syscall_event *e = RW_RESERVE(syscall, struct syscall_event, RW_SYSCALL);
 	if (!e)
@@ -92,7 +92,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(syscall_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
 	__u64 old = (key & ~0xffffffffULL) | (__u32)old_pid;
@@ -112,7 +112,7 @@ int BPF_PROG(syscall_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(syscall_thread_exit, struct task_struct *p)
 {
-	if (rw_is_self())
+	if (rw_skip())
 		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
 	bpf_map_delete_elem(&syscall_inflight, &key);

@@ -322,8 +322,13 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         pipe.borrow_mut().flush();
     }
 
-    shutdown(&mut rings, &pipe);
+    shutdown(&rings, &pipe);
     report(&rings, &pipe, &opts, started, true);
+    let t = Instant::now();
+    for r in rings.iter_mut() {
+        r.loaded.detach();
+    }
+    log::debug!("detached in {} ms", t.elapsed().as_millis());
     Ok(())
 }
 
@@ -363,11 +368,15 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
     })
 }
 
-/// Detach everything, then drain until every ring's books balance (a program may still
-/// be between reserve and submit right after detaching) or the deadline passes.
-fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
-    for r in rings.iter_mut() {
-        r.loaded.detach();
+/// Stop every program, then drain until every ring's books balance (a program may still
+/// be between reserve and submit right after the stop) or the deadline passes. Detaching
+/// comes after the final report: it is slow and adds nothing to the books.
+fn shutdown(rings: &[Ring], pipe: &Rc<RefCell<Pipeline>>) {
+    for r in rings {
+        if let Err(e) = r.loaded.stop() {
+            // Still exact: detaching at exit stops them too; the drain below waits.
+            warn!("stopping the {} programs: {e}", r.loaded.family);
+        }
     }
     let deadline = Instant::now() + DRAIN_DEADLINE;
     loop {

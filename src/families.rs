@@ -109,6 +109,8 @@ pub struct Loaded {
     pub ring: MapHandle,
     /// Produced / dropped counters (struct rw_counters per slot).
     pub stats: MapHandle,
+    /// struct rw_config: the daemon's pid and the stop flag.
+    config: MapHandle,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
@@ -152,10 +154,28 @@ impl Loaded {
         self.links.len()
     }
 
-    /// Detaches every program: no new events after this returns.
+    /// Makes every program of the family stop reporting, at once (one map write; see
+    /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
+    pub fn stop(&self) -> Result<(), String> {
+        write_config(&self.config, RW_CONFIG_STOPPED)
+    }
+
+    /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
     pub fn detach(&mut self) {
         self.links.clear();
     }
+}
+
+const RW_CONFIG_STOPPED: u32 = 1;
+
+/// Writes `struct rw_config { self_tgid, flags }` (bpf/common.h).
+fn write_config(config: &MapHandle, flags: u32) -> Result<(), String> {
+    let mut cfg = [0u8; 8];
+    cfg[..4].copy_from_slice(&std::process::id().to_ne_bytes());
+    cfg[4..].copy_from_slice(&flags.to_ne_bytes());
+    config
+        .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
+        .map_err(|e| e.to_string())
 }
 
 /// Loads and attaches one family. Programs that fail to load or attach are reported in
@@ -258,12 +278,7 @@ where
     handle(&format!("{family}_rings"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
-    // struct rw_config { self_tgid, flags }
-    let mut cfg = [0u8; 8];
-    cfg[..4].copy_from_slice(&std::process::id().to_ne_bytes());
-    config
-        .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
-        .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
+    write_config(&config, 0).map_err(|e| format!("{family}: writing rw_config: {e}"))?;
     let mut maps = Vec::new();
     let plumbing = [
         format!("{family}_ring"),
@@ -319,6 +334,7 @@ where
         family,
         ring,
         stats,
+        config,
         ring_size,
         programs,
         links,
