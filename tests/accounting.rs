@@ -156,14 +156,14 @@ fn shutdown_under_load_is_exact_and_within_five_seconds() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    let f = d.stop();
-    let took = t.elapsed();
+    let f = d.stop(); // panics unless the daemon exits within 5 s of SIGTERM
     run.store(false, Ordering::Relaxed);
     for w in workers {
         w.join().expect("worker");
     }
     f.assert_exact();
-    assert!(u(&f.ring("syscall")["received"]) > 0);
-    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(
+        u(&f.ring("syscall")["received"]) > 0,
+        "the load reached the ring"
+    );
 }
