@@ -122,8 +122,12 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             _ => (arg.as_str(), None),
         };
         let mut value = |what: &str| -> Result<String, CliError> {
-            match inline.clone().or_else(|| it.next().cloned()) {
-                Some(v) => Ok(v),
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            // `--output --only x` is a forgotten value, not a file named "--only".
+            match it.next_if(|v| !v.starts_with('-') || v.as_str() == "-") {
+                Some(v) => Ok(v.clone()),
                 None => Err(usage(format!("{name} needs a value: {name} {what}"))),
             }
         };
@@ -172,7 +176,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     ))
                 })?;
                 let size =
-                    parse_ring_size(s).map_err(|e| config(format!("--ring-size {v}: {e}")))?;
+                    parse_ring_size(s).map_err(|e| config(format!("--ring-size {v:?}: {e}")))?;
                 opts.ring_sizes.push((fam, size));
             }
             "--syscalls" => {
@@ -326,6 +330,11 @@ mod tests {
         assert_eq!(parse(&args("--bogus")).unwrap_err().code, 64);
         assert_eq!(parse(&args("frobnicate")).unwrap_err().code, 64);
         assert_eq!(parse(&args("--output")).unwrap_err().code, 64);
+        let e = parse(&args("--output --only process")).unwrap_err();
+        assert_eq!(e.code, 64);
+        assert!(e.msg.contains("--output needs a value"), "{}", e.msg);
+        let nl = vec!["--ring-size".to_string(), "file=x\ny".to_string()];
+        assert!(!parse(&nl).unwrap_err().msg.contains('\n'));
         let e = parse(&args("--only disk")).unwrap_err();
         assert_eq!(e.code, 78);
         assert!(e.msg.contains("disk"));

@@ -1,7 +1,7 @@
 //! The event loop: one thread, one mio::Poll over every ring fd, a signalfd and a
 //! timerfd. Data path: ring -> libbpf callback -> events::render -> output buffer -> sink.
 use std::cell::{Cell, RefCell};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -23,57 +23,53 @@ use crate::clock::WallClock;
 use crate::events;
 use crate::families::{self, Counters, LoadOptions, Loaded};
 use crate::json::Line;
+use crate::sink::Sink;
 use crate::sys;
 
 const SIGNAL: Token = Token(usize::MAX - 1);
 const TIMER: Token = Token(usize::MAX - 2);
+const SINK: Token = Token(usize::MAX - 3);
 /// Records consumed from one ring before the loop looks at the others again.
 const BUDGET: usize = 4096;
 /// Output is written out once this much is buffered, and after every loop pass.
 const FLUSH_AT: usize = 64 << 10;
-/// Shutdown gives in-flight reservations this long to be submitted.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+/// Bound on the shutdown drain (normally a few ms: the programs are stopped and synced
+/// first); detaching afterwards takes ~1.5 s more, and the whole must stay under 5 s.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Where JSON lines go.
-enum Sink {
-    Stdout(io::Stdout),
-    File(File),
+/// Why the daemon could not run: `code` is the exit status (78: a bad configuration
+/// value such as an unwritable --output; 1: anything else).
+#[derive(Debug)]
+pub struct RunError {
+    pub code: u8,
+    pub msg: String,
+}
+
+impl RunError {
+    fn config(msg: String) -> Self {
+        RunError { code: 78, msg }
+    }
+}
+
+impl From<String> for RunError {
+    fn from(msg: String) -> Self {
+        RunError { code: 1, msg }
+    }
+}
+
+/// `--stats-json PATH` is written via a temporary file beside it: check now, not at
+/// the first tick, that this works.
+fn check_writable_dir(path: &Path) -> Result<(), String> {
+    let tmp = tmp_path(path);
+    File::create(&tmp)
+        .and_then(|_| std::fs::remove_file(&tmp))
+        .map_err(|e| format!("cannot write --stats-json {path:?} ({tmp:?}: {e}); give a path in a writable directory"))
 }
 
 /// Shared by every ring's callback and the loop (single-threaded, so Rc<RefCell>).
 struct Pipeline {
     sink: Sink,
-    buf: Vec<u8>,
-    lines: u64,
     clock: WallClock,
-    sink_errors: u64,
-    last_sink_error: Option<String>,
-}
-
-impl Pipeline {
-    fn flush(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let r = match &mut self.sink {
-            Sink::Stdout(s) => s.write_all(&self.buf).and_then(|()| s.flush()),
-            Sink::File(f) => f.write_all(&self.buf),
-        };
-        if let Err(e) = r {
-            // Counted, never silent: the events were received but could not be written.
-            self.sink_errors += self.lines;
-            let msg = e.to_string();
-            if self.last_sink_error.as_deref() != Some(&msg) {
-                error!(
-                    "writing events failed: {msg}; {} events lost to the sink (counted as sink_errors)",
-                    self.lines
-                );
-                self.last_sink_error = Some(msg);
-            }
-        }
-        self.buf.clear();
-        self.lines = 0;
-    }
 }
 
 /// One family's ring with its consumer and userspace counts.
@@ -153,7 +149,7 @@ impl RingStats {
     }
 }
 
-pub fn run(opts: RunOptions) -> Result<(), String> {
+pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let started = Instant::now();
     sys::raise_memlock();
     sys::route_libbpf_log();
@@ -166,23 +162,13 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 
-    let sink = match &opts.output {
-        None => Sink::Stdout(io::stdout()),
-        Some(p) => Sink::File(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("opening output {}: {e}", p.display()))?,
-        ),
-    };
+    let sink = Sink::open(opts.output.as_deref()).map_err(RunError::config)?;
+    if let Some(p) = &opts.stats_json {
+        check_writable_dir(p).map_err(RunError::config)?;
+    }
     let pipe = Rc::new(RefCell::new(Pipeline {
         sink,
-        buf: Vec::with_capacity(FLUSH_AT * 2),
-        lines: 0,
         clock: WallClock::now(),
-        sink_errors: 0,
-        last_sink_error: None,
     }));
 
     // Signals first, so a SIGTERM during the (slow) load is not lost.
@@ -218,7 +204,11 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         rings.push(make_ring(loaded, &pipe)?);
     }
     if rings.iter().all(|r| r.loaded.attached() == 0) {
-        return Err("no BPF program could be attached; run `ringwarden check` to see why".into());
+        return Err(
+            "no BPF program could be attached; run `ringwarden check` to see why"
+                .to_string()
+                .into(),
+        );
     }
 
     let mut poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
@@ -227,6 +217,12 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         poll.registry()
             .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
             .map_err(|e| format!("registering the {} ring: {e}", r.loaded.family))?;
+    }
+    // A stream output that fills up is written again when it becomes writable.
+    if let Some(fd) = pipe.borrow().sink.pollable() {
+        poll.registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), SINK, Interest::WRITABLE)
+            .map_err(|e| format!("registering the output: {e}"))?;
     }
     let sig_raw = sigfd.as_fd().as_raw_fd();
     poll.registry()
@@ -282,7 +278,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(format!("poll failed: {e}"));
+            return Err(format!("poll failed: {e}").into());
         }
         for ev in events.iter() {
             match ev.token() {
@@ -310,6 +306,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
                         report(&rings, &pipe, &opts, started, false);
                     }
                 }
+                SINK => {
+                    pipe.borrow_mut().sink.flush();
+                }
                 Token(i) if i < pending.len() => pending[i] = true,
                 Token(_) => {}
             }
@@ -319,10 +318,14 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
                 pending[i] = matches!(r.drain(BUDGET), Drained::BudgetUsed);
             }
         }
-        pipe.borrow_mut().flush();
+        pipe.borrow_mut().sink.flush();
     }
 
-    shutdown(&rings, &pipe);
+    shutdown(&mut rings, &pipe);
+    // A stalled reader gets one second to take the rest; then it is counted as lost.
+    pipe.borrow_mut()
+        .sink
+        .flush_until(Instant::now() + Duration::from_secs(1));
     report(&rings, &pipe, &opts, started, true);
     let t = Instant::now();
     for r in rings.iter_mut() {
@@ -342,8 +345,13 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
         .add(&loaded.ring, move |data: &[u8]| {
             rx.set(rx.get() + 1);
             let pl = &mut *p.borrow_mut();
-            match events::render(name, &pl.clock, data, &mut pl.buf) {
-                Ok(()) => pl.lines += 1,
+            if !pl.sink.has_room() {
+                // The output is stalled and the buffer full: counted, not rendered.
+                pl.sink.count_lost(1);
+                return 0;
+            }
+            match events::render(name, &pl.clock, data, &mut pl.sink.buf) {
+                Ok(()) => {}
                 Err(e) => {
                     if de.get() == 0 {
                         warn!("ring {name}: {e} (further decode errors are only counted)");
@@ -351,8 +359,8 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
                     de.set(de.get() + 1);
                 }
             }
-            if pl.buf.len() >= FLUSH_AT {
-                pl.flush();
+            if pl.sink.buf.len() >= FLUSH_AT {
+                pl.sink.flush();
             }
             0
         })
@@ -371,21 +379,26 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
 /// Stop every program, then drain until every ring's books balance (a program may still
 /// be between reserve and submit right after the stop) or the deadline passes. Detaching
 /// comes after the final report: it is slow and adds nothing to the books.
-fn shutdown(rings: &[Ring], pipe: &Rc<RefCell<Pipeline>>) {
-    for r in rings {
-        if let Err(e) = r.loaded.stop() {
-            // Still exact: detaching at exit stops them too; the drain below waits.
-            warn!("stopping the {} programs: {e}", r.loaded.family);
+fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
+    for r in rings.iter_mut() {
+        let stopped = r.loaded.stop().and_then(|()| r.loaded.sync());
+        if let Err(e) = stopped {
+            // Fall back to detaching now: slower, but nothing runs after it either.
+            warn!(
+                "stopping the {} programs: {e}; detaching them instead",
+                r.loaded.family
+            );
+            r.loaded.detach();
         }
     }
     let deadline = Instant::now() + DRAIN_DEADLINE;
     loop {
         for r in rings.iter() {
-            while matches!(r.drain(BUDGET), Drained::BudgetUsed) {
-                pipe.borrow_mut().flush();
+            while matches!(r.drain(BUDGET), Drained::BudgetUsed) && Instant::now() < deadline {
+                pipe.borrow_mut().sink.flush();
             }
         }
-        pipe.borrow_mut().flush();
+        pipe.borrow_mut().sink.flush();
         if rings.iter().all(|r| r.stats().exact()) || Instant::now() >= deadline {
             break;
         }
@@ -401,7 +414,7 @@ fn report(
     last: bool,
 ) {
     let stats: Vec<RingStats> = rings.iter().map(Ring::stats).collect();
-    let sink_errors = pipe.borrow().sink_errors;
+    let sink_errors = pipe.borrow().sink.errors();
     for s in &stats {
         let line = format!(
             "ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={}{}",
@@ -474,12 +487,17 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
     buf
 }
 
-/// Write to a temporary file beside `path`, then rename: readers never see half a file.
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+fn tmp_path(path: &Path) -> PathBuf {
     let mut tmp = PathBuf::from(path);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     tmp.set_file_name(name);
+    tmp
+}
+
+/// Write to a temporary file beside `path`, then rename: readers never see half a file.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = tmp_path(path);
     let mut f = File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_data().ok();

@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 use crate::sys;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+use std::os::fd::{AsFd, AsRawFd};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
 mod skel {
@@ -111,6 +112,8 @@ pub struct Loaded {
     pub stats: MapHandle,
     /// struct rw_config: the daemon's pid and the stop flag.
     config: MapHandle,
+    /// The ARRAY_OF_MAPS the programs reach `ring` through.
+    outer: MapHandle,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
@@ -158,6 +161,17 @@ impl Loaded {
     /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
     pub fn stop(&self) -> Result<(), String> {
         write_config(&self.config, RW_CONFIG_STOPPED)
+    }
+
+    /// Returns once no program of the family is still running from before the call:
+    /// writing a slot of an ARRAY_OF_MAPS (here: the same ring again) makes the kernel
+    /// wait for an RCU grace period, which covers every running BPF program. After
+    /// `stop` + `sync`, the ring gets nothing new.
+    pub fn sync(&self) -> Result<(), String> {
+        let fd = self.ring.as_fd().as_raw_fd() as u32;
+        self.outer
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| e.to_string())
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
@@ -273,9 +287,7 @@ where
         MapHandle::try_from(&m).map_err(|e| format!("{family}: duplicating map {name}: {e}"))
     };
     let ring = handle(&format!("{family}_ring"))?;
-    // The programs reach the ring through this ARRAY_OF_MAPS; checked here so a
-    // program without it fails at load, not at the first resize.
-    handle(&format!("{family}_rings"))?;
+    let outer = handle(&format!("{family}_rings"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
     write_config(&config, 0).map_err(|e| format!("{family}: writing rw_config: {e}"))?;
@@ -335,6 +347,7 @@ where
         ring,
         stats,
         config,
+        outer,
         ring_size,
         programs,
         links,

@@ -8,6 +8,7 @@ mod daemon;
 mod events;
 mod families;
 mod json;
+mod sink;
 mod sys;
 mod syscalls;
 
@@ -36,8 +37,8 @@ fn main() -> ExitCode {
         cli::Command::Run(opts) => match daemon::run(opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                log::error!("{e}");
-                ExitCode::FAILURE
+                log::error!("{}", e.msg);
+                ExitCode::from(e.code)
             }
         },
     }

@@ -45,3 +45,65 @@ fn shutdown_under_load_is_exact_and_within_five_seconds() {
         "the load reached the ring"
     );
 }
+
+#[test]
+fn stalled_stdout_reader_cannot_hold_the_daemon() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    // stdout is a pipe nobody reads until the daemon has exited: the 64 KiB pipe fills,
+    // the daemon must still obey SIGTERM within 5 s and count what it could not write.
+    common::ensure_tracefs();
+    let dir = common::temp_dir("stalled-stdout");
+    let stats = dir.join("stats.json");
+    let stderr = dir.join("stderr.log");
+    let mut child = Command::new(common::BIN)
+        .args(["--only", "syscall", "--syscalls", "getgid", "--stats-json"])
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&stderr)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "not ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    syscall_n(libc::SYS_getgid, 20_000); // ~5 MB of JSON: far more than the pipe holds
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "daemon hung on a full stdout"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("pipe")
+        .read_to_string(&mut out)
+        .expect("read");
+    let written = out.lines().count() as u64;
+    for l in out.lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("every written line is whole JSON");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let r = &s["rings"]["syscall"];
+    assert_eq!(u(&r["produced"]), u(&r["received"]) + u(&r["dropped"]));
+    // Every received event was either written or counted as a sink error.
+    assert_eq!(u(&r["received"]), written + u(&s["sink_errors"]), "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
