@@ -46,8 +46,14 @@ struct rw_counters {
 
 /* Written by userspace into the rw_config map of every family after load. */
 struct rw_config {
-	__u32 self_tgid;
-	__u32 flags; /* RW_CONFIG_* */
+	__u32 self_tgid; /* the daemon's tgid as the kernel sees it; 0 = not known yet */
+	__u32 flags;     /* RW_CONFIG_* */
+	/* In a PID namespace the daemon knows only its pid in there: the programs learn
+	 * its real tgid the first time they see it (see rw_skip). */
+	__u32 ns_tgid;
+	__u32 pad;
+	__u64 pidns_dev;
+	__u64 pidns_ino;
 };
 
 /* Set at shutdown: every program stops reporting at once. Detaching classic tracepoints
@@ -98,13 +104,31 @@ static __always_inline struct rw_config *rw_cfg(void)
 	return bpf_map_lookup_elem(&rw_config, &zero);
 }
 
+/* Whether the current task belongs to the daemon, in a PID namespace where its real
+ * tgid is not known yet: a task whose tgid in the daemon's namespace is the daemon's.
+ * The answer is remembered in the config, so this runs until the daemon's first event. */
+static __always_inline bool rw_learn_self(struct rw_config *cfg, __u32 tgid)
+{
+	struct bpf_pidns_info ns = {};
+	if (!cfg || bpf_get_ns_current_pid_tgid(cfg->pidns_dev, cfg->pidns_ino, &ns, sizeof(ns)))
+		return false;
+	if (ns.tgid != cfg->ns_tgid)
+		return false;
+	cfg->self_tgid = tgid;
+	return true;
+}
+
 /* True when the program must not report: the daemon is stopping, or the current task
  * is the daemon itself (its own activity is never traced: no feedback loop). */
 static __always_inline bool rw_skip(void)
 {
 	struct rw_config *cfg = rw_cfg();
-	return !cfg || (cfg->flags & RW_CONFIG_STOPPED) ||
-	       (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid;
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
+		return true;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (cfg->self_tgid)
+		return tgid == cfg->self_tgid;
+	return rw_learn_self(cfg, tgid);
 }
 
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.

@@ -160,7 +160,13 @@ impl Loaded {
     /// Makes every program of the family stop reporting, at once (one map write; see
     /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
     pub fn stop(&self) -> Result<(), String> {
-        write_config(&self.config, RW_CONFIG_STOPPED)
+        // Keep what the programs learned (the daemon's tgid in a PID namespace).
+        let mut cfg = Config::default();
+        if let Ok(Some(v)) = self.config.lookup(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            let _ = plain::copy_from_bytes(&mut cfg, &v);
+        }
+        cfg.flags |= RW_CONFIG_STOPPED;
+        write_config(&self.config, &cfg)
     }
 
     /// Returns once no program of the family is still running from before the call:
@@ -183,12 +189,46 @@ impl Loaded {
 const RW_CONFIG_STOPPED: u32 = 1;
 
 /// Writes `struct rw_config { self_tgid, flags }` (bpf/common.h).
-fn write_config(config: &MapHandle, flags: u32) -> Result<(), String> {
-    let mut cfg = [0u8; 8];
-    cfg[..4].copy_from_slice(&std::process::id().to_ne_bytes());
-    cfg[4..].copy_from_slice(&flags.to_ne_bytes());
-    config
-        .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
+/// `struct rw_config` (bpf/common.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub self_tgid: u32,
+    pub flags: u32,
+    pub ns_tgid: u32,
+    pub pad: u32,
+    pub pidns_dev: u64,
+    pub pidns_ino: u64,
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl plain::Plain for Config {}
+
+/// The initial PID namespace always has this inode number (PROC_PID_INIT_INO).
+const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
+
+/// Who the daemon is, for the programs' self filter. Outside a PID namespace its pid is
+/// the kernel's tgid; inside one, the programs learn the tgid (see rw_learn_self).
+fn initial_config() -> Config {
+    use std::os::unix::fs::MetadataExt;
+    let pid = std::process::id();
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() != INIT_PIDNS_INO => Config {
+            ns_tgid: pid,
+            pidns_dev: m.dev(),
+            pidns_ino: m.ino(),
+            ..Config::default()
+        },
+        _ => Config {
+            self_tgid: pid,
+            ..Config::default()
+        },
+    }
+}
+
+fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), String> {
+    // SAFETY: Config is repr(C) plain data; its bytes are the map value.
+    let bytes = unsafe { plain::as_bytes(cfg) };
+    map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)
         .map_err(|e| e.to_string())
 }
 
@@ -290,7 +330,8 @@ where
     let outer = handle(&format!("{family}_rings"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
-    write_config(&config, 0).map_err(|e| format!("{family}: writing rw_config: {e}"))?;
+    write_config(&config, &initial_config())
+        .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
     let mut maps = Vec::new();
     let plumbing = [
         format!("{family}_ring"),
@@ -489,6 +530,12 @@ mod tests {
     fn counters_mirror_c() {
         for f in Family::ALL {
             crate::assert_layout!(f, "rw_counters", Counters, [produced, dropped, untracked]);
+            crate::assert_layout!(
+                f,
+                "rw_config",
+                Config,
+                [self_tgid, flags, ns_tgid, pad, pidns_dev, pidns_ino]
+            );
         }
     }
 }
