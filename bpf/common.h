@@ -41,7 +41,7 @@ struct rw_header {
 struct rw_counters {
 	__u64 produced;  /* every reserve attempt; its old value is the attempt's seq */
 	__u64 dropped;   /* every reserve failure */
-	__u64 untracked; /* syscalls not followed from enter to exit: in-flight table full */
+	__u64 untracked; /* syscalls not followed from enter to exit (RW_COUNT_UNTRACKED) */
 };
 
 /* Written by userspace into the rw_config map of every family after load. */
@@ -150,18 +150,23 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 	return h;
 }
 
+/* Counts one syscall that a family saw but could not follow from enter to exit (see
+ * rw_counters.untracked), so the loss is on the books. */
+#define RW_COUNT_UNTRACKED(fam)                                                      \
+	do {                                                                         \
+		__u32 __slot = 0;                                                    \
+		struct rw_counters *__c = bpf_map_lookup_elem(&fam##_stats, &__slot); \
+		if (__c)                                                             \
+			__sync_fetch_and_add(&__c->untracked, 1);                    \
+	} while (0)
+
 /* Remembers a thread's state from a syscall's enter to its exit. These tables are plain
  * hashes, not LRU (an eviction would lose an event unseen), and a failed insert (table
  * full) is counted as `untracked`, so even that loss is on the books. */
 #define RW_STASH(fam, map, key, val)                                                 \
 	do {                                                                         \
-		if (bpf_map_update_elem(map, key, val, BPF_ANY)) {                   \
-			__u32 __slot = 0;                                            \
-			struct rw_counters *__c =                                    \
-				bpf_map_lookup_elem(&fam##_stats, &__slot);          \
-			if (__c)                                                     \
-				__sync_fetch_and_add(&__c->untracked, 1);            \
-		}                                                                    \
+		if (bpf_map_update_elem(map, key, val, BPF_ANY))                     \
+			RW_COUNT_UNTRACKED(fam);                                     \
 	} while (0)
 
 /* Fills the header from the current task. */

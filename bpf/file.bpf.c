@@ -67,9 +67,12 @@ static __always_inline int emit(long ret, __u32 sc)
 		return 0;
 	struct open_args args = *a;
 	bpf_map_delete_elem(&file_inflight, &tid);
-	/* An enter of another syscall (its exit program missing): not ours. */
-	if (args.syscall != sc)
+	/* An enter of another syscall whose exit was not seen (e.g. its exit program was not
+	 * attached yet), and this syscall's enter was not either: neither is followed. */
+	if (args.syscall != sc) {
+		RW_COUNT_UNTRACKED(file);
 		return 0;
+	}
 
 	struct open_event *e = RW_RESERVE(file, struct open_event, RW_OPEN);
 	if (!e)

@@ -26,6 +26,7 @@ struct connect_args {
 	__s32 fd;
 	__u32 addrlen; /* bytes of addr read from the caller */
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
+	__u32 busy;    /* the socket had an attempt under way or done before the call */
 };
 
 /* connect() in flight, by thread: a plain hash (see RW_STASH). */
@@ -74,8 +75,8 @@ static __always_inline bool skip_owner(__u32 owner)
 	return !cfg || (cfg->flags & RW_CONFIG_STOPPED) || owner == cfg->self_tgid;
 }
 
-/* fd of the current task -> struct sock, or NULL when the fd is no socket. */
-static __always_inline struct sock *fd_to_sock(long fd)
+/* fd of the current task -> struct socket, or NULL when the fd is no socket. */
+static __always_inline struct socket *fd_to_socket(long fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -87,8 +88,14 @@ static __always_inline struct sock *fd_to_sock(long fd)
 		return NULL;
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & RW_S_IFMT) != RW_S_IFSOCK)
 		return NULL;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	return BPF_CORE_READ(sock, sk);
+	return BPF_CORE_READ(file, private_data);
+}
+
+/* fd of the current task -> struct sock, or NULL when the fd is no socket. */
+static __always_inline struct sock *fd_to_sock(long fd)
+{
+	struct socket *sock = fd_to_socket(fd);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
 }
 
 /* AF_INET or AF_INET6 TCP stream socket: its family, else 0. */
@@ -153,6 +160,12 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 		len = sizeof(a.addr);
 	if (len >= 2 && !bpf_probe_read_user(a.addr, len, uaddr))
 		a.addrlen = len;
+	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
+	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
+	 * has completed, or its error), or fails (EALREADY, EISCONN). The call that started
+	 * the attempt was reported. socket_state is UAPI (linux/net.h): no CO-RE needed. */
+	struct socket *sock = fd_to_socket(a.fd);
+	a.busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
 	RW_STASH(network, &network_connecting, &tid, &a);
 	return 0;
 }
@@ -190,6 +203,9 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	long ret = ctx->ret;
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
 	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
+		return 0;
+	/* No new attempt (see net_connect_enter), whatever it returned. */
+	if (a.busy)
 		return 0;
 	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
 	if (a.addrlen >= 2 && a.addr[0] == 0 && a.addr[1] == 0)

@@ -10,6 +10,11 @@ char LICENSE[] SEC("license") = "GPL";
 
 RW_DECLARE_RING(process, 256 * 1024);
 
+#define RW_EEXIST 17
+
+/* The args read masks its size with RW_ARGS_LEN - 1. */
+_Static_assert((RW_ARGS_LEN & (RW_ARGS_LEN - 1)) == 0, "RW_ARGS_LEN must be a power of two");
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -40,20 +45,51 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		len = RW_ARGS_LEN;
 		e->flags |= RW_EXEC_ARGS_TRUNCATED;
 	}
-	if (len && bpf_probe_read_user(e->args, len & (RW_ARGS_LEN * 2 - 1), (void *)start))
+	/* The size must be provably within e->args whatever the compiler makes of the clamp
+	 * above: barrier_var hides len's range from the compiler, so it cannot fold the mask
+	 * away, and the mask bounds the size to [1, RW_ARGS_LEN] for the verifier by itself
+	 * (it equals len for every len in that range). */
+	barrier_var(len);
+	if (len && bpf_probe_read_user(e->args, ((len - 1) & (RW_ARGS_LEN - 1)) + 1, (void *)start))
 		len = 0;
 	e->args_len = len;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
-/* Reported once per process: by its last thread, when the thread group is dead. */
+/* Processes whose exit was reported, for the threads that exit with it. */
+struct exit_key {
+	__u64 signal;         /* struct signal_struct *, shared by the threads */
+	__u64 start_boottime; /* of the group leader: a reused signal_struct is another key */
+};
+
+/* LRU: an entry only has to outlive the few threads racing through do_exit together;
+ * nothing else ever needs it, so eviction loses nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} process_exited SEC(".maps");
+
+/* Reported once per process: by its last thread, when the thread group is dead. The
+ * kernel decrements signal->live before this tracepoint, so threads exiting at once can
+ * all read 0 (6.1's tracepoint has no group_dead argument to tell the last one): the
+ * first of them to claim the process's key reports. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(process_exit, struct task_struct *p)
 {
 	if (rw_skip())
 		return 0;
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	struct exit_key key = {
+		.signal = (__u64)BPF_CORE_READ(p, signal),
+		.start_boottime = BPF_CORE_READ(p, group_leader, start_boottime),
+	};
+	__u8 one = 1;
+	/* Any other failure reports: better a rare duplicate than a lost exit. */
+	if (bpf_map_update_elem(&process_exited, &key, &one, BPF_NOEXIST) == -RW_EEXIST)
 		return 0;
 	struct exit_event *e = RW_RESERVE(process, struct exit_event, RW_EXIT);
 	if (!e)
@@ -63,7 +99,7 @@ int BPF_PROG(process_exit, struct task_struct *p)
 	e->signal = code & 0x7f;
 	e->core_dumped = (code & 0x80) ? 1 : 0;
 	e->pad = 0;
-	__u64 start = BPF_CORE_READ(p, group_leader, start_boottime);
+	__u64 start = key.start_boottime;
 	e->lifetime_ns = e->hdr.ts_ns > start ? e->hdr.ts_ns - start : 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;

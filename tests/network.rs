@@ -280,3 +280,67 @@ fn refused_connect_reports_errno_and_peer_but_no_close() {
         "a connect that never connected is no closed connection"
     );
 }
+
+/// A non-blocking connect (EINPROGRESS) followed, once the socket is writable, by more
+/// connect calls (0 when the kernel hands over the completed connection, then EISCONN)
+/// is one connection attempt: exactly one connect event, the first call's.
+#[test]
+fn repeated_nonblocking_connect_is_one_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind listener");
+    let lport = listener.local_addr().expect("listener addr").port();
+    let d = Daemon::start("network-nonblock", &["--only", "network"]);
+    let me = std::process::id() as u64;
+    // SAFETY: plain socket calls on a fd this test owns; sockaddr and pollfd are local.
+    let (fd, rets, sport) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = lport.to_be();
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        let connect = || {
+            if libc::connect(fd, (&raw const sa).cast(), len) == 0 {
+                0
+            } else {
+                -std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            }
+        };
+        let mut rets = vec![connect()];
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        assert_eq!(libc::poll(&mut p, 1, 5000), 1, "connected within 5 s");
+        rets.push(connect());
+        rets.push(connect());
+        let mut me: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = len;
+        assert_eq!(libc::getsockname(fd, (&raw mut me).cast(), &mut len), 0);
+        (fd, rets, u16::from_be(me.sin_port))
+    };
+    assert_eq!(rets[0], -libc::EINPROGRESS, "calls returned {rets:?}");
+    assert!(
+        rets[1..].iter().all(|r| *r == 0 || *r == -libc::EISCONN),
+        "calls returned {rets:?}"
+    );
+    let (server, _) = listener.accept().expect("accept");
+    drop(server);
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    let f = d.stop();
+    f.assert_exact();
+    let connects: Vec<&Value> = f
+        .of_type("connect")
+        .filter(|e| {
+            u(&e["pid"]) == me
+                && u(&e["dport"]) == u64::from(lport)
+                && u(&e["sport"]) == u64::from(sport)
+        })
+        .collect();
+    assert_eq!(connects.len(), 1, "{connects:?}");
+    assert_eq!(i(&connects[0]["ret"]), -i64::from(libc::EINPROGRESS));
+    assert_eq!(i(&connects[0]["fd"]), i64::from(fd));
+    assert_eq!(u(&connects[0]["tid"]), u64::from(gettid()));
+}

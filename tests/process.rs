@@ -88,3 +88,101 @@ fn killed_child_reports_its_signal() {
     assert_eq!(u(&exits[0]["signal"]), 9);
     assert!(u(&exits[0]["lifetime_ns"]) >= 100_000_000);
 }
+
+const RACE_THREADS: usize = 8;
+
+/// With RW_EXIT_RACE_HELPER=1 (the test below runs this binary so): RACE_THREADS threads
+/// (the test's thread and spawned ones) call exit_group(3) at the same moment, so several
+/// threads of the process run through do_exit concurrently. libtest's main thread is
+/// killed by the group exit.
+#[test]
+#[ignore = "helper process for concurrent_thread_exits_give_one_exit_per_process"]
+fn exit_race_helper() {
+    if std::env::var_os("RW_EXIT_RACE_HELPER").is_none() {
+        return;
+    }
+    let go = std::sync::Arc::new(std::sync::Barrier::new(RACE_THREADS));
+    let race = |go: std::sync::Arc<std::sync::Barrier>| {
+        go.wait();
+        // SAFETY: exit_group ends the process; nothing after it runs.
+        unsafe { libc::syscall(libc::SYS_exit_group, 3) };
+    };
+    for _ in 1..RACE_THREADS {
+        let go = go.clone();
+        std::thread::spawn(move || race(go));
+    }
+    race(go);
+    std::process::exit(97);
+}
+
+#[test]
+fn concurrent_thread_exits_give_one_exit_per_process() {
+    const PROCS: usize = 1000;
+    let d = Daemon::start("process-exit-race", &["--only", "process"]);
+    let exe = std::env::current_exe().expect("test binary");
+    let mut pids = HashSet::new();
+    // A few at a time: the process starts are what takes long.
+    for _ in 0..PROCS / 4 {
+        let kids: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(&exe)
+                    .args(["--ignored", "--exact", "exit_race_helper"])
+                    .env("RW_EXIT_RACE_HELPER", "1")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn helper")
+            })
+            .collect();
+        for mut c in kids {
+            pids.insert(u64::from(c.id()));
+            assert_eq!(c.wait().expect("wait helper").code(), Some(3));
+        }
+    }
+    let f = d.stop();
+    f.assert_exact();
+    let mut per_pid: HashMap<u64, usize> = HashMap::new();
+    for e in f.of_type("exit").filter(|e| pids.contains(&u(&e["pid"]))) {
+        *per_pid.entry(u(&e["pid"])).or_default() += 1;
+        assert_eq!(i(&e["exit_code"]), 3, "{e}");
+        assert_eq!(u(&e["signal"]), 0, "{e}");
+    }
+    let twice: Vec<_> = per_pid.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "processes with several exits: {twice:?}");
+    assert_eq!(per_pid.len(), PROCS, "one exit event per process");
+}
+
+/// argv of exactly the buffer size is whole; one byte more is cut at the buffer size.
+#[test]
+fn argv_at_the_buffer_size() {
+    const ARGS_LEN: usize = 1024;
+    let d = Daemon::start("process-argv", &["--only", "process"]);
+    let prog = "/bin/true";
+    // argv bytes: "/bin/true\0" + arg + "\0".
+    let fits = "a".repeat(ARGS_LEN - prog.len() - 2);
+    let over = "b".repeat(ARGS_LEN - prog.len() - 1);
+    let mut pids = HashMap::new();
+    for arg in [&fits, &over] {
+        let mut c = Command::new(prog).arg(arg).spawn().expect("spawn");
+        pids.insert(u64::from(c.id()), arg.clone());
+        assert!(c.wait().expect("wait").success());
+    }
+    let f = d.stop();
+    f.assert_exact();
+    let execs: Vec<_> = f
+        .of_type("exec")
+        .filter(|e| pids.contains_key(&u(&e["pid"])))
+        .collect();
+    assert_eq!(execs.len(), 2);
+    for e in execs {
+        let arg = &pids[&u(&e["pid"])];
+        assert_eq!(u(&e["argc"]), 2);
+        if *arg == fits {
+            assert_eq!(e["argv"], serde_json::json!([prog, fits]), "{e}");
+            assert_eq!(e["argv_truncated"], false, "{e}");
+        } else {
+            // The last byte kept is the argument's last: its NUL did not fit.
+            assert_eq!(e["argv"], serde_json::json!([prog, over]), "{e}");
+            assert_eq!(e["argv_truncated"], true, "{e}");
+        }
+    }
+}
