@@ -102,7 +102,7 @@ static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 	e->name_len = 0;
 	e->detail[0] = 0;
 	e->name[0] = 0;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 
@@ -298,7 +298,7 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	if (n == sizeof(e->name))
 		e->flags |= RW_ANOMALY_NAME_TRUNCATED;
 	e->name_len = n - 1;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 
@@ -338,7 +338,7 @@ int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
 		return 0;
 	e->args[0] = (__u32)ctx->args[1];
 	e->args[1] = req;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 
@@ -386,7 +386,7 @@ int anomaly_bpf(struct rw_sys_enter_ctx *ctx)
 	} else {
 		e->name[0] = 0;
 	}
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 
@@ -415,7 +415,7 @@ int anomaly_init_module(struct rw_sys_enter_ctx *ctx)
 	e->code = RW_SC_INIT_MODULE;
 	e->args[0] = ctx->args[1]; /* len */
 	module_params(e, (const char *)ctx->args[2]);
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 
@@ -431,7 +431,7 @@ int anomaly_finit_module(struct rw_sys_enter_ctx *ctx)
 	e->args[0] = (__u64)(__s64)(int)ctx->args[0]; /* fd, sign kept */
 	e->args[1] = ctx->args[2];                    /* flags */
 	module_params(e, (const char *)ctx->args[1]);
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(anomaly, e);
 	return 0;
 }
 

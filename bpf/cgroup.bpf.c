@@ -45,7 +45,7 @@ int BPF_PROG(cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		return 0;
 	struct cgroup_event *e = cgroup_record(cgrp, path, RW_CGROUP_MKDIR);
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		RW_SUBMIT(cgroup, e);
 	return 0;
 }
 
@@ -56,7 +56,7 @@ int BPF_PROG(cgroup_rmdir, struct cgroup *cgrp, const char *path)
 		return 0;
 	struct cgroup_event *e = cgroup_record(cgrp, path, RW_CGROUP_RMDIR);
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		RW_SUBMIT(cgroup, e);
 	return 0;
 }
 
@@ -74,7 +74,7 @@ int BPF_PROG(cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct ta
 	e->task_tid = BPF_CORE_READ(task, pid);
 	if (threadgroup)
 		e->flags |= RW_CGROUP_THREADGROUP;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(cgroup, e);
 	return 0;
 }
 
@@ -116,7 +116,7 @@ int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 		e->flags |= RW_OOM_UID;
 		e->victim_uid = ctx->uid;
 	}
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(cgroup, e);
 	return 0;
 }
 

@@ -37,6 +37,14 @@ struct rw_header {
 	char comm[RW_COMM_LEN];
 };
 
+/* Per ring slot: the most bytes waiting in the ring seen by a producer right after its
+ * commit since userspace last reset it (every tick). Polling userspace cannot see how
+ * full a ring got between its wake-ups; this can. Its own map, so that userspace can
+ * reset it without touching the counters. */
+struct rw_fill {
+	__u64 high_water;
+};
+
 /* Per ring slot accounting: produced = received + dropped at any quiescent point. */
 struct rw_counters {
 	__u64 produced;  /* every reserve attempt; its old value is the attempt's seq */
@@ -87,7 +95,13 @@ struct rw_config {
 		__uint(max_entries, RW_RING_SLOTS);                                  \
 		__type(key, __u32);                                                  \
 		__type(value, struct rw_counters);                                   \
-	} fam##_stats SEC(".maps")
+	} fam##_stats SEC(".maps");                                                  \
+	struct {                                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                    \
+		__uint(max_entries, RW_RING_SLOTS);                                  \
+		__type(key, __u32);                                                  \
+		__type(value, struct rw_fill);                                       \
+	} fam##_fill SEC(".maps")
 
 /* Settings userspace writes after load (a map, not .rodata, so one generic loader
  * serves every family and later changes need no reload). */
@@ -194,6 +208,32 @@ static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
 
 RW_LAYOUT(rw_header);
 RW_LAYOUT(rw_counters);
+RW_LAYOUT(rw_fill);
+
+/* Records the ring's occupancy after a commit as a high-water mark. bpf has no atomic
+ * max: one compare-and-swap, retried once, so a concurrent higher value is rarely
+ * overwritten by a lower one (a mark, not a counter: close is good enough). */
+static __always_inline void rw_note_fill(void *rings, void *fill)
+{
+	__u32 slot = 0;
+	void *rb = bpf_map_lookup_elem(rings, &slot);
+	struct rw_fill *f = bpf_map_lookup_elem(fill, &slot);
+	if (!rb || !f)
+		return;
+	__u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+	for (int i = 0; i < 2; i++) {
+		__u64 old = f->high_water;
+		if (avail <= old || __sync_val_compare_and_swap(&f->high_water, old, avail) == old)
+			break;
+	}
+}
+
+/* Commit + high-water mark in one step. */
+#define RW_SUBMIT(fam, e)                                                            \
+	do {                                                                         \
+		bpf_ringbuf_submit(e, 0);                                            \
+		rw_note_fill(&fam##_rings, &fam##_fill);                             \
+	} while (0)
 
 /* Reserve + header in one step. */
 #define RW_RESERVE(fam, type_struct, evtype)                                         \

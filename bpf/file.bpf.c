@@ -97,7 +97,7 @@ static __always_inline int emit(long ret, __u32 sc)
 			e->path_flags |= RW_OPEN_PATH_TRUNCATED;
 	}
 	e->path_len = n - 1;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(file, e);
 	return 0;
 }
 

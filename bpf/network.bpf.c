@@ -225,7 +225,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		daddr_from_args(e, &a);
 	else
 		remember_owner(sk, e);
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(network, e);
 	return 0;
 }
 
@@ -243,7 +243,7 @@ static __always_inline int on_accept(long ret)
 	fill_body(e, sk, family);
 	e->fd = ret;
 	remember_owner(sk, e);
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(network, e);
 	return 0;
 }
 
@@ -327,7 +327,7 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		e->hdr.cgroup_id = o.cgroup_id;
 		__builtin_memcpy(e->hdr.comm, o.comm, sizeof(o.comm));
 	}
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(network, e);
 	return 0;
 }
 

@@ -53,7 +53,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	if (len && bpf_probe_read_user(e->args, ((len - 1) & (RW_ARGS_LEN - 1)) + 1, (void *)start))
 		len = 0;
 	e->args_len = len;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(process, e);
 	return 0;
 }
 
@@ -101,7 +101,7 @@ int BPF_PROG(process_exit, struct task_struct *p)
 	e->pad = 0;
 	__u64 start = key.start_boottime;
 	e->lifetime_ns = e->hdr.ts_ns > start ? e->hdr.ts_ns - start : 0;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(process, e);
 	return 0;
 }
 
@@ -120,7 +120,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 		return 0;
 	e->child_pid = ctgid;
 	e->child_tid = cpid;
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(process, e);
 	return 0;
 }
 

@@ -112,7 +112,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 	e->latency_ns = now > s.ts ? now - s.ts : 0;
 	for (int i = 0; i < 6; i++)
 		e->args[i] = s.args[i];
-	bpf_ringbuf_submit(e, 0);
+	RW_SUBMIT(syscall, e);
 	return 0;
 }
 

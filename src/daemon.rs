@@ -9,10 +9,10 @@ use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapHandle, RingBuffer, RingBufferBuilder};
 use log::{error, info, warn};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::time::TimeSpec;
@@ -78,6 +78,7 @@ struct Ring {
     consumer: RingBuffer<'static>,
     received: Rc<Cell<u64>>,
     decode_errors: Rc<Cell<u64>>,
+    pipe: Rc<RefCell<Pipeline>>,
 }
 
 enum Drained {
@@ -112,6 +113,41 @@ impl Ring {
                 return Drained::BudgetUsed;
             }
         }
+    }
+
+    /// Replaces the ring with one of `size` bytes, losing and duplicating nothing:
+    /// the new ring is created and watched first, then swapped into the programs' slot
+    /// (the kernel returns only once no program can still write the old one), then the
+    /// old ring is drained to the last record and dropped. Counters and sequence numbers
+    /// live in maps that do not change. Returns how long the swap took.
+    fn resize(&mut self, size: u64, registry: &Registry, token: Token) -> Result<Duration, String> {
+        let t = Instant::now();
+        let map = self.loaded.new_ring(size)?;
+        let consumer = consumer(&self.loaded, &map, &self.pipe, &self.received, &self.decode_errors)?;
+        let new_fd = map.as_fd().as_raw_fd();
+        registry
+            .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
+            .map_err(|e| format!("watching the new {} ring: {e}", self.loaded.family))?;
+        let old_map = match self.loaded.swap_ring(map) {
+            Ok(old) => old,
+            Err(e) => {
+                let _ = registry.deregister(&mut SourceFd(&new_fd));
+                return Err(e);
+            }
+        };
+        let old_consumer = std::mem::replace(&mut self.consumer, consumer);
+        // Final drain of the old ring: nothing can be added to it any more.
+        loop {
+            let n = old_consumer.consume_raw_n(usize::MAX >> 1);
+            if n <= 0 {
+                break;
+            }
+            self.pipe.borrow_mut().sink.flush();
+        }
+        let _ = registry.deregister(&mut SourceFd(&old_map.as_fd().as_raw_fd()));
+        drop(old_consumer);
+        drop(old_map);
+        Ok(t.elapsed())
     }
 
     fn stats(&self) -> RingStats {
@@ -338,11 +374,30 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, String> {
     let received = Rc::new(Cell::new(0u64));
     let decode_errors = Rc::new(Cell::new(0u64));
+    let consumer = consumer(&loaded, &loaded.ring, pipe, &received, &decode_errors)?;
+    Ok(Ring {
+        loaded,
+        consumer,
+        received,
+        decode_errors,
+        pipe: pipe.clone(),
+    })
+}
+
+/// A libbpf consumer for `map`, rendering into the shared pipeline and counting into
+/// the family's counters (which survive ring swaps).
+fn consumer(
+    loaded: &Loaded,
+    map: &MapHandle,
+    pipe: &Rc<RefCell<Pipeline>>,
+    received: &Rc<Cell<u64>>,
+    decode_errors: &Rc<Cell<u64>>,
+) -> Result<RingBuffer<'static>, String> {
     let name = loaded.family.name();
     let (rx, de, p) = (received.clone(), decode_errors.clone(), pipe.clone());
     let mut builder = RingBufferBuilder::new();
     builder
-        .add(&loaded.ring, move |data: &[u8]| {
+        .add(map, move |data: &[u8]| {
             rx.set(rx.get() + 1);
             let pl = &mut *p.borrow_mut();
             if !pl.sink.has_room() {
@@ -350,14 +405,11 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
                 pl.sink.count_lost(1);
                 return 0;
             }
-            match events::render(name, &pl.clock, data, &mut pl.sink.buf) {
-                Ok(()) => {}
-                Err(e) => {
-                    if de.get() == 0 {
-                        warn!("ring {name}: {e} (further decode errors are only counted)");
-                    }
-                    de.set(de.get() + 1);
+            if let Err(e) = events::render(name, &pl.clock, data, &mut pl.sink.buf) {
+                if de.get() == 0 {
+                    warn!("ring {name}: {e} (further decode errors are only counted)");
                 }
+                de.set(de.get() + 1);
             }
             if pl.sink.buf.len() >= FLUSH_AT {
                 pl.sink.flush();
@@ -365,15 +417,9 @@ fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, Strin
             0
         })
         .map_err(|e| format!("ring {name}: {e}"))?;
-    let consumer = builder
+    builder
         .build()
-        .map_err(|e| format!("ring {name}: creating the consumer: {e}"))?;
-    Ok(Ring {
-        loaded,
-        consumer,
-        received,
-        decode_errors,
-    })
+        .map_err(|e| format!("ring {name}: creating the consumer: {e}"))
 }
 
 /// Stop every program, then drain until every ring's books balance (a program may still

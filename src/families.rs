@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 
 use crate::sys;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, OpenObject};
 use std::os::fd::{AsFd, AsRawFd};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
@@ -114,6 +114,10 @@ pub struct Loaded {
     config: MapHandle,
     /// The ARRAY_OF_MAPS the programs reach `ring` through.
     outer: MapHandle,
+    /// struct rw_fill: the in-kernel high-water mark.
+    fill: MapHandle,
+    /// The family's own maps by name (e.g. syscall_filter).
+    maps: Vec<(String, MapHandle)>,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
@@ -178,6 +182,59 @@ impl Loaded {
         self.outer
             .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| e.to_string())
+    }
+
+    /// The most bytes the ring held right after a commit since the last call, then
+    /// starts a new period. (A commit racing with the reset may be missed: a mark.)
+    pub fn take_high_water(&self) -> u64 {
+        let key = 0u32.to_ne_bytes();
+        let hw = match self.fill.lookup(&key, MapFlags::ANY) {
+            Ok(Some(v)) => v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_ne_bytes),
+            _ => 0,
+        };
+        let _ = self.fill.update(&key, &0u64.to_ne_bytes(), MapFlags::ANY);
+        hw
+    }
+
+    /// Sets the syscall family's syscall set: a map write, no reload.
+    pub fn set_syscalls(&self, nrs: &[u32]) -> Result<(), String> {
+        match self.maps.iter().find(|(n, _)| n == "syscall_filter") {
+            Some((_, m)) => set_syscall_filter(m, nrs),
+            None => Err(format!("the {} family has no syscall filter", self.family)),
+        }
+    }
+
+    /// Creates a ring of `size` bytes for this family (not yet in use).
+    pub fn new_ring(&self, size: u64) -> Result<MapHandle, String> {
+        let size = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
+        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        };
+        MapHandle::create(
+            MapType::RingBuf,
+            Some(format!("{}_ring", self.family)),
+            0,
+            0,
+            size,
+            &opts,
+        )
+        .map_err(|e| format!("creating a {} ring of {size} bytes: {e}", self.family))
+    }
+
+    /// Puts `ring` in the programs' slot and returns the ring it replaces. When this
+    /// returns, no program can still write to the old ring (the kernel waits for running
+    /// programs on map-in-map updates), so what it holds is final: drain it, drop it.
+    pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, String> {
+        let fd = ring.as_fd().as_raw_fd() as u32;
+        self.outer
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| format!("swapping the {} ring: {e}", self.family))?;
+        self.ring_size = u64::from(ring.max_entries());
+        Ok(std::mem::replace(&mut self.ring, ring))
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
@@ -328,6 +385,7 @@ where
     };
     let ring = handle(&format!("{family}_ring"))?;
     let outer = handle(&format!("{family}_rings"))?;
+    let fill = handle(&format!("{family}_fill"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
     write_config(&config, &initial_config())
@@ -337,6 +395,7 @@ where
         format!("{family}_ring"),
         format!("{family}_rings"),
         format!("{family}_stats"),
+        format!("{family}_fill"),
     ];
     for m in obj.maps() {
         let name = m.name().to_string_lossy().into_owned();
@@ -389,6 +448,8 @@ where
         stats,
         config,
         outer,
+        fill,
+        maps,
         ring_size,
         programs,
         links,
