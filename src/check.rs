@@ -45,6 +45,7 @@ pub fn run() -> ExitCode {
         let opts = LoadOptions {
             ring_size: family.default_ring_size(),
             syscalls: syscalls::default_set(),
+            reuse: None,
         };
         match families::load(family, &opts) {
             Ok(loaded) => {

@@ -222,6 +222,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         let lo = LoadOptions {
             ring_size: opts.ring_size(family),
             syscalls: opts.syscalls.clone(),
+            reuse: None,
         };
         let loaded = match families::load(family, &lo) {
             Ok(l) => l,

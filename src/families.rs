@@ -124,11 +124,21 @@ pub struct Loaded {
 }
 
 /// Family settings written into its maps after load.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct LoadOptions {
     pub ring_size: u64,
     /// Syscall numbers the syscall family reports.
     pub syscalls: Vec<u32>,
+    /// Counter maps of an earlier load of this family, handed to the new skeleton
+    /// (`reuse_fd`) so its numbers and sequence continue across a rebuild.
+    pub reuse: Option<Shared>,
+}
+
+/// The maps whose contents must outlive one skeleton: the books and the high-water mark.
+#[derive(Debug)]
+pub struct Shared {
+    stats: MapHandle,
+    fill: MapHandle,
 }
 
 /// `struct rw_counters` (bpf/common.h): one ring slot's books, kept by the kernel.
@@ -237,6 +247,15 @@ impl Loaded {
         Ok(std::mem::replace(&mut self.ring, ring))
     }
 
+    /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
+    pub fn shared(&self) -> Result<Shared, String> {
+        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| format!("{}: {e}", self.family));
+        Ok(Shared {
+            stats: dup(&self.stats)?,
+            fill: dup(&self.fill)?,
+        })
+    }
+
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
     pub fn detach(&mut self) {
         self.links.clear();
@@ -314,7 +333,7 @@ type Loaded_<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Ou
 /// Opens and loads the skeleton with only the programs `keep` accepts.
 fn open_load<B>(
     family: Family,
-    ring_size: u64,
+    opts: &LoadOptions,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Loaded_<B>, String>
 where
@@ -330,13 +349,32 @@ where
             p.set_autoload(false);
         }
     }
-    let ring_name = format!("{family}_ring");
+    let ring_size = opts.ring_size;
+    let (ring_name, stats_name, fill_name) = (
+        format!("{family}_ring"),
+        format!("{family}_stats"),
+        format!("{family}_fill"),
+    );
     for mut m in obj.maps_mut() {
-        if m.name().to_string_lossy() == ring_name {
+        let name = m.name().to_string_lossy().into_owned();
+        if name == ring_name {
             let size = u32::try_from(ring_size)
                 .map_err(|_| format!("{family} ring size {ring_size} is too large"))?;
             m.set_max_entries(size)
                 .map_err(|e| format!("setting the {family} ring size: {e}"))?;
+        }
+        if let Some(shared) = &opts.reuse {
+            let reuse = if name == stats_name {
+                Some(&shared.stats)
+            } else if name == fill_name {
+                Some(&shared.fill)
+            } else {
+                None
+            };
+            if let Some(h) = reuse {
+                m.reuse_fd(h.as_fd())
+                    .map_err(|e| format!("handing {name} to the new {family} skeleton: {e}"))?;
+            }
         }
     }
     open.load().map_err(|e| e.to_string())
@@ -348,14 +386,14 @@ where
 {
     let mut programs = Vec::new();
     // First try: everything at once (the common case, one verifier pass per program).
-    let skel = match open_load::<B>(family, opts.ring_size, &|_| true) {
+    let skel = match open_load::<B>(family, opts, &|_| true) {
         Ok(s) => s,
         Err(all_err) => {
             // Find which programs do not load, alone, and load the rest without them.
             let names = program_names::<B>()?;
             let mut failed = Vec::new();
             for n in &names {
-                if let Err(e) = open_load::<B>(family, opts.ring_size, &|p| p == n) {
+                if let Err(e) = open_load::<B>(family, opts, &|p| p == n) {
                     failed.push(n.clone());
                     programs.push(ProgramStatus {
                         name: n.clone(),
@@ -371,7 +409,7 @@ where
                     first_line(&all_err)
                 ));
             }
-            open_load::<B>(family, opts.ring_size, &|p| !failed.iter().any(|f| f == p))
+            open_load::<B>(family, opts, &|p| !failed.iter().any(|f| f == p))
                 .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
         }
     };

@@ -41,13 +41,16 @@ fn resizes(log: &str, ring: &str) -> Vec<(u64, u64)> {
         .filter_map(|l| l.split_once(&prefix).map(|(_, r)| r))
         .filter_map(|r| {
             let (from, rest) = r.split_once(" -> ")?;
-            let to = rest.split_whitespace().next()?;
+            let to = rest.split(" (").next()?;
             Some((parse(from)?, parse(to)?))
         })
         .collect()
 }
 
+/// "64 KiB" -> 65536.
 fn parse(s: &str) -> Option<u64> {
+    let s = s.replace(' ', "");
+    let s = s.as_str();
     let (n, m) = if let Some(n) = s.strip_suffix("KiB") {
         (n, 1 << 10)
     } else if let Some(n) = s.strip_suffix("MiB") {
@@ -106,5 +109,129 @@ cooldown = "1s"
         // The ring was too small before the first grow: the drops are all counted.
         assert!(got + dropped >= generated && got <= generated, "got {got} dropped {dropped}");
     }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Reads the daemon's stats file (rewritten every second by the harness's settings).
+fn stats(d: &Daemon) -> Value {
+    serde_json::from_str(&fs::read_to_string(&d.stats).unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+fn wait_stats(d: &Daemon, timeout: Duration, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let s = stats(d);
+        if ok(&s) {
+            return s;
+        }
+        assert!(t.elapsed() < timeout, "{what}: not within {timeout:?}; stats {s}; log:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn stalled_receiver_drops_are_counted_then_the_ring_grows_and_keeps_up() {
+    let dir = common::temp_dir("resize-stall");
+    let cfg = config(
+        &dir,
+        r#"
+[rings.syscall]
+size = "256KiB"
+min = "64KiB"
+max = "32MiB"
+[adaptive]
+cooldown = "1s"
+"#,
+    );
+    let d = Daemon::start("resize-stall", &["--config", &cfg, "--only", "syscall", "--syscalls", "getsid"]);
+    let gen = Command::new(LOAD)
+        .args(["--family", "syscall", "--syscall", "getsid", "--rate", "40000", "--duration", "11"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("load generator");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGCONT) };
+    // The stall overflowed the ring; once running again the daemon grows it...
+    let s = wait_stats(&d, Duration::from_secs(5), "grow after the stall", |s| {
+        u(&s["rings"]["syscall"]["dropped"]) > 0 && u(&s["rings"]["syscall"]["size"]) > 256 << 10
+    });
+    // ...and from then on loses nothing at the same rate.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = u(&stats(&d)["rings"]["syscall"]["dropped"]);
+    let out = gen.wait_with_output().expect("load generator ends");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = u(&stats(&d)["rings"]["syscall"]["dropped"]);
+    assert_eq!(before, after, "drops after the ring grew; first grow stats: {s}");
+    let f = d.stop();
+    f.assert_exact();
+    let r = f.ring("syscall");
+    let seqs: HashSet<u64> = f.of_type("syscall").map(|e| u(&e["seq"])).collect();
+    assert_eq!(u(&r["produced"]) - seqs.len() as u64, u(&r["dropped"]), "gaps != dropped");
+    let mine = tids(&report);
+    let got = f.of_type("syscall").filter(|e| mine.contains(&u(&e["tid"]))).count() as u64;
+    assert!(got < u(&report["generated"]), "the stall must have cost events");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_ring_shrinks_back_to_min() {
+    let dir = common::temp_dir("resize-shrink");
+    let cfg = config(
+        &dir,
+        r#"
+[rings.cgroup]
+size = "1MiB"
+min = "64KiB"
+max = "16MiB"
+[adaptive]
+cooldown = "1s"
+"#,
+    );
+    let d = Daemon::start("resize-shrink", &["--config", &cfg, "--only", "cgroup"]);
+    wait_stats(&d, Duration::from_secs(20), "shrink to min", |s| {
+        u(&s["rings"]["cgroup"]["size"]) == 64 << 10
+    });
+    let f = d.stop();
+    f.assert_exact();
+    let steps = resizes(&f.stderr, "cgroup");
+    assert!(!steps.is_empty() && steps.iter().all(|(a, b)| b < a), "{steps:?}");
+    assert_eq!(steps.first().map(|s| s.0), Some(1 << 20));
+    assert_eq!(steps.last().map(|s| s.1), Some(64 << 10));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sighup_keeps_the_running_config_on_error_and_applies_a_new_size() {
+    let dir = common::temp_dir("resize-hup");
+    let body = |size: &str| {
+        format!("[rings.syscall]\nsize = \"{size}\"\nmin = \"64KiB\"\nmax = \"8MiB\"\n[adaptive]\nenabled = false\n")
+    };
+    let cfg = config(&dir, &body("256KiB"));
+    let d = Daemon::start("resize-hup", &["--config", &cfg, "--only", "syscall", "--syscalls", "getpgid"]);
+    let hup = || {
+        // SAFETY: signalling the daemon we started.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    };
+    // A broken file: reported, the running config stays.
+    fs::write(&cfg, body("3KiB")).expect("write");
+    hup();
+    d.wait_for_log("keeping the running configuration", Duration::from_secs(5));
+    assert_eq!(u(&stats(&d)["rings"]["syscall"]["size"]), 256 << 10);
+    // A good one with a new size: applied through the swap.
+    fs::write(&cfg, body("1MiB")).expect("write");
+    hup();
+    wait_stats(&d, Duration::from_secs(5), "new size", |s| u(&s["rings"]["syscall"]["size"]) == 1 << 20);
+    let report = load(&["--family", "syscall", "--syscall", "getpgid", "--events", "5000"]);
+    let f = d.stop();
+    f.assert_exact();
+    let mine = tids(&report);
+    let got = f.of_type("syscall").filter(|e| mine.contains(&u(&e["tid"]))).count() as u64;
+    assert_eq!(got, u(&report["generated"]));
+    assert_eq!(resizes(&f.stderr, "syscall"), vec![(256 << 10, 1 << 20)]);
     let _ = fs::remove_dir_all(&dir);
 }
