@@ -1,75 +1,201 @@
 //! Command line: hand-parsed (a parser crate would outweigh this file on an embedded host).
-use std::path::PathBuf;
+use std::iter::Peekable;
+use std::path::{Path, PathBuf};
+use std::slice;
+use std::time::Duration;
 
+use crate::config::{self, Settings};
 use crate::families::Family;
+use crate::policy::PolicyKind;
+use crate::sizing;
 use crate::syscalls;
 
 pub const USAGE: &str = "\
 ringwarden - kernel events from eBPF, every loss counted
 
 Usage:
-  ringwarden [run] [OPTIONS]   load the BPF programs and stream events as JSON lines
-  ringwarden check             report what this kernel supports and which programs attach
+  ringwarden [run] [OPTIONS]    load the BPF programs and stream events as JSON lines
+  ringwarden check              report what this kernel supports and which programs attach
+  ringwarden config default     print the built-in configuration as a commented TOML file
+  ringwarden config check PATH  validate a configuration file and show each ring's sizes
+  ringwarden size --event-size B --rate R [--buffer-time T] [--safety S]
+                                a ring size by the formula B × R × T × S, rounded up to a
+                                power of two, with the working
   ringwarden --help | --version
 
-Options for run:
+Options for run (each overrides the configuration file):
+  -c, --config PATH            configuration file [default: /etc/ringwarden/ringwarden.toml;
+                               the built-in defaults when that does not exist]
   -o, --output PATH            where events go: a file (appended) or - for stdout [default: -]
       --only LIST              families to load, comma-separated, from:
                                process,file,network,syscall,cgroup,anomaly [default: all]
-      --ring-size FAMILY=SIZE  ring buffer size of one family (repeatable); a power of two,
-                               at least 4KiB; suffixes KiB, MiB, GiB (or K, M, G)
+      --ring-size FAMILY=SIZE  start size of one family's ring (repeatable); a power of two,
+                               at least 4KiB; suffixes KiB, MiB, GiB (or K, M, G). Outside
+                               the ring's built-in min/max it moves that bound; outside a
+                               min/max set in the file it is an error
       --syscalls LIST          syscalls the syscall family reports, by name or number,
                                comma-separated [default: a security-relevant set, see README]
       --stats-interval SECS    seconds between stats lines in the log [default: 10]
       --stats-json PATH        write per-ring stats as one JSON object to PATH, atomically,
                                every interval and at exit
+      --adaptive POLICY        resize rings at run time with POLICY: dynamic, predictive or
+                               hybrid; off keeps the start sizes [default: dynamic]
+
+Options for size:
+      --event-size B|FAMILY    bytes per event (suffixes KiB, MiB), or a family name for the
+                               size of its records in the ring
+      --rate R                 expected events per second
+      --buffer-time T          how long the ring must hold events when the reader falls
+                               behind: 2s, 500ms, 1m or seconds [default: 2s]
+      --safety S               headroom factor for bursts [default: 3]
+
   -h, --help                   this text
   -V, --version                print the version
 
-Signals: SIGINT or SIGTERM stop the daemon after draining every ring; SIGHUP is logged.
+Signals: SIGINT or SIGTERM stop the daemon after draining every ring; SIGHUP re-reads the
+configuration file (a bad file is reported and the running configuration stays).
 Log level: RUST_LOG=debug|info|warn|error [default: info].
 Exit codes: 0 ok, 1 runtime failure, 64 usage error, 78 bad configuration value.
 ";
 
 #[derive(Debug)]
 pub enum Command {
-    Run(RunOptions),
+    /// Boxed: the settings make it far larger than the other commands.
+    Run(Box<RunOptions>),
     Check,
+    ConfigDefault,
+    ConfigCheck(PathBuf),
+    Size(SizeArgs),
     Help,
     Version,
 }
 
+/// `ringwarden size`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SizeArgs {
+    pub event_size: u64,
+    pub rate: f64,
+    pub buffer_time: Duration,
+    pub safety: f64,
+}
+
+/// What the command line said for `run`, kept so that a reload applies it again over the
+/// re-read file.
+#[derive(Clone, Debug, Default)]
+struct Overrides {
+    config: Option<PathBuf>,
+    /// Where to look without --config (tests point it at a file that does not exist).
+    default_path: PathBuf,
+    output: Option<Option<PathBuf>>,
+    families: Option<Vec<Family>>,
+    ring_sizes: Vec<(Family, u64)>,
+    syscalls: Option<Vec<u32>>,
+    stats_interval_s: Option<u64>,
+    stats_json: Option<PathBuf>,
+    /// `Some(None)`: adaptive sizing off; `Some(Some(p))`: on with policy p.
+    adaptive: Option<Option<PolicyKind>>,
+}
+
+/// The daemon's input: the configuration (file or built-in default) with the command line
+/// applied. The plain fields mirror `settings` for the daemon's convenience.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub output: Option<PathBuf>,
     pub families: Vec<Family>,
+    /// As given with --ring-size (already applied to `settings`).
+    #[allow(dead_code)] // kept for the daemon's callers; ring_size() is the resolved view
     pub ring_sizes: Vec<(Family, u64)>,
     pub syscalls: Vec<u32>,
     pub stats_interval_s: u64,
     pub stats_json: Option<PathBuf>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            output: None,
-            families: Family::ALL.to_vec(),
-            ring_sizes: Vec::new(),
-            syscalls: syscalls::default_set(),
-            stats_interval_s: 10,
-            stats_json: None,
-        }
-    }
+    /// The file the settings came from; `None` for the built-in default.
+    #[allow(dead_code)] // for the daemon's log and SIGHUP (merged separately)
+    pub config_path: Option<PathBuf>,
+    pub settings: Settings,
+    overrides: Overrides,
 }
 
 impl RunOptions {
+    /// The family's resolved start size (--ring-size, else the file, else the default).
     pub fn ring_size(&self, f: Family) -> u64 {
-        self.ring_sizes
-            .iter()
-            .rev()
-            .find(|(g, _)| *g == f)
-            .map_or(f.default_ring_size(), |(_, s)| *s)
+        self.settings.ring(f).size
     }
+
+    /// Re-reads the configuration (for SIGHUP) and applies the same command line over it.
+    /// The error is the same one line as at start.
+    #[allow(dead_code)] // the daemon's SIGHUP handler (merged separately) calls it
+    pub fn reload(&self) -> Result<RunOptions, String> {
+        resolve(self.overrides.clone()).map_err(|e| e.msg)
+    }
+}
+
+/// Loads the file (or the built-in default) and applies the command line.
+fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
+    let path = match &ov.config {
+        Some(p) => Some(p.clone()),
+        // Only a missing default file means "built-in default"; an unreadable one is an error.
+        None => match std::fs::metadata(&ov.default_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            _ => Some(ov.default_path.clone()),
+        },
+    };
+    let (mut s, bounds) = match &path {
+        Some(p) => Settings::load_with_bounds(p).map_err(config)?,
+        None => (Settings::default(), [(false, false); 6]),
+    };
+    if let Some(o) = &ov.output {
+        s.output = o.clone();
+    }
+    if let Some(f) = &ov.families {
+        s.families = f.clone();
+    }
+    if let Some(n) = &ov.syscalls {
+        s.syscalls = n.clone();
+    }
+    if let Some(i) = ov.stats_interval_s {
+        s.stats_interval = Duration::from_secs(i);
+    }
+    if let Some(p) = &ov.stats_json {
+        s.stats_json = Some(p.clone());
+    }
+    if let Some(a) = ov.adaptive {
+        s.adaptive.enabled = a.is_some();
+        if let Some(p) = a {
+            s.adaptive.policy = p;
+        }
+    }
+    for &(f, size) in &ov.ring_sizes {
+        let (min_set, max_set) = bounds[f as usize];
+        let r = s.ring_mut(f);
+        // The command line may move a built-in bound (a one-page ring for a test, a big
+        // ring on a big host), not one the file sets.
+        if (size < r.min && min_set) || (size > r.max && max_set) {
+            let from = path
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+            return Err(config(config::one_line(&format!(
+                "--ring-size {f}={}: outside rings.{f} min {} and max {} set in {from}; pick a size in that range or change min/max there",
+                human(size),
+                human(r.min),
+                human(r.max)
+            ))));
+        }
+        r.min = r.min.min(size);
+        r.max = r.max.max(size);
+        r.size = size;
+        r.rate = None;
+    }
+    Ok(RunOptions {
+        output: s.output.clone(),
+        families: s.families.clone(),
+        ring_sizes: ov.ring_sizes.clone(),
+        syscalls: s.syscalls.clone(),
+        stats_interval_s: s.stats_interval.as_secs(),
+        stats_json: s.stats_json.clone(),
+        config_path: path,
+        settings: s,
+        overrides: ov,
+    })
 }
 
 /// A bad command line: `code` is the exit status (64 usage, 78 configuration value).
@@ -87,63 +213,203 @@ fn config(msg: String) -> CliError {
     CliError { code: 78, msg }
 }
 
+/// The arguments after the command, option by option.
+struct Args<'a> {
+    it: Peekable<slice::Iter<'a, String>>,
+}
+
+impl<'a> Args<'a> {
+    /// The next argument split as `--name=value` (the value inline) or `name`.
+    fn next(&mut self) -> Option<(&'a str, Option<String>)> {
+        let arg = self.it.next()?;
+        Some(match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        })
+    }
+
+    fn value(
+        &mut self,
+        name: &str,
+        inline: Option<String>,
+        what: &str,
+    ) -> Result<String, CliError> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        // `--output --only x` is a forgotten value, not a file named "--only".
+        match self
+            .it
+            .next_if(|v| !v.starts_with('-') || v.as_str() == "-")
+        {
+            Some(v) => Ok(v.clone()),
+            None => Err(usage(format!("{name} needs a value: {name} {what}"))),
+        }
+    }
+}
+
 pub fn parse(args: &[String]) -> Result<Command, CliError> {
-    let mut it = args.iter().peekable();
-    let mut opts = RunOptions::default();
+    parse_in(args, Path::new(config::DEFAULT_PATH))
+}
+
+fn parse_in(args: &[String], default_path: &Path) -> Result<Command, CliError> {
+    let mut a = Args {
+        it: args.iter().peekable(),
+    };
     let mut sub: Option<&str> = None;
-    if let Some(first) = it.peek()
+    if let Some(first) = a.it.peek()
         && !first.starts_with('-')
     {
         sub = Some(first.as_str());
-        it.next();
+        a.it.next();
     }
     match sub {
-        None | Some("run") => {}
+        None | Some("run") => parse_run(a, default_path),
         Some("check") => {
-            if let Some(a) = it.next() {
-                if a == "-h" || a == "--help" {
+            if let Some((arg, _)) = a.next() {
+                if arg == "-h" || arg == "--help" {
                     return Ok(Command::Help);
                 }
                 return Err(usage(format!(
-                    "check takes no arguments (got {a:?}); run `ringwarden check`"
+                    "check takes no arguments (got {arg:?}); run `ringwarden check`"
                 )));
             }
-            return Ok(Command::Check);
+            Ok(Command::Check)
         }
-        Some(s) => {
+        Some("config") => parse_config(a),
+        Some("size") => parse_size(a),
+        Some(s) => Err(usage(format!(
+            "unknown command {s:?}; commands are run, check, config and size (see --help)"
+        ))),
+    }
+}
+
+fn parse_config(mut a: Args) -> Result<Command, CliError> {
+    let cmd = match a.next() {
+        Some(("-h" | "--help", _)) => return Ok(Command::Help),
+        Some(("default", _)) => Command::ConfigDefault,
+        Some(("check", _)) => match a.it.next() {
+            Some(p) if p == "-h" || p == "--help" => return Ok(Command::Help),
+            Some(p) => Command::ConfigCheck(PathBuf::from(p)),
+            None => {
+                return Err(usage(
+                    "config check needs a file: ringwarden config check PATH".into(),
+                ));
+            }
+        },
+        Some((other, _)) => {
             return Err(usage(format!(
-                "unknown command {s:?}; commands are run and check (see --help)"
+                "unknown config command {other:?}; use `config default` or `config check PATH`"
             )));
         }
+        None => {
+            return Err(usage(
+                "config needs a command: `config default` or `config check PATH`".into(),
+            ));
+        }
+    };
+    if let Some((extra, _)) = a.next() {
+        return Err(usage(format!(
+            "unexpected argument {extra:?}; use `config default` or `config check PATH`"
+        )));
     }
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| -> Result<String, CliError> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
+    Ok(cmd)
+}
+
+fn parse_size(mut a: Args) -> Result<Command, CliError> {
+    let (mut event_size, mut rate) = (None, None);
+    let defaults = config::SizingSettings::default();
+    let (mut buffer_time, mut safety) = (defaults.buffer_time, defaults.safety_factor);
+    while let Some((name, inline)) = a.next() {
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--event-size" => {
+                let v = a.value(name, inline, "BYTES|FAMILY")?;
+                let b = match Family::parse(v.trim()) {
+                    Some(f) => sizing::record_size(f),
+                    None => sizing::parse_bytes(&v).map_err(|e| {
+                        config(format!("--event-size: {e}, or a family name like file"))
+                    })?,
+                };
+                if b == 0 {
+                    return Err(config(
+                        "--event-size 0: an event takes at least one byte; e.g. --event-size 104"
+                            .into(),
+                    ));
+                }
+                event_size = Some(b);
             }
-            // `--output --only x` is a forgotten value, not a file named "--only".
-            match it.next_if(|v| !v.starts_with('-') || v.as_str() == "-") {
-                Some(v) => Ok(v.clone()),
-                None => Err(usage(format!("{name} needs a value: {name} {what}"))),
+            "--rate" => {
+                let v = a.value(name, inline, "EVENTS_PER_SEC")?;
+                rate = Some(positive(name, &v, "10000")?);
             }
-        };
+            "--buffer-time" => {
+                let v = a.value(name, inline, "SECS")?;
+                buffer_time = match config::parse_duration(&v) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        return Err(config(format!(
+                            "--buffer-time {v:?}: must be more than zero; e.g. 2s"
+                        )));
+                    }
+                    Err(e) => return Err(config(format!("--buffer-time: {e}"))),
+                };
+            }
+            "--safety" => {
+                let v = a.value(name, inline, "FACTOR")?;
+                safety = positive(name, &v, "3")?;
+            }
+            other => {
+                return Err(usage(format!(
+                    "unknown option {other:?} for size; see ringwarden --help"
+                )));
+            }
+        }
+    }
+    let example = "e.g. ringwarden size --event-size 104 --rate 10000";
+    let event_size = event_size
+        .ok_or_else(|| usage(format!("size needs --event-size BYTES|FAMILY; {example}")))?;
+    let rate = rate.ok_or_else(|| usage(format!("size needs --rate EVENTS_PER_SEC; {example}")))?;
+    Ok(Command::Size(SizeArgs {
+        event_size,
+        rate,
+        buffer_time,
+        safety,
+    }))
+}
+
+/// A finite number above zero.
+fn positive(name: &str, v: &str, example: &str) -> Result<f64, CliError> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(config(format!(
+            "{name} {v:?}: expected a number above zero, e.g. {name} {example}"
+        ))),
+    }
+}
+
+fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
+    let mut ov = Overrides {
+        default_path: default_path.to_path_buf(),
+        ..Overrides::default()
+    };
+    while let Some((name, inline)) = a.next() {
         match name {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "-c" | "--config" => {
+                ov.config = Some(PathBuf::from(a.value(name, inline, "PATH")?));
+            }
             "-o" | "--output" => {
-                let v = value("PATH")?;
-                opts.output = if v == "-" {
+                let v = a.value(name, inline, "PATH")?;
+                ov.output = Some(if v == "-" {
                     None
                 } else {
                     Some(PathBuf::from(v))
-                };
+                });
             }
             "--only" => {
-                let v = value("process,file,...")?;
+                let v = a.value(name, inline, "process,file,...")?;
                 let mut fams = Vec::new();
                 for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let f = Family::parse(part).ok_or_else(|| {
@@ -161,10 +427,10 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     ));
                 }
                 fams.sort();
-                opts.families = fams;
+                ov.families = Some(fams);
             }
             "--ring-size" => {
-                let v = value("FAMILY=SIZE")?;
+                let v = a.value(name, inline, "FAMILY=SIZE")?;
                 let (f, s) = v.split_once('=').ok_or_else(|| {
                     config(format!(
                         "--ring-size {v:?}: expected FAMILY=SIZE, e.g. file=8MiB"
@@ -177,10 +443,10 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 })?;
                 let size =
                     parse_ring_size(s).map_err(|e| config(format!("--ring-size {v:?}: {e}")))?;
-                opts.ring_sizes.push((fam, size));
+                ov.ring_sizes.push((fam, size));
             }
             "--syscalls" => {
-                let v = value("NAME,...")?;
+                let v = a.value(name, inline, "NAME,...")?;
                 let mut nrs = Vec::new();
                 for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let nr = syscalls::lookup(part).ok_or_else(|| {
@@ -197,12 +463,19 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                         "--syscalls: empty list; name at least one syscall or leave the syscall family out with --only".into(),
                     ));
                 }
-                opts.syscalls = nrs;
+                ov.syscalls = Some(nrs);
             }
             "--stats-interval" => {
-                let v = value("SECS")?;
-                opts.stats_interval_s = match v.parse::<u64>() {
-                    Ok(n) if (1..=86_400).contains(&n) => n,
+                let v = a.value(name, inline, "SECS")?;
+                // Seconds, or a duration in whole seconds as in the file ("10s", "1m").
+                let secs = v.trim().parse::<u64>().ok().or_else(|| {
+                    config::parse_duration(&v)
+                        .ok()
+                        .filter(|d| d.subsec_nanos() == 0)
+                        .map(|d| d.as_secs())
+                });
+                ov.stats_interval_s = match secs {
+                    Some(n) if (1..=86_400).contains(&n) => Some(n),
                     _ => {
                         return Err(config(format!(
                             "--stats-interval {v:?}: expected whole seconds from 1 to 86400"
@@ -210,7 +483,18 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     }
                 };
             }
-            "--stats-json" => opts.stats_json = Some(PathBuf::from(value("PATH")?)),
+            "--adaptive" => {
+                let v = a.value(name, inline, "off|dynamic|predictive|hybrid")?;
+                ov.adaptive = Some(match v.trim() {
+                    "off" => None,
+                    p => Some(PolicyKind::parse(p).ok_or_else(|| {
+                        config(format!(
+                            "--adaptive {v:?}: use off, dynamic, predictive or hybrid"
+                        ))
+                    })?),
+                });
+            }
+            "--stats-json" => ov.stats_json = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
             other => {
                 return Err(usage(format!(
                     "unknown option {other:?}; see ringwarden --help"
@@ -218,41 +502,13 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             }
         }
     }
-    Ok(Command::Run(opts))
+    resolve(ov).map(|o| Command::Run(Box::new(o)))
 }
 
 /// Parses `64KiB`, `8MiB`, `4096`, `1G`: a power of two, at least one page.
 pub fn parse_ring_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size; write e.g. 64KiB or 8MiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "k" | "KiB" | "KB" | "kB" => 1 << 10,
-        "M" | "MiB" | "MB" => 1 << 20,
-        "G" | "GiB" | "GB" => 1 << 30,
-        u => return Err(format!("unknown unit {u:?}; use KiB, MiB or GiB")),
-    };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    let page = page_size();
-    if bytes < page {
-        return Err(format!("{s:?} is smaller than a page; use at least {page}"));
-    }
-    if !bytes.is_power_of_two() {
-        return Err(format!(
-            "{s:?} is not a power of two; use {} or {}",
-            human(bytes.next_power_of_two() / 2),
-            human(bytes.next_power_of_two())
-        ));
-    }
-    if bytes > 1 << 31 {
-        return Err(format!("{s:?} is larger than the kernel's 2GiB ring limit"));
-    }
+    let bytes = sizing::parse_bytes(s)?;
+    sizing::check_ring_size(bytes, page_size()).map_err(|e| format!("{s:?} {e}"))?;
     Ok(bytes)
 }
 
@@ -281,6 +537,39 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    /// Parses as if /etc/ringwarden/ringwarden.toml did not exist.
+    fn parse(a: &[String]) -> Result<Command, CliError> {
+        parse_in(a, Path::new("/nonexistent/ringwarden.toml"))
+    }
+
+    fn run(s: &str) -> RunOptions {
+        match parse(&args(s)) {
+            Ok(Command::Run(o)) => *o,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    /// A file in the temp dir, removed on drop.
+    struct Temp(PathBuf);
+    impl Temp {
+        fn new(name: &str, text: &str) -> Temp {
+            let p = std::env::temp_dir().join(format!("rw-cli-{}-{name}", std::process::id()));
+            std::fs::write(&p, text).expect("write temp config");
+            Temp(p)
+        }
+        fn set(&self, text: &str) {
+            std::fs::write(&self.0, text).expect("rewrite temp config");
+        }
+        fn arg(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_ring_size("64KiB"), Ok(65536));
@@ -299,17 +588,16 @@ mod tests {
         );
         assert!(parse_ring_size("8XB").unwrap_err().contains("unknown unit"));
         assert!(parse_ring_size("big").unwrap_err().contains("not a size"));
+        assert!(parse_ring_size("4GiB").unwrap_err().contains("2GiB"));
         assert_eq!(human(64 << 10), "64KiB");
         assert_eq!(human(3), "3B");
     }
 
     #[test]
     fn run_options() {
-        let Ok(Command::Run(o)) = parse(&args(
+        let o = run(
             "run --output /tmp/x --only file,process --ring-size file=8MiB --stats-interval 2 --syscalls getppid,59",
-        )) else {
-            panic!("should parse")
-        };
+        );
         assert_eq!(o.output, Some(PathBuf::from("/tmp/x")));
         assert_eq!(o.families, vec![Family::Process, Family::File]);
         assert_eq!(o.ring_size(Family::File), 8 << 20);
@@ -319,6 +607,12 @@ mod tests {
         );
         assert_eq!(o.stats_interval_s, 2);
         assert_eq!(o.syscalls.len(), 2);
+        // The plain fields and the settings agree.
+        assert_eq!(o.settings.output, o.output);
+        assert_eq!(o.settings.families, o.families);
+        assert_eq!(o.settings.stats_interval, Duration::from_secs(2));
+        assert_eq!(o.config_path, None);
+        assert_eq!(run("--stats-interval 1m").stats_interval_s, 60);
         assert!(matches!(parse(&args("--output=-")), Ok(Command::Run(o)) if o.output.is_none()));
         assert!(matches!(parse(&[]), Ok(Command::Run(_))));
         assert!(matches!(parse(&args("check")), Ok(Command::Check)));
@@ -341,9 +635,205 @@ mod tests {
         assert_eq!(parse(&args("--ring-size file")).unwrap_err().code, 78);
         assert_eq!(parse(&args("--ring-size file=3KiB")).unwrap_err().code, 78);
         assert_eq!(parse(&args("--stats-interval 0")).unwrap_err().code, 78);
+        assert_eq!(
+            parse(&args("--stats-interval 1500ms")).unwrap_err().code,
+            78
+        );
         assert_eq!(parse(&args("--syscalls nosuchcall")).unwrap_err().code, 78);
         for e in [parse(&args("--only disk")), parse(&args("--ring-size x=1"))] {
             assert!(!e.unwrap_err().msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn config_file_then_command_line() {
+        let f = Temp::new(
+            "layered.toml",
+            "output = \"/var/log/rw.json\"\nfamilies = [\"file\", \"network\"]\nstats_interval = \"30s\"\n[rings.file]\nsize = \"4MiB\"\nmin = \"2MiB\"\nmax = \"16MiB\"\n[adaptive]\npolicy = \"hybrid\"\n",
+        );
+        let o = run(&format!("--config {}", f.arg()));
+        assert_eq!(o.config_path, Some(f.0.clone()));
+        assert_eq!(o.output, Some(PathBuf::from("/var/log/rw.json")));
+        assert_eq!(o.families, vec![Family::File, Family::Network]);
+        assert_eq!(o.stats_interval_s, 30);
+        assert_eq!(o.ring_size(Family::File), 4 << 20);
+        assert_eq!(
+            o.settings.adaptive.policy,
+            crate::policy::PolicyKind::Hybrid
+        );
+        // The command line wins over the file.
+        let o = run(&format!(
+            "run -c {} --output - --only process --ring-size file=8MiB --stats-interval 5",
+            f.arg()
+        ));
+        assert_eq!(o.output, None);
+        assert_eq!(o.families, vec![Family::Process]);
+        assert_eq!(o.ring_size(Family::File), 8 << 20);
+        assert_eq!(o.stats_interval_s, 5);
+        assert_eq!(o.ring_sizes, vec![(Family::File, 8 << 20)]);
+        // --ring-size outside the file's bounds names both.
+        let e = parse(&args(&format!(
+            "--config {} --ring-size file=1MiB",
+            f.arg()
+        )))
+        .unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(
+            e.msg.contains("--ring-size file=1MiB") && e.msg.contains("min 2MiB"),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains(&f.arg()), "{}", e.msg);
+        // A built-in bound moves instead: one-page rings for tests, big rings on big hosts.
+        let o = run("--ring-size anomaly=64MiB --ring-size syscall=4KiB");
+        let (a, sc) = (
+            o.settings.ring(Family::Anomaly),
+            o.settings.ring(Family::Syscall),
+        );
+        assert_eq!((a.size, a.max), (64 << 20, 64 << 20));
+        assert_eq!((sc.size, sc.min), (4096, 4096));
+        let o = run(&format!("--config {} --ring-size network=4KiB", f.arg()));
+        assert_eq!(
+            o.ring_size(Family::Network),
+            4096,
+            "the file sets no network bound"
+        );
+    }
+
+    #[test]
+    fn adaptive_override() {
+        let f = Temp::new("adaptive.toml", "[adaptive]\npolicy = \"hybrid\"\n");
+        let o = run(&format!("--config {} --adaptive off", f.arg()));
+        assert!(!o.settings.adaptive.enabled);
+        assert_eq!(
+            o.settings.adaptive.policy,
+            crate::policy::PolicyKind::Hybrid
+        );
+        let o = run("--adaptive predictive");
+        assert!(o.settings.adaptive.enabled);
+        assert_eq!(
+            o.settings.adaptive.policy,
+            crate::policy::PolicyKind::Predictive
+        );
+        let e = parse(&args("--adaptive smart")).unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(e.msg.contains("smart"), "{}", e.msg);
+    }
+
+    #[test]
+    fn config_file_errors() {
+        let e = parse(&args("--config /nonexistent/x.toml")).unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(
+            e.msg.starts_with("/nonexistent/x.toml: cannot read"),
+            "{}",
+            e.msg
+        );
+        let f = Temp::new("bad.toml", "[rings.file]\nsize = \"3MiB\"\n");
+        let e = parse(&args(&format!("--config={}", f.arg()))).unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(e.msg.contains("line 2: rings.file.size"), "{}", e.msg);
+        assert_eq!(parse(&args("--config")).unwrap_err().code, 64);
+    }
+
+    #[test]
+    fn the_default_path_is_used_when_it_exists() {
+        let f = Temp::new("default.toml", "[rings.process]\nsize = \"1MiB\"\n");
+        let Ok(Command::Run(o)) = parse_in(&[], &f.0) else {
+            panic!("should parse")
+        };
+        assert_eq!(o.config_path, Some(f.0.clone()));
+        assert_eq!(o.ring_size(Family::Process), 1 << 20);
+        f.set("[rings.process]\nsize = 3\n");
+        assert_eq!(parse_in(&[], &f.0).unwrap_err().code, 78);
+    }
+
+    #[test]
+    fn reload_rereads_the_file_and_keeps_the_command_line() {
+        let f = Temp::new("reload.toml", "[rings.file]\nsize = \"2MiB\"\n");
+        let o = run(&format!(
+            "--config {} --ring-size network=1MiB --only file,network",
+            f.arg()
+        ));
+        assert_eq!(o.ring_size(Family::File), 2 << 20);
+        f.set("[rings.file]\nsize = \"4MiB\"\n[rings.network]\nsize = \"8MiB\"\n");
+        let n = o.reload().expect("reload");
+        assert_eq!(n.ring_size(Family::File), 4 << 20);
+        assert_eq!(
+            n.ring_size(Family::Network),
+            1 << 20,
+            "--ring-size still wins"
+        );
+        assert_eq!(n.families, vec![Family::File, Family::Network]);
+        f.set("[rings.file]\nsise = 1\n");
+        let e = n.reload().unwrap_err();
+        assert!(e.contains("rings.file.sise") && !e.contains('\n'), "{e}");
+        // Without a file the reload gives the built-in default again.
+        let o = run("--only process");
+        assert_eq!(o.reload().map(|n| n.families), Ok(vec![Family::Process]));
+    }
+
+    #[test]
+    fn config_and_size_commands() {
+        assert!(matches!(
+            parse(&args("config default")),
+            Ok(Command::ConfigDefault)
+        ));
+        assert!(
+            matches!(parse(&args("config check /x.toml")), Ok(Command::ConfigCheck(p)) if p == Path::new("/x.toml"))
+        );
+        assert!(matches!(parse(&args("config --help")), Ok(Command::Help)));
+        for bad in [
+            "config",
+            "config check",
+            "config frob",
+            "config default extra",
+        ] {
+            assert_eq!(parse(&args(bad)).unwrap_err().code, 64, "{bad}");
+        }
+        let Ok(Command::Size(s)) = parse(&args(
+            "size --event-size 104 --rate 10000 --buffer-time 2s --safety 3",
+        )) else {
+            panic!("should parse")
+        };
+        assert_eq!(
+            s,
+            SizeArgs {
+                event_size: 104,
+                rate: 10_000.0,
+                buffer_time: Duration::from_secs(2),
+                safety: 3.0
+            }
+        );
+        let Ok(Command::Size(s)) =
+            parse(&args("size --event-size=1KiB --rate=5 --buffer-time=0.5"))
+        else {
+            panic!("should parse")
+        };
+        assert_eq!(
+            (s.event_size, s.buffer_time, s.safety),
+            (1024, Duration::from_millis(500), 3.0)
+        );
+        let Ok(Command::Size(s)) = parse(&args("size --event-size file --rate 1")) else {
+            panic!("should parse")
+        };
+        assert_eq!(s.event_size, sizing::record_size(Family::File));
+        for (bad, code) in [
+            ("size --rate 1", 64),
+            ("size --event-size 104", 64),
+            ("size --event-size 104 --rate 1 --bogus", 64),
+            ("size --event-size 104 --rate", 64),
+            ("size --event-size 0 --rate 1", 78),
+            ("size --event-size big --rate 1", 78),
+            ("size --event-size 104 --rate 0", 78),
+            ("size --event-size 104 --rate fast", 78),
+            ("size --event-size 104 --rate 1 --buffer-time soon", 78),
+            ("size --event-size 104 --rate 1 --buffer-time 0s", 78),
+            ("size --event-size 104 --rate 1 --safety=-2", 78),
+        ] {
+            let e = parse(&args(bad)).unwrap_err();
+            assert_eq!(e.code, code, "{bad}: {}", e.msg);
+            assert!(!e.msg.contains('\n'));
         }
     }
 }

@@ -4,11 +4,16 @@
 mod check;
 mod cli;
 mod clock;
+mod config;
 mod daemon;
 mod events;
 mod families;
 mod json;
+// The daemon's resize loop (merged separately) is its caller.
+#[allow(dead_code)]
+mod policy;
 mod sink;
+mod sizing;
 mod sys;
 mod syscalls;
 
@@ -34,7 +39,25 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         cli::Command::Check => check::run(),
-        cli::Command::Run(opts) => match daemon::run(opts) {
+        cli::Command::ConfigDefault => {
+            print!("{}", config::default_toml());
+            ExitCode::SUCCESS
+        }
+        cli::Command::ConfigCheck(path) => config::check_command(&path),
+        cli::Command::Size(a) => {
+            println!(
+                "{}",
+                sizing::explain(
+                    a.event_size,
+                    a.rate,
+                    a.buffer_time.as_secs_f64(),
+                    a.safety,
+                    cli::page_size()
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        cli::Command::Run(opts) => match daemon::run(*opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{}", e.msg);

@@ -31,9 +31,19 @@ fn version_and_help() {
         "--syscalls",
         "--stats-interval",
         "--stats-json",
+        "--config",
+        "--adaptive",
         "--help",
         "--version",
         "check",
+        "config default",
+        "config check PATH",
+        "size",
+        "--event-size",
+        "--rate",
+        "--buffer-time",
+        "--safety",
+        "SIGHUP",
     ] {
         assert!(out.contains(opt), "--help does not document {opt}");
     }
@@ -47,6 +57,15 @@ fn bad_input_is_one_line_with_sysexits_code() {
         (&["--ring-size", "file=100000"][..], 78, "power of two"),
         (&["--stats-interval", "soon"][..], 78, "soon"),
         (&["--syscalls", "nosuchcall"][..], 78, "nosuchcall"),
+        (&["--config"][..], 64, "--config"),
+        (
+            &["--config", "/nonexistent.toml"][..],
+            78,
+            "/nonexistent.toml",
+        ),
+        (&["config"][..], 64, "config"),
+        (&["--adaptive", "smart"][..], 78, "smart"),
+        (&["size", "--rate", "1"][..], 64, "--event-size"),
     ] {
         let (c, out, err) = run(args);
         assert_eq!(c, code, "{args:?}: {err}");
