@@ -109,7 +109,6 @@ pub struct RunOptions {
     pub stats_interval_s: u64,
     pub stats_json: Option<PathBuf>,
     /// The file the settings came from; `None` for the built-in default.
-    #[allow(dead_code)] // for the daemon's log and SIGHUP (merged separately)
     pub config_path: Option<PathBuf>,
     pub settings: Settings,
     overrides: Overrides,
@@ -123,7 +122,6 @@ impl RunOptions {
 
     /// Re-reads the configuration (for SIGHUP) and applies the same command line over it.
     /// The error is the same one line as at start.
-    #[allow(dead_code)] // the daemon's SIGHUP handler (merged separately) calls it
     pub fn reload(&self) -> Result<RunOptions, String> {
         resolve(self.overrides.clone()).map_err(|e| e.msg)
     }

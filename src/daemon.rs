@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{MapCore, MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
 use log::{error, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -21,14 +21,18 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::cli::{RunOptions, human};
 use crate::clock::WallClock;
 use crate::events;
-use crate::families::{self, Counters, LoadOptions, Loaded};
+use crate::families::{self, Counters, Family, LoadOptions, Loaded, Shared};
 use crate::json::Line;
+use crate::policy::{Observation, RingPolicy};
 use crate::sink::Sink;
+use crate::sizing::fmt_size;
 use crate::sys;
 
 const SIGNAL: Token = Token(usize::MAX - 1);
 const TIMER: Token = Token(usize::MAX - 2);
 const SINK: Token = Token(usize::MAX - 3);
+/// The loop's timer: safety-net drain, clock refresh and sizing decisions.
+const TICK: Duration = Duration::from_secs(1);
 /// Records consumed from one ring before the loop looks at the others again.
 const BUDGET: usize = 4096;
 /// Output is written out once this much is buffered, and after every loop pass.
@@ -79,6 +83,16 @@ struct Ring {
     received: Rc<Cell<u64>>,
     decode_errors: Rc<Cell<u64>>,
     pipe: Rc<RefCell<Pipeline>>,
+    policy: RingPolicy,
+    /// [min, max] from the configuration, for the stats.
+    limits: (u64, u64),
+    /// Counters at the last tick, to give the policy deltas.
+    last: Counters,
+    last_at: Duration,
+    high_water: u64,
+    rate: f64,
+    resizes_up: u64,
+    resizes_down: u64,
 }
 
 enum Drained {
@@ -123,7 +137,13 @@ impl Ring {
     fn resize(&mut self, size: u64, registry: &Registry, token: Token) -> Result<Duration, String> {
         let t = Instant::now();
         let map = self.loaded.new_ring(size)?;
-        let consumer = consumer(&self.loaded, &map, &self.pipe, &self.received, &self.decode_errors)?;
+        let consumer = consumer(
+            &self.loaded,
+            &map,
+            &self.pipe,
+            &self.received,
+            &self.decode_errors,
+        )?;
         let new_fd = map.as_fd().as_raw_fd();
         registry
             .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
@@ -159,6 +179,13 @@ impl Ring {
         RingStats {
             name: self.loaded.family.name(),
             size: self.loaded.ring_size,
+            min: self.limits.0,
+            max: self.limits.1,
+            high_water: self.high_water,
+            utilization: self.high_water as f64 / self.loaded.ring_size.max(1) as f64,
+            rate: self.rate,
+            resizes_up: self.resizes_up,
+            resizes_down: self.resizes_down,
             produced,
             received: self.received.get(),
             dropped,
@@ -172,6 +199,15 @@ impl Ring {
 struct RingStats {
     name: &'static str,
     size: u64,
+    min: u64,
+    max: u64,
+    /// Last tick's in-kernel high-water mark, bytes, and as a share of the size.
+    high_water: u64,
+    utilization: f64,
+    /// Events produced per second over the last tick.
+    rate: f64,
+    resizes_up: u64,
+    resizes_down: u64,
     produced: u64,
     received: u64,
     dropped: u64,
@@ -216,56 +252,43 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         .map_err(|e| format!("blocking signals: {e}"))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("creating signalfd: {e}"))?;
+    let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
 
-    let mut rings = Vec::new();
-    for &family in &opts.families {
-        let lo = LoadOptions {
-            ring_size: opts.ring_size(family),
-            syscalls: opts.syscalls.clone(),
-            reuse: None,
-        };
-        let loaded = match families::load(family, &lo) {
-            Ok(l) => l,
-            Err(e) => {
-                error!("family {family} disabled: {e}");
-                continue;
-            }
-        };
-        for p in &loaded.programs {
-            if let Some(err) = &p.error {
-                warn!("program {family}/{} ({}) skipped: {err}", p.name, p.section);
-            } else if let Some(why) = &p.not_applicable {
-                info!("program {family}/{} not needed here: {why}", p.name);
-            }
+    let mut d = Daemon {
+        opts,
+        rings: Vec::new(),
+        retired: Vec::new(),
+        pipe,
+        poll,
+        pending: [false; 6],
+        started,
+    };
+    for family in d.opts.families.clone() {
+        if let Err(e) = d.enable(family) {
+            error!("family {family} disabled: {e}");
         }
-        rings.push(make_ring(loaded, &pipe)?);
     }
-    if rings.iter().all(|r| r.loaded.attached() == 0) {
+    if d.rings.iter().all(|r| r.loaded.attached() == 0) {
         return Err(
             "no BPF program could be attached; run `ringwarden check` to see why"
                 .to_string()
                 .into(),
         );
     }
-
-    let mut poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
-    for (i, r) in rings.iter().enumerate() {
-        let fd = r.loaded.ring.as_fd().as_raw_fd();
-        poll.registry()
-            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-            .map_err(|e| format!("registering the {} ring: {e}", r.loaded.family))?;
-    }
     // A stream output that fills up is written again when it becomes writable.
-    if let Some(fd) = pipe.borrow().sink.pollable() {
-        poll.registry()
+    if let Some(fd) = d.pipe.borrow().sink.pollable() {
+        d.poll
+            .registry()
             .register(&mut SourceFd(&fd.as_raw_fd()), SINK, Interest::WRITABLE)
             .map_err(|e| format!("registering the output: {e}"))?;
     }
     let sig_raw = sigfd.as_fd().as_raw_fd();
-    poll.registry()
+    d.poll
+        .registry()
         .register(&mut SourceFd(&sig_raw), SIGNAL, Interest::READABLE)
         .map_err(|e| format!("registering signalfd: {e}"))?;
-    // A 1 s tick: safety-net drain of every ring, clock refresh; stats every interval.
+    // A 1 s tick: safety-net drain of every ring, clock refresh, sizing decisions;
+    // stats every interval.
     let timer = TimerFd::new(
         ClockId::CLOCK_MONOTONIC,
         TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -273,17 +296,19 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     .map_err(|e| format!("creating timerfd: {e}"))?;
     timer
         .set(
-            Expiration::Interval(TimeSpec::from_duration(Duration::from_secs(1))),
+            Expiration::Interval(TimeSpec::from_duration(TICK)),
             TimerSetTimeFlags::empty(),
         )
         .map_err(|e| format!("arming timerfd: {e}"))?;
     let timer_raw = timer.as_fd().as_raw_fd();
-    poll.registry()
+    d.poll
+        .registry()
         .register(&mut SourceFd(&timer_raw), TIMER, Interest::READABLE)
         .map_err(|e| format!("registering timerfd: {e}"))?;
 
-    let attached: usize = rings.iter().map(|r| r.loaded.attached()).sum();
-    let failed: usize = rings
+    let attached: usize = d.rings.iter().map(|r| r.loaded.attached()).sum();
+    let failed: usize = d
+        .rings
         .iter()
         .map(|r| {
             r.loaded
@@ -293,25 +318,24 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 .count()
         })
         .sum();
-    let names: Vec<String> = rings
+    let names: Vec<String> = d
+        .rings
         .iter()
         .map(|r| format!("{} {}", r.loaded.family, human(r.loaded.ring_size)))
         .collect();
     info!(
         "ready: {attached} programs attached, {failed} skipped, {} rings ({}) in {} ms",
-        rings.len(),
+        d.rings.len(),
         names.join(", "),
         started.elapsed().as_millis()
     );
 
     let mut events = Events::with_capacity(64);
-    let mut pending = vec![false; rings.len()];
     let mut last_stats = Instant::now();
-    let interval = Duration::from_secs(opts.stats_interval_s);
     let mut stop = false;
     while !stop {
-        let timeout = pending.iter().any(|&p| p).then_some(Duration::ZERO);
-        if let Err(e) = poll.poll(&mut events, timeout) {
+        let timeout = d.pending.iter().any(|&p| p).then_some(Duration::ZERO);
+        if let Err(e) = d.poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -322,9 +346,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 SIGNAL => {
                     while let Ok(Some(si)) = sigfd.read_signal() {
                         match Signal::try_from(si.ssi_signo as i32) {
-                            Ok(Signal::SIGHUP) => info!("SIGHUP: nothing to reload yet"),
+                            Ok(Signal::SIGHUP) => d.reload(),
                             Ok(s) => {
-                                info!("{s} received: detaching and draining");
+                                info!("{s} received: stopping and draining");
                                 stop = true;
                             }
                             Err(_) => {}
@@ -334,54 +358,314 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 TIMER => {
                     let _ = timer.wait(); // non-blocking fd: just consumes the expirations
                     // Safety net: a missed wake-up can delay events by at most a tick.
-                    for p in pending.iter_mut() {
-                        *p = true;
-                    }
-                    pipe.borrow_mut().clock = WallClock::now();
-                    if last_stats.elapsed() >= interval {
+                    d.pending = [true; 6];
+                    d.pipe.borrow_mut().clock = WallClock::now();
+                    d.adapt();
+                    if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
                         last_stats = Instant::now();
-                        report(&rings, &pipe, &opts, started, false);
+                        d.report(false);
                     }
                 }
                 SINK => {
-                    pipe.borrow_mut().sink.flush();
+                    d.pipe.borrow_mut().sink.flush();
                 }
-                Token(i) if i < pending.len() => pending[i] = true,
+                Token(i) if i < d.pending.len() => d.pending[i] = true,
                 Token(_) => {}
             }
         }
-        for (i, r) in rings.iter().enumerate() {
-            if pending[i] {
-                pending[i] = matches!(r.drain(BUDGET), Drained::BudgetUsed);
-            }
-        }
-        pipe.borrow_mut().sink.flush();
+        d.drain_pending();
+        d.pipe.borrow_mut().sink.flush();
     }
 
-    shutdown(&mut rings, &pipe);
+    shutdown(&mut d.rings, &d.pipe);
     // A stalled reader gets one second to take the rest; then it is counted as lost.
-    pipe.borrow_mut()
+    d.pipe
+        .borrow_mut()
         .sink
         .flush_until(Instant::now() + Duration::from_secs(1));
-    report(&rings, &pipe, &opts, started, true);
+    d.report(true);
     let t = Instant::now();
-    for r in rings.iter_mut() {
+    for r in d.rings.iter_mut() {
         r.loaded.detach();
     }
     log::debug!("detached in {} ms", t.elapsed().as_millis());
     Ok(())
 }
 
-fn make_ring(loaded: Loaded, pipe: &Rc<RefCell<Pipeline>>) -> Result<Ring, String> {
-    let received = Rc::new(Cell::new(0u64));
-    let decode_errors = Rc::new(Cell::new(0u64));
+/// The loop's state: the options in force, one Ring per running family, and the books
+/// of families switched off by a reload (kept so that switching one on again continues
+/// its numbers).
+struct Daemon {
+    opts: RunOptions,
+    rings: Vec<Ring>,
+    retired: Vec<Retired>,
+    pipe: Rc<RefCell<Pipeline>>,
+    poll: Poll,
+    /// Rings with records to consume, by family index (the ring's mio token).
+    pending: [bool; 6],
+    started: Instant,
+}
+
+/// A family switched off at run time: its counter maps and userspace counts.
+struct Retired {
+    family: Family,
+    shared: Shared,
+    received: Rc<Cell<u64>>,
+    decode_errors: Rc<Cell<u64>>,
+}
+
+fn index(f: Family) -> usize {
+    Family::ALL.iter().position(|&g| g == f).unwrap_or(0)
+}
+
+impl Daemon {
+    /// Loads, attaches and starts consuming one family (taking over its books if it ran
+    /// before in this process).
+    fn enable(&mut self, family: Family) -> Result<(), String> {
+        let earlier = self
+            .retired
+            .iter()
+            .position(|r| r.family == family)
+            .map(|i| self.retired.swap_remove(i));
+        let lo = LoadOptions {
+            ring_size: self.opts.ring_size(family),
+            syscalls: self.opts.syscalls.clone(),
+            reuse: earlier.as_ref().and_then(|r| r.shared.dup().ok()),
+        };
+        let loaded = families::load(family, &lo)?;
+        for p in &loaded.programs {
+            if let Some(err) = &p.error {
+                warn!("program {family}/{} ({}) skipped: {err}", p.name, p.section);
+            } else if let Some(why) = &p.not_applicable {
+                info!("program {family}/{} not needed here: {why}", p.name);
+            }
+        }
+        let (received, decode_errors) = match earlier {
+            Some(r) => (r.received, r.decode_errors),
+            None => (Rc::new(Cell::new(0)), Rc::new(Cell::new(0))),
+        };
+        let ring = make_ring(
+            loaded,
+            &self.pipe,
+            received,
+            decode_errors,
+            &self.opts,
+            self.started,
+        )?;
+        let fd = ring.loaded.ring.as_fd().as_raw_fd();
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(index(family)), Interest::READABLE)
+            .map_err(|e| format!("watching the {family} ring: {e}"))?;
+        self.rings.push(ring);
+        self.rings.sort_by_key(|r| index(r.loaded.family));
+        Ok(())
+    }
+
+    /// Stops a family's programs, drains its ring to the last record, logs its books
+    /// and detaches it; its counter maps are kept for a later `enable`.
+    fn retire(&mut self, family: Family) {
+        let Some(i) = self.rings.iter().position(|r| r.loaded.family == family) else {
+            return;
+        };
+        let mut ring = self.rings.remove(i);
+        shutdown(std::slice::from_mut(&mut ring), &self.pipe);
+        let s = ring.stats();
+        info!("{}", stats_line("retired", &s));
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&ring.loaded.ring.as_fd().as_raw_fd()));
+        ring.loaded.detach();
+        match ring.loaded.shared() {
+            Ok(shared) => self.retired.push(Retired {
+                family,
+                shared,
+                received: ring.received.clone(),
+                decode_errors: ring.decode_errors.clone(),
+            }),
+            Err(e) => warn!("{family}: its counters start again if it is switched on: {e}"),
+        }
+    }
+
+    fn drain_pending(&mut self) {
+        for r in self.rings.iter() {
+            let i = index(r.loaded.family);
+            if self.pending[i] {
+                self.pending[i] = matches!(r.drain(BUDGET), Drained::BudgetUsed);
+            }
+        }
+    }
+
+    /// Every tick: each ring's policy sees the in-kernel high-water mark and the
+    /// produced and dropped counts, and may resize the ring.
+    fn adapt(&mut self) {
+        let now = self.started.elapsed();
+        let registry = self.poll.registry();
+        for r in self.rings.iter_mut() {
+            let c = r.loaded.counters();
+            let obs = Observation {
+                now,
+                size: r.loaded.ring_size,
+                high_water: r.loaded.take_high_water(),
+                produced: c.produced.saturating_sub(r.last.produced),
+                dropped: c.dropped.saturating_sub(r.last.dropped),
+                elapsed: now.saturating_sub(r.last_at),
+            };
+            r.last = c;
+            r.last_at = now;
+            r.high_water = obs.high_water;
+            let secs = obs.elapsed.as_secs_f64();
+            r.rate = if secs > 0.0 {
+                obs.produced as f64 / secs
+            } else {
+                0.0
+            };
+            let Some(decision) = r.policy.observe(&obs) else {
+                continue;
+            };
+            let (old, family) = (r.loaded.ring_size, r.loaded.family);
+            match r.resize(decision.new_size, registry, Token(index(family))) {
+                Ok(took) => {
+                    r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
+                    if r.loaded.ring_size > old {
+                        r.resizes_up += 1;
+                    } else {
+                        r.resizes_down += 1;
+                    }
+                    info!(
+                        "ring {family}: {} -> {} ({}), swap took {} ms",
+                        fmt_size(old),
+                        fmt_size(r.loaded.ring_size),
+                        decision.reason,
+                        took.as_millis()
+                    );
+                }
+                Err(e) => warn!(
+                    "ring {family}: resize to {} failed: {e}",
+                    fmt_size(decision.new_size)
+                ),
+            }
+        }
+    }
+
+    /// SIGHUP: re-read the configuration. A bad file is reported and changes nothing.
+    /// New sizes go through the ring swap; switched families through load/retire; the
+    /// syscall set is a map write.
+    fn reload(&mut self) {
+        let new = match self.opts.reload() {
+            Ok(n) => n,
+            Err(e) => {
+                error!("SIGHUP: {e}; keeping the running configuration");
+                return;
+            }
+        };
+        info!(
+            "SIGHUP: reloading {}",
+            new.config_path
+                .as_ref()
+                .map_or("the built-in default".to_string(), |p| format!("{p:?}"))
+        );
+        if new.output != self.opts.output {
+            warn!("SIGHUP: a new output takes effect at the next start");
+        }
+        let before = std::mem::replace(&mut self.opts, new);
+        let syscalls_changed = before.syscalls != self.opts.syscalls;
+        for f in Family::ALL {
+            let (was, is) = (
+                before.families.contains(&f),
+                self.opts.families.contains(&f),
+            );
+            if was && !is {
+                self.retire(f);
+            }
+        }
+        for f in Family::ALL {
+            let (running, wanted) = (
+                self.rings.iter().any(|r| r.loaded.family == f),
+                self.opts.families.contains(&f),
+            );
+            if wanted && !running {
+                match self.enable(f) {
+                    Ok(()) => info!("SIGHUP: family {f} switched on"),
+                    Err(e) => error!("SIGHUP: family {f} could not be switched on: {e}"),
+                }
+            }
+        }
+        let registry = self.poll.registry();
+        let now = self.started.elapsed();
+        for r in self.rings.iter_mut() {
+            let f = r.loaded.family;
+            let rs = *self.opts.settings.ring(f);
+            r.policy = RingPolicy::new(
+                &rs,
+                &self.opts.settings.adaptive,
+                &self.opts.settings.sizing,
+            );
+            r.policy.resized(now, r.loaded.ring_size);
+            r.limits = (rs.min, rs.max);
+            let (old, want) = (r.loaded.ring_size, self.opts.ring_size(f));
+            if old != want {
+                match r.resize(want, registry, Token(index(f))) {
+                    Ok(took) => {
+                        r.policy.resized(self.started.elapsed(), want);
+                        if want > old {
+                            r.resizes_up += 1;
+                        } else {
+                            r.resizes_down += 1;
+                        }
+                        info!(
+                            "ring {f}: {} -> {} (configuration reloaded), swap took {} ms",
+                            fmt_size(old),
+                            fmt_size(want),
+                            took.as_millis()
+                        );
+                    }
+                    Err(e) => error!("SIGHUP: ring {f}: {e}"),
+                }
+            }
+            if f == Family::Syscall
+                && syscalls_changed
+                && let Err(e) = r.loaded.set_syscalls(&self.opts.syscalls)
+            {
+                error!("SIGHUP: {e}");
+            }
+        }
+    }
+
+    fn report(&self, last: bool) {
+        report(self, last);
+    }
+}
+
+fn make_ring(
+    loaded: Loaded,
+    pipe: &Rc<RefCell<Pipeline>>,
+    received: Rc<Cell<u64>>,
+    decode_errors: Rc<Cell<u64>>,
+    opts: &RunOptions,
+    started: Instant,
+) -> Result<Ring, String> {
     let consumer = consumer(&loaded, &loaded.ring, pipe, &received, &decode_errors)?;
+    let rs = *opts.settings.ring(loaded.family);
+    let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
+    let now = started.elapsed();
+    policy.resized(now, loaded.ring_size);
+    let last = loaded.counters();
     Ok(Ring {
         loaded,
         consumer,
         received,
         decode_errors,
         pipe: pipe.clone(),
+        policy,
+        limits: (rs.min, rs.max),
+        last,
+        last_at: now,
+        high_water: 0,
+        rate: 0.0,
+        resizes_up: 0,
+        resizes_down: 0,
     })
 }
 
@@ -453,42 +737,45 @@ fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
     }
 }
 
-fn report(
-    rings: &[Ring],
-    pipe: &Rc<RefCell<Pipeline>>,
-    opts: &RunOptions,
-    started: Instant,
-    last: bool,
-) {
-    let stats: Vec<RingStats> = rings.iter().map(Ring::stats).collect();
-    let sink_errors = pipe.borrow().sink.errors();
+fn stats_line(prefix: &str, s: &RingStats) -> String {
+    format!(
+        "{prefix}ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={} exact={}",
+        s.name,
+        s.size,
+        s.produced,
+        s.received,
+        s.dropped,
+        s.untracked,
+        s.decode_errors,
+        if s.exact() { "yes" } else { "NO" }
+    )
+}
+
+fn report(d: &Daemon, last: bool) {
+    let stats: Vec<RingStats> = d.rings.iter().map(Ring::stats).collect();
+    let sink_errors = d.pipe.borrow().sink.errors();
     for s in &stats {
-        let line = format!(
-            "ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={}{}",
-            s.name,
-            s.size,
-            s.produced,
-            s.received,
-            s.dropped,
-            s.untracked,
-            s.decode_errors,
-            if last {
-                if s.exact() { " exact=yes" } else { " exact=NO" }
-            } else {
-                ""
-            }
-        );
         if last {
-            info!("final {line}");
+            info!("{}", stats_line("final ", s));
         } else {
-            info!("{line}");
+            // Mid-run the books are in motion: no verdict, but the high-water mark.
+            info!(
+                "ring {} size={} produced={} received={} dropped={} untracked={} high_water={}%",
+                s.name,
+                s.size,
+                s.produced,
+                s.received,
+                s.dropped,
+                s.untracked,
+                (s.utilization * 100.0).round()
+            );
         }
     }
     if last && sink_errors > 0 {
         warn!("final sink_errors={sink_errors}");
     }
-    if let Some(path) = &opts.stats_json {
-        let doc = stats_json(rings, &stats, sink_errors, started.elapsed());
+    if let Some(path) = &d.opts.stats_json {
+        let doc = stats_json(&d.rings, &stats, sink_errors, d.started.elapsed());
         if let Err(e) = write_atomic(path, &doc) {
             warn!("writing stats to {}: {e}", path.display());
         }
@@ -502,6 +789,17 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
         for s in stats {
             o.object(s.name, |r| {
                 r.u64("size", s.size);
+                r.u64("min", s.min);
+                r.u64("max", s.max);
+                r.u64("high_water", s.high_water);
+                r.raw_with("utilization", |b| {
+                    b.extend_from_slice(format!("{:.4}", s.utilization).as_bytes())
+                });
+                r.raw_with("rate", |b| {
+                    b.extend_from_slice(format!("{:.1}", s.rate).as_bytes())
+                });
+                r.u64("resizes_up", s.resizes_up);
+                r.u64("resizes_down", s.resizes_down);
                 r.u64("produced", s.produced);
                 r.u64("received", s.received);
                 r.u64("dropped", s.dropped);

@@ -141,6 +141,17 @@ pub struct Shared {
     fill: MapHandle,
 }
 
+impl Shared {
+    /// New handles on the same maps.
+    pub fn dup(&self) -> Result<Shared, String> {
+        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| e.to_string());
+        Ok(Shared {
+            stats: dup(&self.stats)?,
+            fill: dup(&self.fill)?,
+        })
+    }
+}
+
 /// `struct rw_counters` (bpf/common.h): one ring slot's books, kept by the kernel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -249,7 +260,8 @@ impl Loaded {
 
     /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
     pub fn shared(&self) -> Result<Shared, String> {
-        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| format!("{}: {e}", self.family));
+        let dup =
+            |m: &MapHandle| MapHandle::try_from(m).map_err(|e| format!("{}: {e}", self.family));
         Ok(Shared {
             stats: dup(&self.stats)?,
             fill: dup(&self.fill)?,

@@ -9,8 +9,6 @@ mod daemon;
 mod events;
 mod families;
 mod json;
-// The daemon's resize loop (merged separately) is its caller.
-#[allow(dead_code)]
 mod policy;
 mod sink;
 mod sizing;

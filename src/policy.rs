@@ -193,15 +193,9 @@ impl RingPolicy {
         if hot || drops {
             self.low_since = None;
             self.low_peak = 0;
-            // What the ring had to hold: its high-water mark plus what did not fit. Sized so
-            // that this sits at the target utilization, and at least one factor up.
-            let lost = if drops {
-                o.dropped as f64 * self.event_size as f64
-            } else {
-                0.0
-            };
-            let demand = (o.high_water as f64 + lost) / self.target;
-            let want = (o.size as f64 * self.factor).max(demand);
+            // One step: size × factor, rounded up to a power of two (spec §3.2). Under a
+            // lasting overload that is one step per tick, since drops skip the cooldown.
+            let want = o.size as f64 * self.factor;
             let new = self.clamp(sizing::round_size(want, self.min));
             return (new > o.size)
                 .then(|| Proposal::Grow(new, format!("high-water {}, {stats}", pct(util))));
@@ -397,17 +391,17 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_grows_on_any_drop_even_in_cooldown_and_by_what_was_lost() {
+    fn dynamic_grows_on_any_drop_even_in_cooldown_by_one_step() {
         let mut p = policy(PolicyKind::Dynamic, MIB);
         p.resized(Duration::from_secs(5), MIB);
         // One drop, low high-water, right after a resize: grows anyway.
         let d = p.observe(&tick(20, MIB, 10, 100, 1)).expect("grow");
         assert_eq!(d.new_size, 2 * MIB);
         assert_eq!(d.reason, "high-water 10%, 1 dropped, 10 ev/s");
-        // 3000 records of 1000 B lost from a full 1 MiB ring: (1 MiB + 3 MB) / 0.7 = 5.8 MB.
+        // However much was lost, dynamic grows by one step (1 MiB × 1.5 -> 2 MiB).
         let mut p = policy(PolicyKind::Dynamic, MIB);
         let d = p.observe(&tick(10, MIB, 100, 50_000, 3000)).expect("grow");
-        assert_eq!(d.new_size, 8 * MIB);
+        assert_eq!(d.new_size, 2 * MIB);
     }
 
     #[test]

@@ -23,6 +23,8 @@ fn one_page_ring_burst_counts_every_drop() {
     let d = Daemon::start(
         "acct-burst",
         &[
+            "--adaptive",
+            "off",
             "--only",
             "syscall",
             "--syscalls",
@@ -78,6 +80,8 @@ fn events_produced_just_before_sigterm_are_delivered() {
     let d = Daemon::start(
         "acct-drain",
         &[
+            "--adaptive",
+            "off",
             "--only",
             "syscall",
             "--syscalls",
@@ -109,6 +113,8 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
     let d = Daemon::start(
         "acct-stall",
         &[
+            "--adaptive",
+            "off",
             "--only",
             "syscall",
             "--syscalls",
