@@ -471,7 +471,7 @@ impl Daemon {
         let mut ring = self.rings.remove(i);
         shutdown(std::slice::from_mut(&mut ring), &self.pipe);
         let s = ring.stats();
-        info!("{}", stats_line("retired", &s));
+        info!("{}", stats_line("retired ", &s));
         let _ = self
             .poll
             .registry()

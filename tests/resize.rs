@@ -355,3 +355,50 @@ fn sighup_keeps_the_running_config_on_error_and_applies_a_new_size() {
     assert_eq!(resizes(&f.stderr, "syscall"), vec![(256 << 10, 1 << 20)]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sighup_switches_families_off_and_on_and_their_books_continue() {
+    let dir = common::temp_dir("resize-families");
+    let body = |fams: &str| {
+        format!("families = [{fams}]\nsyscalls = [\"getegid\"]\n[adaptive]\nenabled = false\n")
+    };
+    let cfg = config(&dir, &body("\"syscall\""));
+    let d = Daemon::start("resize-families", &["--config", &cfg]);
+    let hup = |fams: &str, word: &str| {
+        fs::write(&cfg, body(fams)).expect("write");
+        // SAFETY: signalling the daemon we started.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+        d.wait_for_log(word, Duration::from_secs(10));
+    };
+    let generate = |n: &str| {
+        let r = load(&["--family", "syscall", "--syscall", "getegid", "--events", n]);
+        (u(&r["generated"]), tids(&r))
+    };
+    let (n1, t1) = generate("3000");
+    std::thread::sleep(Duration::from_millis(300));
+    hup("\"syscall\", \"file\"", "family file switched on");
+    hup("\"file\"", "retired ring syscall");
+    let (_, t2) = generate("2000"); // not traced: the syscall family is off
+    hup("\"syscall\", \"file\"", "family syscall switched on");
+    let (n3, t3) = generate("4000");
+    let f = d.stop();
+    f.assert_exact();
+    let count = |t: &HashSet<u64>| {
+        f.of_type("syscall")
+            .filter(|e| t.contains(&u(&e["tid"])))
+            .count() as u64
+    };
+    assert_eq!(count(&t1), n1);
+    assert_eq!(count(&t2), 0);
+    assert_eq!(count(&t3), n3);
+    // One sequence across both loads of the family: the counters were handed over.
+    let seqs: Vec<u64> = f.of_type("syscall").map(|e| u(&e["seq"])).collect();
+    let set: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(
+        set.len(),
+        seqs.len(),
+        "a sequence number was reused after the rebuild"
+    );
+    assert!(f.stderr.contains("retired ring syscall") && f.stderr.contains("exact=yes"));
+    let _ = fs::remove_dir_all(&dir);
+}
