@@ -229,7 +229,8 @@ impl RingPolicy {
             format!(
                 "high-water under {} for {} (peak {}), {stats}",
                 pct(self.shrink_below),
-                fmt_duration(low_for),
+                // Whole seconds (ticks are 1 s apart; the nanoseconds are noise).
+                fmt_duration(Duration::from_secs(low_for.as_secs_f64().round() as u64)),
                 pct(self.low_peak as f64 / o.size as f64)
             ),
         ))
