@@ -33,6 +33,8 @@ const TIMER: Token = Token(usize::MAX - 2);
 const SINK: Token = Token(usize::MAX - 3);
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
+/// The shortest period a sizing decision is based on.
+const MIN_OBSERVATION: Duration = Duration::from_millis(500);
 /// Records consumed from one ring before the loop looks at the others again.
 const BUDGET: usize = 4096;
 /// Output is written out once this much is buffered, and after every loop pass.
@@ -358,7 +360,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 TIMER => {
                     let _ = timer.wait(); // non-blocking fd: just consumes the expirations
                     // Safety net: a missed wake-up can delay events by at most a tick.
-                    d.pending = [true; 6];
+                    for r in &d.rings {
+                        d.pending[index(r.loaded.family)] = true;
+                    }
                     d.pipe.borrow_mut().clock = WallClock::now();
                     d.adapt();
                     if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
@@ -369,7 +373,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 SINK => {
                     d.pipe.borrow_mut().sink.flush();
                 }
-                Token(i) if i < d.pending.len() => d.pending[i] = true,
+                Token(i) if d.rings.iter().any(|r| index(r.loaded.family) == i) => {
+                    d.pending[i] = true
+                }
                 Token(_) => {}
             }
         }
@@ -422,15 +428,15 @@ impl Daemon {
     /// Loads, attaches and starts consuming one family (taking over its books if it ran
     /// before in this process).
     fn enable(&mut self, family: Family) -> Result<(), String> {
-        let earlier = self
-            .retired
-            .iter()
-            .position(|r| r.family == family)
-            .map(|i| self.retired.swap_remove(i));
+        let earlier = self.retired.iter().position(|r| r.family == family);
+        let reuse = match earlier {
+            Some(i) => Some(self.retired[i].shared.dup()?),
+            None => None,
+        };
         let lo = LoadOptions {
             ring_size: self.opts.ring_size(family),
             syscalls: self.opts.syscalls.clone(),
-            reuse: earlier.as_ref().and_then(|r| r.shared.dup().ok()),
+            reuse,
         };
         let loaded = families::load(family, &lo)?;
         for p in &loaded.programs {
@@ -440,8 +446,12 @@ impl Daemon {
                 info!("program {family}/{} not needed here: {why}", p.name);
             }
         }
+        // The userspace half of the books continues with the kernel half.
         let (received, decode_errors) = match earlier {
-            Some(r) => (r.received, r.decode_errors),
+            Some(i) => (
+                self.retired[i].received.clone(),
+                self.retired[i].decode_errors.clone(),
+            ),
             None => (Rc::new(Cell::new(0)), Rc::new(Cell::new(0))),
         };
         let ring = make_ring(
@@ -457,6 +467,10 @@ impl Daemon {
             .registry()
             .register(&mut SourceFd(&fd), Token(index(family)), Interest::READABLE)
             .map_err(|e| format!("watching the {family} ring: {e}"))?;
+        // Only now is the retired entry used up: a failure above keeps it for a retry.
+        if let Some(i) = earlier {
+            self.retired.swap_remove(i);
+        }
         self.rings.push(ring);
         self.rings.sort_by_key(|r| index(r.loaded.family));
         Ok(())
@@ -469,6 +483,7 @@ impl Daemon {
             return;
         };
         let mut ring = self.rings.remove(i);
+        self.pending[index(family)] = false;
         shutdown(std::slice::from_mut(&mut ring), &self.pipe);
         let s = ring.stats();
         info!("{}", stats_line("retired ", &s));
@@ -503,7 +518,14 @@ impl Daemon {
         let now = self.started.elapsed();
         let registry = self.poll.registry();
         for r in self.rings.iter_mut() {
-            let c = r.loaded.counters();
+            // A tick right after a (re)start or a swap measures almost nothing: a rate over
+            // a few milliseconds would mislead the predictive average.
+            if now.saturating_sub(r.last_at) < MIN_OBSERVATION {
+                continue;
+            }
+            let Some(c) = r.loaded.try_counters() else {
+                continue;
+            };
             let obs = Observation {
                 now,
                 size: r.loaded.ring_size,
@@ -541,10 +563,14 @@ impl Daemon {
                         took.as_millis()
                     );
                 }
-                Err(e) => warn!(
-                    "ring {family}: resize to {} failed: {e}",
-                    fmt_size(decision.new_size)
-                ),
+                Err(e) => {
+                    // Not again every second: the failure starts a cooldown too.
+                    r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
+                    warn!(
+                        "ring {family}: resize to {} failed: {e}",
+                        fmt_size(decision.new_size)
+                    )
+                }
             }
         }
     }
@@ -570,7 +596,6 @@ impl Daemon {
             warn!("SIGHUP: a new output takes effect at the next start");
         }
         let before = std::mem::replace(&mut self.opts, new);
-        let syscalls_changed = before.syscalls != self.opts.syscalls;
         for f in Family::ALL {
             let (was, is) = (
                 before.families.contains(&f),
@@ -597,6 +622,14 @@ impl Daemon {
         for r in self.rings.iter_mut() {
             let f = r.loaded.family;
             let rs = *self.opts.settings.ring(f);
+            let policy_changed = before.settings.ring(f) != &rs
+                || before.settings.adaptive != self.opts.settings.adaptive
+                || before.settings.sizing != self.opts.settings.sizing;
+            // An unchanged ring keeps its policy state (cooldown, smoothed rate) and the
+            // size it has grown to.
+            if !policy_changed {
+                continue;
+            }
             r.policy = RingPolicy::new(
                 &rs,
                 &self.opts.settings.adaptive,
@@ -604,7 +637,14 @@ impl Daemon {
             );
             r.policy.resized(now, r.loaded.ring_size);
             r.limits = (rs.min, rs.max);
-            let (old, want) = (r.loaded.ring_size, self.opts.ring_size(f));
+            // A new start size is applied; otherwise the current size is only brought
+            // into new bounds.
+            let old = r.loaded.ring_size;
+            let want = if before.ring_size(f) != rs.size {
+                rs.size
+            } else {
+                old.clamp(rs.min, rs.max)
+            };
             if old != want {
                 match r.resize(want, registry, Token(index(f))) {
                     Ok(took) => {
@@ -624,12 +664,17 @@ impl Daemon {
                     Err(e) => error!("SIGHUP: ring {f}: {e}"),
                 }
             }
-            if f == Family::Syscall
-                && syscalls_changed
-                && let Err(e) = r.loaded.set_syscalls(&self.opts.syscalls)
-            {
-                error!("SIGHUP: {e}");
-            }
+        }
+        // The syscall set is compared with what the kernel filter holds, so a write that
+        // failed half-way is retried by the next SIGHUP.
+        if let Some(r) = self
+            .rings
+            .iter_mut()
+            .find(|r| r.loaded.family == Family::Syscall)
+            && r.loaded.syscalls() != self.opts.syscalls.as_slice()
+            && let Err(e) = r.loaded.set_syscalls(&self.opts.syscalls)
+        {
+            error!("SIGHUP: {e}");
         }
     }
 
@@ -652,6 +697,8 @@ fn make_ring(
     let now = started.elapsed();
     policy.resized(now, loaded.ring_size);
     let last = loaded.counters();
+    // A handed-over mark belongs to the ring of an earlier load.
+    loaded.take_high_water();
     Ok(Ring {
         loaded,
         consumer,

@@ -118,6 +118,8 @@ pub struct Loaded {
     fill: MapHandle,
     /// The family's own maps by name (e.g. syscall_filter).
     maps: Vec<(String, MapHandle)>,
+    /// The syscall set the kernel filter holds (syscall family).
+    syscalls: Vec<u32>,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
@@ -164,6 +166,17 @@ pub struct Counters {
 unsafe impl plain::Plain for Counters {}
 
 impl Loaded {
+    /// The counters, or `None` if the kernel could not be asked.
+    pub fn try_counters(&self) -> Option<Counters> {
+        let v = self
+            .stats
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()??;
+        let mut c = Counters::default();
+        plain::copy_from_bytes(&mut c, &v).ok()?;
+        Some(c)
+    }
+
     pub fn counters(&self) -> Counters {
         let key = 0u32.to_ne_bytes();
         match self.stats.lookup(&key, MapFlags::ANY) {
@@ -221,11 +234,17 @@ impl Loaded {
     }
 
     /// Sets the syscall family's syscall set: a map write, no reload.
-    pub fn set_syscalls(&self, nrs: &[u32]) -> Result<(), String> {
-        match self.maps.iter().find(|(n, _)| n == "syscall_filter") {
-            Some((_, m)) => set_syscall_filter(m, nrs),
-            None => Err(format!("the {} family has no syscall filter", self.family)),
-        }
+    pub fn set_syscalls(&mut self, nrs: &[u32]) -> Result<(), String> {
+        let Some((_, m)) = self.maps.iter().find(|(n, _)| n == "syscall_filter") else {
+            return Err(format!("the {} family has no syscall filter", self.family));
+        };
+        set_syscall_filter(m, nrs)?;
+        self.syscalls = nrs.to_vec();
+        Ok(())
+    }
+
+    pub fn syscalls(&self) -> &[u32] {
+        &self.syscalls
     }
 
     /// Creates a ring of `size` bytes for this family (not yet in use).
@@ -255,6 +274,8 @@ impl Loaded {
             .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| format!("swapping the {} ring: {e}", self.family))?;
         self.ring_size = u64::from(ring.max_entries());
+        // The mark so far was the old ring's, not to be judged against the new size.
+        self.take_high_water();
         Ok(std::mem::replace(&mut self.ring, ring))
     }
 
@@ -500,6 +521,11 @@ where
         outer,
         fill,
         maps,
+        syscalls: if family == Family::Syscall {
+            opts.syscalls.clone()
+        } else {
+            Vec::new()
+        },
         ring_size,
         programs,
         links,

@@ -1,5 +1,7 @@
 //! Rings that size themselves, against the real kernel: grow under load with nothing lost
-//! or duplicated, recover from a stalled receiver, shrink when idle, SIGHUP.
+//! or duplicated, recover from a stalled receiver, shrink when idle, SIGHUP. Each test
+//! traces its own syscall (getpgid, getsid, geteuid, getegid): the daemons run in
+//! parallel and each sees the whole machine.
 mod common;
 
 use std::collections::HashSet;
@@ -236,8 +238,18 @@ cooldown = "30s"
     let s = wait_stats(&d, Duration::from_secs(5), "grow after the stall", |s| {
         num(s, "syscall", "dropped") > Some(0) && num(s, "syscall", "size") > Some(256 << 10)
     });
+    // A SIGHUP with the file unchanged keeps the size the ring has grown to.
+    let grown = num(&s, "syscall", "size");
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    d.wait_for_log("SIGHUP: reloading", Duration::from_secs(5));
     // ...and from then on loses nothing at the same rate.
     std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        num(&stats(&d), "syscall", "size"),
+        grown,
+        "SIGHUP undid the growth"
+    );
     let before = u(&stats(&d)["rings"]["syscall"]["dropped"]);
     let out = generator.wait_with_output().expect("load generator ends");
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
@@ -315,7 +327,7 @@ fn sighup_keeps_the_running_config_on_error_and_applies_a_new_size() {
             "--only",
             "syscall",
             "--syscalls",
-            "getpgid",
+            "geteuid",
         ],
     );
     let hup = || {
@@ -340,7 +352,7 @@ fn sighup_keeps_the_running_config_on_error_and_applies_a_new_size() {
         "--family",
         "syscall",
         "--syscall",
-        "getpgid",
+        "geteuid",
         "--events",
         "5000",
     ]);
