@@ -732,6 +732,9 @@ fn consumer(
         .add(map, move |data: &[u8]| {
             rx.set(rx.get() + 1);
             let pl = &mut *p.borrow_mut();
+            if !pl.sink.renders() {
+                return 0;
+            }
             if !pl.sink.has_room() {
                 // The output is stalled and the buffer full: counted, not rendered.
                 pl.sink.count_lost(1);

@@ -22,6 +22,9 @@ enum Target {
     Stream(File),
     /// A socket (systemd's journal stdout): `send(MSG_DONTWAIT)` per write.
     Socket(OwnedFd),
+    /// `--output none`: events are counted, not rendered or written (a counting sink,
+    /// for measuring the data path without the cost of JSON).
+    Null,
 }
 
 pub struct Sink {
@@ -46,6 +49,7 @@ impl Sink {
     /// `None` = stdout.
     pub fn open(path: Option<&Path>) -> Result<Sink, String> {
         let target = match path {
+            Some(p) if p == Path::new("none") => Target::Null,
             Some(p) => {
                 let f = OpenOptions::new()
                     .create(true)
@@ -73,9 +77,14 @@ impl Sink {
     }
 
     /// The fd to watch for writability, for stream sinks.
+    /// Whether events are to be rendered at all (not for `--output none`).
+    pub fn renders(&self) -> bool {
+        !matches!(self.target, Target::Null)
+    }
+
     pub fn pollable(&self) -> Option<BorrowedFd<'_>> {
         match &self.target {
-            Target::File(_) => None,
+            Target::File(_) | Target::Null => None,
             Target::Stream(f) => Some(f.as_fd()),
             Target::Socket(s) => Some(s.as_fd()),
         }
@@ -144,6 +153,7 @@ impl Sink {
 
     fn write_some(&mut self) -> io::Result<usize> {
         match &mut self.target {
+            Target::Null => Ok(self.buf.len()),
             Target::File(f) => f.write(&self.buf),
             Target::Stream(f) => f.write(atomic_chunk(&self.buf)),
             Target::Socket(s) => {

@@ -107,3 +107,56 @@ fn stalled_stdout_reader_cannot_hold_the_daemon() {
     assert_eq!(u(&r["received"]), written + u(&s["sink_errors"]), "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn counting_sink_counts_every_event_and_writes_none() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    common::ensure_tracefs();
+    let dir = common::temp_dir("count-sink");
+    let (stats, log) = (dir.join("stats.json"), dir.join("stderr.log"));
+    let mut child = Command::new(common::BIN)
+        .args([
+            "--only",
+            "syscall",
+            "--syscalls",
+            "geteuid",
+            "--output",
+            "none",
+        ])
+        .args([
+            "--adaptive",
+            "off",
+            "--ring-size",
+            "syscall=8MiB",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "not ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    syscall_n(libc::SYS_geteuid, 30_000);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "none writes nothing");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let r = &s["rings"]["syscall"];
+    assert_eq!(u(&r["dropped"]), 0);
+    assert_eq!(u(&r["produced"]), u(&r["received"]));
+    // geteuid is this test's own; the 30000 calls above are all there (and maybe a few
+    // from other processes).
+    assert!(u(&r["received"]) >= 30_000, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
