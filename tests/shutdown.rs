@@ -115,7 +115,7 @@ fn counting_sink_counts_every_event_and_writes_none() {
     common::ensure_tracefs();
     let dir = common::temp_dir("count-sink");
     let (stats, log) = (dir.join("stats.json"), dir.join("stderr.log"));
-    let mut child = Command::new(common::BIN)
+    let child = Command::new(common::BIN)
         .args([
             "--only",
             "syscall",
