@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::slice;
 use std::time::Duration;
 
-use crate::config::{self, Settings};
+use crate::config::{self, Settings, WakeupMode};
 use crate::families::Family;
 use crate::policy::PolicyKind;
 use crate::sizing;
@@ -41,6 +41,9 @@ Options for run (each overrides the configuration file):
                                every interval and at exit
       --adaptive POLICY        resize rings at run time with POLICY: dynamic, predictive or
                                hybrid; off keeps the start sizes [default: dynamic]
+      --wakeup MODE            when the kernel wakes the reader: auto (batch busy rings on a
+                               short timer), batch (always) or every (each commit that finds
+                               the reader caught up) [default: auto]
 
 Options for size:
       --event-size B|FAMILY    bytes per event (suffixes KiB, MiB), or a family name for the
@@ -95,6 +98,7 @@ struct Overrides {
     stats_json: Option<PathBuf>,
     /// `Some(None)`: adaptive sizing off; `Some(Some(p))`: on with policy p.
     adaptive: Option<Option<PolicyKind>>,
+    wakeup: Option<WakeupMode>,
 }
 
 /// The daemon's input: the configuration (file or built-in default) with the command line
@@ -156,6 +160,9 @@ fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
     }
     if let Some(p) = &ov.stats_json {
         s.stats_json = Some(p.clone());
+    }
+    if let Some(m) = ov.wakeup {
+        s.wakeup.mode = m;
     }
     if let Some(a) = ov.adaptive {
         s.adaptive.enabled = a.is_some();
@@ -492,6 +499,13 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                         ))
                     })?),
                 });
+            }
+            "--wakeup" => {
+                let v = a.value(name, inline, "auto|batch|every")?;
+                ov.wakeup =
+                    Some(WakeupMode::parse(v.trim()).ok_or_else(|| {
+                        config(format!("--wakeup {v:?}: use auto, batch or every"))
+                    })?);
             }
             "--stats-json" => ov.stats_json = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
             other => {

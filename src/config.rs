@@ -30,6 +30,7 @@ pub struct Settings {
     pub rings: [RingSettings; 6],
     pub adaptive: AdaptiveSettings,
     pub sizing: SizingSettings,
+    pub wakeup: WakeupSettings,
     /// `None`: stdout.
     pub output: Option<PathBuf>,
     /// Families to load, sorted, without duplicates.
@@ -63,6 +64,58 @@ pub struct AdaptiveSettings {
     pub shrink_below: f64,
     pub adjustment_factor: f64,
     pub cooldown: Duration,
+}
+
+/// When the kernel wakes the reader. A wake-up (a cross-CPU interrupt in a VM) costs the
+/// producer ~3 µs per event here; batching drains on a short timer instead and wakes
+/// the reader only when a ring is filling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WakeupSettings {
+    pub mode: WakeupMode,
+    /// `auto`: batch while a ring produces at least this many events/s.
+    pub batch_above: f64,
+    /// While batching, a commit that finds the ring this full (share of its size) wakes
+    /// the reader at once.
+    pub threshold: f64,
+    /// While batching, rings are drained at least this often.
+    pub latency: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeupMode {
+    /// Batch a ring while it is busy (`batch_above`), plain wake-ups otherwise.
+    Auto,
+    /// Always batch.
+    Batch,
+    /// The kernel's default: a commit wakes the reader when it had caught up.
+    Every,
+}
+
+impl WakeupMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            WakeupMode::Auto => "auto",
+            WakeupMode::Batch => "batch",
+            WakeupMode::Every => "every",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WakeupMode> {
+        [WakeupMode::Auto, WakeupMode::Batch, WakeupMode::Every]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
+impl Default for WakeupSettings {
+    fn default() -> Self {
+        WakeupSettings {
+            mode: WakeupMode::Auto,
+            batch_above: 1000.0,
+            threshold: 0.25,
+            latency: Duration::from_millis(1),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,6 +183,7 @@ impl Default for Settings {
             }),
             adaptive: AdaptiveSettings::default(),
             sizing: SizingSettings::default(),
+            wakeup: WakeupSettings::default(),
             output: None,
             families: Family::ALL.to_vec(),
             syscalls: syscalls::default_set(),
@@ -290,6 +344,9 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), String> {
     if let Some(a) = &raw.adaptive {
         d.adaptive(a, &mut s.adaptive)?;
     }
+    if let Some(w) = &raw.wakeup {
+        d.wakeup(w, &mut s.wakeup)?;
+    }
     for (name, r) in raw.rings.iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
             return Err(d.at(
@@ -411,6 +468,19 @@ adjustment_factor = {af}
 # Least time between a resize and a shrink or a predictive change, 1s to 1h. Growth
 # on drops or a high-water mark never waits for it.
 cooldown = "{cd}"
+
+[wakeup]
+# When the kernel wakes the reader. A wake-up costs the traced program ~3 µs per event
+# on a VM; batching drains the ring on a short timer instead.
+# auto: batch a ring while it produces at least batch_above events/s, plain wake-ups
+#   otherwise (an idle host then has no timer running); batch: always; every: the
+#   kernel's default (a commit wakes the reader when it had caught up).
+mode = "{wm}"
+batch_above = {ba}
+# While batching, a commit that finds the ring this full wakes the reader at once.
+threshold = {th}
+# While batching, rings are drained at least this often (bounds the delay). 100us to 1s.
+latency = "{lat}"
 "#,
         bt = fmt_duration(d.sizing.buffer_time),
         sf = d.sizing.safety_factor,
@@ -421,6 +491,10 @@ cooldown = "{cd}"
         sb = a.shrink_below,
         af = a.adjustment_factor,
         cd = fmt_duration(a.cooldown),
+        wm = d.wakeup.mode.name(),
+        ba = d.wakeup.batch_above,
+        th = d.wakeup.threshold,
+        lat = fmt_duration(d.wakeup.latency),
     );
     s
 }
@@ -475,6 +549,16 @@ struct RawFile {
     rings: Option<BTreeMap<Spanned<String>, RawRing>>,
     sizing: Option<RawSizing>,
     adaptive: Option<RawAdaptive>,
+    wakeup: Option<RawWakeup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [wakeup] table")]
+struct RawWakeup {
+    mode: Leaf,
+    batch_above: Leaf,
+    threshold: Leaf,
+    latency: Leaf,
 }
 
 #[derive(Deserialize)]
@@ -739,6 +823,40 @@ impl Doc<'_> {
         }
         if let Some(v) = &r.safety_factor {
             s.safety_factor = self.ranged(v, "sizing.safety_factor", 1.0, 10.0, "3.0")?;
+        }
+        Ok(())
+    }
+
+    fn wakeup(&self, r: &RawWakeup, w: &mut WakeupSettings) -> Result<(), String> {
+        if let Some(v) = &r.mode {
+            let s = match v.get_ref() {
+                Value::String(s) => s.as_str(),
+                _ => "",
+            };
+            w.mode = WakeupMode::parse(s).ok_or_else(|| {
+                self.err(
+                    v,
+                    "wakeup.mode",
+                    &format!(
+                        "unknown mode {}; use \"auto\", \"batch\" or \"every\"",
+                        show(v.get_ref())
+                    ),
+                )
+            })?;
+        }
+        if let Some(v) = &r.batch_above {
+            w.batch_above = self.ranged(v, "wakeup.batch_above", 0.0, 1e9, "1000")?;
+        }
+        if let Some(v) = &r.threshold {
+            w.threshold = self.fraction(v, "wakeup.threshold", false, true, "0.25")?;
+        }
+        if let Some(v) = &r.latency {
+            w.latency = self.duration(
+                v,
+                "wakeup.latency",
+                Duration::from_micros(100),
+                Duration::from_secs(1),
+            )?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::cli::{RunOptions, human};
 use crate::clock::WallClock;
+use crate::config::WakeupMode;
 use crate::events;
 use crate::families::{self, Counters, Family, LoadOptions, Loaded, Shared};
 use crate::json::Line;
@@ -31,6 +32,7 @@ use crate::sys;
 const SIGNAL: Token = Token(usize::MAX - 1);
 const TIMER: Token = Token(usize::MAX - 2);
 const SINK: Token = Token(usize::MAX - 3);
+const FLUSH: Token = Token(usize::MAX - 4);
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
 /// The shortest period a sizing decision is based on.
@@ -95,6 +97,9 @@ struct Ring {
     rate: f64,
     resizes_up: u64,
     resizes_down: u64,
+    /// Whether commits to this ring skip the wake-up (see `Daemon::update_wakeups`).
+    batched: bool,
+    wakeup_bytes: u64,
 }
 
 enum Drained {
@@ -255,8 +260,23 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("creating signalfd: {e}"))?;
     let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
+    // The batching timer (see `update_wakeups`): armed only while a ring batches.
+    let flush = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(|e| format!("creating timerfd: {e}"))?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&flush.as_fd().as_raw_fd()),
+            FLUSH,
+            Interest::READABLE,
+        )
+        .map_err(|e| format!("registering timerfd: {e}"))?;
 
     let mut d = Daemon {
+        flush,
+        flush_armed: false,
         opts,
         rings: Vec::new(),
         retired: Vec::new(),
@@ -270,6 +290,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             error!("family {family} disabled: {e}");
         }
     }
+    d.update_wakeups();
     if d.rings.iter().all(|r| r.loaded.attached() == 0) {
         return Err(
             "no BPF program could be attached; run `ringwarden check` to see why"
@@ -365,6 +386,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                     }
                     d.pipe.borrow_mut().clock = WallClock::now();
                     d.adapt();
+                    d.update_wakeups();
                     if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
                         last_stats = Instant::now();
                         d.report(false);
@@ -372,6 +394,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 }
                 SINK => {
                     d.pipe.borrow_mut().sink.flush();
+                }
+                FLUSH => {
+                    let _ = d.flush.wait(); // consumes the expirations
+                    for r in &d.rings {
+                        if r.batched {
+                            d.pending[index(r.loaded.family)] = true;
+                        }
+                    }
                 }
                 Token(i) if d.rings.iter().any(|r| index(r.loaded.family) == i) => {
                     d.pending[i] = true
@@ -402,6 +432,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 /// of families switched off by a reload (kept so that switching one on again continues
 /// its numbers).
 struct Daemon {
+    /// Drains batching rings every `wakeup.latency`.
+    flush: TimerFd,
+    flush_armed: bool,
     opts: RunOptions,
     rings: Vec<Ring>,
     retired: Vec<Retired>,
@@ -500,6 +533,60 @@ impl Daemon {
                 decode_errors: ring.decode_errors.clone(),
             }),
             Err(e) => warn!("{family}: its counters start again if it is switched on: {e}"),
+        }
+    }
+
+    /// The wake-up policy: a ring batches (commits wake the reader only past a fill
+    /// threshold; the `flush` timer drains it every `latency`) always, never, or while
+    /// it produces at least `batch_above` events/s (`auto`). Re-applied every tick and
+    /// after resizes, since the threshold is a share of the ring's size.
+    fn update_wakeups(&mut self) {
+        let w = self.opts.settings.wakeup;
+        for r in self.rings.iter_mut() {
+            let batch = match w.mode {
+                WakeupMode::Every => false,
+                WakeupMode::Batch => true,
+                WakeupMode::Auto => r.rate >= w.batch_above,
+            };
+            let bytes = if batch {
+                ((r.loaded.ring_size as f64 * w.threshold) as u64).max(1)
+            } else {
+                0
+            };
+            if bytes == r.wakeup_bytes {
+                continue;
+            }
+            match r.loaded.set_wakeup(bytes) {
+                Ok(()) => {
+                    if r.batched != batch {
+                        log::debug!(
+                            "ring {}: {} wake-ups",
+                            r.loaded.family,
+                            if batch { "batched" } else { "per-event" }
+                        );
+                    }
+                    r.batched = batch;
+                    r.wakeup_bytes = bytes;
+                    // Records committed without a wake-up may be waiting.
+                    self.pending[index(r.loaded.family)] = true;
+                }
+                Err(e) => warn!("ring {}: setting wake-ups: {e}", r.loaded.family),
+            }
+        }
+        let want = self.rings.iter().any(|r| r.batched);
+        if want != self.flush_armed {
+            let res = if want {
+                self.flush.set(
+                    Expiration::Interval(TimeSpec::from_duration(w.latency)),
+                    TimerSetTimeFlags::empty(),
+                )
+            } else {
+                self.flush.unset()
+            };
+            match res {
+                Ok(()) => self.flush_armed = want,
+                Err(e) => warn!("batching timer: {e}"),
+            }
         }
     }
 
@@ -665,6 +752,15 @@ impl Daemon {
                 }
             }
         }
+        // New wake-up settings (a new latency, say) apply from a fresh start of the timer.
+        if self.flush_armed {
+            let _ = self.flush.unset();
+            self.flush_armed = false;
+        }
+        for r in self.rings.iter_mut() {
+            r.wakeup_bytes = u64::MAX; // forces a rewrite below
+        }
+        self.update_wakeups();
         // The syscall set is compared with what the kernel filter holds, so a write that
         // failed half-way is retried by the next SIGHUP.
         if let Some(r) = self
@@ -713,6 +809,8 @@ fn make_ring(
         rate: 0.0,
         resizes_up: 0,
         resizes_down: 0,
+        batched: false,
+        wakeup_bytes: 0,
     })
 }
 

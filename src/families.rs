@@ -198,12 +198,23 @@ impl Loaded {
     /// Makes every program of the family stop reporting, at once (one map write; see
     /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
     pub fn stop(&self) -> Result<(), String> {
-        // Keep what the programs learned (the daemon's tgid in a PID namespace).
+        self.update_config(|c| c.flags |= RW_CONFIG_STOPPED)
+    }
+
+    /// Batching: commits wake the reader only once the ring holds `bytes` (0: the
+    /// kernel's default wake-ups).
+    pub fn set_wakeup(&self, bytes: u64) -> Result<(), String> {
+        self.update_config(|c| c.wakeup_bytes = bytes)
+    }
+
+    /// Read-modify-write, keeping what the programs learned (the daemon's tgid in a PID
+    /// namespace).
+    fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), String> {
         let mut cfg = Config::default();
         if let Ok(Some(v)) = self.config.lookup(&0u32.to_ne_bytes(), MapFlags::ANY) {
             let _ = plain::copy_from_bytes(&mut cfg, &v);
         }
-        cfg.flags |= RW_CONFIG_STOPPED;
+        f(&mut cfg);
         write_config(&self.config, &cfg)
     }
 
@@ -308,6 +319,7 @@ pub struct Config {
     pub pad: u32,
     pub pidns_dev: u64,
     pub pidns_ino: u64,
+    pub wakeup_bytes: u64,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl plain::Plain for Config {}
@@ -671,7 +683,15 @@ mod tests {
                 f,
                 "rw_config",
                 Config,
-                [self_tgid, flags, ns_tgid, pad, pidns_dev, pidns_ino]
+                [
+                    self_tgid,
+                    flags,
+                    ns_tgid,
+                    pad,
+                    pidns_dev,
+                    pidns_ino,
+                    wakeup_bytes
+                ]
             );
         }
     }

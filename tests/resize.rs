@@ -14,6 +14,14 @@ use serde_json::Value;
 
 const LOAD: &str = env!("CARGO_BIN_EXE_ringwarden-load");
 
+/// The tests that load the machine run one at a time: on 2 cores, two of them at once
+/// starve each other's daemon, and each checks "no drops once grown".
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs the load generator; returns its report (generated count and per-thread tids).
 fn load(args: &[&str]) -> Value {
     let out = Command::new(LOAD)
@@ -74,6 +82,7 @@ fn parse(s: &str) -> Option<u64> {
 
 #[test]
 fn grows_under_sustained_load_with_nothing_lost_or_duplicated() {
+    let _one_at_a_time = heavy();
     let dir = common::temp_dir("resize-grow");
     let cfg = config(
         &dir,
@@ -104,7 +113,7 @@ cooldown = "1s"
     // in-kernel high-water mark passes grow_above and the ring grows, phase after phase.
     let mut generated = 0;
     let mut mine = HashSet::new();
-    for burst in ["1000", "4000", "16000"] {
+    for burst in ["4000", "16000", "64000"] {
         let report = load(&[
             "--family",
             "syscall",
@@ -121,8 +130,8 @@ cooldown = "1s"
         mine.extend(tids(&report));
     }
     assert!(
-        generated >= 700_000,
-        "the load ran at >= 100k/s: {generated}"
+        generated >= 600_000,
+        "the load ran at >= 100k/s for 6 s: {generated}"
     );
     let f = d.stop();
     f.assert_exact();
@@ -191,6 +200,7 @@ fn wait_stats(d: &Daemon, timeout: Duration, what: &str, ok: impl Fn(&Value) -> 
 
 #[test]
 fn stalled_receiver_drops_are_counted_then_the_ring_grows_and_keeps_up() {
+    let _one_at_a_time = heavy();
     let dir = common::temp_dir("resize-stall");
     let cfg = config(
         &dir,
@@ -238,8 +248,9 @@ cooldown = "30s"
     let s = wait_stats(&d, Duration::from_secs(5), "grow after the stall", |s| {
         num(s, "syscall", "dropped") > Some(0) && num(s, "syscall", "size") > Some(256 << 10)
     });
-    // A SIGHUP with the file unchanged keeps the size the ring has grown to.
-    let grown = num(&s, "syscall", "size");
+    // Once it has settled, a SIGHUP with the file unchanged keeps the size it grew to.
+    std::thread::sleep(Duration::from_secs(2));
+    let grown = num(&stats(&d), "syscall", "size");
     // SAFETY: signalling the daemon we started.
     unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
     d.wait_for_log("SIGHUP: reloading", Duration::from_secs(5));
