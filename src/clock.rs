@@ -30,6 +30,11 @@ impl WallClock {
     }
 }
 
+/// Now on CLOCK_BOOTTIME, the clock the BPF programs stamp events with (vDSO: cheap).
+pub fn boot_ns() -> u64 {
+    ns(ClockId::CLOCK_BOOTTIME).max(0) as u64
+}
+
 /// Appends `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for ns since the Unix epoch.
 pub fn write_rfc3339(buf: &mut Vec<u8>, epoch_ns: i128) {
     let secs = epoch_ns.div_euclid(1_000_000_000) as i64;

@@ -24,6 +24,7 @@ use crate::config::WakeupMode;
 use crate::events;
 use crate::families::{self, Counters, Family, LoadOptions, Loaded, Shared};
 use crate::json::Line;
+use crate::latency::Histogram;
 use crate::policy::{Observation, RingPolicy};
 use crate::sink::Sink;
 use crate::sizing::fmt_size;
@@ -97,6 +98,8 @@ struct Ring {
     rate: f64,
     resizes_up: u64,
     resizes_down: u64,
+    /// Kernel timestamp → consume, since start.
+    latency: Rc<RefCell<Histogram>>,
     /// Whether commits to this ring skip the wake-up (see `Daemon::update_wakeups`).
     batched: bool,
     wakeup_bytes: u64,
@@ -150,6 +153,7 @@ impl Ring {
             &self.pipe,
             &self.received,
             &self.decode_errors,
+            &self.latency,
         )?;
         let new_fd = map.as_fd().as_raw_fd();
         registry
@@ -193,6 +197,9 @@ impl Ring {
             rate: self.rate,
             resizes_up: self.resizes_up,
             resizes_down: self.resizes_down,
+            latency_p50_ns: self.latency.borrow().quantile(0.5),
+            latency_p99_ns: self.latency.borrow().quantile(0.99),
+            latency_max_ns: self.latency.borrow().max(),
             produced,
             received: self.received.get(),
             dropped,
@@ -215,6 +222,10 @@ struct RingStats {
     rate: f64,
     resizes_up: u64,
     resizes_down: u64,
+    /// Kernel timestamp → consume, since start (upper bounds, ±12 %).
+    latency_p50_ns: u64,
+    latency_p99_ns: u64,
+    latency_max_ns: u64,
     produced: u64,
     received: u64,
     dropped: u64,
@@ -787,7 +798,15 @@ fn make_ring(
     opts: &RunOptions,
     started: Instant,
 ) -> Result<Ring, String> {
-    let consumer = consumer(&loaded, &loaded.ring, pipe, &received, &decode_errors)?;
+    let latency = Rc::new(RefCell::new(Histogram::default()));
+    let consumer = consumer(
+        &loaded,
+        &loaded.ring,
+        pipe,
+        &received,
+        &decode_errors,
+        &latency,
+    )?;
     let rs = *opts.settings.ring(loaded.family);
     let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
     let now = started.elapsed();
@@ -809,6 +828,7 @@ fn make_ring(
         rate: 0.0,
         resizes_up: 0,
         resizes_down: 0,
+        latency,
         batched: false,
         wakeup_bytes: 0,
     })
@@ -822,14 +842,21 @@ fn consumer(
     pipe: &Rc<RefCell<Pipeline>>,
     received: &Rc<Cell<u64>>,
     decode_errors: &Rc<Cell<u64>>,
+    latency: &Rc<RefCell<Histogram>>,
 ) -> Result<RingBuffer<'static>, String> {
     let name = loaded.family.name();
     let (rx, de, p) = (received.clone(), decode_errors.clone(), pipe.clone());
+    let lt = latency.clone();
     let mut builder = RingBufferBuilder::new();
     builder
         .add(map, move |data: &[u8]| {
             rx.set(rx.get() + 1);
             let pl = &mut *p.borrow_mut();
+            // Latency from the program's timestamp (header bytes 8..16) to now.
+            if let Some(ts) = data.get(8..16).and_then(|b| b.try_into().ok()) {
+                let lat = crate::clock::boot_ns().saturating_sub(u64::from_ne_bytes(ts));
+                lt.borrow_mut().record(lat);
+            }
             if !pl.sink.renders() {
                 return 0;
             }
@@ -948,6 +975,9 @@ fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Dur
                 });
                 r.u64("resizes_up", s.resizes_up);
                 r.u64("resizes_down", s.resizes_down);
+                r.u64("latency_p50_ns", s.latency_p50_ns);
+                r.u64("latency_p99_ns", s.latency_p99_ns);
+                r.u64("latency_max_ns", s.latency_max_ns);
                 r.u64("produced", s.produced);
                 r.u64("received", s.received);
                 r.u64("dropped", s.dropped);

@@ -9,6 +9,7 @@ mod daemon;
 mod events;
 mod families;
 mod json;
+mod latency;
 mod policy;
 mod sink;
 mod sizing;

@@ -1,0 +1,126 @@
+//! Kernel → userspace latency: from the event's `ts_ns` (taken in the BPF program) to the
+//! moment the loop consumes it. A log-linear histogram (4 steps per power of two: ±12 %)
+//! with fixed memory, recorded per event without allocation.
+const SUB: u32 = 4;
+const BUCKETS: usize = 64 * SUB as usize;
+
+#[derive(Clone)]
+pub struct Histogram {
+    counts: Box<[u64; BUCKETS]>,
+    total: u64,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: Box::new([0; BUCKETS]),
+            total: 0,
+            max: 0,
+        }
+    }
+}
+
+fn bucket(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let exp = 63 - v.leading_zeros(); // v >= 4, so exp >= 2
+    let frac = ((v >> (exp - 2)) & (SUB as u64 - 1)) as u32;
+    (exp * SUB + frac) as usize
+}
+
+/// The largest value that falls in bucket `i` (what a percentile reports: an upper bound).
+fn upper(i: usize) -> u64 {
+    let i = i as u32;
+    if i < SUB {
+        return i as u64;
+    }
+    let (exp, frac) = (i / SUB, i % SUB);
+    let base = 1u128 << exp;
+    let step = base / SUB as u128;
+    (base + step * (frac as u128 + 1) - 1).min(u64::MAX as u128) as u64
+}
+
+impl Histogram {
+    pub fn record(&mut self, v: u64) {
+        self.counts[bucket(v).min(BUCKETS - 1)] += 1;
+        self.total += 1;
+        self.max = self.max.max(v);
+    }
+
+    /// The value under which a share `q` (0..=1) of the recorded values fall (bucket
+    /// upper bound, at most the maximum seen); 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let want = ((self.total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return upper(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    #[cfg(test)]
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_tight() {
+        let mut last = 0;
+        for v in [
+            0u64,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            100,
+            1000,
+            999_999,
+            1 << 40,
+            u64::MAX,
+        ] {
+            let b = bucket(v);
+            assert!(b >= last, "{v}");
+            last = b;
+            assert!(upper(b) >= v, "{v} above its bucket's bound {}", upper(b));
+            // Within 25 % of the value (a quarter of a power of two).
+            if (4..u64::MAX / 2).contains(&v) {
+                assert!(upper(b) - v <= v / 4 + 1, "{v}: {}", upper(b));
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), 0);
+        for v in 1..=1000u64 {
+            h.record(v * 1000); // 1 µs .. 1 ms
+        }
+        assert_eq!(h.count(), 1000);
+        let p50 = h.quantile(0.5);
+        assert!((500_000..=640_000).contains(&p50), "{p50}");
+        let p99 = h.quantile(0.99);
+        assert!((990_000..=1_000_000).contains(&p99), "{p99}");
+        assert_eq!(h.quantile(1.0), 1_000_000);
+        assert_eq!(h.max(), 1_000_000);
+    }
+}
