@@ -2,8 +2,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use libbpf_rs::{MapHandle, MapType};
-
 use crate::families::{self, Family, LoadOptions};
 use crate::{sys, syscalls};
 
@@ -20,17 +18,7 @@ pub fn run() -> ExitCode {
             "missing: CO-RE programs cannot load (kernel needs CONFIG_DEBUG_INFO_BTF=y)"
         }
     );
-    let rb = MapHandle::create(
-        MapType::RingBuf,
-        Some("rw_probe"),
-        0,
-        0,
-        4096,
-        &libbpf_rs::libbpf_sys::bpf_map_create_opts {
-            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
-            ..Default::default()
-        },
-    );
+    let rb = families::create_ring("rw_probe", 4096);
     match &rb {
         Ok(_) => println!("ring buffer: supported"),
         Err(e) => println!("ring buffer: not available: {e}"),

@@ -181,6 +181,33 @@ impl Ring {
         Ok(t.elapsed())
     }
 
+    /// `resize`, then what every resize is followed by: the policy's cooldown starts,
+    /// the direction is counted, and the decision is logged with its reason.
+    fn resize_logged(
+        &mut self,
+        size: u64,
+        why: &str,
+        registry: &Registry,
+        started: Instant,
+    ) -> Result<(), String> {
+        let (old, family) = (self.loaded.ring_size, self.loaded.family);
+        let took = self.resize(size, registry, Token(index(family)))?;
+        let new = self.loaded.ring_size;
+        self.policy.resized(started.elapsed(), new);
+        if new > old {
+            self.resizes_up += 1;
+        } else {
+            self.resizes_down += 1;
+        }
+        info!(
+            "ring {family}: {} -> {} ({why}), swap took {} ms",
+            fmt_size(old),
+            fmt_size(new),
+            took.as_millis()
+        );
+        Ok(())
+    }
+
     fn stats(&self) -> RingStats {
         let Counters {
             produced,
@@ -644,31 +671,16 @@ impl Daemon {
             let Some(decision) = r.policy.observe(&obs) else {
                 continue;
             };
-            let (old, family) = (r.loaded.ring_size, r.loaded.family);
-            match r.resize(decision.new_size, registry, Token(index(family))) {
-                Ok(took) => {
-                    r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
-                    if r.loaded.ring_size > old {
-                        r.resizes_up += 1;
-                    } else {
-                        r.resizes_down += 1;
-                    }
-                    info!(
-                        "ring {family}: {} -> {} ({}), swap took {} ms",
-                        fmt_size(old),
-                        fmt_size(r.loaded.ring_size),
-                        decision.reason,
-                        took.as_millis()
-                    );
-                }
-                Err(e) => {
-                    // Not again every second: the failure starts a cooldown too.
-                    r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
-                    warn!(
-                        "ring {family}: resize to {} failed: {e}",
-                        fmt_size(decision.new_size)
-                    )
-                }
+            if let Err(e) =
+                r.resize_logged(decision.new_size, &decision.reason, registry, self.started)
+            {
+                // Not again every second: the failure starts a cooldown too.
+                r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
+                warn!(
+                    "ring {}: resize to {} failed: {e}",
+                    r.loaded.family,
+                    fmt_size(decision.new_size)
+                );
             }
         }
     }
@@ -743,24 +755,11 @@ impl Daemon {
             } else {
                 old.clamp(rs.min, rs.max)
             };
-            if old != want {
-                match r.resize(want, registry, Token(index(f))) {
-                    Ok(took) => {
-                        r.policy.resized(self.started.elapsed(), want);
-                        if want > old {
-                            r.resizes_up += 1;
-                        } else {
-                            r.resizes_down += 1;
-                        }
-                        info!(
-                            "ring {f}: {} -> {} (configuration reloaded), swap took {} ms",
-                            fmt_size(old),
-                            fmt_size(want),
-                            took.as_millis()
-                        );
-                    }
-                    Err(e) => error!("SIGHUP: ring {f}: {e}"),
-                }
+            if old != want
+                && let Err(e) =
+                    r.resize_logged(want, "configuration reloaded", registry, self.started)
+            {
+                error!("SIGHUP: ring {f}: {e}");
             }
         }
         // New wake-up settings (a new latency, say) apply from a fresh start of the timer.

@@ -146,10 +146,14 @@ pub struct Shared {
 impl Shared {
     /// New handles on the same maps.
     pub fn dup(&self) -> Result<Shared, String> {
+        Shared::of(&self.stats, &self.fill)
+    }
+
+    fn of(stats: &MapHandle, fill: &MapHandle) -> Result<Shared, String> {
         let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| e.to_string());
         Ok(Shared {
-            stats: dup(&self.stats)?,
-            fill: dup(&self.fill)?,
+            stats: dup(stats)?,
+            fill: dup(fill)?,
         })
     }
 }
@@ -177,18 +181,10 @@ impl Loaded {
         Some(c)
     }
 
+    /// The counters for the stats; zeros if the kernel could not be asked (cannot
+    /// happen for an ARRAY map we hold), rather than a crash.
     pub fn counters(&self) -> Counters {
-        let key = 0u32.to_ne_bytes();
-        match self.stats.lookup(&key, MapFlags::ANY) {
-            Ok(Some(v)) => {
-                let mut c = Counters::default();
-                // A short value cannot happen (the map's value size is the struct's);
-                // zeros would then show in the stats rather than a crash.
-                let _ = plain::copy_from_bytes(&mut c, &v);
-                c
-            }
-            _ => Counters::default(),
-        }
+        self.try_counters().unwrap_or_default()
     }
 
     pub fn attached(&self) -> usize {
@@ -260,20 +256,7 @@ impl Loaded {
 
     /// Creates a ring of `size` bytes for this family (not yet in use).
     pub fn new_ring(&self, size: u64) -> Result<MapHandle, String> {
-        let size = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
-        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
-            sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
-            ..Default::default()
-        };
-        MapHandle::create(
-            MapType::RingBuf,
-            Some(format!("{}_ring", self.family)),
-            0,
-            0,
-            size,
-            &opts,
-        )
-        .map_err(|e| format!("creating a {} ring of {size} bytes: {e}", self.family))
+        create_ring(&format!("{}_ring", self.family), size)
     }
 
     /// Puts `ring` in the programs' slot and returns the ring it replaces. When this
@@ -292,12 +275,7 @@ impl Loaded {
 
     /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
     pub fn shared(&self) -> Result<Shared, String> {
-        let dup =
-            |m: &MapHandle| MapHandle::try_from(m).map_err(|e| format!("{}: {e}", self.family));
-        Ok(Shared {
-            stats: dup(&self.stats)?,
-            fill: dup(&self.fill)?,
-        })
+        Shared::of(&self.stats, &self.fill).map_err(|e| format!("{}: {e}", self.family))
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
@@ -307,6 +285,18 @@ impl Loaded {
 }
 
 const RW_CONFIG_STOPPED: u32 = 1;
+
+/// A BPF ring buffer of `size` bytes named `name`, outside any skeleton (ring swaps,
+/// and `check`'s probe for ring buffer support).
+pub fn create_ring(name: &str, size: u64) -> Result<MapHandle, String> {
+    let bytes = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    MapHandle::create(MapType::RingBuf, Some(name), 0, 0, bytes, &opts)
+        .map_err(|e| format!("creating ring {name} of {size} bytes: {e}"))
+}
 
 /// Writes `struct rw_config { self_tgid, flags }` (bpf/common.h).
 /// `struct rw_config` (bpf/common.h).
