@@ -7,17 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, gettid, u};
 
-/// `n` raw calls of a no-op syscall, so each one really enters the kernel. Each test
-/// uses its own syscall: tests run in parallel and every daemon sees the whole machine.
-fn syscall_n(nr: libc::c_long, n: usize) {
-    for _ in 0..n {
-        // SAFETY: getppid/getpgid(0)/getsid(0) only read the caller's ids.
-        unsafe {
-            libc::syscall(nr, 0);
-        }
-    }
-}
-
 #[test]
 fn one_page_ring_burst_counts_every_drop() {
     let d = Daemon::start(
@@ -34,7 +23,7 @@ fn one_page_ring_burst_counts_every_drop() {
         ],
     );
     let tid = gettid() as u64;
-    syscall_n(libc::SYS_getppid, 100_000);
+    common::syscall_n(libc::SYS_getppid, 100_000);
     let f = d.stop();
     f.assert_exact();
     let r = f.ring("syscall");
@@ -91,7 +80,7 @@ fn events_produced_just_before_sigterm_are_delivered() {
         ],
     );
     let tid = gettid() as u64;
-    syscall_n(libc::SYS_getpgid, 20_000);
+    common::syscall_n(libc::SYS_getpgid, 20_000);
     // No pause: the stop must drain what is still in the ring.
     let f = d.stop();
     f.assert_exact();
@@ -125,7 +114,7 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
     );
     let tid = gettid() as u64;
     for _ in 0..N {
-        syscall_n(libc::SYS_getsid, 1);
+        common::syscall_n(libc::SYS_getsid, 1);
         let t = Instant::now();
         while t.elapsed() < Duration::from_micros(15) {
             std::hint::spin_loop();

@@ -1,28 +1,12 @@
 //! The command line: help, version, one-line errors with the right exit codes, `check`.
 mod common;
 
-use std::process::Command;
-
-use common::BIN;
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run ringwarden");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn version_and_help() {
-    let (code, out, _) = run(&["--version"]);
+    let (code, out, _) = common::run_cli(&["--version"]);
     assert_eq!(code, 0);
     assert_eq!(out, format!("ringwarden {}\n", env!("CARGO_PKG_VERSION")));
-    let (code, out, _) = run(&["--help"]);
+    let (code, out, _) = common::run_cli(&["--help"]);
     assert_eq!(code, 0);
     for opt in [
         "--output",
@@ -67,7 +51,7 @@ fn bad_input_is_one_line_with_sysexits_code() {
         (&["--adaptive", "smart"][..], 78, "smart"),
         (&["size", "--rate", "1"][..], 64, "--event-size"),
     ] {
-        let (c, out, err) = run(args);
+        let (c, out, err) = common::run_cli(args);
         assert_eq!(c, code, "{args:?}: {err}");
         assert!(out.is_empty());
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -78,7 +62,7 @@ fn bad_input_is_one_line_with_sysexits_code() {
 #[test]
 fn check_reports_every_program_and_passes_here() {
     common::ensure_tracefs();
-    let (code, out, err) = run(&["check"]);
+    let (code, out, err) = common::run_cli(&["check"]);
     assert_eq!(code, 0, "check failed here:\n{out}\n{err}");
     for word in [
         "kernel:",

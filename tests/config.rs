@@ -3,25 +3,12 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 
-use common::{BIN, Daemon, temp_dir};
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run ringwarden");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use common::{Daemon, temp_dir};
 
 #[test]
 fn the_printed_default_validates_and_check_shows_every_ring() {
-    let (code, text, err) = run(&["config", "default"]);
+    let (code, text, err) = common::run_cli(&["config", "default"]);
     assert_eq!(code, 0, "{err}");
     for key in [
         "[rings.process]",
@@ -47,7 +34,8 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
     let dir = temp_dir("config-default");
     let path = dir.join("ringwarden.toml");
     fs::write(&path, &text).expect("write");
-    let (code, out, err) = run(&["config", "check", path.to_str().expect("utf-8 path")]);
+    let (code, out, err) =
+        common::run_cli(&["config", "check", path.to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
     for fam in ["process", "file", "network", "syscall", "cgroup", "anomaly"] {
@@ -63,7 +51,7 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
 
 #[test]
 fn size_prints_the_working() {
-    let (code, out, _) = run(&[
+    let (code, out, _) = common::run_cli(&[
         "size",
         "--event-size",
         "104",
@@ -80,7 +68,7 @@ fn size_prints_the_working() {
         "104 B × 10000/s × 2 s × 3 = 6240000 B (5.95 MiB) -> 8 MiB (power of two, page-aligned)\n"
     );
     // Spec §1.4 example 2, with defaults for nothing and a bare number of seconds.
-    let (code, out, _) = run(&[
+    let (code, out, _) = common::run_cli(&[
         "size",
         "--event-size=1056",
         "--rate=100",
@@ -119,7 +107,7 @@ fn size_prints_the_working() {
             "soon",
         ),
     ] {
-        let (c, out, err) = run(args);
+        let (c, out, err) = common::run_cli(args);
         assert_eq!(c, code, "{args:?}: {err}");
         assert!(out.is_empty());
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -168,7 +156,7 @@ fn bad_files_are_one_line_naming_the_key_and_exit_78() {
     ] {
         fs::write(&path, text).expect("write");
         for args in [&["config", "check", p][..], &["run", "--config", p][..]] {
-            let (code, out, err) = run(args);
+            let (code, out, err) = common::run_cli(args);
             assert_eq!(code, 78, "{text:?} {args:?}: {err}");
             assert!(out.is_empty(), "{out}");
             assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
@@ -176,14 +164,14 @@ fn bad_files_are_one_line_naming_the_key_and_exit_78() {
             assert!(err.contains(p), "{text:?}: {err}");
         }
     }
-    let (code, _, err) = run(&["run", "--config", "/nonexistent/ringwarden.toml"]);
+    let (code, _, err) = common::run_cli(&["run", "--config", "/nonexistent/ringwarden.toml"]);
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("/nonexistent/ringwarden.toml"), "{err}");
-    let (code, _, err) = run(&["config", "check", "/nonexistent/ringwarden.toml"]);
+    let (code, _, err) = common::run_cli(&["config", "check", "/nonexistent/ringwarden.toml"]);
     assert_eq!(code, 78, "{err}");
     // --ring-size outside the file's bounds names both.
     fs::write(&path, "[rings.file]\nmin = \"2MiB\"\n").expect("write");
-    let (code, _, err) = run(&["--config", p, "--ring-size", "file=1MiB"]);
+    let (code, _, err) = common::run_cli(&["--config", p, "--ring-size", "file=1MiB"]);
     assert_eq!(code, 78, "{err}");
     assert!(
         err.contains("file=1MiB") && err.contains("min 2MiB"),

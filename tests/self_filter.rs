@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{gettid, parse_lines, u};
 
@@ -36,14 +36,7 @@ fn daemon_in_a_pid_namespace_does_not_trace_itself() {
         .stderr(fs::File::create(&log).expect("log"))
         .spawn()
         .expect("unshare (util-linux) runs");
-    let t = Instant::now();
-    while !fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(t.elapsed() < Duration::from_secs(30), "not ready");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_for_file(&log, "ready", Duration::from_secs(30));
     let children = format!("/proc/{0}/task/{0}/children", unshare.id());
     let daemon: u64 = fs::read_to_string(&children)
         .expect("children")

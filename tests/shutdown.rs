@@ -6,15 +6,6 @@ use std::time::Duration;
 
 use common::{Daemon, u};
 
-fn syscall_n(nr: libc::c_long, n: usize) {
-    for _ in 0..n {
-        // SAFETY: getuid only reads the caller's ids.
-        unsafe {
-            libc::syscall(nr, 0);
-        }
-    }
-}
-
 #[test]
 fn shutdown_under_load_is_exact_and_within_five_seconds() {
     use std::sync::Arc;
@@ -28,7 +19,7 @@ fn shutdown_under_load_is_exact_and_within_five_seconds() {
             let run = run.clone();
             std::thread::spawn(move || {
                 while run.load(Ordering::Relaxed) {
-                    syscall_n(libc::SYS_getuid, 1000);
+                    common::syscall_n(libc::SYS_getuid, 1000);
                 }
             })
         })
@@ -64,15 +55,8 @@ fn stalled_stdout_reader_cannot_hold_the_daemon() {
         .stderr(std::fs::File::create(&stderr).expect("stderr file"))
         .spawn()
         .expect("spawn");
-    let t = Instant::now();
-    while !std::fs::read_to_string(&stderr)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(t.elapsed() < Duration::from_secs(30), "not ready");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    syscall_n(libc::SYS_getgid, 20_000); // ~5 MB of JSON: far more than the pipe holds
+    common::wait_for_file(&stderr, "ready", Duration::from_secs(30));
+    common::syscall_n(libc::SYS_getgid, 20_000); // ~5 MB of JSON: far more than the pipe holds
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -111,7 +95,6 @@ fn stalled_stdout_reader_cannot_hold_the_daemon() {
 #[test]
 fn counting_sink_counts_every_event_and_writes_none() {
     use std::process::{Command, Stdio};
-    use std::time::Instant;
     common::ensure_tracefs();
     let dir = common::temp_dir("count-sink");
     let (stats, log) = (dir.join("stats.json"), dir.join("stderr.log"));
@@ -136,15 +119,8 @@ fn counting_sink_counts_every_event_and_writes_none() {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("spawn");
-    let t = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(t.elapsed() < Duration::from_secs(30), "not ready");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    syscall_n(libc::SYS_geteuid, 30_000);
+    common::wait_for_file(&log, "ready", Duration::from_secs(30));
+    common::syscall_n(libc::SYS_geteuid, 30_000);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().expect("wait");

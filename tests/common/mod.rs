@@ -243,3 +243,40 @@ pub fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
+
+/// `n` raw calls of a no-op syscall (one that only reads the caller's ids, called with 0),
+/// so each one really enters the kernel. Tests run in parallel and every daemon sees the
+/// whole machine: each test uses a syscall of its own.
+pub fn syscall_n(nr: libc::c_long, n: usize) {
+    for _ in 0..n {
+        // SAFETY: getppid/getpgid(0)/getsid(0)/getuid/... only read the caller's ids.
+        unsafe {
+            libc::syscall(nr, 0);
+        }
+    }
+}
+
+/// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run ringwarden");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Waits until the log file at `path` contains `word` (for daemons a test spawns itself).
+pub fn wait_for_file(path: &Path, word: &str, timeout: Duration) {
+    let t = Instant::now();
+    while !fs::read_to_string(path).unwrap_or_default().contains(word) {
+        assert!(
+            t.elapsed() < timeout,
+            "{word:?} not in {path:?} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
