@@ -4,11 +4,20 @@
 const SUB: u32 = 4;
 const BUCKETS: usize = 64 * SUB as usize;
 
+/// The consume time is read once per this many events (and at the start of every drain
+/// pass): a clock read per event was most of the loop's CPU time under load (perf:
+/// ~90 % of the daemon's samples at 1.5 M events/s). Events later in a group look up to
+/// STAMP_EVERY consume callbacks (~1-2 µs) younger than they are: far below a bucket.
+pub const STAMP_EVERY: u32 = 16;
+
 #[derive(Clone)]
 pub struct Histogram {
     counts: Box<[u64; BUCKETS]>,
     total: u64,
     max: u64,
+    /// The cached consume time and how many more events may use it.
+    now: u64,
+    left: u32,
 }
 
 impl Default for Histogram {
@@ -17,6 +26,8 @@ impl Default for Histogram {
             counts: Box::new([0; BUCKETS]),
             total: 0,
             max: 0,
+            now: 0,
+            left: 0,
         }
     }
 }
@@ -43,6 +54,22 @@ fn upper(i: usize) -> u64 {
 }
 
 impl Histogram {
+    /// A new drain pass: the next event reads the clock afresh.
+    pub fn new_pass(&mut self) {
+        self.left = 0;
+    }
+
+    /// Records the latency of an event stamped `ts` (ns), consumed now; `clock` gives
+    /// now, and is called once per STAMP_EVERY events.
+    pub fn record_since(&mut self, ts: u64, clock: impl FnOnce() -> u64) {
+        if self.left == 0 {
+            self.now = clock();
+            self.left = STAMP_EVERY;
+        }
+        self.left -= 1;
+        self.record(self.now.saturating_sub(ts));
+    }
+
     pub fn record(&mut self, v: u64) {
         self.counts[bucket(v).min(BUCKETS - 1)] += 1;
         self.total += 1;
@@ -106,6 +133,31 @@ mod tests {
                 assert!(upper(b) - v <= v / 4 + 1, "{v}: {}", upper(b));
             }
         }
+    }
+
+    #[test]
+    fn the_clock_is_read_once_per_group_and_per_pass() {
+        let mut h = Histogram::default();
+        let reads = std::cell::Cell::new(0u64);
+        let clock = || {
+            reads.set(reads.get() + 1);
+            1000 * reads.get()
+        };
+        for _ in 0..STAMP_EVERY * 2 {
+            h.record_since(0, clock);
+        }
+        assert_eq!(reads.get(), 2);
+        assert_eq!(h.max(), 2000);
+        h.record_since(0, clock);
+        assert_eq!(reads.get(), 3);
+        h.new_pass();
+        h.record_since(0, clock);
+        assert_eq!(reads.get(), 4);
+        // An event stamped after the cached time counts as 0, not as a huge latency.
+        h.new_pass();
+        h.record_since(u64::MAX, clock);
+        assert_eq!(h.count(), STAMP_EVERY as u64 * 2 + 3);
+        assert_eq!(h.quantile(0.0), 0);
     }
 
     #[test]
