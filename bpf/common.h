@@ -187,14 +187,15 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 			RW_COUNT_UNTRACKED(fam);                                     \
 	} while (0)
 
-/* Fills the header from the current task. */
-static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
+/* Fills the header from the current task, stamped `ts` (a program that already read the
+ * clock passes its reading: one clock read less per event). */
+static __always_inline void rw_fill_header_at(struct rw_header *h, __u32 type, __u64 ts)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ug = bpf_get_current_uid_gid();
 
-	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->ts_ns = ts;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->type = type;
 	h->pid = id >> 32;
@@ -203,6 +204,11 @@ static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
 	h->uid = (__u32)ug;
 	h->gid = ug >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
+{
+	rw_fill_header_at(h, type, bpf_ktime_get_boot_ns());
 }
 
 /* Puts a record type into the object's BTF, which the Rust mirror tests read (types
@@ -250,6 +256,16 @@ static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *
 
 /* Commit (with the wake-up rule) + high-water mark in one step. */
 #define RW_SUBMIT(fam, e) rw_commit(e, sizeof(*(e)), &fam##_rings, &fam##_fill)
+
+/* Reserve + header stamped `ts` in one step. */
+#define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                  \
+	({                                                                           \
+		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats,            \
+					      sizeof(type_struct));                  \
+		if (__e)                                                             \
+			rw_fill_header_at(&__e->hdr, evtype, ts);                    \
+		__e;                                                                 \
+	})
 
 /* Reserve + header in one step. */
 #define RW_RESERVE(fam, type_struct, evtype)                                         \
