@@ -1,20 +1,6 @@
-//! ringwarden: kernel events from eBPF, every loss counted.
-//! Layout: bpf/ (programs) -> families (load/attach) -> daemon (rings, loop) ->
-//! events (decode) -> json (render) -> sink.
-mod check;
-mod cli;
-mod clock;
-mod config;
-mod daemon;
-mod events;
-mod families;
-mod json;
-mod latency;
-mod policy;
-mod sink;
-mod sizing;
-mod sys;
-mod syscalls;
+//! ringwarden: kernel events from eBPF, every loss counted. The daemon and its modules
+//! are in the library (src/lib.rs); this is the command line's entry point.
+use ringwarden::{check, cli, config, daemon, sizing};
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ pub mod syscall;
 
 use plain::Plain;
 
-use crate::clock::{WallClock, write_rfc3339};
+use crate::clock::WallClock;
 use crate::json::Line;
 
 pub const COMM_LEN: usize = 16;
@@ -146,7 +146,7 @@ fn write_common(line: &mut Line, h: &Header, clock: &WallClock) {
     line.u64("seq", h.seq);
     line.raw_with("ts", |b| {
         b.push(b'"');
-        write_rfc3339(b, clock.wall_ns(h.ts_ns));
+        clock.write_rfc3339(b, h.ts_ns);
         b.push(b'"');
     });
     line.u64("ts_ns", h.ts_ns);

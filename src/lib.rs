@@ -1,0 +1,19 @@
+//! ringwarden: kernel events from eBPF, every loss counted.
+//! Layout: bpf/ (programs) -> families (load/attach) -> daemon (rings, loop) ->
+//! events (decode) -> json (render) -> sink.
+//! The daemon is `src/main.rs` on top of this library; the library exists so that the
+//! benchmarks in `benches/` can time the decode and render path on its own.
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod families;
+pub mod json;
+pub mod latency;
+pub mod policy;
+pub mod sink;
+pub mod sizing;
+pub mod sys;
+pub mod syscalls;
