@@ -209,11 +209,6 @@ pub fn escape_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
 }
 
-#[cfg(test)]
-fn itoa_buf() -> [u8; 20] {
-    [0u8; 20]
-}
-
 /// "00" to "99": two digits per division.
 const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
@@ -249,27 +244,6 @@ fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     // written above: the loop fills out[i..n] two at a time down to i <= 2, the last
     // step fills out[..i] (i = 2: two digits; i = 1: one).
     unsafe { buf.set_len(len + n) };
-}
-
-/// The decimal digits of `v`, written at the end of `b`.
-#[cfg(test)]
-fn fmt_u64(b: &mut [u8; 20], mut v: u64) -> &[u8] {
-    let mut i = b.len();
-    while v >= 100 {
-        let p = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        b[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
-    }
-    if v >= 10 {
-        let p = v as usize * 2;
-        i -= 2;
-        b[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
-    } else {
-        i -= 1;
-        b[i] = b'0' + v as u8;
-    }
-    &b[i..]
 }
 
 /// The last `out.len()` decimal digits of `v`, zero-padded (fractions of a second).
@@ -328,8 +302,6 @@ mod tests {
             123_456_789,
             u64::MAX,
         ] {
-            let mut b = itoa_buf();
-            assert_eq!(fmt_u64(&mut b, v), v.to_string().as_bytes(), "{v}");
             let mut out = b"x".to_vec();
             push_u64(&mut out, v);
             assert_eq!(out, format!("x{v}").as_bytes(), "{v}");
