@@ -797,14 +797,19 @@ impl JournalSink {
         self.sent += 1;
     }
 
-    /// Drops the entries already sent from the front of the queue.
+    /// Drops the entries already sent from the front of the queue: all of them when
+    /// everything is out, otherwise only once they are half the buffer (a slow journald
+    /// takes a few entries per wake-up: moving up to 8 MiB each time would cost more
+    /// than the sends).
     fn compact(&mut self) {
         if self.sent == self.lens.len() {
             self.buf.clear();
             self.lens.clear();
-        } else if self.sent > 0 {
+        } else if self.head >= self.buf.len() / 2 {
             self.buf.drain(..self.head);
             self.lens.drain(..self.sent);
+        } else {
+            return;
         }
         self.sent = 0;
         self.head = 0;
