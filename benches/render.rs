@@ -1,6 +1,8 @@
 //! Decode + JSON render cost per record, by record type: the consumer's share of the
-//! per-event cost (`cargo bench --bench render`). Under `cargo test` it runs a few
-//! records only, to check it still works. Prints ns per record (best of 5 runs).
+//! per-event cost (`cargo bench --bench render`), and the same for a journal entry
+//! (`--output journal`, encoding only: the send is journald's cost). Under `cargo test`
+//! it runs a few records only, to check it still works. Prints ns per record (best of 5
+//! runs).
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -8,6 +10,7 @@ use ringwarden::clock::WallClock;
 use ringwarden::events::{
     self, Header, file::OpenEvent, kind, process::ExecEvent, syscall::SyscallEvent,
 };
+use ringwarden::journal;
 
 fn header(k: u32) -> Header {
     let mut comm = [0u8; 16];
@@ -97,5 +100,22 @@ fn main() {
             best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
         }
         println!("  {what:<22} {best:7.1} ns/record  {len} bytes of JSON");
+    }
+    for (ring, what, rec) in records() {
+        let mut best = f64::MAX;
+        let mut len = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..n {
+                buf.clear();
+                if journal::encode(ring, &clock, black_box(&rec), &mut buf).is_err() {
+                    eprintln!("render: journal {what}: decode error");
+                    std::process::exit(1);
+                }
+                len = black_box(buf.len());
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+        }
+        println!("  journal {what:<14} {best:7.1} ns/record  {len} bytes of journal entry");
     }
 }

@@ -26,8 +26,10 @@ Usage:
 Options for run (each overrides the configuration file):
   -c, --config PATH            configuration file [default: /etc/ringwarden/ringwarden.toml;
                                the built-in defaults when that does not exist]
-  -o, --output PATH            where events go: a file (appended), - for stdout, or none to
-                               count events without writing them (benchmarks) [default: -]
+  -o, --output PATH            where events go: a file (appended), - for stdout, journal
+                               for one systemd journal entry per event (RINGWARDEN_* fields,
+                               see README), or none to count events without writing them
+                               (benchmarks) [default: -]
       --only LIST              families to load, comma-separated, from:
                                process,file,network,syscall,cgroup,anomaly [default: all]
       --ring-size FAMILY=SIZE  start size of one family's ring (repeatable); a power of two,

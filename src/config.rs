@@ -394,7 +394,8 @@ pub fn default_toml() -> String {
 # Sizes: a power of two of at least one page, as "64KiB", "8MiB", "1GiB" or a number
 # of bytes. Durations: "500ms", "2s", "1m" or a number of seconds.
 
-# Where events go: a file (appended) or "-" for stdout (like --output).
+# Where events go: a file (appended), "-" for stdout, or "journal" for one systemd
+# journal entry per event (like --output).
 output = "-"
 
 # Families to load (like --only).

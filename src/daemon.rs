@@ -21,10 +21,10 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::cli::{RunOptions, human};
 use crate::clock::WallClock;
 use crate::config::WakeupMode;
-use crate::events;
 use crate::families::{self, Counters, Family, LoadOptions, Loaded, Shared};
 use crate::json::Line;
 use crate::latency::Histogram;
+use crate::notify::{self, Notifier};
 use crate::policy::{Observation, RingPolicy};
 use crate::sink::Sink;
 use crate::sizing::fmt_size;
@@ -34,6 +34,7 @@ const SIGNAL: Token = Token(usize::MAX - 1);
 const TIMER: Token = Token(usize::MAX - 2);
 const SINK: Token = Token(usize::MAX - 3);
 const FLUSH: Token = Token(usize::MAX - 4);
+const WATCHDOG: Token = Token(usize::MAX - 9);
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
 /// The shortest period a sizing decision is based on.
@@ -349,6 +350,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             .register(&mut SourceFd(&fd.as_raw_fd()), SINK, Interest::WRITABLE)
             .map_err(|e| format!("registering the output: {e}"))?;
     }
+    // systemd's notify socket and watchdog (no-ops without $NOTIFY_SOCKET).
+    let mut notifier = Notifier::from_env();
+    if let Some(fd) = notifier.watchdog_fd() {
+        d.poll
+            .registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), WATCHDOG, Interest::READABLE)
+            .map_err(|e| format!("registering the watchdog timer: {e}"))?;
+    }
     let sig_raw = sigfd.as_fd().as_raw_fd();
     d.poll
         .registry()
@@ -396,6 +405,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         names.join(", "),
         started.elapsed().as_millis()
     );
+    notifier.ready(&d.status());
 
     let mut events = Events::with_capacity(64);
     let mut last_stats = Instant::now();
@@ -413,9 +423,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 SIGNAL => {
                     while let Ok(Some(si)) = sigfd.read_signal() {
                         match Signal::try_from(si.ssi_signo as i32) {
-                            Ok(Signal::SIGHUP) => d.reload(),
+                            Ok(Signal::SIGHUP) => {
+                                notifier.reloading();
+                                d.reload();
+                                notifier.ready(&d.status());
+                            }
                             Ok(s) => {
                                 info!("{s} received: stopping and draining");
+                                notifier.stopping();
                                 stop = true;
                             }
                             Err(_) => {}
@@ -431,6 +446,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                     d.pipe.borrow_mut().clock = WallClock::now();
                     d.adapt();
                     d.update_wakeups();
+                    notifier.status(&d.status());
                     if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
                         last_stats = Instant::now();
                         d.report(false);
@@ -439,6 +455,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 SINK => {
                     d.pipe.borrow_mut().sink.flush();
                 }
+                WATCHDOG => notifier.watchdog_tick(),
                 FLUSH => {
                     let _ = d.flush.wait(); // consumes the expirations
                     for r in &d.rings {
@@ -813,6 +830,17 @@ impl Daemon {
     fn report(&self, last: bool) {
         report(self, last);
     }
+
+    /// One line for systemd's STATUS=: rings, last tick's rate, drops, programs.
+    fn status(&self) -> String {
+        notify::status_text(
+            self.rings.len(),
+            self.rings.iter().map(|r| r.rate).sum(),
+            self.rings.iter().map(|r| r.last.dropped).sum(),
+            self.rings.iter().map(|r| r.loaded.attached()).sum(),
+            self.pipe.borrow().sink.errors(),
+        )
+    }
 }
 
 fn make_ring(
@@ -893,13 +921,13 @@ fn consumer(
                 pl.sink.count_lost(1);
                 return 0;
             }
-            if let Err(e) = events::render(name, &pl.clock, data, &mut pl.sink.buf) {
+            if let Err(e) = pl.sink.render(name, &pl.clock, data) {
                 if de.get() == 0 {
                     warn!("ring {name}: {e} (further decode errors are only counted)");
                 }
                 de.set(de.get() + 1);
             }
-            if pl.sink.buf.len() >= FLUSH_AT {
+            if pl.sink.buffered() >= FLUSH_AT {
                 pl.sink.flush();
             }
             0

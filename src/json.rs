@@ -156,7 +156,7 @@ impl<'a> Line<'a> {
     }
 }
 
-fn hex_str(buf: &mut Vec<u8>, v: &[u8]) {
+pub(crate) fn hex_str(buf: &mut Vec<u8>, v: &[u8]) {
     buf.push(b'"');
     for &b in v {
         buf.push(HEX[(b >> 4) as usize]);
@@ -220,7 +220,7 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 /// a variable-length copy from a stack array is a memmove call (the render path's top
 /// cost in perf), and a fixed-size one stalls on store forwarding.
 #[inline]
-fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
     buf.reserve(n);
     let len = buf.len();

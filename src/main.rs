@@ -1,11 +1,11 @@
 //! ringwarden: kernel events from eBPF, every loss counted. The daemon and its modules
 //! are in the library (src/lib.rs); this is the command line's entry point.
-use ringwarden::{check, cli, config, daemon, sizing};
+use ringwarden::{check, cli, config, daemon, logging, sizing};
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match cli::parse(&args) {
         Ok(c) => c,

@@ -1,4 +1,5 @@
-//! Where JSON lines go: a file or stdout. Writing never blocks the loop on a stream (a
+//! Where events go: JSON lines to a file or stdout, or entries to the journal
+//! (`--output journal`, see `crate::journal`). Writing never blocks the loop on a stream (a
 //! pipe, tty or socket whose reader stalls), so signals and rings are always served;
 //! what cannot be written is counted as `sink_errors`, and no write error leaves half a
 //! line behind in a file.
@@ -10,6 +11,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::error;
+
+use crate::clock::WallClock;
+use crate::events::{self, DecodeError};
+use crate::journal::{self, JournalSink};
 
 /// Events buffered while a stream sink is not writable; past this, new events are
 /// counted as sink errors instead of growing memory without bound.
@@ -25,6 +30,8 @@ enum Target {
     /// `--output none`: events are counted, not rendered or written (a counting sink,
     /// for measuring the data path without the cost of JSON).
     Null,
+    /// `--output journal`: one native journal entry per event.
+    Journal(Box<JournalSink>),
 }
 
 pub struct Sink {
@@ -50,6 +57,9 @@ impl Sink {
     pub fn open(path: Option<&Path>) -> Result<Sink, String> {
         let target = match path {
             Some(p) if p == Path::new("none") => Target::Null,
+            Some(p) if p == Path::new("journal") => {
+                Target::Journal(Box::new(JournalSink::open(&journal::socket_path())?))
+            }
             Some(p) => {
                 let f = OpenOptions::new()
                     .create(true)
@@ -87,25 +97,59 @@ impl Sink {
             Target::File(_) | Target::Null => None,
             Target::Stream(f) => Some(f.as_fd()),
             Target::Socket(s) => Some(s.as_fd()),
+            Target::Journal(j) => Some(j.fd()),
         }
     }
 
     pub fn errors(&self) -> u64 {
-        self.errors
+        match &self.target {
+            Target::Journal(j) => j.errors(),
+            _ => self.errors,
+        }
     }
 
     /// Whether there is room for another event; if not, the caller counts it with
     /// [`Sink::count_lost`].
     pub fn has_room(&self) -> bool {
-        self.buf.len() < MAX_BUFFERED
+        match &self.target {
+            Target::Journal(j) => j.has_room(),
+            _ => self.buf.len() < MAX_BUFFERED,
+        }
     }
 
     pub fn count_lost(&mut self, n: u64) {
-        self.errors += n;
+        match &mut self.target {
+            Target::Journal(j) => j.count_full(n),
+            _ => self.errors += n,
+        }
+    }
+
+    /// Renders one ring record for this output: a JSON line or a journal entry.
+    pub fn render(
+        &mut self,
+        ring: &str,
+        clock: &WallClock,
+        data: &[u8],
+    ) -> Result<(), DecodeError> {
+        match &mut self.target {
+            Target::Journal(j) => j.push(ring, clock, data),
+            _ => events::render(ring, clock, data, &mut self.buf),
+        }
+    }
+
+    /// Bytes rendered and not yet written.
+    pub fn buffered(&self) -> usize {
+        match &self.target {
+            Target::Journal(j) => j.pending_bytes(),
+            _ => self.buf.len(),
+        }
     }
 
     /// Writes as much of the buffer as the target takes now.
     pub fn flush(&mut self) -> Flushed {
+        if let Target::Journal(j) = &mut self.target {
+            return j.flush();
+        }
         while !self.buf.is_empty() {
             match self.write_some() {
                 Ok(n) => {
@@ -130,6 +174,9 @@ impl Sink {
     /// Flushes, waiting for a stream to take the rest until `deadline`; what is left
     /// then is counted as lost (shutdown must not hang on a stalled reader).
     pub fn flush_until(&mut self, deadline: Instant) {
+        if let Target::Journal(j) = &mut self.target {
+            return j.flush_until(deadline);
+        }
         while self.flush() == Flushed::Blocked {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -153,7 +200,7 @@ impl Sink {
 
     fn write_some(&mut self) -> io::Result<usize> {
         match &mut self.target {
-            Target::Null => Ok(self.buf.len()),
+            Target::Null | Target::Journal(_) => Ok(self.buf.len()),
             Target::File(f) => f.write(&self.buf),
             Target::Stream(f) => f.write(atomic_chunk(&self.buf)),
             Target::Socket(s) => {

@@ -2,8 +2,7 @@
 //! kernel sends numbers; rule, severity, syscall and location names are given here.
 use plain::Plain;
 
-use super::{DecodeError, Header, kind, prefix, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, kind, prefix, view};
 
 pub const DETAIL_LEN: usize = 256;
 pub const NAME_LEN: usize = 64;
@@ -101,14 +100,14 @@ fn ptrace_request_name(r: u64) -> Option<&'static str> {
 }
 
 /// A known name, or `unknown(N)` so a newer kernel side never breaks a line.
-fn named(line: &mut Line, k: &str, name: Option<&str>, n: u64) {
+fn named(line: &mut impl Fields, k: &str, name: Option<&str>, n: u64) {
     match name {
         Some(s) => line.str(k, s),
         None => line.display(k, format_args!("unknown({n})")),
     }
 }
 
-pub fn render(data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
     let a = &e.args;
     named(line, "rule", rule_name(e.rule), e.rule.into());

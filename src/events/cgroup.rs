@@ -1,8 +1,7 @@
 //! Cgroup family records (bpf/cgroup.h): cgroup mkdir, rmdir, task attach, OOM kill.
 use plain::Plain;
 
-use super::{DecodeError, Header, cstr, kind, prefix, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, cstr, kind, prefix, view};
 
 pub const PATH_LEN: usize = 256;
 pub const OOM_COMM_LEN: usize = 16;
@@ -45,7 +44,7 @@ pub struct OomEvent {
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for OomEvent {}
 
-pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     if k == kind::OOM_KILL {
         let e: &OomEvent = view(data, k)?;
         line.u64("victim_pid", e.victim_pid.into());

@@ -1,8 +1,7 @@
 //! File family records (bpf/file.h): one `open` per completed open, openat or openat2.
 use plain::Plain;
 
-use super::{DecodeError, Header, prefix, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, prefix, view};
 
 pub const PATH_LEN: usize = 512;
 pub const OPEN_PATH_TRUNCATED: u32 = 1;
@@ -150,7 +149,7 @@ pub fn flags_text(flags: u64) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
 
-pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &OpenEvent = view(data, k)?;
     line.str("syscall", syscall_name(e.syscall));
     line.i64("ret", e.ret);
@@ -160,11 +159,7 @@ pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
         line.bool("path_unreadable", true);
     }
     line.u64("flags", e.flags);
-    line.raw_with("flags_text", |b| {
-        b.push(b'"');
-        write_flags_text(b, e.flags);
-        b.push(b'"');
-    });
+    line.ascii_with("flags_text", |b| write_flags_text(b, e.flags));
     line.u64("mode", e.mode.into());
     line.i64("dfd", e.dfd.into());
     Ok(())

@@ -1,5 +1,7 @@
-//! Records from the BPF rings, mirrored from `bpf/*.h`, and their JSON rendering.
+//! Records from the BPF rings, mirrored from `bpf/*.h`, and the walk over their fields.
 //! Each mirror derives `plain` so a record is read in place from the ring, without copying.
+//! Each family's `render` visits a record's fields through [`Fields`] once, for every
+//! output: the JSON line ([`Line`]) and the journal entry (`crate::journal::Entry`).
 pub mod anomaly;
 pub mod cgroup;
 pub mod file;
@@ -108,6 +110,70 @@ pub fn prefix(b: &[u8], len: u32) -> &[u8] {
     &b[..(len as usize).min(b.len())]
 }
 
+/// A writer of one event's fields, in the order the JSON schema gives them. Keys are the
+/// JSON keys (lower-case snake case); each output maps them its own way.
+pub trait Fields {
+    fn u64(&mut self, k: &str, v: u64);
+    fn i64(&mut self, k: &str, v: i64);
+    fn bool(&mut self, k: &str, v: bool);
+    /// Text known to be valid UTF-8 (names chosen by the daemon).
+    fn str(&mut self, k: &str, v: &str);
+    /// Text formatted in place (an IP address, `unknown(N)`): one line.
+    fn display(&mut self, k: &str, v: impl std::fmt::Display);
+    /// Bytes from the kernel: any bytes, kept exact.
+    fn bytes(&mut self, k: &str, v: &[u8]);
+    /// A list of byte strings (argv).
+    fn bytes_list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b [u8]> + Clone);
+    fn u64_list(&mut self, k: &str, v: &[u64]);
+    /// Text written by `f` straight into the output: printable ASCII without quotes or
+    /// backslashes (flag names, a timestamp), so it needs no escaping anywhere.
+    fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>));
+}
+
+// Inlined into each family's walk: the JSON path must cost what it did before the trait.
+impl Fields for Line<'_> {
+    #[inline(always)]
+    fn u64(&mut self, k: &str, v: u64) {
+        Line::u64(self, k, v)
+    }
+    #[inline(always)]
+    fn i64(&mut self, k: &str, v: i64) {
+        Line::i64(self, k, v)
+    }
+    #[inline(always)]
+    fn bool(&mut self, k: &str, v: bool) {
+        Line::bool(self, k, v)
+    }
+    #[inline(always)]
+    fn str(&mut self, k: &str, v: &str) {
+        Line::str(self, k, v)
+    }
+    #[inline(always)]
+    fn display(&mut self, k: &str, v: impl std::fmt::Display) {
+        Line::display(self, k, v)
+    }
+    #[inline(always)]
+    fn bytes(&mut self, k: &str, v: &[u8]) {
+        Line::bytes(self, k, v)
+    }
+    #[inline(always)]
+    fn bytes_list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b [u8]> + Clone) {
+        Line::bytes_list(self, k, items)
+    }
+    #[inline(always)]
+    fn u64_list(&mut self, k: &str, v: &[u64]) {
+        Line::u64_list(self, k, v)
+    }
+    #[inline(always)]
+    fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        self.raw_with(k, |b| {
+            b.push(b'"');
+            f(b);
+            b.push(b'"');
+        })
+    }
+}
+
 /// Renders one ring record as one JSON line appended to `buf`.
 pub fn render(
     ring: &str,
@@ -116,23 +182,9 @@ pub fn render(
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
-    let name = type_name(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
     let mark = buf.len();
     let mut line = Line::begin(buf);
-    line.str("type", name);
-    line.str("ring", ring);
-    write_common(&mut line, h, clock);
-    let r = match h.kind {
-        kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, &mut line),
-        kind::OPEN => file::render(h.kind, data, &mut line),
-        kind::SYSCALL => syscall::render(h.kind, data, &mut line),
-        kind::CGROUP_MKDIR | kind::CGROUP_RMDIR | kind::CGROUP_ATTACH | kind::OOM_KILL => {
-            cgroup::render(h.kind, data, &mut line)
-        }
-        kind::ANOMALY => anomaly::render(data, &mut line),
-        kind::CONNECT | kind::ACCEPT | kind::CLOSE => network::render(h.kind, data, &mut line),
-        k => Err(DecodeError::UnknownType(k)),
-    };
+    let r = walk(ring, clock, h, data, &mut line);
     if r.is_ok() {
         line.end();
     } else {
@@ -142,13 +194,35 @@ pub fn render(
     r
 }
 
-fn write_common(line: &mut Line, h: &Header, clock: &WallClock) {
+/// Visits every field of one record (whose header is `h`): `type`, `ring`, the header's
+/// fields, then the type's own. On an error some fields may have been written.
+pub fn walk(
+    ring: &str,
+    clock: &WallClock,
+    h: &Header,
+    data: &[u8],
+    f: &mut impl Fields,
+) -> Result<(), DecodeError> {
+    let name = type_name(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
+    f.str("type", name);
+    f.str("ring", ring);
+    write_common(f, h, clock);
+    match h.kind {
+        kind::EXEC | kind::EXIT | kind::FORK => process::render(h.kind, data, f),
+        kind::OPEN => file::render(h.kind, data, f),
+        kind::SYSCALL => syscall::render(h.kind, data, f),
+        kind::CGROUP_MKDIR | kind::CGROUP_RMDIR | kind::CGROUP_ATTACH | kind::OOM_KILL => {
+            cgroup::render(h.kind, data, f)
+        }
+        kind::ANOMALY => anomaly::render(data, f),
+        kind::CONNECT | kind::ACCEPT | kind::CLOSE => network::render(h.kind, data, f),
+        k => Err(DecodeError::UnknownType(k)),
+    }
+}
+
+fn write_common(line: &mut impl Fields, h: &Header, clock: &WallClock) {
     line.u64("seq", h.seq);
-    line.raw_with("ts", |b| {
-        b.push(b'"');
-        clock.write_rfc3339(b, h.ts_ns);
-        b.push(b'"');
-    });
+    line.ascii_with("ts", |b| clock.write_rfc3339(b, h.ts_ns));
     line.u64("ts_ns", h.ts_ns);
     line.u64("pid", h.pid.into());
     line.u64("tid", h.tid.into());

@@ -8,8 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use plain::Plain;
 
-use super::{DecodeError, Header, kind, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, kind, view};
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -84,7 +83,7 @@ pub fn tcp_state_name(s: u8) -> Option<&'static str> {
     })
 }
 
-pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &NetEvent = view(data, k)?;
     line.str(
         "family",
@@ -132,6 +131,7 @@ pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::Line;
 
     fn rendered(k: u32, e: &NetEvent) -> serde_json::Value {
         // SAFETY: NetEvent is repr(C) plain data; its bytes are read as a ring record.

@@ -1,8 +1,7 @@
 //! Process family records (bpf/process.h): exec, exit, fork.
 use plain::Plain;
 
-use super::{DecodeError, Header, kind, prefix, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, kind, prefix, view};
 
 pub const FILENAME_LEN: usize = 512;
 pub const ARGS_LEN: usize = 1024;
@@ -52,7 +51,7 @@ pub fn argv(args: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     args.split(|&b| b == 0).filter(move |_| !args.is_empty())
 }
 
-pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     match k {
         kind::EXEC => {
             let e: &ExecEvent = view(data, k)?;

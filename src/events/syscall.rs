@@ -1,8 +1,7 @@
 //! Syscall family record (bpf/syscall.h): one per completed syscall of the configured set.
 use plain::Plain;
 
-use super::{DecodeError, Header, view};
-use crate::json::Line;
+use super::{DecodeError, Fields, Header, view};
 use crate::syscalls;
 
 #[repr(C)]
@@ -18,7 +17,7 @@ pub struct SyscallEvent {
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for SyscallEvent {}
 
-pub fn render(k: u32, data: &[u8], line: &mut Line) -> Result<(), DecodeError> {
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &SyscallEvent = view(data, k)?;
     line.u64("nr", e.nr.into());
     line.str("name", syscalls::name(e.nr).unwrap_or("unknown"));
