@@ -2,6 +2,8 @@
 //! Tests filter events by the pids/tids they spawn: the whole machine reaches the programs.
 #![allow(dead_code)]
 
+pub mod obs;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
