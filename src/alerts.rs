@@ -85,9 +85,8 @@ impl Kind {
 
     fn show(self, v: f64) -> String {
         match self {
-            Kind::Utilization => format!("{}%", trim(v * 100.0, 1)),
-            Kind::LossRate => format!("{}%", trim(v * 100.0, 3)),
-            Kind::DropRate => format!("{}/s", trim(v, 1)),
+            Kind::Utilization | Kind::LossRate => format!("{}%", sig(v * 100.0)),
+            Kind::DropRate => format!("{}/s", sig(v)),
         }
     }
 
@@ -101,6 +100,18 @@ impl Kind {
             None
         }
     }
+}
+
+/// About three significant digits, without trailing zeros: 93.558 -> "93.6",
+/// 38281.6 -> "38282", 0.1234 -> "0.123", 95.0 -> "95".
+fn sig(x: f64) -> String {
+    let decimals = match x.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        a if a >= 1.0 => 2,
+        _ => 3,
+    };
+    trim(x, decimals)
 }
 
 /// `x` with at most `decimals` decimals, without trailing zeros: 95.0 -> "95".
@@ -423,6 +434,12 @@ mod tests {
         assert_eq!(trim(95.0, 1), "95");
         assert_eq!(trim(0.125, 3), "0.125");
         assert_eq!(trim(10.04, 1), "10");
+        assert_eq!(sig(93.558), "93.6");
+        assert_eq!(sig(38281.6), "38282");
+        assert_eq!(sig(1.0), "1");
+        assert_eq!(sig(2.345), "2.35");
+        assert_eq!(sig(0.1234), "0.123");
+        assert_eq!(sig(0.0), "0");
         assert_eq!(fmt_dur(Duration::from_secs(3725)), "1h 2m 5s");
         assert_eq!(fmt_dur(Duration::from_secs(59)), "59s");
     }
