@@ -18,6 +18,7 @@ use crate::serve::{OwnedPath, Parsed, Request};
 pub const DEFAULT_SOCKET: &str = "/run/ringwarden/control.sock";
 /// The longest request line (without its newline).
 pub const MAX_LINE: usize = 256;
+const LIVE: &str = "another running process (a second ringwarden?) serves it";
 /// How long the client waits for the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -73,9 +74,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
-            Ok(_) => {
-                return Err("another running process (a second ringwarden?) serves it".to_string());
-            }
+            Ok(_) => return Err(LIVE.to_string()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 std::fs::remove_file(path)
                     .map_err(|e| format!("cannot replace the stale socket file: {e}"))?;
@@ -102,7 +101,12 @@ pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
     let bound = UnixListener::bind(path);
     // SAFETY: as above.
     unsafe { libc::umask(old) };
-    let l = bound.map_err(|e| format!("cannot bind: {e}"))?;
+    // Two daemons starting together both find the path free; the second bind fails.
+    // (Worded without "already": scripts and tests wait for the word "ready".)
+    let l = bound.map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => LIVE.to_string(),
+        _ => format!("cannot bind: {e}"),
+    })?;
     l.set_nonblocking(true)
         .map_err(|e| format!("cannot make it non-blocking: {e}"))?;
     let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
@@ -419,6 +423,8 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
         assert_eq!(owned.path, path);
         let e = bind(&path).expect_err("live");
         assert!(e.contains("another running process"), "{e}");
+        // Logged before `ready`, which scripts wait for: no "already" in it.
+        assert!(!e.contains("ready") && !LIVE.contains("ready"));
         // Dropping the listener leaves the file behind: stale, replaced.
         drop(live);
         assert!(path.exists());

@@ -82,7 +82,8 @@ impl Daemon {
             stats,
             stderr,
         };
-        d.wait_for_log("ready", Duration::from_secs(30));
+        // "ready: " and not "ready": a warning before it may say "already".
+        d.wait_for_log("ready: ", Duration::from_secs(30));
         d
     }
 
