@@ -1,5 +1,6 @@
 //! Command line: hand-parsed (a parser crate would outweigh this file on an embedded host).
 use std::iter::Peekable;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::slice;
 use std::time::Duration;
@@ -21,6 +22,9 @@ Usage:
   ringwarden size --event-size B --rate R [--buffer-time T] [--safety S]
                                 a ring size by the formula B × R × T × S, rounded up to a
                                 power of two, with the working
+  ringwarden status [--json] [--control-socket PATH] [--config PATH]
+                                ask the running daemon: per ring sizes, books, loss and
+                                latency; programs; uptime (--json: the raw document)
   ringwarden --help | --version
 
 Options for run (each overrides the configuration file):
@@ -46,6 +50,11 @@ Options for run (each overrides the configuration file):
       --wakeup MODE            when the kernel wakes the reader: auto (batch busy rings on a
                                short timer), batch (always) or every (each commit that finds
                                the reader caught up) [default: auto]
+      --metrics-listen ADDR    serve Prometheus metrics at http://ADDR/metrics (IP:PORT, e.g.
+                               127.0.0.1:9731), or off [default: off]
+      --metrics-allow-remote   allow a --metrics-listen address that is not loopback
+      --control-socket PATH    Unix socket for `ringwarden status`, or off
+                               [default: /run/ringwarden/control.sock]
 
 Options for size:
       --event-size B|FAMILY    bytes per event (suffixes KiB, MiB), or a family name for the
@@ -72,8 +81,16 @@ pub enum Command {
     ConfigDefault,
     ConfigCheck(PathBuf),
     Size(SizeArgs),
+    Status(StatusArgs),
     Help,
     Version,
+}
+
+/// `ringwarden status`: where to ask (or why there is nowhere), and how to print.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusArgs {
+    pub json: bool,
+    pub socket: Result<PathBuf, String>,
 }
 
 /// `ringwarden size`.
@@ -101,6 +118,10 @@ struct Overrides {
     /// `Some(None)`: adaptive sizing off; `Some(Some(p))`: on with policy p.
     adaptive: Option<Option<PolicyKind>>,
     wakeup: Option<WakeupMode>,
+    /// `Some(None)`: --metrics-listen off.
+    metrics_listen: Option<Option<SocketAddr>>,
+    metrics_allow_remote: bool,
+    control_socket: Option<Option<PathBuf>>,
 }
 
 /// The daemon's input: the configuration (file or built-in default) with the command line
@@ -172,6 +193,14 @@ fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
             s.adaptive.policy = p;
         }
     }
+    if let Some(m) = ov.metrics_listen {
+        s.metrics.listen = m;
+    }
+    s.metrics.allow_remote |= ov.metrics_allow_remote;
+    if let Some(c) = &ov.control_socket {
+        s.control.socket = c.clone();
+    }
+    config::check_metrics(&s.metrics).map_err(|e| config(config::one_line(&e)))?;
     for &(f, size) in &ov.ring_sizes {
         let (min_set, max_set) = bounds[f as usize];
         let r = s.ring_mut(f);
@@ -286,8 +315,9 @@ fn parse_in(args: &[String], default_path: &Path) -> Result<Command, CliError> {
         }
         Some("config") => parse_config(a),
         Some("size") => parse_size(a),
+        Some("status") => parse_status(a, default_path),
         Some(s) => Err(usage(format!(
-            "unknown command {s:?}; commands are run, check, config and size (see --help)"
+            "unknown command {s:?}; commands are run, check, config, size and status (see --help)"
         ))),
     }
 }
@@ -322,6 +352,41 @@ fn parse_config(mut a: Args) -> Result<Command, CliError> {
         )));
     }
     Ok(cmd)
+}
+
+fn parse_status(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
+    let (mut json, mut socket, mut cfg) = (false, None, None);
+    while let Some((name, inline)) = a.next() {
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = true,
+            "--control-socket" => {
+                socket = Some(PathBuf::from(a.value(name, inline, "PATH")?));
+            }
+            "-c" | "--config" => cfg = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
+            other => {
+                return Err(usage(format!(
+                    "unknown option {other:?} for status; use --json, --control-socket PATH or --config PATH"
+                )));
+            }
+        }
+    }
+    // Without --control-socket: the socket the configuration names. A default file that
+    // does not load is no reason not to try the default socket.
+    let from_config = match (&socket, &cfg) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(config::Settings::load(p).map_err(config)?.control.socket),
+        (None, None) => config::Settings::load(default_path)
+            .ok()
+            .map(|s| s.control.socket),
+    };
+    let shown = cfg.as_deref().unwrap_or(default_path).display().to_string();
+    let socket = crate::control::resolve_socket(socket, from_config).ok_or_else(|| {
+        format!(
+            "the control socket is off in {shown} ([control] socket = \"off\"); turn it on there, or pass --control-socket PATH"
+        )
+    });
+    Ok(Command::Status(StatusArgs { json, socket }))
 }
 
 fn parse_size(mut a: Args) -> Result<Command, CliError> {
@@ -510,6 +575,30 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                     })?);
             }
             "--stats-json" => ov.stats_json = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
+            "--metrics-listen" => {
+                let v = a.value(name, inline, "IP:PORT|off")?;
+                ov.metrics_listen = Some(
+                    config::parse_listen(&v)
+                        .map_err(|e| config(format!("--metrics-listen: {e}")))?,
+                );
+            }
+            "--metrics-allow-remote" => {
+                if inline.is_some() {
+                    return Err(usage(
+                        "--metrics-allow-remote takes no value; give it or leave it out".into(),
+                    ));
+                }
+                ov.metrics_allow_remote = true;
+            }
+            "--control-socket" => {
+                let v = a.value(name, inline, "PATH|off")?;
+                if v.is_empty() {
+                    return Err(config(
+                        "--control-socket: empty path; give a path or off".into(),
+                    ));
+                }
+                ov.control_socket = Some(config::parse_socket(&v));
+            }
             other => {
                 return Err(usage(format!(
                     "unknown option {other:?}; see ringwarden --help"
@@ -786,6 +875,121 @@ mod tests {
         // Without a file the reload gives the built-in default again.
         let o = run("--only process");
         assert_eq!(o.reload().map(|n| n.families), Ok(vec![Family::Process]));
+    }
+
+    #[test]
+    fn metrics_and_control_options() {
+        let o = run("--metrics-listen 127.0.0.1:0 --control-socket /tmp/x.sock");
+        assert_eq!(
+            o.settings.metrics.listen,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        assert_eq!(
+            o.settings.control.socket,
+            Some(PathBuf::from("/tmp/x.sock"))
+        );
+        let o = run("--metrics-listen off --control-socket off");
+        assert_eq!(
+            (o.settings.metrics.listen, o.settings.control.socket),
+            (None, None)
+        );
+        let d = run("");
+        assert_eq!(d.settings.metrics.listen, None);
+        assert_eq!(
+            d.settings.control.socket,
+            Some(PathBuf::from("/run/ringwarden/control.sock"))
+        );
+        let e = parse(&args("--metrics-listen 0.0.0.0:9731")).unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(
+            e.msg.contains("not loopback") && e.msg.contains("--metrics-allow-remote"),
+            "{}",
+            e.msg
+        );
+        let o = run("--metrics-listen 0.0.0.0:9731 --metrics-allow-remote");
+        assert!(o.settings.metrics.allow_remote);
+        assert_eq!(
+            parse(&args("--metrics-listen nowhere")).unwrap_err().code,
+            78
+        );
+        assert_eq!(parse(&args("--metrics-listen")).unwrap_err().code, 64);
+        assert_eq!(
+            parse(&args("--metrics-allow-remote=yes")).unwrap_err().code,
+            64
+        );
+        // The file's remote address is rescued by the command line, and vice versa.
+        let f = Temp::new("remote.toml", "[metrics]\nlisten = \"0.0.0.0:9731\"\n");
+        assert_eq!(
+            parse(&args(&format!("-c {}", f.arg()))).unwrap_err().code,
+            78
+        );
+        let o = run(&format!("-c {} --metrics-allow-remote", f.arg()));
+        assert!(o.settings.metrics.allow_remote);
+        let o = run(&format!("-c {} --metrics-listen 127.0.0.1:9731", f.arg()));
+        assert!(!o.settings.metrics.allow_remote);
+        f.set("[metrics]\nlisten = \"0.0.0.0:9731\"\nallow_remote = true\n");
+        assert!(
+            run(&format!("-c {}", f.arg()))
+                .settings
+                .metrics
+                .allow_remote
+        );
+    }
+
+    #[test]
+    fn status_command() {
+        let st = |s: &str| match parse(&args(s)) {
+            Ok(Command::Status(a)) => a,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            st("status"),
+            StatusArgs {
+                json: false,
+                socket: Ok(PathBuf::from("/run/ringwarden/control.sock"))
+            }
+        );
+        assert_eq!(
+            st("status --json --control-socket /tmp/a.sock"),
+            StatusArgs {
+                json: true,
+                socket: Ok(PathBuf::from("/tmp/a.sock"))
+            }
+        );
+        let f = Temp::new("status.toml", "[control]\nsocket = \"/tmp/b.sock\"\n");
+        assert_eq!(
+            st(&format!("status -c {}", f.arg())).socket,
+            Ok(PathBuf::from("/tmp/b.sock"))
+        );
+        assert_eq!(
+            st(&format!(
+                "status -c {} --control-socket /tmp/c.sock",
+                f.arg()
+            ))
+            .socket,
+            Ok(PathBuf::from("/tmp/c.sock"))
+        );
+        f.set("[control]\nsocket = \"off\"\n");
+        let e = st(&format!("status -c {}", f.arg())).socket.unwrap_err();
+        assert!(e.contains("off") && e.contains("--control-socket"), "{e}");
+        // The default file is read when it exists.
+        let Ok(Command::Status(a)) = parse_in(&args("status"), &f.0) else {
+            panic!("status")
+        };
+        assert!(a.socket.is_err());
+        f.set("[control]\nsocket = 5\n");
+        assert_eq!(
+            parse(&args(&format!("status -c {}", f.arg())))
+                .unwrap_err()
+                .code,
+            78
+        );
+        assert_eq!(parse(&args("status --bogus")).unwrap_err().code, 64);
+        assert_eq!(
+            parse(&args("status --control-socket")).unwrap_err().code,
+            64
+        );
+        assert!(matches!(parse(&args("status --help")), Ok(Command::Help)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! line in the file) and the fix; the caller exits 78.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +41,60 @@ pub struct Settings {
     /// Whole seconds, 1 s to 1 day.
     pub stats_interval: Duration,
     pub stats_json: Option<PathBuf>,
+    pub metrics: MetricsSettings,
+    pub control: ControlSettings,
+}
+
+/// `[metrics]`: the Prometheus endpoint and the node_exporter textfile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsSettings {
+    /// `None`: no listening socket (the built-in default).
+    pub listen: Option<SocketAddr>,
+    /// A non-loopback `listen` is refused unless this is set.
+    pub allow_remote: bool,
+    pub textfile: Option<PathBuf>,
+}
+
+/// `[control]`: the socket `ringwarden status` asks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlSettings {
+    /// `None`: off.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            socket: Some(PathBuf::from(crate::control::DEFAULT_SOCKET)),
+        }
+    }
+}
+
+/// `"127.0.0.1:9731"`, `"[::1]:9731"` or `"off"`.
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    let t = s.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    t.parse().map(Some).map_err(|_| {
+        format!("{s:?} is not an address; write IP:PORT like \"127.0.0.1:9731\" or \"[::1]:9731\", or \"off\"")
+    })
+}
+
+/// A control socket path or `"off"`.
+pub fn parse_socket(s: &str) -> Option<PathBuf> {
+    (s.trim() != "off").then(|| PathBuf::from(s))
+}
+
+/// Metrics listen only on loopback unless the operator says otherwise: the numbers tell
+/// an attacker what is watched and how close the rings are to losing events.
+pub fn check_metrics(m: &MetricsSettings) -> Result<(), String> {
+    match m.listen {
+        Some(a) if !m.allow_remote && !a.ip().to_canonical().is_loopback() => Err(format!(
+            "metrics listen address {a} is not loopback, so anyone who can reach this host could read the metrics; set [metrics] allow_remote = true (or --metrics-allow-remote) to mean it, or listen on 127.0.0.1"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -190,6 +245,8 @@ impl Default for Settings {
             syscalls: syscalls::default_set(),
             stats_interval: Duration::from_secs(10),
             stats_json: None,
+            metrics: MetricsSettings::default(),
+            control: ControlSettings::default(),
         }
     }
 }
@@ -310,6 +367,25 @@ impl Settings {
                 .as_ref()
                 .map_or(String::new(), |p| format!(", stats json {}", p.display()))
         );
+        let m = &self.metrics;
+        let _ = writeln!(
+            out,
+            "metrics: {}{}{}; control socket: {}",
+            m.listen
+                .map_or("off".to_string(), |a| format!("http://{a}/metrics")),
+            if m.allow_remote {
+                " (remote allowed)"
+            } else {
+                ""
+            },
+            m.textfile
+                .as_ref()
+                .map_or(String::new(), |p| format!(", textfile {}", p.display())),
+            self.control
+                .socket
+                .as_ref()
+                .map_or("off".to_string(), |p| p.display().to_string())
+        );
         out
     }
 }
@@ -348,6 +424,12 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), String> {
     if let Some(w) = &raw.wakeup {
         d.wakeup(w, &mut s.wakeup)?;
     }
+    if let Some(m) = &raw.metrics {
+        d.metrics(m, &mut s.metrics)?;
+    }
+    if let Some(c) = &raw.control {
+        d.control(c, &mut s.control)?;
+    }
     for (name, r) in raw.rings.iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
             return Err(d.at(
@@ -365,7 +447,10 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), String> {
 
 /// `ringwarden config check PATH`.
 pub fn check_command(path: &Path) -> ExitCode {
-    match Settings::load(path) {
+    match Settings::load(path).and_then(|s| {
+        check_metrics(&s.metrics).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(s)
+    }) {
         Ok(s) => {
             print!("{}: ok\n{}", path.display(), s.summary());
             ExitCode::SUCCESS
@@ -483,6 +568,23 @@ batch_above = {ba}
 threshold = {th}
 # While batching, rings are drained at least this often (bounds the delay). 100us to 1s.
 latency = "{lat}"
+
+[metrics]
+# Prometheus metrics at http://LISTEN/metrics, served by the daemon itself (like
+# --metrics-listen). Off without this key; the packaged configuration turns it on.
+# listen = "127.0.0.1:9731"
+# An address other than loopback ("0.0.0.0:9731") is refused unless this is true
+# (like --metrics-allow-remote): the metrics show what is watched and how close the
+# rings are to losing events.
+allow_remote = {ar}
+# The same metrics for node_exporter's textfile collector, rewritten atomically every
+# second (a *.prom file; removed when the daemon stops). Off without this key.
+# textfile = "/var/lib/prometheus/node-exporter/ringwarden.prom"
+
+[control]
+# Unix socket `ringwarden status` asks (mode 0600, its directory created 0755 if
+# missing); "off" disables it (like --control-socket).
+socket = "{sock}"
 "#,
         bt = fmt_duration(d.sizing.buffer_time),
         sf = d.sizing.safety_factor,
@@ -497,6 +599,12 @@ latency = "{lat}"
         ba = d.wakeup.batch_above,
         th = d.wakeup.threshold,
         lat = fmt_duration(d.wakeup.latency),
+        ar = d.metrics.allow_remote,
+        sock = d
+            .control
+            .socket
+            .as_ref()
+            .map_or("off".to_string(), |p| p.display().to_string()),
     );
     s
 }
@@ -555,6 +663,22 @@ struct RawFile {
     sizing: Option<RawSizing>,
     adaptive: Option<RawAdaptive>,
     wakeup: Option<RawWakeup>,
+    metrics: Option<RawMetrics>,
+    control: Option<RawControl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [metrics] table")]
+struct RawMetrics {
+    listen: Leaf,
+    allow_remote: Leaf,
+    textfile: Leaf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [control] table")]
+struct RawControl {
+    socket: Leaf,
 }
 
 #[derive(Deserialize)]
@@ -862,6 +986,45 @@ impl Doc<'_> {
                 Duration::from_micros(100),
                 Duration::from_secs(1),
             )?;
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, r: &RawMetrics, m: &mut MetricsSettings) -> Result<(), String> {
+        if let Some(v) = &r.listen {
+            let s = self.string(v, "metrics.listen")?;
+            m.listen = parse_listen(s).map_err(|e| self.err(v, "metrics.listen", &e))?;
+        }
+        if let Some(v) = &r.allow_remote {
+            m.allow_remote = match v.get_ref() {
+                Value::Boolean(b) => *b,
+                other => {
+                    return Err(self.err(
+                        v,
+                        "metrics.allow_remote",
+                        &format!("expected true or false, found {}", show(other)),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = &r.textfile {
+            let p = PathBuf::from(self.string(v, "metrics.textfile")?);
+            // node_exporter reads *.prom only: any other name would be silently ignored.
+            if p.extension().is_none_or(|e| e != "prom") || p.file_stem().is_none() {
+                return Err(self.err(
+                    v,
+                    "metrics.textfile",
+                    "node_exporter's textfile collector reads only *.prom files; name it e.g. \"/var/lib/prometheus/node-exporter/ringwarden.prom\"",
+                ));
+            }
+            m.textfile = Some(p);
+        }
+        Ok(())
+    }
+
+    fn control(&self, r: &RawControl, c: &mut ControlSettings) -> Result<(), String> {
+        if let Some(v) = &r.socket {
+            c.socket = parse_socket(self.string(v, "control.socket")?);
         }
         Ok(())
     }
@@ -1464,6 +1627,73 @@ mod tests {
         error("[rings.file]\nsize = \"3\\nMiB\"\n", "rings.file.size");
         error("families = [\"a\\nb\"]\n", "families");
         assert_eq!(one_line("a\nb\tc"), "a b c");
+    }
+
+    #[test]
+    fn metrics_and_control() {
+        let s = parse(
+            "[metrics]\nlisten = \"[::1]:9731\"\ntextfile = \"/var/lib/x/ringwarden.prom\"\n[control]\nsocket = \"/tmp/rw.sock\"\n",
+        )
+        .expect("valid");
+        assert_eq!(s.metrics.listen, Some("[::1]:9731".parse().expect("addr")));
+        assert_eq!(
+            s.metrics.textfile,
+            Some(PathBuf::from("/var/lib/x/ringwarden.prom"))
+        );
+        assert_eq!(s.control.socket, Some(PathBuf::from("/tmp/rw.sock")));
+        assert!(check_metrics(&s.metrics).is_ok());
+        let s = parse("[metrics]\nlisten = \"off\"\n[control]\nsocket = \"off\"\n").expect("valid");
+        assert_eq!((s.metrics.listen, s.control.socket), (None, None));
+        assert_eq!(
+            Settings::default().control.socket,
+            Some(PathBuf::from("/run/ringwarden/control.sock"))
+        );
+        assert_eq!(Settings::default().metrics.listen, None, "off by default");
+        let e = error("[metrics]\nlisten = \"localhost\"\n", "metrics.listen");
+        assert_eq!(
+            e,
+            "line 2: metrics.listen: \"localhost\" is not an address; write IP:PORT like \"127.0.0.1:9731\" or \"[::1]:9731\", or \"off\""
+        );
+        error("[metrics]\nlisten = 9731\n", "metrics.listen");
+        error(
+            "[metrics]\nallow_remote = \"yes\"\n",
+            "metrics.allow_remote",
+        );
+        error("[metrics]\ntextfile = \"/tmp/ringwarden.txt\"\n", "*.prom");
+        error("[metrics]\ntextfile = \"\"\n", "metrics.textfile");
+        error("[metrics]\nport = 1\n", "metrics.port");
+        error("[control]\nsocket = \"\"\n", "control.socket");
+        // Remote addresses need allow_remote.
+        let remote = parse("[metrics]\nlisten = \"0.0.0.0:9731\"\n").expect("parses");
+        let e = check_metrics(&remote.metrics).expect_err("remote");
+        assert!(
+            e.starts_with("metrics listen address 0.0.0.0:9731 is not loopback")
+                && e.contains("allow_remote = true")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let ok =
+            parse("[metrics]\nlisten = \"0.0.0.0:9731\"\nallow_remote = true\n").expect("parses");
+        assert!(check_metrics(&ok.metrics).is_ok());
+        for (addr, fine) in [
+            ("127.0.0.1:1", true),
+            ("127.1.2.3:1", true),
+            ("[::1]:1", true),
+            ("[::ffff:127.0.0.1]:1", true),
+            ("[::]:1", false),
+            ("10.0.0.1:1", false),
+        ] {
+            let m = MetricsSettings {
+                listen: parse_listen(addr).expect("addr"),
+                ..MetricsSettings::default()
+            };
+            assert_eq!(check_metrics(&m).is_ok(), fine, "{addr}");
+        }
+        assert!(
+            Settings::default()
+                .summary()
+                .contains("metrics: off; control socket: /run/ringwarden/control.sock")
+        );
     }
 
     #[test]

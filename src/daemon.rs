@@ -22,12 +22,14 @@ use crate::cli::{RunOptions, human};
 use crate::clock::WallClock;
 use crate::config::WakeupMode;
 use crate::families::{self, Counters, Family, LoadOptions, Loaded, Shared};
-use crate::json::Line;
 use crate::latency::Histogram;
+use crate::metrics::LE_NS;
 use crate::notify::{self, Notifier};
+use crate::obs::Obs;
 use crate::policy::{Observation, RingPolicy};
 use crate::sink::Sink;
 use crate::sizing::fmt_size;
+use crate::stats::{Program, ProgramState, RingStats, Snapshot};
 use crate::sys;
 
 const SIGNAL: Token = Token(usize::MAX - 1);
@@ -108,6 +110,8 @@ struct Ring {
     /// since: a burst switches to batching at once, not at the next tick.
     received_at_obs: u64,
     burst: bool,
+    /// The last tick's observation, until the alerts take it.
+    observed: Option<Observation>,
 }
 
 enum Drained {
@@ -221,6 +225,9 @@ impl Ring {
             dropped,
             untracked,
         } = self.loaded.counters();
+        let lat = self.latency.borrow();
+        let mut latency_le = [0; LE_NS.len()];
+        lat.cumulative(&LE_NS, &mut latency_le);
         RingStats {
             name: self.loaded.family.name(),
             size: self.loaded.ring_size,
@@ -231,45 +238,18 @@ impl Ring {
             rate: self.rate,
             resizes_up: self.resizes_up,
             resizes_down: self.resizes_down,
-            latency_p50_ns: self.latency.borrow().quantile(0.5),
-            latency_p99_ns: self.latency.borrow().quantile(0.99),
-            latency_max_ns: self.latency.borrow().max(),
+            latency_p50_ns: lat.quantile(0.5),
+            latency_p99_ns: lat.quantile(0.99),
+            latency_max_ns: lat.max(),
+            latency_le,
+            latency_sum_ns: lat.sum(),
+            latency_count: lat.count(),
             produced,
             received: self.received.get(),
             dropped,
             untracked,
             decode_errors: self.decode_errors.get(),
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct RingStats {
-    name: &'static str,
-    size: u64,
-    min: u64,
-    max: u64,
-    /// Last tick's in-kernel high-water mark, bytes, and as a share of the size.
-    high_water: u64,
-    utilization: f64,
-    /// Events produced per second over the last tick.
-    rate: f64,
-    resizes_up: u64,
-    resizes_down: u64,
-    /// Kernel timestamp → consume, since start (upper bounds, ±12 %).
-    latency_p50_ns: u64,
-    latency_p99_ns: u64,
-    latency_max_ns: u64,
-    produced: u64,
-    received: u64,
-    dropped: u64,
-    untracked: u64,
-    decode_errors: u64,
-}
-
-impl RingStats {
-    fn exact(&self) -> bool {
-        self.produced == self.received + self.dropped
     }
 }
 
@@ -318,6 +298,8 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             Interest::READABLE,
         )
         .map_err(|e| format!("registering timerfd: {e}"))?;
+    // Before anything is loaded: a metrics port that cannot be had stops the start.
+    let mut o11y = Obs::start(&opts.settings, poll.registry())?;
 
     let mut d = Daemon {
         flush,
@@ -426,6 +408,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                             Ok(Signal::SIGHUP) => {
                                 notifier.reloading();
                                 d.reload();
+                                o11y.reload(&d.opts.settings, d.poll.registry());
                                 notifier.ready(&d.status());
                             }
                             Ok(s) => {
@@ -447,6 +430,12 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                     d.adapt();
                     d.update_wakeups();
                     notifier.status(&d.status());
+                    let observed: Vec<_> = d
+                        .rings
+                        .iter_mut()
+                        .filter_map(|r| Some((r.loaded.family.name(), r.observed.take()?)))
+                        .collect();
+                    o11y.tick(d.poll.registry(), &observed, &|| d.snapshot());
                     if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
                         last_stats = Instant::now();
                         d.report(false);
@@ -467,6 +456,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                 Token(i) if d.rings.iter().any(|r| index(r.loaded.family) == i) => {
                     d.pending[i] = true
                 }
+                t if o11y.owns(t) => o11y.ready(t, d.poll.registry(), &|| d.snapshot()),
                 Token(_) => {}
             }
         }
@@ -481,6 +471,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         .sink
         .flush_until(Instant::now() + Duration::from_secs(1));
     d.report(true);
+    o11y.finish(d.poll.registry());
     let t = Instant::now();
     for r in d.rings.iter_mut() {
         r.loaded.detach();
@@ -701,6 +692,7 @@ impl Daemon {
                 elapsed: now.saturating_sub(r.last_at),
             };
             r.last = c;
+            r.observed = Some(obs);
             r.received_at_obs = r.received.get();
             r.burst = false;
             r.last_at = now;
@@ -841,6 +833,39 @@ impl Daemon {
             self.pipe.borrow().sink.errors(),
         )
     }
+
+    /// The books of every running ring, its programs and the rest: what the stats
+    /// file, the status socket and the metrics show.
+    fn snapshot(&self) -> Snapshot {
+        let programs = self
+            .rings
+            .iter()
+            .flat_map(|r| {
+                r.loaded.programs.iter().map(|p| {
+                    let (state, reason) = match (&p.error, &p.not_applicable) {
+                        (Some(e), _) => (ProgramState::Failed, Some(e.clone())),
+                        (None, Some(w)) => (ProgramState::NotApplicable, Some(w.clone())),
+                        (None, None) => (ProgramState::Attached, None),
+                    };
+                    Program {
+                        family: r.loaded.family.name(),
+                        name: p.name.clone(),
+                        section: p.section.clone(),
+                        state,
+                        reason,
+                    }
+                })
+            })
+            .collect();
+        Snapshot {
+            rings: self.rings.iter().map(Ring::stats).collect(),
+            programs,
+            sink_errors: self.pipe.borrow().sink.errors(),
+            uptime: self.started.elapsed(),
+            pid: std::process::id(),
+            rss_bytes: crate::stats::rss_bytes(),
+        }
+    }
 }
 
 fn make_ring(
@@ -887,6 +912,7 @@ fn make_ring(
         wakeup_bytes: 0,
         received_at_obs,
         burst: false,
+        observed: None,
     })
 }
 
@@ -983,9 +1009,9 @@ fn stats_line(prefix: &str, s: &RingStats) -> String {
 }
 
 fn report(d: &Daemon, last: bool) {
-    let stats: Vec<RingStats> = d.rings.iter().map(Ring::stats).collect();
-    let sink_errors = d.pipe.borrow().sink.errors();
-    for s in &stats {
+    let snap = d.snapshot();
+    let sink_errors = snap.sink_errors;
+    for s in &snap.rings {
         if last {
             info!("{}", stats_line("final ", s));
         } else {
@@ -1005,65 +1031,11 @@ fn report(d: &Daemon, last: bool) {
     if last && sink_errors > 0 {
         warn!("final sink_errors={sink_errors}");
     }
-    if let Some(path) = &d.opts.stats_json {
-        let doc = stats_json(&d.rings, &stats, sink_errors, d.started.elapsed());
-        if let Err(e) = write_atomic(path, &doc) {
-            warn!("writing stats to {}: {e}", path.display());
-        }
+    if let Some(path) = &d.opts.stats_json
+        && let Err(e) = write_atomic(path, &snap.json())
+    {
+        warn!("writing stats to {}: {e}", path.display());
     }
-}
-
-fn stats_json(rings: &[Ring], stats: &[RingStats], sink_errors: u64, uptime: Duration) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut l = Line::begin(&mut buf);
-    l.object("rings", |o| {
-        for s in stats {
-            o.object(s.name, |r| {
-                r.u64("size", s.size);
-                r.u64("min", s.min);
-                r.u64("max", s.max);
-                r.u64("high_water", s.high_water);
-                r.raw_with("utilization", |b| {
-                    b.extend_from_slice(format!("{:.4}", s.utilization).as_bytes())
-                });
-                r.raw_with("rate", |b| {
-                    b.extend_from_slice(format!("{:.1}", s.rate).as_bytes())
-                });
-                r.u64("resizes_up", s.resizes_up);
-                r.u64("resizes_down", s.resizes_down);
-                r.u64("latency_p50_ns", s.latency_p50_ns);
-                r.u64("latency_p99_ns", s.latency_p99_ns);
-                r.u64("latency_max_ns", s.latency_max_ns);
-                r.u64("produced", s.produced);
-                r.u64("received", s.received);
-                r.u64("dropped", s.dropped);
-                r.u64("untracked", s.untracked);
-                r.u64("decode_errors", s.decode_errors);
-            });
-        }
-    });
-    l.object("programs", |o| {
-        for r in rings {
-            for p in &r.loaded.programs {
-                o.object(&p.name, |po| {
-                    po.str("family", r.loaded.family.name());
-                    po.str("attach", &p.section);
-                    po.bool("attached", p.attached());
-                    if let Some(e) = &p.error {
-                        po.str("error", e);
-                    }
-                    if let Some(why) = &p.not_applicable {
-                        po.str("not_applicable", why);
-                    }
-                });
-            }
-        }
-    });
-    l.u64("sink_errors", sink_errors);
-    l.u64("uptime_ms", uptime.as_millis() as u64);
-    l.u64("pid", std::process::id().into());
-    l.end();
-    buf
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -1,6 +1,6 @@
 //! ringwarden: kernel events from eBPF, every loss counted. The daemon and its modules
 //! are in the library (src/lib.rs); this is the command line's entry point.
-use ringwarden::{check, cli, config, daemon, logging, sizing};
+use ringwarden::{check, cli, config, control, daemon, logging, sizing};
 
 use std::process::ExitCode;
 
@@ -42,6 +42,13 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        cli::Command::Status(a) => match &a.socket {
+            Ok(p) => control::status_command(p, a.json),
+            Err(e) => {
+                eprintln!("ringwarden status: {e}");
+                ExitCode::from(1)
+            }
+        },
         cli::Command::Run(opts) => match daemon::run(*opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -28,6 +28,10 @@ fn version_and_help() {
         "--buffer-time",
         "--safety",
         "SIGHUP",
+        "--metrics-listen",
+        "--metrics-allow-remote",
+        "--control-socket",
+        "status [--json]",
     ] {
         assert!(out.contains(opt), "--help does not document {opt}");
     }

@@ -28,6 +28,11 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
         "adjustment_factor",
         "cooldown",
         "stats_interval",
+        "[metrics]",
+        "# listen = \"127.0.0.1:9731\"",
+        "# textfile = ",
+        "[control]",
+        "socket = \"/run/ringwarden/control.sock\"",
     ] {
         assert!(text.contains(key), "default lacks {key}:\n{text}");
     }

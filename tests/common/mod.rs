@@ -2,6 +2,8 @@
 //! Tests filter events by the pids/tids they spawn: the whole machine reaches the programs.
 #![allow(dead_code)]
 
+pub mod obs;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -80,7 +82,8 @@ impl Daemon {
             stats,
             stderr,
         };
-        d.wait_for_log("ready", Duration::from_secs(30));
+        // "ready: " and not "ready": a warning before it may say "already".
+        d.wait_for_log("ready: ", Duration::from_secs(30));
         d
     }
 
