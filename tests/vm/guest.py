@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""The checks of tests/vm/run, inside the Debian 12 guest (python3, standard library only).
+
+Runs as root once the guest's system is up: installs the package with apt (offline: its
+dependencies are in the image), then checks the installed service for real and writes one line
+per check to OUT/results ("PASS name: detail" or "FAIL name: detail"), echoed to stdout (the
+guest's second serial port, so the host still has them if the disk cannot be read), plus what
+it saw (check output, logs, metrics) as files in OUT. Every command has a timeout.
+
+Usage: guest.py IN OUT   (IN holds the .deb and env.json)
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+IN, OUT = sys.argv[1], sys.argv[2]
+ENV = json.load(open(os.path.join(IN, "env.json")))
+UNIT = "ringwarden.service"
+CONFIG = "/etc/ringwarden/ringwarden.toml"
+METRICS_URL = "http://127.0.0.1:9731/metrics"
+done = set()
+
+
+def uptime():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def say(msg):
+    print(f"rwvm: {msg}", flush=True)
+
+
+def result(name, ok, detail):
+    line = f"{'PASS' if ok else 'FAIL'} {name}: {' '.join(str(detail).split())}"
+    done.add(name)
+    with open(os.path.join(OUT, "results"), "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    # The host falls back to these when the results file cannot be read.
+    print(f"RWVM-RESULT {line}", flush=True)
+
+
+def run(cmd, timeout, save=None, stdin=None):
+    """Runs cmd (a list, or a string for sh -c); returns (exit code, stdout + stderr).
+    A timeout is exit code 124, like timeout(1)."""
+    shell = isinstance(cmd, str)
+    try:
+        p = subprocess.run(cmd, shell=shell, input=stdin, capture_output=True, text=True,
+                           errors="replace", timeout=timeout)
+        rc, out = p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc = 124
+        out = ((e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+               + f"\n[timed out after {timeout} s]\n")
+    except OSError as e:
+        rc, out = 127, f"{e}\n"
+    if save:
+        with open(os.path.join(OUT, save), "w") as f:
+            f.write(out)
+    return rc, out
+
+
+def wait_for(pred, timeout, step=0.5):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
+
+
+def prop(name):
+    return run(["systemctl", "show", "-p", name, "--value", UNIT], 15)[1].strip()
+
+
+def invocation_log(inv):
+    """The daemon's own log lines (not JSON event lines) of one invocation of the unit."""
+    if not inv:
+        return []
+    _, out = run(["journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={inv}"], 60)
+    return [line for line in out.splitlines() if not line.startswith("{")]
+
+
+def ready_line(lines):
+    for line in lines:
+        m = re.search(r"ready: .*", line)
+        if m:
+            return m.group(0)
+    return None
+
+
+def rings_of(ready):
+    """Ring names from 'ready: 33 programs attached, 0 skipped, 6 rings (process 512KiB, ...) in N ms'."""
+    m = re.search(r"rings \((.*)\) in ", ready or "")
+    return [part.split()[0] for part in m.group(1).split(", ")] if m else []
+
+
+SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def size_bytes(text):
+    n, unit = text.split()
+    return int(n) * SIZE_UNITS[unit]
+
+
+def size_text(b):
+    for unit in ("GiB", "MiB", "KiB"):
+        if b >= SIZE_UNITS[unit] and b % SIZE_UNITS[unit] == 0:
+            return f"{b // SIZE_UNITS[unit]} {unit}"
+    return f"{b} B"
+
+
+# ---------------------------------------------------------------- the checks
+
+def check_install():
+    deb = ENV["deb"]
+    rc, out = run(["apt-get", "install", "-y", "--no-install-recommends",
+                   "-o", "DPkg::Lock::Timeout=60", f"{IN}/{deb}"], 240, save="apt-install.txt",
+                  stdin="")
+    if rc != 0:
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        result("install", False, f"apt-get install ./{deb} exited {rc}: {tail}")
+        return False
+    rc, ver = run(["dpkg-query", "-W", "-f", "${Version}", "ringwarden"], 15)
+    result("install", True, f"apt-get install ./{deb} (offline): ringwarden {ver.strip()} installed")
+    return True
+
+
+def check_active():
+    """Active after the package's own install (no systemctl start by the test), and the
+    daemon logged `ready`. If the package did not start it, start it so the rest can run."""
+    def is_active():
+        return run(["systemctl", "is-active", UNIT], 15)[1].strip() == "active"
+
+    started_by_test = False
+    if not wait_for(is_active, 120):
+        shown = run(["systemctl", "is-active", UNIT], 15)[1].strip()
+        enabled = run(["systemctl", "is-enabled", UNIT], 15)[1].strip()
+        run(["systemctl", "start", UNIT], 180)
+        started_by_test = True
+        why = f"not active after install (is-active: {shown}, is-enabled: {enabled})"
+    inv = prop("InvocationID")
+    ready = wait_for(lambda: ready_line(invocation_log(inv)), 120, step=1)
+    run(["systemctl", "status", "--no-pager", "-l", UNIT], 15, save="systemctl-status.txt")
+    run(["systemctl", "cat", "--no-pager", UNIT], 15, save="unit.txt")
+    now = run(["systemctl", "is-active", UNIT], 15)[1].strip()
+    kind = prop("Type")
+    if started_by_test:
+        result("active", False, f"{why}; after systemctl start: {now}, ready line: {ready}")
+    elif now != "active" or not ready:
+        result("active", False, f"is-active: {now}, Type={kind}, no 'ready' line in the log within 120 s")
+    else:
+        status = prop("StatusText")
+        result("active", True, f"active (Type={kind}) after apt-get install; log: {ready}"
+               + (f"; unit status: {status}" if status else ""))
+    return now == "active", inv, ready
+
+
+def check_check():
+    rc, out = run(["ringwarden", "check"], 300, save="check.txt")
+    progs = re.findall(r"^program (\S+): (ok|FAILED|n/a)", out, re.M)
+    failed = [p for p, s in progs if s == "FAILED"] + re.findall(r"^family (\S+): FAILED", out, re.M)
+    ok = sum(1 for _, s in progs if s == "ok")
+    na = sum(1 for _, s in progs if s == "n/a")
+    kernel = re.search(r"^kernel: (.*)$", out, re.M)
+    kernel = kernel.group(1) if kernel else "?"
+    detail = f"kernel {kernel}: {ok} attached, {len(failed)} failed, {na} not applicable (exit {rc})"
+    if failed:
+        detail += "; failed: " + ", ".join(failed)
+    result("check", rc == 0 and not failed, detail)
+
+
+def marker_events(mode, path):
+    """(count, pids) of exec events of `path`: mode "unit" reads `journalctl -u ringwarden`
+    (JSON lines on the daemon's stdout, or journal-sink entries with RINGWARDEN_* fields),
+    mode "field" reads `journalctl RINGWARDEN_TYPE=exec`."""
+    match = ["-u", UNIT] if mode == "unit" else ["RINGWARDEN_TYPE=exec"]
+    _, out = run(["journalctl", "--no-pager", "-o", "json", *match], 120)
+    name = os.path.basename(path)
+    count, pids = 0, []
+    for line in out.splitlines():
+        if name not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "RINGWARDEN_TYPE" in entry:
+            fields = {k: v for k, v in entry.items() if k.startswith("RINGWARDEN_")}
+            if fields.get("RINGWARDEN_TYPE") == "exec" and path in fields.values():
+                count += 1
+                pids.append(int(fields.get("RINGWARDEN_PID", -1)))
+        elif mode == "unit":
+            msg = entry.get("MESSAGE")
+            if not isinstance(msg, str) or not msg.startswith("{"):
+                continue
+            try:
+                ev = json.loads(msg)
+            except ValueError:
+                continue
+            if ev.get("type") == "exec" and ev.get("filename") == path:
+                count += 1
+                pids.append(ev.get("pid"))
+    return count, pids
+
+
+def check_exec(n):
+    """Runs a uniquely named copy of true N times and expects exactly N exec events, with
+    exactly the pids that were spawned, both by unit and by the RINGWARDEN_TYPE field."""
+    path = f"/usr/local/bin/{ENV['marker']}"
+    with open("/usr/bin/true", "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(path, 0o755)
+    pids = []
+    for _ in range(n):
+        p = subprocess.Popen([path])
+        pids.append(p.pid)
+        p.wait(timeout=30)
+    expected = sorted(pids)
+    # Wait until the unit's journal holds N (journald takes the stream asynchronously), then
+    # a little longer so that an N+1st would show.
+    wait_for(lambda: marker_events("unit", path)[0] >= n, 60, step=1)
+    time.sleep(3)
+    summary = {}
+    for mode, name, how in (("unit", "exec-journal-unit", "journalctl -u ringwarden"),
+                            ("field", "exec-journal-field", "journalctl RINGWARDEN_TYPE=exec")):
+        count, got = marker_events(mode, path)
+        summary[mode] = (count, got)
+        ok = count == n and sorted(got) == expected
+        detail = f"{how}: {count} exec events of {path} for {n} runs"
+        if count and sorted(got) != expected:
+            detail += f"; pids {sorted(got)[:5]}... differ from the spawned {expected[:5]}..."
+        elif ok:
+            detail += ", pids exactly the spawned ones"
+        if count < n:
+            # journald drops a unit's messages beyond its rate limit and says so.
+            _, sup = run("journalctl --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
+            if sup.strip():
+                detail += f"; journald: {sup.strip().splitlines()[-1]}"
+        result(name, ok, detail)
+    with open(os.path.join(OUT, "exec-pids.json"), "w") as f:
+        json.dump({"spawned": expected, "unit": summary["unit"], "field": summary["field"]}, f)
+
+
+def check_status():
+    rc, out = run(["ringwarden", "status"], 15, save="status.txt")
+    lines = out.strip().splitlines()
+    result("status", rc == 0 and len(lines) > 1,
+           f"ringwarden status exited {rc}, {len(lines)} lines" + ("" if rc == 0 else f": {lines[:1]}"))
+    rc, out = run(["ringwarden", "status", "--json"], 15, save="status.json")
+    try:
+        doc = json.loads(out)
+        ok = rc == 0 and isinstance(doc, dict)
+        detail = f"ringwarden status --json exited {rc}, a JSON object with keys {sorted(doc)[:12]}" \
+            if isinstance(doc, dict) else f"JSON but not an object: {type(doc).__name__}"
+    except ValueError as e:
+        ok, detail = False, f"ringwarden status --json exited {rc}, not JSON ({e}): {out.strip()[:120]}"
+    result("status-json", ok, detail)
+    return doc if ok else None
+
+
+def check_metrics(rings):
+    rc, out = run(["curl", "-sS", "--max-time", "10", METRICS_URL], 20, save="metrics.txt")
+    got = dict(re.findall(r'^ebpf_events_received_total\{ring="(\w+)"\} (\d+)', out, re.M))
+    typed = re.search(r"^# TYPE ebpf_events_received_total counter$", out, re.M)
+    helped = re.search(r"^# HELP ebpf_events_received_total ", out, re.M)
+    ok = rc == 0 and bool(got) and sorted(got) == sorted(rings) and bool(typed) and bool(helped)
+    if rc != 0:
+        detail = f"curl {METRICS_URL} exited {rc}: {out.strip()[:150]}"
+    else:
+        detail = (f"GET {METRICS_URL}: ebpf_events_received_total for {len(got)} rings "
+                  f"({', '.join(f'{k}={v}' for k, v in got.items())}), running rings {rings}, "
+                  f"HELP {'yes' if helped else 'MISSING'}, TYPE counter {'yes' if typed else 'MISSING'}")
+    result("metrics", ok, detail)
+
+
+def set_ring_size(text, ring, size):
+    """The config text with [rings.RING] size = SIZE (its `rate` removed: not both)."""
+    lines = text.splitlines()
+    header = re.compile(rf"^\s*\[rings\.{ring}\]\s*(#.*)?$")
+    start = next((i for i, l in enumerate(lines) if header.match(l)), None)
+    if start is None:
+        return text.rstrip("\n") + f'\n\n[rings.{ring}]\nsize = "{size}"\n'
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[i])), len(lines))
+    body = [l for l in lines[start + 1:end] if not re.match(r"^\s*(size|rate)\s*=", l)]
+    return "\n".join(lines[:start + 1] + [f'size = "{size}"'] + body + lines[end:]) + "\n"
+
+
+def check_reload(rings, inv, status_doc):
+    if not os.path.exists(CONFIG):
+        result("reload", False, f"{CONFIG} is not there (the package should install it)")
+        return
+    ring = "file" if "file" in rings else (rings[0] if rings else "file")
+    rc, out = run(["ringwarden", "config", "check", CONFIG], 15, save="config-check-before.txt")
+    m = re.search(rf"^{ring}\s+(\d+ \w?i?B)\s+(\d+ \w?i?B)\s+(\d+ \w?i?B)", out, re.M)
+    if rc != 0 or not m:
+        result("reload", False, f"ringwarden config check {CONFIG} exited {rc}: {out.strip()[:150]}")
+        return
+    start, lo, hi = (size_bytes(g) for g in m.groups())
+    new = start * 2 if start * 2 <= hi else start // 2
+    if new < lo:
+        result("reload", False, f"ring {ring}: no size to change to within [{lo}, {hi}]")
+        return
+    with open(CONFIG) as f:
+        original = f.read()
+    with open(CONFIG, "w") as f:
+        f.write(set_ring_size(original, ring, size_text(new).replace(" ", "")))
+    rc, out = run(["ringwarden", "config", "check", CONFIG], 15, save="config-check-after.txt")
+    pid = prop("MainPID")
+    rc, reload_out = run(["systemctl", "reload", UNIT], 60)
+    want = re.compile(rf"ring {ring}: .* -> {re.escape(size_text(new))} \(configuration reloaded\)")
+    seen = wait_for(lambda: next((l for l in invocation_log(inv) if want.search(l)), None), 30, step=1)
+    after_pid, active = prop("MainPID"), run(["systemctl", "is-active", UNIT], 15)[1].strip()
+    in_status = ""
+    if status_doc is not None:
+        rc2, out2 = run(["ringwarden", "status", "--json"], 15, save="status-after-reload.json")
+        in_status = f"; status --json mentions {new}: {'yes' if str(new) in out2 else 'no'}"
+    ok = rc == 0 and bool(seen) and pid == after_pid and active == "active"
+    said = f" ({' '.join(reload_out.split())[:200]})" if rc else ""
+    detail = (f"[rings.{ring}] size {size_text(start)} -> {size_text(new)}, systemctl reload exited {rc}{said}, "
+              f"log: {seen or 'no configuration reloaded line within 30 s'}, MainPID {pid} -> {after_pid}, "
+              f"{active}{in_status}")
+    if not seen:
+        detail += "; reload lines: " + " | ".join(l for l in invocation_log(inv) if "SIGHUP" in l)[-300:]
+    result("reload", ok, detail)
+
+
+def check_stop(inv, rings):
+    rc, out = run(["systemctl", "stop", UNIT], 90)
+    res, code, status = prop("Result"), prop("ExecMainCode"), prop("ExecMainStatus")
+    lines = invocation_log(inv)
+    with open(os.path.join(OUT, "daemon-log.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    final = re.compile(r"final ring (\w+) size=(\d+) produced=(\d+) received=(\d+) dropped=(\d+) .*exact=(\w+)")
+    books, bad = [], []
+    for line in lines:
+        m = final.search(line)
+        if m:
+            name, _, p, r, d, exact = m.groups()
+            p, r, d = int(p), int(r), int(d)
+            books.append(f"{name} {p}={r}+{d}")
+            if exact != "yes" or p != r + d:
+                bad.append(line)
+    finals = {b.split()[0] for b in books}
+    # ExecMainCode 1 is CLD_EXITED: the daemon exited by itself (2 would be killed by a signal).
+    ok = (rc == 0 and res == "success" and code == "1" and status == "0" and not bad
+          and bool(rings) and finals == set(rings) and len(books) == len(rings))
+    detail = (f"systemctl stop exited {rc}, Result={res} ExecMainCode={code} ExecMainStatus={status}; "
+              f"final (produced=received+dropped): {', '.join(books) or 'no final ring lines'}")
+    if bad:
+        detail += f"; NOT exact: {bad}"
+    if finals != set(rings):
+        detail += f"; rings at ready {rings}, final lines for {sorted(finals)}"
+    result("stop", ok, detail)
+
+
+def check_purge():
+    _, listed = run(["dpkg-query", "-L", "ringwarden"], 15)
+    files = [p for p in listed.splitlines() if p.startswith("/")]
+    rc, out = run(["apt-get", "purge", "-y", "-o", "DPkg::Lock::Timeout=60", "ringwarden"], 240,
+                  save="apt-purge.txt", stdin="")
+    left = []
+    # After a purge dpkg knows no such package, or knows it as not installed ("un"/"pn");
+    # "rc" would mean its configuration files are still there.
+    st_rc, st = run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "ringwarden"], 15)
+    if st_rc == 0 and st[:2] not in ("un", "pn"):
+        left.append(f"dpkg status {st.strip()!r}")
+    for p in ["/usr/bin/ringwarden", "/etc/ringwarden", "/run/ringwarden",
+              "/lib/systemd/system/ringwarden.service", "/usr/lib/systemd/system/ringwarden.service",
+              "/etc/systemd/system/ringwarden.service",
+              "/etc/systemd/system/multi-user.target.wants/ringwarden.service"]:
+        if os.path.lexists(p):
+            left.append(p)
+    for p in files:
+        # Shared directories (/usr/bin, /etc) stay; the package's own ones must go.
+        if os.path.isdir(p):
+            gone = "ringwarden" not in os.path.basename(p)
+        else:
+            gone = not os.path.lexists(p)
+        if not gone and p not in left:
+            left.append(p)
+    _, units = run(["systemctl", "list-unit-files", "--no-legend", UNIT], 15)
+    if UNIT in units:
+        left.append(f"unit file still known: {units.strip()}")
+    _, pids = run(["pidof", "ringwarden"], 10)
+    if pids.strip():
+        left.append(f"ringwarden still running: {pids.strip()}")
+    ok = rc == 0 and not left
+    result("purge", ok, f"apt-get purge -y ringwarden exited {rc}; {len(files)} packaged paths; "
+                        + (f"left behind: {left}" if left else "nothing left (no binary, unit, /etc/ringwarden)"))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    t0 = uptime()
+    times = {}
+
+    def timed(name, fn, *a):
+        s = uptime()
+        say(f"{name} ...")
+        try:
+            return fn(*a)
+        finally:
+            times[name] = round(uptime() - s, 1)
+
+    try:
+        if timed("install", check_install):
+            active, inv, ready = timed("active", check_active)
+            rings = rings_of(ready)
+            timed("check", check_check)
+            if active:
+                timed("exec", check_exec, int(ENV["n"]))
+                doc = timed("status", check_status)
+                timed("metrics", check_metrics, rings)
+                timed("reload", check_reload, rings, inv, doc)
+                timed("stop", check_stop, inv, rings)
+            timed("purge", check_purge)
+    except Exception as e:  # a bug in a check must still give results and a powered-off guest
+        import traceback
+        say("check crashed: " + "".join(traceback.format_exception(e)))
+        result("guest", False, f"a check crashed: {e!r}")
+    run("journalctl --no-pager -b -o short-monotonic | grep -v ': {\"type\"' | tail -n 400", 60,
+        save="journal-tail.txt")
+    with open(os.path.join(OUT, "timings.json"), "w") as f:
+        json.dump({"checks_seconds": round(uptime() - t0, 1), "per_check": times}, f)
+    with open(os.path.join(OUT, "done"), "w") as f:
+        f.write("done\n")
+    os.sync()
+    say("checks done")
+
+
+main()
