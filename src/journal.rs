@@ -30,7 +30,7 @@ use crate::events::{
     self, DecodeError, Fields, Header, anomaly, cgroup, cstr, file, kind, network, prefix, process,
     syscall, view,
 };
-use crate::json::{escape_str, hex_str, push_u64};
+use crate::json::{bytes_array, hex_array, push_u64, u64_array};
 use crate::sink::{Flushed, MAX_BUFFERED};
 
 /// journald's socket for native entries.
@@ -146,45 +146,23 @@ impl Fields for Entry<'_> {
     /// The JSON text of the list (one line: JSON escapes newlines); when an element is
     /// not UTF-8, `KEY_HEX` holds every element in hex, as the JSON line does.
     fn bytes_list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b [u8]> + Clone) {
-        let mut all_utf8 = true;
         self.key(k);
-        self.buf.extend_from_slice(b"=[");
-        for (i, it) in items.clone().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            match std::str::from_utf8(it) {
-                Ok(s) => escape_str(self.buf, s),
-                Err(_) => {
-                    all_utf8 = false;
-                    escape_str(self.buf, &String::from_utf8_lossy(it));
-                }
-            }
-        }
-        self.buf.extend_from_slice(b"]\n");
+        self.buf.push(b'=');
+        let all_utf8 = bytes_array(self.buf, items.clone());
+        self.buf.push(b'\n');
         if !all_utf8 {
             self.key(k);
-            self.buf.extend_from_slice(b"_HEX=[");
-            for (i, it) in items.enumerate() {
-                if i > 0 {
-                    self.buf.push(b',');
-                }
-                hex_str(self.buf, it);
-            }
-            self.buf.extend_from_slice(b"]\n");
+            self.buf.extend_from_slice(b"_HEX=");
+            hex_array(self.buf, items);
+            self.buf.push(b'\n');
         }
     }
 
     fn u64_list(&mut self, k: &str, v: &[u64]) {
         self.key(k);
-        self.buf.extend_from_slice(b"=[");
-        for (i, x) in v.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            push_u64(self.buf, *x);
-        }
-        self.buf.extend_from_slice(b"]\n");
+        self.buf.push(b'=');
+        u64_array(self.buf, v);
+        self.buf.push(b'\n');
     }
 
     fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {

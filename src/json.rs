@@ -98,33 +98,12 @@ impl<'a> Line<'a> {
     /// element is not UTF-8, `k_hex` holds every element in hex.
     pub fn bytes_list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b [u8]> + Clone) {
         self.key(k);
-        self.buf.push(b'[');
-        let mut all_utf8 = true;
-        for (i, it) in items.clone().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            match std::str::from_utf8(it) {
-                Ok(s) => escape_str(self.buf, s),
-                Err(_) => {
-                    all_utf8 = false;
-                    escape_str(self.buf, &String::from_utf8_lossy(it));
-                }
-            }
-        }
-        self.buf.push(b']');
-        if !all_utf8 {
+        if !bytes_array(self.buf, items.clone()) {
             self.buf.push(b',');
             self.buf.push(b'"');
             self.buf.extend_from_slice(k.as_bytes());
-            self.buf.extend_from_slice(b"_hex\":[");
-            for (i, it) in items.enumerate() {
-                if i > 0 {
-                    self.buf.push(b',');
-                }
-                hex_str(self.buf, it);
-            }
-            self.buf.push(b']');
+            self.buf.extend_from_slice(b"_hex\":");
+            hex_array(self.buf, items);
         }
     }
 
@@ -145,15 +124,53 @@ impl<'a> Line<'a> {
     /// A list of unsigned numbers.
     pub fn u64_list(&mut self, k: &str, v: &[u64]) {
         self.key(k);
-        self.buf.push(b'[');
-        for (i, x) in v.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            push_u64(self.buf, *x);
-        }
-        self.buf.push(b']');
+        u64_array(self.buf, v);
     }
+}
+
+/// `[...]` of byte strings as JSON strings (invalid UTF-8 lossily); whether all were UTF-8.
+/// Shared by the JSON lines and the journal entries (whose lists are JSON text).
+pub(crate) fn bytes_array<'b>(buf: &mut Vec<u8>, items: impl Iterator<Item = &'b [u8]>) -> bool {
+    let mut all_utf8 = true;
+    buf.push(b'[');
+    for (i, it) in items.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        match std::str::from_utf8(it) {
+            Ok(s) => escape_str(buf, s),
+            Err(_) => {
+                all_utf8 = false;
+                escape_str(buf, &String::from_utf8_lossy(it));
+            }
+        }
+    }
+    buf.push(b']');
+    all_utf8
+}
+
+/// `[...]` of byte strings, each as a JSON string of its bytes in lowercase hex.
+pub(crate) fn hex_array<'b>(buf: &mut Vec<u8>, items: impl Iterator<Item = &'b [u8]>) {
+    buf.push(b'[');
+    for (i, it) in items.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        hex_str(buf, it);
+    }
+    buf.push(b']');
+}
+
+/// `[...]` of unsigned numbers.
+pub(crate) fn u64_array(buf: &mut Vec<u8>, v: &[u64]) {
+    buf.push(b'[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        push_u64(buf, *x);
+    }
+    buf.push(b']');
 }
 
 pub(crate) fn hex_str(buf: &mut Vec<u8>, v: &[u8]) {
