@@ -73,8 +73,10 @@ pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
             .map_err(|e| format!("cannot create its directory {}: {e}", dir.display()))?;
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
+        Ok(m) if m.file_type().is_socket() => match connect_now(path) {
+            // A full backlog (WouldBlock) is a live listener too, if a stuck one.
             Ok(_) => return Err(LIVE.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(LIVE.to_string()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 std::fs::remove_file(path)
                     .map_err(|e| format!("cannot replace the stale socket file: {e}"))?;
@@ -156,10 +158,61 @@ pub fn status_command(socket: &Path, json: bool) -> ExitCode {
     }
 }
 
+/// Connects without waiting: a Unix stream connect to a listener whose backlog is full
+/// blocks until it accepts, forever if it is stuck; non-blocking, that is WouldBlock.
+/// (The daemon checks an existing socket this way from inside its loop at SIGHUP.)
+fn connect_now(path: &Path) -> io::Result<UnixStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeros is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket path is too long (at most 107 bytes)",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *b as libc::c_char;
+    }
+    // SAFETY: plain socket(2) call; the fd is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new socket nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un of at least len bytes.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let s = UnixStream::from(fd);
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
+
 fn ask(socket: &Path) -> Result<String, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
+    let mut s = connect_now(socket).map_err(|e| {
         let fix = if e.kind() == io::ErrorKind::PermissionDenied {
             "the socket is mode 0600: run as root (sudo ringwarden status)"
+        } else if e.kind() == io::ErrorKind::WouldBlock {
+            "the daemon is not accepting connections: is it stuck? try `systemctl status ringwarden`"
         } else {
             "is the service running? try `systemctl status ringwarden`; or pass --control-socket PATH"
         };

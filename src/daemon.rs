@@ -1,8 +1,7 @@
 //! The event loop: one thread, one mio::Poll over every ring fd, a signalfd and a
 //! timerfd. Data path: ring -> libbpf callback -> events::render -> output buffer -> sink.
 use std::cell::{Cell, RefCell};
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -73,9 +72,11 @@ impl From<String> for RunError {
 /// the first tick, that this works.
 fn check_writable_dir(path: &Path) -> Result<(), String> {
     let tmp = tmp_path(path);
-    File::create(&tmp)
-        .and_then(|_| std::fs::remove_file(&tmp))
-        .map_err(|e| format!("cannot write --stats-json {path:?} ({tmp:?}: {e}); give a path in a writable directory"))
+    sys::can_create(&tmp).map_err(|e| {
+        format!(
+            "cannot write --stats-json {path:?} ({tmp:?}: {e}); give a path in a writable directory"
+        )
+    })
 }
 
 /// Shared by every ring's callback and the loop (single-threaded, so Rc<RefCell>).
@@ -204,6 +205,9 @@ impl Ring {
         let (old, family) = (self.loaded.ring_size, self.loaded.family);
         let took = self.resize(size, registry, Token(index(family)))?;
         let new = self.loaded.ring_size;
+        // The last mark was the old ring's: judged against the new size it could read
+        // over 100 % until the next tick.
+        self.high_water = 0;
         self.policy.resized(started.elapsed(), new);
         if new > old {
             self.resizes_up += 1;
@@ -401,6 +405,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             return Err(format!("poll failed: {e}").into());
         }
         for ev in events.iter() {
+            // STOPPING=1 is the last word to systemd: no STATUS or WATCHDOG after it.
+            if stop {
+                break;
+            }
             match ev.token() {
                 SIGNAL => {
                     while let Ok(Some(si)) = sigfd.read_signal() {
@@ -501,8 +509,19 @@ struct Daemon {
 struct Retired {
     family: Family,
     shared: Shared,
+    books: Books,
+}
+
+/// The userspace half of a ring's books: like the counter maps in the kernel, it
+/// continues when a family is switched off and on again, so that every counter the
+/// metrics export stays monotonic.
+#[derive(Default)]
+struct Books {
     received: Rc<Cell<u64>>,
     decode_errors: Rc<Cell<u64>>,
+    latency: Rc<RefCell<Histogram>>,
+    resizes_up: u64,
+    resizes_down: u64,
 }
 
 fn index(f: Family) -> usize {
@@ -532,21 +551,20 @@ impl Daemon {
             }
         }
         // The userspace half of the books continues with the kernel half.
-        let (received, decode_errors) = match earlier {
-            Some(i) => (
-                self.retired[i].received.clone(),
-                self.retired[i].decode_errors.clone(),
-            ),
-            None => (Rc::new(Cell::new(0)), Rc::new(Cell::new(0))),
+        let books = match earlier {
+            Some(i) => {
+                let b = &self.retired[i].books;
+                Books {
+                    received: b.received.clone(),
+                    decode_errors: b.decode_errors.clone(),
+                    latency: b.latency.clone(),
+                    resizes_up: b.resizes_up,
+                    resizes_down: b.resizes_down,
+                }
+            }
+            None => Books::default(),
         };
-        let ring = make_ring(
-            loaded,
-            &self.pipe,
-            received,
-            decode_errors,
-            &self.opts,
-            self.started,
-        )?;
+        let ring = make_ring(loaded, &self.pipe, books, &self.opts, self.started)?;
         let fd = ring.loaded.ring.as_fd().as_raw_fd();
         self.poll
             .registry()
@@ -581,8 +599,13 @@ impl Daemon {
             Ok(shared) => self.retired.push(Retired {
                 family,
                 shared,
-                received: ring.received.clone(),
-                decode_errors: ring.decode_errors.clone(),
+                books: Books {
+                    received: ring.received.clone(),
+                    decode_errors: ring.decode_errors.clone(),
+                    latency: ring.latency.clone(),
+                    resizes_up: ring.resizes_up,
+                    resizes_down: ring.resizes_down,
+                },
             }),
             Err(e) => warn!("{family}: its counters start again if it is switched on: {e}"),
         }
@@ -871,12 +894,17 @@ impl Daemon {
 fn make_ring(
     loaded: Loaded,
     pipe: &Rc<RefCell<Pipeline>>,
-    received: Rc<Cell<u64>>,
-    decode_errors: Rc<Cell<u64>>,
+    books: Books,
     opts: &RunOptions,
     started: Instant,
 ) -> Result<Ring, String> {
-    let latency = Rc::new(RefCell::new(Histogram::default()));
+    let Books {
+        received,
+        decode_errors,
+        latency,
+        resizes_up,
+        resizes_down,
+    } = books;
     let consumer = consumer(
         &loaded,
         &loaded.ring,
@@ -905,8 +933,8 @@ fn make_ring(
         last_at: now,
         high_water: 0,
         rate: 0.0,
-        resizes_up: 0,
-        resizes_down: 0,
+        resizes_up,
+        resizes_down,
         latency,
         batched: false,
         wakeup_bytes: 0,
@@ -1046,12 +1074,7 @@ fn tmp_path(path: &Path) -> PathBuf {
     tmp
 }
 
-/// Write to a temporary file beside `path`, then rename: readers never see half a file.
+/// Write to a temporary file beside `path`, then rename (see `sys::replace_file`).
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = tmp_path(path);
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_data().ok();
-    drop(f);
-    std::fs::rename(&tmp, path)
+    sys::replace_file(path, &tmp_path(path), data, true)
 }

@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4) of a [`Snapshot`]: pure rendering, served
 //! by `GET /metrics` (src/serve.rs) and written as a node_exporter textfile.
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 
 use crate::stats::{ProgramState, RingStats, Snapshot};
@@ -309,15 +309,7 @@ pub fn write_textfile(path: &Path, text: &str) -> io::Result<()> {
     name.push(path.file_name().unwrap_or_default());
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    let mut f = std::fs::File::create(&tmp)?;
-    if let Err(e) = f.write_all(text.as_bytes()) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::sys::replace_file(path, &tmp, text.as_bytes(), false)
 }
 
 #[cfg(test)]

@@ -207,6 +207,12 @@ impl Obs {
                 .as_deref()
                 .and_then(|p| bind_control(p, registry));
         }
+        // A family switched off: its alerts end (a new start line if it comes back).
+        for f in crate::families::Family::ALL {
+            if !s.families.contains(&f) {
+                self.alerts.forget(f.name());
+            }
+        }
         if s.metrics.textfile != self.textfile {
             self.remove_textfile();
             self.textfile = s.metrics.textfile.clone();

@@ -1,4 +1,7 @@
-//! Host set-up the daemon and `check` need: tracefs, the memlock limit, libbpf's log.
+//! Host set-up the daemon and `check` need: tracefs, the memlock limit, libbpf's log;
+//! and replacing a file safely as root.
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -66,4 +69,67 @@ pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// Replaces `path` with `data` through the temporary file `tmp` beside it, then a rename:
+/// readers never see half a file. The daemon runs as root and these files often live in
+/// directories others can write (a node_exporter textfile directory): a symlink planted
+/// at `tmp` is removed, not followed (unlink, then an exclusive create without following
+/// links), and the file gets mode 0644 whatever the umask (the unit's is 0077), so a
+/// non-root reader such as node_exporter can read it.
+pub fn replace_file(path: &Path, tmp: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp)?;
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| f.write_all(data))
+        .and_then(|()| if sync { f.sync_data() } else { Ok(()) });
+    drop(f);
+    written
+        .and_then(|()| std::fs::rename(tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(tmp);
+        })
+}
+
+/// Whether a file can be created at `tmp` (then removed), as `replace_file` would.
+pub fn can_create(tmp: &Path) -> io::Result<()> {
+    replace_file(tmp, tmp, b"", false).and_then(|()| std::fs::remove_file(tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_file_does_not_follow_a_planted_symlink_and_is_world_readable() {
+        let dir = std::env::temp_dir().join(format!("rw-replace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep").expect("victim");
+        let (path, tmp) = (dir.join("out.prom"), dir.join(".out.prom.tmp"));
+        std::os::unix::fs::symlink(&victim, &tmp).expect("symlink");
+        // SAFETY: umask only changes this process's file creation mask (restored below).
+        let old = unsafe { libc::umask(0o077) };
+        let r = replace_file(&path, &tmp, b"new\n", false);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        r.expect("replaced");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
+        assert_eq!(std::fs::read(&path).expect("out"), b"new\n");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert!(!tmp.exists() && std::fs::symlink_metadata(&tmp).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -47,6 +47,7 @@ impl Run {
         let mut cmd = Command::new(common::BIN);
         cmd.arg("run")
             .args(args)
+            .args(common::isolation(args))
             .arg("--stats-json")
             .arg(&stats)
             .env("RUST_LOG", "info")
@@ -451,13 +452,13 @@ fn a_journal_that_does_not_read_fills_then_events_are_counted() {
         assert_eq!(get(&fields(&b[..n]), "RINGWARDEN_TYPE"), "syscall");
         queued += 1;
     }
-    // A datagram socket's queue holds net.unix.max_dgram_qlen + 1 datagrams.
-    let qlen: u64 = fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
-        .expect("sysctl")
-        .trim()
-        .parse()
-        .expect("number");
-    assert_eq!(queued, qlen + 1, "the socket's queue, full");
+    // How many datagrams the kernel queues depends on net.unix.max_dgram_qlen and on the
+    // sender's buffer (queued datagrams are charged to it), which differ between hosts:
+    // the queue is not predicted, only that it filled and every other event is counted.
+    assert!(
+        queued > 0 && sink_errors > 0,
+        "queued {queued}, sink_errors {sink_errors}"
+    );
     assert_eq!(queued + sink_errors, received, "{log}");
     // Every counted event is in a log line, and there are few lines, not one per event.
     let lines = logged_losses(&log);

@@ -76,6 +76,7 @@ fn spawn(dir: &Path, notify: &str, env: &[(&str, &str)]) -> Child {
         "--output",
         "none",
     ])
+    .args(common::isolation(&[]))
     .env("RUST_LOG", "info")
     .env("NOTIFY_SOCKET", notify)
     .env_remove("WATCHDOG_USEC")

@@ -382,8 +382,18 @@ fn sighup_keeps_the_running_config_on_error_and_applies_a_new_size() {
 #[test]
 fn sighup_switches_families_off_and_on_and_their_books_continue() {
     let dir = common::temp_dir("resize-families");
+    // After the first reload the syscall ring is 2 MiB (one resize up), which the
+    // daemon's half of the books must remember across the switch off and on.
     let body = |fams: &str| {
-        format!("families = [{fams}]\nsyscalls = [\"getegid\"]\n[adaptive]\nenabled = false\n")
+        let size = if fams == "\"syscall\"" {
+            "1MiB"
+        } else {
+            "2MiB"
+        };
+        format!(
+            "families = [{fams}]\nsyscalls = [\"getegid\"]\n[adaptive]\nenabled = false\n\
+             [rings.syscall]\nsize = \"{size}\"\n"
+        )
     };
     let cfg = config(&dir, &body("\"syscall\""));
     let d = Daemon::start("resize-families", &["--config", &cfg]);
@@ -423,5 +433,15 @@ fn sighup_switches_families_off_and_on_and_their_books_continue() {
         "a sequence number was reused after the rebuild"
     );
     assert!(f.stderr.contains("retired ring syscall") && f.stderr.contains("exact=yes"));
+    // Counters exported to Prometheus never go backwards: the resize before the switch
+    // is still counted after it.
+    assert_eq!(resizes(&f.stderr, "syscall"), vec![(1 << 20, 2 << 20)]);
+    assert_eq!(
+        u(&f.stats["rings"]["syscall"]["resizes_up"]),
+        1,
+        "{}",
+        f.stats
+    );
+    assert_eq!(u(&f.stats["rings"]["syscall"]["size"]), 2 << 20);
     let _ = fs::remove_dir_all(&dir);
 }

@@ -49,6 +49,7 @@ fn stalled_stdout_reader_cannot_hold_the_daemon() {
     let stats = dir.join("stats.json");
     let stderr = dir.join("stderr.log");
     let mut child = Command::new(common::BIN)
+        .args(common::isolation(&[]))
         .args(["--only", "syscall", "--syscalls", "getgid", "--stats-json"])
         .arg(&stats)
         .stdout(Stdio::piped())
@@ -99,6 +100,7 @@ fn counting_sink_counts_every_event_and_writes_none() {
     let dir = common::temp_dir("count-sink");
     let (stats, log) = (dir.join("stats.json"), dir.join("stderr.log"));
     let child = Command::new(common::BIN)
+        .args(common::isolation(&[]))
         .args([
             "--only",
             "syscall",

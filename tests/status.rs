@@ -402,3 +402,35 @@ fn a_second_daemon_leaves_the_socket_alone_and_a_stale_one_is_replaced() {
     assert_eq!(std::fs::read_to_string(&file).expect("kept"), "keep me");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process that listens on the control socket's path but never accepts, with its
+/// backlog full: a blocking connect would hang the daemon's start (and its loop, at
+/// SIGHUP) and `ringwarden status` forever. Both must carry on at once.
+#[test]
+fn a_listener_that_never_accepts_stalls_neither_the_daemon_nor_the_client() {
+    let dir = temp_dir("status-stuck");
+    let sock = dir.join("stuck.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    // SAFETY: listen(2) on our own socket: a backlog of 0 holds one pending connection.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    // The one pending connection it holds: from now on a blocking connect would wait.
+    let pending = UnixStream::connect(&sock).expect("first connect");
+    let t = Instant::now();
+    let (code, _, err) = run_cli(&["status", "--control-socket", path_arg(&sock)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not accepting connections"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let d = Daemon::start(
+        "status-stuck",
+        &["--only", "cgroup", "--control-socket", path_arg(&sock)],
+    );
+    assert!(
+        d.log().contains("serves it; running without it"),
+        "{}",
+        d.log()
+    );
+    d.stop().assert_exact();
+    drop(pending);
+    drop(l);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -63,6 +63,7 @@ impl Daemon {
         let child = Command::new(BIN)
             .arg("run")
             .args(args)
+            .args(isolation(args))
             .arg("--output")
             .arg(&output)
             .arg("--stats-json")
@@ -257,6 +258,21 @@ pub fn syscall_n(nr: libc::c_long, n: usize) {
             libc::syscall(nr, 0);
         }
     }
+}
+
+/// Options that keep a test daemon off the host's own set-up, unless the test sets them:
+/// without them it would read /etc/ringwarden/ringwarden.toml (an installed package's
+/// file, with its metrics port) and compete for /run/ringwarden/control.sock with the
+/// service and with every other test.
+pub fn isolation(args: &[&str]) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if !args.iter().any(|a| *a == "--config" || *a == "-c") {
+        v.extend(["--config", "/dev/null"]);
+    }
+    if !args.contains(&"--control-socket") {
+        v.extend(["--control-socket", "off"]);
+    }
+    v
 }
 
 /// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr).

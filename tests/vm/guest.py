@@ -10,6 +10,7 @@ it saw (check output, logs, metrics) as files in OUT. Every command has a timeou
 Usage: guest.py IN OUT   (IN holds the .deb and env.json)
 """
 import json
+import stat
 import os
 import re
 import subprocess
@@ -246,6 +247,63 @@ def check_exec(n):
         json.dump({"spawned": expected, "unit": summary["unit"], "field": summary["field"]}, f)
 
 
+def sink_errors():
+    rc, out = run(["ringwarden", "status", "--json"], 15)
+    try:
+        return json.loads(out)["sink_errors"] if rc == 0 else None
+    except (ValueError, KeyError):
+        return None
+
+
+def check_burst(n):
+    """N opens of one file back to back: exactly N open entries from the daemon must be in
+    the journal, with no sink error meanwhile (N entries fit the sink's 8 MiB queue even
+    if journald under emulation is slow). And journald's per-service rate limit, which
+    would drop entries after the send succeeded (a loss ringwarden could not count), is
+    far above what the sink sends."""
+    # systemd hands a unit's LogRateLimit* to journald as symlinks in /run/systemd/units
+    # whose target is the value (only when it is set, i.e. not 0).
+    attrs = {}
+    for name in ("log-rate-limit-interval", "log-rate-limit-burst"):
+        link = f"/run/systemd/units/{name}:{UNIT}"
+        try:
+            attrs[name] = os.readlink(link)
+        except OSError as e:
+            attrs[name] = f"({e.strerror})"
+    attrs["unit"] = prop("LogRateLimitIntervalUSec") + " / " + prop("LogRateLimitBurst")
+    burst = attrs["log-rate-limit-burst"]
+    off = burst.isdigit() and int(burst) >= 100_000_000
+    result("journal-ratelimit", off, f"what journald reads for {UNIT}: {attrs}")
+
+    # Made without open(2), which the file family would report too.
+    path = f"/tmp/{ENV['marker']}-burst"
+    os.mknod(path, 0o644 | stat.S_IFREG)
+    before = sink_errors()
+    t = time.monotonic()
+    for _ in range(n):
+        os.close(os.open(path, os.O_RDONLY))
+    made = time.monotonic() - t
+    pid = ringwarden_pid()
+
+    def count():
+        _, out = run(["journalctl", "--no-pager", "-o", "cat", f"RINGWARDEN_PATH={path}",
+                      f"_PID={pid}"], 120)
+        return len(out.splitlines())
+    wait_for(lambda: count() >= n, 180, step=2)
+    time.sleep(3)
+    got, after = count(), sink_errors()
+    _, sup = run("journalctl --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
+    detail = (f"{n} opens of {path} in {made:.1f} s: {got} open entries in the journal, "
+              f"sink_errors {before} -> {after}")
+    if sup.strip():
+        detail += f"; journald: {sup.strip().splitlines()[-1]}"
+    result("journal-burst", got == n and before is not None and before == after and not sup.strip(), detail)
+
+
+def ringwarden_pid():
+    return prop("MainPID")
+
+
 def check_status():
     rc, out = run(["ringwarden", "status"], 15, save="status.txt")
     lines = out.strip().splitlines()
@@ -414,6 +472,7 @@ def main():
             timed("check", check_check)
             if active:
                 timed("exec", check_exec, int(ENV["n"]))
+                timed("burst", check_burst, 5000)
                 doc = timed("status", check_status)
                 timed("metrics", check_metrics, rings)
                 timed("reload", check_reload, rings, inv, doc)
