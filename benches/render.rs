@@ -76,46 +76,49 @@ fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
+/// Best of 5 runs of `n` encodings of `rec`: (ns per record, bytes of the last one).
+fn time<F>(
+    encode: F,
+    ring: &str,
+    what: &str,
+    rec: &[u8],
+    n: usize,
+    clock: &WallClock,
+) -> (f64, usize)
+where
+    F: Fn(&str, &WallClock, &[u8], &mut Vec<u8>) -> Result<(), events::DecodeError>,
+{
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut best = f64::MAX;
+    let mut len = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            // The loop flushes at 64 KiB; clearing per record keeps the buffer hot the
+            // same way.
+            buf.clear();
+            if encode(ring, clock, black_box(rec), &mut buf).is_err() {
+                eprintln!("render: {what}: decode error");
+                std::process::exit(1);
+            }
+            len = black_box(buf.len());
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    (best, len)
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n: usize = if full { 1_000_000 } else { 1_000 };
     let clock = WallClock::now();
-    let mut buf = Vec::with_capacity(1 << 20);
     println!("render: decode + JSON per record ({n} records per run, best of 5)");
     for (ring, what, rec) in records() {
-        let mut best = f64::MAX;
-        let mut len = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
-            for _ in 0..n {
-                buf.clear();
-                // The loop flushes at 64 KiB; clearing per record keeps the buffer hot
-                // the same way.
-                if events::render(ring, &clock, black_box(&rec), &mut buf).is_err() {
-                    eprintln!("render: {what}: decode error");
-                    std::process::exit(1);
-                }
-                len = black_box(buf.len());
-            }
-            best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
-        }
+        let (best, len) = time(events::render, ring, what, &rec, n, &clock);
         println!("  {what:<22} {best:7.1} ns/record  {len} bytes of JSON");
     }
     for (ring, what, rec) in records() {
-        let mut best = f64::MAX;
-        let mut len = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
-            for _ in 0..n {
-                buf.clear();
-                if journal::encode(ring, &clock, black_box(&rec), &mut buf).is_err() {
-                    eprintln!("render: journal {what}: decode error");
-                    std::process::exit(1);
-                }
-                len = black_box(buf.len());
-            }
-            best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
-        }
+        let (best, len) = time(journal::encode, ring, what, &rec, n, &clock);
         println!("  journal {what:<14} {best:7.1} ns/record  {len} bytes of journal entry");
     }
 }

@@ -189,7 +189,7 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 
 /* Fills the header from the current task, stamped `ts` (a program that already read the
  * clock passes its reading: one clock read less per event). */
-static __always_inline void rw_fill_header_at(struct rw_header *h, __u32 type, __u64 ts)
+static __always_inline void rw_fill_header(struct rw_header *h, __u32 type, __u64 ts)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -204,11 +204,6 @@ static __always_inline void rw_fill_header_at(struct rw_header *h, __u32 type, _
 	h->uid = (__u32)ug;
 	h->gid = ug >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
-}
-
-static __always_inline void rw_fill_header(struct rw_header *h, __u32 type)
-{
-	rw_fill_header_at(h, type, bpf_ktime_get_boot_ns());
 }
 
 /* Puts a record type into the object's BTF, which the Rust mirror tests read (types
@@ -263,19 +258,13 @@ static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *
 		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats,            \
 					      sizeof(type_struct));                  \
 		if (__e)                                                             \
-			rw_fill_header_at(&__e->hdr, evtype, ts);                    \
+			rw_fill_header(&__e->hdr, evtype, ts);                    \
 		__e;                                                                 \
 	})
 
 /* Reserve + header in one step. */
 #define RW_RESERVE(fam, type_struct, evtype)                                         \
-	({                                                                           \
-		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats,            \
-					      sizeof(type_struct));                  \
-		if (__e)                                                             \
-			rw_fill_header(&__e->hdr, evtype);                           \
-		__e;                                                                 \
-	})
+	RW_RESERVE_AT(fam, type_struct, evtype, bpf_ktime_get_boot_ns())
 
 #endif /* __BPF__ */
 #endif /* RW_COMMON_H */

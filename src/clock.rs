@@ -48,18 +48,16 @@ impl WallClock {
         let prefix = match self.cached.get() {
             Some((s, p)) if s == secs => p,
             _ => {
-                let mut v = Vec::with_capacity(30);
-                write_rfc3339(&mut v, i128::from(secs) * 1_000_000_000);
+                let start = buf.len();
+                write_rfc3339(buf, i128::from(epoch_ns));
                 let mut p = [0u8; 20];
-                p.copy_from_slice(&v[..20]);
+                p.copy_from_slice(&buf[start..start + 20]);
                 self.cached.set(Some((secs, p)));
-                p
+                return;
             }
         };
         buf.extend_from_slice(&prefix);
-        let mut digits = [0u8; 9];
-        crate::json::fixed_digits(&mut digits, nanos);
-        buf.extend_from_slice(&digits);
+        push_num(buf, nanos, 9);
         buf.push(b'Z');
     }
 }
@@ -89,17 +87,15 @@ pub fn write_rfc3339(buf: &mut Vec<u8>, epoch_ns: i128) {
     buf.push(b':');
     push_num(buf, ss as u64, 2);
     buf.push(b'.');
-    push_num(buf, nanos as u64, 9);
+    push_num(buf, nanos.into(), 9);
     buf.push(b'Z');
 }
 
-fn push_num(buf: &mut Vec<u8>, mut v: u64, width: usize) {
-    let start = buf.len();
-    for _ in 0..width {
-        buf.push(b'0' + (v % 10) as u8);
-        v /= 10;
-    }
-    buf[start..].reverse();
+#[inline]
+fn push_num(buf: &mut Vec<u8>, v: u64, width: usize) {
+    let mut d = [0u8; 9];
+    crate::json::fixed_digits(&mut d[..width], v);
+    buf.extend_from_slice(&d[..width]);
 }
 
 /// Howard Hinnant's days-from-civil inverse: days since 1970-01-01 to (year, month, day).

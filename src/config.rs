@@ -746,6 +746,17 @@ impl Doc<'_> {
         }
     }
 
+    fn boolean(&self, v: &Spanned<Value>, key: &str) -> Result<bool, String> {
+        match v.get_ref() {
+            Value::Boolean(b) => Ok(*b),
+            other => Err(self.err(
+                v,
+                key,
+                &format!("expected true or false, found {}", show(other)),
+            )),
+        }
+    }
+
     fn number(&self, v: &Spanned<Value>, key: &str, example: &str) -> Result<f64, String> {
         let x = match v.get_ref() {
             Value::Integer(i) => *i as f64,
@@ -996,16 +1007,7 @@ impl Doc<'_> {
             m.listen = parse_listen(s).map_err(|e| self.err(v, "metrics.listen", &e))?;
         }
         if let Some(v) = &r.allow_remote {
-            m.allow_remote = match v.get_ref() {
-                Value::Boolean(b) => *b,
-                other => {
-                    return Err(self.err(
-                        v,
-                        "metrics.allow_remote",
-                        &format!("expected true or false, found {}", show(other)),
-                    ));
-                }
-            };
+            m.allow_remote = self.boolean(v, "metrics.allow_remote")?;
         }
         if let Some(v) = &r.textfile {
             let p = PathBuf::from(self.string(v, "metrics.textfile")?);
@@ -1031,16 +1033,7 @@ impl Doc<'_> {
 
     fn adaptive(&self, r: &RawAdaptive, a: &mut AdaptiveSettings) -> Result<(), String> {
         if let Some(v) = &r.enabled {
-            a.enabled = match v.get_ref() {
-                Value::Boolean(b) => *b,
-                other => {
-                    return Err(self.err(
-                        v,
-                        "adaptive.enabled",
-                        &format!("expected true or false, found {}", show(other)),
-                    ));
-                }
-            };
+            a.enabled = self.boolean(v, "adaptive.enabled")?;
         }
         if let Some(v) = &r.policy {
             let s = match v.get_ref() {

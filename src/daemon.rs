@@ -111,8 +111,6 @@ struct Ring {
     /// since: a burst switches to batching at once, not at the next tick.
     received_at_obs: u64,
     burst: bool,
-    /// The last tick's observation, until the alerts take it.
-    observed: Option<Observation>,
 }
 
 enum Drained {
@@ -435,18 +433,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                         d.pending[index(r.loaded.family)] = true;
                     }
                     d.pipe.borrow_mut().clock = WallClock::now();
-                    d.adapt();
+                    let observed = d.adapt();
                     d.update_wakeups();
-                    notifier.status(&d.status());
-                    let observed: Vec<_> = d
-                        .rings
-                        .iter_mut()
-                        .filter_map(|r| Some((r.loaded.family.name(), r.observed.take()?)))
-                        .collect();
-                    o11y.tick(d.poll.registry(), &observed, &|| d.snapshot());
+                    notifier.status(|| d.status());
+                    let snap = std::cell::LazyCell::new(|| d.snapshot());
+                    o11y.tick(d.poll.registry(), &observed, &snap);
                     if last_stats.elapsed() >= Duration::from_secs(d.opts.stats_interval_s) {
                         last_stats = Instant::now();
-                        d.report(false);
+                        report(&d, false, &snap);
                     }
                 }
                 SINK => {
@@ -478,7 +472,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         .borrow_mut()
         .sink
         .flush_until(Instant::now() + Duration::from_secs(1));
-    d.report(true);
+    report(&d, true, &d.snapshot());
     o11y.finish(d.poll.registry());
     let t = Instant::now();
     for r in d.rings.iter_mut() {
@@ -515,7 +509,7 @@ struct Retired {
 /// The userspace half of a ring's books: like the counter maps in the kernel, it
 /// continues when a family is switched off and on again, so that every counter the
 /// metrics export stays monotonic.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Books {
     received: Rc<Cell<u64>>,
     decode_errors: Rc<Cell<u64>>,
@@ -551,19 +545,7 @@ impl Daemon {
             }
         }
         // The userspace half of the books continues with the kernel half.
-        let books = match earlier {
-            Some(i) => {
-                let b = &self.retired[i].books;
-                Books {
-                    received: b.received.clone(),
-                    decode_errors: b.decode_errors.clone(),
-                    latency: b.latency.clone(),
-                    resizes_up: b.resizes_up,
-                    resizes_down: b.resizes_down,
-                }
-            }
-            None => Books::default(),
-        };
+        let books = earlier.map_or_else(Books::default, |i| self.retired[i].books.clone());
         let ring = make_ring(loaded, &self.pipe, books, &self.opts, self.started)?;
         let fd = ring.loaded.ring.as_fd().as_raw_fd();
         self.poll
@@ -694,7 +676,8 @@ impl Daemon {
 
     /// Every tick: each ring's policy sees the in-kernel high-water mark and the
     /// produced and dropped counts, and may resize the ring.
-    fn adapt(&mut self) {
+    fn adapt(&mut self) -> Vec<(&'static str, Observation)> {
+        let mut observed = Vec::with_capacity(self.rings.len());
         let now = self.started.elapsed();
         let registry = self.poll.registry();
         for r in self.rings.iter_mut() {
@@ -715,7 +698,7 @@ impl Daemon {
                 elapsed: now.saturating_sub(r.last_at),
             };
             r.last = c;
-            r.observed = Some(obs);
+            observed.push((r.loaded.family.name(), obs));
             r.received_at_obs = r.received.get();
             r.burst = false;
             r.last_at = now;
@@ -741,6 +724,7 @@ impl Daemon {
                 );
             }
         }
+        observed
     }
 
     /// SIGHUP: re-read the configuration. A bad file is reported and changes nothing.
@@ -842,10 +826,6 @@ impl Daemon {
         }
     }
 
-    fn report(&self, last: bool) {
-        report(self, last);
-    }
-
     /// One line for systemd's STATUS=: rings, last tick's rate, drops, programs.
     fn status(&self) -> String {
         notify::status_text(
@@ -940,7 +920,6 @@ fn make_ring(
         wakeup_bytes: 0,
         received_at_obs,
         burst: false,
-        observed: None,
     })
 }
 
@@ -1036,8 +1015,7 @@ fn stats_line(prefix: &str, s: &RingStats) -> String {
     )
 }
 
-fn report(d: &Daemon, last: bool) {
-    let snap = d.snapshot();
+fn report(d: &Daemon, last: bool, snap: &Snapshot) {
     let sink_errors = snap.sink_errors;
     for s in &snap.rings {
         if last {

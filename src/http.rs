@@ -25,18 +25,20 @@ pub fn parse(buf: &[u8], eof: bool) -> Parsed {
     if method_len > MAX_METHOD || !first[..method_len].iter().all(|&b| is_tchar(b)) {
         return Parsed::Reply(error(400));
     }
-    if line_end.is_some()
-        && let Err(status) = request_line(strip_cr(first))
-    {
-        return Parsed::Reply(error(status));
-    }
-    match head_end(buf) {
-        Some(end) if end <= MAX_HEAD => respond(&buf[..end]),
-        Some(_) => Parsed::Reply(error(431)),
-        None if buf.len() >= MAX_HEAD => Parsed::Reply(error(431)),
+    let line = match line_end.map(|_| request_line(strip_cr(first))) {
+        Some(Err(status)) => return Parsed::Reply(error(status)),
+        Some(Ok(mt)) => Some(mt),
+        None => None,
+    };
+    match (head_end(buf), line) {
+        (Some(end), Some((method, target))) if end <= MAX_HEAD => {
+            respond(method, target, &buf[first.len() + 1..end])
+        }
+        (Some(_), _) => Parsed::Reply(error(431)),
+        (None, _) if buf.len() >= MAX_HEAD => Parsed::Reply(error(431)),
         // A half request and then the end: nobody to answer.
-        None if eof => Parsed::Close,
-        None => Parsed::More,
+        (None, _) if eof => Parsed::Close,
+        (None, _) => Parsed::More,
     }
 }
 
@@ -79,13 +81,13 @@ fn request_line(l: &[u8]) -> Result<(&[u8], &[u8]), u16> {
     }
 }
 
-/// A whole head: the request line, then `Name: value` lines, then the empty line.
-fn respond(head: &[u8]) -> Parsed {
-    let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
-    let Some(Ok((method, target))) = lines.next().map(request_line) else {
-        return Parsed::Reply(error(400));
-    };
-    for l in lines.take_while(|l| !l.is_empty()) {
+/// A whole head: the (checked) request line, then `Name: value` lines, then the empty line.
+fn respond(method: &[u8], target: &[u8], headers: &[u8]) -> Parsed {
+    for l in headers
+        .split(|&b| b == b'\n')
+        .map(strip_cr)
+        .take_while(|l| !l.is_empty())
+    {
         let Some(colon) = l.iter().position(|&b| b == b':') else {
             return Parsed::Reply(error(400));
         };

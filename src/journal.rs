@@ -30,7 +30,7 @@ use crate::events::{
     self, DecodeError, Fields, Header, anomaly, cgroup, cstr, file, kind, network, prefix, process,
     syscall, view,
 };
-use crate::json::{bytes_array, hex_array, push_u64, u64_array};
+use crate::json::{bytes_array, hex_array, push_i64, push_u64, u64_array};
 use crate::sink::{Flushed, MAX_BUFFERED};
 
 /// journald's socket for native entries.
@@ -65,7 +65,9 @@ impl<'a> Entry<'a> {
     #[inline]
     fn key(&mut self, k: &str) {
         self.buf.extend_from_slice(b"RINGWARDEN_");
-        self.buf.extend(k.bytes().map(|b| b.to_ascii_uppercase()));
+        let start = self.buf.len();
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf[start..].make_ascii_uppercase();
     }
 
     /// A value written in place by `f` after `KEY=`; re-framed in the binary-safe form
@@ -115,10 +117,7 @@ impl Fields for Entry<'_> {
     fn i64(&mut self, k: &str, v: i64) {
         self.key(k);
         self.buf.push(b'=');
-        if v < 0 {
-            self.buf.push(b'-');
-        }
-        push_u64(self.buf, v.unsigned_abs());
+        push_i64(self.buf, v);
         self.buf.push(b'\n');
     }
 
@@ -166,7 +165,11 @@ impl Fields for Entry<'_> {
     }
 
     fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {
-        self.with(k, f);
+        // Printable ASCII by the trait's contract: always `KEY=value\n`.
+        self.key(k);
+        self.buf.push(b'=');
+        f(self.buf);
+        self.buf.push(b'\n');
     }
 }
 
@@ -178,19 +181,15 @@ pub fn encode(
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
-    let mark = buf.len();
-    buf.extend_from_slice(b"MESSAGE=");
-    let r = summary(h, data, buf).and_then(|priority| {
+    events::all_or_nothing(buf, |buf| {
+        buf.extend_from_slice(b"MESSAGE=");
+        let priority = summary(h, data, buf)?;
         // The summary escapes every control byte: always one line of text.
         buf.extend_from_slice(b"\nPRIORITY=");
         buf.push(b'0' + priority);
         buf.extend_from_slice(b"\nSYSLOG_IDENTIFIER=ringwarden\n");
         events::walk(ring, clock, h, data, &mut Entry::new(buf))
-    });
-    if r.is_err() {
-        buf.truncate(mark);
-    }
-    r
+    })
 }
 
 /// syslog priorities.
@@ -385,11 +384,10 @@ fn anomaly_summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, Decod
         }
         rule::PTRACE_ATTACH => {
             b.push(b' ');
-            match a[1] {
-                16 => b.extend_from_slice(b"PTRACE_ATTACH"),
-                0x4206 => b.extend_from_slice(b"PTRACE_SEIZE"),
-                r => {
-                    let _ = write!(b, "ptrace request {r}");
+            match anomaly::ptrace_request_name(a[1]) {
+                Some(n) => b.extend_from_slice(n.as_bytes()),
+                None => {
+                    let _ = write!(b, "ptrace request {}", a[1]);
                 }
             }
             let _ = write!(b, " of pid {}", a[0]);
@@ -432,7 +430,15 @@ fn named(b: &mut Vec<u8>, name: Option<&str>, n: u64) {
 fn by(b: &mut Vec<u8>, h: &Header) {
     b.extend_from_slice(b" by ");
     text(b, cstr(&h.comm), false);
-    let _ = write!(b, " pid={} uid={}", h.pid, h.uid);
+    pid_uid(b, h);
+}
+
+/// ` pid=P uid=U`.
+fn pid_uid(b: &mut Vec<u8>, h: &Header) {
+    b.extend_from_slice(b" pid=");
+    push_u64(b, h.pid.into());
+    b.extend_from_slice(b" uid=");
+    push_u64(b, h.uid.into());
 }
 
 /// ` failed: ENOENT` (or `failed: errno N` for a rare one).

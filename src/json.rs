@@ -44,10 +44,7 @@ impl<'a> Line<'a> {
     #[inline(always)]
     pub fn i64(&mut self, k: &str, v: i64) {
         self.key(k);
-        if v < 0 {
-            self.buf.push(b'-');
-        }
-        push_u64(self.buf, v.unsigned_abs());
+        push_i64(self.buf, v);
     }
 
     pub fn bool(&mut self, k: &str, v: bool) {
@@ -261,6 +258,14 @@ pub(crate) fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     // written above: the loop fills out[i..n] two at a time down to i <= 2, the last
     // step fills out[..i] (i = 2: two digits; i = 1: one).
     unsafe { buf.set_len(len + n) };
+}
+
+#[inline]
+pub(crate) fn push_i64(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    push_u64(buf, v.unsigned_abs());
 }
 
 /// The last `out.len()` decimal digits of `v`, zero-padded (fractions of a second).

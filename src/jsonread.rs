@@ -43,13 +43,6 @@ impl Value {
         }
     }
 
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
     pub fn members(&self) -> &[(String, Value)] {
         match self {
             Value::Object(m) => m,

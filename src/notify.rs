@@ -92,8 +92,11 @@ impl Notifier {
         }
     }
 
-    pub fn status(&mut self, status: &str) {
-        self.send(&format!("STATUS={status}"));
+    /// `status` is only formatted when systemd listens (not every tick for nobody).
+    pub fn status(&mut self, status: impl FnOnce() -> String) {
+        if self.target.is_some() {
+            self.send(&format!("STATUS={}", status()));
+        }
     }
 
     /// SIGHUP: the configuration is being re-read (systemd wants the monotonic time to

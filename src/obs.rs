@@ -137,7 +137,7 @@ impl Obs {
         &mut self,
         registry: &Registry,
         observed: &[(&'static str, Observation)],
-        snapshot: &dyn Fn() -> Snapshot,
+        snapshot: &std::cell::LazyCell<Snapshot, impl FnOnce() -> Snapshot>,
     ) {
         for (ring, o) in observed {
             for l in self.alerts.observe(ring, o) {
@@ -148,7 +148,7 @@ impl Obs {
             s.sweep(registry);
         }
         if let Some(path) = &self.textfile {
-            match metrics::write_textfile(path, &metrics::render(&snapshot())) {
+            match metrics::write_textfile(path, &metrics::render(snapshot)) {
                 Ok(()) if self.textfile_failing => {
                     self.textfile_failing = false;
                     info!("metrics textfile {}: written again", path.display());

@@ -355,7 +355,8 @@ impl Server {
         self.accept(registry);
     }
 
-    /// Open connections (for tests and the status).
+    /// Open connections.
+    #[cfg(test)]
     pub fn connections(&self) -> usize {
         self.conns.iter().filter(|c| c.is_some()).count()
     }

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 use common::u;
 use serde_json::Value;
 
-const LOAD: &str = env!("CARGO_BIN_EXE_ringwarden-load");
-
 /// A daemon started by these tests (their own env and output), stopped with SIGTERM.
 struct Run {
     child: Child,
@@ -71,7 +69,7 @@ impl Run {
             stderr,
             stats,
         };
-        common::wait_for_file(&r.stderr, "ready", Duration::from_secs(30));
+        common::wait_for_file(&r.stderr, "ready: ", Duration::from_secs(30));
         r
     }
 
@@ -128,20 +126,8 @@ fn books(stats: &Value) -> (u64, u64) {
 
 /// Runs the load generator to completion; returns its producer tids and the total.
 fn load(args: &[&str]) -> (HashSet<u64>, u64) {
-    let o = Command::new(LOAD)
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("run ringwarden-load");
-    assert!(o.status.success(), "ringwarden-load {args:?}: {o:?}");
-    let v: Value = serde_json::from_slice(&o.stdout).expect("load JSON");
-    let tids = v["threads"]
-        .as_array()
-        .expect("threads")
-        .iter()
-        .map(|t| u(&t["tid"]))
-        .collect();
-    (tids, u(&v["generated"]))
+    let v = common::obs::load(args);
+    (common::load_tids(&v), u(&v["generated"]))
 }
 
 /// A native journal entry, read independently of the daemon's encoder.

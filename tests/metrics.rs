@@ -6,7 +6,6 @@
 //! sched_get_priority_max or times, so even ring-wide counters are exact).
 mod common;
 
-use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -66,8 +65,6 @@ fn scrape_counts_exactly_what_the_daemon_counted() {
             "off",
             "--metrics-listen",
             "127.0.0.1:0",
-            "--control-socket",
-            "off",
         ],
     );
     let port = metrics_port(&d);
@@ -219,12 +216,7 @@ fn scrape_counts_exactly_what_the_daemon_counted() {
     assert_eq!(books["received"], num(&s, RECEIVED));
     assert_eq!(books["dropped"], num(&s, DROPPED));
     // And the events are the load's, thread by thread.
-    let tids: HashSet<u64> = r["threads"]
-        .as_array()
-        .expect("threads")
-        .iter()
-        .map(|t| u(&t["tid"]))
-        .collect();
+    let tids = common::load_tids(&r);
     let mine = f
         .of_type("syscall")
         .filter(|e| tids.contains(&u(&e["tid"])) && e["name"] == "sched_get_priority_max")
@@ -265,8 +257,6 @@ fn misbehaving_clients_cannot_stall_the_loop() {
             "off",
             "--metrics-listen",
             "127.0.0.1:0",
-            "--control-socket",
-            "off",
         ],
     );
     let port = metrics_port(&d);
@@ -446,8 +436,6 @@ fn listen_errors_are_one_line_before_anything_is_loaded() {
             "--metrics-listen",
             "0.0.0.0:0",
             "--metrics-allow-remote",
-            "--control-socket",
-            "off",
         ],
     );
     assert!(d.log().contains("metrics: serving http://0.0.0.0:"));
@@ -537,8 +525,6 @@ fn alerts_start_once_and_clear_once() {
             "--ring-size",
             "syscall=4KiB",
             "--adaptive",
-            "off",
-            "--control-socket",
             "off",
         ],
     );

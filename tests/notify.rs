@@ -89,7 +89,7 @@ fn spawn(dir: &Path, notify: &str, env: &[(&str, &str)]) -> Child {
         cmd.env(k, v);
     }
     let child = cmd.spawn().expect("spawn ringwarden");
-    common::wait_for_file(&dir.join("stderr.log"), "ready", Duration::from_secs(30));
+    common::wait_for_file(&dir.join("stderr.log"), "ready: ", Duration::from_secs(30));
     child
 }
 

@@ -36,14 +36,7 @@ fn load(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("one JSON report")
 }
 
-fn tids(report: &Value) -> HashSet<u64> {
-    report["threads"]
-        .as_array()
-        .expect("threads")
-        .iter()
-        .map(|t| u(&t["tid"]))
-        .collect()
-}
+use common::load_tids as tids;
 
 fn config(dir: &std::path::Path, body: &str) -> String {
     let p = dir.join("ringwarden.toml");

@@ -91,7 +91,7 @@ pub fn location_name(l: u64) -> Option<&'static str> {
     })
 }
 
-fn ptrace_request_name(r: u64) -> Option<&'static str> {
+pub fn ptrace_request_name(r: u64) -> Option<&'static str> {
     Some(match r {
         16 => "PTRACE_ATTACH",
         0x4206 => "PTRACE_SEIZE",

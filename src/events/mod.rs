@@ -182,13 +182,22 @@ pub fn render(
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
-    let mark = buf.len();
-    let mut line = Line::begin(buf);
-    let r = walk(ring, clock, h, data, &mut line);
-    if r.is_ok() {
+    all_or_nothing(buf, |buf| {
+        let mut line = Line::begin(buf);
+        walk(ring, clock, h, data, &mut line)?;
         line.end();
-    } else {
-        // Never leave half a line behind.
+        Ok(())
+    })
+}
+
+/// Runs `f`, appending to `buf`; on an error `buf` is cut back: never half a record.
+pub(crate) fn all_or_nothing(
+    buf: &mut Vec<u8>,
+    f: impl FnOnce(&mut Vec<u8>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mark = buf.len();
+    let r = f(buf);
+    if r.is_err() {
         buf.truncate(mark);
     }
     r

@@ -275,6 +275,16 @@ pub fn isolation(args: &[&str]) -> Vec<&'static str> {
     v
 }
 
+/// The producer threads' tids in a `ringwarden-load` report.
+pub fn load_tids(report: &Value) -> std::collections::HashSet<u64> {
+    report["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .map(|t| u(&t["tid"]))
+        .collect()
+}
+
 /// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(BIN)
