@@ -171,3 +171,68 @@ pub fn silent_and_open(fd: std::os::fd::RawFd) -> bool {
     };
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
+
+/// A client connection of either server (TCP metrics, Unix control socket).
+pub trait Conn: Read + std::os::fd::AsRawFd {
+    fn set_timeout(&self, d: Duration);
+}
+impl Conn for TcpStream {
+    fn set_timeout(&self, d: Duration) {
+        self.set_read_timeout(Some(d)).expect("timeout");
+    }
+}
+impl Conn for UnixStream {
+    fn set_timeout(&self, d: Duration) {
+        self.set_read_timeout(Some(d)).expect("timeout");
+    }
+}
+
+/// A half request sent at `sent` is closed without an answer once idle for 5 s.
+pub fn closed_unanswered_after_idle(c: &mut impl Conn, sent: Instant, what: &str) {
+    c.set_timeout(Duration::from_secs(15));
+    let mut b = Vec::new();
+    c.read_to_end(&mut b).expect("closed");
+    assert_eq!(b, b"", "{what}");
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(12),
+        "closed after {waited:?}"
+    );
+}
+
+/// 40 connections at once against a server that holds 16: exactly 24 are told to come
+/// back (`told_busy` reads one that spoke, checks its answer, and says whether there was
+/// one) and the 16 held are closed when idle; `meanwhile` runs while every slot is taken.
+pub fn flood<C: Conn>(
+    connect: impl Fn() -> C,
+    mut told_busy: impl FnMut(&mut C) -> bool,
+    meanwhile: impl FnOnce(),
+) {
+    let mut conns: Vec<C> = (0..40).map(|_| connect()).collect();
+    let mut busy = 0;
+    let mut told = vec![false; conns.len()];
+    wait_until("24 busy answers", Duration::from_secs(5), || {
+        for (i, c) in conns.iter_mut().enumerate() {
+            if !told[i] && !silent_and_open(c.as_raw_fd()) {
+                told[i] = true;
+                if told_busy(c) {
+                    busy += 1;
+                }
+            }
+        }
+        busy == 24
+    });
+    meanwhile();
+    let mut held = 0;
+    for (i, c) in conns.iter_mut().enumerate() {
+        if told[i] {
+            continue;
+        }
+        c.set_timeout(Duration::from_secs(15));
+        let mut b = Vec::new();
+        c.read_to_end(&mut b).expect("closed when idle");
+        assert_eq!(b, b"");
+        held += 1;
+    }
+    assert_eq!((busy, held), (24, 16));
+}
