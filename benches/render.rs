@@ -6,11 +6,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ringwarden::clock::WallClock;
-use ringwarden::events::{
-    self, Header, file::OpenEvent, kind, process::ExecEvent, syscall::SyscallEvent,
+use ringwarden::family::{
+    DecodeError, Header, file::OpenEvent, kind, process::ExecEvent, syscall::SyscallEvent,
 };
-use ringwarden::journal;
+use ringwarden::output::{journal, json};
+use ringwarden::sys::clock::WallClock;
 
 fn header(k: u32) -> Header {
     let mut comm = [0u8; 16];
@@ -86,7 +86,7 @@ fn time<F>(
     clock: &WallClock,
 ) -> (f64, usize)
 where
-    F: Fn(&str, &WallClock, &[u8], &mut Vec<u8>) -> Result<(), events::DecodeError>,
+    F: Fn(&str, &WallClock, &[u8], &mut Vec<u8>) -> Result<(), DecodeError>,
 {
     let mut buf = Vec::with_capacity(1 << 20);
     let mut best = f64::MAX;
@@ -114,7 +114,7 @@ fn main() {
     let clock = WallClock::now();
     println!("render: decode + JSON per record ({n} records per run, best of 5)");
     for (ring, what, rec) in records() {
-        let (best, len) = time(events::render, ring, what, &rec, n, &clock);
+        let (best, len) = time(json::render, ring, what, &rec, n, &clock);
         println!("  {what:<22} {best:7.1} ns/record  {len} bytes of JSON");
     }
     for (ring, what, rec) in records() {

@@ -1,30 +1,19 @@
 //! ringwarden: kernel events from eBPF, every loss counted.
-//! Layout: bpf/ (programs) -> families (load/attach) -> daemon (rings, loop) ->
-//! events (decode) -> json (render) -> sink.
-//! The daemon is `src/main.rs` on top of this library; the library exists so that the
-//! benchmarks in `benches/` can time the decode and render path on its own.
-pub mod alerts;
-pub mod check;
-pub mod cli;
-pub mod clock;
+//!
+//! Layers, each importing only those below it (`scripts/check-layers` enforces it):
+//! `units`, `sys` → `family` (BPF objects, records, the field walk) → `output` (JSON,
+//! journal, sinks) → `sizing` (formula, policies, latency) → `config` (schema, file,
+//! command line merge) → `systemd` → `daemon` (loop, rings, reload) → `obs` (metrics,
+//! control socket, alerts) → `cmd` (one file per subcommand).
+//! The binary is `src/main.rs`; the library exists so that the benchmarks in `benches/`
+//! and the tests can reach the decode and render path on its own.
+pub mod cmd;
 pub mod config;
-pub mod control;
 pub mod daemon;
-pub mod events;
-pub mod families;
-pub mod http;
-pub mod journal;
-pub mod json;
-pub mod jsonread;
-pub mod latency;
-pub mod logging;
-pub mod metrics;
-pub mod notify;
+pub mod family;
 pub mod obs;
-pub mod policy;
-pub mod serve;
-pub mod sink;
+pub mod output;
 pub mod sizing;
-pub mod stats;
 pub mod sys;
-pub mod syscalls;
+pub mod systemd;
+pub mod units;

@@ -14,8 +14,7 @@ use common::obs::{
     scrape, silent_and_open, status, wait_until,
 };
 use common::{Daemon, gettid, run_cli, temp_dir, u};
-use ringwarden::cli::human;
-use ringwarden::control::fmt_ns;
+use ringwarden::units::{fmt_ns, human};
 use serde_json::Value;
 use std::os::fd::AsRawFd;
 

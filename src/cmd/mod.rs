@@ -1,0 +1,41 @@
+//! The subcommands, one file each, and the entry point that parses the command line and
+//! runs one. The top layer: it may use every module below it.
+pub mod args;
+pub mod check;
+pub mod config;
+pub mod run;
+pub mod size;
+pub mod status;
+
+use std::process::ExitCode;
+
+use args::Command;
+
+/// `ringwarden ARGS...`: logging set up, the command line parsed, one command run.
+pub fn main() -> ExitCode {
+    crate::systemd::logging::init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match args::parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringwarden: {}", e.msg);
+            return ExitCode::from(e.code as u8);
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{}", args::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("ringwarden {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check => check::run(),
+        Command::ConfigDefault => config::default(),
+        Command::ConfigCheck(path) => config::check(&path),
+        Command::Size(a) => size::run(&a),
+        Command::Status(a) => status::run(&a),
+        Command::Run(opts) => run::run(*opts),
+    }
+}

@@ -1,0 +1,189 @@
+//! SIGHUP as a pure function: the settings in force, the new settings and what runs now
+//! go in; the list of steps comes out, in the order they are taken. The daemon carries
+//! them out (`Daemon::apply`).
+use crate::config::Settings;
+use crate::family::Family;
+
+/// A running ring, as far as a reload cares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    pub family: Family,
+    /// Its current size (it may have grown or shrunk since the start).
+    pub size: u64,
+    /// The syscall set its kernel filter holds, for a family that has one.
+    pub syscalls: Option<Vec<u32>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// `output` changed: it takes effect at the next start (said, not done).
+    OutputChanged,
+    /// Switched off: drain, log the books, detach (the books are kept).
+    Retire(Family),
+    /// Switched on: load and attach (continuing earlier books).
+    Enable(Family),
+    /// The ring's bounds or the sizing settings changed: a new policy, and a resize
+    /// when the start size changed or the current size is out of the new bounds.
+    NewPolicy {
+        family: Family,
+        resize_to: Option<u64>,
+    },
+    /// Wake-up settings are re-applied from a fresh start of the batching timer.
+    RestartWakeups,
+    /// The family's kernel filter does not hold the configured syscall set (a write
+    /// that failed half-way is retried by the next SIGHUP).
+    SetSyscalls(Family),
+}
+
+/// What a reload from `before` to `after` does, given what runs now.
+pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if after.output != before.output {
+        actions.push(Action::OutputChanged);
+    }
+    let is_running = |f: &Family| running.iter().any(|r| r.family == *f);
+    for f in Family::ALL {
+        if before.families.contains(f) && !after.families.contains(f) && is_running(f) {
+            actions.push(Action::Retire(*f));
+        }
+    }
+    let kept = running
+        .iter()
+        .filter(|r| after.families.contains(&r.family) || !before.families.contains(&r.family));
+    let kept: Vec<&Running> = kept.collect();
+    for f in Family::ALL {
+        let stays = kept.iter().any(|r| r.family == *f);
+        if after.families.contains(f) && !stays {
+            actions.push(Action::Enable(*f));
+        }
+    }
+    for r in &kept {
+        let f = r.family;
+        let (old, new) = (before.ring(f), after.ring(f));
+        // An unchanged ring keeps its policy state (cooldown, smoothed rate) and the
+        // size it has grown to.
+        if old == new && before.adaptive == after.adaptive && before.sizing == after.sizing {
+            continue;
+        }
+        // A new start size is applied; otherwise the current size is only brought into
+        // the new bounds.
+        let want = if old.size != new.size {
+            new.size
+        } else {
+            r.size.clamp(new.min, new.max)
+        };
+        actions.push(Action::NewPolicy {
+            family: f,
+            resize_to: (want != r.size).then_some(want),
+        });
+    }
+    actions.push(Action::RestartWakeups);
+    for r in &kept {
+        if let Some(held) = &r.syscalls
+            && held != &after.syscalls
+        {
+            actions.push(Action::SetSyscalls(r.family));
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn running(s: &Settings) -> Vec<Running> {
+        s.families
+            .iter()
+            .map(|&f| Running {
+                family: f,
+                size: s.ring(f).size,
+                syscalls: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_changed_only_restarts_wakeups() {
+        let s = Settings::default();
+        assert_eq!(plan(&s, &s, &running(&s)), vec![Action::RestartWakeups]);
+    }
+
+    #[test]
+    fn families_switched_off_retire_first_then_new_ones_load() {
+        let before = Settings::default();
+        let mut after = before.clone();
+        let (a, b) = (Family::ALL[0], Family::ALL[1]);
+        after.families.retain(|f| *f != a);
+        let mut only_b = before.clone();
+        only_b.families = vec![b];
+        let p = plan(&before, &after, &running(&before));
+        assert_eq!(p, vec![Action::Retire(a), Action::RestartWakeups]);
+        let p = plan(&only_b, &before, &running(&only_b));
+        let enabled: Vec<&Action> = p
+            .iter()
+            .filter(|x| matches!(x, Action::Enable(_)))
+            .collect();
+        assert_eq!(enabled.len(), Family::ALL.len() - 1);
+        assert!(!p.contains(&Action::Enable(b)));
+    }
+
+    #[test]
+    fn a_new_start_size_resizes_new_bounds_clamp_and_grown_rings_keep_their_size() {
+        let before = Settings::default();
+        let f = Family::ALL[0];
+        let mut grown = running(&before);
+        grown[0].size = before.ring(f).size * 4;
+        // Same settings: a grown ring keeps its size and its policy.
+        assert_eq!(plan(&before, &before, &grown), vec![Action::RestartWakeups]);
+        // A new start size is applied.
+        let mut after = before.clone();
+        after.ring_mut(f).size *= 2;
+        assert_eq!(
+            plan(&before, &after, &grown)[0],
+            Action::NewPolicy {
+                family: f,
+                resize_to: Some(after.ring(f).size)
+            }
+        );
+        // New bounds only: the current size is brought into them.
+        let mut after = before.clone();
+        after.ring_mut(f).max = before.ring(f).size * 2;
+        assert_eq!(
+            plan(&before, &after, &grown)[0],
+            Action::NewPolicy {
+                family: f,
+                resize_to: Some(before.ring(f).size * 2)
+            }
+        );
+        // New adaptive settings: a new policy for every ring, no resize.
+        let mut after = before.clone();
+        after.adaptive.cooldown *= 2;
+        let p = plan(&before, &after, &running(&before));
+        assert_eq!(p.len(), before.families.len() + 1);
+        assert!(p.iter().all(|a| matches!(
+            a,
+            Action::NewPolicy {
+                resize_to: None,
+                ..
+            } | Action::RestartWakeups
+        )));
+    }
+
+    #[test]
+    fn output_and_syscall_changes() {
+        let before = Settings::default();
+        let mut after = before.clone();
+        after.output = Some(PathBuf::from("/tmp/x"));
+        after.syscalls = vec![39];
+        let mut r = running(&before);
+        r[0].syscalls = Some(before.syscalls.clone());
+        let p = plan(&before, &after, &r);
+        assert_eq!(p.first(), Some(&Action::OutputChanged));
+        assert_eq!(p.last(), Some(&Action::SetSyscalls(r[0].family)));
+        // A filter that already holds the set is left alone.
+        r[0].syscalls = Some(vec![39]);
+        assert!(!plan(&before, &after, &r).contains(&Action::SetSyscalls(r[0].family)));
+    }
+}

@@ -1,0 +1,341 @@
+//! One family's ring on the loop: its consumer, the userspace half of its books, its
+//! sizing policy, and what is done to it (drain, resize, stop).
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
+use log::{info, warn};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use super::snapshot::{LE_NS, RingStats};
+use crate::config::cli::RunOptions;
+use crate::family::{Counters, Loaded};
+use crate::output::Sink;
+use crate::sizing::latency::Histogram;
+use crate::sizing::policy::RingPolicy;
+use crate::sys::clock::{self, WallClock};
+use crate::units::fmt_size;
+
+/// Records consumed from one ring before the loop looks at the others again.
+pub const BUDGET: usize = 4096;
+/// Output is written out once this much is buffered, and after every loop pass.
+const FLUSH_AT: usize = 64 << 10;
+/// Bound on the shutdown drain (normally a few ms: the programs are stopped and synced
+/// first); detaching afterwards takes ~1.5 s more, and the whole must stay under 5 s.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Where every ring's records go: shared by every ring's callback and the loop
+/// (single-threaded, so Rc<RefCell>).
+pub struct Pipeline {
+    pub sink: Box<dyn Sink>,
+    pub clock: WallClock,
+}
+
+impl Pipeline {
+    /// One record from ring `name`: counted, its latency recorded, rendered into the
+    /// sink (or counted as lost when the sink is full), the sink flushed when it holds
+    /// enough.
+    fn record(&mut self, name: &str, books: &Books, data: &[u8]) {
+        books.received.set(books.received.get() + 1);
+        // Latency from the program's timestamp (header bytes 8..16) to now.
+        if let Some(ts) = data.get(8..16).and_then(|b| b.try_into().ok()) {
+            books
+                .latency
+                .borrow_mut()
+                .record_since(u64::from_ne_bytes(ts), clock::boot_ns);
+        }
+        if !self.sink.renders() {
+            return;
+        }
+        if !self.sink.has_room() {
+            // The output is stalled and the buffer full: counted, not rendered.
+            self.sink.count_lost(1);
+            return;
+        }
+        if let Err(e) = self.sink.render(name, &self.clock, data) {
+            let de = &books.decode_errors;
+            if de.get() == 0 {
+                warn!("ring {name}: {e} (further decode errors are only counted)");
+            }
+            de.set(de.get() + 1);
+        }
+        if self.sink.buffered() >= FLUSH_AT {
+            self.sink.flush();
+        }
+    }
+}
+
+/// The userspace half of a ring's books: like the counter maps in the kernel, it
+/// continues when a family is switched off and on again, so that every counter the
+/// metrics export stays monotonic.
+#[derive(Clone, Default)]
+pub struct Books {
+    pub received: Rc<Cell<u64>>,
+    pub decode_errors: Rc<Cell<u64>>,
+    pub latency: Rc<RefCell<Histogram>>,
+    pub resizes_up: u64,
+    pub resizes_down: u64,
+}
+
+/// One family's ring with its consumer and userspace counts.
+pub struct Ring {
+    pub loaded: Loaded,
+    consumer: RingBuffer<'static>,
+    /// The userspace half of the books (counts, latency, resizes).
+    pub books: Books,
+    pipe: Rc<RefCell<Pipeline>>,
+    pub policy: RingPolicy,
+    /// [min, max] from the configuration, for the stats.
+    pub limits: (u64, u64),
+    /// Counters at the last tick, to give the policy deltas.
+    pub last: Counters,
+    pub last_at: Duration,
+    pub high_water: u64,
+    pub rate: f64,
+    /// Whether commits to this ring skip the wake-up (see `Daemon::update_wakeups`).
+    pub batched: bool,
+    pub wakeup_bytes: u64,
+    /// `received` at the last observation, and whether `batch_above` events have come
+    /// since: a burst switches to batching at once, not at the next tick.
+    pub received_at_obs: u64,
+    pub burst: bool,
+}
+
+pub enum Drained {
+    Empty,
+    BudgetUsed,
+}
+
+impl Ring {
+    /// Consumes up to `budget` records. A pass that ends empty is followed by a full
+    /// fence and a second pass: libbpf 1.7 publishes the consumer position without a
+    /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
+    /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
+    /// means the ring is really empty.
+    pub fn drain(&self, budget: usize) -> Drained {
+        self.books.latency.borrow_mut().new_pass();
+        let mut left = budget;
+        loop {
+            let n = self.consumer.consume_raw_n(left).max(0) as usize;
+            left = left.saturating_sub(n);
+            if left == 0 {
+                return Drained::BudgetUsed;
+            }
+            if n > 0 {
+                continue;
+            }
+            fence(Ordering::SeqCst);
+            let m = self.consumer.consume_raw_n(left).max(0) as usize;
+            left = left.saturating_sub(m);
+            if m == 0 {
+                return Drained::Empty;
+            }
+            if left == 0 {
+                return Drained::BudgetUsed;
+            }
+        }
+    }
+
+    /// Replaces the ring with one of `size` bytes, losing and duplicating nothing:
+    /// the new ring is created and watched first, then swapped into the programs' slot
+    /// (the kernel returns only once no program can still write the old one), then the
+    /// old ring is drained to the last record and dropped. Counters and sequence numbers
+    /// live in maps that do not change. Returns how long the swap took.
+    fn resize(&mut self, size: u64, registry: &Registry, token: Token) -> Result<Duration, String> {
+        let t = Instant::now();
+        let map = self.loaded.new_ring(size)?;
+        let consumer = consumer(&self.loaded, &map, &self.pipe, &self.books)?;
+        let new_fd = map.as_fd().as_raw_fd();
+        registry
+            .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
+            .map_err(|e| format!("watching the new {} ring: {e}", self.loaded.family))?;
+        let old_map = match self.loaded.swap_ring(map) {
+            Ok(old) => old,
+            Err(e) => {
+                let _ = registry.deregister(&mut SourceFd(&new_fd));
+                return Err(e);
+            }
+        };
+        let old_consumer = std::mem::replace(&mut self.consumer, consumer);
+        // Final drain of the old ring: nothing can be added to it any more.
+        self.books.latency.borrow_mut().new_pass();
+        loop {
+            let n = old_consumer.consume_raw_n(usize::MAX >> 1);
+            if n <= 0 {
+                break;
+            }
+            self.pipe.borrow_mut().sink.flush();
+        }
+        let _ = registry.deregister(&mut SourceFd(&old_map.as_fd().as_raw_fd()));
+        drop(old_consumer);
+        drop(old_map);
+        Ok(t.elapsed())
+    }
+
+    /// `resize`, then what every resize is followed by: the policy's cooldown starts,
+    /// the direction is counted, and the decision is logged with its reason.
+    pub fn resize_logged(
+        &mut self,
+        size: u64,
+        why: &str,
+        registry: &Registry,
+        started: Instant,
+    ) -> Result<(), String> {
+        let (old, family) = (self.loaded.ring_size, self.loaded.family);
+        let took = self.resize(size, registry, Token(family.index()))?;
+        let new = self.loaded.ring_size;
+        // The last mark was the old ring's: judged against the new size it could read
+        // over 100 % until the next tick.
+        self.high_water = 0;
+        self.policy.resized(started.elapsed(), new);
+        if new > old {
+            self.books.resizes_up += 1;
+        } else {
+            self.books.resizes_down += 1;
+        }
+        info!(
+            "ring {family}: {} -> {} ({why}), swap took {} ms",
+            fmt_size(old),
+            fmt_size(new),
+            took.as_millis()
+        );
+        Ok(())
+    }
+
+    pub fn stats(&self) -> RingStats {
+        let Counters {
+            produced,
+            dropped,
+            untracked,
+        } = self.loaded.counters();
+        let lat = self.books.latency.borrow();
+        let mut latency_le = [0; LE_NS.len()];
+        lat.cumulative(&LE_NS, &mut latency_le);
+        RingStats {
+            name: self.loaded.family.name(),
+            size: self.loaded.ring_size,
+            min: self.limits.0,
+            max: self.limits.1,
+            high_water: self.high_water,
+            utilization: self.high_water as f64 / self.loaded.ring_size.max(1) as f64,
+            rate: self.rate,
+            resizes_up: self.books.resizes_up,
+            resizes_down: self.books.resizes_down,
+            latency_p50_ns: lat.quantile(0.5),
+            latency_p99_ns: lat.quantile(0.99),
+            latency_max_ns: lat.max(),
+            latency_le,
+            latency_sum_ns: lat.sum(),
+            latency_count: lat.count(),
+            produced,
+            received: self.books.received.get(),
+            dropped,
+            untracked,
+            decode_errors: self.books.decode_errors.get(),
+        }
+    }
+}
+
+pub fn make_ring(
+    loaded: Loaded,
+    pipe: &Rc<RefCell<Pipeline>>,
+    books: Books,
+    opts: &RunOptions,
+    started: Instant,
+) -> Result<Ring, String> {
+    let consumer = consumer(&loaded, &loaded.ring, pipe, &books)?;
+    let rs = *opts.settings.ring(loaded.family);
+    let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
+    let now = started.elapsed();
+    policy.resized(now, loaded.ring_size);
+    let last = loaded.counters();
+    let received_at_obs = books.received.get();
+    // A handed-over mark belongs to the ring of an earlier load.
+    loaded.take_high_water();
+    Ok(Ring {
+        loaded,
+        consumer,
+        books,
+        pipe: pipe.clone(),
+        policy,
+        limits: (rs.min, rs.max),
+        last,
+        last_at: now,
+        high_water: 0,
+        rate: 0.0,
+        batched: false,
+        wakeup_bytes: 0,
+        received_at_obs,
+        burst: false,
+    })
+}
+
+/// A libbpf consumer for `map`, rendering into the shared pipeline and counting into
+/// the family's books (which survive ring swaps).
+fn consumer(
+    loaded: &Loaded,
+    map: &MapHandle,
+    pipe: &Rc<RefCell<Pipeline>>,
+    books: &Books,
+) -> Result<RingBuffer<'static>, String> {
+    let name = loaded.family.name();
+    let (p, b) = (pipe.clone(), books.clone());
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(map, move |data: &[u8]| {
+            p.borrow_mut().record(name, &b, data);
+            0
+        })
+        .map_err(|e| format!("ring {name}: {e}"))?;
+    builder
+        .build()
+        .map_err(|e| format!("ring {name}: creating the consumer: {e}"))
+}
+
+/// Stop every program, then drain until every ring's books balance (a program may still
+/// be between reserve and submit right after the stop) or the deadline passes. Detaching
+/// comes after the final report: it is slow and adds nothing to the books.
+pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
+    for r in rings.iter_mut() {
+        let stopped = r.loaded.stop().and_then(|()| r.loaded.sync());
+        if let Err(e) = stopped {
+            // Fall back to detaching now: slower, but nothing runs after it either.
+            warn!(
+                "stopping the {} programs: {e}; detaching them instead",
+                r.loaded.family
+            );
+            r.loaded.detach();
+        }
+    }
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    loop {
+        for r in rings.iter() {
+            while matches!(r.drain(BUDGET), Drained::BudgetUsed) && Instant::now() < deadline {
+                pipe.borrow_mut().sink.flush();
+            }
+        }
+        pipe.borrow_mut().sink.flush();
+        if rings.iter().all(|r| r.stats().exact()) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub fn stats_line(prefix: &str, s: &RingStats) -> String {
+    format!(
+        "{prefix}ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={} exact={}",
+        s.name,
+        s.size,
+        s.produced,
+        s.received,
+        s.dropped,
+        s.untracked,
+        s.decode_errors,
+        if s.exact() { "yes" } else { "NO" }
+    )
+}

@@ -1,0 +1,317 @@
+//! One snapshot of the daemon's books, taken by the loop, that every view renders: the
+//! stats file (`--stats-json`), the control socket's `status` answer (the same JSON),
+//! the Prometheus metrics and the textfile. So the views cannot disagree.
+use std::time::Duration;
+
+use crate::output::json::Line;
+
+/// One ring's numbers at one moment.
+/// `le` bounds of `ebpf_read_latency_seconds`, ns: 10 µs to 10 s in 1-2.5-5 steps
+/// (the loop's latency is ~0.3 ms when batching, ~25 µs with per-event wake-ups).
+pub const LE_NS: [u64; 19] = [
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RingStats {
+    pub name: &'static str,
+    pub size: u64,
+    pub min: u64,
+    pub max: u64,
+    /// Last tick's in-kernel high-water mark, bytes, and as a share of the size.
+    pub high_water: u64,
+    pub utilization: f64,
+    /// Events produced per second over the last tick.
+    pub rate: f64,
+    pub resizes_up: u64,
+    pub resizes_down: u64,
+    /// Kernel timestamp → consume, since start (upper bounds, ±12 %).
+    pub latency_p50_ns: u64,
+    pub latency_p99_ns: u64,
+    pub latency_max_ns: u64,
+    /// The same latencies as cumulative counts per `metrics::LE_NS` bound, their exact
+    /// sum (ns) and count.
+    pub latency_le: [u64; LE_NS.len()],
+    pub latency_sum_ns: u128,
+    pub latency_count: u64,
+    pub produced: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub untracked: u64,
+    pub decode_errors: u64,
+}
+
+impl RingStats {
+    pub fn exact(&self) -> bool {
+        self.produced == self.received + self.dropped
+    }
+
+    /// Dropped ÷ produced since start (0 before the first event).
+    pub fn loss_rate(&self) -> f64 {
+        if self.produced == 0 {
+            0.0
+        } else {
+            self.dropped as f64 / self.produced as f64
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramState {
+    Attached,
+    Failed,
+    /// Left out by design on this kernel (e.g. module syscalls without module support).
+    NotApplicable,
+}
+
+impl ProgramState {
+    pub const ALL: [ProgramState; 3] = [
+        ProgramState::Attached,
+        ProgramState::Failed,
+        ProgramState::NotApplicable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProgramState::Attached => "attached",
+            ProgramState::Failed => "failed",
+            ProgramState::NotApplicable => "not_applicable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub family: &'static str,
+    pub name: String,
+    /// e.g. `tp_btf/sched_process_exec`
+    pub section: String,
+    pub state: ProgramState,
+    /// Why it failed or is not applicable.
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub rings: Vec<RingStats>,
+    pub programs: Vec<Program>,
+    pub sink_errors: u64,
+    pub uptime: Duration,
+    pub pid: u32,
+    /// Resident memory (0 when /proc could not tell).
+    pub rss_bytes: u64,
+}
+
+impl Snapshot {
+    /// How many programs are in `state`.
+    pub fn programs_in(&self, state: ProgramState) -> usize {
+        self.programs.iter().filter(|p| p.state == state).count()
+    }
+
+    /// The stats document: one JSON object and a newline (the stats file and the
+    /// control socket's answer).
+    pub fn json(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut l = Line::begin(&mut buf);
+        l.object("rings", |o| {
+            for s in &self.rings {
+                o.object(s.name, |r| {
+                    r.u64("size", s.size);
+                    r.u64("min", s.min);
+                    r.u64("max", s.max);
+                    r.u64("high_water", s.high_water);
+                    r.raw_with("high_water_percent", |b| {
+                        b.extend_from_slice(format!("{:.1}", s.utilization * 100.0).as_bytes())
+                    });
+                    r.raw_with("utilization", |b| {
+                        b.extend_from_slice(format!("{:.4}", s.utilization).as_bytes())
+                    });
+                    r.raw_with("rate", |b| {
+                        b.extend_from_slice(format!("{:.1}", s.rate).as_bytes())
+                    });
+                    r.u64("resizes_up", s.resizes_up);
+                    r.u64("resizes_down", s.resizes_down);
+                    r.u64("latency_p50_ns", s.latency_p50_ns);
+                    r.u64("latency_p99_ns", s.latency_p99_ns);
+                    r.u64("latency_max_ns", s.latency_max_ns);
+                    r.u64("produced", s.produced);
+                    r.u64("received", s.received);
+                    r.u64("dropped", s.dropped);
+                    r.u64("untracked", s.untracked);
+                    r.u64("decode_errors", s.decode_errors);
+                    // Exponent-free: JSON has exponents, but some readers choke on them.
+                    r.raw_with("loss_rate", |b| {
+                        b.extend_from_slice(format!("{:.6}", s.loss_rate()).as_bytes())
+                    });
+                });
+            }
+        });
+        l.object("programs", |o| {
+            for p in &self.programs {
+                o.object(&p.name, |po| {
+                    po.str("family", p.family);
+                    po.str("attach", &p.section);
+                    po.bool("attached", p.state == ProgramState::Attached);
+                    match (p.state, &p.reason) {
+                        (ProgramState::Failed, Some(e)) => po.str("error", e),
+                        (ProgramState::NotApplicable, Some(why)) => po.str("not_applicable", why),
+                        _ => {}
+                    }
+                });
+            }
+        });
+        l.object("program_counts", |o| {
+            for st in ProgramState::ALL {
+                o.u64(st.name(), self.programs_in(st) as u64);
+            }
+        });
+        l.u64("sink_errors", self.sink_errors);
+        l.u64("uptime_ms", self.uptime.as_millis() as u64);
+        l.u64("pid", self.pid.into());
+        l.str("version", env!("CARGO_PKG_VERSION"));
+        l.u64("rss_bytes", self.rss_bytes);
+        l.end();
+        buf
+    }
+}
+
+/// Resident memory from /proc/self/statm (pages × page size); 0 if unreadable.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * crate::sys::page_size())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A snapshot with two rings and three programs, for the renderers' tests.
+    pub(crate) fn sample() -> Snapshot {
+        let mut le = [0u64; LE_NS.len()];
+        for (i, x) in le.iter_mut().enumerate() {
+            *x = (i as u64).min(10) * 10;
+        }
+        Snapshot {
+            rings: vec![
+                RingStats {
+                    name: "file",
+                    size: 1 << 20,
+                    min: 1 << 20,
+                    max: 256 << 20,
+                    high_water: 786_432,
+                    utilization: 0.75,
+                    rate: 1500.0,
+                    resizes_up: 2,
+                    resizes_down: 1,
+                    latency_p50_ns: 300_000,
+                    latency_p99_ns: 500_000,
+                    latency_max_ns: 900_000,
+                    latency_le: le,
+                    latency_sum_ns: 25_000_000,
+                    latency_count: 100,
+                    produced: 1000,
+                    received: 990,
+                    dropped: 10,
+                    untracked: 3,
+                    decode_errors: 1,
+                },
+                RingStats {
+                    name: "syscall",
+                    size: 4096,
+                    min: 4096,
+                    max: 64 << 20,
+                    ..RingStats::default()
+                },
+            ],
+            programs: vec![
+                Program {
+                    family: "file",
+                    name: "handle_openat".into(),
+                    section: "tracepoint/syscalls/sys_enter_openat".into(),
+                    state: ProgramState::Attached,
+                    reason: None,
+                },
+                Program {
+                    family: "anomaly",
+                    name: "handle_init_module".into(),
+                    section: "tracepoint/syscalls/sys_enter_init_module".into(),
+                    state: ProgramState::NotApplicable,
+                    reason: Some("no module support".into()),
+                },
+                Program {
+                    family: "network",
+                    name: "handle_connect".into(),
+                    section: "tracepoint/syscalls/sys_exit_connect".into(),
+                    state: ProgramState::Failed,
+                    reason: Some("attach: \"EPERM\"".into()),
+                },
+            ],
+            sink_errors: 4,
+            uptime: Duration::from_millis(3_723_456),
+            pid: 42,
+            rss_bytes: 12 << 20,
+        }
+    }
+
+    #[test]
+    fn json_document() {
+        let s = sample();
+        let text = String::from_utf8(s.json()).expect("utf8");
+        assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
+        assert!(text.starts_with(
+            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"untracked\":3,\"decode_errors\":1,\"loss_rate\":0.010000},\"syscall\":{"
+        ), "{text}");
+        assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
+        assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
+        assert!(text.ends_with(&format!(
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912}}\n",
+            env!("CARGO_PKG_VERSION")
+        )), "{text}");
+    }
+
+    #[test]
+    fn loss_rate_and_books() {
+        let s = sample();
+        assert_eq!(s.rings[0].loss_rate(), 0.01);
+        assert_eq!(s.rings[1].loss_rate(), 0.0, "nothing produced: no loss");
+        assert!(s.rings[0].exact() && s.rings[1].exact());
+    }
+
+    #[test]
+    fn rss_agrees_with_proc_status() {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS");
+        let r = rss_bytes();
+        // Two reads of one counter: they may differ by what other test threads
+        // allocated in between, not by more.
+        assert!(
+            r.abs_diff(kib * 1024) < 8 << 20,
+            "statm {r}, status {kib} kB"
+        );
+        assert_eq!(r % crate::sys::page_size(), 0);
+    }
+}

@@ -1,0 +1,367 @@
+//! Anomaly family records (bpf/anomaly.h): one record type, one rule per event. The
+//! kernel sends numbers; rule, severity, syscall and location names are given here.
+use std::io::Write as _;
+use std::mem::size_of;
+
+use plain::Plain;
+
+use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
+use super::summary::{self, severity_priority, text};
+use super::{KIB, MIB, Spec};
+
+#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/anomaly.skel.rs"));
+}
+pub(super) use skel::AnomalySkelBuilder as Builder;
+
+/// `enum rw_anomaly_type` (bpf/anomaly.h): the header's `type`.
+pub mod kind {
+    pub const ANOMALY: u32 = 13;
+}
+
+pub const SPEC: Spec = Spec {
+    name: "anomaly",
+    ring_size: 256 * KIB,
+    ring_min: 64 * KIB,
+    ring_max: 32 * MIB,
+    record_size: size_of::<AnomalyEvent>(),
+    kinds: &[(kind::ANOMALY, "anomaly")],
+};
+
+pub const DETAIL_LEN: usize = 256;
+pub const NAME_LEN: usize = 64;
+pub const ARGS: usize = 6;
+pub const DETAIL_TRUNCATED: u32 = 1;
+pub const NAME_TRUNCATED: u32 = 2;
+
+/// `enum rw_anomaly_rule`.
+pub mod rule {
+    pub const SETUID_ROOT: u32 = 1;
+    pub const EXEC_FROM_TMP: u32 = 2;
+    pub const EXEC_FROM_MEMFD: u32 = 3;
+    pub const PTRACE_ATTACH: u32 = 4;
+    pub const BPF_PROG_LOAD: u32 = 5;
+    pub const MODULE_LOAD: u32 = 6;
+}
+
+/// `enum rw_anomaly_syscall`.
+pub mod code {
+    pub const SETUID: u32 = 1;
+    pub const SETREUID: u32 = 2;
+    pub const SETRESUID: u32 = 3;
+    pub const SETFSUID: u32 = 4;
+    pub const INIT_MODULE: u32 = 5;
+    pub const FINIT_MODULE: u32 = 6;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AnomalyEvent {
+    pub hdr: Header,
+    pub rule: u32,
+    pub severity: u32,
+    pub code: u32,
+    pub flags: u32,
+    pub args: [u64; ARGS],
+    pub detail_len: u32,
+    pub name_len: u32,
+    pub detail: [u8; DETAIL_LEN],
+    pub name: [u8; NAME_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for AnomalyEvent {}
+
+pub fn rule_name(r: u32) -> Option<&'static str> {
+    Some(match r {
+        rule::SETUID_ROOT => "setuid_root",
+        rule::EXEC_FROM_TMP => "exec_from_tmp",
+        rule::EXEC_FROM_MEMFD => "exec_from_memfd",
+        rule::PTRACE_ATTACH => "ptrace_attach",
+        rule::BPF_PROG_LOAD => "bpf_prog_load",
+        rule::MODULE_LOAD => "module_load",
+        _ => return None,
+    })
+}
+
+pub fn severity_name(s: u32) -> Option<&'static str> {
+    Some(match s {
+        1 => "low",
+        2 => "medium",
+        3 => "high",
+        4 => "critical",
+        _ => return None,
+    })
+}
+
+pub fn syscall_name(c: u32) -> Option<&'static str> {
+    Some(match c {
+        code::SETUID => "setuid",
+        code::SETREUID => "setreuid",
+        code::SETRESUID => "setresuid",
+        code::SETFSUID => "setfsuid",
+        code::INIT_MODULE => "init_module",
+        code::FINIT_MODULE => "finit_module",
+        _ => return None,
+    })
+}
+
+/// `enum rw_anomaly_location`: the directory an exec_from_tmp file is under.
+pub fn location_name(l: u64) -> Option<&'static str> {
+    Some(match l {
+        1 => "/tmp",
+        2 => "/var/tmp",
+        3 => "/dev/shm",
+        _ => return None,
+    })
+}
+
+pub fn ptrace_request_name(r: u64) -> Option<&'static str> {
+    Some(match r {
+        16 => "PTRACE_ATTACH",
+        0x4206 => "PTRACE_SEIZE",
+        _ => return None,
+    })
+}
+
+/// A known name, or `unknown(N)` so a newer kernel side never breaks a line.
+fn named(line: &mut impl Fields, k: &str, name: Option<&str>, n: u64) {
+    match name {
+        Some(s) => line.str(k, s),
+        None => line.display(k, format_args!("unknown({n})")),
+    }
+}
+
+pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
+    let a = &e.args;
+    named(line, "rule", rule_name(e.rule), e.rule.into());
+    named(
+        line,
+        "severity",
+        severity_name(e.severity),
+        e.severity.into(),
+    );
+    match e.rule {
+        rule::SETUID_ROOT => {
+            named(line, "syscall", syscall_name(e.code), e.code.into());
+            line.u64("old_uid", a[0]);
+            line.u64("old_euid", a[1]);
+            line.u64("old_fsuid", a[2]);
+            line.u64("new_uid", a[3]);
+            line.u64("new_euid", a[4]);
+            line.u64("new_fsuid", a[5]);
+        }
+        rule::EXEC_FROM_TMP | rule::EXEC_FROM_MEMFD => {
+            if e.rule == rule::EXEC_FROM_TMP {
+                named(line, "location", location_name(a[0]), a[0]);
+            }
+            line.bytes("filename", prefix(&e.detail, e.detail_len));
+            line.bool("filename_truncated", e.flags & DETAIL_TRUNCATED != 0);
+            line.bytes("file", prefix(&e.name, e.name_len));
+            line.bool("file_truncated", e.flags & NAME_TRUNCATED != 0);
+        }
+        rule::PTRACE_ATTACH => {
+            line.u64("target_pid", a[0]);
+            line.u64("request", a[1]);
+            named(line, "request_name", ptrace_request_name(a[1]), a[1]);
+        }
+        rule::BPF_PROG_LOAD => {
+            line.u64("prog_type", a[0]);
+            line.u64("insn_cnt", a[1]);
+            line.u64("attr_size", a[2]);
+            line.bytes("prog_name", prefix(&e.name, e.name_len));
+        }
+        rule::MODULE_LOAD => {
+            named(line, "syscall", syscall_name(e.code), e.code.into());
+            if e.code == code::FINIT_MODULE {
+                line.i64("fd", a[0] as i64);
+                line.u64("flags", a[1]);
+            } else {
+                line.u64("len", a[0]);
+            }
+            line.bytes("params", prefix(&e.detail, e.detail_len));
+            line.bool("params_truncated", e.flags & DETAIL_TRUNCATED != 0);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The journal's one-line summary (see `super::summary`).
+pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
+    let a = &e.args;
+    summary::named(b, severity_name(e.severity), e.severity.into());
+    b.push(b' ');
+    summary::named(b, rule_name(e.rule), e.rule.into());
+    b.extend_from_slice(b": ");
+    text(b, cstr(&h.comm), false);
+    let _ = write!(b, " pid={} uid={}", h.pid, h.uid);
+    match e.rule {
+        rule::SETUID_ROOT => {
+            b.extend_from_slice(b" became root via ");
+            summary::named(b, syscall_name(e.code), e.code.into());
+            let _ = write!(
+                b,
+                " (uid {}->{}, euid {}->{}, fsuid {}->{})",
+                a[0], a[3], a[1], a[4], a[2], a[5]
+            );
+        }
+        rule::EXEC_FROM_TMP => {
+            b.extend_from_slice(b" ran ");
+            text(b, prefix(&e.detail, e.detail_len), false);
+            b.extend_from_slice(b" from ");
+            summary::named(b, location_name(a[0]), a[0]);
+        }
+        rule::EXEC_FROM_MEMFD => {
+            b.extend_from_slice(b" ran ");
+            text(b, prefix(&e.name, e.name_len), false);
+            b.extend_from_slice(b" (");
+            text(b, prefix(&e.detail, e.detail_len), false);
+            b.push(b')');
+        }
+        rule::PTRACE_ATTACH => {
+            b.push(b' ');
+            match ptrace_request_name(a[1]) {
+                Some(n) => b.extend_from_slice(n.as_bytes()),
+                None => {
+                    let _ = write!(b, "ptrace request {}", a[1]);
+                }
+            }
+            let _ = write!(b, " of pid {}", a[0]);
+        }
+        rule::BPF_PROG_LOAD => {
+            b.extend_from_slice(b" loaded BPF program \"");
+            text(b, prefix(&e.name, e.name_len), true);
+            let _ = write!(b, "\" (type {}, {} instructions)", a[0], a[1]);
+        }
+        rule::MODULE_LOAD => {
+            b.push(b' ');
+            summary::named(b, syscall_name(e.code), e.code.into());
+            if e.code == code::FINIT_MODULE {
+                let _ = write!(b, " fd={}", a[0] as i64);
+            } else {
+                let _ = write!(b, " len={}", a[0]);
+            }
+            let params = prefix(&e.detail, e.detail_len);
+            if !params.is_empty() {
+                b.extend_from_slice(b" params=\"");
+                text(b, params, true);
+                b.push(b'"');
+            }
+        }
+        _ => {}
+    }
+    Ok(severity_priority(e.severity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::clock::WallClock;
+
+    fn record(rule: u32, severity: u32, f: impl FnOnce(&mut AnomalyEvent)) -> Vec<u8> {
+        let mut e = AnomalyEvent {
+            hdr: Header {
+                kind: kind::ANOMALY,
+                ..Header::default()
+            },
+            rule,
+            severity,
+            code: 0,
+            flags: 0,
+            args: [0; ARGS],
+            detail_len: 0,
+            name_len: 0,
+            detail: [0; DETAIL_LEN],
+            name: [0; NAME_LEN],
+        };
+        f(&mut e);
+        // SAFETY: AnomalyEvent is repr(C) plain data; the slice covers exactly it.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&e as *const AnomalyEvent).cast::<u8>(),
+                std::mem::size_of::<AnomalyEvent>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn json(rec: &[u8]) -> serde_json::Value {
+        let mut buf = Vec::new();
+        crate::output::json::render("anomaly", &WallClock::default(), rec, &mut buf).expect("renders");
+        serde_json::from_slice(&buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn setuid_root_names_rule_severity_and_syscall() {
+        let v = json(&record(rule::SETUID_ROOT, 4, |e| {
+            e.code = code::SETRESUID;
+            e.args = [65534, 65534, 65534, 0, 0, 0];
+        }));
+        assert_eq!(v["type"], "anomaly");
+        assert_eq!(v["rule"], "setuid_root");
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["syscall"], "setresuid");
+        assert_eq!(v["old_euid"], 65534);
+        assert_eq!(v["new_euid"], 0);
+    }
+
+    #[test]
+    fn exec_from_tmp_has_location_and_exact_bytes() {
+        let v = json(&record(rule::EXEC_FROM_TMP, 2, |e| {
+            e.args[0] = 3;
+            e.detail[..11].copy_from_slice(b"/dev/shm/\xffx");
+            e.detail_len = 11;
+            e.name[..3].copy_from_slice(b"\xffxy");
+            e.name_len = 2;
+            e.flags = DETAIL_TRUNCATED;
+        }));
+        assert_eq!(v["location"], "/dev/shm");
+        assert_eq!(v["filename_hex"], "2f6465762f73686d2fff78");
+        assert_eq!(v["file_hex"], "ff78");
+        assert_eq!(v["filename_truncated"], true);
+        assert_eq!(v["file_truncated"], false);
+    }
+
+    #[test]
+    fn unknown_numbers_do_not_break_the_line() {
+        let v = json(&record(99, 77, |e| e.detail_len = 10_000));
+        assert_eq!(v["rule"], "unknown(99)");
+        assert_eq!(v["severity"], "unknown(77)");
+        let v = json(&record(rule::MODULE_LOAD, 3, |e| {
+            e.code = code::FINIT_MODULE;
+            e.args[0] = -1i64 as u64;
+            e.detail_len = 10_000;
+        }));
+        assert_eq!(v["fd"], -1);
+        assert_eq!(v["syscall"], "finit_module");
+        assert_eq!(v["params"].as_str().map(str::len), Some(DETAIL_LEN));
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use crate::assert_layout;
+    use crate::family::Family;
+
+    #[test]
+    fn mirrors_match_c() {
+        assert_layout!(
+            Family::Anomaly,
+            "rw_header",
+            Header,
+            [seq, ts_ns, cgroup_id, kind, pid, tid, ppid, uid, gid, comm]
+        );
+        assert_layout!(
+            Family::Anomaly,
+            "anomaly_event",
+            AnomalyEvent,
+            [
+                hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name
+            ]
+        );
+    }
+}

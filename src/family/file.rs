@@ -1,0 +1,365 @@
+//! File family records (bpf/file.h): one `open` per completed open, openat or openat2.
+use std::io::Write as _;
+use std::mem::size_of;
+
+use plain::Plain;
+
+use super::record::{DecodeError, Fields, Header, prefix, view};
+use super::summary::{PRIO_INFO, by, failed, text};
+use super::{MIB, Spec};
+
+#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
+}
+pub(super) use skel::FileSkelBuilder as Builder;
+
+/// `enum rw_file_type` (bpf/file.h): the header's `type`.
+pub mod kind {
+    pub const OPEN: u32 = 4;
+}
+
+pub const SPEC: Spec = Spec {
+    name: "file",
+    ring_size: MIB,
+    ring_min: MIB,
+    ring_max: 256 * MIB,
+    record_size: size_of::<OpenEvent>(),
+    kinds: &[(kind::OPEN, "open")],
+};
+
+pub const PATH_LEN: usize = 512;
+pub const OPEN_PATH_TRUNCATED: u32 = 1;
+pub const OPEN_PATH_UNREADABLE: u32 = 2;
+
+/// `enum rw_open_syscall`.
+pub const SYS_OPEN: u32 = 1;
+pub const SYS_OPENAT: u32 = 2;
+pub const SYS_OPENAT2: u32 = 3;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OpenEvent {
+    pub hdr: Header,
+    pub ret: i64,
+    pub flags: u64,
+    pub mode: u32,
+    pub dfd: i32,
+    pub path_len: u32,
+    pub syscall: u32,
+    pub path_flags: u32,
+    pub pad: u32,
+    pub path: [u8; PATH_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for OpenEvent {}
+
+pub fn syscall_name(sc: u32) -> &'static str {
+    match sc {
+        SYS_OPEN => "open",
+        SYS_OPENAT => "openat",
+        SYS_OPENAT2 => "openat2",
+        _ => "unknown",
+    }
+}
+
+/// The kernel's O_LARGEFILE: libc says 0 on 64-bit targets, but the kernel has a bit
+/// for it (and 32-bit callers or raw syscalls may set it). 0 where not known.
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "s390x"
+))]
+const O_LARGEFILE: u64 = 0o100000;
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_LARGEFILE: u64 = 0o400000;
+#[cfg(any(target_arch = "powerpc", target_arch = "powerpc64"))]
+const O_LARGEFILE: u64 = 0o200000;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "s390x",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc",
+    target_arch = "powerpc64"
+)))]
+const O_LARGEFILE: u64 = 0;
+
+const fn o(f: libc::c_int) -> u64 {
+    f as u32 as u64
+}
+
+/// O_SYNC and O_TMPFILE are two bits each; their own bit alone gets the kernel's name.
+const O_SYNC: u64 = o(libc::O_SYNC);
+const O_TMPFILE: u64 = o(libc::O_TMPFILE);
+const SYNC_BIT: u64 = O_SYNC & !o(libc::O_DSYNC);
+const TMPFILE_BIT: u64 = O_TMPFILE & !o(libc::O_DIRECTORY);
+const O_ACCMODE: u64 = o(libc::O_ACCMODE);
+
+/// Single bits in print order (the composites are handled first).
+const BITS: &[(u64, &str)] = &[
+    (o(libc::O_CREAT), "O_CREAT"),
+    (o(libc::O_EXCL), "O_EXCL"),
+    (o(libc::O_NOCTTY), "O_NOCTTY"),
+    (o(libc::O_TRUNC), "O_TRUNC"),
+    (o(libc::O_APPEND), "O_APPEND"),
+    (o(libc::O_NONBLOCK), "O_NONBLOCK"),
+    (o(libc::O_DSYNC), "O_DSYNC"),
+    (o(libc::O_ASYNC), "O_ASYNC"),
+    (o(libc::O_DIRECT), "O_DIRECT"),
+    (O_LARGEFILE, "O_LARGEFILE"),
+    (o(libc::O_DIRECTORY), "O_DIRECTORY"),
+    (o(libc::O_NOFOLLOW), "O_NOFOLLOW"),
+    (o(libc::O_NOATIME), "O_NOATIME"),
+    (o(libc::O_CLOEXEC), "O_CLOEXEC"),
+    (SYNC_BIT, "__O_SYNC"),
+    (o(libc::O_PATH), "O_PATH"),
+    (TMPFILE_BIT, "__O_TMPFILE"),
+];
+
+/// Writes the open flags as `O_WRONLY|O_CREAT|O_CLOEXEC`: the access mode first, then
+/// every known flag, then unknown bits as one hex number.
+pub fn write_flags_text(out: &mut Vec<u8>, flags: u64) {
+    out.extend_from_slice(match flags & O_ACCMODE {
+        0 => b"O_RDONLY",
+        1 => b"O_WRONLY",
+        2 => b"O_RDWR",
+        _ => b"O_ACCMODE",
+    });
+    let mut left = flags & !O_ACCMODE;
+    let mut name = |out: &mut Vec<u8>, mask: u64, n: &str| {
+        if mask != 0 && left & mask == mask {
+            out.push(b'|');
+            out.extend_from_slice(n.as_bytes());
+            left &= !mask;
+        }
+    };
+    // The composites take their bits before the single flags can.
+    let sync = flags & O_SYNC == O_SYNC;
+    let tmpfile = flags & O_TMPFILE == O_TMPFILE;
+    let mut composites: u64 = 0;
+    if sync {
+        composites |= O_SYNC;
+    }
+    if tmpfile {
+        composites |= O_TMPFILE;
+    }
+    for &(mask, n) in BITS {
+        if mask & composites != 0 {
+            // Printed at the position of the composite's own bit.
+            if mask == SYNC_BIT {
+                name(out, O_SYNC, "O_SYNC");
+            } else if mask == TMPFILE_BIT {
+                name(out, O_TMPFILE, "O_TMPFILE");
+            }
+            continue;
+        }
+        name(out, mask, n);
+    }
+    if left != 0 {
+        out.extend_from_slice(format!("|0x{left:x}").as_bytes());
+    }
+}
+
+/// The journal's one-line summary (see `super::summary`).
+pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    let k = h.kind;
+            let e: &OpenEvent = view(data, k)?;
+            text(b, prefix(&e.path, e.path_len), false);
+            by(b, h);
+            b.push(b' ');
+            write_flags_text(b, e.flags);
+            if e.ret >= 0 {
+                let _ = write!(b, " fd={}", e.ret);
+            } else {
+                failed(b, e.ret);
+            }
+    Ok(PRIO_INFO)
+}
+
+#[cfg(test)]
+pub fn flags_text(flags: u64) -> String {
+    let mut v = Vec::new();
+    write_flags_text(&mut v, flags);
+    // Only ASCII names and hex digits are written.
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    let e: &OpenEvent = view(data, k)?;
+    line.str("syscall", syscall_name(e.syscall));
+    line.i64("ret", e.ret);
+    line.bytes("path", prefix(&e.path, e.path_len));
+    line.bool("path_truncated", e.path_flags & OPEN_PATH_TRUNCATED != 0);
+    if e.path_flags & OPEN_PATH_UNREADABLE != 0 {
+        line.bool("path_unreadable", true);
+    }
+    line.u64("flags", e.flags);
+    line.ascii_with("flags_text", |b| write_flags_text(b, e.flags));
+    line.u64("mode", e.mode.into());
+    line.i64("dfd", e.dfd.into());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::clock::WallClock;
+    use crate::family::kind;
+    use crate::output::json;
+
+    #[test]
+    fn flags_text_names_every_flag() {
+        let f = |x: i32| flags_text(o(x));
+        assert_eq!(
+            f(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC),
+            "O_WRONLY|O_CREAT|O_CLOEXEC"
+        );
+        assert_eq!(f(libc::O_RDONLY), "O_RDONLY");
+        assert_eq!(
+            f(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_APPEND),
+            "O_RDWR|O_CREAT|O_EXCL|O_TRUNC|O_APPEND"
+        );
+        assert_eq!(
+            f(libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_PATH),
+            "O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_PATH"
+        );
+        assert_eq!(f(3), "O_ACCMODE");
+    }
+
+    #[test]
+    fn flags_text_composites() {
+        let f = |x: i32| flags_text(o(x));
+        assert_eq!(f(libc::O_WRONLY | libc::O_SYNC), "O_WRONLY|O_SYNC");
+        assert_eq!(f(libc::O_WRONLY | libc::O_DSYNC), "O_WRONLY|O_DSYNC");
+        assert_eq!(f(libc::O_RDWR | libc::O_TMPFILE), "O_RDWR|O_TMPFILE");
+        assert_eq!(f(libc::O_DIRECTORY), "O_RDONLY|O_DIRECTORY");
+        // One half of a composite alone keeps the kernel's name for it.
+        assert_eq!(flags_text(SYNC_BIT), "O_RDONLY|__O_SYNC");
+        assert_eq!(flags_text(TMPFILE_BIT | 2), "O_RDWR|__O_TMPFILE");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn flags_text_kernel_bits_and_unknown_bits() {
+        assert_eq!(flags_text(0o100001), "O_WRONLY|O_LARGEFILE");
+        assert_eq!(
+            flags_text(1 << 40 | 0o100),
+            "O_RDONLY|O_CREAT|0x10000000000"
+        );
+        assert_eq!(flags_text(0o40000000), "O_RDONLY|0x800000");
+    }
+
+    fn record(path: &[u8], f: impl FnOnce(&mut OpenEvent)) -> Vec<u8> {
+        let mut e = OpenEvent {
+            hdr: Header {
+                kind: kind::OPEN,
+                pid: 7,
+                tid: 8,
+                ..Header::default()
+            },
+            ret: 3,
+            flags: o(libc::O_WRONLY | libc::O_CREAT),
+            mode: 0o644,
+            dfd: -100,
+            path_len: path.len() as u32,
+            syscall: SYS_OPENAT,
+            path_flags: 0,
+            pad: 0,
+            path: [0; PATH_LEN],
+        };
+        e.path[..path.len()].copy_from_slice(path);
+        f(&mut e);
+        // SAFETY: OpenEvent is plain data; the slice covers exactly the struct.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&e as *const OpenEvent).cast::<u8>(),
+                size_of::<OpenEvent>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn json(rec: &[u8]) -> serde_json::Value {
+        let mut buf = Vec::new();
+        json::render("file", &WallClock::default(), rec, &mut buf).expect("renders");
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+        serde_json::from_slice(&buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn renders_an_open() {
+        let v = json(&record(b"/tmp/a\nb", |_| {}));
+        assert_eq!(v["type"], "open");
+        assert_eq!(v["ring"], "file");
+        assert_eq!(v["syscall"], "openat");
+        assert_eq!(v["path"], "/tmp/a\nb");
+        assert_eq!(v["path_truncated"], false);
+        assert!(v.get("path_unreadable").is_none());
+        assert!(v.get("path_hex").is_none());
+        assert_eq!(v["flags"], 0o101);
+        assert_eq!(v["flags_text"], "O_WRONLY|O_CREAT");
+        assert_eq!(v["mode"], 0o644);
+        assert_eq!(v["dfd"], -100);
+        assert_eq!(v["ret"], 3);
+        assert_eq!(v["tid"], 8);
+    }
+
+    #[test]
+    fn renders_errors_raw_bytes_and_truncation() {
+        let v = json(&record(b"/x/\xff\xfe", |e| {
+            e.ret = -2;
+            e.syscall = SYS_OPENAT2;
+            e.path_flags = OPEN_PATH_TRUNCATED;
+        }));
+        assert_eq!(v["ret"], -2);
+        assert_eq!(v["syscall"], "openat2");
+        assert_eq!(v["path_hex"], "2f782ffffe");
+        assert_eq!(v["path_truncated"], true);
+        // A length past the buffer is clamped, never a panic.
+        let v = json(&record(b"", |e| {
+            e.path_len = 10_000;
+            e.path = [b'a'; PATH_LEN];
+            e.syscall = 99;
+            e.path_flags = OPEN_PATH_UNREADABLE;
+        }));
+        assert_eq!(v["path"].as_str().map(str::len), Some(PATH_LEN));
+        assert_eq!(v["syscall"], "unknown");
+        assert_eq!(v["path_unreadable"], true);
+    }
+
+    #[test]
+    fn short_record_is_an_error() {
+        let rec = record(b"/a", |_| {});
+        let mut buf = Vec::new();
+        assert!(matches!(
+            json::render("file", &WallClock::default(), &rec[..200], &mut buf),
+            Err(DecodeError::Short { .. })
+        ));
+        assert!(buf.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use crate::assert_layout;
+    use crate::family::Family;
+
+    #[test]
+    fn mirrors_match_c() {
+        assert_layout!(
+            Family::File,
+            "open_event",
+            OpenEvent,
+            [
+                hdr, ret, flags, mode, dfd, path_len, syscall, path_flags, pad, path
+            ]
+        );
+    }
+}

@@ -1,0 +1,635 @@
+//! Loading a family's BPF object with graceful degradation, attaching it, and the
+//! handles on its maps the daemon works with (ring slot, counters, config, high-water).
+use std::mem::MaybeUninit;
+
+use super::Family;
+use crate::sys;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, OpenObject};
+use std::os::fd::{AsFd, AsRawFd};
+
+/// What became of one BPF program.
+#[derive(Clone, Debug)]
+pub struct ProgramStatus {
+    pub name: String,
+    /// e.g. `tp_btf/sched_process_exec`
+    pub section: String,
+    /// `None` when attached (or not applicable); otherwise why not.
+    pub error: Option<String>,
+    /// Set when the program is left out by design on this kernel, with the reason.
+    pub not_applicable: Option<String>,
+}
+
+impl ProgramStatus {
+    pub fn attached(&self) -> bool {
+        self.error.is_none() && self.not_applicable.is_none()
+    }
+}
+
+/// A family's programs, attached, and handles on its maps. The skeleton itself is
+/// dropped after attaching: the links keep the programs alive and the handles the maps.
+pub struct Loaded {
+    pub family: Family,
+    /// The ring buffer currently in slot 0 of the outer map.
+    pub ring: MapHandle,
+    /// Produced / dropped counters (struct rw_counters per slot).
+    pub stats: MapHandle,
+    /// struct rw_config: the daemon's pid and the stop flag.
+    config: MapHandle,
+    /// The ARRAY_OF_MAPS the programs reach `ring` through.
+    outer: MapHandle,
+    /// struct rw_fill: the in-kernel high-water mark.
+    fill: MapHandle,
+    /// The family's own maps by name (e.g. syscall_filter).
+    maps: Vec<(String, MapHandle)>,
+    /// The syscall set the kernel filter holds (syscall family).
+    syscalls: Vec<u32>,
+    pub ring_size: u64,
+    pub programs: Vec<ProgramStatus>,
+    links: Vec<Link>,
+}
+
+/// Family settings written into its maps after load.
+#[derive(Debug, Default)]
+pub struct LoadOptions {
+    pub ring_size: u64,
+    /// Syscall numbers the syscall family reports.
+    pub syscalls: Vec<u32>,
+    /// Counter maps of an earlier load of this family, handed to the new skeleton
+    /// (`reuse_fd`) so its numbers and sequence continue across a rebuild.
+    pub reuse: Option<Shared>,
+}
+
+/// The maps whose contents must outlive one skeleton: the books and the high-water mark.
+#[derive(Debug)]
+pub struct Shared {
+    stats: MapHandle,
+    fill: MapHandle,
+}
+
+impl Shared {
+    /// New handles on the same maps.
+    pub fn dup(&self) -> Result<Shared, String> {
+        Shared::of(&self.stats, &self.fill)
+    }
+
+    fn of(stats: &MapHandle, fill: &MapHandle) -> Result<Shared, String> {
+        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| e.to_string());
+        Ok(Shared {
+            stats: dup(stats)?,
+            fill: dup(fill)?,
+        })
+    }
+}
+
+/// `struct rw_counters` (bpf/common.h): one ring slot's books, kept by the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub produced: u64,
+    pub dropped: u64,
+    pub untracked: u64,
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl plain::Plain for Counters {}
+
+impl Loaded {
+    /// The counters, or `None` if the kernel could not be asked.
+    pub fn try_counters(&self) -> Option<Counters> {
+        let v = self
+            .stats
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()??;
+        let mut c = Counters::default();
+        plain::copy_from_bytes(&mut c, &v).ok()?;
+        Some(c)
+    }
+
+    /// The counters for the stats; zeros if the kernel could not be asked (cannot
+    /// happen for an ARRAY map we hold), rather than a crash.
+    pub fn counters(&self) -> Counters {
+        self.try_counters().unwrap_or_default()
+    }
+
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Makes every program of the family stop reporting, at once (one map write; see
+    /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
+    pub fn stop(&self) -> Result<(), String> {
+        self.update_config(|c| c.flags |= RW_CONFIG_STOPPED)
+    }
+
+    /// Batching: commits wake the reader only once the ring holds `bytes` (0: the
+    /// kernel's default wake-ups).
+    pub fn set_wakeup(&self, bytes: u64) -> Result<(), String> {
+        self.update_config(|c| c.wakeup_bytes = bytes)
+    }
+
+    /// Read-modify-write, keeping what the programs learned (the daemon's tgid in a PID
+    /// namespace).
+    fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), String> {
+        let mut cfg = Config::default();
+        if let Ok(Some(v)) = self.config.lookup(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            let _ = plain::copy_from_bytes(&mut cfg, &v);
+        }
+        f(&mut cfg);
+        write_config(&self.config, &cfg)
+    }
+
+    /// Returns once no program of the family is still running from before the call:
+    /// writing a slot of an ARRAY_OF_MAPS (here: the same ring again) makes the kernel
+    /// wait for an RCU grace period, which covers every running BPF program. After
+    /// `stop` + `sync`, the ring gets nothing new.
+    pub fn sync(&self) -> Result<(), String> {
+        let fd = self.ring.as_fd().as_raw_fd() as u32;
+        self.outer
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The most bytes the ring held right after a commit since the last call, then
+    /// starts a new period. (A commit racing with the reset may be missed: a mark.)
+    pub fn take_high_water(&self) -> u64 {
+        let key = 0u32.to_ne_bytes();
+        let hw = match self.fill.lookup(&key, MapFlags::ANY) {
+            Ok(Some(v)) => v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_ne_bytes),
+            _ => 0,
+        };
+        let _ = self.fill.update(&key, &0u64.to_ne_bytes(), MapFlags::ANY);
+        hw
+    }
+
+    /// Sets the syscall family's syscall set: a map write, no reload.
+    pub fn set_syscalls(&mut self, nrs: &[u32]) -> Result<(), String> {
+        let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) else {
+            return Err(format!("the {} family has no syscall filter", self.family));
+        };
+        set_syscall_filter(m, nrs)?;
+        self.syscalls = nrs.to_vec();
+        Ok(())
+    }
+
+    /// Whether the family takes the configured syscall set (it has a syscall filter).
+    pub fn takes_syscalls(&self) -> bool {
+        self.maps.iter().any(|(n, _)| n == SYSCALL_FILTER)
+    }
+
+    pub fn syscalls(&self) -> &[u32] {
+        &self.syscalls
+    }
+
+    /// Creates a ring of `size` bytes for this family (not yet in use).
+    pub fn new_ring(&self, size: u64) -> Result<MapHandle, String> {
+        create_ring(&format!("{}_ring", self.family), size)
+    }
+
+    /// Puts `ring` in the programs' slot and returns the ring it replaces. When this
+    /// returns, no program can still write to the old ring (the kernel waits for running
+    /// programs on map-in-map updates), so what it holds is final: drain it, drop it.
+    pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, String> {
+        let fd = ring.as_fd().as_raw_fd() as u32;
+        self.outer
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| format!("swapping the {} ring: {e}", self.family))?;
+        self.ring_size = u64::from(ring.max_entries());
+        // The mark so far was the old ring's, not to be judged against the new size.
+        self.take_high_water();
+        Ok(std::mem::replace(&mut self.ring, ring))
+    }
+
+    /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
+    pub fn shared(&self) -> Result<Shared, String> {
+        Shared::of(&self.stats, &self.fill).map_err(|e| format!("{}: {e}", self.family))
+    }
+
+    /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+}
+
+const RW_CONFIG_STOPPED: u32 = 1;
+
+/// A BPF ring buffer of `size` bytes named `name`, outside any skeleton (ring swaps,
+/// and `check`'s probe for ring buffer support).
+pub fn create_ring(name: &str, size: u64) -> Result<MapHandle, String> {
+    let bytes = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    MapHandle::create(MapType::RingBuf, Some(name), 0, 0, bytes, &opts)
+        .map_err(|e| format!("creating ring {name} of {size} bytes: {e}"))
+}
+
+/// Writes `struct rw_config { self_tgid, flags }` (bpf/common.h).
+/// `struct rw_config` (bpf/common.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub self_tgid: u32,
+    pub flags: u32,
+    pub ns_tgid: u32,
+    pub pad: u32,
+    pub pidns_dev: u64,
+    pub pidns_ino: u64,
+    pub wakeup_bytes: u64,
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl plain::Plain for Config {}
+
+/// The initial PID namespace always has this inode number (PROC_PID_INIT_INO).
+const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
+
+/// Who the daemon is, for the programs' self filter. Outside a PID namespace its pid is
+/// the kernel's tgid; inside one, the programs learn the tgid (see rw_learn_self).
+fn initial_config() -> Config {
+    use std::os::unix::fs::MetadataExt;
+    let pid = std::process::id();
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() != INIT_PIDNS_INO => Config {
+            ns_tgid: pid,
+            pidns_dev: m.dev(),
+            pidns_ino: m.ino(),
+            ..Config::default()
+        },
+        _ => Config {
+            self_tgid: pid,
+            ..Config::default()
+        },
+    }
+}
+
+fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), String> {
+    // SAFETY: Config is repr(C) plain data; its bytes are the map value.
+    let bytes = unsafe { plain::as_bytes(cfg) };
+    map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)
+        .map_err(|e| e.to_string())
+}
+
+pub(super) fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    // The skeleton borrows this for as long as it lives; it is a few bytes and a family
+    // is loaded a handful of times per process, so leaking it is the simple answer.
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+type Loaded_<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
+
+/// Opens and loads the skeleton with only the programs `keep` accepts.
+fn open_load<B>(
+    family: Family,
+    opts: &LoadOptions,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Loaded_<B>, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let mut open = B::default()
+        .open(storage())
+        .map_err(|e| format!("opening the {family} BPF object: {e}"))?;
+    let obj = open.open_object_mut();
+    for mut p in obj.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if !keep(&name) || not_applicable(&p.section().to_string_lossy()).is_some() {
+            p.set_autoload(false);
+        }
+    }
+    let ring_size = opts.ring_size;
+    let (ring_name, stats_name, fill_name) = (
+        format!("{family}_ring"),
+        format!("{family}_stats"),
+        format!("{family}_fill"),
+    );
+    for mut m in obj.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        if name == ring_name {
+            let size = u32::try_from(ring_size)
+                .map_err(|_| format!("{family} ring size {ring_size} is too large"))?;
+            m.set_max_entries(size)
+                .map_err(|e| format!("setting the {family} ring size: {e}"))?;
+        }
+        if let Some(shared) = &opts.reuse {
+            let reuse = if name == stats_name {
+                Some(&shared.stats)
+            } else if name == fill_name {
+                Some(&shared.fill)
+            } else {
+                None
+            };
+            if let Some(h) = reuse {
+                m.reuse_fd(h.as_fd())
+                    .map_err(|e| format!("handing {name} to the new {family} skeleton: {e}"))?;
+            }
+        }
+    }
+    open.load().map_err(|e| e.to_string())
+}
+
+pub(super) fn load_with<B>(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let mut programs = Vec::new();
+    // First try: everything at once (the common case, one verifier pass per program).
+    let skel = match open_load::<B>(family, opts, &|_| true) {
+        Ok(s) => s,
+        Err(all_err) => {
+            // Find which programs do not load, alone, and load the rest without them.
+            let names = program_names::<B>()?;
+            let mut failed = Vec::new();
+            for n in &names {
+                if let Err(e) = open_load::<B>(family, opts, &|p| p == n) {
+                    failed.push(n.clone());
+                    programs.push(ProgramStatus {
+                        name: n.clone(),
+                        section: String::new(),
+                        error: Some(format!("load failed: {}", first_line(&e))),
+                        not_applicable: None,
+                    });
+                }
+            }
+            if failed.len() == names.len() {
+                return Err(format!(
+                    "no {family} program loads: {}",
+                    first_line(&all_err)
+                ));
+            }
+            open_load::<B>(family, opts, &|p| !failed.iter().any(|f| f == p))
+                .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
+        }
+    };
+    let obj = skel.object();
+    let handle = |name: &str| -> Result<MapHandle, String> {
+        let m = obj
+            .maps()
+            .find(|m| m.name().to_string_lossy() == name)
+            .ok_or_else(|| format!("{family}: the BPF object has no map {name}"))?;
+        MapHandle::try_from(&m).map_err(|e| format!("{family}: duplicating map {name}: {e}"))
+    };
+    let ring = handle(&format!("{family}_ring"))?;
+    let outer = handle(&format!("{family}_rings"))?;
+    let fill = handle(&format!("{family}_fill"))?;
+    let stats = handle(&format!("{family}_stats"))?;
+    let config = handle("rw_config")?;
+    write_config(&config, &initial_config())
+        .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
+    let mut maps = Vec::new();
+    let plumbing = [
+        format!("{family}_ring"),
+        format!("{family}_rings"),
+        format!("{family}_stats"),
+        format!("{family}_fill"),
+    ];
+    for m in obj.maps() {
+        let name = m.name().to_string_lossy().into_owned();
+        if plumbing.contains(&name) || name.starts_with('.') || name == "rw_config" {
+            continue;
+        }
+        maps.push((
+            name.clone(),
+            MapHandle::try_from(&m).map_err(|e| format!("{family}: map {name}: {e}"))?,
+        ));
+    }
+    init(&maps, opts).map_err(|e| format!("{family}: {e}"))?;
+    let syscalls = if maps.iter().any(|(n, _)| n == SYSCALL_FILTER) {
+        opts.syscalls.clone()
+    } else {
+        Vec::new()
+    };
+    let ring_size = u64::from(ring.max_entries());
+    let mut links = Vec::new();
+    for p in obj.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let section = p.section().to_string_lossy().into_owned();
+        if programs.iter().any(|s: &ProgramStatus| s.name == name) {
+            if let Some(s) = programs.iter_mut().find(|s| s.name == name) {
+                s.section = section;
+            }
+            continue;
+        }
+        if let Some(why) = not_applicable(&section) {
+            programs.push(ProgramStatus {
+                name,
+                section,
+                error: None,
+                not_applicable: Some(why),
+            });
+            continue;
+        }
+        let error = match p.attach() {
+            Ok(link) => {
+                links.push(link);
+                None
+            }
+            Err(e) => Some(format!("attach failed: {}", first_line(&format!("{e:#}")))),
+        };
+        programs.push(ProgramStatus {
+            name,
+            section,
+            error,
+            not_applicable: None,
+        });
+    }
+    Ok(Loaded {
+        family,
+        ring,
+        stats,
+        config,
+        outer,
+        fill,
+        maps,
+        syscalls,
+        ring_size,
+        programs,
+        links,
+    })
+}
+
+/// The map a family declares to take the configured syscall set (see
+/// [`set_syscall_filter`]); a family without one ignores the set.
+const SYSCALL_FILTER: &str = "syscall_filter";
+
+/// Settings written into the family's own maps, before anything is attached.
+fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), String> {
+    match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
+        Some((_, m)) => set_syscall_filter(m, &opts.syscalls),
+        None => Ok(()),
+    }
+}
+
+/// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
+/// ignored). The filter is a map: a loaded family takes a new set without a reload
+/// (`loaded.map("syscall_filter")`).
+pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), String> {
+    for nr in 0..super::syscalls::MAX_NR {
+        let on = u8::from(nrs.contains(&nr));
+        filter
+            .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
+            .map_err(|e| format!("writing {SYSCALL_FILTER}[{nr}]: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A program on the tracepoint of a syscall this kernel does not implement (no
+/// `events/syscalls/sys_enter_NAME` in a mounted tracefs: e.g. init_module on a kernel
+/// without module support, open on arm64) has nothing to watch: nobody can make that
+/// call. It is left out and reported as not applicable rather than failed.
+fn not_applicable(section: &str) -> Option<String> {
+    let event = section.strip_prefix("tracepoint/syscalls/")?;
+    let dir = sys::tracefs_dir()?.join("events/syscalls");
+    if !dir.is_dir() || dir.join(event).is_dir() {
+        return None;
+    }
+    let call = event
+        .strip_prefix("sys_enter_")
+        .or_else(|| event.strip_prefix("sys_exit_"))
+        .unwrap_or(event);
+    Some(format!(
+        "this kernel has no {call} syscall (no tracepoint {event})"
+    ))
+}
+
+fn program_names<B>() -> Result<Vec<String>, String>
+where
+    B: SkelBuilder<'static> + Default,
+{
+    let open = B::default()
+        .open(storage())
+        .map_err(|e| format!("opening BPF object: {e}"))?;
+    Ok(open
+        .open_object()
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Size and member offsets (bytes) of a struct in a family's BPF object, read from
+/// the object's BTF: what the C compiler laid out, for the layout tests of the mirrors.
+#[cfg(test)]
+pub(super) fn c_layout<B: SkelBuilder<'static> + Default>(
+    name: &str,
+) -> Option<(usize, Vec<(String, usize)>)> {
+    use libbpf_rs::btf::HasSize;
+    use libbpf_rs::btf::types::{MemberAttr, Struct};
+    with_btf::<B, _>(|btf| {
+        let s: Struct = btf.type_by_name(name)?;
+        let members = s
+            .iter()
+            .map(|m| {
+                let off = match m.attr {
+                    MemberAttr::Normal { offset } | MemberAttr::BitField { offset, .. } => offset,
+                };
+                (
+                    m.name
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    off as usize / 8,
+                )
+            })
+            .collect();
+        Some((s.size(), members))
+    })
+}
+
+/// The members of a C enum in a family's BPF object, read from its BTF: for the tests
+/// that keep the Rust constants equal to the C ones.
+#[cfg(test)]
+pub(super) fn c_enum<B: SkelBuilder<'static> + Default>(name: &str) -> Option<Vec<(String, i64)>> {
+    use libbpf_rs::btf::types::Enum;
+    with_btf::<B, _>(|btf| {
+        let e: Enum = btf.type_by_name(name)?;
+        Some(
+            e.iter()
+                .map(|m| {
+                    (
+                        m.name
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        m.value,
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
+#[cfg(test)]
+fn with_btf<B: SkelBuilder<'static> + Default, T>(
+    f: impl FnOnce(&libbpf_rs::btf::Btf<'_>) -> Option<T>,
+) -> Option<T> {
+    use libbpf_rs::AsRawLibbpf;
+    use libbpf_rs::btf::Btf;
+    let open = B::default().open(storage()).ok()?;
+    let obj = open.open_object();
+    // SAFETY: the pointer is valid for as long as `open` lives, which outlives `btf`.
+    let raw = unsafe { obj.as_libbpf_object().as_ref() };
+    let btf = Btf::from_bpf_object(raw).ok()??;
+    f(&btf)
+}
+
+/// Asserts that a Rust mirror has the C struct's size and every member at the C offset.
+#[cfg(test)]
+#[macro_export]
+macro_rules! assert_layout {
+    ($family:expr, $cname:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
+        let (size, members) = $family.c_layout($cname)
+            .unwrap_or_else(|| panic!("struct {} not in the {} BPF object", $cname, $family));
+        assert_eq!(std::mem::size_of::<$ty>(), size, "size of {}", $cname);
+        let rust: Vec<(String, usize)> = vec![
+            $((stringify!($field).to_string(), std::mem::offset_of!($ty, $field))),*
+        ];
+        let rust: Vec<(String, usize)> = rust
+            .into_iter()
+            .map(|(n, o)| (if n == "kind" { "type".to_string() } else { n }, o))
+            .collect();
+        assert_eq!(rust, members, "members of {}", $cname);
+    }};
+}
+
+/// Asserts that a C enum of a family's BPF object has exactly these members and values
+/// (`RW_EXEC = kind::EXEC`, ...): a constant shared by C and Rust cannot drift.
+#[cfg(test)]
+#[macro_export]
+macro_rules! assert_enum {
+    ($family:expr, $cname:literal, [$($member:ident = $value:expr),* $(,)?]) => {{
+        let c = $family.c_enum($cname)
+            .unwrap_or_else(|| panic!("enum {} not in the {} BPF object", $cname, $family));
+        let rust: Vec<(String, i64)> = vec![$((stringify!($member).to_string(), i64::from($value))),*];
+        assert_eq!(rust, c, "enum {}", $cname);
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_mirror_c() {
+        for &f in Family::ALL {
+            crate::assert_layout!(f, "rw_counters", Counters, [produced, dropped, untracked]);
+            crate::assert_layout!(
+                f,
+                "rw_config",
+                Config,
+                [
+                    self_tgid,
+                    flags,
+                    ns_tgid,
+                    pad,
+                    pidns_dev,
+                    pidns_ino,
+                    wakeup_bytes
+                ]
+            );
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! What every record shares: the header (`struct rw_header`, bpf/common.h), reading a
+//! record in place from the ring, and the walk over its fields. Each family's `render`
+//! visits a record's fields through [`Fields`] once, for every output: the JSON line
+//! and the journal entry (both in `crate::output`).
+use plain::Plain;
+
+use super::Family;
+use crate::sys::clock::WallClock;
+
+pub const COMM_LEN: usize = 16;
+
+/// `struct rw_header` (bpf/common.h): the first 64 bytes of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Header {
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for Header {}
+
+/// Why a record could not be rendered (counted per ring as decode errors).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    Short { kind: u32, len: usize },
+    UnknownType(u32),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Short { kind, len } => {
+                write!(f, "record of type {kind} is too short ({len} bytes)")
+            }
+            DecodeError::UnknownType(k) => write!(f, "unknown record type {k}"),
+        }
+    }
+}
+
+/// Reads a `T` in place from the start of a ring record.
+pub fn view<T: Plain>(data: &[u8], kind: u32) -> Result<&T, DecodeError> {
+    plain::from_bytes(data).map_err(|_| DecodeError::Short {
+        kind,
+        len: data.len(),
+    })
+}
+
+/// The bytes of a NUL-terminated C string buffer, without the NUL.
+pub fn cstr(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(n) => &b[..n],
+        None => b,
+    }
+}
+
+/// `b[..len]`, clamped to the buffer (the kernel side bounds `len`, this guards it).
+pub fn prefix(b: &[u8], len: u32) -> &[u8] {
+    &b[..(len as usize).min(b.len())]
+}
+
+/// A writer of one event's fields, in the order the JSON schema gives them. Keys are the
+/// JSON keys (lower-case snake case); each output maps them its own way.
+pub trait Fields {
+    fn u64(&mut self, k: &str, v: u64);
+    fn i64(&mut self, k: &str, v: i64);
+    fn bool(&mut self, k: &str, v: bool);
+    /// Text known to be valid UTF-8 (names chosen by the daemon).
+    fn str(&mut self, k: &str, v: &str);
+    /// Text formatted in place (an IP address, `unknown(N)`): one line.
+    fn display(&mut self, k: &str, v: impl std::fmt::Display);
+    /// Bytes from the kernel: any bytes, kept exact.
+    fn bytes(&mut self, k: &str, v: &[u8]);
+    /// A list of byte strings (argv).
+    fn bytes_list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b [u8]> + Clone);
+    fn u64_list(&mut self, k: &str, v: &[u64]);
+    /// Text written by `f` straight into the output: printable ASCII without quotes or
+    /// backslashes (flag names, a timestamp), so it needs no escaping anywhere.
+    fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>));
+}
+
+/// Runs `f`, appending to `buf`; on an error `buf` is cut back: never half a record.
+pub fn all_or_nothing(
+    buf: &mut Vec<u8>,
+    f: impl FnOnce(&mut Vec<u8>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mark = buf.len();
+    let r = f(buf);
+    if r.is_err() {
+        buf.truncate(mark);
+    }
+    r
+}
+
+/// Visits every field of one record (whose header is `h`): `type`, `ring`, the header's
+/// fields, then the type's own. On an error some fields may have been written.
+pub fn walk(
+    ring: &str,
+    clock: &WallClock,
+    h: &Header,
+    data: &[u8],
+    f: &mut impl Fields,
+) -> Result<(), DecodeError> {
+    let family = Family::of_kind(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
+    let name = family
+        .spec()
+        .type_name(h.kind)
+        .ok_or(DecodeError::UnknownType(h.kind))?;
+    f.str("type", name);
+    f.str("ring", ring);
+    write_common(f, h, clock);
+    family.render(h.kind, data, f)
+}
+
+fn write_common(line: &mut impl Fields, h: &Header, clock: &WallClock) {
+    line.u64("seq", h.seq);
+    line.ascii_with("ts", |b| clock.write_rfc3339(b, h.ts_ns));
+    line.u64("ts_ns", h.ts_ns);
+    line.u64("pid", h.pid.into());
+    line.u64("tid", h.tid.into());
+    line.u64("ppid", h.ppid.into());
+    line.u64("uid", h.uid.into());
+    line.u64("gid", h.gid.into());
+    line.bytes("comm", cstr(&h.comm));
+    line.u64("cgroup_id", h.cgroup_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn header_is_64_bytes() {
+        assert_eq!(size_of::<Header>(), 64);
+    }
+}

@@ -1,0 +1,249 @@
+//! The daemon's observability on its loop: the metrics endpoint, the control socket,
+//! the node_exporter textfile and the threshold alerts. The daemon calls `start` before
+//! loading anything, `ready` for this module's tokens, `tick` every second and `reload`
+//! after SIGHUP; every number comes from one [`Snapshot`] of its books.
+pub mod alerts;
+pub mod control;
+pub mod http;
+pub mod jsonread;
+pub mod metrics;
+pub mod serve;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use log::{error, info, warn};
+use mio::{Registry, Token};
+
+use crate::config::Settings;
+use crate::daemon::snapshot::Snapshot;
+use crate::daemon::{LazySnapshot, OBSERVER_TOKENS, Observer};
+use crate::family::Family;
+use crate::sizing::policy::Observation;
+use alerts::Alerts;
+use serve::{Kind, Listener, Request, Server};
+
+/// This module's tokens, in the range the daemon leaves to observers: the two listeners,
+/// then a block of token numbers per server for its connections.
+const METRICS_LISTEN: Token = Token(OBSERVER_TOKENS);
+const CONTROL_LISTEN: Token = Token(OBSERVER_TOKENS + 1);
+const CONN_BLOCK: usize = 1 << 20;
+const METRICS_CONNS: usize = OBSERVER_TOKENS + CONN_BLOCK;
+const CONTROL_CONNS: usize = OBSERVER_TOKENS + 2 * CONN_BLOCK;
+
+pub struct Obs {
+    metrics: Option<Server>,
+    /// As configured (the port may be 0: the bound one is in the log).
+    metrics_addr: Option<SocketAddr>,
+    control: Option<Server>,
+    control_path: Option<PathBuf>,
+    textfile: Option<PathBuf>,
+    /// The textfile's last write failed (warned once, retried every tick).
+    textfile_failing: bool,
+    alerts: Alerts,
+}
+
+fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, String> {
+    let l = TcpListener::bind(addr).map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "another process holds the port (see `ss -ltnp 'sport = :{}'`): stop it or choose another [metrics] listen / --metrics-listen",
+                addr.port()
+            )
+        } else {
+            "choose another [metrics] listen / --metrics-listen, or off".to_string()
+        };
+        format!("cannot listen for metrics on {addr}: {e}; {fix}")
+    })?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("metrics listener on {addr}: {e}"))?;
+    let server = Server::new(
+        Kind::Http,
+        Listener::Tcp(l),
+        METRICS_LISTEN,
+        METRICS_CONNS,
+        None,
+        registry,
+    )
+    .map_err(|e| format!("registering the metrics listener: {e}"))?;
+    let bound = server.local_addr().unwrap_or(addr);
+    info!("metrics: serving http://{bound}/metrics");
+    Ok(server)
+}
+
+/// The control socket, or a warning and none: status matters less than events.
+fn bind_control(path: &Path, registry: &Registry) -> Option<Server> {
+    let bound = control::bind(path).and_then(|(l, owned)| {
+        Server::new(
+            Kind::Control,
+            Listener::Unix(l),
+            CONTROL_LISTEN,
+            CONTROL_CONNS,
+            Some(owned),
+            registry,
+        )
+        .map_err(|e| format!("registering it: {e}"))
+    });
+    match bound {
+        Ok(s) => {
+            info!("control socket: {}", path.display());
+            Some(s)
+        }
+        Err(e) => {
+            warn!(
+                "control socket {}: {e}; running without it (`ringwarden status` will not reach this daemon; give it its own with --control-socket PATH)",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+impl Obs {
+    /// Binds what the settings ask for. An explicitly configured metrics address that
+    /// cannot be bound is an error (the daemon exits 1 before loading anything); a
+    /// control socket that cannot be had is a warning.
+    pub fn start(s: &Settings, registry: &Registry) -> Result<Obs, String> {
+        let metrics = match s.metrics.listen {
+            Some(a) => Some(bind_metrics(a, registry)?),
+            None => None,
+        };
+        let control = s
+            .control
+            .socket
+            .as_deref()
+            .and_then(|p| bind_control(p, registry));
+        Ok(Obs {
+            metrics,
+            metrics_addr: s.metrics.listen,
+            control,
+            control_path: s.control.socket.clone(),
+            textfile: s.metrics.textfile.clone(),
+            textfile_failing: false,
+            alerts: Alerts::default(),
+        })
+    }
+}
+
+impl Observer for Obs {
+    fn ready(&mut self, t: Token, registry: &Registry, snapshot: &dyn Fn() -> Snapshot) {
+        let respond = |r: Request| match r {
+            Request::Metrics => metrics::render(&snapshot()).into_bytes(),
+            Request::Status => snapshot().json(),
+        };
+        for s in [&mut self.metrics, &mut self.control].into_iter().flatten() {
+            if s.owns(t) {
+                s.ready(t, registry, &respond);
+            }
+        }
+    }
+
+    /// Every tick: alerts from the rings' observations, the textfile, and the servers'
+    /// timeouts.
+    fn tick(
+        &mut self,
+        registry: &Registry,
+        observed: &[(&'static str, Observation)],
+        snapshot: &LazySnapshot<'_>,
+    ) {
+        for (ring, o) in observed {
+            for l in self.alerts.observe(ring, o) {
+                log::log!(l.level, "{}", l.text);
+            }
+        }
+        for s in [&mut self.metrics, &mut self.control].into_iter().flatten() {
+            s.sweep(registry);
+        }
+        if let Some(path) = &self.textfile {
+            match metrics::write_textfile(path, &metrics::render(snapshot)) {
+                Ok(()) if self.textfile_failing => {
+                    self.textfile_failing = false;
+                    info!("metrics textfile {}: written again", path.display());
+                }
+                Ok(()) => {}
+                Err(e) if !self.textfile_failing => {
+                    self.textfile_failing = true;
+                    warn!(
+                        "metrics textfile {}: {e}; retrying every second (create the directory or fix [metrics] textfile)",
+                        path.display()
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// After SIGHUP: a new metrics address or control socket is bound (the old one is
+    /// closed first, so the same port can move to another address); a new textfile
+    /// path is used from the next tick.
+    fn reload(&mut self, s: &Settings, registry: &Registry) {
+        if s.metrics.listen != self.metrics_addr {
+            let old = self.metrics_addr;
+            if let Some(m) = self.metrics.take() {
+                m.stop(registry);
+            }
+            self.metrics_addr = s.metrics.listen;
+            if let Some(a) = s.metrics.listen {
+                match bind_metrics(a, registry) {
+                    Ok(m) => self.metrics = Some(m),
+                    Err(e) => {
+                        // Back to the old address if there was one, rather than no metrics.
+                        self.metrics = old.and_then(|o| bind_metrics(o, registry).ok());
+                        self.metrics_addr = self.metrics.as_ref().and(old);
+                        error!(
+                            "SIGHUP: {e}; {}",
+                            match self.metrics_addr {
+                                Some(o) => format!("still serving {o}"),
+                                None => "metrics are off until the next reload".to_string(),
+                            }
+                        );
+                    }
+                }
+            } else {
+                info!("SIGHUP: metrics endpoint closed");
+            }
+        }
+        if s.control.socket != self.control_path {
+            if let Some(c) = self.control.take() {
+                c.stop(registry);
+            }
+            self.control_path = s.control.socket.clone();
+            self.control = s
+                .control
+                .socket
+                .as_deref()
+                .and_then(|p| bind_control(p, registry));
+        }
+        // A family switched off: its alerts end (a new start line if it comes back).
+        for f in Family::ALL {
+            if !s.families.contains(f) {
+                self.alerts.forget(f.name());
+            }
+        }
+        if s.metrics.textfile != self.textfile {
+            self.remove_textfile();
+            self.textfile = s.metrics.textfile.clone();
+            self.textfile_failing = false;
+        }
+    }
+
+    /// A stopped daemon's numbers are not current: the textfile goes with it (the
+    /// endpoint goes too, and the socket file, when `self` is dropped).
+    fn finish(&mut self, registry: &Registry) {
+        self.remove_textfile();
+        for s in [self.metrics.take(), self.control.take()]
+            .into_iter()
+            .flatten()
+        {
+            s.stop(registry);
+        }
+    }
+}
+
+impl Obs {
+    fn remove_textfile(&self) {
+        if let Some(p) = &self.textfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
