@@ -1,10 +1,10 @@
-//! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into a libbpf-rs skeleton.
+//! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into a libbpf-rs skeleton
+//! (OUT_DIR/FAMILY.skel.rs, included by src/family/FAMILY.rs). Every `*.bpf.c` in bpf/
+//! is a family: adding one needs no change here.
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
-
-const FAMILIES: &[&str] = &["process", "file", "network", "syscall", "cgroup", "anomaly"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -18,10 +18,20 @@ fn main() {
         );
     }
     let bpf = manifest.join("bpf");
-    for family in FAMILIES {
-        let src = bpf.join(format!("{family}.bpf.c"));
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&bpf)
+        .expect("read bpf/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
+        .collect();
+    sources.sort();
+    for src in &sources {
+        let name = src
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".bpf.c"))
+            .expect("a .bpf.c file name");
         SkeletonBuilder::new()
-            .source(&src)
+            .source(src)
             .clang_args([
                 "-I".into(),
                 vmlinux.clone().into_os_string(),
@@ -31,7 +41,7 @@ fn main() {
                 "-mcpu=v3".into(),
                 "-Wall".into(),
             ])
-            .build_and_generate(out.join(format!("{family}.skel.rs")))
+            .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
     }
     println!("cargo:rerun-if-changed=bpf");

@@ -9,7 +9,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(anomaly, 256 * 1024);
+RW_DECLARE_RING(anomaly);
 
 /* Contexts of the per-syscall tracepoints, as their tracefs format files give them
  * (stable ABI: every argument widened to 8 bytes from offset 16). Own types, not
@@ -436,3 +436,9 @@ int anomaly_finit_module(struct rw_sys_enter_ctx *ctx)
 }
 
 RW_LAYOUT(anomaly_event);
+RW_ENUM(rw_anomaly_type);
+RW_ENUM(rw_anomaly_rule);
+RW_ENUM(rw_anomaly_severity);
+RW_ENUM(rw_anomaly_syscall);
+RW_ENUM(rw_anomaly_location);
+RW_ENUM(rw_anomaly_flags);

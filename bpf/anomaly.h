@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Anomaly family: rules evaluated in the kernel, one record type for all of them.
- * Mirrored in src/events/anomaly.rs, which also names rules, severities and codes. */
+ * Mirrored in src/family/anomaly.rs, which also names rules, severities and codes. */
 #ifndef RW_ANOMALY_H
 #define RW_ANOMALY_H
 #include "common.h"
@@ -8,6 +8,11 @@
 #define RW_ANOMALY_DETAIL_LEN 256
 #define RW_ANOMALY_NAME_LEN 64
 #define RW_ANOMALY_ARGS 6
+
+/* rw_header.type of this family's records */
+enum rw_anomaly_type {
+	RW_ANOMALY = 13,
+};
 
 /* anomaly_event.rule */
 enum rw_anomaly_rule {
@@ -45,8 +50,10 @@ enum rw_anomaly_location {
 };
 
 /* anomaly_event.flags */
-#define RW_ANOMALY_DETAIL_TRUNCATED 1
-#define RW_ANOMALY_NAME_TRUNCATED 2
+enum rw_anomaly_flags {
+	RW_ANOMALY_DETAIL_TRUNCATED = 1,
+	RW_ANOMALY_NAME_TRUNCATED = 2,
+};
 
 /* What args[], detail and name hold depends on the rule:
  *  setuid_root:     args = old_uid, old_euid, old_fsuid, new_uid, new_euid, new_fsuid;

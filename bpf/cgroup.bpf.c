@@ -10,7 +10,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(cgroup, 128 * 1024);
+RW_DECLARE_RING(cgroup);
 
 /* Everything but the attach-only fields; the path comes from the tracepoint, which
  * formats it relative to the hierarchy's root. */
@@ -122,3 +122,6 @@ int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 
 RW_LAYOUT(cgroup_event);
 RW_LAYOUT(oom_event);
+RW_ENUM(rw_cgroup_type);
+RW_ENUM(rw_cgroup_flags);
+RW_ENUM(rw_oom_flags);

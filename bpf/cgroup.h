@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Cgroup family records: mkdir, rmdir, task attach, OOM kill.
- * Mirrored in src/events/cgroup.rs. */
+ * Mirrored in src/family/cgroup.rs. */
 #ifndef RW_CGROUP_H
 #define RW_CGROUP_H
 #include "common.h"
@@ -8,9 +8,19 @@
 #define RW_CGROUP_PATH_LEN 256
 #define RW_OOM_COMM_LEN 16
 
+/* rw_header.type of this family's records */
+enum rw_cgroup_type {
+	RW_CGROUP_MKDIR = 9,
+	RW_CGROUP_RMDIR = 10,
+	RW_CGROUP_ATTACH = 11,
+	RW_OOM_KILL = 12,
+};
+
 /* cgroup_event.flags */
-#define RW_CGROUP_PATH_TRUNCATED 1
-#define RW_CGROUP_THREADGROUP 2 /* attach: the whole thread group was moved */
+enum rw_cgroup_flags {
+	RW_CGROUP_PATH_TRUNCATED = 1,
+	RW_CGROUP_THREADGROUP = 2, /* attach: the whole thread group was moved */
+};
 
 /* mkdir, rmdir and attach. The header is the task doing it; the target is the cgroup. */
 struct cgroup_event {
@@ -27,8 +37,10 @@ struct cgroup_event {
 
 /* oom_event.flags */
 /* Newer kernels (after 6.8) report more than the pid; these say which fields are set. */
-#define RW_OOM_DETAIL 1 /* victim_comm, sizes and oom_score_adj */
-#define RW_OOM_UID 2    /* victim_uid */
+enum rw_oom_flags {
+	RW_OOM_DETAIL = 1, /* victim_comm, sizes and oom_score_adj */
+	RW_OOM_UID = 2,    /* victim_uid */
+};
 
 /* OOM kill. The header is the task whose allocation failed; the victim is the task
  * the OOM killer chose. */

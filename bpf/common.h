@@ -1,34 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Shared by every family: the record header, the ring plumbing and the accounting.
- * Record layouts are mirrored in src/events/; tests there fail if the two drift. */
+ * Record layouts and the named constants (enums) are mirrored in src/family/; tests
+ * there read this object's BTF and fail if the two drift. */
 #ifndef RW_COMMON_H
 #define RW_COMMON_H
 
 #define RW_COMM_LEN 16
 
-/* Event types; the numbers are part of the C <-> Rust contract (src/events/mod.rs). */
-enum rw_event_type {
-	RW_EXEC = 1,
-	RW_EXIT = 2,
-	RW_FORK = 3,
-	RW_OPEN = 4,
-	RW_CONNECT = 5,
-	RW_ACCEPT = 6,
-	RW_CLOSE = 7,
-	RW_SYSCALL = 8,
-	RW_CGROUP_MKDIR = 9,
-	RW_CGROUP_RMDIR = 10,
-	RW_CGROUP_ATTACH = 11,
-	RW_OOM_KILL = 12,
-	RW_ANOMALY = 13,
-};
+/* Record types (rw_header.type) are declared by each family in its own header as
+ * `enum rw_FAMILY_type`; the values are unique across families (a Rust test checks). */
 
 /* Every record starts with this header (64 bytes). */
 struct rw_header {
 	__u64 seq;       /* per-ring sequence number, given to every attempt */
 	__u64 ts_ns;     /* bpf_ktime_get_boot_ns() */
 	__u64 cgroup_id; /* cgroup v2 id of the task */
-	__u32 type;      /* enum rw_event_type */
+	__u32 type;      /* enum rw_FAMILY_type */
 	__u32 pid;       /* tgid */
 	__u32 tid;
 	__u32 ppid;
@@ -68,24 +55,33 @@ struct rw_config {
 	__u64 wakeup_bytes;
 };
 
-/* Set at shutdown: every program stops reporting at once. Detaching classic tracepoints
- * costs ~75 ms each here (an RCU grace period per perf event), so the daemon stops the
- * programs through this flag, drains and reports, and only then detaches. */
-#define RW_CONFIG_STOPPED 1
+/* rw_config.flags */
+enum rw_config_flags {
+	/* Set at shutdown: every program stops reporting at once. Detaching classic
+	 * tracepoints costs ~75 ms each here (an RCU grace period per perf event), so the
+	 * daemon stops the programs through this flag, drains and reports, and only then
+	 * detaches. */
+	RW_CONFIG_STOPPED = 1,
+};
+
+/* Keys of the per-family maps: rw_config has one slot; the outer ring array and the
+ * counters are indexed by ring slot, so a family can later get one ring per CPU group;
+ * today every family has one ring, in slot 0. */
+enum rw_slots {
+	RW_SLOT = 0,
+	RW_RING_SLOTS = 1,
+};
 
 #ifdef __BPF__
 
-/* Outer arrays are indexed by slot so a family can later get one ring per CPU group;
- * today every family has one ring, in slot 0. */
-#define RW_RING_SLOTS 1
-
 /* Declares FAM_ring (the ring buffer, named after the family), FAM_rings (the
  * ARRAY_OF_MAPS the programs go through, so userspace can swap the ring at run time)
- * and FAM_stats (the counters, which never change on a swap). */
-#define RW_DECLARE_RING(fam, size)                                                   \
+ * and FAM_stats (the counters, which never change on a swap). The ring's size is set
+ * by userspace at load (the family's Spec in src/family/FAM.rs): one page here. */
+#define RW_DECLARE_RING(fam)                                                         \
 	struct fam##_ring_def {                                                      \
 		__uint(type, BPF_MAP_TYPE_RINGBUF);                                  \
-		__uint(max_entries, size);                                           \
+		__uint(max_entries, 4096);                                           \
 	};                                                                           \
 	struct fam##_ring_def fam##_ring SEC(".maps");                               \
 	struct {                                                                     \
@@ -153,7 +149,7 @@ static __always_inline bool rw_skip(void)
  * Always inlined so that `size` stays a constant for the verifier. */
 static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 {
-	__u32 slot = 0;
+	__u32 slot = RW_SLOT;
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
 	if (!c)
 		return NULL;
@@ -172,7 +168,7 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
  * rw_counters.untracked), so the loss is on the books. */
 #define RW_COUNT_UNTRACKED(fam)                                                      \
 	do {                                                                         \
-		__u32 __slot = 0;                                                    \
+		__u32 __slot = RW_SLOT;                                                    \
 		struct rw_counters *__c = bpf_map_lookup_elem(&fam##_stats, &__slot); \
 		if (__c)                                                             \
 			__sync_fetch_and_add(&__c->untracked, 1);                    \
@@ -211,9 +207,15 @@ static __always_inline void rw_fill_header(struct rw_header *h, __u32 type, __u6
  * nothing at run time. */
 #define RW_LAYOUT(tag) struct tag *rw_layout_##tag SEC(".layout")
 
+/* The same for an enum, so that the Rust constants can be checked against it. */
+#define RW_ENUM(tag) enum tag *rw_enum_##tag SEC(".layout")
+
 RW_LAYOUT(rw_header);
 RW_LAYOUT(rw_counters);
 RW_LAYOUT(rw_fill);
+RW_LAYOUT(rw_config);
+RW_ENUM(rw_config_flags);
+RW_ENUM(rw_slots);
 
 /* Commits a record with the wake-up rule (see rw_config.wakeup_bytes) and records the
  * ring's occupancy as a high-water mark. The occupancy is read once, before the commit:
@@ -222,7 +224,7 @@ RW_LAYOUT(rw_fill);
  * overwritten by a lower one (a mark, not a counter: close is good enough). */
 static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *fill)
 {
-	__u32 slot = 0;
+	__u32 slot = RW_SLOT;
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	__u64 avail = rb ? bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) : 0;
 	struct rw_config *cfg = rw_cfg();

@@ -11,7 +11,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(file, 1024 * 1024);
+RW_DECLARE_RING(file);
 
 /* Same on x86, arm64 and the other asm-generic arches. */
 #define RW_O_CREAT 00000100
@@ -159,3 +159,6 @@ int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 }
 
 RW_LAYOUT(open_event);
+RW_ENUM(rw_file_type);
+RW_ENUM(rw_open_syscall);
+RW_ENUM(rw_open_path_flags);

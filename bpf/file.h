@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* File family records: open / openat / openat2. Mirrored in src/events/file.rs. */
+/* File family records: open / openat / openat2. Mirrored in src/family/file.rs. */
 #ifndef RW_FILE_H
 #define RW_FILE_H
 #include "common.h"
 
 #define RW_PATH_LEN 512
+
+/* rw_header.type of this family's records */
+enum rw_file_type {
+	RW_OPEN = 4,
+};
 
 /* open_event.syscall: which syscall the process made. */
 enum rw_open_syscall {
@@ -14,8 +19,10 @@ enum rw_open_syscall {
 };
 
 /* open_event.path_flags */
-#define RW_OPEN_PATH_TRUNCATED 1  /* the path is longer than RW_PATH_LEN - 1 bytes */
-#define RW_OPEN_PATH_UNREADABLE 2 /* the user pointer could not be read (path is empty) */
+enum rw_open_path_flags {
+	RW_OPEN_PATH_TRUNCATED = 1,  /* the path is longer than RW_PATH_LEN - 1 bytes */
+	RW_OPEN_PATH_UNREADABLE = 2, /* the user pointer could not be read (path is empty) */
+};
 
 struct open_event {
 	struct rw_header hdr;

@@ -11,7 +11,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(network, 512 * 1024);
+RW_DECLARE_RING(network);
 
 #define RW_S_IFMT 0170000
 #define RW_S_IFSOCK 0140000
@@ -332,3 +332,6 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 }
 
 RW_LAYOUT(net_event);
+RW_ENUM(rw_network_type);
+RW_ENUM(rw_net_family);
+RW_ENUM(rw_net_flags);

@@ -1,21 +1,34 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Network family records: TCP connect, accept, close. Mirrored in src/events/network.rs. */
+/* Network family records: TCP connect, accept, close. Mirrored in src/family/network.rs. */
 #ifndef RW_NETWORK_H
 #define RW_NETWORK_H
 #include "common.h"
 
-#define RW_AF_INET 2
-#define RW_AF_INET6 10
+/* rw_header.type of this family's records */
+enum rw_network_type {
+	RW_CONNECT = 5,
+	RW_ACCEPT = 6,
+	RW_CLOSE = 7,
+};
+
+/* net_event.family */
+enum rw_net_family {
+	RW_AF_INET = 2,
+	RW_AF_INET6 = 10,
+};
 
 /* net_event.flags */
-/* close: the header names the task that connected or accepted the socket (owner map);
- * without it the header is whatever task was current, often not the owner (softirq). */
-#define RW_NET_OWNER_KNOWN 1
-/* connect: daddr/dport come from the syscall's sockaddr (a failed connect clears them in
- * the socket). */
-#define RW_NET_DADDR_FROM_ARGS 2
-/* close: the peer's FIN was received (an orderly close by the peer, not a reset) */
-#define RW_NET_PEER_FIN 4
+enum rw_net_flags {
+	/* close: the header names the task that connected or accepted the socket (owner
+	 * map); without it the header is whatever task was current, often not the owner
+	 * (softirq). */
+	RW_NET_OWNER_KNOWN = 1,
+	/* connect: daddr/dport come from the syscall's sockaddr (a failed connect clears
+	 * them in the socket). */
+	RW_NET_DADDR_FROM_ARGS = 2,
+	/* close: the peer's FIN was received (an orderly close by the peer, not a reset) */
+	RW_NET_PEER_FIN = 4,
+};
 
 /* One record for connect, accept and close; fields a type does not use are zero.
  * Addresses are in network byte order (4 bytes for IPv4, 16 for IPv6), ports in host

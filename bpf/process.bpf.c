@@ -8,7 +8,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(process, 256 * 1024);
+RW_DECLARE_RING(process);
 
 #define RW_EEXIST 17
 
@@ -127,3 +127,5 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 RW_LAYOUT(exec_event);
 RW_LAYOUT(exit_event);
 RW_LAYOUT(fork_event);
+RW_ENUM(rw_process_type);
+RW_ENUM(rw_exec_flags);

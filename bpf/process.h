@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Process family records: exec, exit, fork. Mirrored in src/events/process.rs. */
+/* Process family records: exec, exit, fork. Mirrored in src/family/process.rs. */
 #ifndef RW_PROCESS_H
 #define RW_PROCESS_H
 #include "common.h"
@@ -7,9 +7,18 @@
 #define RW_FILENAME_LEN 512
 #define RW_ARGS_LEN 1024
 
+/* rw_header.type of this family's records */
+enum rw_process_type {
+	RW_EXEC = 1,
+	RW_EXIT = 2,
+	RW_FORK = 3,
+};
+
 /* exec_event.flags */
-#define RW_EXEC_FILENAME_TRUNCATED 1
-#define RW_EXEC_ARGS_TRUNCATED 2
+enum rw_exec_flags {
+	RW_EXEC_FILENAME_TRUNCATED = 1,
+	RW_EXEC_ARGS_TRUNCATED = 2,
+};
 
 struct exec_event {
 	struct rw_header hdr;

@@ -10,7 +10,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-RW_DECLARE_RING(syscall, 1024 * 1024);
+RW_DECLARE_RING(syscall);
 
 /* 1 = report this syscall number. Written by userspace (--syscalls), changeable live. */
 struct {
@@ -129,3 +129,5 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 }
 
 RW_LAYOUT(syscall_event);
+RW_ENUM(rw_syscall_type);
+RW_ENUM(rw_syscall_limits);

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Syscall family record: one per completed syscall of the configured set.
- * Mirrored in src/events/syscall.rs. */
+ * Mirrored in src/family/syscall.rs. */
 #ifndef RW_SYSCALL_H
 #define RW_SYSCALL_H
 #include "common.h"
 
+/* rw_header.type of this family's records */
+enum rw_syscall_type {
+	RW_SYSCALL = 8,
+};
+
 /* Entries of syscall_filter (= syscalls::MAX_NR on the Rust side). */
-#define RW_SYSCALL_MAX_NR 1024
+enum rw_syscall_limits {
+	RW_SYSCALL_MAX_NR = 1024,
+};
 
 struct syscall_event {
 	struct rw_header hdr;

@@ -45,6 +45,21 @@ pub mod rule {
     pub const MODULE_LOAD: u32 = 6;
 }
 
+/// `enum rw_anomaly_severity`.
+pub mod severity {
+    pub const LOW: u32 = 1;
+    pub const MEDIUM: u32 = 2;
+    pub const HIGH: u32 = 3;
+    pub const CRITICAL: u32 = 4;
+}
+
+/// `enum rw_anomaly_location`: the directory an exec_from_tmp file is under.
+pub mod location {
+    pub const TMP: u64 = 1;
+    pub const VAR_TMP: u64 = 2;
+    pub const DEV_SHM: u64 = 3;
+}
+
 /// `enum rw_anomaly_syscall`.
 pub mod code {
     pub const SETUID: u32 = 1;
@@ -86,10 +101,10 @@ pub fn rule_name(r: u32) -> Option<&'static str> {
 
 pub fn severity_name(s: u32) -> Option<&'static str> {
     Some(match s {
-        1 => "low",
-        2 => "medium",
-        3 => "high",
-        4 => "critical",
+        severity::LOW => "low",
+        severity::MEDIUM => "medium",
+        severity::HIGH => "high",
+        severity::CRITICAL => "critical",
         _ => return None,
     })
 }
@@ -109,9 +124,9 @@ pub fn syscall_name(c: u32) -> Option<&'static str> {
 /// `enum rw_anomaly_location`: the directory an exec_from_tmp file is under.
 pub fn location_name(l: u64) -> Option<&'static str> {
     Some(match l {
-        1 => "/tmp",
-        2 => "/var/tmp",
-        3 => "/dev/shm",
+        location::TMP => "/tmp",
+        location::VAR_TMP => "/var/tmp",
+        location::DEV_SHM => "/dev/shm",
         _ => return None,
     })
 }
@@ -361,6 +376,64 @@ mod layout {
             AnomalyEvent,
             [
                 hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name
+            ]
+        );
+    }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Anomaly;
+        assert_enum!(f, "rw_anomaly_type", [RW_ANOMALY = kind::ANOMALY]);
+        assert_enum!(
+            f,
+            "rw_anomaly_rule",
+            [
+                RW_RULE_SETUID_ROOT = rule::SETUID_ROOT,
+                RW_RULE_EXEC_FROM_TMP = rule::EXEC_FROM_TMP,
+                RW_RULE_EXEC_FROM_MEMFD = rule::EXEC_FROM_MEMFD,
+                RW_RULE_PTRACE_ATTACH = rule::PTRACE_ATTACH,
+                RW_RULE_BPF_PROG_LOAD = rule::BPF_PROG_LOAD,
+                RW_RULE_MODULE_LOAD = rule::MODULE_LOAD,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_anomaly_severity",
+            [
+                RW_SEV_LOW = severity::LOW,
+                RW_SEV_MEDIUM = severity::MEDIUM,
+                RW_SEV_HIGH = severity::HIGH,
+                RW_SEV_CRITICAL = severity::CRITICAL,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_anomaly_syscall",
+            [
+                RW_SC_SETUID = code::SETUID,
+                RW_SC_SETREUID = code::SETREUID,
+                RW_SC_SETRESUID = code::SETRESUID,
+                RW_SC_SETFSUID = code::SETFSUID,
+                RW_SC_INIT_MODULE = code::INIT_MODULE,
+                RW_SC_FINIT_MODULE = code::FINIT_MODULE,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_anomaly_location",
+            [
+                RW_LOC_TMP = location::TMP as i64,
+                RW_LOC_VAR_TMP = location::VAR_TMP as i64,
+                RW_LOC_DEV_SHM = location::DEV_SHM as i64,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_anomaly_flags",
+            [
+                RW_ANOMALY_DETAIL_TRUNCATED = DETAIL_TRUNCATED,
+                RW_ANOMALY_NAME_TRUNCATED = NAME_TRUNCATED,
             ]
         );
     }

@@ -197,4 +197,33 @@ mod layout {
             ]
         );
     }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Cgroup;
+        assert_enum!(
+            f,
+            "rw_cgroup_type",
+            [
+                RW_CGROUP_MKDIR = kind::CGROUP_MKDIR,
+                RW_CGROUP_RMDIR = kind::CGROUP_RMDIR,
+                RW_CGROUP_ATTACH = kind::CGROUP_ATTACH,
+                RW_OOM_KILL = kind::OOM_KILL,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_cgroup_flags",
+            [
+                RW_CGROUP_PATH_TRUNCATED = CGROUP_PATH_TRUNCATED,
+                RW_CGROUP_THREADGROUP = CGROUP_THREADGROUP,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_oom_flags",
+            [RW_OOM_DETAIL = OOM_DETAIL, RW_OOM_UID = OOM_UID]
+        );
+    }
 }

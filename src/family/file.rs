@@ -362,4 +362,28 @@ mod layout {
             ]
         );
     }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::File;
+        assert_enum!(f, "rw_file_type", [RW_OPEN = kind::OPEN]);
+        assert_enum!(
+            f,
+            "rw_open_syscall",
+            [
+                RW_SYS_OPEN = SYS_OPEN,
+                RW_SYS_OPENAT = SYS_OPENAT,
+                RW_SYS_OPENAT2 = SYS_OPENAT2,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_open_path_flags",
+            [
+                RW_OPEN_PATH_TRUNCATED = OPEN_PATH_TRUNCATED,
+                RW_OPEN_PATH_UNREADABLE = OPEN_PATH_UNREADABLE,
+            ]
+        );
+    }
 }

@@ -98,7 +98,7 @@ impl Loaded {
     pub fn try_counters(&self) -> Option<Counters> {
         let v = self
             .stats
-            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY)
             .ok()??;
         let mut c = Counters::default();
         plain::copy_from_bytes(&mut c, &v).ok()?;
@@ -131,7 +131,7 @@ impl Loaded {
     /// namespace).
     fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), String> {
         let mut cfg = Config::default();
-        if let Ok(Some(v)) = self.config.lookup(&0u32.to_ne_bytes(), MapFlags::ANY) {
+        if let Ok(Some(v)) = self.config.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) {
             let _ = plain::copy_from_bytes(&mut cfg, &v);
         }
         f(&mut cfg);
@@ -145,14 +145,14 @@ impl Loaded {
     pub fn sync(&self) -> Result<(), String> {
         let fd = self.ring.as_fd().as_raw_fd() as u32;
         self.outer
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| e.to_string())
     }
 
     /// The most bytes the ring held right after a commit since the last call, then
     /// starts a new period. (A commit racing with the reset may be missed: a mark.)
     pub fn take_high_water(&self) -> u64 {
-        let key = 0u32.to_ne_bytes();
+        let key = RW_SLOT.to_ne_bytes();
         let hw = match self.fill.lookup(&key, MapFlags::ANY) {
             Ok(Some(v)) => v
                 .get(..8)
@@ -194,7 +194,7 @@ impl Loaded {
     pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, String> {
         let fd = ring.as_fd().as_raw_fd() as u32;
         self.outer
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| format!("swapping the {} ring: {e}", self.family))?;
         self.ring_size = u64::from(ring.max_entries());
         // The mark so far was the old ring's, not to be judged against the new size.
@@ -213,7 +213,13 @@ impl Loaded {
     }
 }
 
+/// `enum rw_config_flags` (bpf/common.h).
 const RW_CONFIG_STOPPED: u32 = 1;
+/// `enum rw_slots` (bpf/common.h): the key of the one ring slot every family uses.
+const RW_SLOT: u32 = 0;
+/// Slots per outer array (only slot 0 is used today).
+#[cfg(test)]
+const RW_RING_SLOTS: u32 = 1;
 
 /// A BPF ring buffer of `size` bytes named `name`, outside any skeleton (ring swaps,
 /// and `check`'s probe for ring buffer support).
@@ -268,7 +274,7 @@ fn initial_config() -> Config {
 fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), String> {
     // SAFETY: Config is repr(C) plain data; its bytes are the map value.
     let bytes = unsafe { plain::as_bytes(cfg) };
-    map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)
+    map.update(&RW_SLOT.to_ne_bytes(), bytes, MapFlags::ANY)
         .map_err(|e| e.to_string())
 }
 
@@ -629,6 +635,22 @@ mod tests {
                     pidns_ino,
                     wakeup_bytes
                 ]
+            );
+        }
+    }
+
+    #[test]
+    fn common_constants_match_c() {
+        for &f in Family::ALL {
+            crate::assert_enum!(
+                f,
+                "rw_config_flags",
+                [RW_CONFIG_STOPPED = RW_CONFIG_STOPPED]
+            );
+            crate::assert_enum!(
+                f,
+                "rw_slots",
+                [RW_SLOT = RW_SLOT, RW_RING_SLOTS = RW_RING_SLOTS]
             );
         }
     }

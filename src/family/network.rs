@@ -285,4 +285,33 @@ mod layout {
             ]
         );
     }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Network;
+        assert_enum!(
+            f,
+            "rw_network_type",
+            [
+                RW_CONNECT = kind::CONNECT,
+                RW_ACCEPT = kind::ACCEPT,
+                RW_CLOSE = kind::CLOSE,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_net_family",
+            [RW_AF_INET = AF_INET, RW_AF_INET6 = AF_INET6]
+        );
+        assert_enum!(
+            f,
+            "rw_net_flags",
+            [
+                RW_NET_OWNER_KNOWN = NET_OWNER_KNOWN,
+                RW_NET_DADDR_FROM_ARGS = NET_DADDR_FROM_ARGS,
+                RW_NET_PEER_FIN = NET_PEER_FIN,
+            ]
+        );
+    }
 }

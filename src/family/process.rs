@@ -248,4 +248,27 @@ mod layout {
             [hdr, child_pid, child_tid]
         );
     }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Process;
+        assert_enum!(
+            f,
+            "rw_process_type",
+            [
+                RW_EXEC = kind::EXEC,
+                RW_EXIT = kind::EXIT,
+                RW_FORK = kind::FORK
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_exec_flags",
+            [
+                RW_EXEC_FILENAME_TRUNCATED = EXEC_FILENAME_TRUNCATED,
+                RW_EXEC_ARGS_TRUNCATED = EXEC_ARGS_TRUNCATED,
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! `RINGWARDEN_*` fields.
 use std::io::Write as _;
 
+use super::anomaly::severity;
 use super::record::{Header, cstr};
 use crate::units::push_u64;
 
@@ -19,10 +20,10 @@ pub const PRIO_INFO: u8 = 6;
 /// warning, low → notice (an unknown one → warning: it is still an anomaly).
 pub fn severity_priority(severity: u32) -> u8 {
     match severity {
-        4 => PRIO_CRIT,
-        3 => PRIO_ERR,
-        2 => PRIO_WARNING,
-        1 => PRIO_NOTICE,
+        severity::CRITICAL => PRIO_CRIT,
+        severity::HIGH => PRIO_ERR,
+        severity::MEDIUM => PRIO_WARNING,
+        severity::LOW => PRIO_NOTICE,
         _ => PRIO_WARNING,
     }
 }

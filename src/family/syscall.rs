@@ -124,4 +124,16 @@ mod layout {
             [hdr, nr, pad, ret, latency_ns, args]
         );
     }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Syscall;
+        assert_enum!(f, "rw_syscall_type", [RW_SYSCALL = kind::SYSCALL]);
+        assert_enum!(
+            f,
+            "rw_syscall_limits",
+            [RW_SYSCALL_MAX_NR = syscalls::MAX_NR]
+        );
+    }
 }
