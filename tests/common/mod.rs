@@ -535,17 +535,53 @@ pub fn load_tids(report: &Value) -> std::collections::HashSet<u64> {
         .collect()
 }
 
-/// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr).
+/// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr). Isolated like a
+/// daemon ([`cli_isolation`]) and with the same environment.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run ringwarden");
+    let mut cmd = Command::new(BIN);
+    cmd.args(cli_isolation(args)).stdin(Stdio::null());
+    for k in HOST_ENV {
+        cmd.env_remove(k);
+    }
+    let o = cmd.output().expect("run ringwarden");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// A short CLI run's arguments with [`isolation`] where the command would read the host's
+/// configuration or control socket: `run` (said or implied: the first argument is an
+/// option) gets it right after the command, before the test's own arguments, so that an
+/// option the test leaves without a value still fails the same way; `status` without
+/// `--config` or `--control-socket` gets `--config /dev/null`. `check`, `config` and
+/// `size` read neither and are left as they are.
+pub fn cli_isolation<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    match args.first() {
+        Some(&"run") => {
+            let mut v = vec!["run"];
+            v.extend(isolation(&args[1..]));
+            v.extend_from_slice(&args[1..]);
+            v
+        }
+        None => isolation(args),
+        Some(a) if a.starts_with('-') => {
+            let mut v = isolation(args);
+            v.extend_from_slice(args);
+            v
+        }
+        Some(&"status")
+            if !args
+                .iter()
+                .any(|a| ["--config", "-c", "--control-socket"].contains(a)) =>
+        {
+            let mut v = args.to_vec();
+            v.extend(["--config", "/dev/null"]);
+            v
+        }
+        _ => args.to_vec(),
+    }
 }
 
 /// Waits until the log file at `path` contains `word` (for daemons a test spawns itself).
