@@ -583,15 +583,3 @@ pub fn cli_isolation<'a>(args: &[&'a str]) -> Vec<&'a str> {
         _ => args.to_vec(),
     }
 }
-
-/// Waits until the log file at `path` contains `word` (for daemons a test spawns itself).
-pub fn wait_for_file(path: &Path, word: &str, timeout: Duration) {
-    let t = Instant::now();
-    while !fs::read_to_string(path).unwrap_or_default().contains(word) {
-        assert!(
-            t.elapsed() < timeout,
-            "{word:?} not in {path:?} within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
