@@ -138,12 +138,23 @@ fn oom_helper() {
     std::process::exit(0);
 }
 
+/// Needs a cgroup v1 memory hierarchy (a hybrid host such as the CI machines; v2-only
+/// hosts have none). Stable Rust cannot ignore a test at run time, and returning early
+/// would pass without testing anything, so the test is ignored by default and fails
+/// loudly when run where it cannot apply. `scripts/test` runs it with `--ignored` when
+/// /proc/mounts has a v1 memory mount, prints that it was skipped otherwise, and fails
+/// instead with RINGWARDEN_REQUIRE_V1=1 (hosts that must have one):
+/// `cargo test --test cgroup -- --ignored --exact v1_memory_oom_kill_names_the_victim`.
 #[test]
+#[ignore = "needs a cgroup v1 memory hierarchy (hybrid host): scripts/test runs it with --ignored where there is one"]
 fn v1_memory_oom_kill_names_the_victim() {
     let Some(mem_root) = mount_where(|t, o| t == "cgroup" && o.split(',').any(|x| x == "memory"))
     else {
-        eprintln!("no cgroup v1 memory hierarchy here: the OOM test needs one");
-        return;
+        panic!(
+            "no cgroup v1 memory hierarchy here (no `cgroup` mount with `memory` in \
+             /proc/mounts): this test cannot apply on a v2-only host; run it only where \
+             there is one"
+        );
     };
     // Under our own memory cgroup, so whatever limits it has still apply.
     let own = fs::read_to_string("/proc/self/cgroup")

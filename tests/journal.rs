@@ -15,98 +15,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::u;
+use common::{Daemon, u};
 use serde_json::Value;
 
-/// A daemon started by these tests (their own env and output), stopped with SIGTERM.
-struct Run {
-    child: Child,
-    dir: PathBuf,
-    stderr: PathBuf,
-    stats: PathBuf,
+/// A daemon of these tests: files in `dir` (the test's), their own `--output` and
+/// environment, the daemon's default stats interval.
+fn start_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    Daemon::builder("journal")
+        .in_dir(dir)
+        .args(args)
+        .envs(env)
+        .stats_interval(None)
+        .start()
 }
 
-impl Run {
-    fn start_in(dir: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Run {
-        common::ensure_tracefs();
-        let stderr = dir.join("stderr.log");
-        let stats = dir.join("stats.json");
-        fs::File::create(&stderr).expect("stderr file");
-        Run::spawn(dir, stderr, stats, args, env)
-    }
-
-    fn spawn(
-        dir: PathBuf,
-        stderr: PathBuf,
-        stats: PathBuf,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Run {
-        let mut cmd = Command::new(common::BIN);
-        cmd.arg("run")
-            .args(args)
-            .args(common::isolation(args))
-            .arg("--stats-json")
-            .arg(&stats)
-            .env("RUST_LOG", "info")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                fs::OpenOptions::new()
-                    .append(true)
-                    .open(&stderr)
-                    .expect("stderr"),
-            );
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn ringwarden");
-        let r = Run {
-            child,
-            dir,
-            stderr,
-            stats,
-        };
-        common::wait_for_file(&r.stderr, "ready: ", Duration::from_secs(30));
-        r
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// SIGTERM; the exit must come within 5 s and be clean. Returns (log, stats).
-    fn stop(mut self) -> (String, Value) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "no exit within 5 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let log = self.log();
-        assert!(status.success(), "exit {status:?}; log:\n{log}");
-        let stats: Value =
-            serde_json::from_str(&fs::read_to_string(&self.stats).expect("stats")).expect("JSON");
-        let _ = fs::remove_dir_all(&self.dir);
-        (log, stats)
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM; the exit must come within 5 s and be clean. Returns (log, stats).
+fn stop_daemon(d: Daemon, dir: &Path) -> (String, Value) {
+    let f = d.stop();
+    let log = f.stderr;
+    assert!(f.status.success(), "exit {:?}; log:\n{log}", f.status);
+    assert!(!f.stats.is_null(), "stats: no stats file, or not JSON");
+    let _ = fs::remove_dir_all(dir);
+    (log, f.stats)
 }
 
 /// Received, summed over the rings, and the sink errors, from the stats file; the books
@@ -218,14 +148,8 @@ fn log_lines_carry_syslog_priorities_under_a_journal_stream() {
         "--output",
         "none",
     ];
-    let r = Run::spawn(
-        dir.clone(),
-        stderr.clone(),
-        dir.join("stats.json"),
-        &args,
-        &[("JOURNAL_STREAM", &stream)],
-    );
-    let (log, _) = r.stop();
+    let r = start_in(&dir, &args, &[("JOURNAL_STREAM", &stream)]);
+    let (log, _) = stop_daemon(r, &dir);
     let lines: Vec<&str> = log.lines().collect();
     for l in &lines {
         let p = l.as_bytes();
@@ -260,8 +184,12 @@ fn log_lines_carry_syslog_priorities_under_a_journal_stream() {
     // The same variable naming another file (stderr redirected away from the journal):
     // plain readable lines, as without systemd.
     let dir = common::temp_dir("jstream-other");
-    let r = Run::start_in(dir, &args, &[("JOURNAL_STREAM", &format!("{}:1", m.dev()))]);
-    let (log, _) = r.stop();
+    let r = start_in(
+        &dir,
+        &args,
+        &[("JOURNAL_STREAM", &format!("{}:1", m.dev()))],
+    );
+    let (log, _) = stop_daemon(r, &dir);
     assert!(!log.contains("<6>"), "{log}");
     let ready: Vec<&str> = log.lines().filter(|l| l.contains("] ready: ")).collect();
     assert_eq!(ready.len(), 1, "{log}");
@@ -277,8 +205,8 @@ fn every_event_is_one_datagram_with_its_fields() {
     let path = dir.join("journal.sock");
     let sock = UnixDatagram::bind(&path).expect("bind");
     let (stop, rx) = reader(sock);
-    let r = Run::start_in(
-        dir,
+    let r = start_in(
+        &dir,
         &[
             "--only",
             "syscall",
@@ -303,7 +231,7 @@ fn every_event_is_one_datagram_with_its_fields() {
         "2",
     ]);
     assert_eq!(generated, n);
-    let (log, stats) = r.stop();
+    let (log, stats) = stop_daemon(r, &dir);
     stop.store(true, Ordering::SeqCst);
     let got = rx.join().expect("reader");
     let (received, sink_errors) = books(&stats);
@@ -350,8 +278,8 @@ fn every_event_is_one_datagram_with_its_fields() {
 fn a_missing_journal_socket_counts_every_event() {
     let dir = common::temp_dir("jmissing");
     let path = dir.join("no-journal.sock");
-    let r = Run::start_in(
-        dir,
+    let r = start_in(
+        &dir,
         &[
             "--only",
             "syscall",
@@ -372,7 +300,7 @@ fn a_missing_journal_socket_counts_every_event() {
     ]);
     assert_eq!(generated, 2000);
     std::thread::sleep(Duration::from_millis(1500)); // a reconnect attempt or two
-    let (log, stats) = r.stop();
+    let (log, stats) = stop_daemon(r, &dir);
     let (received, sink_errors) = books(&stats);
     assert!(received >= 2000, "{received}");
     assert_eq!(sink_errors, received, "{log}");
@@ -404,8 +332,8 @@ fn a_journal_that_does_not_read_fills_then_events_are_counted() {
     let dir = common::temp_dir("jstall");
     let path = dir.join("journal.sock");
     let sock = UnixDatagram::bind(&path).expect("bind");
-    let r = Run::start_in(
-        dir,
+    let r = start_in(
+        &dir,
         &[
             "--only",
             "syscall",
@@ -429,7 +357,7 @@ fn a_journal_that_does_not_read_fills_then_events_are_counted() {
         "20000",
     ]);
     assert_eq!(generated, 30000);
-    let (log, stats) = r.stop(); // within 5 s although nothing is read
+    let (log, stats) = stop_daemon(r, &dir); // within 5 s although nothing is read
     let (received, sink_errors) = books(&stats);
     sock.set_nonblocking(true).expect("nonblocking");
     let mut queued = 0u64;
@@ -544,8 +472,8 @@ fn exec_events_reach_a_real_journald() {
     raw.extend_from_slice(b"/rw true\n\xffx");
     let exe = PathBuf::from(std::ffi::OsStr::from_bytes(&raw));
     fs::copy("/bin/true", &exe).expect("copy /bin/true");
-    let r = Run::start_in(
-        dir.clone(),
+    let r = start_in(
+        &dir,
         &["--only", "process", "--output", "journal"],
         &[(
             "RINGWARDEN_JOURNAL_SOCKET",
@@ -564,7 +492,7 @@ fn exec_events_reach_a_real_journald() {
     let echo_pid = echo.id();
     echo.wait().expect("wait");
     std::thread::sleep(Duration::from_millis(200));
-    let (log, stats) = r.stop();
+    let (log, stats) = stop_daemon(r, &dir);
     let (received, sink_errors) = books(&stats);
     assert_eq!(sink_errors, 0, "{log}");
     // Everything the daemon received is in the journal (one entry each), found by field.

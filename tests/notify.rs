@@ -7,10 +7,11 @@ use std::fs;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use common::Daemon;
 
 /// One datagram: when it came, its text, and whether the daemon's log held the `ready`
 /// line at that moment.
@@ -64,50 +65,34 @@ fn listen(
     (stop, h)
 }
 
-fn spawn(dir: &Path, notify: &str, env: &[(&str, &str)]) -> Child {
-    common::ensure_tracefs();
-    let mut cmd = Command::new(common::BIN);
-    cmd.args([
-        "run",
-        "--only",
-        "syscall",
-        "--syscalls",
-        "getegid",
-        "--output",
-        "none",
-    ])
-    .args(common::isolation(&[]))
-    .env("RUST_LOG", "info")
-    .env("NOTIFY_SOCKET", notify)
-    .env_remove("WATCHDOG_USEC")
-    .env_remove("WATCHDOG_PID")
-    .env_remove("JOURNAL_STREAM")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(fs::File::create(dir.join("stderr.log")).expect("stderr"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn ringwarden");
-    common::wait_for_file(&dir.join("stderr.log"), "ready: ", Duration::from_secs(30));
-    child
+/// The daemon with $NOTIFY_SOCKET = `notify` (and `env`), its files in `dir`, no
+/// --stats-json and its own stats interval: only what systemd would give it.
+fn spawn(dir: &Path, notify: &str, env: &[(&str, &str)]) -> Daemon {
+    Daemon::builder("notify")
+        .in_dir(dir)
+        .args(&[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getegid",
+            "--output",
+            "none",
+        ])
+        .env("NOTIFY_SOCKET", notify)
+        .envs(env)
+        .no_stats_json()
+        .stats_interval(None)
+        .start()
 }
 
-fn signal(c: &Child, sig: i32) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(c.id() as i32, sig) };
+fn signal(c: &Daemon, sig: i32) {
+    c.signal(sig);
 }
 
-fn wait_exit(mut c: Child) {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = c.try_wait().expect("wait") {
-            assert!(s.success(), "exit {s:?}");
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(5), "no exit within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// The exit (within 5 s of the signal that asked for it) must be clean.
+fn wait_exit(c: Daemon) {
+    let s = c.finish().status;
+    assert!(s.success(), "exit {s:?}");
 }
 
 /// `STATUS=1 ring, N ev/s, D dropped, P programs` for this test's one-ring daemon.

@@ -39,69 +39,36 @@ fn shutdown_under_load_is_exact_and_within_five_seconds() {
 
 #[test]
 fn stalled_stdout_reader_cannot_hold_the_daemon() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::time::Instant;
     // stdout is a pipe nobody reads until the daemon has exited: the 64 KiB pipe fills,
     // the daemon must still obey SIGTERM within 5 s and count what it could not write.
-    common::ensure_tracefs();
-    let dir = common::temp_dir("stalled-stdout");
-    let stats = dir.join("stats.json");
-    let stderr = dir.join("stderr.log");
-    let mut child = Command::new(common::BIN)
-        .args(common::isolation(&[]))
-        .args(["--only", "syscall", "--syscalls", "getgid", "--stats-json"])
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("spawn");
-    common::wait_for_file(&stderr, "ready", Duration::from_secs(30));
+    let d = Daemon::builder("stalled-stdout")
+        .args(&["--only", "syscall", "--syscalls", "getgid"])
+        .stats_interval(None)
+        .stdout_piped()
+        .start();
     common::syscall_n(libc::SYS_getgid, 20_000); // ~5 MB of JSON: far more than the pipe holds
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "daemon hung on a full stdout"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    // stop(): SIGTERM, then the exit within 5 s ("daemon hung on a full stdout" if not);
+    // the pipe is read only after the exit.
+    let f = d.stop();
+    let status = f.status;
     assert!(status.success());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("pipe")
-        .read_to_string(&mut out)
-        .expect("read");
+    let out = std::str::from_utf8(&f.stdout).expect("read");
     let written = out.lines().count() as u64;
     for l in out.lines() {
         serde_json::from_str::<serde_json::Value>(l).expect("every written line is whole JSON");
     }
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let s = stats_of(&f);
     let r = &s["rings"]["syscall"];
     assert_eq!(u(&r["produced"]), u(&r["received"]) + u(&r["dropped"]));
     // Every received event was either written or counted as a sink error.
     assert_eq!(u(&r["received"]), written + u(&s["sink_errors"]), "{s}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn counting_sink_counts_every_event_and_writes_none() {
-    use std::process::{Command, Stdio};
-    common::ensure_tracefs();
-    let dir = common::temp_dir("count-sink");
-    let (stats, log) = (dir.join("stats.json"), dir.join("stderr.log"));
-    let child = Command::new(common::BIN)
-        .args(common::isolation(&[]))
-        .args([
+    let d = Daemon::builder("count-sink")
+        .args(&[
             "--only",
             "syscall",
             "--syscalls",
@@ -109,32 +76,25 @@ fn counting_sink_counts_every_event_and_writes_none() {
             "--output",
             "none",
         ])
-        .args([
-            "--adaptive",
-            "off",
-            "--ring-size",
-            "syscall=8MiB",
-            "--stats-json",
-        ])
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
-    common::wait_for_file(&log, "ready", Duration::from_secs(30));
+        .args(&["--adaptive", "off", "--ring-size", "syscall=8MiB"])
+        .stats_interval(None)
+        .stdout_piped()
+        .start();
     common::syscall_n(libc::SYS_geteuid, 30_000);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().expect("wait");
+    let out = d.stop();
     assert!(out.status.success());
     assert!(out.stdout.is_empty(), "none writes nothing");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let s = stats_of(&out);
     let r = &s["rings"]["syscall"];
     assert_eq!(u(&r["dropped"]), 0);
     assert_eq!(u(&r["produced"]), u(&r["received"]));
     // geteuid is this test's own; the 30000 calls above are all there (and maybe a few
     // from other processes).
     assert!(u(&r["received"]) >= 30_000, "{r}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The stats file the daemon wrote at exit: it must be there and parse.
+fn stats_of(f: &common::Finished) -> &serde_json::Value {
+    assert!(!f.stats.is_null(), "stats: no stats file, or not JSON");
+    &f.stats
 }

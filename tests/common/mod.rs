@@ -36,8 +36,15 @@ pub fn ensure_tracefs() {
     }
 }
 
+/// A daemon started by a test (always through [`DaemonBuilder`]).
 pub struct Daemon {
     child: Child,
+    /// Under `unshare --pid`: the daemon's pid on the host, once known (the child is
+    /// unshare, the daemon its child).
+    inner: std::cell::Cell<Option<u32>>,
+    pid_namespace: bool,
+    /// Whether the directory was made for this daemon (removed at stop) or the test's.
+    owns_dir: bool,
     pub dir: PathBuf,
     pub output: PathBuf,
     pub stats: PathBuf,
@@ -50,46 +57,267 @@ pub struct Finished {
     pub stats: Value,
     pub stderr: String,
     pub raw: String,
+    /// What the daemon wrote to stdout, when it was a pipe ([`DaemonBuilder::stdout_piped`]);
+    /// read only after the exit.
+    pub stdout: Vec<u8>,
 }
 
-impl Daemon {
-    /// Starts `ringwarden run ARGS --output .. --stats-json ..` and waits for `ready`.
-    pub fn start(tag: &str, args: &[&str]) -> Daemon {
+/// Environment a daemon must not inherit from whatever runs the tests (a systemd unit, a
+/// shell under one): it would talk to the host's systemd or journald. A test sets what it
+/// needs with [`DaemonBuilder::env`].
+const HOST_ENV: [&str; 5] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "JOURNAL_STREAM",
+    "RINGWARDEN_JOURNAL_SOCKET",
+];
+
+/// The one way tests start the daemon: `ringwarden run ARGS`, isolated from the host's
+/// /etc/ringwarden and /run/ringwarden ([`isolation`]) and from its systemd environment
+/// ([`HOST_ENV`]), `RUST_LOG=info`, stderr to `DIR/stderr.log`, and by default events to
+/// `DIR/events.jsonl`, stats to `DIR/stats.json` every second; [`DaemonBuilder::start`]
+/// returns once the log says `ready: ` (not `ready`: a warning may say "already").
+/// Options the test passes itself (`--output`, `--stats-json`, `--stats-interval`,
+/// `--config`, `--control-socket`) are not added again.
+pub struct DaemonBuilder {
+    tag: String,
+    args: Vec<String>,
+    env: Vec<(String, Option<String>)>,
+    dir: Option<PathBuf>,
+    output: Option<PathBuf>,
+    stats_json: bool,
+    stats_interval: Option<String>,
+    stdout_piped: bool,
+    pid_namespace: bool,
+    wait_ready: bool,
+}
+
+impl DaemonBuilder {
+    /// Appends arguments after `run`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Sets a variable in the daemon's environment (after [`HOST_ENV`] is cleared).
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), Some(v.to_string())));
+        self
+    }
+
+    /// Several [`DaemonBuilder::env`] at once.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes a variable from the daemon's environment.
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env.push((k.to_string(), None));
+        self
+    }
+
+    /// Files go into `dir`, which the test made and keeps (not removed at stop);
+    /// `DIR/stderr.log` may already exist (it is truncated, keeping its inode).
+    pub fn in_dir(mut self, dir: &Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Events to this file instead of `DIR/events.jsonl`.
+    pub fn output(mut self, path: &Path) -> Self {
+        self.output = Some(path.to_path_buf());
+        self
+    }
+
+    /// No `--stats-json`.
+    pub fn no_stats_json(mut self) -> Self {
+        self.stats_json = false;
+        self
+    }
+
+    /// `--stats-interval SECS`, or the daemon's own default with `None`.
+    pub fn stats_interval(mut self, secs: Option<&str>) -> Self {
+        self.stats_interval = secs.map(str::to_string);
+        self
+    }
+
+    /// stdout is a pipe the harness reads only after the exit ([`Finished::stdout`]), and
+    /// no `--output` is added: events go to stdout unless the arguments say otherwise.
+    pub fn stdout_piped(mut self) -> Self {
+        self.stdout_piped = true;
+        self
+    }
+
+    /// Runs the daemon as pid 1 of a new PID namespace (`unshare --pid --fork
+    /// --kill-child`): what a container looks like to it. [`Daemon::pid`] is its pid on
+    /// the host.
+    pub fn pid_namespace(mut self) -> Self {
+        self.pid_namespace = true;
+        self
+    }
+
+    /// Returns at once, without waiting for `ready: `.
+    pub fn no_wait(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+
+    /// The daemon's arguments after `ringwarden`: `run`, the test's, isolation, then the
+    /// harness's files.
+    fn argv(&self, output: &Path, stats: &Path) -> Vec<std::ffi::OsString> {
+        let given: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let has = |names: &[&str]| {
+            given.iter().any(|a| {
+                names
+                    .iter()
+                    .any(|n| a == n || a.starts_with(&format!("{n}=")))
+            })
+        };
+        let mut v: Vec<std::ffi::OsString> = vec!["run".into()];
+        v.extend(given.iter().map(Into::into));
+        v.extend(isolation(&given).into_iter().map(Into::into));
+        if self.output.is_some() || (!self.stdout_piped && !has(&["--output", "-o"])) {
+            v.push("--output".into());
+            v.push(output.into());
+        }
+        if self.stats_json && !has(&["--stats-json"]) {
+            v.push("--stats-json".into());
+            v.push(stats.into());
+        }
+        if let Some(s) = &self.stats_interval
+            && !has(&["--stats-interval"])
+        {
+            v.push("--stats-interval".into());
+            v.push(s.into());
+        }
+        v
+    }
+
+    pub fn start(self) -> Daemon {
         ensure_tracefs();
-        let dir = temp_dir(tag);
-        let output = dir.join("events.jsonl");
+        let owns_dir = self.dir.is_none();
+        let dir = self.dir.clone().unwrap_or_else(|| temp_dir(&self.tag));
+        let output = self
+            .output
+            .clone()
+            .unwrap_or_else(|| dir.join("events.jsonl"));
         let stats = dir.join("stats.json");
         let stderr = dir.join("stderr.log");
-        let child = Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .args(isolation(args))
-            .arg("--output")
-            .arg(&output)
-            .arg("--stats-json")
-            .arg(&stats)
-            .arg("--stats-interval")
-            .arg("1")
+        let argv = self.argv(&output, &stats);
+        let mut cmd = if self.pid_namespace {
+            // unshare forks: its child is pid 1 in the new namespace and execs the daemon;
+            // --kill-child: the daemon dies with unshare, never outlives a failed test.
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--kill-child", BIN]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        cmd.args(&argv)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn ringwarden");
+            .stdout(if self.stdout_piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        for k in HOST_ENV {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "spawn {}: {e}",
+                if self.pid_namespace {
+                    "unshare (util-linux)"
+                } else {
+                    BIN
+                }
+            )
+        });
         let d = Daemon {
             child,
+            inner: std::cell::Cell::new(None),
+            pid_namespace: self.pid_namespace,
+            owns_dir,
             dir,
             output,
             stats,
             stderr,
         };
-        // "ready: " and not "ready": a warning before it may say "already".
-        d.wait_for_log("ready: ", Duration::from_secs(30));
+        if self.wait_ready {
+            d.wait_for_log("ready: ", Duration::from_secs(30));
+        }
         d
     }
+}
 
+impl Daemon {
+    /// A daemon to be configured, then started with [`DaemonBuilder::start`]. `tag` names
+    /// its temporary directory.
+    pub fn builder(tag: &str) -> DaemonBuilder {
+        DaemonBuilder {
+            tag: tag.to_string(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+            output: None,
+            stats_json: true,
+            stats_interval: Some("1".to_string()),
+            stdout_piped: false,
+            pid_namespace: false,
+            wait_ready: true,
+        }
+    }
+
+    /// `Daemon::builder(tag).args(args).start()`: `ringwarden run ARGS --output ..
+    /// --stats-json .. --stats-interval 1`, isolated, once it is ready.
+    pub fn start(tag: &str, args: &[&str]) -> Daemon {
+        Daemon::builder(tag).args(args).start()
+    }
+
+    /// The daemon's pid (on the host, also in a PID namespace).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        if !self.pid_namespace {
+            return self.child.id();
+        }
+        if let Some(p) = self.inner.get() {
+            return p;
+        }
+        let children = format!("/proc/{0}/task/{0}/children", self.child.id());
+        let t = Instant::now();
+        let p = loop {
+            let text = fs::read_to_string(&children).unwrap_or_default();
+            if let Ok(p) = text.trim().parse() {
+                break p;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "unshare has no child (the daemon): {text:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.inner.set(Some(p));
+        p
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill with a valid pid (our child, or its child) and signal.
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
+        }
     }
 
     pub fn log(&self) -> String {
@@ -123,11 +351,14 @@ impl Daemon {
     }
 
     /// SIGTERM, wait for exit (must be within 5 s), read everything.
-    pub fn stop(mut self) -> Finished {
-        // SAFETY: kill with a valid pid and signal.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+    pub fn stop(self) -> Finished {
+        self.signal(libc::SIGTERM);
+        self.finish()
+    }
+
+    /// Waits for the exit (must come within 5 s: the caller has asked for it) and reads
+    /// everything; a directory the harness made is removed.
+    pub fn finish(mut self) -> Finished {
         let t = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("wait") {
@@ -142,6 +373,14 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        // Gone: its pid may be reused, Drop must not signal it.
+        self.inner.set(None);
+        let mut stdout = Vec::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            use std::io::Read;
+            out.read_to_end(&mut stdout)
+                .expect("read the daemon's stdout");
+        }
         let raw = fs::read_to_string(&self.output).unwrap_or_default();
         let stats = serde_json::from_str(&fs::read_to_string(&self.stats).unwrap_or_default())
             .unwrap_or(Value::Null);
@@ -151,14 +390,21 @@ impl Daemon {
             stats,
             stderr: self.log(),
             raw,
+            stdout,
         };
-        let _ = fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
         f
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if let Some(p) = self.inner.get() {
+            // SAFETY: kill with a valid pid and signal.
+            unsafe { libc::kill(p as i32, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -265,11 +511,15 @@ pub fn syscall_n(nr: libc::c_long, n: usize) {
 /// file, with its metrics port) and compete for /run/ringwarden/control.sock with the
 /// service and with every other test.
 pub fn isolation(args: &[&str]) -> Vec<&'static str> {
+    let given = |name: &str| {
+        args.iter()
+            .any(|a| *a == name || a.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+    };
     let mut v = Vec::new();
-    if !args.iter().any(|a| *a == "--config" || *a == "-c") {
+    if !given("--config") && !given("-c") {
         v.extend(["--config", "/dev/null"]);
     }
-    if !args.contains(&"--control-socket") {
+    if !given("--control-socket") {
         v.extend(["--control-socket", "off"]);
     }
     v
@@ -285,12 +535,15 @@ pub fn load_tids(report: &Value) -> std::collections::HashSet<u64> {
         .collect()
 }
 
-/// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr).
+/// Runs `ringwarden ARGS` to completion: (exit code, stdout, stderr). Isolated like a
+/// daemon ([`cli_isolation`]) and with the same environment.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run ringwarden");
+    let mut cmd = Command::new(BIN);
+    cmd.args(cli_isolation(args)).stdin(Stdio::null());
+    for k in HOST_ENV {
+        cmd.env_remove(k);
+    }
+    let o = cmd.output().expect("run ringwarden");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -298,14 +551,35 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Waits until the log file at `path` contains `word` (for daemons a test spawns itself).
-pub fn wait_for_file(path: &Path, word: &str, timeout: Duration) {
-    let t = Instant::now();
-    while !fs::read_to_string(path).unwrap_or_default().contains(word) {
-        assert!(
-            t.elapsed() < timeout,
-            "{word:?} not in {path:?} within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+/// A short CLI run's arguments with [`isolation`] where the command would read the host's
+/// configuration or control socket: `run` (said or implied: the first argument is an
+/// option) gets it right after the command, before the test's own arguments, so that an
+/// option the test leaves without a value still fails the same way; `status` without
+/// `--config` or `--control-socket` gets `--config /dev/null`. `check`, `config` and
+/// `size` read neither and are left as they are.
+pub fn cli_isolation<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    match args.first() {
+        Some(&"run") => {
+            let mut v = vec!["run"];
+            v.extend(isolation(&args[1..]));
+            v.extend_from_slice(&args[1..]);
+            v
+        }
+        None => isolation(args),
+        Some(a) if a.starts_with('-') => {
+            let mut v = isolation(args);
+            v.extend_from_slice(args);
+            v
+        }
+        Some(&"status")
+            if !args
+                .iter()
+                .any(|a| ["--config", "-c", "--control-socket"].contains(a)) =>
+        {
+            let mut v = args.to_vec();
+            v.extend(["--config", "/dev/null"]);
+            v
+        }
+        _ => args.to_vec(),
     }
 }
