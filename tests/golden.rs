@@ -21,15 +21,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ringwarden::clock::WallClock;
-use ringwarden::events::anomaly::{self, AnomalyEvent};
-use ringwarden::events::cgroup::{self, CgroupEvent, OomEvent};
-use ringwarden::events::file::{self, OpenEvent};
-use ringwarden::events::network::{self, NetEvent};
-use ringwarden::events::process::{self, ExecEvent, ExitEvent, ForkEvent};
-use ringwarden::events::syscall::SyscallEvent;
-use ringwarden::events::{Header, kind, render as render_json};
-use ringwarden::journal::{encode as encode_journal, summary as journal_summary};
+use ringwarden::family::anomaly::{self, AnomalyEvent};
+use ringwarden::family::cgroup::{self, CgroupEvent, OomEvent};
+use ringwarden::family::file::{self, OpenEvent};
+use ringwarden::family::network::{self, NetEvent};
+use ringwarden::family::process::{self, ExecEvent, ExitEvent, ForkEvent};
+use ringwarden::family::syscall::SyscallEvent;
+use ringwarden::family::{Header, kind};
+use ringwarden::output::journal::{encode as encode_journal, summary as journal_summary};
+use ringwarden::output::json::render as render_json;
+use ringwarden::sys::clock::WallClock;
 
 /// A clock with no offset: `ts` is the record's boot-time ns read as ns since the epoch,
 /// the same on every machine.

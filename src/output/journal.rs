@@ -171,6 +171,19 @@ impl Fields for Entry<'_> {
     }
 }
 
+/// Writes the one-line `MESSAGE` of a record (its type, then its family's summary, see
+/// `crate::family::summary`) and returns its syslog priority.
+pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    let family = Family::of_kind(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
+    let name = family
+        .spec()
+        .type_name(h.kind)
+        .ok_or(DecodeError::UnknownType(h.kind))?;
+    b.extend_from_slice(name.as_bytes());
+    b.push(b' ');
+    family.summary(h, data, b)
+}
+
 /// Appends the journal entry of one ring record to `buf` (nothing on an error).
 pub fn encode(
     ring: &str,
@@ -179,16 +192,9 @@ pub fn encode(
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
-    let family = Family::of_kind(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
-    let name = family
-        .spec()
-        .type_name(h.kind)
-        .ok_or(DecodeError::UnknownType(h.kind))?;
     record::all_or_nothing(buf, |buf| {
         buf.extend_from_slice(b"MESSAGE=");
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(b' ');
-        let priority = family.summary(h, data, buf)?;
+        let priority = summary(h, data, buf)?;
         // The summary escapes every control byte: always one line of text.
         buf.extend_from_slice(b"\nPRIORITY=");
         buf.push(b'0' + priority);
