@@ -1,9 +1,9 @@
 //! ringwarden: kernel events from eBPF, every loss counted.
 //!
-//! Layers, each importing only those below it (`scripts/check-layers` enforces it):
-//! `units`, `sys` → `family` (BPF objects, records, the field walk) → `output` (JSON,
-//! journal, sinks) → `sizing` (formula, policies, latency) → `config` (schema, file,
-//! command line merge) → `systemd` → `daemon` (loop, rings, reload) → `obs` (metrics,
+//! Layers, each importing only those below it (`scripts/check-layers` fails CI on a
+//! cycle): `units`, `sys` → `family` (BPF objects, records, the field walk) → `sizing`
+//! (formula, policies, latency) → `config` (schema, file, command line merge) → `output`
+//! (JSON, journal, sinks) → `systemd` → `daemon` (loop, rings, reload) → `obs` (metrics,
 //! control socket, alerts) → `cmd` (one file per subcommand).
 //! The binary is `src/main.rs`; the library exists so that the benchmarks in `benches/`
 //! and the tests can reach the decode and render path on its own.
