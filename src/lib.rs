@@ -5,15 +5,18 @@
 //! (formula, policies, latency) → `config` (schema, file, command line merge) → `output`
 //! (JSON, journal, sinks) → `systemd` → `daemon` (loop, rings, reload) → `obs` (metrics,
 //! control socket, alerts) → `cmd` (one file per subcommand).
-//! The binary is `src/main.rs`; the library exists so that the benchmarks in `benches/`
-//! and the tests can reach the decode and render path on its own.
-pub mod cmd;
-pub mod config;
-pub mod daemon;
+//! The binary is `src/main.rs` ([`main`]); the library exists so that the benchmarks in
+//! `benches/` and the tests can reach the decode and render path on its own. Only what
+//! they use is public; the rest is private to the crate, so unused code is reported.
+mod cmd;
+mod config;
+mod daemon;
 pub mod family;
-pub mod obs;
+mod obs;
 pub mod output;
-pub mod sizing;
+mod sizing;
 pub mod sys;
-pub mod systemd;
+mod systemd;
 pub mod units;
+
+pub use cmd::main;

@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ringwarden::cmd::main()
+    ringwarden::main()
 }

@@ -225,7 +225,8 @@ impl Alerts {
         out
     }
 
-    /// Whether an alert of `kind` is on for `ring`, and at which level.
+    /// Whether an alert of `kind` is on for `ring`, and at which level (for the tests).
+    #[cfg(test)]
     pub fn level(&self, ring: &str, kind: Kind) -> Option<Severity> {
         self.active
             .iter()
