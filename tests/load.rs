@@ -9,11 +9,9 @@ use std::process::Command;
 use common::{Daemon, Finished, i, u};
 use serde_json::Value;
 
-const LOAD: &str = env!("CARGO_BIN_EXE_ringwarden-load");
-
 /// Runs the generator to completion and returns its JSON line.
 fn load(args: &[&str]) -> Value {
-    let o = Command::new(LOAD)
+    let o = Command::new(common::load_bin())
         .args(args)
         .arg("--quiet")
         .output()
@@ -177,7 +175,10 @@ fn file_load_opens_are_received_exactly_per_thread() {
 
 #[test]
 fn help_and_exit_codes() {
-    let o = Command::new(LOAD).arg("--help").output().expect("run");
+    let o = Command::new(common::load_bin())
+        .arg("--help")
+        .output()
+        .expect("run");
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
     for opt in [
@@ -214,7 +215,10 @@ fn help_and_exit_codes() {
             78,
         ),
     ] {
-        let o = Command::new(LOAD).args(args).output().expect("run");
+        let o = Command::new(common::load_bin())
+            .args(args)
+            .output()
+            .expect("run");
         assert_eq!(o.status.code(), Some(code), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.lines().count(), 1, "one line: {err}");

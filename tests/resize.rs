@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use common::{Daemon, u};
 use serde_json::Value;
 
-const LOAD: &str = env!("CARGO_BIN_EXE_ringwarden-load");
-
 /// The tests that load the machine run one at a time: on 2 cores, two of them at once
 /// starve each other's daemon, and each checks "no drops once grown".
 static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -24,7 +22,7 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 
 /// Runs the load generator; returns its report (generated count and per-thread tids).
 fn load(args: &[&str]) -> Value {
-    let out = Command::new(LOAD)
+    let out = Command::new(common::load_bin())
         .args(args)
         .output()
         .expect("run ringwarden-load");
@@ -217,7 +215,7 @@ cooldown = "30s"
             "getsid",
         ],
     );
-    let generator = Command::new(LOAD)
+    let generator = Command::new(common::load_bin())
         .args([
             "--family",
             "syscall",

@@ -14,6 +14,25 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringwarden");
 
+/// The load generator: its own package in the workspace (load/), so Cargo sets no
+/// CARGO_BIN_EXE_ for it and `cargo test --test NAME` does not build it; `cargo build` and
+/// `cargo test --all-targets` put it next to BIN. Missing or older than its source: a panic.
+pub fn load_bin() -> PathBuf {
+    let bin = Path::new(BIN).with_file_name("ringwarden-load");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("load/src/main.rs");
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (built, edited) = (mtime(&bin), mtime(&src));
+    let release = bin.parent().is_some_and(|d| d.ends_with("release"));
+    let fix = if release { " --release" } else { "" };
+    assert!(
+        built.is_some_and(|b| edited.is_none_or(|e| e <= b)),
+        "{} is missing or older than {}: build it: cargo build --workspace{fix}",
+        bin.display(),
+        src.display()
+    );
+    bin
+}
+
 /// A fresh directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

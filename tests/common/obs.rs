@@ -11,8 +11,6 @@ use serde_json::Value;
 
 use super::Daemon;
 
-pub const LOAD: &str = env!("CARGO_BIN_EXE_ringwarden-load");
-
 /// The port the daemon logged ("metrics: serving http://127.0.0.1:PORT/metrics").
 pub fn metrics_port(d: &Daemon) -> u16 {
     d.wait_for_log("metrics: serving http://", Duration::from_secs(5));
@@ -118,7 +116,7 @@ pub fn status(sock: &Path) -> Value {
 
 /// Runs ringwarden-load to completion and returns its JSON line.
 pub fn load(args: &[&str]) -> Value {
-    let o = Command::new(LOAD)
+    let o = Command::new(super::load_bin())
         .args(args)
         .arg("--quiet")
         .output()
