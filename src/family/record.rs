@@ -86,6 +86,17 @@ pub trait Fields {
     fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>));
 }
 
+/// The family of a record type and the type's name.
+#[inline]
+pub fn type_of(kind: u32) -> Result<(Family, &'static str), DecodeError> {
+    let family = Family::of_kind(kind).ok_or(DecodeError::UnknownType(kind))?;
+    let name = family
+        .spec()
+        .type_name(kind)
+        .ok_or(DecodeError::UnknownType(kind))?;
+    Ok((family, name))
+}
+
 /// Runs `f`, appending to `buf`; on an error `buf` is cut back: never half a record.
 pub fn all_or_nothing(
     buf: &mut Vec<u8>,
@@ -108,11 +119,7 @@ pub fn walk(
     data: &[u8],
     f: &mut impl Fields,
 ) -> Result<(), DecodeError> {
-    let family = Family::of_kind(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
-    let name = family
-        .spec()
-        .type_name(h.kind)
-        .ok_or(DecodeError::UnknownType(h.kind))?;
+    let (family, name) = type_of(h.kind)?;
     f.str("type", name);
     f.str("ring", ring);
     write_common(f, h, clock);

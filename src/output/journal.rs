@@ -26,7 +26,6 @@ use log::{info, warn};
 
 use super::json::{bytes_array, hex_array, u64_array};
 use super::sink::{Flushed, MAX_BUFFERED, Sink};
-use crate::family::Family;
 use crate::family::record::{self, DecodeError, Fields, Header, view};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
@@ -174,11 +173,7 @@ impl Fields for Entry<'_> {
 /// Writes the one-line `MESSAGE` of a record (its type, then its family's summary, see
 /// `crate::family::summary`) and returns its syslog priority.
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
-    let family = Family::of_kind(h.kind).ok_or(DecodeError::UnknownType(h.kind))?;
-    let name = family
-        .spec()
-        .type_name(h.kind)
-        .ok_or(DecodeError::UnknownType(h.kind))?;
+    let (family, name) = record::type_of(h.kind)?;
     b.extend_from_slice(name.as_bytes());
     b.push(b' ');
     family.summary(h, data, b)
