@@ -281,7 +281,8 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	e->args[3] = 0;
 	e->args[4] = 0;
 	e->args[5] = 0;
-	long n = bpf_probe_read_kernel_str(e->detail, sizeof(e->detail), BPF_CORE_READ(bprm, filename));
+	long n = bpf_probe_read_kernel_str(e->detail, sizeof(e->detail),
+					   BPF_CORE_READ(bprm, filename));
 	if (n < 1) {
 		n = 1;
 		e->detail[0] = 0;

@@ -31,7 +31,7 @@ struct cgroup_event {
 	__u32 task_pid;         /* attach: the moved task's tgid, else 0 */
 	__u32 task_tid;         /* attach: the moved task's pid (thread id), else 0 */
 	__u32 flags;
-	__u32 path_len;         /* bytes in path, without the NUL */
+	__u32 path_len;                /* bytes in path, without the NUL */
 	char path[RW_CGROUP_PATH_LEN]; /* relative to the hierarchy's root */
 };
 

@@ -78,29 +78,29 @@ enum rw_slots {
  * ARRAY_OF_MAPS the programs go through, so userspace can swap the ring at run time)
  * and FAM_stats (the counters, which never change on a swap). The ring's size is set
  * by userspace at load (the family's Spec in src/family/FAM.rs): one page here. */
-#define RW_DECLARE_RING(fam)                                                         \
-	struct fam##_ring_def {                                                      \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);                                  \
-		__uint(max_entries, 4096);                                           \
-	};                                                                           \
-	struct fam##_ring_def fam##_ring SEC(".maps");                               \
-	struct {                                                                     \
-		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                            \
-		__uint(max_entries, RW_RING_SLOTS);                                  \
-		__type(key, __u32);                                                  \
-		__array(values, struct fam##_ring_def);                              \
-	} fam##_rings SEC(".maps") = { .values = { [0] = &fam##_ring } };            \
-	struct {                                                                     \
-		__uint(type, BPF_MAP_TYPE_ARRAY);                                    \
-		__uint(max_entries, RW_RING_SLOTS);                                  \
-		__type(key, __u32);                                                  \
-		__type(value, struct rw_counters);                                   \
-	} fam##_stats SEC(".maps");                                                  \
-	struct {                                                                     \
-		__uint(type, BPF_MAP_TYPE_ARRAY);                                    \
-		__uint(max_entries, RW_RING_SLOTS);                                  \
-		__type(key, __u32);                                                  \
-		__type(value, struct rw_fill);                                       \
+#define RW_DECLARE_RING(fam)                                                                       \
+	struct fam##_ring_def {                                                                    \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                                \
+		__uint(max_entries, 4096);                                                         \
+	};                                                                                         \
+	struct fam##_ring_def fam##_ring SEC(".maps");                                             \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                          \
+		__uint(max_entries, RW_RING_SLOTS);                                                \
+		__type(key, __u32);                                                                \
+		__array(values, struct fam##_ring_def);                                            \
+	} fam##_rings SEC(".maps") = { .values = { [0] = &fam##_ring } };                          \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                                  \
+		__uint(max_entries, RW_RING_SLOTS);                                                \
+		__type(key, __u32);                                                                \
+		__type(value, struct rw_counters);                                                 \
+	} fam##_stats SEC(".maps");                                                                \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                                  \
+		__uint(max_entries, RW_RING_SLOTS);                                                \
+		__type(key, __u32);                                                                \
+		__type(value, struct rw_fill);                                                     \
 	} fam##_fill SEC(".maps")
 
 /* Settings userspace writes after load (a map, not .rodata, so one generic loader
@@ -166,21 +166,21 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 
 /* Counts one syscall that a family saw but could not follow from enter to exit (see
  * rw_counters.untracked), so the loss is on the books. */
-#define RW_COUNT_UNTRACKED(fam)                                                      \
-	do {                                                                         \
-		__u32 __slot = RW_SLOT;                                                    \
-		struct rw_counters *__c = bpf_map_lookup_elem(&fam##_stats, &__slot); \
-		if (__c)                                                             \
-			__sync_fetch_and_add(&__c->untracked, 1);                    \
+#define RW_COUNT_UNTRACKED(fam)                                                                    \
+	do {                                                                                       \
+		__u32 __slot = RW_SLOT;                                                            \
+		struct rw_counters *__c = bpf_map_lookup_elem(&fam##_stats, &__slot);              \
+		if (__c)                                                                           \
+			__sync_fetch_and_add(&__c->untracked, 1);                                  \
 	} while (0)
 
 /* Remembers a thread's state from a syscall's enter to its exit. These tables are plain
  * hashes, not LRU (an eviction would lose an event unseen), and a failed insert (table
  * full) is counted as `untracked`, so even that loss is on the books. */
-#define RW_STASH(fam, map, key, val)                                                 \
-	do {                                                                         \
-		if (bpf_map_update_elem(map, key, val, BPF_ANY))                     \
-			RW_COUNT_UNTRACKED(fam);                                     \
+#define RW_STASH(fam, map, key, val)                                                               \
+	do {                                                                                       \
+		if (bpf_map_update_elem(map, key, val, BPF_ANY))                                   \
+			RW_COUNT_UNTRACKED(fam);                                                   \
 	} while (0)
 
 /* Fills the header from the current task, stamped `ts` (a program that already read the
@@ -255,17 +255,16 @@ static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *
 #define RW_SUBMIT(fam, e) rw_commit(e, sizeof(*(e)), &fam##_rings, &fam##_fill)
 
 /* Reserve + header stamped `ts` in one step. */
-#define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                  \
-	({                                                                           \
-		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats,            \
-					      sizeof(type_struct));                  \
-		if (__e)                                                             \
-			rw_fill_header(&__e->hdr, evtype, ts);                    \
-		__e;                                                                 \
+#define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                                \
+	({                                                                                         \
+		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats, sizeof(type_struct));    \
+		if (__e)                                                                           \
+			rw_fill_header(&__e->hdr, evtype, ts);                                     \
+		__e;                                                                               \
 	})
 
 /* Reserve + header in one step. */
-#define RW_RESERVE(fam, type_struct, evtype)                                         \
+#define RW_RESERVE(fam, type_struct, evtype)                                                       \
 	RW_RESERVE_AT(fam, type_struct, evtype, bpf_ktime_get_boot_ns())
 
 #endif /* __BPF__ */

@@ -130,8 +130,7 @@ int file_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 	 * If it cannot be read the kernel fails with EFAULT; flags and mode stay 0. */
 	struct open_how how = {};
 	bpf_probe_read_user(&how, 2 * sizeof(__u64), (void *)ctx->args[2]);
-	return stash(ctx->args[1], how.flags, (__u32)how.mode, (__s32)ctx->args[0],
-		     RW_SYS_OPENAT2);
+	return stash(ctx->args[1], how.flags, (__u32)how.mode, (__s32)ctx->args[0], RW_SYS_OPENAT2);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")

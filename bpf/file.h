@@ -26,13 +26,13 @@ enum rw_open_path_flags {
 
 struct open_event {
 	struct rw_header hdr;
-	__s64 ret;          /* the new fd, or -errno */
-	__u64 flags;        /* O_* flags as the process passed them */
-	__u32 mode;         /* as passed; 0 unless O_CREAT/O_TMPFILE (open, openat), as the kernel sees it */
-	__s32 dfd;          /* directory fd; AT_FDCWD (-100) for open */
-	__u32 path_len;     /* bytes in path, without the NUL */
-	__u32 syscall;      /* enum rw_open_syscall */
-	__u32 path_flags;   /* RW_OPEN_PATH_* */
+	__s64 ret;   /* the new fd, or -errno */
+	__u64 flags; /* O_* flags as the process passed them */
+	__u32 mode; /* as passed; 0 unless O_CREAT/O_TMPFILE (open, openat), as the kernel sees it */
+	__s32 dfd;  /* directory fd; AT_FDCWD (-100) for open */
+	__u32 path_len;   /* bytes in path, without the NUL */
+	__u32 syscall;    /* enum rw_open_syscall */
+	__u32 path_flags; /* RW_OPEN_PATH_* */
 	__u32 pad;
 	char path[RW_PATH_LEN];
 };

@@ -35,7 +35,7 @@ enum rw_net_flags {
  * order; saddr/sport are the local end, daddr/dport the peer. */
 struct net_event {
 	struct rw_header hdr;
-	__s64 ret;            /* connect: 0, -EINPROGRESS or -errno */
+	__s64 ret; /* connect: 0, -EINPROGRESS or -errno */
 	/* close, from struct tcp_sock: */
 	__u64 bytes_sent;     /* payload bytes sent, retransmissions included */
 	__u64 bytes_received; /* payload bytes received in order (the kernel's count less

@@ -83,8 +83,8 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 		RW_COUNT_UNTRACKED(syscall);
 		return 0;
 	}
-	struct syscall_start *s = bpf_task_storage_get(&syscall_inflight, task, 0,
-						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct syscall_start *s =
+		bpf_task_storage_get(&syscall_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
 		/* No memory for the entry (or storage busy in a nested program): on the books. */
 		RW_COUNT_UNTRACKED(syscall);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running ringwarden needs, if missing: clang/llvm (BPF C),
-# libelf, zlib, pkg-config, make (libbpf-sys), a Rust toolchain, and a mounted tracefs.
+# libelf, zlib, pkg-config, make (libbpf-sys), clang-format (scripts/test checks bpf/ with
+# it), a Rust toolchain, and a mounted tracefs.
 # Sourced by scripts/run and scripts/test; safe to run again.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ fi
 need=()
 command -v clang >/dev/null || need+=(clang)
 command -v llvm-strip >/dev/null || need+=(llvm)
+command -v clang-format >/dev/null || need+=(clang-format)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)

@@ -97,7 +97,7 @@ fn loop_keeps_up_under_sustained_load_without_stalling() {
     // A lost wake-up leaves the loop asleep until its 1 s safety tick, and at ~60k
     // events/s a 1 MiB ring (~7.7k records) overflows long before that. (Here a loop
     // without the fence + second pass also passed this test, so it guards against stalls
-    // in general; the race itself was measured with another loop, see README.)
+    // in general; the race itself was measured with another loop, see docs/design.md.)
     const N: usize = 120_000;
     let d = Daemon::start(
         "acct-stall",

@@ -9,5 +9,6 @@ fi
 if [ "$1" -eq 0 ]; then
     # The package cannot own its directories (cargo-generate-rpm): remove them when empty
     # (a changed configuration stays, saved as ringwarden.toml.rpmsave).
-    rmdir /etc/ringwarden /usr/share/ringwarden /usr/share/doc/ringwarden 2>/dev/null || :
+    rmdir /etc/ringwarden /usr/share/ringwarden /usr/share/doc/ringwarden/docs \
+        /usr/share/doc/ringwarden 2>/dev/null || :
 fi

@@ -12,7 +12,13 @@ use crate::sizing::{self, policy::PolicyKind};
 use crate::sys::page_size;
 use crate::units;
 
-pub const USAGE: &str = "\
+/// `--help`: [`USAGE`] with the registry's families filled in.
+pub fn help() -> String {
+    let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+    USAGE.replace("{families}", &names.join(","))
+}
+
+const USAGE: &str = "\
 ringwarden - kernel events from eBPF, every loss counted
 
 Usage:
@@ -33,16 +39,16 @@ Options for run (each overrides the configuration file):
                                the built-in defaults when that does not exist]
   -o, --output PATH            where events go: a file (appended), - for stdout, journal
                                for one systemd journal entry per event (RINGWARDEN_* fields,
-                               see README), or none to count events without writing them
+                               see docs/events.md), or none to count events without writing them
                                (benchmarks) [default: -]
       --only LIST              families to load, comma-separated, from:
-                               process,file,network,syscall,cgroup,anomaly [default: all]
+                               {families} [default: all]
       --ring-size FAMILY=SIZE  start size of one family's ring (repeatable); a power of two,
                                at least 4KiB; suffixes KiB, MiB, GiB (or K, M, G). Outside
                                the ring's built-in min/max it moves that bound; outside a
                                min/max set in the file it is an error
       --syscalls LIST          syscalls the syscall family reports, by name or number,
-                               comma-separated [default: a security-relevant set, see README]
+                               comma-separated [default: security-relevant ones, see docs/events.md]
       --stats-interval SECS    seconds between stats lines in the log [default: 10]
       --stats-json PATH        write per-ring stats as one JSON object to PATH, atomically,
                                every interval and at exit

@@ -24,7 +24,7 @@ pub fn main() -> ExitCode {
     };
     match cmd {
         Command::Help => {
-            print!("{}", args::USAGE);
+            print!("{}", args::help());
             ExitCode::SUCCESS
         }
         Command::Version => {

@@ -1,5 +1,5 @@
 //! Syscall numbers and names. The x86_64 table is generated from the kernel UAPI header
-//! (`/usr/include/x86_64-linux-gnu/asm/unistd_64.h`, see README); other architectures
+//! (`/usr/include/x86_64-linux-gnu/asm/unistd_64.h`, see docs/design.md); other architectures
 //! need their own table before the syscall family can name their syscalls.
 
 #[cfg(target_arch = "x86_64")]

@@ -39,7 +39,7 @@ CONTRACT = {
 HISTOGRAMS = {"ebpf_read_latency_seconds"}
 NAME = re.compile(r"\b(?:ebpf|ringwarden)_[a-z0-9_]*[a-z0-9]\b")
 
-# Panel titles the packaging promises (README, issue 5).
+# Panel titles the packaging promises (docs/operations.md, "Prometheus and Grafana"; issue 5).
 PANELS = {
     "Ring utilization",
     "Event loss rate",

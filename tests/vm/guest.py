@@ -131,6 +131,37 @@ def check_install():
     return True
 
 
+def check_man():
+    """`man ringwarden` and `man ringwarden.toml` work after the install: the pages are where
+    man-db looks (dpkg did not drop them), render without warnings and name themselves."""
+    problems, seen = [], []
+    for section, page in (("8", "ringwarden"), ("5", "ringwarden.toml")):
+        rc, where = run(["man", "-w", section, page], 30)
+        where = where.strip()
+        if rc != 0 or not where.endswith(f"/man{section}/{page}.{section}.gz"):
+            problems.append(f"man -w {section} {page}: exit {rc}: {where!r}")
+            continue
+        try:
+            p = subprocess.run(["man", "--warnings", section, page], capture_output=True, text=True,
+                               errors="replace", timeout=60,
+                               env=dict(os.environ, MANPAGER="cat", MANWIDTH="80", LC_ALL="C.UTF-8"))
+        except subprocess.TimeoutExpired:
+            problems.append(f"man {section} {page}: timed out")
+            continue
+        with open(os.path.join(OUT, f"man-{page}.txt"), "w") as f:
+            f.write(p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        name = next((lines[i + 1].strip() for i, l in enumerate(lines[:-1]) if l == "NAME"), "")
+        if p.returncode != 0 or not re.match(rf"{re.escape(page)} +- ", name):
+            problems.append(f"man {section} {page}: exit {p.returncode}, NAME line {name!r}")
+        elif p.stderr.strip():
+            problems.append(f"man --warnings {section} {page}: {p.stderr.strip()[:300]}")
+        else:
+            seen.append(f"{where} ({len(lines)} lines)")
+    result("man", not problems, "; ".join(problems) if problems else
+           "man ringwarden and man ringwarden.toml render without warnings: " + ", ".join(seen))
+
+
 def check_active():
     """Active after the package's own install (no systemctl start by the test), and the
     daemon logged `ready`. If the package did not start it, start it so the rest can run."""
@@ -467,6 +498,7 @@ def main():
 
     try:
         if timed("install", check_install):
+            timed("man", check_man)
             active, inv, ready = timed("active", check_active)
             rings = rings_of(ready)
             timed("check", check_check)

@@ -11,8 +11,9 @@ suite=bookworm
 mirror=http://deb.debian.org/debian
 # systemd + journald, apt (in minbase), iproute2, curl for /metrics, libelf1 and zlib1g so the
 # package's dependencies are already there (the guest has no network), python3 to read JSON
-# in the checks, procps for ps/pgrep when something has to be diagnosed.
-packages=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,linux-image-cloud-amd64,iproute2,curl,libelf1,zlib1g,python3,procps
+# in the checks, procps for ps/pgrep when something has to be diagnosed, man-db so the check
+# that `man ringwarden` works after the install has a man to run.
+packages=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,linux-image-cloud-amd64,iproute2,curl,libelf1,zlib1g,python3,procps,man-db
 
 root="$out/rootfs"
 cleanup() {
@@ -32,6 +33,13 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" \
   exit 1
 }
 cleanup
+
+# Some minimal images tell dpkg not to unpack man pages (path-exclude in dpkg.cfg.d); the man
+# check needs them unpacked, so such a rule is an error here, not something to work around.
+if grep -rqs 'path-exclude.*/usr/share/man' "$root/etc/dpkg/dpkg.cfg.d/"; then
+  echo "image.sh: $root/etc/dpkg/dpkg.cfg.d/ excludes /usr/share/man" >&2
+  exit 1
+fi
 
 kernel=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n 1)
 release=${kernel##*/vmlinuz-}
