@@ -1299,7 +1299,7 @@ mod tests {
         assert_eq!(d.ring(Family::Anomaly).max, 32 * MIB);
         assert_eq!(d.ring(Family::File).max, 256 * MIB);
         assert!(d.start_total() <= 8 * MIB, "{}", d.start_total());
-        assert_eq!(d.start_total(), 3456 * KIB);
+        assert_eq!(d.start_total(), crate::family::START_TOTAL);
         assert_eq!(d.adaptive.cooldown, Duration::from_secs(60));
         assert_eq!(d.adaptive.policy, PolicyKind::Dynamic);
         assert_eq!(d.sizing.buffer_time, Duration::from_secs(2));
