@@ -1,6 +1,8 @@
 //! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into a libbpf-rs skeleton
-//! (OUT_DIR/FAMILY.skel.rs, included by src/family/FAMILY.rs). Every `*.bpf.c` in bpf/
-//! is a family: adding one needs no change here.
+//! (OUT_DIR/FAMILY.skel.rs, included by src/family/FAMILY.rs), and once more with
+//! RW_LAYOUT_BTF into OUT_DIR/FAMILY.layout.o, whose BTF the unit tests read to compare
+//! the Rust mirrors with the C (bpf/common.h). Every `*.bpf.c` in bpf/ is a family:
+//! adding one needs no change here.
 use std::env;
 use std::path::PathBuf;
 
@@ -30,9 +32,8 @@ fn main() {
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_suffix(".bpf.c"))
             .expect("a .bpf.c file name");
-        SkeletonBuilder::new()
-            .source(src)
-            .clang_args([
+        let args = |extra: &[&str]| {
+            let mut a: Vec<std::ffi::OsString> = vec![
                 "-I".into(),
                 vmlinux.clone().into_os_string(),
                 "-I".into(),
@@ -40,9 +41,21 @@ fn main() {
                 // v3 gives atomic fetch-and-add, used for sequence numbers (kernel >= 5.12).
                 "-mcpu=v3".into(),
                 "-Wall".into(),
-            ])
+            ];
+            a.extend(extra.iter().map(Into::into));
+            a
+        };
+        SkeletonBuilder::new()
+            .source(src)
+            .clang_args(args(&[]))
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
+        SkeletonBuilder::new()
+            .source(src)
+            .obj(out.join(format!("{name}.layout.o")))
+            .clang_args(args(&["-DRW_LAYOUT_BTF"]))
+            .build()
+            .unwrap_or_else(|e| panic!("building {} for the layout tests: {e:#}", src.display()));
     }
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed=vmlinux");

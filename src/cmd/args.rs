@@ -15,7 +15,8 @@ use crate::units;
 /// `--help`: [`USAGE`] with the registry's families filled in.
 pub fn help() -> String {
     let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
-    USAGE.replace("{families}", &names.join(","))
+    let (head, tail) = USAGE.split_once("{families}").unwrap_or((USAGE, ""));
+    [head, &names.join(","), tail].concat()
 }
 
 const USAGE: &str = "\

@@ -521,12 +521,10 @@ fn first_line(s: &str) -> &str {
 /// Size and member offsets (bytes) of a struct in a family's BPF object, read from
 /// the object's BTF: what the C compiler laid out, for the layout tests of the mirrors.
 #[cfg(test)]
-pub(super) fn c_layout<B: SkelBuilder<'static> + Default>(
-    name: &str,
-) -> Option<(usize, Vec<(String, usize)>)> {
+pub(super) fn c_layout(family: Family, name: &str) -> Option<(usize, Vec<(String, usize)>)> {
     use libbpf_rs::btf::HasSize;
     use libbpf_rs::btf::types::{MemberAttr, Struct};
-    with_btf::<B, _>(|btf| {
+    with_btf(family, |btf| {
         let s: Struct = btf.type_by_name(name)?;
         let members = s
             .iter()
@@ -549,9 +547,9 @@ pub(super) fn c_layout<B: SkelBuilder<'static> + Default>(
 /// The members of a C enum in a family's BPF object, read from its BTF: for the tests
 /// that keep the Rust constants equal to the C ones.
 #[cfg(test)]
-pub(super) fn c_enum<B: SkelBuilder<'static> + Default>(name: &str) -> Option<Vec<(String, i64)>> {
+pub(super) fn c_enum(family: Family, name: &str) -> Option<Vec<(String, i64)>> {
     use libbpf_rs::btf::types::Enum;
-    with_btf::<B, _>(|btf| {
+    with_btf(family, |btf| {
         let e: Enum = btf.type_by_name(name)?;
         Some(
             e.iter()
@@ -568,17 +566,12 @@ pub(super) fn c_enum<B: SkelBuilder<'static> + Default>(name: &str) -> Option<Ve
     })
 }
 
+/// The BTF of the family's object as build.rs compiled it for these tests (with
+/// RW_LAYOUT_BTF: record layouts and enums included).
 #[cfg(test)]
-fn with_btf<B: SkelBuilder<'static> + Default, T>(
-    f: impl FnOnce(&libbpf_rs::btf::Btf<'_>) -> Option<T>,
-) -> Option<T> {
-    use libbpf_rs::AsRawLibbpf;
-    use libbpf_rs::btf::Btf;
-    let open = B::default().open(storage()).ok()?;
-    let obj = open.open_object();
-    // SAFETY: the pointer is valid for as long as `open` lives, which outlives `btf`.
-    let raw = unsafe { obj.as_libbpf_object().as_ref() };
-    let btf = Btf::from_bpf_object(raw).ok()??;
+fn with_btf<T>(family: Family, f: impl FnOnce(&libbpf_rs::btf::Btf<'_>) -> Option<T>) -> Option<T> {
+    let path = std::path::Path::new(env!("OUT_DIR")).join(format!("{family}.layout.o"));
+    let btf = libbpf_rs::btf::Btf::from_path(path).ok()?;
     f(&btf)
 }
 

@@ -118,22 +118,6 @@ macro_rules! registry {
                     $(Family::$variant => $module::summary(h, data, b)),*
                 }
             }
-
-            /// Size and member offsets of a struct in the family's BPF object (BTF).
-            #[cfg(test)]
-            pub fn c_layout(self, name: &str) -> Option<(usize, Vec<(String, usize)>)> {
-                match self {
-                    $(Family::$variant => loader::c_layout::<$module::Builder>(name)),*
-                }
-            }
-
-            /// The members of a C enum in the family's BPF object (BTF).
-            #[cfg(test)]
-            pub fn c_enum(self, name: &str) -> Option<Vec<(String, i64)>> {
-                match self {
-                    $(Family::$variant => loader::c_enum::<$module::Builder>(name)),*
-                }
-            }
         }
     };
 }
@@ -169,6 +153,18 @@ impl Family {
 
     pub fn default_ring_size(self) -> u64 {
         self.spec().ring_size
+    }
+
+    /// Size and member offsets of a struct in the family's BPF object (BTF).
+    #[cfg(test)]
+    pub fn c_layout(self, name: &str) -> Option<(usize, Vec<(String, usize)>)> {
+        loader::c_layout(self, name)
+    }
+
+    /// The members of a C enum in the family's BPF object (BTF).
+    #[cfg(test)]
+    pub fn c_enum(self, name: &str) -> Option<Vec<(String, i64)>> {
+        loader::c_enum(self, name)
     }
 
     /// The JSON `type` of a record type, whichever family it belongs to.
