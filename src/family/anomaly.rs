@@ -9,11 +9,6 @@ use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{self, severity_priority, text};
 use super::{KIB, MIB, Spec};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/anomaly.skel.rs"));
-}
-pub(super) use skel::AnomalySkelBuilder as Builder;
 
 /// `enum rw_anomaly_type` (bpf/anomaly.h): the header's `type`.
 pub mod kind {
@@ -22,6 +17,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "anomaly",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/anomaly.bpf.o")),
     ring_size: 256 * KIB,
     ring_min: 64 * KIB,
     ring_max: 32 * MIB,

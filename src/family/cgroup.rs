@@ -8,11 +8,6 @@ use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{PRIO_INFO, by, text};
 use super::{KIB, MIB, Spec, max};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/cgroup.skel.rs"));
-}
-pub(super) use skel::CgroupSkelBuilder as Builder;
 
 /// `enum rw_cgroup_type` (bpf/cgroup.h): the header's `type`.
 pub mod kind {
@@ -24,6 +19,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "cgroup",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/cgroup.bpf.o")),
     ring_size: 128 * KIB,
     ring_min: 64 * KIB,
     ring_max: 16 * MIB,

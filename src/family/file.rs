@@ -8,11 +8,6 @@ use super::record::{DecodeError, Fields, Header, prefix, view};
 use super::summary::{PRIO_INFO, by, failed, text};
 use super::{MIB, Spec};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
-}
-pub(super) use skel::FileSkelBuilder as Builder;
 
 /// `enum rw_file_type` (bpf/file.h): the header's `type`.
 pub mod kind {
@@ -21,6 +16,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "file",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o")),
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,

@@ -1,11 +1,9 @@
 //! Loading a family's BPF object with graceful degradation, attaching it, and the
 //! handles on its maps the daemon works with (ring slot, counters, config, high-water).
-use std::mem::MaybeUninit;
 
 use super::Family;
 use crate::sys;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, Object, ObjectBuilder, OpenObject};
 use std::os::fd::{AsFd, AsRawFd};
 
 /// What became of one BPF program.
@@ -26,7 +24,7 @@ impl ProgramStatus {
     }
 }
 
-/// A family's programs, attached, and handles on its maps. The skeleton itself is
+/// A family's programs, attached, and handles on its maps. The object itself is
 /// dropped after attaching: the links keep the programs alive and the handles the maps.
 pub struct Loaded {
     pub family: Family,
@@ -55,12 +53,12 @@ pub struct LoadOptions {
     pub ring_size: u64,
     /// Syscall numbers the syscall family reports.
     pub syscalls: Vec<u32>,
-    /// Counter maps of an earlier load of this family, handed to the new skeleton
+    /// Counter maps of an earlier load of this family, handed to the new object
     /// (`reuse_fd`) so its numbers and sequence continue across a rebuild.
     pub reuse: Option<Shared>,
 }
 
-/// The maps whose contents must outlive one skeleton: the books and the high-water mark.
+/// The maps whose contents must outlive one loaded object: the books and the high-water mark.
 #[derive(Debug)]
 pub struct Shared {
     stats: MapHandle,
@@ -221,7 +219,7 @@ const RW_SLOT: u32 = 0;
 #[cfg(test)]
 const RW_RING_SLOTS: u32 = 1;
 
-/// A BPF ring buffer of `size` bytes named `name`, outside any skeleton (ring swaps,
+/// A BPF ring buffer of `size` bytes named `name`, outside any object (ring swaps,
 /// and `check`'s probe for ring buffer support).
 pub fn create_ring(name: &str, size: u64) -> Result<MapHandle, String> {
     let bytes = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
@@ -278,27 +276,24 @@ fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-pub(super) fn storage() -> &'static mut MaybeUninit<OpenObject> {
-    // The skeleton borrows this for as long as it lives; it is a few bytes and a family
-    // is loaded a handful of times per process, so leaking it is the simple answer.
-    Box::leak(Box::new(MaybeUninit::uninit()))
+/// Opens the family's compiled object (its `Spec::object`, embedded in the binary).
+/// Plain libbpf objects rather than generated skeletons: one loader for every family, not
+/// one copy per skeleton type (~100 KB of the stripped binary), and an object owns its
+/// storage (no leaked skeleton storage per load).
+fn open(family: Family) -> Result<OpenObject, String> {
+    ObjectBuilder::default()
+        .name(family.name())
+        .and_then(|b| b.open_memory(family.spec().object))
+        .map_err(|e| format!("opening the {family} BPF object: {e}"))
 }
 
-type Loaded_<B> = <<B as SkelBuilder<'static>>::Output as OpenSkel<'static>>::Output;
-
-/// Opens and loads the skeleton with only the programs `keep` accepts.
-fn open_load<B>(
+/// Opens and loads the object with only the programs `keep` accepts.
+fn open_load(
     family: Family,
     opts: &LoadOptions,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<Loaded_<B>, String>
-where
-    B: SkelBuilder<'static> + Default,
-{
-    let mut open = B::default()
-        .open(storage())
-        .map_err(|e| format!("opening the {family} BPF object: {e}"))?;
-    let obj = open.open_object_mut();
+) -> Result<Object, String> {
+    let mut obj = open(family)?;
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         if !keep(&name) || not_applicable(&p.section().to_string_lossy()).is_some() {
@@ -329,27 +324,24 @@ where
             };
             if let Some(h) = reuse {
                 m.reuse_fd(h.as_fd())
-                    .map_err(|e| format!("handing {name} to the new {family} skeleton: {e}"))?;
+                    .map_err(|e| format!("handing {name} to the new {family} object: {e}"))?;
             }
         }
     }
-    open.load().map_err(|e| e.to_string())
+    obj.load().map_err(|e| e.to_string())
 }
 
-pub(super) fn load_with<B>(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
-where
-    B: SkelBuilder<'static> + Default,
-{
+pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
     let mut programs = Vec::new();
     // First try: everything at once (the common case, one verifier pass per program).
-    let skel = match open_load::<B>(family, opts, &|_| true) {
+    let obj = match open_load(family, opts, &|_| true) {
         Ok(s) => s,
         Err(all_err) => {
             // Find which programs do not load, alone, and load the rest without them.
-            let names = program_names::<B>()?;
+            let names = program_names(family)?;
             let mut failed = Vec::new();
             for n in &names {
-                if let Err(e) = open_load::<B>(family, opts, &|p| p == n) {
+                if let Err(e) = open_load(family, opts, &|p| p == n) {
                     failed.push(n.clone());
                     programs.push(ProgramStatus {
                         name: n.clone(),
@@ -365,11 +357,10 @@ where
                     first_line(&all_err)
                 ));
             }
-            open_load::<B>(family, opts, &|p| !failed.iter().any(|f| f == p))
+            open_load(family, opts, &|p| !failed.iter().any(|f| f == p))
                 .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
         }
     };
-    let obj = skel.object();
     let handle = |name: &str| -> Result<MapHandle, String> {
         let m = obj
             .maps()
@@ -500,15 +491,8 @@ fn not_applicable(section: &str) -> Option<String> {
     ))
 }
 
-fn program_names<B>() -> Result<Vec<String>, String>
-where
-    B: SkelBuilder<'static> + Default,
-{
-    let open = B::default()
-        .open(storage())
-        .map_err(|e| format!("opening BPF object: {e}"))?;
-    Ok(open
-        .open_object()
+fn program_names(family: Family) -> Result<Vec<String>, String> {
+    Ok(open(family)?
         .progs()
         .map(|p| p.name().to_string_lossy().into_owned())
         .collect())

@@ -1,6 +1,6 @@
 //! The event families. A family is `bpf/NAME.bpf.c` + `bpf/NAME.h` and one module here
-//! that states everything about it: its [`Spec`] (name, ring sizes, record types), its
-//! skeleton, its records, how they render (the field walk every output shares) and the
+//! that states everything about it: its [`Spec`] (name, ring sizes, record types, BPF
+//! object), its records, how they render (the field walk every output shares) and the
 //! one-line summary journald shows. [`registry!`] below is the one list of families:
 //! nothing else names a family or counts them.
 pub mod loader;
@@ -32,6 +32,8 @@ pub struct Spec {
     /// Bytes of its largest record: what the sizing formula costs one event at (the
     /// BPF side reserves the full struct).
     pub record_size: usize,
+    /// Its compiled BPF object (build.rs: bpf/NAME.bpf.c), embedded in the binary.
+    pub object: &'static [u8],
     /// Its record types: the value of the C enum (the header's `type`) and the JSON
     /// `type` name. Values are unique across families (a test checks).
     pub kinds: &'static [(u32, &'static str)],
@@ -49,7 +51,7 @@ pub const fn max(a: usize, b: usize) -> usize {
 }
 
 /// Declares the families: one line each, `module => Variant`. The module provides
-/// `SPEC`, `Builder` (its skeleton builder), `render` and `summary`.
+/// `SPEC`, `render` and `summary`.
 macro_rules! registry {
     ($($module:ident => $variant:ident),* $(,)?) => {
         $(pub mod $module;)*
@@ -79,9 +81,7 @@ macro_rules! registry {
             /// reported in `programs` with the reason and skipped; the rest run. Errors
             /// only when nothing of the family could be loaded at all.
             pub fn load(self, opts: &LoadOptions) -> Result<Loaded, String> {
-                match self {
-                    $(Family::$variant => loader::load_with::<$module::Builder>(self, opts)),*
-                }
+                loader::load(self, opts)
             }
 
             /// The family a record type belongs to.

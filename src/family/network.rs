@@ -14,11 +14,6 @@ use super::record::{DecodeError, Fields, Header, cstr, view};
 use super::summary::{PRIO_INFO, failed, text};
 use super::{KIB, MIB, Spec};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/network.skel.rs"));
-}
-pub(super) use skel::NetworkSkelBuilder as Builder;
 
 /// `enum rw_network_type` (bpf/network.h): the header's `type`.
 pub mod kind {
@@ -29,6 +24,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "network",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/network.bpf.o")),
     ring_size: 512 * KIB,
     ring_min: 256 * KIB,
     ring_max: 256 * MIB,

@@ -8,11 +8,6 @@ use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{PRIO_INFO, arg, text};
 use super::{KIB, MIB, Spec, max};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
-}
-pub(super) use skel::ProcessSkelBuilder as Builder;
 
 /// `enum rw_process_type` (bpf/process.h): the header's `type`.
 pub mod kind {
@@ -23,6 +18,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "process",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/process.bpf.o")),
     ring_size: 512 * KIB,
     // The sizing spec (appendix B.2) has no process family: its records are the largest
     // (exec: filename and argv), its rate bursty (a build forks thousands of processes a

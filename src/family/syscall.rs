@@ -8,11 +8,6 @@ use super::record::{DecodeError, Fields, Header, view};
 use super::summary::{PRIO_INFO, by, number};
 use super::{KIB, MIB, Spec, syscalls};
 
-#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/syscall.skel.rs"));
-}
-pub(super) use skel::SyscallSkelBuilder as Builder;
 
 /// `enum rw_syscall_type` (bpf/syscall.h): the header's `type`.
 pub mod kind {
@@ -21,6 +16,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "syscall",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o")),
     ring_size: MIB,
     ring_min: 512 * KIB,
     ring_max: 64 * MIB,
