@@ -3,6 +3,20 @@
 //! writers share. Depends on nothing else in the crate.
 use std::time::Duration;
 
+/// A size or duration that does not parse. The message names the text and the fix; the
+/// caller puts it after the key or option it came from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0:?} is not a size; write e.g. 64KiB, 8MiB or a number of bytes")]
+    NotASize(String),
+    #[error("{0:?}: unknown unit {1:?}; use B, KiB, MiB or GiB")]
+    UnknownUnit(String, String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    #[error("{0:?} is not a duration; write e.g. \"2s\", \"500ms\" or \"1m\"")]
+    NotADuration(String),
+}
+
 /// 65536 -> "64KiB".
 pub fn human(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
@@ -16,22 +30,22 @@ pub fn human(bytes: u64) -> String {
 
 /// Parses a byte count: `104`, `104B`, `64KiB`, `8MiB`, `1G` (binary units; `KB` and `K`
 /// mean KiB too, as in `--ring-size`).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, ParseError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a size; write e.g. 64KiB, 8MiB or a number of bytes"))?;
+        .map_err(|_| ParseError::NotASize(s.to_string()))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "k" | "KiB" | "KB" | "kB" => 1 << 10,
         "M" | "MiB" | "MB" => 1 << 20,
         "G" | "GiB" | "GB" => 1 << 30,
-        u => return Err(format!("{s:?}: unknown unit {u:?}; use B, KiB, MiB or GiB")),
+        u => return Err(ParseError::UnknownUnit(s.to_string(), u.to_string())),
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| ParseError::TooLarge(s.to_string()))
 }
 
 /// Exact, for powers of two and other round sizes: 8388608 -> "8 MiB", 1000 -> "1000 B".
@@ -73,13 +87,13 @@ pub fn fmt_num(x: f64) -> String {
 }
 
 /// "2s", "500ms", "1m", "1.5s", "1h" or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("{s:?} is not a duration; write e.g. \"2s\", \"500ms\" or \"1m\"");
+    let bad = || ParseError::NotADuration(s.to_string());
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit.trim() {
         "" | "s" => n,

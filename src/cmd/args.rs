@@ -9,7 +9,7 @@ use crate::config::cli::{CliError, Overrides, RunOptions, config, resolve, usage
 use crate::config::{self, WakeupMode};
 use crate::family::{Family, syscalls};
 use crate::sizing::{self, policy::PolicyKind};
-use crate::sys::page_size;
+use crate::sys::{Exit, exit, page_size};
 use crate::units;
 
 /// `--help`: [`USAGE`] with the registry's families filled in.
@@ -98,7 +98,30 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatusArgs {
     pub json: bool,
-    pub socket: Result<PathBuf, String>,
+    pub socket: Result<PathBuf, SocketOff>,
+}
+
+/// The configuration `status` reads turns the control socket off (exit 1: nothing to
+/// ask); holds the file as shown.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the control socket is off in {0} ([control] socket = \"off\"); turn it on there, or pass --control-socket PATH"
+)]
+pub struct SocketOff(pub String);
+
+impl Exit for SocketOff {
+    fn exit_code(&self) -> u8 {
+        exit::RUNTIME
+    }
+}
+
+/// A `--ring-size` value that cannot be a ring (the message reads on its own).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RingSizeArgError {
+    #[error(transparent)]
+    Parse(#[from] units::ParseError),
+    #[error("{0:?} {1}")]
+    Size(String, sizing::RingSizeError),
 }
 
 /// `ringwarden size`.
@@ -235,17 +258,13 @@ fn parse_status(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
     // does not load is no reason not to try the default socket.
     let from_config = match (&socket, &cfg) {
         (Some(_), _) => None,
-        (None, Some(p)) => Some(config::Settings::load(p).map_err(config)?.control.socket),
+        (None, Some(p)) => Some(config::Settings::load(p)?.control.socket),
         (None, None) => config::Settings::load(default_path)
             .ok()
             .map(|s| s.control.socket),
     };
     let shown = cfg.as_deref().unwrap_or(default_path).display().to_string();
-    let socket = config::resolve_socket(socket, from_config).ok_or_else(|| {
-        format!(
-            "the control socket is off in {shown} ([control] socket = \"off\"); turn it on there, or pass --control-socket PATH"
-        )
-    });
+    let socket = config::resolve_socket(socket, from_config).ok_or(SocketOff(shown));
     Ok(Command::Status(StatusArgs { json, socket }))
 }
 
@@ -466,13 +485,14 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
             }
         }
     }
-    resolve(ov).map(|o| Command::Run(Box::new(o)))
+    Ok(Command::Run(Box::new(resolve(ov)?)))
 }
 
 /// Parses `64KiB`, `8MiB`, `4096`, `1G`: a power of two, at least one page.
-pub fn parse_ring_size(s: &str) -> Result<u64, String> {
+pub fn parse_ring_size(s: &str) -> Result<u64, RingSizeArgError> {
     let bytes = units::parse_bytes(s)?;
-    sizing::check_ring_size(bytes, page_size()).map_err(|e| format!("{s:?} {e}"))?;
+    sizing::check_ring_size(bytes, page_size())
+        .map_err(|e| RingSizeArgError::Size(s.to_string(), e))?;
     Ok(bytes)
 }
 
@@ -527,16 +547,33 @@ mod tests {
         assert!(
             parse_ring_size("100000")
                 .unwrap_err()
+                .to_string()
                 .contains("power of two")
         );
         assert!(
             parse_ring_size("1KiB")
                 .unwrap_err()
+                .to_string()
                 .contains("smaller than a page")
         );
-        assert!(parse_ring_size("8XB").unwrap_err().contains("unknown unit"));
-        assert!(parse_ring_size("big").unwrap_err().contains("not a size"));
-        assert!(parse_ring_size("4GiB").unwrap_err().contains("2GiB"));
+        assert!(
+            parse_ring_size("8XB")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_ring_size("big")
+                .unwrap_err()
+                .to_string()
+                .contains("not a size")
+        );
+        assert!(
+            parse_ring_size("4GiB")
+                .unwrap_err()
+                .to_string()
+                .contains("2GiB")
+        );
         assert_eq!(human(64 << 10), "64KiB");
         assert_eq!(human(3), "3B");
     }
@@ -569,27 +606,45 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem_and_exit_code() {
-        assert_eq!(parse(&args("--bogus")).unwrap_err().code, 64);
-        assert_eq!(parse(&args("frobnicate")).unwrap_err().code, 64);
-        assert_eq!(parse(&args("--output")).unwrap_err().code, 64);
+        assert_eq!(parse(&args("--bogus")).unwrap_err().exit_code(), 64);
+        assert_eq!(parse(&args("frobnicate")).unwrap_err().exit_code(), 64);
+        assert_eq!(parse(&args("--output")).unwrap_err().exit_code(), 64);
         let e = parse(&args("--output --only process")).unwrap_err();
-        assert_eq!(e.code, 64);
-        assert!(e.msg.contains("--output needs a value"), "{}", e.msg);
+        assert_eq!(e.exit_code(), 64);
+        assert!(e.to_string().contains("--output needs a value"), "{e}");
         let nl = vec!["--ring-size".to_string(), "file=x\ny".to_string()];
-        assert!(!parse(&nl).unwrap_err().msg.contains('\n'));
+        assert!(!parse(&nl).unwrap_err().to_string().contains('\n'));
         let e = parse(&args("--only disk")).unwrap_err();
-        assert_eq!(e.code, 78);
-        assert!(e.msg.contains("disk"));
-        assert_eq!(parse(&args("--ring-size file")).unwrap_err().code, 78);
-        assert_eq!(parse(&args("--ring-size file=3KiB")).unwrap_err().code, 78);
-        assert_eq!(parse(&args("--stats-interval 0")).unwrap_err().code, 78);
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("disk"));
         assert_eq!(
-            parse(&args("--stats-interval 1500ms")).unwrap_err().code,
+            parse(&args("--ring-size file")).unwrap_err().exit_code(),
             78
         );
-        assert_eq!(parse(&args("--syscalls nosuchcall")).unwrap_err().code, 78);
+        assert_eq!(
+            parse(&args("--ring-size file=3KiB"))
+                .unwrap_err()
+                .exit_code(),
+            78
+        );
+        assert_eq!(
+            parse(&args("--stats-interval 0")).unwrap_err().exit_code(),
+            78
+        );
+        assert_eq!(
+            parse(&args("--stats-interval 1500ms"))
+                .unwrap_err()
+                .exit_code(),
+            78
+        );
+        assert_eq!(
+            parse(&args("--syscalls nosuchcall"))
+                .unwrap_err()
+                .exit_code(),
+            78
+        );
         for e in [parse(&args("--only disk")), parse(&args("--ring-size x=1"))] {
-            assert!(!e.unwrap_err().msg.contains('\n'));
+            assert!(!e.unwrap_err().to_string().contains('\n'));
         }
     }
 
@@ -625,13 +680,12 @@ mod tests {
             f.arg()
         )))
         .unwrap_err();
-        assert_eq!(e.code, 78);
+        assert_eq!(e.exit_code(), 78);
         assert!(
-            e.msg.contains("--ring-size file=1MiB") && e.msg.contains("min 2MiB"),
-            "{}",
-            e.msg
+            e.to_string().contains("--ring-size file=1MiB") && e.to_string().contains("min 2MiB"),
+            "{e}"
         );
-        assert!(e.msg.contains(&f.arg()), "{}", e.msg);
+        assert!(e.to_string().contains(&f.arg()), "{e}");
         // A built-in bound moves instead: one-page rings for tests, big rings on big hosts.
         let o = run("--ring-size anomaly=64MiB --ring-size syscall=4KiB");
         let (a, sc) = (
@@ -664,24 +718,24 @@ mod tests {
             crate::sizing::policy::PolicyKind::Predictive
         );
         let e = parse(&args("--adaptive smart")).unwrap_err();
-        assert_eq!(e.code, 78);
-        assert!(e.msg.contains("smart"), "{}", e.msg);
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("smart"), "{e}");
     }
 
     #[test]
     fn config_file_errors() {
         let e = parse(&args("--config /nonexistent/x.toml")).unwrap_err();
-        assert_eq!(e.code, 78);
+        assert_eq!(e.exit_code(), 78);
         assert!(
-            e.msg.starts_with("/nonexistent/x.toml: cannot read"),
-            "{}",
-            e.msg
+            e.to_string()
+                .starts_with("/nonexistent/x.toml: cannot read"),
+            "{e}"
         );
         let f = Temp::new("bad.toml", "[rings.file]\nsize = \"3MiB\"\n");
         let e = parse(&args(&format!("--config={}", f.arg()))).unwrap_err();
-        assert_eq!(e.code, 78);
-        assert!(e.msg.contains("line 2: rings.file.size"), "{}", e.msg);
-        assert_eq!(parse(&args("--config")).unwrap_err().code, 64);
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("line 2: rings.file.size"), "{e}");
+        assert_eq!(parse(&args("--config")).unwrap_err().exit_code(), 64);
     }
 
     #[test]
@@ -693,7 +747,7 @@ mod tests {
         assert_eq!(o.config_path, Some(f.0.clone()));
         assert_eq!(o.ring_size(Family::Process), 1 << 20);
         f.set("[rings.process]\nsize = 3\n");
-        assert_eq!(parse_in(&[], &f.0).unwrap_err().code, 78);
+        assert_eq!(parse_in(&[], &f.0).unwrap_err().exit_code(), 78);
     }
 
     #[test]
@@ -714,7 +768,7 @@ mod tests {
         );
         assert_eq!(n.families, vec![Family::File, Family::Network]);
         f.set("[rings.file]\nsise = 1\n");
-        let e = n.reload().unwrap_err();
+        let e = n.reload().unwrap_err().to_string();
         assert!(e.contains("rings.file.sise") && !e.contains('\n'), "{e}");
         // Without a file the reload gives the built-in default again.
         let o = run("--only process");
@@ -744,27 +798,36 @@ mod tests {
             Some(PathBuf::from("/run/ringwarden/control.sock"))
         );
         let e = parse(&args("--metrics-listen 0.0.0.0:9731")).unwrap_err();
-        assert_eq!(e.code, 78);
+        assert_eq!(e.exit_code(), 78);
         assert!(
-            e.msg.contains("not loopback") && e.msg.contains("--metrics-allow-remote"),
-            "{}",
-            e.msg
+            e.to_string().contains("not loopback")
+                && e.to_string().contains("--metrics-allow-remote"),
+            "{e}"
         );
         let o = run("--metrics-listen 0.0.0.0:9731 --metrics-allow-remote");
         assert!(o.settings.metrics.allow_remote);
         assert_eq!(
-            parse(&args("--metrics-listen nowhere")).unwrap_err().code,
+            parse(&args("--metrics-listen nowhere"))
+                .unwrap_err()
+                .exit_code(),
             78
         );
-        assert_eq!(parse(&args("--metrics-listen")).unwrap_err().code, 64);
         assert_eq!(
-            parse(&args("--metrics-allow-remote=yes")).unwrap_err().code,
+            parse(&args("--metrics-listen")).unwrap_err().exit_code(),
+            64
+        );
+        assert_eq!(
+            parse(&args("--metrics-allow-remote=yes"))
+                .unwrap_err()
+                .exit_code(),
             64
         );
         // The file's remote address is rescued by the command line, and vice versa.
         let f = Temp::new("remote.toml", "[metrics]\nlisten = \"0.0.0.0:9731\"\n");
         assert_eq!(
-            parse(&args(&format!("-c {}", f.arg()))).unwrap_err().code,
+            parse(&args(&format!("-c {}", f.arg())))
+                .unwrap_err()
+                .exit_code(),
             78
         );
         let o = run(&format!("-c {} --metrics-allow-remote", f.arg()));
@@ -814,7 +877,10 @@ mod tests {
             Ok(PathBuf::from("/tmp/c.sock"))
         );
         f.set("[control]\nsocket = \"off\"\n");
-        let e = st(&format!("status -c {}", f.arg())).socket.unwrap_err();
+        let e = st(&format!("status -c {}", f.arg()))
+            .socket
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("off") && e.contains("--control-socket"), "{e}");
         // The default file is read when it exists.
         let Ok(Command::Status(a)) = parse_in(&args("status"), &f.0) else {
@@ -825,12 +891,14 @@ mod tests {
         assert_eq!(
             parse(&args(&format!("status -c {}", f.arg())))
                 .unwrap_err()
-                .code,
+                .exit_code(),
             78
         );
-        assert_eq!(parse(&args("status --bogus")).unwrap_err().code, 64);
+        assert_eq!(parse(&args("status --bogus")).unwrap_err().exit_code(), 64);
         assert_eq!(
-            parse(&args("status --control-socket")).unwrap_err().code,
+            parse(&args("status --control-socket"))
+                .unwrap_err()
+                .exit_code(),
             64
         );
         assert!(matches!(parse(&args("status --help")), Ok(Command::Help)));
@@ -852,7 +920,7 @@ mod tests {
             "config frob",
             "config default extra",
         ] {
-            assert_eq!(parse(&args(bad)).unwrap_err().code, 64, "{bad}");
+            assert_eq!(parse(&args(bad)).unwrap_err().exit_code(), 64, "{bad}");
         }
         let Ok(Command::Size(s)) = parse(&args(
             "size --event-size 104 --rate 10000 --buffer-time 2s --safety 3",
@@ -895,8 +963,8 @@ mod tests {
             ("size --event-size 104 --rate 1 --safety=-2", 78),
         ] {
             let e = parse(&args(bad)).unwrap_err();
-            assert_eq!(e.code, code, "{bad}: {}", e.msg);
-            assert!(!e.msg.contains('\n'));
+            assert_eq!(e.exit_code(), code, "{bad}: {e}");
+            assert!(!e.to_string().contains('\n'));
         }
     }
 }

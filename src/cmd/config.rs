@@ -3,6 +3,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{self, Settings};
+use crate::sys::Exit;
 
 /// Prints the built-in configuration, every key commented.
 pub fn default() -> ExitCode {
@@ -14,7 +15,8 @@ pub fn default() -> ExitCode {
 /// one-line error and exit 78.
 pub fn check(path: &Path) -> ExitCode {
     match Settings::load(path).and_then(|s| {
-        config::check_metrics(&s.metrics).map_err(|e| format!("{}: {e}", path.display()))?;
+        config::check_metrics(&s.metrics)
+            .map_err(|e| config::Error::Invalid(format!("{}: {e}", path.display())))?;
         Ok(s)
     }) {
         Ok(s) => {
@@ -23,7 +25,7 @@ pub fn check(path: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("ringwarden: {e}");
-            ExitCode::from(78)
+            ExitCode::from(e.exit_code())
         }
     }
 }

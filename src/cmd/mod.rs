@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use args::Command;
 
+use crate::sys::Exit;
+
 /// `ringwarden ARGS...`: logging set up, the command line parsed, one command run.
 pub fn main() -> ExitCode {
     crate::systemd::logging::init();
@@ -18,8 +20,8 @@ pub fn main() -> ExitCode {
     let cmd = match args::parse(&argv) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("ringwarden: {}", e.msg);
-            return ExitCode::from(e.code as u8);
+            eprintln!("ringwarden: {e}");
+            return ExitCode::from(e.exit_code());
         }
     };
     match cmd {

@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Settings, WakeupMode};
+use super::{Error, Settings, WakeupMode};
 use crate::config;
 use crate::family::Family;
 use crate::sizing::policy::PolicyKind;
+use crate::sys::{Exit, exit};
 use crate::units::human;
 
 /// What the command line said for `run`, kept so that a reload applies it again over the
@@ -58,13 +59,13 @@ impl RunOptions {
 
     /// Re-reads the configuration (for SIGHUP) and applies the same command line over it.
     /// The error is the same one line as at start.
-    pub fn reload(&self) -> Result<RunOptions, String> {
-        resolve(self.overrides.clone()).map_err(|e| e.msg)
+    pub fn reload(&self) -> Result<RunOptions, Error> {
+        resolve(self.overrides.clone())
     }
 }
 
 /// Loads the file (or the built-in default) and applies the command line.
-pub fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
+pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
     let path = match &ov.config {
         Some(p) => Some(p.clone()),
         // Only a missing default file means "built-in default"; an unreadable one is an error.
@@ -74,7 +75,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
         },
     };
     let (mut s, bounds) = match &path {
-        Some(p) => Settings::load_with_bounds(p).map_err(config)?,
+        Some(p) => Settings::load_with_bounds(p)?,
         None => (Settings::default(), vec![(false, false); Family::ALL.len()]),
     };
     if let Some(o) = &ov.output {
@@ -108,7 +109,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
     if let Some(c) = &ov.control_socket {
         s.control.socket = c.clone();
     }
-    config::check_metrics(&s.metrics).map_err(|e| config(config::one_line(&e)))?;
+    config::check_metrics(&s.metrics)?;
     for &(f, size) in &ov.ring_sizes {
         let (min_set, max_set) = bounds[f as usize];
         let r = s.ring_mut(f);
@@ -118,7 +119,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
             let from = path
                 .as_ref()
                 .map_or(String::new(), |p| p.display().to_string());
-            return Err(config(config::one_line(&format!(
+            return Err(Error::Invalid(config::one_line(&format!(
                 "--ring-size {f}={}: outside rings.{f} min {} and max {} set in {from}; pick a size in that range or change min/max there",
                 human(size),
                 human(r.min),
@@ -143,17 +144,30 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, CliError> {
     })
 }
 
-/// A bad command line: `code` is the exit status (64 usage, 78 configuration value).
-#[derive(Debug, PartialEq, Eq)]
-pub struct CliError {
-    pub code: i32,
-    pub msg: String,
+/// A bad command line: the message is one line, printed after "ringwarden: ".
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// Not a command line ringwarden understands: exit 64.
+    #[error("{0}")]
+    Usage(String),
+    /// A value that is wrong, on the command line or in the file it names: exit 78.
+    #[error(transparent)]
+    Config(#[from] Error),
+}
+
+impl Exit for CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Config(e) => e.exit_code(),
+        }
+    }
 }
 
 pub fn usage(msg: String) -> CliError {
-    CliError { code: 64, msg }
+    CliError::Usage(msg)
 }
 
 pub fn config(msg: String) -> CliError {
-    CliError { code: 78, msg }
+    CliError::Config(Error::Invalid(msg))
 }

@@ -72,15 +72,50 @@ impl Default for ControlSettings {
     }
 }
 
+/// A configuration that cannot be used (exit 78): one line naming the file (when there
+/// is one), the key and its line, and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// A value is wrong, in the file or on the command line.
+    #[error("{0}")]
+    Invalid(String),
+    /// Metrics on a non-loopback address without allow_remote.
+    #[error(
+        "metrics listen address {0} is not loopback, so anyone who can reach this host could read the metrics; set [metrics] allow_remote = true (or --metrics-allow-remote) to mean it, or listen on 127.0.0.1"
+    )]
+    RemoteMetrics(SocketAddr),
+}
+
+impl Error {
+    /// The same problem said of the file at `path`: one line starting with the path.
+    fn in_file(self, path: &Path) -> Error {
+        Error::Invalid(one_line(&format!("{}: {self}", path.display())))
+    }
+}
+
+impl crate::sys::Exit for Error {
+    fn exit_code(&self) -> u8 {
+        crate::sys::exit::CONFIG
+    }
+}
+
+/// A listen address that does not parse; the message reads on its own.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an address; write IP:PORT like \"127.0.0.1:9731\" or \"[::1]:9731\", or \"off\""
+)]
+pub struct ListenError(String);
+
 /// `"127.0.0.1:9731"`, `"[::1]:9731"` or `"off"`.
-pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, ListenError> {
     let t = s.trim();
     if t == "off" {
         return Ok(None);
     }
-    t.parse().map(Some).map_err(|_| {
-        format!("{s:?} is not an address; write IP:PORT like \"127.0.0.1:9731\" or \"[::1]:9731\", or \"off\"")
-    })
+    t.parse().map(Some).map_err(|_| ListenError(s.to_string()))
 }
 
 /// A control socket path or `"off"`.
@@ -90,11 +125,11 @@ pub fn parse_socket(s: &str) -> Option<PathBuf> {
 
 /// Metrics listen only on loopback unless the operator says otherwise: the numbers tell
 /// an attacker what is watched and how close the rings are to losing events.
-pub fn check_metrics(m: &MetricsSettings) -> Result<(), String> {
+pub fn check_metrics(m: &MetricsSettings) -> Result<(), Error> {
     match m.listen {
-        Some(a) if !m.allow_remote && !a.ip().to_canonical().is_loopback() => Err(format!(
-            "metrics listen address {a} is not loopback, so anyone who can reach this host could read the metrics; set [metrics] allow_remote = true (or --metrics-allow-remote) to mean it, or listen on 127.0.0.1"
-        )),
+        Some(a) if !m.allow_remote && !a.ip().to_canonical().is_loopback() => {
+            Err(Error::RemoteMetrics(a))
+        }
         _ => Ok(()),
     }
 }
@@ -195,24 +230,24 @@ impl Settings {
     }
 
     /// Reads and validates a file; the error is one line starting with the path.
-    pub fn load(path: &Path) -> Result<Settings, String> {
+    pub fn load(path: &Path) -> Result<Settings, Error> {
         Settings::load_with_bounds(path).map(|(s, _)| s)
     }
 
     /// `load`, also telling which ring bounds the file sets itself.
-    pub fn load_with_bounds(path: &Path) -> Result<(Settings, FileBounds), String> {
+    pub fn load_with_bounds(path: &Path) -> Result<(Settings, FileBounds), Error> {
         let src = std::fs::read_to_string(path).map_err(|e| {
-            one_line(&format!(
+            Error::Unreadable(one_line(&format!(
                 "{}: cannot read the configuration: {e}; fix the path or the permissions",
                 path.display()
-            ))
+            )))
         })?;
-        parse(&src, page_size()).map_err(|e| one_line(&format!("{}: {e}", path.display())))
+        parse(&src, page_size()).map_err(|e| e.in_file(path))
     }
 
     /// Validates a configuration's text; `page` is the smallest ring size.
     #[cfg(test)]
-    pub fn from_toml(src: &str, page: u64) -> Result<Settings, String> {
+    pub fn from_toml(src: &str, page: u64) -> Result<Settings, Error> {
         parse(src, page).map(|(s, _)| s)
     }
 
@@ -328,8 +363,9 @@ impl Settings {
 /// `--ring-size` may move a built-in bound, not one the operator wrote down.
 pub type FileBounds = Vec<(bool, bool)>;
 
-fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), String> {
-    let raw: RawFile = toml::from_str(src).map_err(|e| one_line(&serde_error(src, &e)))?;
+fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
+    let raw: RawFile =
+        toml::from_str(src).map_err(|e| Error::Invalid(one_line(&serde_error(src, &e))))?;
     let d = Doc { src };
     let mut s = Settings::default();
     let mut bounds: FileBounds = vec![(false, false); Family::ALL.len()];
@@ -624,18 +660,18 @@ struct Doc<'a> {
 }
 
 impl Doc<'_> {
-    fn at(&self, span: Range<usize>, key: &str, msg: &str) -> String {
-        one_line(&format!(
+    fn at(&self, span: Range<usize>, key: &str, msg: &str) -> Error {
+        Error::Invalid(one_line(&format!(
             "line {}: {key}: {msg}",
             line_of(self.src, span.start)
-        ))
+        )))
     }
 
-    fn err(&self, v: &Spanned<Value>, key: &str, msg: &str) -> String {
+    fn err(&self, v: &Spanned<Value>, key: &str, msg: &str) -> Error {
         self.at(v.span(), key, msg)
     }
 
-    fn string<'v>(&self, v: &'v Spanned<Value>, key: &str) -> Result<&'v str, String> {
+    fn string<'v>(&self, v: &'v Spanned<Value>, key: &str) -> Result<&'v str, Error> {
         match v.get_ref() {
             Value::String(s) if !s.is_empty() => Ok(s),
             Value::String(_) => Err(self.err(v, key, "is empty; give a path")),
@@ -643,7 +679,7 @@ impl Doc<'_> {
         }
     }
 
-    fn boolean(&self, v: &Spanned<Value>, key: &str) -> Result<bool, String> {
+    fn boolean(&self, v: &Spanned<Value>, key: &str) -> Result<bool, Error> {
         match v.get_ref() {
             Value::Boolean(b) => Ok(*b),
             other => Err(self.err(
@@ -654,7 +690,7 @@ impl Doc<'_> {
         }
     }
 
-    fn number(&self, v: &Spanned<Value>, key: &str, example: &str) -> Result<f64, String> {
+    fn number(&self, v: &Spanned<Value>, key: &str, example: &str) -> Result<f64, Error> {
         let x = match v.get_ref() {
             Value::Integer(i) => *i as f64,
             Value::Float(f) => *f,
@@ -679,7 +715,7 @@ impl Doc<'_> {
         lo: f64,
         hi: f64,
         example: &str,
-    ) -> Result<f64, String> {
+    ) -> Result<f64, Error> {
         let x = self.number(v, key, example)?;
         if !(lo..=hi).contains(&x) {
             return Err(self.err(
@@ -700,9 +736,9 @@ impl Doc<'_> {
         key: &str,
         lo: Duration,
         hi: Duration,
-    ) -> Result<Duration, String> {
+    ) -> Result<Duration, Error> {
         let d = match v.get_ref() {
-            Value::String(s) => parse_duration(s).map_err(|e| self.err(v, key, &e))?,
+            Value::String(s) => parse_duration(s).map_err(|e| self.err(v, key, &e.to_string()))?,
             Value::Integer(i) if *i >= 0 => Duration::from_secs(*i as u64),
             Value::Float(f) if *f >= 0.0 => Duration::try_from_secs_f64(*f)
                 .map_err(|_| self.err(v, key, "is not a duration; write e.g. \"2s\""))?,
@@ -732,9 +768,11 @@ impl Doc<'_> {
         Ok(d)
     }
 
-    fn bytes(&self, v: &Spanned<Value>, key: &str) -> Result<u64, String> {
+    fn bytes(&self, v: &Spanned<Value>, key: &str) -> Result<u64, Error> {
         match v.get_ref() {
-            Value::String(s) => crate::units::parse_bytes(s).map_err(|e| self.err(v, key, &e)),
+            Value::String(s) => {
+                crate::units::parse_bytes(s).map_err(|e| self.err(v, key, &e.to_string()))
+            }
             Value::Integer(i) if *i >= 0 => Ok(*i as u64),
             other => Err(self.err(
                 v,
@@ -748,7 +786,7 @@ impl Doc<'_> {
     }
 
     /// A ring size: a power of two, at least a page, at most 2 GiB.
-    fn ring_bytes(&self, v: &Spanned<Value>, key: &str, page: u64) -> Result<u64, String> {
+    fn ring_bytes(&self, v: &Spanned<Value>, key: &str, page: u64) -> Result<u64, Error> {
         let b = self.bytes(v, key)?;
         sizing::check_ring_size(b, page)
             .map_err(|e| self.err(v, key, &format!("{} {e}", show(v.get_ref()))))?;
@@ -760,7 +798,7 @@ impl Doc<'_> {
         v: &'v Spanned<Value>,
         key: &str,
         example: &str,
-    ) -> Result<&'v [Value], String> {
+    ) -> Result<&'v [Value], Error> {
         match v.get_ref() {
             Value::Array(a) if !a.is_empty() => Ok(a),
             Value::Array(_) => Err(self.err(v, key, &format!("is empty; e.g. {key} = {example}"))),
@@ -772,7 +810,7 @@ impl Doc<'_> {
         }
     }
 
-    fn families(&self, v: &Spanned<Value>) -> Result<Vec<Family>, String> {
+    fn families(&self, v: &Spanned<Value>) -> Result<Vec<Family>, Error> {
         let mut out = Vec::new();
         for x in self.list(v, "families", "[\"process\", \"file\"]")? {
             let f = match x {
@@ -801,7 +839,7 @@ impl Doc<'_> {
         Ok(out)
     }
 
-    fn syscalls(&self, v: &Spanned<Value>) -> Result<Vec<u32>, String> {
+    fn syscalls(&self, v: &Spanned<Value>) -> Result<Vec<u32>, Error> {
         let mut out = Vec::new();
         for x in self.list(v, "syscalls", "[\"ptrace\", \"bpf\"]")? {
             let name = match x {
@@ -832,7 +870,7 @@ impl Doc<'_> {
         Ok(out)
     }
 
-    fn stats_interval(&self, v: &Spanned<Value>) -> Result<Duration, String> {
+    fn stats_interval(&self, v: &Spanned<Value>) -> Result<Duration, Error> {
         let d = self.duration(
             v,
             "stats_interval",
@@ -849,7 +887,7 @@ impl Doc<'_> {
         Ok(d)
     }
 
-    fn sizing(&self, r: &RawSizing, s: &mut SizingSettings) -> Result<(), String> {
+    fn sizing(&self, r: &RawSizing, s: &mut SizingSettings) -> Result<(), Error> {
         if let Some(v) = &r.buffer_time {
             s.buffer_time = self.duration(
                 v,
@@ -864,7 +902,7 @@ impl Doc<'_> {
         Ok(())
     }
 
-    fn wakeup(&self, r: &RawWakeup, w: &mut WakeupSettings) -> Result<(), String> {
+    fn wakeup(&self, r: &RawWakeup, w: &mut WakeupSettings) -> Result<(), Error> {
         if let Some(v) = &r.mode {
             let s = match v.get_ref() {
                 Value::String(s) => s.as_str(),
@@ -898,10 +936,11 @@ impl Doc<'_> {
         Ok(())
     }
 
-    fn metrics(&self, r: &RawMetrics, m: &mut MetricsSettings) -> Result<(), String> {
+    fn metrics(&self, r: &RawMetrics, m: &mut MetricsSettings) -> Result<(), Error> {
         if let Some(v) = &r.listen {
             let s = self.string(v, "metrics.listen")?;
-            m.listen = parse_listen(s).map_err(|e| self.err(v, "metrics.listen", &e))?;
+            m.listen =
+                parse_listen(s).map_err(|e| self.err(v, "metrics.listen", &e.to_string()))?;
         }
         if let Some(v) = &r.allow_remote {
             m.allow_remote = self.boolean(v, "metrics.allow_remote")?;
@@ -921,14 +960,14 @@ impl Doc<'_> {
         Ok(())
     }
 
-    fn control(&self, r: &RawControl, c: &mut ControlSettings) -> Result<(), String> {
+    fn control(&self, r: &RawControl, c: &mut ControlSettings) -> Result<(), Error> {
         if let Some(v) = &r.socket {
             c.socket = parse_socket(self.string(v, "control.socket")?);
         }
         Ok(())
     }
 
-    fn adaptive(&self, r: &RawAdaptive, a: &mut AdaptiveSettings) -> Result<(), String> {
+    fn adaptive(&self, r: &RawAdaptive, a: &mut AdaptiveSettings) -> Result<(), Error> {
         if let Some(v) = &r.enabled {
             a.enabled = self.boolean(v, "adaptive.enabled")?;
         }
@@ -1017,7 +1056,7 @@ impl Doc<'_> {
         zero_ok: bool,
         one_ok: bool,
         example: &str,
-    ) -> Result<f64, String> {
+    ) -> Result<f64, Error> {
         let x = self.number(v, key, example)?;
         let ok = (x > 0.0 || (zero_ok && x == 0.0)) && (x < 1.0 || (one_ok && x == 1.0));
         if !ok {
@@ -1041,7 +1080,7 @@ impl Doc<'_> {
         sizing_settings: &SizingSettings,
         page: u64,
         out: &mut RingSettings,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let name = f.name();
         if let Some(v) = &r.min {
             out.min = self.ring_bytes(v, &format!("rings.{name}.min"), page)?;
@@ -1274,7 +1313,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn parse(src: &str) -> Result<Settings, String> {
-        Settings::from_toml(src, 4096)
+        Settings::from_toml(src, 4096).map_err(|e| e.to_string())
     }
 
     /// The error for `src`, checked to be one line naming `key`.
@@ -1558,7 +1597,9 @@ mod tests {
         error("[control]\nsocket = \"\"\n", "control.socket");
         // Remote addresses need allow_remote.
         let remote = parse("[metrics]\nlisten = \"0.0.0.0:9731\"\n").expect("parses");
-        let e = check_metrics(&remote.metrics).expect_err("remote");
+        let e = check_metrics(&remote.metrics)
+            .expect_err("remote")
+            .to_string();
         assert!(
             e.starts_with("metrics listen address 0.0.0.0:9731 is not loopback")
                 && e.contains("allow_remote = true")
@@ -1591,7 +1632,9 @@ mod tests {
 
     #[test]
     fn load_names_the_file() {
-        let e = Settings::load(Path::new("/nonexistent/ringwarden.toml")).unwrap_err();
+        let e = Settings::load(Path::new("/nonexistent/ringwarden.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("/nonexistent/ringwarden.toml: cannot read"),
             "{e}"

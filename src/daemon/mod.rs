@@ -22,9 +22,10 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::config::cli::RunOptions;
 use crate::config::{Settings, WakeupMode};
-use crate::family::{Family, LoadOptions, Shared};
+use crate::family::{self, Family, LoadOptions, Shared};
+use crate::output;
 use crate::sizing::policy::{Observation, RingPolicy};
-use crate::sys::{self, clock::WallClock};
+use crate::sys::{self, Exit, clock::WallClock, exit};
 use crate::systemd::notify::{self, Notifier};
 use crate::units::{fmt_size, human};
 use reload::Action;
@@ -105,36 +106,88 @@ pub trait Observer {
     fn finish(&mut self, registry: &Registry);
 }
 
-/// Why the daemon could not run: `code` is the exit status (78: a bad configuration
-/// value such as an unwritable --output; 1: anything else).
-#[derive(Debug)]
-pub struct RunError {
-    pub code: u8,
-    pub msg: String,
+/// Why the daemon could not run, or a family or ring could not be had. The exit status
+/// is 78 for a bad configuration value (an unwritable --output or --stats-json), 1 for
+/// anything else.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--output` cannot be opened (78).
+    #[error(transparent)]
+    Output(#[from] output::Error),
+    /// `--stats-json` is not in a writable directory (78).
+    #[error(
+        "cannot write --stats-json {path:?} ({tmp:?}: {source}); give a path in a writable directory"
+    )]
+    StatsJson {
+        path: PathBuf,
+        tmp: PathBuf,
+        source: io::Error,
+    },
+    /// An observer (metrics, control socket) could not start (1).
+    #[error("{0}")]
+    Observer(String),
+    /// A family, its maps or its ring (1).
+    #[error(transparent)]
+    Family(#[from] family::Error),
+    /// The loop's own machinery, `what` failed: poll, registering an fd (1).
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    /// Signals and timers (1).
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        source: nix::Error,
+    },
+    /// A ring's consumer (1).
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
+        source: libbpf_rs::Error,
+    },
+    /// No family attached a single program (1).
+    #[error("no BPF program could be attached; run `ringwarden check` to see why")]
+    NothingAttached,
 }
 
-impl RunError {
-    fn config(msg: String) -> Self {
-        RunError { code: 78, msg }
+impl Exit for RunError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Output(e) => e.exit_code(),
+            RunError::StatsJson { .. } => exit::CONFIG,
+            RunError::Family(e) => e.exit_code(),
+            RunError::Observer(_)
+            | RunError::Io { .. }
+            | RunError::Sys { .. }
+            | RunError::Bpf { .. }
+            | RunError::NothingAttached => exit::RUNTIME,
+        }
     }
 }
 
-impl From<String> for RunError {
-    fn from(msg: String) -> Self {
-        RunError { code: 1, msg }
+impl RunError {
+    fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
+        move |source| RunError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> RunError {
+        move |source| RunError::Sys { what, source }
     }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. `observe` starts the observer before any
-/// family is loaded (a metrics port that cannot be had stops the start).
-pub fn run<O: Observer>(
+/// family is loaded (a metrics port that cannot be had stops the start: exit 1).
+pub fn run<O: Observer, E: std::fmt::Display>(
     opts: RunOptions,
-    observe: impl FnOnce(&Settings, &Registry) -> Result<O, String>,
+    observe: impl FnOnce(&Settings, &Registry) -> Result<O, E>,
 ) -> Result<(), RunError> {
     let started = Instant::now();
     prepare_process();
     let mut d = Daemon::new(opts, started)?;
-    let mut observer = observe(&d.opts.settings, d.poll.registry())?;
+    let mut observer = observe(&d.opts.settings, d.poll.registry())
+        .map_err(|e| RunError::Observer(e.to_string()))?;
     d.load_families()?;
     let mut notifier = Notifier::from_env();
     d.register_loop_fds(&notifier)?;
@@ -161,21 +214,21 @@ fn prepare_process() {
 
 /// `--stats-json PATH` is written via a temporary file beside it: check now, not at
 /// the first tick, that this works.
-fn check_writable_dir(path: &Path) -> Result<(), String> {
+fn check_writable_dir(path: &Path) -> Result<(), RunError> {
     let tmp = tmp_path(path);
-    sys::can_create(&tmp).map_err(|e| {
-        format!(
-            "cannot write --stats-json {path:?} ({tmp:?}: {e}); give a path in a writable directory"
-        )
+    sys::can_create(&tmp).map_err(|source| RunError::StatsJson {
+        path: path.to_path_buf(),
+        tmp,
+        source,
     })
 }
 
-fn timerfd() -> Result<TimerFd, String> {
+fn timerfd() -> Result<TimerFd, RunError> {
     TimerFd::new(
         ClockId::CLOCK_MONOTONIC,
         TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
     )
-    .map_err(|e| format!("creating timerfd: {e}"))
+    .map_err(RunError::sys("creating timerfd"))
 }
 
 /// The loop's state: the options in force, one Ring per running family, and the books
@@ -210,22 +263,22 @@ impl Daemon {
     /// The output, the signals (first, so a SIGTERM during the slow load is not lost),
     /// the poll and the timers; nothing loaded yet.
     fn new(opts: RunOptions, started: Instant) -> Result<Daemon, RunError> {
-        let sink = crate::output::open(opts.output.as_deref()).map_err(RunError::config)?;
+        let sink = crate::output::open(opts.output.as_deref())?;
         if let Some(p) = &opts.stats_json {
-            check_writable_dir(p).map_err(RunError::config)?;
+            check_writable_dir(p)?;
         }
         let mut mask = SigSet::empty();
         for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
             mask.add(s);
         }
         mask.thread_block()
-            .map_err(|e| format!("blocking signals: {e}"))?;
+            .map_err(RunError::sys("blocking signals"))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| format!("creating signalfd: {e}"))?;
-        let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
+            .map_err(RunError::sys("creating signalfd"))?;
+        let poll = Poll::new().map_err(RunError::io("creating poll"))?;
         let flush = timerfd()?;
         register(poll.registry(), flush.as_fd().as_raw_fd(), Slot::Flush)
-            .map_err(|e| format!("registering timerfd: {e}"))?;
+            .map_err(RunError::io("registering timerfd"))?;
         Ok(Daemon {
             opts,
             poll,
@@ -255,11 +308,7 @@ impl Daemon {
         }
         self.update_wakeups();
         if self.rings.iter().all(|r| r.loaded.attached() == 0) {
-            return Err(
-                "no BPF program could be attached; run `ringwarden check` to see why"
-                    .to_string()
-                    .into(),
-            );
+            return Err(RunError::NothingAttached);
         }
         Ok(())
     }
@@ -275,15 +324,15 @@ impl Daemon {
                     Slot::Sink.token(),
                     Interest::WRITABLE,
                 )
-                .map_err(|e| format!("registering the output: {e}"))?;
+                .map_err(RunError::io("registering the output"))?;
         }
         // systemd's watchdog (no-op without $NOTIFY_SOCKET).
         if let Some(fd) = notifier.watchdog_fd() {
             register(registry, fd.as_raw_fd(), Slot::Watchdog)
-                .map_err(|e| format!("registering the watchdog timer: {e}"))?;
+                .map_err(RunError::io("registering the watchdog timer"))?;
         }
         register(registry, self.sigfd.as_fd().as_raw_fd(), Slot::Signal)
-            .map_err(|e| format!("registering signalfd: {e}"))?;
+            .map_err(RunError::io("registering signalfd"))?;
         // A 1 s tick: safety-net drain of every ring, clock refresh, sizing decisions;
         // stats every interval.
         self.timer
@@ -291,9 +340,9 @@ impl Daemon {
                 Expiration::Interval(TimeSpec::from_duration(TICK)),
                 TimerSetTimeFlags::empty(),
             )
-            .map_err(|e| format!("arming timerfd: {e}"))?;
+            .map_err(RunError::sys("arming timerfd"))?;
         register(registry, self.timer.as_fd().as_raw_fd(), Slot::Timer)
-            .map_err(|e| format!("registering timerfd: {e}"))?;
+            .map_err(RunError::io("registering timerfd"))?;
         Ok(())
     }
 
@@ -337,7 +386,7 @@ impl Daemon {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(format!("poll failed: {e}").into());
+                return Err(RunError::io("poll failed")(e));
             }
             for ev in events.iter() {
                 // STOPPING=1 is the last word to systemd: no STATUS or WATCHDOG after it.
@@ -441,7 +490,7 @@ impl Daemon {
 
     /// Loads, attaches and starts consuming one family (taking over its books if it ran
     /// before in this process).
-    fn enable(&mut self, family: Family) -> Result<(), String> {
+    fn enable(&mut self, family: Family) -> Result<(), RunError> {
         let earlier = self.retired.iter().position(|r| r.family == family);
         let reuse = match earlier {
             Some(i) => Some(self.retired[i].shared.dup()?),
@@ -465,7 +514,7 @@ impl Daemon {
         let ring = make_ring(loaded, &self.pipe, books, &self.opts, self.started)?;
         let fd = ring.loaded.ring.as_fd().as_raw_fd();
         register(self.poll.registry(), fd, Slot::Ring(family.index()))
-            .map_err(|e| format!("watching the {family} ring: {e}"))?;
+            .map_err(RunError::io(format!("watching the {family} ring")))?;
         // Only now is the retired entry used up: a failure above keeps it for a retry.
         if let Some(i) = earlier {
             self.retired.swap_remove(i);

@@ -11,6 +11,7 @@ use log::{info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::RunError;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
 use crate::family::{Counters, Loaded};
@@ -145,19 +146,27 @@ impl Ring {
     /// (the kernel returns only once no program can still write the old one), then the
     /// old ring is drained to the last record and dropped. Counters and sequence numbers
     /// live in maps that do not change. Returns how long the swap took.
-    fn resize(&mut self, size: u64, registry: &Registry, token: Token) -> Result<Duration, String> {
+    fn resize(
+        &mut self,
+        size: u64,
+        registry: &Registry,
+        token: Token,
+    ) -> Result<Duration, RunError> {
         let t = Instant::now();
         let map = self.loaded.new_ring(size)?;
         let consumer = consumer(&self.loaded, &map, &self.pipe, &self.books)?;
         let new_fd = map.as_fd().as_raw_fd();
         registry
             .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
-            .map_err(|e| format!("watching the new {} ring: {e}", self.loaded.family))?;
+            .map_err(RunError::io(format!(
+                "watching the new {} ring",
+                self.loaded.family
+            )))?;
         let old_map = match self.loaded.swap_ring(map) {
             Ok(old) => old,
             Err(e) => {
                 let _ = registry.deregister(&mut SourceFd(&new_fd));
-                return Err(e);
+                return Err(e.into());
             }
         };
         let old_consumer = std::mem::replace(&mut self.consumer, consumer);
@@ -184,7 +193,7 @@ impl Ring {
         why: &str,
         registry: &Registry,
         started: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let (old, family) = (self.loaded.ring_size, self.loaded.family);
         let took = self.resize(size, registry, Token(family.index()))?;
         let new = self.loaded.ring_size;
@@ -246,7 +255,7 @@ pub fn make_ring(
     books: Books,
     opts: &RunOptions,
     started: Instant,
-) -> Result<Ring, String> {
+) -> Result<Ring, RunError> {
     let consumer = consumer(&loaded, &loaded.ring, pipe, &books)?;
     let rs = *opts.settings.ring(loaded.family);
     let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
@@ -281,7 +290,7 @@ fn consumer(
     map: &MapHandle,
     pipe: &Rc<RefCell<Pipeline>>,
     books: &Books,
-) -> Result<RingBuffer<'static>, String> {
+) -> Result<RingBuffer<'static>, RunError> {
     let name = loaded.family.name();
     let (p, b) = (pipe.clone(), books.clone());
     let mut builder = RingBufferBuilder::new();
@@ -290,10 +299,14 @@ fn consumer(
             p.borrow_mut().record(name, &b, data);
             0
         })
-        .map_err(|e| format!("ring {name}: {e}"))?;
-    builder
-        .build()
-        .map_err(|e| format!("ring {name}: creating the consumer: {e}"))
+        .map_err(|source| RunError::Bpf {
+            what: format!("ring {name}"),
+            source,
+        })?;
+    builder.build().map_err(|source| RunError::Bpf {
+        what: format!("ring {name}: creating the consumer"),
+        source,
+    })
 }
 
 /// Stop every program, then drain until every ring's books balance (a program may still

@@ -6,6 +6,30 @@ use crate::sys;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, Object, ObjectBuilder, OpenObject};
 use std::os::fd::{AsFd, AsRawFd};
 
+/// Why a family, one of its maps or its ring could not be had. Runtime errors (exit 1):
+/// at start a family that cannot load is logged and left out.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// libbpf's or the kernel's answer as is (a map read or write, a duplicated fd).
+    #[error(transparent)]
+    Bpf(#[from] libbpf_rs::Error),
+    /// Opening, sizing, loading the family's BPF object, with what was being done.
+    #[error("{0}")]
+    Load(String),
+    /// A map of the family (finding, duplicating or writing it), with which one.
+    #[error("{0}")]
+    Map(String),
+    /// Creating or swapping a ring buffer.
+    #[error("{0}")]
+    Ring(String),
+}
+
+impl sys::Exit for Error {
+    fn exit_code(&self) -> u8 {
+        sys::exit::RUNTIME
+    }
+}
+
 /// What became of one BPF program.
 #[derive(Clone, Debug)]
 pub struct ProgramStatus {
@@ -67,12 +91,12 @@ pub struct Shared {
 
 impl Shared {
     /// New handles on the same maps.
-    pub fn dup(&self) -> Result<Shared, String> {
+    pub fn dup(&self) -> Result<Shared, Error> {
         Shared::of(&self.stats, &self.fill)
     }
 
-    fn of(stats: &MapHandle, fill: &MapHandle) -> Result<Shared, String> {
-        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(|e| e.to_string());
+    fn of(stats: &MapHandle, fill: &MapHandle) -> Result<Shared, Error> {
+        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(Error::Bpf);
         Ok(Shared {
             stats: dup(stats)?,
             fill: dup(fill)?,
@@ -115,19 +139,19 @@ impl Loaded {
 
     /// Makes every program of the family stop reporting, at once (one map write; see
     /// RW_CONFIG_STOPPED in bpf/common.h for why this comes before detaching).
-    pub fn stop(&self) -> Result<(), String> {
+    pub fn stop(&self) -> Result<(), Error> {
         self.update_config(|c| c.flags |= RW_CONFIG_STOPPED)
     }
 
     /// Batching: commits wake the reader only once the ring holds `bytes` (0: the
     /// kernel's default wake-ups).
-    pub fn set_wakeup(&self, bytes: u64) -> Result<(), String> {
+    pub fn set_wakeup(&self, bytes: u64) -> Result<(), Error> {
         self.update_config(|c| c.wakeup_bytes = bytes)
     }
 
     /// Read-modify-write, keeping what the programs learned (the daemon's tgid in a PID
     /// namespace).
-    fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), String> {
+    fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), Error> {
         let mut cfg = Config::default();
         if let Ok(Some(v)) = self.config.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) {
             let _ = plain::copy_from_bytes(&mut cfg, &v);
@@ -140,11 +164,11 @@ impl Loaded {
     /// writing a slot of an ARRAY_OF_MAPS (here: the same ring again) makes the kernel
     /// wait for an RCU grace period, which covers every running BPF program. After
     /// `stop` + `sync`, the ring gets nothing new.
-    pub fn sync(&self) -> Result<(), String> {
+    pub fn sync(&self) -> Result<(), Error> {
         let fd = self.ring.as_fd().as_raw_fd() as u32;
         self.outer
             .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| e.to_string())
+            .map_err(Error::Bpf)
     }
 
     /// The most bytes the ring held right after a commit since the last call, then
@@ -163,9 +187,12 @@ impl Loaded {
     }
 
     /// Sets the syscall family's syscall set: a map write, no reload.
-    pub fn set_syscalls(&mut self, nrs: &[u32]) -> Result<(), String> {
+    pub fn set_syscalls(&mut self, nrs: &[u32]) -> Result<(), Error> {
         let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) else {
-            return Err(format!("the {} family has no syscall filter", self.family));
+            return Err(Error::Map(format!(
+                "the {} family has no syscall filter",
+                self.family
+            )));
         };
         set_syscall_filter(m, nrs)?;
         self.syscalls = nrs.to_vec();
@@ -182,18 +209,18 @@ impl Loaded {
     }
 
     /// Creates a ring of `size` bytes for this family (not yet in use).
-    pub fn new_ring(&self, size: u64) -> Result<MapHandle, String> {
+    pub fn new_ring(&self, size: u64) -> Result<MapHandle, Error> {
         create_ring(&format!("{}_ring", self.family), size)
     }
 
     /// Puts `ring` in the programs' slot and returns the ring it replaces. When this
     /// returns, no program can still write to the old ring (the kernel waits for running
     /// programs on map-in-map updates), so what it holds is final: drain it, drop it.
-    pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, String> {
+    pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, Error> {
         let fd = ring.as_fd().as_raw_fd() as u32;
         self.outer
             .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| format!("swapping the {} ring: {e}", self.family))?;
+            .map_err(|e| Error::Ring(format!("swapping the {} ring: {e}", self.family)))?;
         self.ring_size = u64::from(ring.max_entries());
         // The mark so far was the old ring's, not to be judged against the new size.
         self.take_high_water();
@@ -201,8 +228,8 @@ impl Loaded {
     }
 
     /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
-    pub fn shared(&self) -> Result<Shared, String> {
-        Shared::of(&self.stats, &self.fill).map_err(|e| format!("{}: {e}", self.family))
+    pub fn shared(&self) -> Result<Shared, Error> {
+        Shared::of(&self.stats, &self.fill).map_err(|e| Error::Map(format!("{}: {e}", self.family)))
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
@@ -221,14 +248,15 @@ const RW_RING_SLOTS: u32 = 1;
 
 /// A BPF ring buffer of `size` bytes named `name`, outside any object (ring swaps,
 /// and `check`'s probe for ring buffer support).
-pub fn create_ring(name: &str, size: u64) -> Result<MapHandle, String> {
-    let bytes = u32::try_from(size).map_err(|_| format!("ring size {size} is too large"))?;
+pub fn create_ring(name: &str, size: u64) -> Result<MapHandle, Error> {
+    let bytes =
+        u32::try_from(size).map_err(|_| Error::Ring(format!("ring size {size} is too large")))?;
     let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
         sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
         ..Default::default()
     };
     MapHandle::create(MapType::RingBuf, Some(name), 0, 0, bytes, &opts)
-        .map_err(|e| format!("creating ring {name} of {size} bytes: {e}"))
+        .map_err(|e| Error::Ring(format!("creating ring {name} of {size} bytes: {e}")))
 }
 
 /// Writes `struct rw_config { self_tgid, flags }` (bpf/common.h).
@@ -269,22 +297,22 @@ fn initial_config() -> Config {
     }
 }
 
-fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), String> {
+fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), Error> {
     // SAFETY: Config is repr(C) plain data; its bytes are the map value.
     let bytes = unsafe { plain::as_bytes(cfg) };
     map.update(&RW_SLOT.to_ne_bytes(), bytes, MapFlags::ANY)
-        .map_err(|e| e.to_string())
+        .map_err(Error::Bpf)
 }
 
 /// Opens the family's compiled object (its `Spec::object`, embedded in the binary).
 /// Plain libbpf objects rather than generated skeletons: one loader for every family, not
 /// one copy per skeleton type (~100 KB of the stripped binary), and an object owns its
 /// storage (no leaked skeleton storage per load).
-fn open(family: Family) -> Result<OpenObject, String> {
+fn open(family: Family) -> Result<OpenObject, Error> {
     ObjectBuilder::default()
         .name(family.name())
         .and_then(|b| b.open_memory(family.spec().object))
-        .map_err(|e| format!("opening the {family} BPF object: {e}"))
+        .map_err(|e| Error::Load(format!("opening the {family} BPF object: {e}")))
 }
 
 /// Opens and loads the object with only the programs `keep` accepts.
@@ -292,7 +320,7 @@ fn open_load(
     family: Family,
     opts: &LoadOptions,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<Object, String> {
+) -> Result<Object, Error> {
     let mut obj = open(family)?;
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
@@ -310,9 +338,9 @@ fn open_load(
         let name = m.name().to_string_lossy().into_owned();
         if name == ring_name {
             let size = u32::try_from(ring_size)
-                .map_err(|_| format!("{family} ring size {ring_size} is too large"))?;
+                .map_err(|_| Error::Load(format!("{family} ring size {ring_size} is too large")))?;
             m.set_max_entries(size)
-                .map_err(|e| format!("setting the {family} ring size: {e}"))?;
+                .map_err(|e| Error::Load(format!("setting the {family} ring size: {e}")))?;
         }
         if let Some(shared) = &opts.reuse {
             let reuse = if name == stats_name {
@@ -323,15 +351,16 @@ fn open_load(
                 None
             };
             if let Some(h) = reuse {
-                m.reuse_fd(h.as_fd())
-                    .map_err(|e| format!("handing {name} to the new {family} object: {e}"))?;
+                m.reuse_fd(h.as_fd()).map_err(|e| {
+                    Error::Load(format!("handing {name} to the new {family} object: {e}"))
+                })?;
             }
         }
     }
-    obj.load().map_err(|e| e.to_string())
+    obj.load().map_err(Error::Bpf)
 }
 
-pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String> {
+pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> {
     let mut programs = Vec::new();
     // First try: everything at once (the common case, one verifier pass per program).
     let obj = match open_load(family, opts, &|_| true) {
@@ -346,27 +375,29 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
                     programs.push(ProgramStatus {
                         name: n.clone(),
                         section: String::new(),
-                        error: Some(format!("load failed: {}", first_line(&e))),
+                        error: Some(format!("load failed: {}", first_line(&e.to_string()))),
                         not_applicable: None,
                     });
                 }
             }
             if failed.len() == names.len() {
-                return Err(format!(
+                return Err(Error::Load(format!(
                     "no {family} program loads: {}",
-                    first_line(&all_err)
-                ));
+                    first_line(&all_err.to_string())
+                )));
             }
-            open_load(family, opts, &|p| !failed.iter().any(|f| f == p))
-                .map_err(|e| format!("loading {family} without the failed programs: {e}"))?
+            open_load(family, opts, &|p| !failed.iter().any(|f| f == p)).map_err(|e| {
+                Error::Load(format!("loading {family} without the failed programs: {e}"))
+            })?
         }
     };
-    let handle = |name: &str| -> Result<MapHandle, String> {
+    let handle = |name: &str| -> Result<MapHandle, Error> {
         let m = obj
             .maps()
             .find(|m| m.name().to_string_lossy() == name)
-            .ok_or_else(|| format!("{family}: the BPF object has no map {name}"))?;
-        MapHandle::try_from(&m).map_err(|e| format!("{family}: duplicating map {name}: {e}"))
+            .ok_or_else(|| Error::Map(format!("{family}: the BPF object has no map {name}")))?;
+        MapHandle::try_from(&m)
+            .map_err(|e| Error::Map(format!("{family}: duplicating map {name}: {e}")))
     };
     let ring = handle(&format!("{family}_ring"))?;
     let outer = handle(&format!("{family}_rings"))?;
@@ -374,7 +405,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
     write_config(&config, &initial_config())
-        .map_err(|e| format!("{family}: writing rw_config: {e}"))?;
+        .map_err(|e| Error::Map(format!("{family}: writing rw_config: {e}")))?;
     let mut maps = Vec::new();
     let plumbing = [
         format!("{family}_ring"),
@@ -389,10 +420,11 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
         }
         maps.push((
             name.clone(),
-            MapHandle::try_from(&m).map_err(|e| format!("{family}: map {name}: {e}"))?,
+            MapHandle::try_from(&m)
+                .map_err(|e| Error::Map(format!("{family}: map {name}: {e}")))?,
         ));
     }
-    init(&maps, opts).map_err(|e| format!("{family}: {e}"))?;
+    init(&maps, opts).map_err(|e| Error::Map(format!("{family}: {e}")))?;
     let syscalls = if maps.iter().any(|(n, _)| n == SYSCALL_FILTER) {
         opts.syscalls.clone()
     } else {
@@ -452,7 +484,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, String>
 const SYSCALL_FILTER: &str = "syscall_filter";
 
 /// Settings written into the family's own maps, before anything is attached.
-fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), String> {
+fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
     match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
         Some((_, m)) => set_syscall_filter(m, &opts.syscalls),
         None => Ok(()),
@@ -462,12 +494,12 @@ fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), String> 
 /// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
 /// ignored). The filter is a map: a loaded family takes a new set without a reload
 /// (`loaded.map("syscall_filter")`).
-pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), String> {
+pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> {
     for nr in 0..super::syscalls::MAX_NR {
         let on = u8::from(nrs.contains(&nr));
         filter
             .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
-            .map_err(|e| format!("writing {SYSCALL_FILTER}[{nr}]: {e}"))?;
+            .map_err(|e| Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")))?;
     }
     Ok(())
 }
@@ -491,7 +523,7 @@ fn not_applicable(section: &str) -> Option<String> {
     ))
 }
 
-fn program_names(family: Family) -> Result<Vec<String>, String> {
+fn program_names(family: Family) -> Result<Vec<String>, Error> {
     Ok(open(family)?
         .progs()
         .map(|p| p.name().to_string_lossy().into_owned())

@@ -10,7 +10,7 @@ pub mod syscalls;
 
 use std::fmt;
 
-pub use loader::{Counters, LoadOptions, Loaded, ProgramStatus, Shared, create_ring};
+pub use loader::{Counters, Error, LoadOptions, Loaded, ProgramStatus, Shared, create_ring};
 pub use record::{DecodeError, Fields, Header};
 
 const KIB: u64 = 1 << 10;
@@ -80,7 +80,7 @@ macro_rules! registry {
             /// Loads and attaches the family. Programs that fail to load or attach are
             /// reported in `programs` with the reason and skipped; the rest run. Errors
             /// only when nothing of the family could be loaded at all.
-            pub fn load(self, opts: &LoadOptions) -> Result<Loaded, String> {
+            pub fn load(self, opts: &LoadOptions) -> Result<Loaded, Error> {
                 loader::load(self, opts)
             }
 

@@ -6,18 +6,73 @@ use std::fs::DirBuilder;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::obs::jsonread::{self, Value};
 use crate::obs::serve::{OwnedPath, Parsed, Request};
 use crate::output::json::escape_str;
+use crate::sys::{Exit, exit};
 use crate::units::{fmt_ns, fmt_uptime, human};
 
 /// The longest request line (without its newline).
 pub const MAX_LINE: usize = 256;
 const LIVE: &str = "another running process (a second ringwarden?) serves it";
+
+/// Why the control socket cannot be had (the daemon warns and runs without it); the
+/// message reads after "control socket PATH: ".
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot create its directory {}: {source}", .dir.display())]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("{}", LIVE)]
+    Live,
+    #[error("cannot replace the stale socket file: {0}")]
+    Stale(io::Error),
+    #[error("cannot check the existing socket: {0}")]
+    Check(io::Error),
+    #[error("a file that is not a socket is in the way; remove it or choose another path")]
+    NotASocket,
+    #[error("cannot bind: {0}")]
+    Bind(io::Error),
+    #[error("cannot make it non-blocking: {0}")]
+    Nonblocking(io::Error),
+    /// Reading back what was bound.
+    #[error(transparent)]
+    Io(io::Error),
+    /// Registering it with the daemon's loop.
+    #[error("registering it: {0}")]
+    Register(io::Error),
+}
+
+/// `ringwarden status` cannot ask the daemon (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error("cannot connect to {}: {source}; {}", .socket.display(), connect_fix(.source))]
+    Connect { socket: PathBuf, source: io::Error },
+    #[error(
+        "no answer from {}: {source}; is the daemon stuck? try `systemctl status ringwarden`",
+        .socket.display()
+    )]
+    NoAnswer { socket: PathBuf, source: io::Error },
+}
+
+impl Exit for AskError {
+    fn exit_code(&self) -> u8 {
+        exit::RUNTIME
+    }
+}
+
+fn connect_fix(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        "the socket is mode 0600: run as root (sudo ringwarden status)"
+    } else if e.kind() == io::ErrorKind::WouldBlock {
+        "the daemon is not accepting connections: is it stuck? try `systemctl status ringwarden`"
+    } else {
+        "is the service running? try `systemctl status ringwarden`; or pass --control-socket PATH"
+    }
+}
 /// How long the client waits for the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,7 +116,7 @@ pub fn error_json(msg: &str) -> Vec<u8> {
 /// missing. A stale socket file (nobody listening) is replaced; a live one, or anything
 /// that is not a socket, is left alone: the error says why, and the daemon runs without
 /// the socket (events matter more).
-pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
+pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), BindError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
@@ -69,31 +124,30 @@ pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
             .recursive(true)
             .mode(0o755)
             .create(dir)
-            .map_err(|e| format!("cannot create its directory {}: {e}", dir.display()))?;
+            .map_err(|source| BindError::Dir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => match connect_now(path) {
             // A full backlog (WouldBlock) is a live listener too, if a stuck one.
-            Ok(_) => return Err(LIVE.to_string()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(LIVE.to_string()),
+            Ok(_) => return Err(BindError::Live),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(BindError::Live),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot replace the stale socket file: {e}"))?;
+                std::fs::remove_file(path).map_err(BindError::Stale)?;
                 log::info!(
                     "control socket {}: replaced a stale socket file",
                     path.display()
                 );
             }
-            Err(e) => return Err(format!("cannot check the existing socket: {e}")),
+            Err(e) => return Err(BindError::Check(e)),
         },
         Ok(_) => {
-            return Err(
-                "a file that is not a socket is in the way; remove it or choose another path"
-                    .to_string(),
-            );
+            return Err(BindError::NotASocket);
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(BindError::Io(e)),
     }
     // Created as 0600, so there is no moment in which others could connect. The umask
     // is process-wide, which is fine: the daemon has one thread.
@@ -105,12 +159,11 @@ pub fn bind(path: &Path) -> Result<(UnixListener, OwnedPath), String> {
     // Two daemons starting together both find the path free; the second bind fails.
     // (Worded without "already": scripts and tests wait for the word "ready".)
     let l = bound.map_err(|e| match e.kind() {
-        io::ErrorKind::AddrInUse => LIVE.to_string(),
-        _ => format!("cannot bind: {e}"),
+        io::ErrorKind::AddrInUse => BindError::Live,
+        _ => BindError::Bind(e),
     })?;
-    l.set_nonblocking(true)
-        .map_err(|e| format!("cannot make it non-blocking: {e}"))?;
-    let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    l.set_nonblocking(true).map_err(BindError::Nonblocking)?;
+    let m = std::fs::symlink_metadata(path).map_err(BindError::Io)?;
     Ok((
         l,
         OwnedPath {
@@ -152,7 +205,7 @@ pub fn status_command(socket: &Path, json: bool) -> ExitCode {
         },
         Err(e) => {
             eprintln!("ringwarden status: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -206,27 +259,19 @@ fn connect_now(path: &Path) -> io::Result<UnixStream> {
     Ok(s)
 }
 
-fn ask(socket: &Path) -> Result<String, String> {
-    let mut s = connect_now(socket).map_err(|e| {
-        let fix = if e.kind() == io::ErrorKind::PermissionDenied {
-            "the socket is mode 0600: run as root (sudo ringwarden status)"
-        } else if e.kind() == io::ErrorKind::WouldBlock {
-            "the daemon is not accepting connections: is it stuck? try `systemctl status ringwarden`"
-        } else {
-            "is the service running? try `systemctl status ringwarden`; or pass --control-socket PATH"
-        };
-        format!("cannot connect to {}: {e}; {fix}", socket.display())
+fn ask(socket: &Path) -> Result<String, AskError> {
+    let mut s = connect_now(socket).map_err(|source| AskError::Connect {
+        socket: socket.to_path_buf(),
+        source,
     })?;
     let _ = s.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = s.set_write_timeout(Some(CLIENT_TIMEOUT));
     let mut text = String::new();
     s.write_all(b"status\n")
         .and_then(|()| s.take(64 << 20).read_to_string(&mut text))
-        .map_err(|e| {
-            format!(
-                "no answer from {}: {e}; is the daemon stuck? try `systemctl status ringwarden`",
-                socket.display()
-            )
+        .map_err(|source| AskError::NoAnswer {
+            socket: socket.to_path_buf(),
+            source,
         })?;
     Ok(text)
 }
@@ -441,7 +486,7 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().expect("dir")), 0o755);
         assert_eq!(owned.path, path);
-        let e = bind(&path).expect_err("live");
+        let e = bind(&path).expect_err("live").to_string();
         assert!(e.contains("another running process"), "{e}");
         // Logged before `ready`, which scripts wait for: no "already" in it.
         assert!(!e.contains("ready") && !LIVE.contains("ready"));
@@ -453,7 +498,7 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
         UnixStream::connect(&path).expect("the new socket answers");
         let file = dir.join("plain");
         std::fs::write(&file, "x").expect("write");
-        let e = bind(&file).expect_err("not a socket");
+        let e = bind(&file).expect_err("not a socket").to_string();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&file).expect("kept"), "x");
         let _ = std::fs::remove_dir_all(&dir);

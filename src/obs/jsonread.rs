@@ -59,8 +59,16 @@ struct P<'a> {
     i: usize,
 }
 
+/// A text that is not JSON: where and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid JSON at byte {at}: {what}")]
+pub struct Error {
+    at: usize,
+    what: String,
+}
+
 /// Parses one JSON text (surrounding whitespace allowed).
-pub fn parse(text: &str) -> Result<Value, String> {
+pub fn parse(text: &str) -> Result<Value, Error> {
     let mut p = P {
         s: text.as_bytes(),
         i: 0,
@@ -74,8 +82,11 @@ pub fn parse(text: &str) -> Result<Value, String> {
 }
 
 impl P<'_> {
-    fn fail(&self, what: &str) -> String {
-        format!("invalid JSON at byte {}: {what}", self.i)
+    fn fail(&self, what: &str) -> Error {
+        Error {
+            at: self.i,
+            what: what.to_string(),
+        }
     }
 
     fn ws(&mut self) {
@@ -88,7 +99,7 @@ impl P<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn eat(&mut self, b: u8) -> Result<(), String> {
+    fn eat(&mut self, b: u8) -> Result<(), Error> {
         if self.peek() == Some(b) {
             self.i += 1;
             Ok(())
@@ -97,7 +108,7 @@ impl P<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, String> {
+    fn value(&mut self, depth: usize) -> Result<Value, Error> {
         if depth > MAX_DEPTH {
             return Err(self.fail("nested too deeply"));
         }
@@ -159,7 +170,7 @@ impl P<'_> {
         }
     }
 
-    fn word(&mut self, w: &str, v: Value) -> Result<Value, String> {
+    fn word(&mut self, w: &str, v: Value) -> Result<Value, Error> {
         if self.s[self.i..].starts_with(w.as_bytes()) {
             self.i += w.len();
             Ok(v)
@@ -168,7 +179,7 @@ impl P<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<Value, String> {
+    fn number(&mut self) -> Result<Value, Error> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -203,7 +214,7 @@ impl P<'_> {
         Ok(Value::Number(text))
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
+    fn hex4(&mut self) -> Result<u32, Error> {
         let h = self
             .s
             .get(self.i..self.i + 4)
@@ -214,7 +225,7 @@ impl P<'_> {
         Ok(h)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, Error> {
         self.eat(b'"')?;
         let mut out: Vec<u8> = Vec::new();
         loop {
@@ -334,6 +345,6 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(parse(&deep).unwrap_err().contains("deeply"));
+        assert!(parse(&deep).unwrap_err().to_string().contains("deeply"));
     }
 }

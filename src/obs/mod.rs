@@ -9,6 +9,7 @@ pub mod jsonread;
 pub mod metrics;
 pub mod serve;
 
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use crate::daemon::snapshot::Snapshot;
 use crate::daemon::{LazySnapshot, OBSERVER_TOKENS, Observer};
 use crate::family::Family;
 use crate::sizing::policy::Observation;
+use crate::sys::{self, Exit};
 use alerts::Alerts;
 use serve::{Kind, Listener, Request, Server};
 
@@ -43,20 +45,39 @@ pub struct Obs {
     alerts: Alerts,
 }
 
-fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, String> {
-    let l = TcpListener::bind(addr).map_err(|e| {
-        let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!(
-                "another process holds the port (see `ss -ltnp 'sport = :{}'`): stop it or choose another [metrics] listen / --metrics-listen",
-                addr.port()
-            )
-        } else {
-            "choose another [metrics] listen / --metrics-listen, or off".to_string()
-        };
-        format!("cannot listen for metrics on {addr}: {e}; {fix}")
-    })?;
+/// The metrics endpoint cannot be served: the daemon stops before loading anything
+/// (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen for metrics on {addr}: {source}; {}", listen_fix(.source, .addr))]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("metrics listener on {addr}: {source}")]
+    Nonblocking { addr: SocketAddr, source: io::Error },
+    #[error("registering the metrics listener: {0}")]
+    Register(io::Error),
+}
+
+impl Exit for Error {
+    fn exit_code(&self) -> u8 {
+        sys::exit::RUNTIME
+    }
+}
+
+fn listen_fix(e: &io::Error, addr: &SocketAddr) -> String {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        format!(
+            "another process holds the port (see `ss -ltnp 'sport = :{}'`): stop it or choose another [metrics] listen / --metrics-listen",
+            addr.port()
+        )
+    } else {
+        "choose another [metrics] listen / --metrics-listen, or off".to_string()
+    }
+}
+
+fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, Error> {
+    let l = TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
     l.set_nonblocking(true)
-        .map_err(|e| format!("metrics listener on {addr}: {e}"))?;
+        .map_err(|source| Error::Nonblocking { addr, source })?;
     let server = Server::new(
         Kind::Http,
         Listener::Tcp(l),
@@ -65,7 +86,7 @@ fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, String>
         None,
         registry,
     )
-    .map_err(|e| format!("registering the metrics listener: {e}"))?;
+    .map_err(Error::Register)?;
     let bound = server.local_addr().unwrap_or(addr);
     info!("metrics: serving http://{bound}/metrics");
     Ok(server)
@@ -82,7 +103,7 @@ fn bind_control(path: &Path, registry: &Registry) -> Option<Server> {
             Some(owned),
             registry,
         )
-        .map_err(|e| format!("registering it: {e}"))
+        .map_err(control::BindError::Register)
     });
     match bound {
         Ok(s) => {
@@ -103,7 +124,7 @@ impl Obs {
     /// Binds what the settings ask for. An explicitly configured metrics address that
     /// cannot be bound is an error (the daemon exits 1 before loading anything); a
     /// control socket that cannot be had is a warning.
-    pub fn start(s: &Settings, registry: &Registry) -> Result<Obs, String> {
+    pub fn start(s: &Settings, registry: &Registry) -> Result<Obs, Error> {
         let metrics = match s.metrics.listen {
             Some(a) => Some(bind_metrics(a, registry)?),
             None => None,

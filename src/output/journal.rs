@@ -279,10 +279,10 @@ pub struct JournalSink {
 impl JournalSink {
     /// A non-blocking datagram socket connected to `path`. A journal that is not there
     /// (yet) is not an error: it is logged, retried every second, and entries wait.
-    pub fn open(path: &Path) -> Result<JournalSink, String> {
+    pub fn open(path: &Path) -> Result<JournalSink, super::Error> {
         let sock = UnixDatagram::unbound()
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .map_err(|e| format!("--output journal: cannot create a socket: {e}"))?;
+            .map_err(super::Error::JournalSocket)?;
         let mut j = JournalSink {
             path: path.to_path_buf(),
             sock,

@@ -4,12 +4,32 @@ pub mod journal;
 pub mod json;
 pub mod sink;
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 pub use sink::{Flushed, Lines, Sink};
 
+use crate::sys::{self, Exit};
+
+/// The sink `--output` names cannot be opened: a bad configuration value (exit 78).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open --output {path:?}: {source}; give a writable path")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot use stdout: {0}; pass --output PATH")]
+    Stdout(io::Error),
+    #[error("--output journal: cannot create a socket: {0}")]
+    JournalSocket(io::Error),
+}
+
+impl Exit for Error {
+    fn exit_code(&self) -> u8 {
+        sys::exit::CONFIG
+    }
+}
+
 /// The sink `--output` names: `journal`, `none`, a path, or stdout (`None`).
-pub fn open(path: Option<&Path>) -> Result<Box<dyn Sink>, String> {
+pub fn open(path: Option<&Path>) -> Result<Box<dyn Sink>, Error> {
     Ok(match path {
         Some(p) if p == Path::new("journal") => {
             Box::new(journal::JournalSink::open(&journal::socket_path())?)

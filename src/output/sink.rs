@@ -78,7 +78,7 @@ pub enum Flushed {
 
 impl Lines {
     /// `None` = stdout; `none`: counted, not written.
-    pub fn open(path: Option<&Path>) -> Result<Lines, String> {
+    pub fn open(path: Option<&Path>) -> Result<Lines, super::Error> {
         let target = match path {
             Some(p) if p == Path::new("none") => Target::Null,
             Some(p) => {
@@ -87,8 +87,9 @@ impl Lines {
                     .append(true)
                     .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                     .open(p)
-                    .map_err(|e| {
-                        format!("cannot open --output {p:?}: {e}; give a writable path")
+                    .map_err(|source| super::Error::Open {
+                        path: p.to_path_buf(),
+                        source,
                     })?;
                 if is_stream(&f) {
                     Target::Stream(f)
@@ -281,12 +282,10 @@ fn trim_partial_line(f: &File, partial: u64) {
 /// reopened through /proc as a new file description that we alone make non-blocking
 /// (setting O_NONBLOCK on the inherited one would change it for the shell too); a
 /// socket is written with MSG_DONTWAIT.
-fn stdout_target() -> Result<Target, String> {
+fn stdout_target() -> Result<Target, super::Error> {
     let out = io::stdout();
     let fd = out.as_fd();
-    let dup = fd
-        .try_clone_to_owned()
-        .map_err(|e| format!("cannot use stdout: {e}; pass --output PATH"))?;
+    let dup = fd.try_clone_to_owned().map_err(super::Error::Stdout)?;
     let file = File::from(dup);
     if !is_stream(&file) {
         return Ok(Target::File(file));

@@ -45,25 +45,32 @@ pub fn record_size(f: Family) -> u64 {
 
 /// Whether `bytes` can be a ring: at least a page, at most 2 GiB, a power of two. The
 /// error reads after the value: "is not a power of two; use 2MiB or 4MiB".
-pub fn check_ring_size(bytes: u64, page: u64) -> Result<(), String> {
+pub fn check_ring_size(bytes: u64, page: u64) -> Result<(), RingSizeError> {
     if bytes < page {
-        return Err(format!(
-            "is smaller than a page; use at least {}",
-            human(page)
-        ));
+        return Err(RingSizeError::BelowPage { page });
     }
     if bytes > MAX_RING {
-        return Err("is larger than the kernel's 2GiB ring limit; use at most 2GiB".into());
+        return Err(RingSizeError::AboveMax);
     }
     if !bytes.is_power_of_two() {
         let up = bytes.next_power_of_two();
-        return Err(format!(
-            "is not a power of two; use {} or {}",
-            human(up / 2),
-            human(up)
-        ));
+        return Err(RingSizeError::NotPowerOfTwo {
+            below: up / 2,
+            above: up,
+        });
     }
     Ok(())
+}
+
+/// A size that cannot be a ring; the message reads after the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RingSizeError {
+    #[error("is smaller than a page; use at least {}", human(*.page))]
+    BelowPage { page: u64 },
+    #[error("is larger than the kernel's 2GiB ring limit; use at most 2GiB")]
+    AboveMax,
+    #[error("is not a power of two; use {} or {}", human(*.below), human(*.above))]
+    NotPowerOfTwo { below: u64, above: u64 },
 }
 
 /// `ringwarden size`: the result with its working, one line.
@@ -257,12 +264,23 @@ mod tests {
         assert_eq!(parse_bytes("104B"), Ok(104));
         assert_eq!(parse_bytes("1KiB"), Ok(1024));
         assert_eq!(parse_bytes(" 8MiB "), Ok(8 * MIB));
-        assert!(parse_bytes("8XB").unwrap_err().contains("unknown unit"));
-        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+        assert!(
+            parse_bytes("8XB")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_bytes("lots")
+                .unwrap_err()
+                .to_string()
+                .contains("not a size")
+        );
         assert!(parse_bytes("-1").is_err());
         assert!(
             parse_bytes("99999999999G")
                 .unwrap_err()
+                .to_string()
                 .contains("too large")
         );
         assert_eq!(fmt_size(8 * MIB), "8 MiB");

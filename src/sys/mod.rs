@@ -9,10 +9,42 @@ pub mod clock;
 const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
+/// The process's exit statuses (sysexits.h), one place for every error type's
+/// [`Exit::exit_code`].
+pub mod exit {
+    /// A runtime failure: the kernel, a socket, a file refused.
+    pub const RUNTIME: u8 = 1;
+    /// EX_USAGE: the command line is wrong (an unknown option, a missing value).
+    pub const USAGE: u8 = 64;
+    /// EX_CONFIG: a configuration value is wrong (in the file or on the command line).
+    pub const CONFIG: u8 = 78;
+}
+
+/// An error that knows the exit status the process ends with when it stops there.
+pub trait Exit {
+    fn exit_code(&self) -> u8;
+}
+
+/// Host set-up that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "tracefs is not mounted and mounting it on {dir} failed: {0}; run `mount -t tracefs nodev {dir}` as root",
+        dir = TRACEFS
+    )]
+    Tracefs(nix::Error),
+}
+
+impl Exit for Error {
+    fn exit_code(&self) -> u8 {
+        exit::RUNTIME
+    }
+}
+
 /// Makes sure tracefs is mounted: syscall tracepoints are attached through it. Returns
 /// where it is, or why it is not there (then those programs fail to attach and are
 /// reported; tp_btf and raw_tp programs do not need it).
-pub fn ensure_tracefs() -> Result<String, String> {
+pub fn ensure_tracefs() -> Result<String, Error> {
     if let Some(p) = tracefs_dir() {
         return Ok(format!("{} (mounted)", p.display()));
     }
@@ -24,10 +56,7 @@ pub fn ensure_tracefs() -> Result<String, String> {
         None::<&str>,
     ) {
         Ok(()) => Ok(format!("{TRACEFS} (mounted by ringwarden)")),
-        Err(e) => Err(format!(
-            "tracefs is not mounted and mounting it on {TRACEFS} failed: {e}; \
-             run `mount -t tracefs nodev {TRACEFS}` as root"
-        )),
+        Err(e) => Err(Error::Tracefs(e)),
     }
 }
 

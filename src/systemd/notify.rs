@@ -6,6 +6,7 @@
 //! `$WATCHDOG_PID` is absent or ours) from a timerfd in the loop's Poll. Sends never
 //! block; a failure is logged once and the daemon carries on.
 use std::ffi::OsStr;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
@@ -38,8 +39,8 @@ impl Notifier {
             return n;
         };
         let sock = address(&v).and_then(|a| {
-            let s = UnixDatagram::unbound().map_err(|e| e.to_string())?;
-            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let s = UnixDatagram::unbound()?;
+            s.set_nonblocking(true)?;
             Ok((s, a))
         });
         match sock {
@@ -138,16 +139,24 @@ impl Notifier {
     }
 }
 
+/// `$NOTIFY_SOCKET` cannot be used (a warning: the daemon runs without telling systemd).
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("not an absolute path or @abstract name")]
+    NotAnAddress,
+    /// Too long an address, or no socket to send from.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// `$NOTIFY_SOCKET`: an absolute path, or `@name` for the abstract namespace.
-pub fn address(v: &OsStr) -> Result<SocketAddr, String> {
+pub fn address(v: &OsStr) -> Result<SocketAddr, SocketError> {
     let b = v.as_bytes();
-    match b.first() {
-        Some(b'/') => SocketAddr::from_pathname(v).map_err(|e| e.to_string()),
-        Some(b'@') if b.len() > 1 => {
-            SocketAddr::from_abstract_name(&b[1..]).map_err(|e| e.to_string())
-        }
-        _ => Err("not an absolute path or @abstract name".to_string()),
-    }
+    Ok(match b.first() {
+        Some(b'/') => SocketAddr::from_pathname(v)?,
+        Some(b'@') if b.len() > 1 => SocketAddr::from_abstract_name(&b[1..])?,
+        _ => return Err(SocketError::NotAnAddress),
+    })
 }
 
 /// Half of `$WATCHDOG_USEC`, when it is set, not 0, and meant for us (`$WATCHDOG_PID`
