@@ -380,6 +380,7 @@ impl Daemon {
     ) -> Result<(), RunError> {
         let mut events = Events::with_capacity(64);
         let mut stop = false;
+        self.last_stats = Instant::now();
         while !stop {
             let timeout = self.pending.iter().any(|&p| p).then_some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -408,11 +409,12 @@ impl Daemon {
                             }
                         }
                     }
-                    Slot::Ring(i) => {
-                        if let Some(p) = self.pending.get_mut(i) {
-                            *p = true;
-                        }
+                    // Only a running ring: a readiness event of one a reload in this
+                    // batch retired would stay pending (a busy loop) until it runs again.
+                    Slot::Ring(i) if self.rings.iter().any(|r| r.loaded.family.index() == i) => {
+                        self.pending[i] = true;
                     }
+                    Slot::Ring(_) => {}
                     Slot::Observer => {
                         observer.ready(ev.token(), self.poll.registry(), &|| self.snapshot())
                     }
@@ -460,13 +462,17 @@ impl Daemon {
         let take = || self.snapshot();
         let snap: LazySnapshot = LazyCell::new(&take);
         observer.tick(self.poll.registry(), &observed, &snap);
-        let due = self.last_stats.elapsed() >= Duration::from_secs(self.opts.stats_interval_s);
+        // Ticks come every TICK, give or take the loop's work: half a tick of slack keeps
+        // a report from slipping to the next tick when this one came a little early.
+        let now = Instant::now();
+        let due = now.duration_since(self.last_stats) + TICK / 2
+            >= Duration::from_secs(self.opts.stats_interval_s);
         if due {
             self.report(false, &snap);
         }
         drop(snap);
         if due {
-            self.last_stats = Instant::now();
+            self.last_stats = now;
         }
     }
 
