@@ -194,7 +194,7 @@ impl Loaded {
                 self.family
             )));
         };
-        set_syscall_filter(m, nrs)?;
+        set_syscall_filter(m, nrs).map_err(|e| Error::Map(format!("{}: {e}", self.family)))?;
         self.syscalls = nrs.to_vec();
         Ok(())
     }
@@ -310,7 +310,8 @@ fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), Error> {
 /// storage (no leaked skeleton storage per load).
 fn open(family: Family) -> Result<OpenObject, Error> {
     ObjectBuilder::default()
-        .name(family.name())
+        // As the skeletons named it: libbpf derives the internal maps' names from it.
+        .name(format!("{family}_bpf"))
         .and_then(|b| b.open_memory(family.spec().object))
         .map_err(|e| Error::Load(format!("opening the {family} BPF object: {e}")))
 }
