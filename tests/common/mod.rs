@@ -16,7 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ringwarden");
 
 /// The load generator: its own package in the workspace (load/), so Cargo sets no
 /// CARGO_BIN_EXE_ for it and `cargo test --test NAME` does not build it; `cargo build` and
-/// `cargo test --all-targets` put it next to BIN. Missing or older than its source: a panic.
+/// `cargo test --all-targets` (through load/tests/) put it next to BIN. Missing or older
+/// than its source: a panic.
 pub fn load_bin() -> PathBuf {
     let bin = Path::new(BIN).with_file_name("ringwarden-load");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("load/src/main.rs");
