@@ -16,6 +16,18 @@ use crate::sys::{self, Exit};
 pub enum Error {
     #[error("cannot open --output {path:?}: {source}; give a writable path")]
     Open { path: PathBuf, source: io::Error },
+    /// A link (someone who can write its directory could point it at any file).
+    #[error(
+        "--output {0:?} is a symbolic link; give the path of the file itself (events are never written through a link)"
+    )]
+    Symlink(PathBuf),
+    /// Not a file of ours: the events (command lines, paths) would go to whoever owns it.
+    #[error("--output {path:?} {why}; give a new path, or a file owned by uid {uid}")]
+    NotOurs {
+        path: PathBuf,
+        why: String,
+        uid: u32,
+    },
     #[error("cannot use stdout: {0}; pass --output PATH")]
     Stdout(io::Error),
     #[error("--output journal: cannot create a socket: {0}")]

@@ -82,15 +82,30 @@ impl Lines {
         let target = match path {
             Some(p) if p == Path::new("none") => Target::Null,
             Some(p) => {
+                // O_NOFOLLOW: a link in the last component is refused, not followed (a
+                // root daemon appending through a link planted in /tmp writes any file).
+                // New files are 0600: events hold every command line and path.
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
                     .open(p)
-                    .map_err(|source| super::Error::Open {
-                        path: p.to_path_buf(),
-                        source,
+                    .map_err(|source| {
+                        // ELOOP from O_NOFOLLOW; EACCES where fs.protected_symlinks
+                        // refuses another user's link in a sticky directory first.
+                        let link =
+                            std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+                        if source.raw_os_error() == Some(libc::ELOOP) || link {
+                            super::Error::Symlink(p.to_path_buf())
+                        } else {
+                            super::Error::Open {
+                                path: p.to_path_buf(),
+                                source,
+                            }
+                        }
                     })?;
+                check_ours(&f, p)?;
                 if is_stream(&f) {
                     Target::Stream(f)
                 } else {
@@ -251,6 +266,36 @@ fn atomic_chunk(buf: &[u8]) -> &[u8] {
     }
 }
 
+/// What `--output PATH` may be: a regular file or a fifo owned by the daemon's user (one it
+/// just created, or one its admin made), or a character device owned by root (/dev/null,
+/// a terminal). Anything owned by another user is refused: whoever owns the file reads the
+/// events, and may have made it for that.
+fn check_ours(f: &File, p: &Path) -> Result<(), super::Error> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|source| super::Error::Open {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let ft = m.file_type();
+    let why = if ft.is_file() || ft.is_fifo() {
+        (m.uid() != me).then(|| format!("belongs to uid {}", m.uid()))
+    } else if ft.is_char_device() {
+        (m.uid() != 0).then(|| format!("is a device of uid {}", m.uid()))
+    } else {
+        Some("is not a regular file".to_string())
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(super::Error::NotOurs {
+            path: p.to_path_buf(),
+            why,
+            uid: if ft.is_char_device() { 0 } else { me },
+        }),
+    }
+}
+
 /// Pipes, fifos, sockets and terminals can stall on a slow reader; files and other
 /// devices (/dev/null) do not.
 fn is_stream(f: &File) -> bool {
@@ -346,11 +391,18 @@ mod tests {
 
     #[test]
     fn stalled_pipe_reader_does_not_block_and_loss_is_counted() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe fills a 2-int array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let path = format!("/proc/self/fd/{}", fds[1]);
-        let mut s = Lines::open(Some(Path::new(&path))).expect("open pipe");
+        // A fifo whose reader never reads (a path, not /proc/self/fd/N: --output refuses
+        // links).
+        let path = std::env::temp_dir().join(format!("rw-sink-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid C string; the reader end is ours and closed below.
+        let reader = unsafe {
+            assert_eq!(libc::mkfifo(c.as_ptr(), 0o600), 0);
+            libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK)
+        };
+        assert!(reader >= 0);
+        let mut s = Lines::open(Some(&path)).expect("open fifo");
         assert!(s.pollable().is_some());
         let line = b"{\"x\":1}\n";
         for _ in 0..100_000 {
@@ -363,10 +415,8 @@ mod tests {
         assert!(s.buf.is_empty());
         // The pipe took 64 KiB = 8192 whole lines; the rest is counted.
         assert_eq!(s.errors(), 100_000 - 8192);
-        // SAFETY: closing our own fds.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(reader) };
+        let _ = std::fs::remove_file(&path);
     }
 }
