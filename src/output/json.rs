@@ -244,7 +244,8 @@ pub(crate) fn hex_str(buf: &mut Vec<u8>, v: &[u8]) {
 }
 
 /// Bytes that JSON strings cannot hold as they are: control characters, DEL (kept
-/// out so a terminal never sees it), the quote and the backslash.
+/// out so a terminal never sees it), the quote and the backslash; and the lead bytes of
+/// the characters [`display_trick`] looks for.
 const ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -255,10 +256,35 @@ const ESCAPE: [bool; 256] = {
     t[b'"' as usize] = true;
     t[b'\\' as usize] = true;
     t[0x7f] = true;
+    t[0xc2] = true;
+    t[0xd8] = true;
+    t[0xe2] = true;
     t
 };
 
-/// Writes `s` as a JSON string literal.
+/// A character that is valid JSON but changes how the text around it looks on a screen,
+/// so that a file name or an argument could pose as other text: C1 controls
+/// (U+0080..U+009F), the line and paragraph separators (U+2028, U+2029: line breaks to
+/// JavaScript), and the bidirectional marks, embeddings, overrides and isolates (U+061C,
+/// U+200E, U+200F, U+202A..U+202E, U+2066..U+2069). Its code point and UTF-8 length when
+/// `b` starts with one.
+fn display_trick(b: &[u8]) -> Option<(u32, usize)> {
+    match *b {
+        [0xc2, c, ..] if (0x80..=0x9f).contains(&c) => Some((u32::from(c), 2)),
+        [0xd8, 0x9c, ..] => Some((0x061c, 2)),
+        [0xe2, 0x80, c, ..] if matches!(c, 0x8e | 0x8f | 0xa8..=0xae) => {
+            Some((0x2000 | u32::from(c & 0x3f), 3))
+        }
+        [0xe2, 0x81, c, ..] if (0xa6..=0xa9).contains(&c) => {
+            Some((0x2040 | u32::from(c & 0x3f), 3))
+        }
+        _ => None,
+    }
+}
+
+/// Writes `s` as a JSON string literal. Control characters and the display tricks of
+/// [`display_trick`] are written as `\u` escapes: still the same string to a JSON reader,
+/// and plain ASCII on a screen.
 pub fn escape_str(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     buf.reserve(bytes.len() + 2);
@@ -269,22 +295,34 @@ pub fn escape_str(buf: &mut Vec<u8>, s: &str) {
         let i = start + off;
         buf.extend_from_slice(&bytes[start..i]);
         let b = bytes[i];
+        let mut len = 1;
         match b {
             b'"' => buf.extend_from_slice(b"\\\""),
             b'\\' => buf.extend_from_slice(b"\\\\"),
             b'\n' => buf.extend_from_slice(b"\\n"),
             b'\r' => buf.extend_from_slice(b"\\r"),
             b'\t' => buf.extend_from_slice(b"\\t"),
-            _ => {
-                buf.extend_from_slice(b"\\u00");
-                buf.push(HEX[(b >> 4) as usize]);
-                buf.push(HEX[(b & 15) as usize]);
-            }
+            0xc2 | 0xd8 | 0xe2 => match display_trick(&bytes[i..]) {
+                Some((cp, n)) => {
+                    push_u_escape(buf, cp);
+                    len = n;
+                }
+                None => buf.push(b),
+            },
+            _ => push_u_escape(buf, u32::from(b)),
         }
-        start = i + 1;
+        start = i + len;
     }
     buf.extend_from_slice(&bytes[start..]);
     buf.push(b'"');
+}
+
+/// `\uXXXX` for a code point of the Basic Multilingual Plane.
+fn push_u_escape(buf: &mut Vec<u8>, cp: u32) {
+    buf.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        buf.push(HEX[((cp >> shift) & 15) as usize]);
+    }
 }
 
 #[cfg(test)]
@@ -308,6 +346,29 @@ mod tests {
 
     use super::*;
     use crate::units::fixed_digits;
+
+    #[test]
+    fn display_tricks_are_escaped_and_the_string_stays_the_same() {
+        let tricky = "a\u{85}b\u{9f}c\u{2028}d\u{2029}e\u{202e}f\u{2066}g\u{2069}h\u{200e}\u{61c}i";
+        let mut buf = Vec::new();
+        escape_str(&mut buf, tricky);
+        let text = String::from_utf8(buf).expect("utf8");
+        assert_eq!(
+            text,
+            r#""a\u0085b\u009fc\u2028d\u2029e\u202ef\u2066g\u2069h\u200e\u061ci""#
+        );
+        assert!(text.is_ascii());
+        let back: String = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back, tricky);
+        // Their neighbours are plain text: not escaped.
+        for plain in [
+            "\u{a0}", "\u{2027}", "\u{202f}", "\u{2065}", "\u{206a}", "\u{60c}", "é€",
+        ] {
+            let mut buf = Vec::new();
+            escape_str(&mut buf, plain);
+            assert_eq!(buf, format!("\"{plain}\"").into_bytes(), "{plain:?}");
+        }
+    }
 
     fn line(f: impl FnOnce(&mut Line)) -> String {
         let mut buf = Vec::new();
