@@ -82,6 +82,9 @@ pub enum Error {
     /// A value is wrong, in the file or on the command line.
     #[error("{0}")]
     Invalid(String),
+    /// A file someone other than root could change, read by a daemon running as root.
+    #[error("{0}")]
+    Untrusted(String),
     /// Metrics on a non-loopback address without allow_remote.
     #[error(
         "metrics listen address {0} is not loopback, so anyone who can reach this host could read the metrics; set [metrics] allow_remote = true (or --metrics-allow-remote) to mean it, or listen on 127.0.0.1"
@@ -236,12 +239,18 @@ impl Settings {
 
     /// `load`, also telling which ring bounds the file sets itself.
     pub fn load_with_bounds(path: &Path) -> Result<(Settings, FileBounds), Error> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        use std::io::Read;
+        let unreadable = |e: std::io::Error| {
             Error::Unreadable(one_line(&format!(
                 "{}: cannot read the configuration: {e}; fix the path or the permissions",
                 path.display()
             )))
-        })?;
+        };
+        // Checked and read through one descriptor: what was checked is what is read.
+        let mut f = std::fs::File::open(path).map_err(unreadable)?;
+        check_trusted(&f, path)?;
+        let mut src = String::new();
+        f.read_to_string(&mut src).map_err(unreadable)?;
         parse(&src, page_size()).map_err(|e| e.in_file(path))
     }
 
@@ -357,6 +366,43 @@ impl Settings {
         );
         out
     }
+}
+
+/// A daemon running as root takes its configuration only from a file that root alone can
+/// change: owned by root and not writable by group or others (whoever could edit it could
+/// point `output` at any file or switch families off). A character device of root's
+/// (`/dev/null`: the built-in defaults) is fine. Not root: any file the user can read.
+fn check_trusted(f: &std::fs::File, path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let m = f.metadata().map_err(|e| {
+        Error::Unreadable(one_line(&format!(
+            "{}: cannot read the configuration: {e}; fix the path or the permissions",
+            path.display()
+        )))
+    })?;
+    let p = path.display();
+    let why = if m.file_type().is_char_device() && m.uid() == 0 {
+        return Ok(());
+    } else if !m.is_file() {
+        format!("{p}: not a regular file; give the path of a configuration file")
+    } else if m.uid() != 0 {
+        format!(
+            "{p}: owned by uid {}, who could change what the daemon does as root; make it root's (chown root {p}) or use another file",
+            m.uid()
+        )
+    } else if m.mode() & 0o022 != 0 {
+        format!(
+            "{p}: writable by group or others (mode {:04o}), who could change what the daemon does as root; chmod go-w {p}",
+            m.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Untrusted(one_line(&why)))
 }
 
 /// Which ring bounds (min, max) a file sets itself, indexed like `Family::ALL`: a
