@@ -160,6 +160,15 @@ impl Sink for Lines {
     fn flush(&mut self) -> Flushed {
         while !self.buf.is_empty() {
             match self.write_some() {
+                // A target that takes nothing without an error would make this loop for
+                // ever: what is buffered is lost, counted, as for any write error.
+                Ok(0) => {
+                    self.fail(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the output accepted no bytes",
+                    ));
+                    return Flushed::Done;
+                }
                 Ok(n) => {
                     let out = &self.buf[..n];
                     self.partial = match out.iter().rposition(|&c| c == b'\n') {
