@@ -518,7 +518,7 @@ fn exec_events_reach_a_real_journald() {
     assert_eq!(
         e["MESSAGE"],
         format!(
-            "exec /bin/echo pid={} ppid={} uid=0 argv=\"/bin/echo x\"",
+            "exec \"/bin/echo\" pid={} ppid={} uid=0 argv=\"/bin/echo x\"",
             echo_pid,
             std::process::id()
         )

@@ -6,7 +6,7 @@ use std::mem::size_of;
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
-use super::summary::{self, severity_priority, text};
+use super::summary::{self, quoted, severity_priority, text};
 use super::{KIB, MIB, Spec};
 
 
@@ -207,7 +207,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
     b.push(b' ');
     summary::named(b, rule_name(e.rule), e.rule.into());
     b.extend_from_slice(b": ");
-    text(b, cstr(&h.comm), false);
+    quoted(b, cstr(&h.comm));
     let _ = write!(b, " pid={} uid={}", h.pid, h.uid);
     match e.rule {
         rule::SETUID_ROOT => {
@@ -221,15 +221,15 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         }
         rule::EXEC_FROM_TMP => {
             b.extend_from_slice(b" ran ");
-            text(b, prefix(&e.detail, e.detail_len), false);
+            quoted(b, prefix(&e.detail, e.detail_len));
             b.extend_from_slice(b" from ");
             summary::named(b, location_name(a[0]), a[0]);
         }
         rule::EXEC_FROM_MEMFD => {
             b.extend_from_slice(b" ran ");
-            text(b, prefix(&e.name, e.name_len), false);
+            quoted(b, prefix(&e.name, e.name_len));
             b.extend_from_slice(b" (");
-            text(b, prefix(&e.detail, e.detail_len), false);
+            quoted(b, prefix(&e.detail, e.detail_len));
             b.push(b')');
         }
         rule::PTRACE_ATTACH => {

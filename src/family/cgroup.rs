@@ -5,7 +5,7 @@ use std::mem::size_of;
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
-use super::summary::{PRIO_INFO, by, text};
+use super::summary::{PRIO_INFO, by, quoted};
 use super::{KIB, MIB, Spec, max};
 
 
@@ -117,7 +117,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             let _ = write!(b, "victim pid={}", e.victim_pid);
             if e.flags & OOM_DETAIL != 0 {
                 b.extend_from_slice(b" comm=");
-                text(b, cstr(&e.victim_comm), false);
+                quoted(b, cstr(&e.victim_comm));
             }
             if e.flags & OOM_UID != 0 {
                 let _ = write!(b, " uid={}", e.victim_uid);
@@ -135,7 +135,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             if k == kind::CGROUP_ATTACH {
                 let _ = write!(b, "task {} to ", e.task_pid);
             }
-            text(b, prefix(&e.path, e.path_len), false);
+            quoted(b, prefix(&e.path, e.path_len));
             if e.hierarchy_id != 0 {
                 let _ = write!(b, " (v1 hierarchy {})", e.hierarchy_id);
             }

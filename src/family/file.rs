@@ -5,7 +5,7 @@ use std::mem::size_of;
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, prefix, view};
-use super::summary::{PRIO_INFO, by, failed, text};
+use super::summary::{PRIO_INFO, by, failed, quoted};
 use super::{MIB, Spec};
 
 
@@ -166,7 +166,7 @@ pub fn write_flags_text(out: &mut Vec<u8>, flags: u64) {
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
     let k = h.kind;
             let e: &OpenEvent = view(data, k)?;
-            text(b, prefix(&e.path, e.path_len), false);
+            quoted(b, prefix(&e.path, e.path_len));
             by(b, h);
             b.push(b' ');
             write_flags_text(b, e.flags);

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, view};
-use super::summary::{PRIO_INFO, failed, text};
+use super::summary::{PRIO_INFO, failed, quoted};
 use super::{KIB, MIB, Spec};
 
 
@@ -159,7 +159,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
     let k = h.kind;
     let comm = cstr(&h.comm);
             let e: &NetEvent = view(data, k)?;
-            text(b, comm, false);
+            quoted(b, comm);
             let _ = write!(b, " pid={} uid={} ", h.pid, h.uid);
             endpoint(b, e.family, &e.saddr, e.sport);
             b.extend_from_slice(if k == kind::ACCEPT { b" <- " } else { b" -> " });

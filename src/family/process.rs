@@ -5,7 +5,7 @@ use std::mem::size_of;
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
-use super::summary::{PRIO_INFO, arg, text};
+use super::summary::{PRIO_INFO, arg, quoted};
 use super::{KIB, MIB, Spec, max};
 
 
@@ -117,7 +117,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
     match k {
         kind::EXEC => {
         let e: &ExecEvent = view(data, k)?;
-        text(b, prefix(&e.filename, e.filename_len), false);
+        quoted(b, prefix(&e.filename, e.filename_len));
         let _ = write!(b, " pid={} ppid={} uid={} argv=\"", h.pid, h.ppid, h.uid);
         for (i, a) in argv(prefix(&e.args, e.args_len)).enumerate() {
             if i > 0 {
@@ -132,7 +132,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         }
         kind::EXIT => {
         let e: &ExitEvent = view(data, k)?;
-        text(b, comm, false);
+        quoted(b, comm);
         let _ = write!(b, " pid={} uid={}", h.pid, h.uid);
         if e.signal != 0 {
             b.extend_from_slice(b" killed by ");
@@ -152,7 +152,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         }
         _ => {
         let e: &ForkEvent = view(data, k)?;
-        text(b, comm, false);
+        quoted(b, comm);
         let _ = write!(b, " pid={} uid={} child_pid={}", h.pid, h.uid, e.child_pid);
         }
     }

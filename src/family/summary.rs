@@ -37,10 +37,10 @@ pub fn named(b: &mut Vec<u8>, name: Option<&str>, n: u64) {
     }
 }
 
-/// ` by COMM pid=P uid=U`: who did it.
+/// ` by "COMM" pid=P uid=U`: who did it.
 pub fn by(b: &mut Vec<u8>, h: &Header) {
     b.extend_from_slice(b" by ");
-    text(b, cstr(&h.comm), false);
+    quoted(b, cstr(&h.comm));
     pid_uid(b, h);
 }
 
@@ -86,6 +86,15 @@ pub fn arg(b: &mut Vec<u8>, a: &[u8]) {
     if quote {
         b.push(b'\'');
     }
+}
+
+/// Bytes a process chose (a path, a name, comm) in double quotes, escaped as [`text`]
+/// does inside quotes: a crafted name cannot end the quotes and make the rest of the line
+/// read like another process's action.
+pub fn quoted(b: &mut Vec<u8>, v: &[u8]) {
+    b.push(b'"');
+    text(b, v, true);
+    b.push(b'"');
 }
 
 /// Kernel bytes as readable one-line text: `\n`, `\t`, `\r`, `\\`, `\xNN` for other

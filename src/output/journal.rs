@@ -734,7 +734,7 @@ mod tests {
     fn an_exec_entry_byte_for_byte() {
         let rec = exec(b"/usr/bin/ls", b"ls\0-l\0a b\0", |_| {});
         let want = concat!(
-            "MESSAGE=exec /usr/bin/ls pid=100 ppid=1 uid=1000 argv=\"ls -l 'a b'\"\n",
+            "MESSAGE=exec \"/usr/bin/ls\" pid=100 ppid=1 uid=1000 argv=\"ls -l 'a b'\"\n",
             "PRIORITY=6\n",
             "SYSLOG_IDENTIFIER=ringwarden\n",
             "RINGWARDEN_TYPE=exec\n",
@@ -782,7 +782,7 @@ mod tests {
         let (m, _) = message("process", &rec);
         assert_eq!(
             m,
-            "exec /tmp/a\\nb\\xff pid=100 ppid=1 uid=1000 argv=\"x\\xff y\\\"\\n\""
+            "exec \"/tmp/a\\nb\\xff\" pid=100 ppid=1 uid=1000 argv=\"x\\xff y\\\"\\n\""
         );
     }
 
@@ -920,7 +920,7 @@ mod tests {
                 })
             ),
             (
-                "exec /usr/bin/env pid=100 ppid=1 uid=1000 argv=\"env '' 'it\\'s'\" (argv truncated, argc=40)"
+                "exec \"/usr/bin/env\" pid=100 ppid=1 uid=1000 argv=\"env '' 'it\\'s'\" (argv truncated, argc=40)"
                     .into(),
                 6
             )
@@ -931,26 +931,26 @@ mod tests {
         x.lifetime_ns = 1_234_567_890;
         assert_eq!(
             m("process", bytes(&x)).0,
-            "exit bash pid=100 uid=1000 status=2 after 1.235s"
+            "exit \"bash\" pid=100 uid=1000 status=2 after 1.235s"
         );
         x.signal = 11;
         x.core_dumped = 1;
         assert_eq!(
             m("process", bytes(&x)).0,
-            "exit bash pid=100 uid=1000 killed by SIGSEGV (core dumped) after 1.235s"
+            "exit \"bash\" pid=100 uid=1000 killed by SIGSEGV (core dumped) after 1.235s"
         );
         x.signal = 77;
         x.core_dumped = 0;
         assert_eq!(
             m("process", bytes(&x)).0,
-            "exit bash pid=100 uid=1000 killed by signal 77 after 1.235s"
+            "exit \"bash\" pid=100 uid=1000 killed by signal 77 after 1.235s"
         );
         let mut fk: ForkEvent = zeroed();
         fk.hdr = hdr(kind::FORK);
         fk.child_pid = 555;
         assert_eq!(
             m("process", bytes(&fk)).0,
-            "fork bash pid=100 uid=1000 child_pid=555"
+            "fork \"bash\" pid=100 uid=1000 child_pid=555"
         );
 
         let mut o: OpenEvent = zeroed();
@@ -962,7 +962,7 @@ mod tests {
         assert_eq!(
             m("file", bytes(&o)),
             (
-                "open /etc/shadow by bash pid=100 uid=1000 O_RDONLY|O_CLOEXEC failed: EACCES"
+                "open \"/etc/shadow\" by \"bash\" pid=100 uid=1000 O_RDONLY|O_CLOEXEC failed: EACCES"
                     .into(),
                 6
             )
@@ -971,7 +971,7 @@ mod tests {
         o.flags = (libc::O_WRONLY | libc::O_CREAT) as u64;
         assert_eq!(
             m("file", bytes(&o)).0,
-            "open /etc/shadow by bash pid=100 uid=1000 O_WRONLY|O_CREAT fd=3"
+            "open \"/etc/shadow\" by \"bash\" pid=100 uid=1000 O_WRONLY|O_CREAT fd=3"
         );
         o.ret = -4000;
         assert!(m("file", bytes(&o)).0.ends_with(" failed: errno 4000"));
@@ -986,7 +986,7 @@ mod tests {
         n.ret = -111;
         assert_eq!(
             m("network", bytes(&n)).0,
-            "connect bash pid=100 uid=1000 10.0.0.2:40000 -> 10.0.0.1:443 failed: ECONNREFUSED"
+            "connect \"bash\" pid=100 uid=1000 10.0.0.2:40000 -> 10.0.0.1:443 failed: ECONNREFUSED"
         );
         n.ret = -115;
         assert!(m("network", bytes(&n)).0.ends_with(":443 (in progress)"));
@@ -998,7 +998,7 @@ mod tests {
         n.daddr = Ipv6Addr::LOCALHOST.octets();
         assert_eq!(
             m("network", bytes(&n)).0,
-            "accept bash pid=100 uid=1000 [::1]:40000 <- [::1]:443"
+            "accept \"bash\" pid=100 uid=1000 [::1]:40000 <- [::1]:443"
         );
         n.hdr.kind = kind::CLOSE;
         n.bytes_sent = 10;
@@ -1006,7 +1006,7 @@ mod tests {
         n.bytes_retrans = 5;
         assert_eq!(
             m("network", bytes(&n)).0,
-            "close bash pid=100 uid=1000 [::1]:40000 -> [::1]:443 sent=10 received=20 retrans=5"
+            "close \"bash\" pid=100 uid=1000 [::1]:40000 -> [::1]:443 sent=10 received=20 retrans=5"
         );
 
         let mut s: SyscallEvent = zeroed();
@@ -1016,7 +1016,7 @@ mod tests {
         s.args = [16, 1234, 0x7ffd_0000_1000, -100i64 as u64, 0, 65536];
         assert_eq!(
             m("syscall", bytes(&s)).0,
-            "syscall ptrace(16, 1234, 0x7ffd00001000, -100, 0, 0x10000) = -1 by bash pid=100 uid=1000"
+            "syscall ptrace(16, 1234, 0x7ffd00001000, -100, 0, 0x10000) = -1 by \"bash\" pid=100 uid=1000"
         );
         s.nr = 4000;
         assert!(
@@ -1031,21 +1031,21 @@ mod tests {
         c.path[..15].copy_from_slice(b"/system.slice/x");
         assert_eq!(
             m("cgroup", bytes(&c)).0,
-            "cgroup_mkdir /system.slice/x by bash pid=100 uid=1000"
+            "cgroup_mkdir \"/system.slice/x\" by \"bash\" pid=100 uid=1000"
         );
         c.hdr.kind = kind::CGROUP_ATTACH;
         c.task_pid = 77;
         c.hierarchy_id = 3;
         assert_eq!(
             m("cgroup", bytes(&c)).0,
-            "cgroup_attach task 77 to /system.slice/x (v1 hierarchy 3) by bash pid=100 uid=1000"
+            "cgroup_attach task 77 to \"/system.slice/x\" (v1 hierarchy 3) by \"bash\" pid=100 uid=1000"
         );
         let mut om: OomEvent = zeroed();
         om.hdr = hdr(kind::OOM_KILL);
         om.victim_pid = 9;
         assert_eq!(
             m("cgroup", bytes(&om)).0,
-            "oom_kill victim pid=9 by bash pid=100 uid=1000"
+            "oom_kill victim pid=9 by \"bash\" pid=100 uid=1000"
         );
         om.flags = cgroup::OOM_DETAIL | cgroup::OOM_UID;
         om.victim_comm[..6].copy_from_slice(b"stress");
@@ -1054,7 +1054,7 @@ mod tests {
         om.anon_rss_kb = 1024;
         assert_eq!(
             m("cgroup", bytes(&om)).0,
-            "oom_kill victim pid=9 comm=stress uid=1001 total_vm=2048kB anon_rss=1024kB by bash pid=100 uid=1000"
+            "oom_kill victim pid=9 comm=\"stress\" uid=1001 total_vm=2048kB anon_rss=1024kB by \"bash\" pid=100 uid=1000"
         );
     }
 
@@ -1075,7 +1075,7 @@ mod tests {
                 a.args = [1000, 1000, 1000, 0, 0, 0];
             }),
             (
-                "anomaly critical setuid_root: bash pid=100 uid=1000 became root via setresuid (uid 1000->0, euid 1000->0, fsuid 1000->0)".into(),
+                "anomaly critical setuid_root: \"bash\" pid=100 uid=1000 became root via setresuid (uid 1000->0, euid 1000->0, fsuid 1000->0)".into(),
                 2
             )
         );
@@ -1086,7 +1086,8 @@ mod tests {
                 a.detail_len = 6;
             }),
             (
-                "anomaly medium exec_from_tmp: bash pid=100 uid=1000 ran /tmp/x from /tmp".into(),
+                "anomaly medium exec_from_tmp: \"bash\" pid=100 uid=1000 ran \"/tmp/x\" from /tmp"
+                    .into(),
                 4
             )
         );
@@ -1098,7 +1099,7 @@ mod tests {
                 a.detail_len = 13;
             }),
             (
-                "anomaly high exec_from_memfd: bash pid=100 uid=1000 ran memfd:evl (/proc/self/fd)"
+                "anomaly high exec_from_memfd: \"bash\" pid=100 uid=1000 ran \"memfd:evl\" (\"/proc/self/fd\")"
                     .into(),
                 3
             )
@@ -1107,7 +1108,7 @@ mod tests {
             anomaly(rule::PTRACE_ATTACH, 3, |a| a.args =
                 [4321, 0x4206, 0, 0, 0, 0])
             .0,
-            "anomaly high ptrace_attach: bash pid=100 uid=1000 PTRACE_SEIZE of pid 4321"
+            "anomaly high ptrace_attach: \"bash\" pid=100 uid=1000 PTRACE_SEIZE of pid 4321"
         );
         assert_eq!(
             anomaly(rule::BPF_PROG_LOAD, 1, |a| {
@@ -1116,7 +1117,7 @@ mod tests {
                 a.name_len = 3;
             }),
             (
-                "anomaly low bpf_prog_load: bash pid=100 uid=1000 loaded BPF program \"x\\\"y\" (type 2, 10 instructions)".into(),
+                "anomaly low bpf_prog_load: \"bash\" pid=100 uid=1000 loaded BPF program \"x\\\"y\" (type 2, 10 instructions)".into(),
                 5
             )
         );
@@ -1128,7 +1129,7 @@ mod tests {
                 a.detail_len = 5;
             })
             .0,
-            "anomaly high module_load: bash pid=100 uid=1000 finit_module fd=3 params=\"foo=1\""
+            "anomaly high module_load: \"bash\" pid=100 uid=1000 finit_module fd=3 params=\"foo=1\""
         );
         assert_eq!(
             anomaly(rule::MODULE_LOAD, 3, |a| {
@@ -1136,12 +1137,12 @@ mod tests {
                 a.args[0] = 4096;
             })
             .0,
-            "anomaly high module_load: bash pid=100 uid=1000 init_module len=4096"
+            "anomaly high module_load: \"bash\" pid=100 uid=1000 init_module len=4096"
         );
         assert_eq!(
             anomaly(99, 9, |_| {}),
             (
-                "anomaly unknown(9) unknown(99): bash pid=100 uid=1000".into(),
+                "anomaly unknown(9) unknown(99): \"bash\" pid=100 uid=1000".into(),
                 4
             )
         );

@@ -209,8 +209,9 @@ def check_check():
 def marker_events(mode, path):
     """(count, pids) of exec events of `path`: mode "unit" reads `journalctl -u ringwarden`
     (JSON lines on the daemon's stdout, or journal-sink entries with RINGWARDEN_* fields),
-    mode "field" reads `journalctl RINGWARDEN_TYPE=exec`."""
-    match = ["-u", UNIT] if mode == "unit" else ["RINGWARDEN_TYPE=exec"]
+    mode "field" reads `journalctl _SYSTEMD_UNIT=ringwarden.service _UID=0 RINGWARDEN_TYPE=exec`
+    (the fields journald sets, which no client can forge, with the event type)."""
+    match = ["-u", UNIT] if mode == "unit" else [f"_SYSTEMD_UNIT={UNIT}", "_UID=0", "RINGWARDEN_TYPE=exec"]
     _, out = run(["journalctl", "--no-pager", "-o", "json", *match], 120)
     name = os.path.basename(path)
     count, pids = 0, []
@@ -259,7 +260,7 @@ def check_exec(n):
     time.sleep(3)
     summary = {}
     for mode, name, how in (("unit", "exec-journal-unit", "journalctl -u ringwarden"),
-                            ("field", "exec-journal-field", "journalctl RINGWARDEN_TYPE=exec")):
+                            ("field", "exec-journal-field", "journalctl _SYSTEMD_UNIT=ringwarden.service _UID=0 RINGWARDEN_TYPE=exec")):
         count, got = marker_events(mode, path)
         summary[mode] = (count, got)
         ok = count == n and sorted(got) == expected
