@@ -56,6 +56,13 @@ pub enum AskError {
         .socket.display()
     )]
     NoAnswer { socket: PathBuf, source: io::Error },
+    /// The socket's server is neither root nor this user: some other program bound the
+    /// path (the daemon runs as root), and its answer would be its own word.
+    #[error(
+        "{} is served by a process of uid {uid}, not by root or by you: not asking it; is the daemon running, and is that its socket?",
+        .socket.display()
+    )]
+    NotOurs { socket: PathBuf, uid: u32 },
 }
 
 impl Exit for AskError {
@@ -183,7 +190,7 @@ pub fn status_command(socket: &Path, json: bool) -> ExitCode {
                 eprintln!(
                     "ringwarden status: the daemon at {} says: {}",
                     socket.display(),
-                    v.get("error").as_str().unwrap_or_default()
+                    printable(v.get("error").as_str().unwrap_or_default())
                 );
                 ExitCode::from(1)
             }
@@ -191,7 +198,7 @@ pub fn status_command(socket: &Path, json: bool) -> ExitCode {
                 if json {
                     print!("{text}");
                 } else {
-                    print!("{}", table(&v));
+                    print!("{}", printable(&table(&v)));
                 }
                 ExitCode::SUCCESS
             }
@@ -264,6 +271,17 @@ fn ask(socket: &Path) -> Result<String, AskError> {
         socket: socket.to_path_buf(),
         source,
     })?;
+    let uid = peer_uid(&s).map_err(|source| AskError::Connect {
+        socket: socket.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: getuid has no preconditions.
+    if uid != 0 && uid != unsafe { libc::getuid() } {
+        return Err(AskError::NotOurs {
+            socket: socket.to_path_buf(),
+            uid,
+        });
+    }
     let _ = s.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = s.set_write_timeout(Some(CLIENT_TIMEOUT));
     let mut text = String::new();
@@ -274,6 +292,46 @@ fn ask(socket: &Path) -> Result<String, AskError> {
             source,
         })?;
     Ok(text)
+}
+
+/// The uid of the process that holds the other end (the kernel's word: SO_PEERCRED).
+fn peer_uid(s: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: ucred is plain data; getsockopt writes at most `len` bytes into it.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid socket fd and a buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// Text from the daemon as it goes to a terminal: control characters and characters that
+/// change how text looks (line separators, bidirectional overrides) as `\u{..}` escapes.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let tricky = matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        if c != '\n' && (c.is_control() || tricky) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A size column: "512KiB", or bytes when not a whole KiB.
@@ -384,6 +442,15 @@ pub fn table(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_status_prints_cannot_drive_a_terminal() {
+        assert_eq!(
+            printable("a\x1b[2Jb\u{202e}c\u{9b}d\nok\u{2028}"),
+            "a\\u{1b}[2Jb\\u{202e}c\\u{9b}d\nok\\u{2028}"
+        );
+        assert_eq!(printable("plain é 🐛\n"), "plain é 🐛\n");
+    }
     use crate::config::{DEFAULT_SOCKET, resolve_socket};
     use std::path::PathBuf;
 
