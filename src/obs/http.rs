@@ -16,7 +16,11 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// What to do with the bytes read so far (`eof`: the client has finished sending).
-pub fn parse(buf: &[u8], eof: bool) -> Parsed {
+/// `local_only`: the server listens on loopback. Then a `Host` other than an IP literal or
+/// `localhost` (with any port) is answered 421: a browser on this host that a page made
+/// resolve the page's own name to 127.0.0.1 (DNS rebinding) sends that name, and must not
+/// get the metrics. A request without `Host` (HTTP/1.0) is answered.
+pub fn parse(buf: &[u8], eof: bool, local_only: bool) -> Parsed {
     let line_end = buf.iter().position(|&b| b == b'\n');
     let first = &buf[..line_end.unwrap_or(buf.len())];
     // Garbage is answered as soon as it shows, not after 8 KiB or the idle timeout: a
@@ -32,7 +36,7 @@ pub fn parse(buf: &[u8], eof: bool) -> Parsed {
     };
     match (head_end(buf), line) {
         (Some(end), Some((method, target))) if end <= MAX_HEAD => {
-            respond(method, target, &buf[first.len() + 1..end])
+            respond(method, target, &buf[first.len() + 1..end], local_only)
         }
         (Some(_), _) => Parsed::Reply(error(431)),
         (None, _) if buf.len() >= MAX_HEAD => Parsed::Reply(error(431)),
@@ -82,7 +86,7 @@ fn request_line(l: &[u8]) -> Result<(&[u8], &[u8]), u16> {
 }
 
 /// A whole head: the (checked) request line, then `Name: value` lines, then the empty line.
-fn respond(method: &[u8], target: &[u8], headers: &[u8]) -> Parsed {
+fn respond(method: &[u8], target: &[u8], headers: &[u8], local_only: bool) -> Parsed {
     for l in headers
         .split(|&b| b == b'\n')
         .map(strip_cr)
@@ -96,6 +100,9 @@ fn respond(method: &[u8], target: &[u8], headers: &[u8]) -> Parsed {
         let bad_value = value.iter().any(|&b| b.is_ascii_control() && b != b'\t');
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) || bad_value {
             return Parsed::Reply(error(400));
+        }
+        if local_only && name.eq_ignore_ascii_case(b"host") && !local_host(value.trim_ascii()) {
+            return Parsed::Reply(error(421));
         }
     }
     if method != b"GET" {
@@ -120,12 +127,28 @@ fn respond(method: &[u8], target: &[u8], headers: &[u8]) -> Parsed {
     }
 }
 
+/// An IP literal (`127.0.0.1`, `[::1]`) or `localhost`, with or without a port.
+fn local_host(host: &[u8]) -> bool {
+    let Ok(h) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => h.rsplit_once(':').map_or(h, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 fn response(status: u16, extra: &str, ctype: &str, body: &[u8]) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
@@ -162,6 +185,47 @@ pub fn error(status: u16) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn on_loopback_only_addresses_and_localhost_may_name_the_server() {
+        let ask = |host: &str, local_only| {
+            let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            match parse(req.as_bytes(), false, local_only) {
+                Parsed::Request(Request::Metrics) => 200,
+                Parsed::Reply(r) => String::from_utf8(r).expect("utf8")[9..12]
+                    .parse()
+                    .expect("status"),
+                other => panic!("{other:?}"),
+            }
+        };
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9731",
+            "localhost",
+            "LocalHost:1",
+            "[::1]:9731",
+            "[::1]",
+            "10.1.2.3",
+        ] {
+            assert_eq!(ask(ok, true), 200, "{ok}");
+        }
+        for bad in [
+            "attacker.example",
+            "attacker.example:9731",
+            "x",
+            "[::1",
+            "[::1]x",
+            "127.0.0.1.nip.io",
+        ] {
+            assert_eq!(ask(bad, true), 421, "{bad}");
+            assert_eq!(ask(bad, false), 200, "{bad} on a non-loopback listener");
+        }
+        // HTTP/1.0 without Host is answered.
+        assert!(matches!(
+            parse(b"GET /metrics HTTP/1.0\r\n\r\n", false, true),
+            Parsed::Request(Request::Metrics)
+        ));
+    }
+
     fn status(p: &Parsed) -> Option<u16> {
         match p {
             Parsed::Reply(r) => std::str::from_utf8(&r[9..12]).ok()?.parse().ok(),
@@ -170,7 +234,7 @@ mod tests {
     }
 
     fn whole(req: &str) -> Parsed {
-        parse(req.as_bytes(), false)
+        parse(req.as_bytes(), false, false)
     }
 
     #[test]
@@ -202,7 +266,7 @@ mod tests {
         ] {
             assert!(matches!(whole(part), Parsed::More), "{part:?}");
             assert!(
-                matches!(parse(part.as_bytes(), true), Parsed::Close),
+                matches!(parse(part.as_bytes(), true, false), Parsed::Close),
                 "{part:?}"
             );
         }
@@ -235,17 +299,20 @@ mod tests {
     #[test]
     fn garbage_is_refused_as_soon_as_it_shows() {
         // No newline yet, but the first word cannot be a method.
-        assert_eq!(status(&parse(b"\x16\x03\x01\x02\x00", false)), Some(400));
-        assert_eq!(status(&parse(b"hello world, this is", false)), None);
         assert_eq!(
-            status(&parse(b"AAAAAAAAAAAAAAAAAAAAAAAAA", false)),
+            status(&parse(b"\x16\x03\x01\x02\x00", false, false)),
             Some(400)
         );
-        assert_eq!(status(&parse(b"{\"json\": 1}", false)), Some(400));
-        // A complete bad request line is answered before the headers end.
-        assert_eq!(status(&parse(b"hello world\r\n", false)), Some(400));
+        assert_eq!(status(&parse(b"hello world, this is", false, false)), None);
         assert_eq!(
-            status(&parse(b"GET /metrics HTTP/1.1 extra\r\nHost", false)),
+            status(&parse(b"AAAAAAAAAAAAAAAAAAAAAAAAA", false, false)),
+            Some(400)
+        );
+        assert_eq!(status(&parse(b"{\"json\": 1}", false, false)), Some(400));
+        // A complete bad request line is answered before the headers end.
+        assert_eq!(status(&parse(b"hello world\r\n", false, false)), Some(400));
+        assert_eq!(
+            status(&parse(b"GET /metrics HTTP/1.1 extra\r\nHost", false, false)),
             Some(400)
         );
     }
@@ -256,16 +323,16 @@ mod tests {
         while big.len() < MAX_HEAD {
             big.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
-        assert_eq!(status(&parse(&big, false)), Some(431));
+        assert_eq!(status(&parse(&big, false, false)), Some(431));
         big.extend_from_slice(b"\r\n");
-        assert_eq!(status(&parse(&big, false)), Some(431));
+        assert_eq!(status(&parse(&big, false, false)), Some(431));
         // Just under the limit is fine.
         let mut ok_head = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
         ok_head.resize(MAX_HEAD - 4, b'a');
         ok_head.extend_from_slice(b"\r\n\r\n");
         assert_eq!(ok_head.len(), MAX_HEAD);
         assert!(matches!(
-            parse(&ok_head, false),
+            parse(&ok_head, false, false),
             Parsed::Request(Request::Metrics)
         ));
     }

@@ -79,7 +79,9 @@ fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, Error> 
     l.set_nonblocking(true)
         .map_err(|source| Error::Nonblocking { addr, source })?;
     let server = Server::new(
-        Kind::Http,
+        Kind::Http {
+            local_only: addr.ip().is_loopback(),
+        },
         Listener::Tcp(l),
         METRICS_LISTEN,
         METRICS_CONNS,

@@ -49,7 +49,11 @@ pub enum Parsed {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Http,
+    /// `local_only`: listening on loopback, so only an IP literal or `localhost` may name
+    /// the server in `Host` (see `http::parse`).
+    Http {
+        local_only: bool,
+    },
     Control,
 }
 
@@ -57,28 +61,28 @@ impl Kind {
     /// The most request bytes read.
     fn limit(self) -> usize {
         match self {
-            Kind::Http => http::MAX_HEAD,
+            Kind::Http { .. } => http::MAX_HEAD,
             Kind::Control => control::MAX_LINE + 1,
         }
     }
 
     fn parse(self, buf: &[u8], eof: bool) -> Parsed {
         match self {
-            Kind::Http => http::parse(buf, eof),
+            Kind::Http { local_only } => http::parse(buf, eof, local_only),
             Kind::Control => control::parse(buf, eof),
         }
     }
 
     fn frame(self, body: Vec<u8>) -> Vec<u8> {
         match self {
-            Kind::Http => http::ok(&body),
+            Kind::Http { .. } => http::ok(&body),
             Kind::Control => body,
         }
     }
 
     fn busy(self) -> Vec<u8> {
         match self {
-            Kind::Http => http::error(503),
+            Kind::Http { .. } => http::error(503),
             Kind::Control => control::error_json("too many clients; try again"),
         }
     }
@@ -412,7 +416,7 @@ mod tests {
             l.set_nonblocking(true).expect("nonblocking");
             let addr = l.local_addr().expect("addr");
             let server = Server::new(
-                Kind::Http,
+                Kind::Http { local_only: false },
                 Listener::Tcp(l),
                 LISTEN,
                 BASE,
