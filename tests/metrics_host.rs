@@ -74,3 +74,50 @@ fn a_rebound_name_gets_421_and_no_metrics() {
     }
     d.stop().assert_exact();
 }
+
+/// A client that sends its request one byte at a time, never idle long enough to be cut
+/// off as idle, loses its slot once the request is not complete 5 s after it connected
+/// (it held it for 10 s before).
+#[test]
+fn a_trickling_client_is_closed_after_five_seconds() {
+    let d = Daemon::start(
+        "metrics-trickle",
+        &["--only", "process", "--metrics-listen", "127.0.0.1:0"],
+    );
+    let port = metrics_port(&d);
+    let script = "import socket, sys, time\n\
+                  s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+                  t = time.monotonic()\n\
+                  try:\n\
+                  \x20   for b in b'GET /metrics HTTP/1.1\\r\\nX-Slow: ' + b'a' * 100:\n\
+                  \x20       s.send(bytes([b]))\n\
+                  \x20       time.sleep(0.25)\n\
+                  \x20       s.settimeout(0.01)\n\
+                  \x20       try:\n\
+                  \x20           if s.recv(1) == b'': break\n\
+                  \x20       except socket.timeout:\n\
+                  \x20           pass\n\
+                  except OSError:\n\
+                  \x20   pass\n\
+                  print(round(time.monotonic() - t, 1))\n";
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .arg(port.to_string())
+        .output()
+        .expect("run the client");
+    let held: f64 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    // Closed by the sweep of the tick after the deadline (1 s ticks).
+    assert!((4.5..7.5).contains(&held), "held its slot {held} s");
+    d.stop().assert_exact();
+}

@@ -22,8 +22,9 @@ pub const MAX_CONNS: usize = 16;
 /// A connection that makes no progress (reads or writes nothing) this long is closed.
 pub const IDLE: Duration = Duration::from_secs(5);
 /// The request must be complete this long after the connect (a client trickling one
-/// byte every few seconds would otherwise hold a slot for hours).
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// byte every few seconds would otherwise hold a slot for hours). As long as IDLE: a
+/// trickling client holds a slot no longer than a silent one.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// No connection lives longer than this, whatever it does.
 pub const LIFETIME: Duration = Duration::from_secs(30);
 
