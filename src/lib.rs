@@ -8,10 +8,13 @@
 //! The binary is `src/main.rs` ([`main`]); the library exists so that the benchmarks in
 //! `benches/` and the tests can reach the decode and render path on its own. Only what
 //! they use is public; the rest is private to the crate, so unused code is reported.
+//! `fuzzing` (hidden) is the one door to private parsers, for the targets in `fuzz/`.
 mod cmd;
 mod config;
 mod daemon;
 pub mod family;
+#[doc(hidden)]
+pub mod fuzzing;
 mod obs;
 pub mod output;
 mod sizing;

@@ -255,7 +255,6 @@ impl Settings {
     }
 
     /// Validates a configuration's text; `page` is the smallest ring size.
-    #[cfg(test)]
     pub fn from_toml(src: &str, page: u64) -> Result<Settings, Error> {
         parse(src, page).map(|(s, _)| s)
     }

@@ -55,10 +55,12 @@ pub fn pid_uid(b: &mut Vec<u8>, h: &Header) {
 /// ` failed: ENOENT` (or `failed: errno N` for a rare one).
 pub fn failed(b: &mut Vec<u8>, ret: i64) {
     b.extend_from_slice(b" failed: ");
-    match i32::try_from(-ret).ok().and_then(errno_name) {
+    // -ret in i128: a record's ret may be i64::MIN, whose negation overflows an i64.
+    let errno = -i128::from(ret);
+    match i32::try_from(errno).ok().and_then(errno_name) {
         Some(n) => b.extend_from_slice(n.as_bytes()),
         None => {
-            let _ = write!(b, "errno {}", -ret);
+            let _ = write!(b, "errno {errno}");
         }
     }
 }
@@ -168,4 +170,23 @@ pub fn errno_name(e: i32) -> Option<&'static str> {
         libc::EINPROGRESS => "EINPROGRESS",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_names_the_errno_and_survives_any_ret() {
+        for (ret, want) in [
+            (-2, " failed: ENOENT"),
+            (-100_000, " failed: errno 100000"),
+            (5, " failed: errno -5"),
+            (i64::MIN, " failed: errno 9223372036854775808"),
+        ] {
+            let mut b = Vec::new();
+            failed(&mut b, ret);
+            assert_eq!(String::from_utf8_lossy(&b), want, "{ret}");
+        }
+    }
 }
