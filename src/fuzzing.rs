@@ -38,9 +38,10 @@ pub fn config(src: &str, page: u64) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The metrics endpoint's request parser on the bytes read so far.
+/// The metrics endpoint's request parser on the bytes read so far, as on loopback (the
+/// default listener: the Host check on).
 pub fn http(buf: &[u8], eof: bool) -> Verdict {
-    verdict(http::parse(buf, eof))
+    verdict(http::parse(buf, eof, true))
 }
 
 /// The control socket's request parser on the bytes read so far.
