@@ -6,26 +6,9 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Daemon, run_cli, temp_dir};
-
-fn as_nobody(script: &str) {
-    let s = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "sh",
-            "-c",
-            script,
-        ])
-        .status()
-        .expect("run setpriv");
-    assert!(s.success(), "as uid 65534: {script}");
-}
+use common::{Daemon, run_cli, sh_as_nobody, temp_dir};
 
 fn refused(config: &str) -> String {
     let (code, _, err) = run_cli(&["run", "--only", "process", "--config", config]);
@@ -41,7 +24,7 @@ fn a_config_another_user_owns_or_can_write_is_refused() {
     fs::set_permissions(&d, fs::Permissions::from_mode(0o1777)).expect("chmod dir");
     let stolen = d.join("stolen.json");
     let theirs = d.join("theirs.toml");
-    as_nobody(&format!(
+    sh_as_nobody(&format!(
         "printf 'output = \"{}\"\\n' > {}",
         stolen.display(),
         theirs.display()

@@ -6,8 +6,6 @@
 //! argument.
 mod common;
 
-use std::process::Command;
-
 use common::{Daemon, u};
 
 #[test]
@@ -19,14 +17,7 @@ fn display_tricks_in_argv_are_escaped_and_lossless() {
         "c1\u{85}\u{9b}31m",
         "iso\u{2066}late\u{2069}\u{200f}\u{61c}",
     ];
-    let mut c = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "/bin/true",
-        ])
+    let mut c = common::as_nobody("/bin/true")
         .args(args)
         .spawn()
         .expect("spawn");

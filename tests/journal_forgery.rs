@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Daemon, temp_dir};
@@ -58,16 +57,8 @@ fn a_file_name_cannot_forge_who_opened_it() {
             sock_path.to_str().expect("utf-8"),
         )
         .start();
-    let mut c = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "/usr/bin/python3",
-            "-c",
-            "import sys; open(sys.argv[1]).close()",
-        ])
+    let mut c = common::as_nobody("/usr/bin/python3")
+        .args(["-c", "import sys; open(sys.argv[1]).close()"])
         .arg(&file)
         .spawn()
         .expect("spawn");

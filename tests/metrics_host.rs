@@ -5,8 +5,6 @@
 //! The requests are sent by an unprivileged process (uid 65534), as a browser's would be.
 mod common;
 
-use std::process::Command;
-
 use common::Daemon;
 use common::obs::{metrics_port, split_answer};
 
@@ -21,16 +19,8 @@ fn as_nobody(port: u16, request: &str) -> Vec<u8> {
                   \x20   if not b: break\n\
                   \x20   out += b\n\
                   sys.stdout.buffer.write(out)\n";
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "/usr/bin/python3",
-            "-c",
-            script,
-        ])
+    let o = common::as_nobody("/usr/bin/python3")
+        .args(["-c", script])
         .arg(port.to_string())
         .arg(request)
         .output()
@@ -100,16 +90,8 @@ fn a_trickling_client_is_closed_after_five_seconds() {
                   except OSError:\n\
                   \x20   pass\n\
                   print(round(time.monotonic() - t, 1))\n";
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "/usr/bin/python3",
-            "-c",
-            script,
-        ])
+    let o = common::as_nobody("/usr/bin/python3")
+        .args(["-c", script])
         .arg(port.to_string())
         .output()
         .expect("run the client");

@@ -7,26 +7,8 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
-use common::{Daemon, run_cli, temp_dir};
-
-/// Runs `sh -c script` as uid/gid 65534 with no capabilities.
-fn as_nobody(script: &str) {
-    let s = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "sh",
-            "-c",
-            script,
-        ])
-        .status()
-        .expect("run setpriv");
-    assert!(s.success(), "as uid 65534: {script}");
-}
+use common::{Daemon, as_nobody, run_cli, sh_as_nobody, temp_dir};
 
 /// A directory anyone can write, as /tmp (sticky) or as a careless 0777 one (where the
 /// kernel's protected_symlinks does not apply and O_NOFOLLOW alone protects).
@@ -52,7 +34,7 @@ fn a_link_planted_by_another_user_is_refused_and_its_target_untouched() {
         let victim = d.join("victim");
         fs::write(&victim, "precious\n").expect("write victim");
         let link = d.join("events.json");
-        as_nobody(&format!("ln -s {} {}", victim.display(), link.display()));
+        sh_as_nobody(&format!("ln -s {} {}", victim.display(), link.display()));
         let line = refused(&link);
         assert!(line.contains("is a symbolic link"), "{line}");
         assert!(line.contains("give the path of the file itself"), "{line}");
@@ -66,7 +48,7 @@ fn a_file_or_fifo_another_user_made_is_refused() {
     let d = shared_dir("theirs", 0o1777);
     let file = d.join("events.json");
     let fifo = d.join("events.fifo");
-    as_nobody(&format!(
+    sh_as_nobody(&format!(
         "umask 0; : > {}; mkfifo {}",
         file.display(),
         fifo.display()
@@ -85,12 +67,8 @@ fn a_file_or_fifo_another_user_made_is_refused() {
     // A fifo opens only with a reader: the attacker's, who would be reading the events.
     // It reads nothing here: the daemon refuses before writing.
     let reader = Reader(
-        Command::new("setpriv")
+        as_nobody("/usr/bin/python3")
             .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "/usr/bin/python3",
                 "-c",
                 "import os, sys, time\n\
                  fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)\n\

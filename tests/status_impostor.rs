@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{run_cli, temp_dir};
@@ -40,16 +40,8 @@ fn a_status_server_of_another_user_is_not_asked() {
     ]
     .join("\n");
     let _server = Server(
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "/usr/bin/python3",
-                "-c",
-                &script,
-            ])
+        common::as_nobody("/usr/bin/python3")
+            .args(["-c", &script])
             .arg(&sock)
             .arg(fake)
             .stdin(Stdio::null())

@@ -603,3 +603,26 @@ pub fn cli_isolation<'a>(args: &[&'a str]) -> Vec<&'a str> {
         _ => args.to_vec(),
     }
 }
+
+/// `program` as an unprivileged attacker: uid/gid 65534, no groups, no capabilities
+/// (`setpriv` execs it in the same process, so the child's pid is the program's).
+pub fn as_nobody(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        program,
+    ]);
+    c
+}
+
+/// Runs `sh -c script` as uid 65534; it must succeed.
+pub fn sh_as_nobody(script: &str) {
+    let s = as_nobody("sh")
+        .args(["-c", script])
+        .status()
+        .expect("run setpriv");
+    assert!(s.success(), "as uid 65534: {script}");
+}
