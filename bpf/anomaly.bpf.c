@@ -28,80 +28,115 @@ struct rw_sys_exit_ctx {
 	__s64 ret;
 };
 
-/* ---- setuid_root ----------------------------------------------------------------- */
+/* ---- records, per-thread state --------------------------------------------------- */
 
-/* Creds of a non-root caller at syscall entry, by tid, until the matching exit. */
-struct uid_stash {
+static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
+{
+	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	if (!e)
+		return NULL;
+	e->rule = rule;
+	e->severity = severity;
+	e->code = 0;
+	e->flags = 0;
+	for (int i = 0; i < RW_ANOMALY_ARGS; i++)
+		e->args[i] = 0;
+	e->detail_len = 0;
+	e->name_len = 0;
+	e->detail[0] = 0;
+	e->name[0] = 0;
+	return e;
+}
+
+/* What a thread's syscall exit needs from its entry: the creds before a uid change. */
+struct pending {
+	__u32 code; /* enum rw_anomaly_syscall; 0 = nothing pending */
 	__u32 uid;
 	__u32 euid;
 	__u32 fsuid;
-	__u32 code;
 };
 
-/* A plain hash (see RW_STASH): the syscall exit tracepoint fires even for a thread
- * killed inside the syscall, so entries do not leak. */
+/* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
+ * user can fill (each thread holds one entry at most, freed with the thread), and a
+ * thread killed inside the syscall leaves nothing behind. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct uid_stash);
-} anomaly_uid_stash SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pending);
+} anomaly_pending SEC(".maps");
+
+static __always_inline struct pending *pending_new(__u32 code)
+{
+	struct pending *p = bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0,
+						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		/* No memory (or storage busy in a nested program): on the books. */
+		RW_COUNT_UNTRACKED(anomaly);
+		return NULL;
+	}
+	p->code = code;
+	return p;
+}
+
+/* The entry state this exit waits for (code in [lo, hi]), taken (cleared) so it is
+ * used once. Threads that never made such a syscall have no storage: a NULL check. */
+static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out)
+{
+	struct pending *p =
+		bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0, 0);
+	if (!p || p->code < lo || p->code > hi)
+		return false;
+	*out = *p;
+	p->code = 0;
+	return true;
+}
+
+/* ---- setuid_root ----------------------------------------------------------------- */
 
 static __always_inline int uid_enter(__u32 code)
 {
 	if (rw_skip())
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct uid_stash s = {
-		.uid = BPF_CORE_READ(task, cred, uid.val),
-		.euid = BPF_CORE_READ(task, cred, euid.val),
-		.fsuid = BPF_CORE_READ(task, cred, fsuid.val),
-		.code = code,
-	};
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
 	/* Root callers cannot gain root: nothing to remember (the common case). */
-	if (s.uid == 0 || s.euid == 0)
+	if (uid == 0 || euid == 0)
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	RW_STASH(anomaly, &anomaly_uid_stash, &tid, &s);
+	struct pending *p = pending_new(code);
+	if (!p)
+		return 0;
+	p->uid = uid;
+	p->euid = euid;
+	p->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
 	return 0;
 }
 
 static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 {
-	if (rw_skip())
+	struct pending old;
+	if (!pending_take(RW_SC_SETUID, RW_SC_SETFSUID, &old) || rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct uid_stash *p = bpf_map_lookup_elem(&anomaly_uid_stash, &tid);
-	if (!p)
-		return 0;
-	struct uid_stash old = *p;
-	bpf_map_delete_elem(&anomaly_uid_stash, &tid);
 	/* setfsuid returns the previous fsuid, not 0: only the creds tell. */
 	if (old.code != RW_SC_SETFSUID && ctx->ret != 0)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
 	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
 	if (euid != 0 && uid != 0 && !(fsuid == 0 && old.fsuid != 0))
 		return 0;
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	struct anomaly_event *e = reserve_rule(RW_RULE_SETUID_ROOT, RW_SEV_CRITICAL);
 	if (!e)
 		return 0;
-	e->rule = RW_RULE_SETUID_ROOT;
-	e->severity = RW_SEV_CRITICAL;
 	e->code = old.code;
-	e->flags = 0;
 	e->args[0] = old.uid;
 	e->args[1] = old.euid;
 	e->args[2] = old.fsuid;
 	e->args[3] = uid;
 	e->args[4] = euid;
 	e->args[5] = fsuid;
-	e->detail_len = 0;
-	e->name_len = 0;
-	e->detail[0] = 0;
-	e->name[0] = 0;
 	RW_SUBMIT(anomaly, e);
 	return 0;
 }
@@ -268,19 +303,10 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		rule = RW_RULE_EXEC_FROM_TMP;
 		severity = RW_SEV_MEDIUM;
 	}
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	struct anomaly_event *e = reserve_rule(rule, severity);
 	if (!e)
 		return 0;
-	e->rule = rule;
-	e->severity = severity;
-	e->code = 0;
-	e->flags = 0;
 	e->args[0] = loc;
-	e->args[1] = 0;
-	e->args[2] = 0;
-	e->args[3] = 0;
-	e->args[4] = 0;
-	e->args[5] = 0;
 	long n = bpf_probe_read_kernel_str(e->detail, sizeof(e->detail),
 					   BPF_CORE_READ(bprm, filename));
 	if (n < 1) {
@@ -307,24 +333,6 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 
 #define RW_PTRACE_ATTACH 16
 #define RW_PTRACE_SEIZE 0x4206
-
-static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
-{
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
-	if (!e)
-		return NULL;
-	e->rule = rule;
-	e->severity = severity;
-	e->code = 0;
-	e->flags = 0;
-	for (int i = 0; i < RW_ANOMALY_ARGS; i++)
-		e->args[i] = 0;
-	e->detail_len = 0;
-	e->name_len = 0;
-	e->detail[0] = 0;
-	e->name[0] = 0;
-	return e;
-}
 
 SEC("tracepoint/syscalls/sys_enter_ptrace")
 int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
