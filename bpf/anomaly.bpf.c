@@ -100,15 +100,15 @@ static __always_inline int uid_enter(__u32 code)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
-	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
-	/* Root callers cannot gain root: nothing to remember (the common case). */
-	if (uid == 0 || euid == 0)
+	/* A root user cannot gain root (the common case: nothing to remember). A non-root
+	 * user running a setuid-root binary (euid 0) still can: setuid(0) makes it root. */
+	if (uid == 0)
 		return 0;
 	struct pending *p = pending_new(code);
 	if (!p)
 		return 0;
 	p->uid = uid;
-	p->euid = euid;
+	p->euid = BPF_CORE_READ(task, cred, euid.val);
 	p->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
 	return 0;
 }
@@ -125,7 +125,10 @@ static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
 	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
-	if (euid != 0 && uid != 0 && !(fsuid == 0 && old.fsuid != 0))
+	/* A gain: some id became 0 that was not (a setuid-root binary already had euid and
+	 * fsuid 0; its setuid(0) gains the real uid). */
+	if (!(uid == 0 && old.uid != 0) && !(euid == 0 && old.euid != 0) &&
+	    !(fsuid == 0 && old.fsuid != 0))
 		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_SETUID_ROOT, RW_SEV_CRITICAL);
 	if (!e)

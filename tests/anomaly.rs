@@ -266,6 +266,62 @@ fn uid_change_to_root_by_non_root_is_critical() {
     );
 }
 
+/// Removes a directory tree when the test ends, even on a failed assert.
+struct RemoveDir(PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn setuid_root_binary_run_by_nobody_gaining_root_is_critical() {
+    // A setuid-root interpreter: /tmp is on the root file system here (no nosuid).
+    let dir = PathBuf::from("/tmp").join(unique("suid"));
+    fs::create_dir(&dir).expect("mkdir");
+    let _rm = RemoveDir(dir.clone());
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let suid = dir.join("python3-suid");
+    fs::copy("/usr/bin/python3", &suid).expect("copy python3");
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).expect("chown root");
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+    let d = Daemon::start("anomaly-suid", &["--only", "anomaly"]);
+    let path = suid.to_str().expect("utf-8 path").to_string();
+    // uid 65534, euid 0: setuid(0) gains the real uid 0.
+    let gain = run_ok(|| {
+        let mut c = common::as_nobody(&path);
+        c.args(["-c", "import os; os.setuid(0); assert os.getuid() == 0"]);
+        c
+    });
+    // Without that call the euid 0 it got at exec is no gain through a set*uid.
+    let keep = run_ok(|| {
+        let mut c = common::as_nobody(&path);
+        c.args([
+            "-c",
+            "import os; os.seteuid(0); assert os.getuid() == 65534",
+        ]);
+        c
+    });
+    let f = d.stop();
+    f.assert_exact();
+    let ev: Vec<_> = rule(&f, "setuid_root")
+        .filter(|e| u(&e["pid"]) == gain)
+        .collect();
+    assert_eq!(ev.len(), 1, "one setuid_root for the helper: {ev:?}");
+    let e = ev[0];
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["syscall"], "setuid");
+    assert_eq!(u(&e["old_uid"]), 65534);
+    assert_eq!(u(&e["old_euid"]), 0);
+    assert_eq!(u(&e["new_uid"]), 0);
+    assert_eq!(
+        rule(&f, "setuid_root")
+            .filter(|e| u(&e["pid"]) == keep)
+            .count(),
+        0
+    );
+}
+
 /// `union bpf_attr` for BPF_PROG_LOAD, the prefix we use, zero-padded.
 #[repr(C)]
 struct ProgLoadAttr {
