@@ -28,11 +28,35 @@ struct rw_sys_exit_ctx {
 	__s64 ret;
 };
 
-/* ---- records, per-thread state --------------------------------------------------- */
+/* ---- reserved room, per-thread state ------------------------------------------------ */
+
+/* Fill levels above which a record is refused (counted as dropped, like a full ring):
+ * below high severity at half full, high at three quarters, critical only when full.
+ * Floods of lesser records can then never take the room a critical one needs. */
+static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
+{
+	__u32 slot = RW_SLOT;
+	void *rb = bpf_map_lookup_elem(&anomaly_rings, &slot);
+	if (rb && severity < RW_SEV_CRITICAL) {
+		__u64 size = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE);
+		__u64 used = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+		__u64 limit = severity >= RW_SEV_HIGH ? size / 4 * 3 : size / 2;
+		/* The record and its 8-byte ring header. */
+		if (used + sizeof(struct anomaly_event) + 8 > limit) {
+			struct rw_counters *c = bpf_map_lookup_elem(&anomaly_stats, &slot);
+			if (c) {
+				__sync_fetch_and_add(&c->produced, 1);
+				__sync_fetch_and_add(&c->dropped, 1);
+			}
+			return NULL;
+		}
+	}
+	return RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+}
 
 static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
 {
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	struct anomaly_event *e = reserve_sev(severity);
 	if (!e)
 		return NULL;
 	e->rule = rule;
