@@ -28,7 +28,7 @@ struct rw_sys_exit_ctx {
 	__s64 ret;
 };
 
-/* ---- reserved room, per-thread state ------------------------------------------------ */
+/* ---- reserved room, per-thread state, rate limit ---------------------------------- */
 
 /* Fill levels above which a record is refused (counted as dropped, like a full ring):
  * below high severity at half full, high at three quarters, critical only when full.
@@ -72,12 +72,21 @@ static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 seve
 	return e;
 }
 
-/* What a thread's syscall exit needs from its entry: the creds before a uid change. */
+#define RW_BPF_OBJ_NAME_LEN 16
+
+/* What a thread's syscall exit needs from its entry: the creds before a uid change,
+ * or the arguments of a ptrace attach or a BPF program load. */
+#define RW_PEND_PTRACE 100
+#define RW_PEND_BPF 101
+
 struct pending {
-	__u32 code; /* enum rw_anomaly_syscall; 0 = nothing pending */
+	__u32 code; /* enum rw_anomaly_syscall or RW_PEND_*; 0 = nothing pending */
 	__u32 uid;
 	__u32 euid;
 	__u32 fsuid;
+	__u64 args[3];
+	__u32 name_len;
+	char name[RW_BPF_OBJ_NAME_LEN];
 };
 
 /* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
@@ -114,6 +123,64 @@ static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out
 	*out = *p;
 	p->code = 0;
 	return true;
+}
+
+/* Failed ptrace/bpf attempts: one record per second per (uid, rule); the failures in
+ * between are counted in the map and carried by that uid's next record of the rule. A
+ * user cannot make keys beyond their own uid. */
+#define RW_RATE_WINDOW_NS 1000000000ULL
+
+struct rate_key {
+	__u32 uid;
+	__u32 rule;
+};
+
+struct rate_val {
+	__u64 last_ns;    /* when the last failure was reported */
+	__u64 suppressed; /* failures since then, not reported */
+	__u32 last_tgid;  /* the process of the latest suppressed failure */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rate_key);
+	__type(value, struct rate_val);
+} anomaly_rate SEC(".maps");
+
+/* Whether this failure is reported; *slot is where the suppressed count is to be taken
+ * from once the record is reserved (NULL: none), so a drop leaves it for the next. */
+static __always_inline bool rate_pass(__u32 rule, struct rate_val **slot)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct rate_key k = { .uid = (__u32)bpf_get_current_uid_gid(), .rule = rule };
+	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
+	*slot = NULL;
+	if (!v) {
+		struct rate_val nv = { .last_ns = now, .suppressed = 0 };
+		if (bpf_map_update_elem(&anomaly_rate, &k, &nv, BPF_NOEXIST) == 0)
+			return true;
+		v = bpf_map_lookup_elem(&anomaly_rate, &k);
+		/* Table full (4096 uids): every failure is reported rather than lost. */
+		if (!v)
+			return true;
+	}
+	__u64 last = v->last_ns;
+	/* One CPU wins a window; the others count themselves as suppressed. */
+	if (now - last >= RW_RATE_WINDOW_NS &&
+	    __sync_val_compare_and_swap(&v->last_ns, last, now) == last) {
+		*slot = v;
+		return true;
+	}
+	__sync_fetch_and_add(&v->suppressed, 1);
+	v->last_tgid = bpf_get_current_pid_tgid() >> 32;
+	return false;
+}
+
+static __always_inline __u64 rate_take(struct rate_val *slot)
+{
+	return slot ? __sync_lock_test_and_set(&slot->suppressed, 0) : 0;
 }
 
 /* ---- setuid_root ----------------------------------------------------------------- */
@@ -362,18 +429,42 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 #define RW_PTRACE_SEIZE 0x4206
 
 SEC("tracepoint/syscalls/sys_enter_ptrace")
-int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
+int anomaly_ptrace_enter(struct rw_sys_enter_ctx *ctx)
 {
 	__u64 req = ctx->args[0];
 	if (req != RW_PTRACE_ATTACH && req != RW_PTRACE_SEIZE)
 		return 0;
 	if (rw_skip())
 		return 0;
-	struct anomaly_event *e = reserve_rule(RW_RULE_PTRACE_ATTACH, RW_SEV_HIGH);
+	struct pending *p = pending_new(RW_PEND_PTRACE);
+	if (!p)
+		return 0;
+	p->args[0] = (__u32)ctx->args[1];
+	p->args[1] = req;
+	return 0;
+}
+
+/* Reported at the exit, where the outcome is known: a success always (high), a failure
+ * (medium: nothing was gained) rate-limited, so a loop of refused attempts cannot flood
+ * the ring. */
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int anomaly_ptrace_exit(struct rw_sys_exit_ctx *ctx)
+{
+	struct pending p;
+	if (!pending_take(RW_PEND_PTRACE, RW_PEND_PTRACE, &p) || rw_skip())
+		return 0;
+	__s64 ret = ctx->ret;
+	struct rate_val *slot = NULL;
+	if (ret < 0 && !rate_pass(RW_RULE_PTRACE_ATTACH, &slot))
+		return 0;
+	struct anomaly_event *e =
+		reserve_rule(RW_RULE_PTRACE_ATTACH, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
 	if (!e)
 		return 0;
-	e->args[0] = (__u32)ctx->args[1];
-	e->args[1] = req;
+	e->args[0] = p.args[0];
+	e->args[1] = p.args[1];
+	e->args[2] = ret;
+	e->args[3] = rate_take(slot);
 	RW_SUBMIT(anomaly, e);
 	return 0;
 }
@@ -385,44 +476,115 @@ int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
 #define RW_ATTR_PROG_TYPE 0
 #define RW_ATTR_INSN_CNT 4
 #define RW_ATTR_PROG_NAME 48
-#define RW_BPF_OBJ_NAME_LEN 16
 
+/* The attr is read at the entry: the exit cannot trust user memory to be unchanged. */
 SEC("tracepoint/syscalls/sys_enter_bpf")
-int anomaly_bpf(struct rw_sys_enter_ctx *ctx)
+int anomaly_bpf_enter(struct rw_sys_enter_ctx *ctx)
 {
 	if ((__u32)ctx->args[0] != RW_BPF_PROG_LOAD)
 		return 0;
 	if (rw_skip())
 		return 0;
-	struct anomaly_event *e = reserve_rule(RW_RULE_BPF_PROG_LOAD, RW_SEV_HIGH);
-	if (!e)
+	struct pending *p = pending_new(RW_PEND_BPF);
+	if (!p)
 		return 0;
 	void *uattr = (void *)ctx->args[1];
 	__u32 size = (__u32)ctx->args[2];
 	__u32 v = 0;
+	p->args[0] = 0;
+	p->args[1] = 0;
+	p->args[2] = size;
+	p->name_len = 0;
+	/* The storage is reused: no earlier load's name may show through. */
+	__builtin_memset(p->name, 0, RW_BPF_OBJ_NAME_LEN);
 	if (size >= RW_ATTR_PROG_TYPE + 4 &&
 	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_PROG_TYPE) == 0)
-		e->args[0] = v;
+		p->args[0] = v;
 	v = 0;
 	if (size >= RW_ATTR_INSN_CNT + 4 &&
 	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_INSN_CNT) == 0)
-		e->args[1] = v;
-	e->args[2] = size;
+		p->args[1] = v;
 	/* An older, shorter attr has no name (the kernel treats the missing tail as 0). */
 	if (size >= RW_ATTR_PROG_NAME + RW_BPF_OBJ_NAME_LEN &&
-	    bpf_probe_read_user(e->name, RW_BPF_OBJ_NAME_LEN, uattr + RW_ATTR_PROG_NAME) == 0) {
-		e->name[RW_BPF_OBJ_NAME_LEN] = 0;
+	    bpf_probe_read_user(p->name, RW_BPF_OBJ_NAME_LEN, uattr + RW_ATTR_PROG_NAME) == 0) {
 		__u32 n = 0;
 		for (int i = 0; i < RW_BPF_OBJ_NAME_LEN; i++) {
-			if (e->name[i] == 0)
+			if (p->name[i] == 0)
 				break;
 			n++;
 		}
-		e->name_len = n;
-	} else {
-		e->name[0] = 0;
+		p->name_len = n;
 	}
+	return 0;
+}
+
+/* As ptrace: a load that succeeded always (high), failures rate-limited (medium). */
+SEC("tracepoint/syscalls/sys_exit_bpf")
+int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
+{
+	struct pending p;
+	if (!pending_take(RW_PEND_BPF, RW_PEND_BPF, &p) || rw_skip())
+		return 0;
+	__s64 ret = ctx->ret;
+	struct rate_val *slot = NULL;
+	if (ret < 0 && !rate_pass(RW_RULE_BPF_PROG_LOAD, &slot))
+		return 0;
+	struct anomaly_event *e =
+		reserve_rule(RW_RULE_BPF_PROG_LOAD, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	e->args[0] = p.args[0];
+	e->args[1] = p.args[1];
+	e->args[2] = p.args[2];
+	e->args[3] = ret;
+	e->args[4] = rate_take(slot);
+	__builtin_memcpy(e->name, p.name, RW_BPF_OBJ_NAME_LEN);
+	e->name[RW_BPF_OBJ_NAME_LEN] = 0;
+	e->name_len = p.name_len < RW_BPF_OBJ_NAME_LEN ? p.name_len : RW_BPF_OBJ_NAME_LEN;
 	RW_SUBMIT(anomaly, e);
+	return 0;
+}
+
+/* ---- suppressed failures, flushed at the process's exit ---------------------------- */
+
+/* A flood's failures after its first record wait in anomaly_rate for the uid's next
+ * record of the rule, which may never come: when the process that made the latest of
+ * them ends, one `summary` record carries the count, so it is seen when the flood ends
+ * (and not lost if the daemon stops before another attempt). */
+static __always_inline void flush_rule(__u32 uid, __u32 tgid, __u32 rule)
+{
+	struct rate_key k = { .uid = uid, .rule = rule };
+	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
+	if (!v || v->last_tgid != tgid || !v->suppressed)
+		return;
+	/* Taken before the reserve (threads of a dying group may race here), given back
+	 * if the record cannot be had. */
+	__u64 n = __sync_lock_test_and_set(&v->suppressed, 0);
+	if (!n)
+		return;
+	struct anomaly_event *e = reserve_rule(rule, RW_SEV_MEDIUM);
+	if (!e) {
+		__sync_fetch_and_add(&v->suppressed, n);
+		return;
+	}
+	e->flags = RW_ANOMALY_SUMMARY;
+	e->args[rule == RW_RULE_PTRACE_ATTACH ? 3 : 4] = n;
+	RW_SUBMIT(anomaly, e);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(anomaly_exit, struct task_struct *p)
+{
+	/* Once per process: when its thread group is dead (signal->live is decremented
+	 * before this tracepoint). */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (rw_skip())
+		return 0;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	flush_rule(uid, tgid, RW_RULE_PTRACE_ATTACH);
+	flush_rule(uid, tgid, RW_RULE_BPF_PROG_LOAD);
 	return 0;
 }
 

@@ -108,6 +108,8 @@ fn ptrace_attach_is_reported_once() {
     assert_eq!(u(&e["request"]), libc::PTRACE_ATTACH as u64);
     assert_eq!(e["request_name"], "PTRACE_ATTACH");
     assert_eq!(e["severity"], "high");
+    assert_eq!(i(&e["ret"]), 0, "reported at the exit, with its outcome");
+    assert_eq!(u(&e["suppressed"]), 0);
     assert_eq!(u(&e["pid"]), u64::from(std::process::id()));
 }
 
@@ -384,6 +386,11 @@ fn bpf_prog_load_by_another_process() {
     assert_eq!(ev.len(), 3, "three loads from this thread: {ev:?}");
     for e in ev {
         assert_eq!(e["severity"], "high");
+        assert!(
+            i(&e["ret"]) >= 0,
+            "a load that succeeded returns its fd: {e}"
+        );
+        assert_eq!(u(&e["suppressed"]), 0);
         assert_eq!(u(&e["prog_type"]), u64::from(SOCKET_FILTER));
         assert_eq!(u(&e["insn_cnt"]), 2);
         assert_eq!(e["prog_name"], "rw_anom_test");
@@ -443,6 +450,6 @@ fn module_load_attempts_or_skipped_program() {
             f.stderr
         );
         assert_eq!(ev.len(), 0);
-        assert_eq!(f.stats["programs"]["anomaly_bpf"]["attached"], true);
+        assert_eq!(f.stats["programs"]["anomaly_bpf_enter"]["attached"], true);
     }
 }

@@ -1,5 +1,6 @@
-//! Anomaly floods run for real by uid 65534: a flood of lesser records cannot take the
-//! room a critical one needs.
+//! Anomaly floods run for real by uid 65534: refused ptrace attempts are rate-limited
+//! with every one of them counted, and a flood of lesser records cannot take the room a
+//! critical one needs.
 mod common;
 
 use std::fs;
@@ -66,6 +67,64 @@ fn ptrace_of(f: &Finished, pid: u64) -> Vec<&Value> {
     f.of_type("anomaly")
         .filter(|e| e["rule"] == "ptrace_attach" && u(&e["pid"]) == pid)
         .collect()
+}
+
+#[test]
+fn refused_ptrace_flood_is_rate_limited_and_counted() {
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("anomaly-ptrace-flood", &["--only", "anomaly"]);
+    let t = Instant::now();
+    let (pid, child) = flood(1, FAILED, 0);
+    // At most one record a second, and the first at once.
+    let bound = t.elapsed().as_secs() + 2;
+    let f = d.stop();
+    f.assert_exact();
+    let ev = ptrace_of(&f, pid);
+    // The attach to its own child succeeded: always reported, high.
+    let ok: Vec<_> = ev
+        .iter()
+        .filter(|e| e["summary"] == false && i(&e["ret"]) == 0)
+        .collect();
+    assert_eq!(ok.len(), 1, "one successful attach: {ok:?}");
+    assert_eq!(u(&ok[0]["target_pid"]), child);
+    assert_eq!(ok[0]["severity"], "high");
+    assert_eq!(u(&ok[0]["suppressed"]), 0);
+    // The refused ones: the first reported at once, the rest (within a second or a
+    // few) counted, and what is left counted by one summary when the process ends.
+    let failed: Vec<_> = ev
+        .iter()
+        .filter(|e| e["summary"] == false && i(&e["ret"]) != 0)
+        .collect();
+    let summary: Vec<_> = ev.iter().filter(|e| e["summary"] == true).collect();
+    let suppressed: u64 = failed
+        .iter()
+        .chain(&summary)
+        .map(|e| u(&e["suppressed"]))
+        .sum();
+    assert_eq!(
+        failed.len() as u64 + suppressed,
+        FAILED,
+        "every refused attempt reported or counted: {failed:?} {summary:?}"
+    );
+    assert!(
+        failed.len() as u64 <= bound,
+        "rate limit: {} records for {FAILED} attempts",
+        failed.len()
+    );
+    assert_eq!(summary.len(), 1, "one summary at exit: {summary:?}");
+    assert!(u(&summary[0]["suppressed"]) > 0);
+    assert_eq!(summary[0]["severity"], "medium");
+    for e in &failed {
+        assert_eq!(i(&e["ret"]), -i64::from(libc::EPERM));
+        assert_eq!(u(&e["target_pid"]), 1);
+        assert_eq!(e["severity"], "medium");
+        assert_eq!(u(&e["uid"]), 65534);
+    }
+    assert_eq!(u(&failed[0]["suppressed"]), 0, "the first is not held back");
+    eprintln!(
+        "{FAILED} refused attaches: {} records + 1 summary, suppressed {suppressed}",
+        failed.len()
+    );
 }
 
 /// Removes the directory when the test ends, even on a failed assert.
@@ -145,4 +204,55 @@ fn critical_event_survives_a_flood_of_lesser_ones() {
          file ring: {}",
         f.ring("file")
     );
+}
+
+/// As uid 65534: `n` BPF_PROG_LOAD calls (refused: unprivileged BPF is off), then one
+/// more a window (1 s) later.
+const BPF_FLOOD: &str = r#"
+import ctypes, sys, time
+n = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(128)
+attr[0] = 1  # socket filter
+def load():
+    if libc.syscall(321, 5, attr, 128) != -1:
+        sys.exit("BPF_PROG_LOAD as uid 65534 did not fail")
+for _ in range(n):
+    load()
+time.sleep(1.2)
+load()
+"#;
+
+#[test]
+fn refused_bpf_loads_are_rate_limited_and_counted() {
+    const N: u64 = 5_000;
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("anomaly-bpf-flood", &["--only", "anomaly"]);
+    let c = as_nobody("/usr/bin/python3")
+        .args(["-c", BPF_FLOOD, &N.to_string()])
+        .spawn()
+        .expect("run the flood");
+    let t = Instant::now();
+    let pid = u64::from(c.id());
+    let st = c.wait_with_output().expect("flood ends").status;
+    let bound = t.elapsed().as_secs() + 2;
+    assert!(st.success(), "flood: {st:?}");
+    let f = d.stop();
+    f.assert_exact();
+    let ev: Vec<_> = f
+        .of_type("anomaly")
+        .filter(|e| e["rule"] == "bpf_prog_load" && u(&e["pid"]) == pid)
+        .collect();
+    let suppressed: u64 = ev.iter().map(|e| u(&e["suppressed"])).sum();
+    assert_eq!(ev.len() as u64 + suppressed, N + 1, "{ev:?}");
+    assert!(ev.len() as u64 <= bound, "rate limit: {} records", ev.len());
+    // The attempt a window later carried the flood's count: nothing left for a summary.
+    assert!(ev.last().is_some_and(|e| u(&e["suppressed"]) > 0), "{ev:?}");
+    for e in &ev {
+        assert_eq!(e["summary"], false, "{e}");
+        assert!(i(&e["ret"]) < 0, "refused: {e}");
+        assert_eq!(e["severity"], "medium");
+        assert_eq!(u(&e["prog_type"]), 1);
+        assert_eq!(u(&e["attr_size"]), 128);
+    }
 }
