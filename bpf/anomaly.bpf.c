@@ -285,7 +285,11 @@ int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
 
 /* ---- exec_from_tmp / exec_from_memfd ---------------------------------------------- */
 
-#define RW_WALK_MAX 64
+/* Steps of the walk to the root: a directory or a mount crossing each. A path name is
+ * at most PATH_MAX (4096) bytes, so at most 2048 components; deeper trees exist (made
+ * by relative steps) and this bound is above them too. A walk that still does not reach
+ * the root reports location "unknown" rather than nothing. */
+#define RW_WALK_MAX 8192
 
 /* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
 static __always_inline long dname8(struct dentry *d, char buf[8])
@@ -309,6 +313,8 @@ struct walk_ctx {
 	struct dentry *second;
 	__u32 depth;
 	__u32 reached;
+	__u32 ended; /* the walk stopped by itself (root, or a disconnected dentry) */
+	__u32 pad;
 };
 
 /* One step up; 1 ends the walk. A bpf_loop callback is verified once, where an open
@@ -320,6 +326,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	struct vfsmount *vm = c->vm;
 	if (d == c->root_d && vm == c->root_vm) {
 		c->reached = 1;
+		c->ended = 1;
 		return 1;
 	}
 	if (d == BPF_CORE_READ(vm, mnt_root)) {
@@ -328,6 +335,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 		if (parent == m) {
 			/* The namespace root. */
 			c->reached = 1;
+			c->ended = 1;
 			return 1;
 		}
 		c->d = BPF_CORE_READ(m, mnt_mountpoint);
@@ -336,8 +344,10 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
 	/* A disconnected or pseudo dentry: not under any directory. */
-	if (up == d)
+	if (up == d) {
+		c->ended = 1;
 		return 1;
+	}
 	c->second = c->top;
 	c->top = d;
 	c->depth++;
@@ -346,8 +356,8 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 }
 
 /* Where the resolved file lives: walks from the file up to the task's root (crossing
- * mounts as d_path does) keeping the last two components. 0 when no rule matches or
- * the path is deeper than RW_WALK_MAX steps (then the top is unknown). */
+ * mounts as d_path does) keeping the last two components. 0 when no rule matches;
+ * RW_LOC_UNKNOWN when the path is deeper than RW_WALK_MAX steps. */
 static __always_inline __u32 tmp_location(struct task_struct *task, struct file *file)
 {
 	struct walk_ctx c = {
@@ -358,6 +368,8 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 	};
 	bpf_loop(RW_WALK_MAX, walk_step, &c, 0);
+	if (!c.ended)
+		return RW_LOC_UNKNOWN;
 	/* The file itself must be below the directory, not the directory. */
 	if (!c.reached || c.depth < 2 || !c.top)
 		return 0;

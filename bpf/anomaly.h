@@ -47,6 +47,8 @@ enum rw_anomaly_location {
 	RW_LOC_TMP = 1,     /* /tmp */
 	RW_LOC_VAR_TMP = 2, /* /var/tmp */
 	RW_LOC_DEV_SHM = 3, /* /dev/shm */
+	/* Deeper than the walk goes (RW_WALK_MAX steps): reported rather than missed. */
+	RW_LOC_UNKNOWN = 4,
 };
 
 /* anomaly_event.flags */

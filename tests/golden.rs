@@ -589,6 +589,7 @@ fn records() -> Vec<Case> {
         (1, "tmp"),
         (2, "var_tmp"),
         (3, "dev_shm"),
+        (4, "deeper_than_the_walk"),
         (9, "unknown_location"),
     ] {
         let mut e = an(rule::EXEC_FROM_TMP, 3, 0, [loc, 0, 0, 0, 0, 0], next());

@@ -57,6 +57,8 @@ pub mod location {
     pub const TMP: u64 = 1;
     pub const VAR_TMP: u64 = 2;
     pub const DEV_SHM: u64 = 3;
+    /// Deeper than the kernel's walk goes: reported rather than missed.
+    pub const UNKNOWN: u64 = 4;
 }
 
 /// `enum rw_anomaly_syscall`.
@@ -126,6 +128,7 @@ pub fn location_name(l: u64) -> Option<&'static str> {
         location::TMP => "/tmp",
         location::VAR_TMP => "/var/tmp",
         location::DEV_SHM => "/dev/shm",
+        location::UNKNOWN => "unknown",
         _ => return None,
     })
 }
@@ -382,6 +385,8 @@ mod tests {
         assert_eq!(v["summary"], true);
         assert_eq!(v["suppressed"], 7);
         assert!(v.get("prog_type").is_none(), "no attempt of its own: {v}");
+        let v = json(&record(rule::EXEC_FROM_TMP, 2, |e| e.args[0] = 4));
+        assert_eq!(v["location"], "unknown");
     }
 
     #[test]
@@ -470,6 +475,7 @@ mod layout {
                 RW_LOC_TMP = location::TMP as i64,
                 RW_LOC_VAR_TMP = location::VAR_TMP as i64,
                 RW_LOC_DEV_SHM = location::DEV_SHM as i64,
+                RW_LOC_UNKNOWN = location::UNKNOWN as i64,
             ]
         );
         assert_enum!(
