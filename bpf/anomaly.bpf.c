@@ -28,80 +28,209 @@ struct rw_sys_exit_ctx {
 	__s64 ret;
 };
 
-/* ---- setuid_root ----------------------------------------------------------------- */
+/* ---- reserved room, per-thread state, rate limit ---------------------------------- */
 
-/* Creds of a non-root caller at syscall entry, by tid, until the matching exit. */
-struct uid_stash {
+/* Fill levels above which a record is refused (counted as dropped, like a full ring):
+ * below high severity at half full, high at three quarters, critical only when full.
+ * Floods of lesser records can then never take the room a critical one needs. */
+static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
+{
+	__u32 slot = RW_SLOT;
+	void *rb = bpf_map_lookup_elem(&anomaly_rings, &slot);
+	if (rb && severity < RW_SEV_CRITICAL) {
+		__u64 size = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE);
+		__u64 used = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+		__u64 limit = severity >= RW_SEV_HIGH ? size / 4 * 3 : size / 2;
+		/* The record and its 8-byte ring header. */
+		if (used + sizeof(struct anomaly_event) + 8 > limit) {
+			struct rw_counters *c = bpf_map_lookup_elem(&anomaly_stats, &slot);
+			if (c) {
+				__sync_fetch_and_add(&c->produced, 1);
+				__sync_fetch_and_add(&c->dropped, 1);
+			}
+			return NULL;
+		}
+	}
+	return RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+}
+
+static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
+{
+	struct anomaly_event *e = reserve_sev(severity);
+	if (!e)
+		return NULL;
+	e->rule = rule;
+	e->severity = severity;
+	e->code = 0;
+	e->flags = 0;
+	for (int i = 0; i < RW_ANOMALY_ARGS; i++)
+		e->args[i] = 0;
+	e->detail_len = 0;
+	e->name_len = 0;
+	e->detail[0] = 0;
+	e->name[0] = 0;
+	return e;
+}
+
+#define RW_BPF_OBJ_NAME_LEN 16
+
+/* What a thread's syscall exit needs from its entry: the creds before a uid change,
+ * or the arguments of a ptrace attach or a BPF program load. */
+#define RW_PEND_PTRACE 100
+#define RW_PEND_BPF 101
+
+struct pending {
+	__u32 code; /* enum rw_anomaly_syscall or RW_PEND_*; 0 = nothing pending */
 	__u32 uid;
 	__u32 euid;
 	__u32 fsuid;
-	__u32 code;
+	__u64 args[3];
+	__u32 name_len;
+	char name[RW_BPF_OBJ_NAME_LEN];
 };
 
-/* A plain hash (see RW_STASH): the syscall exit tracepoint fires even for a thread
- * killed inside the syscall, so entries do not leak. */
+/* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
+ * user can fill (each thread holds one entry at most, freed with the thread), and a
+ * thread killed inside the syscall leaves nothing behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pending);
+} anomaly_pending SEC(".maps");
+
+static __always_inline struct pending *pending_new(__u32 code)
+{
+	struct pending *p = bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0,
+						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		/* No memory (or storage busy in a nested program): on the books. */
+		RW_COUNT_UNTRACKED(anomaly);
+		return NULL;
+	}
+	p->code = code;
+	return p;
+}
+
+/* The entry state this exit waits for (code in [lo, hi]), taken (cleared) so it is
+ * used once. Threads that never made such a syscall have no storage: a NULL check. */
+static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out)
+{
+	struct pending *p =
+		bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0, 0);
+	if (!p || p->code < lo || p->code > hi)
+		return false;
+	*out = *p;
+	p->code = 0;
+	return true;
+}
+
+/* Failed ptrace/bpf attempts: one record per second per (uid, rule); the failures in
+ * between are counted in the map and carried by that uid's next record of the rule. A
+ * user cannot make keys beyond their own uid. */
+#define RW_RATE_WINDOW_NS 1000000000ULL
+
+struct rate_key {
+	__u32 uid;
+	__u32 rule;
+};
+
+struct rate_val {
+	__u64 last_ns;    /* when the last failure was reported */
+	__u64 suppressed; /* failures since then, not reported */
+	__u32 last_tgid;  /* the process of the latest suppressed failure */
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct uid_stash);
-} anomaly_uid_stash SEC(".maps");
+	__type(key, struct rate_key);
+	__type(value, struct rate_val);
+} anomaly_rate SEC(".maps");
+
+/* Whether this failure is reported; *slot is where the suppressed count is to be taken
+ * from once the record is reserved (NULL: none), so a drop leaves it for the next. */
+static __always_inline bool rate_pass(__u32 rule, struct rate_val **slot)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct rate_key k = { .uid = (__u32)bpf_get_current_uid_gid(), .rule = rule };
+	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
+	*slot = NULL;
+	if (!v) {
+		struct rate_val nv = { .last_ns = now, .suppressed = 0 };
+		if (bpf_map_update_elem(&anomaly_rate, &k, &nv, BPF_NOEXIST) == 0)
+			return true;
+		v = bpf_map_lookup_elem(&anomaly_rate, &k);
+		/* Table full (4096 uids): every failure is reported rather than lost. */
+		if (!v)
+			return true;
+	}
+	__u64 last = v->last_ns;
+	/* One CPU wins a window; the others count themselves as suppressed. */
+	if (now - last >= RW_RATE_WINDOW_NS &&
+	    __sync_val_compare_and_swap(&v->last_ns, last, now) == last) {
+		*slot = v;
+		return true;
+	}
+	__sync_fetch_and_add(&v->suppressed, 1);
+	v->last_tgid = bpf_get_current_pid_tgid() >> 32;
+	return false;
+}
+
+static __always_inline __u64 rate_take(struct rate_val *slot)
+{
+	return slot ? __sync_lock_test_and_set(&slot->suppressed, 0) : 0;
+}
+
+/* ---- setuid_root ----------------------------------------------------------------- */
 
 static __always_inline int uid_enter(__u32 code)
 {
 	if (rw_skip())
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct uid_stash s = {
-		.uid = BPF_CORE_READ(task, cred, uid.val),
-		.euid = BPF_CORE_READ(task, cred, euid.val),
-		.fsuid = BPF_CORE_READ(task, cred, fsuid.val),
-		.code = code,
-	};
-	/* Root callers cannot gain root: nothing to remember (the common case). */
-	if (s.uid == 0 || s.euid == 0)
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+	/* A root user cannot gain root (the common case: nothing to remember). A non-root
+	 * user running a setuid-root binary (euid 0) still can: setuid(0) makes it root. */
+	if (uid == 0)
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	RW_STASH(anomaly, &anomaly_uid_stash, &tid, &s);
+	struct pending *p = pending_new(code);
+	if (!p)
+		return 0;
+	p->uid = uid;
+	p->euid = BPF_CORE_READ(task, cred, euid.val);
+	p->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
 	return 0;
 }
 
 static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 {
-	if (rw_skip())
+	struct pending old;
+	if (!pending_take(RW_SC_SETUID, RW_SC_SETFSUID, &old) || rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct uid_stash *p = bpf_map_lookup_elem(&anomaly_uid_stash, &tid);
-	if (!p)
-		return 0;
-	struct uid_stash old = *p;
-	bpf_map_delete_elem(&anomaly_uid_stash, &tid);
 	/* setfsuid returns the previous fsuid, not 0: only the creds tell. */
 	if (old.code != RW_SC_SETFSUID && ctx->ret != 0)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
 	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
-	if (euid != 0 && uid != 0 && !(fsuid == 0 && old.fsuid != 0))
+	/* A gain: some id became 0 that was not (a setuid-root binary already had euid and
+	 * fsuid 0; its setuid(0) gains the real uid). */
+	if (!(uid == 0 && old.uid != 0) && !(euid == 0 && old.euid != 0) &&
+	    !(fsuid == 0 && old.fsuid != 0))
 		return 0;
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	struct anomaly_event *e = reserve_rule(RW_RULE_SETUID_ROOT, RW_SEV_CRITICAL);
 	if (!e)
 		return 0;
-	e->rule = RW_RULE_SETUID_ROOT;
-	e->severity = RW_SEV_CRITICAL;
 	e->code = old.code;
-	e->flags = 0;
 	e->args[0] = old.uid;
 	e->args[1] = old.euid;
 	e->args[2] = old.fsuid;
 	e->args[3] = uid;
 	e->args[4] = euid;
 	e->args[5] = fsuid;
-	e->detail_len = 0;
-	e->name_len = 0;
-	e->detail[0] = 0;
-	e->name[0] = 0;
 	RW_SUBMIT(anomaly, e);
 	return 0;
 }
@@ -156,7 +285,11 @@ int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
 
 /* ---- exec_from_tmp / exec_from_memfd ---------------------------------------------- */
 
-#define RW_WALK_MAX 64
+/* Steps of the walk to the root: a directory or a mount crossing each. A path name is
+ * at most PATH_MAX (4096) bytes, so at most 2048 components; deeper trees exist (made
+ * by relative steps) and this bound is above them too. A walk that still does not reach
+ * the root reports location "unknown" rather than nothing. */
+#define RW_WALK_MAX 8192
 
 /* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
 static __always_inline long dname8(struct dentry *d, char buf[8])
@@ -180,6 +313,8 @@ struct walk_ctx {
 	struct dentry *second;
 	__u32 depth;
 	__u32 reached;
+	__u32 ended; /* the walk stopped by itself (root, or a disconnected dentry) */
+	__u32 pad;
 };
 
 /* One step up; 1 ends the walk. A bpf_loop callback is verified once, where an open
@@ -191,6 +326,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	struct vfsmount *vm = c->vm;
 	if (d == c->root_d && vm == c->root_vm) {
 		c->reached = 1;
+		c->ended = 1;
 		return 1;
 	}
 	if (d == BPF_CORE_READ(vm, mnt_root)) {
@@ -199,6 +335,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 		if (parent == m) {
 			/* The namespace root. */
 			c->reached = 1;
+			c->ended = 1;
 			return 1;
 		}
 		c->d = BPF_CORE_READ(m, mnt_mountpoint);
@@ -207,8 +344,10 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
 	/* A disconnected or pseudo dentry: not under any directory. */
-	if (up == d)
+	if (up == d) {
+		c->ended = 1;
 		return 1;
+	}
 	c->second = c->top;
 	c->top = d;
 	c->depth++;
@@ -217,8 +356,8 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 }
 
 /* Where the resolved file lives: walks from the file up to the task's root (crossing
- * mounts as d_path does) keeping the last two components. 0 when no rule matches or
- * the path is deeper than RW_WALK_MAX steps (then the top is unknown). */
+ * mounts as d_path does) keeping the last two components. 0 when no rule matches;
+ * RW_LOC_UNKNOWN when the path is deeper than RW_WALK_MAX steps. */
 static __always_inline __u32 tmp_location(struct task_struct *task, struct file *file)
 {
 	struct walk_ctx c = {
@@ -229,6 +368,8 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 	};
 	bpf_loop(RW_WALK_MAX, walk_step, &c, 0);
+	if (!c.ended)
+		return RW_LOC_UNKNOWN;
 	/* The file itself must be below the directory, not the directory. */
 	if (!c.reached || c.depth < 2 || !c.top)
 		return 0;
@@ -268,19 +409,10 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		rule = RW_RULE_EXEC_FROM_TMP;
 		severity = RW_SEV_MEDIUM;
 	}
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	struct anomaly_event *e = reserve_rule(rule, severity);
 	if (!e)
 		return 0;
-	e->rule = rule;
-	e->severity = severity;
-	e->code = 0;
-	e->flags = 0;
 	e->args[0] = loc;
-	e->args[1] = 0;
-	e->args[2] = 0;
-	e->args[3] = 0;
-	e->args[4] = 0;
-	e->args[5] = 0;
 	long n = bpf_probe_read_kernel_str(e->detail, sizeof(e->detail),
 					   BPF_CORE_READ(bprm, filename));
 	if (n < 1) {
@@ -308,37 +440,43 @@ int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 #define RW_PTRACE_ATTACH 16
 #define RW_PTRACE_SEIZE 0x4206
 
-static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)
-{
-	struct anomaly_event *e = RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
-	if (!e)
-		return NULL;
-	e->rule = rule;
-	e->severity = severity;
-	e->code = 0;
-	e->flags = 0;
-	for (int i = 0; i < RW_ANOMALY_ARGS; i++)
-		e->args[i] = 0;
-	e->detail_len = 0;
-	e->name_len = 0;
-	e->detail[0] = 0;
-	e->name[0] = 0;
-	return e;
-}
-
 SEC("tracepoint/syscalls/sys_enter_ptrace")
-int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
+int anomaly_ptrace_enter(struct rw_sys_enter_ctx *ctx)
 {
 	__u64 req = ctx->args[0];
 	if (req != RW_PTRACE_ATTACH && req != RW_PTRACE_SEIZE)
 		return 0;
 	if (rw_skip())
 		return 0;
-	struct anomaly_event *e = reserve_rule(RW_RULE_PTRACE_ATTACH, RW_SEV_HIGH);
+	struct pending *p = pending_new(RW_PEND_PTRACE);
+	if (!p)
+		return 0;
+	p->args[0] = (__u32)ctx->args[1];
+	p->args[1] = req;
+	return 0;
+}
+
+/* Reported at the exit, where the outcome is known: a success always (high), a failure
+ * (medium: nothing was gained) rate-limited, so a loop of refused attempts cannot flood
+ * the ring. */
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int anomaly_ptrace_exit(struct rw_sys_exit_ctx *ctx)
+{
+	struct pending p;
+	if (!pending_take(RW_PEND_PTRACE, RW_PEND_PTRACE, &p) || rw_skip())
+		return 0;
+	__s64 ret = ctx->ret;
+	struct rate_val *slot = NULL;
+	if (ret < 0 && !rate_pass(RW_RULE_PTRACE_ATTACH, &slot))
+		return 0;
+	struct anomaly_event *e =
+		reserve_rule(RW_RULE_PTRACE_ATTACH, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
 	if (!e)
 		return 0;
-	e->args[0] = (__u32)ctx->args[1];
-	e->args[1] = req;
+	e->args[0] = p.args[0];
+	e->args[1] = p.args[1];
+	e->args[2] = ret;
+	e->args[3] = rate_take(slot);
 	RW_SUBMIT(anomaly, e);
 	return 0;
 }
@@ -350,44 +488,115 @@ int anomaly_ptrace(struct rw_sys_enter_ctx *ctx)
 #define RW_ATTR_PROG_TYPE 0
 #define RW_ATTR_INSN_CNT 4
 #define RW_ATTR_PROG_NAME 48
-#define RW_BPF_OBJ_NAME_LEN 16
 
+/* The attr is read at the entry: the exit cannot trust user memory to be unchanged. */
 SEC("tracepoint/syscalls/sys_enter_bpf")
-int anomaly_bpf(struct rw_sys_enter_ctx *ctx)
+int anomaly_bpf_enter(struct rw_sys_enter_ctx *ctx)
 {
 	if ((__u32)ctx->args[0] != RW_BPF_PROG_LOAD)
 		return 0;
 	if (rw_skip())
 		return 0;
-	struct anomaly_event *e = reserve_rule(RW_RULE_BPF_PROG_LOAD, RW_SEV_HIGH);
-	if (!e)
+	struct pending *p = pending_new(RW_PEND_BPF);
+	if (!p)
 		return 0;
 	void *uattr = (void *)ctx->args[1];
 	__u32 size = (__u32)ctx->args[2];
 	__u32 v = 0;
+	p->args[0] = 0;
+	p->args[1] = 0;
+	p->args[2] = size;
+	p->name_len = 0;
+	/* The storage is reused: no earlier load's name may show through. */
+	__builtin_memset(p->name, 0, RW_BPF_OBJ_NAME_LEN);
 	if (size >= RW_ATTR_PROG_TYPE + 4 &&
 	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_PROG_TYPE) == 0)
-		e->args[0] = v;
+		p->args[0] = v;
 	v = 0;
 	if (size >= RW_ATTR_INSN_CNT + 4 &&
 	    bpf_probe_read_user(&v, sizeof(v), uattr + RW_ATTR_INSN_CNT) == 0)
-		e->args[1] = v;
-	e->args[2] = size;
+		p->args[1] = v;
 	/* An older, shorter attr has no name (the kernel treats the missing tail as 0). */
 	if (size >= RW_ATTR_PROG_NAME + RW_BPF_OBJ_NAME_LEN &&
-	    bpf_probe_read_user(e->name, RW_BPF_OBJ_NAME_LEN, uattr + RW_ATTR_PROG_NAME) == 0) {
-		e->name[RW_BPF_OBJ_NAME_LEN] = 0;
+	    bpf_probe_read_user(p->name, RW_BPF_OBJ_NAME_LEN, uattr + RW_ATTR_PROG_NAME) == 0) {
 		__u32 n = 0;
 		for (int i = 0; i < RW_BPF_OBJ_NAME_LEN; i++) {
-			if (e->name[i] == 0)
+			if (p->name[i] == 0)
 				break;
 			n++;
 		}
-		e->name_len = n;
-	} else {
-		e->name[0] = 0;
+		p->name_len = n;
 	}
+	return 0;
+}
+
+/* As ptrace: a load that succeeded always (high), failures rate-limited (medium). */
+SEC("tracepoint/syscalls/sys_exit_bpf")
+int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
+{
+	struct pending p;
+	if (!pending_take(RW_PEND_BPF, RW_PEND_BPF, &p) || rw_skip())
+		return 0;
+	__s64 ret = ctx->ret;
+	struct rate_val *slot = NULL;
+	if (ret < 0 && !rate_pass(RW_RULE_BPF_PROG_LOAD, &slot))
+		return 0;
+	struct anomaly_event *e =
+		reserve_rule(RW_RULE_BPF_PROG_LOAD, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
+	if (!e)
+		return 0;
+	e->args[0] = p.args[0];
+	e->args[1] = p.args[1];
+	e->args[2] = p.args[2];
+	e->args[3] = ret;
+	e->args[4] = rate_take(slot);
+	__builtin_memcpy(e->name, p.name, RW_BPF_OBJ_NAME_LEN);
+	e->name[RW_BPF_OBJ_NAME_LEN] = 0;
+	e->name_len = p.name_len < RW_BPF_OBJ_NAME_LEN ? p.name_len : RW_BPF_OBJ_NAME_LEN;
 	RW_SUBMIT(anomaly, e);
+	return 0;
+}
+
+/* ---- suppressed failures, flushed at the process's exit ---------------------------- */
+
+/* A flood's failures after its first record wait in anomaly_rate for the uid's next
+ * record of the rule, which may never come: when the process that made the latest of
+ * them ends, one `summary` record carries the count, so it is seen when the flood ends
+ * (and not lost if the daemon stops before another attempt). */
+static __always_inline void flush_rule(__u32 uid, __u32 tgid, __u32 rule)
+{
+	struct rate_key k = { .uid = uid, .rule = rule };
+	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
+	if (!v || v->last_tgid != tgid || !v->suppressed)
+		return;
+	/* Taken before the reserve (threads of a dying group may race here), given back
+	 * if the record cannot be had. */
+	__u64 n = __sync_lock_test_and_set(&v->suppressed, 0);
+	if (!n)
+		return;
+	struct anomaly_event *e = reserve_rule(rule, RW_SEV_MEDIUM);
+	if (!e) {
+		__sync_fetch_and_add(&v->suppressed, n);
+		return;
+	}
+	e->flags = RW_ANOMALY_SUMMARY;
+	e->args[rule == RW_RULE_PTRACE_ATTACH ? 3 : 4] = n;
+	RW_SUBMIT(anomaly, e);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(anomaly_exit, struct task_struct *p)
+{
+	/* Once per process: when its thread group is dead (signal->live is decremented
+	 * before this tracepoint). */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (rw_skip())
+		return 0;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	flush_rule(uid, tgid, RW_RULE_PTRACE_ATTACH);
+	flush_rule(uid, tgid, RW_RULE_BPF_PROG_LOAD);
 	return 0;
 }
 

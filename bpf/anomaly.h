@@ -47,12 +47,17 @@ enum rw_anomaly_location {
 	RW_LOC_TMP = 1,     /* /tmp */
 	RW_LOC_VAR_TMP = 2, /* /var/tmp */
 	RW_LOC_DEV_SHM = 3, /* /dev/shm */
+	/* Deeper than the walk goes (RW_WALK_MAX steps): reported rather than missed. */
+	RW_LOC_UNKNOWN = 4,
 };
 
 /* anomaly_event.flags */
 enum rw_anomaly_flags {
 	RW_ANOMALY_DETAIL_TRUNCATED = 1,
 	RW_ANOMALY_NAME_TRUNCATED = 2,
+	/* ptrace_attach, bpf_prog_load: no attempt of its own, only `suppressed`
+	 * failures flushed when the process that made the latest of them exited. */
+	RW_ANOMALY_SUMMARY = 4,
 };
 
 /* What args[], detail and name hold depends on the rule:
@@ -60,8 +65,12 @@ enum rw_anomaly_flags {
  *                   detail unused; the syscall code is in `code`.
  *  exec_from_tmp:   args[0] = location; detail = bprm->filename; name = the file's dentry.
  *  exec_from_memfd: detail = bprm->filename; name = the file's dentry ("memfd:...").
- *  ptrace_attach:   args = target_pid, request.
- *  bpf_prog_load:   args = prog_type, insn_cnt, attr size; name = prog_name.
+ *  ptrace_attach:   args = target_pid, request, ret, suppressed.
+ *  bpf_prog_load:   args = prog_type, insn_cnt, attr size, ret, suppressed; name = prog_name.
+ *                   ptrace_attach and bpf_prog_load report at the syscall's exit: every
+ *                   success; failures at most once a second per (uid, rule), `suppressed`
+ *                   counting that uid's failures of the rule not reported since its last
+ *                   record (a RW_ANOMALY_SUMMARY record carries only that count).
  *  module_load:     args = fd (finit) or len (init), flags (finit); detail = the
  *                   parameter string; `code` = the syscall. */
 struct anomaly_event {

@@ -2,9 +2,11 @@
 //! own threads or children -> exactly N events for them.
 mod common;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -108,6 +110,8 @@ fn ptrace_attach_is_reported_once() {
     assert_eq!(u(&e["request"]), libc::PTRACE_ATTACH as u64);
     assert_eq!(e["request_name"], "PTRACE_ATTACH");
     assert_eq!(e["severity"], "high");
+    assert_eq!(i(&e["ret"]), 0, "reported at the exit, with its outcome");
+    assert_eq!(u(&e["suppressed"]), 0);
     assert_eq!(u(&e["pid"]), u64::from(std::process::id()));
 }
 
@@ -266,6 +270,62 @@ fn uid_change_to_root_by_non_root_is_critical() {
     );
 }
 
+/// Removes a directory tree when the test ends, even on a failed assert.
+struct RemoveDir(PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn setuid_root_binary_run_by_nobody_gaining_root_is_critical() {
+    // A setuid-root interpreter: /tmp is on the root file system here (no nosuid).
+    let dir = PathBuf::from("/tmp").join(unique("suid"));
+    fs::create_dir(&dir).expect("mkdir");
+    let _rm = RemoveDir(dir.clone());
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let suid = dir.join("python3-suid");
+    fs::copy("/usr/bin/python3", &suid).expect("copy python3");
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).expect("chown root");
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+    let d = Daemon::start("anomaly-suid", &["--only", "anomaly"]);
+    let path = suid.to_str().expect("utf-8 path").to_string();
+    // uid 65534, euid 0: setuid(0) gains the real uid 0.
+    let gain = run_ok(|| {
+        let mut c = common::as_nobody(&path);
+        c.args(["-c", "import os; os.setuid(0); assert os.getuid() == 0"]);
+        c
+    });
+    // Without that call the euid 0 it got at exec is no gain through a set*uid.
+    let keep = run_ok(|| {
+        let mut c = common::as_nobody(&path);
+        c.args([
+            "-c",
+            "import os; os.seteuid(0); assert os.getuid() == 65534",
+        ]);
+        c
+    });
+    let f = d.stop();
+    f.assert_exact();
+    let ev: Vec<_> = rule(&f, "setuid_root")
+        .filter(|e| u(&e["pid"]) == gain)
+        .collect();
+    assert_eq!(ev.len(), 1, "one setuid_root for the helper: {ev:?}");
+    let e = ev[0];
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["syscall"], "setuid");
+    assert_eq!(u(&e["old_uid"]), 65534);
+    assert_eq!(u(&e["old_euid"]), 0);
+    assert_eq!(u(&e["new_uid"]), 0);
+    assert_eq!(
+        rule(&f, "setuid_root")
+            .filter(|e| u(&e["pid"]) == keep)
+            .count(),
+        0
+    );
+}
+
 /// `union bpf_attr` for BPF_PROG_LOAD, the prefix we use, zero-padded.
 #[repr(C)]
 struct ProgLoadAttr {
@@ -328,6 +388,11 @@ fn bpf_prog_load_by_another_process() {
     assert_eq!(ev.len(), 3, "three loads from this thread: {ev:?}");
     for e in ev {
         assert_eq!(e["severity"], "high");
+        assert!(
+            i(&e["ret"]) >= 0,
+            "a load that succeeded returns its fd: {e}"
+        );
+        assert_eq!(u(&e["suppressed"]), 0);
         assert_eq!(u(&e["prog_type"]), u64::from(SOCKET_FILTER));
         assert_eq!(u(&e["insn_cnt"]), 2);
         assert_eq!(e["prog_name"], "rw_anom_test");
@@ -387,6 +452,119 @@ fn module_load_attempts_or_skipped_program() {
             f.stderr
         );
         assert_eq!(ev.len(), 0);
-        assert_eq!(f.stats["programs"]["anomaly_bpf"]["attached"], true);
+        assert_eq!(f.stats["programs"]["anomaly_bpf_enter"]["attached"], true);
+    }
+}
+
+/// `depth` nested directories `d` under `base`, made by relative steps (no path name
+/// gets long), with a copy of /bin/true in the deepest; returns an O_PATH fd of it.
+fn deep_dir(base: &Path, depth: usize) -> OwnedFd {
+    let open_dir = |at: libc::c_int, name: &CStr| {
+        // SAFETY: valid NUL-terminated name; the fd returned is owned below.
+        let fd = unsafe {
+            libc::openat(
+                at,
+                name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        assert!(fd >= 0, "open {name:?}: {}", io::Error::last_os_error());
+        // SAFETY: fd was just opened and is owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let base_c = CString::new(base.as_os_str().as_bytes()).expect("no NUL");
+    let mut dir = open_dir(libc::AT_FDCWD, &base_c);
+    for _ in 0..depth {
+        // SAFETY: dir is a valid directory fd, the name is NUL-terminated.
+        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c"d".as_ptr(), 0o755) };
+        assert_eq!(r, 0, "mkdirat: {}", io::Error::last_os_error());
+        dir = open_dir(dir.as_raw_fd(), c"d");
+    }
+    let bin = fs::read("/bin/true").expect("read /bin/true");
+    // SAFETY: as above; the file fd is owned below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c"true".as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o755,
+        )
+    };
+    assert!(fd >= 0, "create true: {}", io::Error::last_os_error());
+    // SAFETY: fd was just opened and is owned by nobody else.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.write_all(&bin).expect("write true");
+    drop(f);
+    dir
+}
+
+/// Removes a directory tree of any depth when the test ends (rm walks by fds).
+struct RemoveTree(PathBuf);
+impl Drop for RemoveTree {
+    fn drop(&mut self) {
+        let _ = Command::new("rm").arg("-rf").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn exec_from_tmp_at_any_depth() {
+    let d = Daemon::start("anomaly-deep", &["--only", "anomaly"]);
+    let mut runs = Vec::new();
+    let mut trees = Vec::new();
+    // 70 and 300: deeper than the old 64-step walk, exec'd by path. 2,100: a path
+    // longer than PATH_MAX, exec'd through its directory's fd. 9,000: deeper than the
+    // walk goes (8,192 steps): reported with location "unknown", not missed. The two
+    // deep ones on /dev/shm (tmpfs): removing 10,000 directories from this ext4
+    // (mounted with discard) takes half a minute.
+    for (top, depth, loc) in [
+        ("/tmp", 70, "/tmp"),
+        ("/tmp", 300, "/tmp"),
+        ("/dev/shm", 2100, "/dev/shm"),
+        ("/dev/shm", 9000, "unknown"),
+    ] {
+        let base = PathBuf::from(top).join(unique("deep"));
+        fs::create_dir(&base).expect("mkdir base");
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).expect("chmod");
+        trees.push(RemoveTree(base.clone()));
+        let dir = deep_dir(&base, depth);
+        let pid = if depth <= 300 {
+            let mut p = base.clone();
+            for _ in 0..depth {
+                p.push("d");
+            }
+            p.push("true");
+            let p = p.to_str().expect("utf-8").to_string();
+            run_ok(|| common::as_nobody(&p))
+        } else {
+            let raw = dir.as_raw_fd();
+            let p = format!("/proc/self/fd/{raw}/true");
+            run_ok(|| {
+                let mut c = common::as_nobody(&p);
+                // SAFETY: fcntl is async-signal-safe; only this child gets the fd.
+                unsafe {
+                    c.pre_exec(move || {
+                        if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                c
+            })
+        };
+        runs.push((depth, loc, pid));
+    }
+    let f = d.stop();
+    f.assert_exact();
+    for (depth, loc, pid) in runs {
+        let ev: Vec<_> = f
+            .of_type("anomaly")
+            .filter(|e| u(&e["pid"]) == pid)
+            .collect();
+        assert_eq!(ev.len(), 1, "depth {depth}: one anomaly: {ev:?}");
+        assert_eq!(ev[0]["rule"], "exec_from_tmp", "depth {depth}");
+        assert_eq!(ev[0]["location"], loc, "depth {depth}");
+        assert_eq!(ev[0]["file"], "true", "depth {depth}");
+        assert_eq!(u(&ev[0]["uid"]), 65534);
     }
 }

@@ -589,6 +589,7 @@ fn records() -> Vec<Case> {
         (1, "tmp"),
         (2, "var_tmp"),
         (3, "dev_shm"),
+        (4, "deeper_than_the_walk"),
         (9, "unknown_location"),
     ] {
         let mut e = an(rule::EXEC_FROM_TMP, 3, 0, [loc, 0, 0, 0, 0, 0], next());
@@ -623,6 +624,17 @@ fn records() -> Vec<Case> {
         let e = an(rule::PTRACE_ATTACH, 2, 0, [31400, req, 0, 0, 0, 0], next());
         add(&format!("anomaly_ptrace_{name}"), "anomaly", bytes_of(&e));
     }
+    let e = an(
+        rule::PTRACE_ATTACH,
+        2,
+        0,
+        [1, 16, -1i64 as u64, 19_999, 0, 0],
+        next(),
+    );
+    add("anomaly_ptrace_refused_suppressed", "anomaly", bytes_of(&e));
+    let mut e = an(rule::BPF_PROG_LOAD, 2, 0, [0, 0, 0, 0, 4_321, 0], next());
+    e.flags = anomaly::SUMMARY;
+    add("anomaly_bpf_prog_load_summary", "anomaly", bytes_of(&e));
     let mut e = an(rule::BPF_PROG_LOAD, 3, 0, [1, 2, 144, 0, 0, 0], next());
     e.name_len = put(&mut e.name, b"rw_anom_test");
     add("anomaly_bpf_prog_load", "anomaly", bytes_of(&e));

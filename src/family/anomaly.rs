@@ -30,6 +30,9 @@ pub const NAME_LEN: usize = 64;
 pub const ARGS: usize = 6;
 pub const DETAIL_TRUNCATED: u32 = 1;
 pub const NAME_TRUNCATED: u32 = 2;
+/// ptrace_attach / bpf_prog_load record with no attempt of its own: only the count of
+/// suppressed failures, flushed when the process that made the latest of them exited.
+pub const SUMMARY: u32 = 4;
 
 /// `enum rw_anomaly_rule`.
 pub mod rule {
@@ -54,6 +57,8 @@ pub mod location {
     pub const TMP: u64 = 1;
     pub const VAR_TMP: u64 = 2;
     pub const DEV_SHM: u64 = 3;
+    /// Deeper than the kernel's walk goes: reported rather than missed.
+    pub const UNKNOWN: u64 = 4;
 }
 
 /// `enum rw_anomaly_syscall`.
@@ -123,6 +128,7 @@ pub fn location_name(l: u64) -> Option<&'static str> {
         location::TMP => "/tmp",
         location::VAR_TMP => "/var/tmp",
         location::DEV_SHM => "/dev/shm",
+        location::UNKNOWN => "unknown",
         _ => return None,
     })
 }
@@ -172,16 +178,27 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.bytes("file", prefix(&e.name, e.name_len));
             line.bool("file_truncated", e.flags & NAME_TRUNCATED != 0);
         }
+        rule::PTRACE_ATTACH | rule::BPF_PROG_LOAD if e.flags & SUMMARY != 0 => {
+            line.bool("summary", true);
+            let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
+            line.u64("suppressed", n);
+        }
         rule::PTRACE_ATTACH => {
+            line.bool("summary", false);
             line.u64("target_pid", a[0]);
             line.u64("request", a[1]);
             named(line, "request_name", ptrace_request_name(a[1]), a[1]);
+            line.i64("ret", a[2] as i64);
+            line.u64("suppressed", a[3]);
         }
         rule::BPF_PROG_LOAD => {
+            line.bool("summary", false);
             line.u64("prog_type", a[0]);
             line.u64("insn_cnt", a[1]);
             line.u64("attr_size", a[2]);
             line.bytes("prog_name", prefix(&e.name, e.name_len));
+            line.i64("ret", a[3] as i64);
+            line.u64("suppressed", a[4]);
         }
         rule::MODULE_LOAD => {
             named(line, "syscall", syscall_name(e.code), e.code.into());
@@ -197,6 +214,17 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
         _ => {}
     }
     Ok(())
+}
+
+/// How a reported attempt ended, and how many of the uid's failures went unreported
+/// since its last record (ptrace_attach, bpf_prog_load).
+fn outcome(b: &mut Vec<u8>, ret: i64, suppressed: u64) {
+    if ret < 0 {
+        let _ = write!(b, " failed (ret {ret})");
+    }
+    if suppressed > 0 {
+        let _ = write!(b, "; {suppressed} more failures not reported");
+    }
 }
 
 /// The journal's one-line summary (see `super::summary`).
@@ -232,6 +260,10 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             quoted(b, prefix(&e.detail, e.detail_len));
             b.push(b')');
         }
+        rule::PTRACE_ATTACH | rule::BPF_PROG_LOAD if e.flags & SUMMARY != 0 => {
+            let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
+            let _ = write!(b, " ended; {n} more failures not reported");
+        }
         rule::PTRACE_ATTACH => {
             b.push(b' ');
             match ptrace_request_name(a[1]) {
@@ -241,11 +273,13 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
                 }
             }
             let _ = write!(b, " of pid {}", a[0]);
+            outcome(b, a[2] as i64, a[3]);
         }
         rule::BPF_PROG_LOAD => {
             b.extend_from_slice(b" loaded BPF program \"");
             text(b, prefix(&e.name, e.name_len), true);
             let _ = write!(b, "\" (type {}, {} instructions)", a[0], a[1]);
+            outcome(b, a[3] as i64, a[4]);
         }
         rule::MODULE_LOAD => {
             b.push(b' ');
@@ -337,6 +371,25 @@ mod tests {
     }
 
     #[test]
+    fn refused_attempts_carry_their_outcome_and_suppressed_count() {
+        let v = json(&record(rule::PTRACE_ATTACH, 2, |e| {
+            e.args = [1, 16, -1i64 as u64, 19_999, 0, 0];
+        }));
+        assert_eq!(v["summary"], false);
+        assert_eq!(v["ret"], -1);
+        assert_eq!(v["suppressed"], 19_999);
+        let v = json(&record(rule::BPF_PROG_LOAD, 2, |e| {
+            e.flags = SUMMARY;
+            e.args[4] = 7;
+        }));
+        assert_eq!(v["summary"], true);
+        assert_eq!(v["suppressed"], 7);
+        assert!(v.get("prog_type").is_none(), "no attempt of its own: {v}");
+        let v = json(&record(rule::EXEC_FROM_TMP, 2, |e| e.args[0] = 4));
+        assert_eq!(v["location"], "unknown");
+    }
+
+    #[test]
     fn unknown_numbers_do_not_break_the_line() {
         let v = json(&record(99, 77, |e| e.detail_len = 10_000));
         assert_eq!(v["rule"], "unknown(99)");
@@ -422,6 +475,7 @@ mod layout {
                 RW_LOC_TMP = location::TMP as i64,
                 RW_LOC_VAR_TMP = location::VAR_TMP as i64,
                 RW_LOC_DEV_SHM = location::DEV_SHM as i64,
+                RW_LOC_UNKNOWN = location::UNKNOWN as i64,
             ]
         );
         assert_enum!(
@@ -430,6 +484,7 @@ mod layout {
             [
                 RW_ANOMALY_DETAIL_TRUNCATED = DETAIL_TRUNCATED,
                 RW_ANOMALY_NAME_TRUNCATED = NAME_TRUNCATED,
+                RW_ANOMALY_SUMMARY = SUMMARY,
             ]
         );
     }

@@ -1,0 +1,258 @@
+//! Anomaly floods run for real by uid 65534: refused ptrace attempts are rate-limited
+//! with every one of them counted, and a flood of lesser records cannot take the room a
+//! critical one needs.
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Finished, as_nobody, i, u};
+use serde_json::Value;
+
+/// The rate limit is per uid: two floods by uid 65534 at once would share its counts.
+static NOBODY: Mutex<()> = Mutex::new(());
+
+const FAILED: u64 = 20_000;
+
+/// As uid 65534: attaches to its own child `ok` times (allowed: same uid), then makes
+/// `failed` PTRACE_ATTACH calls on pid 1 (refused: EPERM) and `opens` opens of a file.
+/// Prints the child's pid.
+const FLOOD: &str = r#"
+import ctypes, os, signal, sys, time
+ok, failed, opens = (int(a) for a in sys.argv[1:4])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+ATTACH, DETACH = 16, 17
+child = os.fork()
+if child == 0:
+    while True:
+        time.sleep(60)
+for _ in range(ok):
+    if libc.ptrace(ATTACH, child, None, None) != 0:
+        sys.exit("attach own child: errno %d" % ctypes.get_errno())
+    os.waitpid(child, 0)
+    if libc.ptrace(DETACH, child, None, 0) != 0:
+        sys.exit("detach: errno %d" % ctypes.get_errno())
+os.kill(child, signal.SIGKILL)
+os.waitpid(child, 0)
+for _ in range(failed):
+    if libc.ptrace(ATTACH, 1, None, None) != -1 or ctypes.get_errno() != 1:
+        sys.exit("attach pid 1 did not fail with EPERM")
+for _ in range(opens):
+    os.close(os.open("/etc/hostname", os.O_RDONLY))
+print(child)
+"#;
+
+/// Runs FLOOD as uid 65534; returns (its pid, its child's pid).
+fn flood(ok: u32, failed: u64, opens: u32) -> (u64, u64) {
+    let c = as_nobody("/usr/bin/python3")
+        .args(["-c", FLOOD])
+        .args([ok.to_string(), failed.to_string(), opens.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the flood");
+    let pid = u64::from(c.id());
+    let out = c.wait_with_output().expect("flood ends");
+    assert!(out.status.success(), "flood failed: {out:?}");
+    let child = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("child pid");
+    (pid, child)
+}
+
+fn ptrace_of(f: &Finished, pid: u64) -> Vec<&Value> {
+    f.of_type("anomaly")
+        .filter(|e| e["rule"] == "ptrace_attach" && u(&e["pid"]) == pid)
+        .collect()
+}
+
+#[test]
+fn refused_ptrace_flood_is_rate_limited_and_counted() {
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("anomaly-ptrace-flood", &["--only", "anomaly"]);
+    let t = Instant::now();
+    let (pid, child) = flood(1, FAILED, 0);
+    // At most one record a second, and the first at once.
+    let bound = t.elapsed().as_secs() + 2;
+    let f = d.stop();
+    f.assert_exact();
+    let ev = ptrace_of(&f, pid);
+    // The attach to its own child succeeded: always reported, high.
+    let ok: Vec<_> = ev
+        .iter()
+        .filter(|e| e["summary"] == false && i(&e["ret"]) == 0)
+        .collect();
+    assert_eq!(ok.len(), 1, "one successful attach: {ok:?}");
+    assert_eq!(u(&ok[0]["target_pid"]), child);
+    assert_eq!(ok[0]["severity"], "high");
+    assert_eq!(u(&ok[0]["suppressed"]), 0);
+    // The refused ones: the first reported at once, the rest (within a second or a
+    // few) counted, and what is left counted by one summary when the process ends.
+    let failed: Vec<_> = ev
+        .iter()
+        .filter(|e| e["summary"] == false && i(&e["ret"]) != 0)
+        .collect();
+    let summary: Vec<_> = ev.iter().filter(|e| e["summary"] == true).collect();
+    let suppressed: u64 = failed
+        .iter()
+        .chain(&summary)
+        .map(|e| u(&e["suppressed"]))
+        .sum();
+    assert_eq!(
+        failed.len() as u64 + suppressed,
+        FAILED,
+        "every refused attempt reported or counted: {failed:?} {summary:?}"
+    );
+    assert!(
+        failed.len() as u64 <= bound,
+        "rate limit: {} records for {FAILED} attempts",
+        failed.len()
+    );
+    assert_eq!(summary.len(), 1, "one summary at exit: {summary:?}");
+    assert!(u(&summary[0]["suppressed"]) > 0);
+    assert_eq!(summary[0]["severity"], "medium");
+    for e in &failed {
+        assert_eq!(i(&e["ret"]), -i64::from(libc::EPERM));
+        assert_eq!(u(&e["target_pid"]), 1);
+        assert_eq!(e["severity"], "medium");
+        assert_eq!(u(&e["uid"]), 65534);
+    }
+    assert_eq!(u(&failed[0]["suppressed"]), 0, "the first is not held back");
+    eprintln!(
+        "{FAILED} refused attaches: {} records + 1 summary, suppressed {suppressed}",
+        failed.len()
+    );
+}
+
+/// Removes the directory when the test ends, even on a failed assert.
+struct RemoveDir(std::path::PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn critical_event_survives_a_flood_of_lesser_ones() {
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    // A setuid-root interpreter: /tmp is on the root file system here (no nosuid).
+    let dir = common::temp_dir("anomaly-suid");
+    let _rm = RemoveDir(dir.clone());
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let suid = dir.join("python3-suid");
+    fs::copy("/usr/bin/python3", &suid).expect("copy python3");
+    chown(&suid, Some(0), Some(0)).expect("chown root");
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+
+    // The smallest ring (~150 records), and the daemon stopped during the flood: the
+    // flood fills the ring as far as the rules let it, whatever the machine's speed.
+    let d = Daemon::start(
+        "anomaly-reserved",
+        &["--only", "anomaly,file", "--ring-size", "anomaly=64KiB"],
+    );
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGSTOP) };
+    // 2,000 successful attaches (high, never rate-limited), 20,000 refused ones and a
+    // burst of 3,000 opens.
+    let (flooder, _) = flood(2000, FAILED, 3000);
+    // uid 65534 runs the setuid-root binary (euid 0), which calls setuid(0): it gains
+    // the real uid 0.
+    let helper = as_nobody(suid.to_str().expect("utf-8 path"))
+        .args(["-c", "import os; os.setuid(0); assert os.getuid() == 0"])
+        .spawn()
+        .expect("run setuid helper");
+    let hpid = u64::from(helper.id());
+    let st = helper.wait_with_output().expect("helper ends").status;
+    assert!(st.success(), "setuid helper: {st:?}");
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(500));
+    let f = d.stop();
+    f.assert_exact();
+
+    let gain: Vec<_> = f
+        .of_type("anomaly")
+        .filter(|e| e["rule"] == "setuid_root" && u(&e["pid"]) == hpid)
+        .collect();
+    assert_eq!(gain.len(), 1, "one setuid_root for the helper: {gain:?}");
+    let e = gain[0];
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["syscall"], "setuid");
+    assert_eq!(u(&e["old_uid"]), 65534);
+    assert_eq!(u(&e["old_euid"]), 0);
+    assert_eq!(u(&e["new_uid"]), 0);
+
+    // The flood did fill the ring (the point of the test), and the helper's own
+    // exec_from_tmp (medium) was refused: the ring was more than half full.
+    let r = f.ring("anomaly");
+    assert!(u(&r["dropped"]) > 0, "the flood overflowed nothing: {r}");
+    assert_eq!(
+        f.of_type("anomaly")
+            .filter(|e| e["rule"] == "exec_from_tmp" && u(&e["pid"]) == hpid)
+            .count(),
+        0
+    );
+    let high = ptrace_of(&f, flooder)
+        .iter()
+        .filter(|e| e["severity"] == "high")
+        .count();
+    eprintln!(
+        "anomaly ring: {r}; flooder's successful attaches received: {high} of 2000; \
+         file ring: {}",
+        f.ring("file")
+    );
+}
+
+/// As uid 65534: `n` BPF_PROG_LOAD calls (refused: unprivileged BPF is off), then one
+/// more a window (1 s) later.
+const BPF_FLOOD: &str = r#"
+import ctypes, sys, time
+n = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(128)
+attr[0] = 1  # socket filter
+def load():
+    if libc.syscall(321, 5, attr, 128) != -1:
+        sys.exit("BPF_PROG_LOAD as uid 65534 did not fail")
+for _ in range(n):
+    load()
+time.sleep(1.2)
+load()
+"#;
+
+#[test]
+fn refused_bpf_loads_are_rate_limited_and_counted() {
+    const N: u64 = 5_000;
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("anomaly-bpf-flood", &["--only", "anomaly"]);
+    let c = as_nobody("/usr/bin/python3")
+        .args(["-c", BPF_FLOOD, &N.to_string()])
+        .spawn()
+        .expect("run the flood");
+    let t = Instant::now();
+    let pid = u64::from(c.id());
+    let st = c.wait_with_output().expect("flood ends").status;
+    let bound = t.elapsed().as_secs() + 2;
+    assert!(st.success(), "flood: {st:?}");
+    let f = d.stop();
+    f.assert_exact();
+    let ev: Vec<_> = f
+        .of_type("anomaly")
+        .filter(|e| e["rule"] == "bpf_prog_load" && u(&e["pid"]) == pid)
+        .collect();
+    let suppressed: u64 = ev.iter().map(|e| u(&e["suppressed"])).sum();
+    assert_eq!(ev.len() as u64 + suppressed, N + 1, "{ev:?}");
+    assert!(ev.len() as u64 <= bound, "rate limit: {} records", ev.len());
+    // The attempt a window later carried the flood's count: nothing left for a summary.
+    assert!(ev.last().is_some_and(|e| u(&e["suppressed"]) > 0), "{ev:?}");
+    for e in &ev {
+        assert_eq!(e["summary"], false, "{e}");
+        assert!(i(&e["ret"]) < 0, "refused: {e}");
+        assert_eq!(e["severity"], "medium");
+        assert_eq!(u(&e["prog_type"]), 1);
+        assert_eq!(u(&e["attr_size"]), 128);
+    }
+}
