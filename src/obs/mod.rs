@@ -9,6 +9,7 @@ pub mod jsonread;
 pub mod metrics;
 pub mod serve;
 
+use std::cell::LazyCell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -174,8 +175,13 @@ impl Observer for Obs {
                 log::log!(l.level, "{}", l.text);
             }
         }
+        let take = || LazyCell::force(snapshot).clone();
+        let respond = |r: Request| match r {
+            Request::Metrics => metrics::render(&take()).into_bytes(),
+            Request::Status => take().json(),
+        };
         for s in [&mut self.metrics, &mut self.control].into_iter().flatten() {
-            s.sweep(registry);
+            s.sweep(registry, &respond);
         }
         if let Some(path) = &self.textfile {
             match metrics::write_textfile(path, &metrics::render(snapshot)) {

@@ -1,10 +1,12 @@
 //! Bounded, non-blocking servers on the daemon's one mio loop: the metrics endpoint
 //! (TCP, HTTP) and the control socket (Unix stream, one-line protocol). One request per
 //! connection, answered and closed. Nothing a client does can block or grow the loop:
-//! at most [`MAX_CONNS`] connections (more are answered "busy" and closed), a request of
-//! at most the protocol's limit, [`IDLE`] without progress or [`LIFETIME`] in all and
-//! the connection is closed, and answers are written as far as the socket takes them,
-//! the rest when it says WRITABLE.
+//! at most [`MAX_CONNS`] connections (when all are taken, a new one takes the slot of the
+//! oldest that has not sent a whole request, which is told "busy"; only if every slot is
+//! answering is the new one told "busy"), at most [`ACCEPT_BATCH`] accepts per wake-up,
+//! a request of at most the protocol's limit, [`IDLE`] without progress or [`LIFETIME`]
+//! in all and the connection is closed, and answers are written as far as the socket
+//! takes them, the rest when it says WRITABLE.
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -19,6 +21,10 @@ use mio::{Interest, Registry, Token};
 use super::{control, http};
 
 pub const MAX_CONNS: usize = 16;
+/// Accepts per wake-up of a listener: the loop drains the rings between two batches, so
+/// a connect flood delays events by at most this many accepts. The rest of the backlog
+/// waits for the next turn (the listener is re-armed).
+pub const ACCEPT_BATCH: usize = 16;
 /// A connection that makes no progress (reads or writes nothing) this long is closed.
 pub const IDLE: Duration = Duration::from_secs(5);
 /// The request must be complete this long after the connect (a client trickling one
@@ -278,7 +284,7 @@ impl Server {
     /// A readiness event for one of this server's tokens.
     pub fn ready(&mut self, t: Token, registry: &Registry, respond: &dyn Fn(Request) -> Vec<u8>) {
         if t == self.token {
-            self.accept(registry);
+            self.accept(registry, respond);
             return;
         }
         let i = t.0.wrapping_sub(self.base);
@@ -291,8 +297,10 @@ impl Server {
         }
     }
 
-    fn accept(&mut self, registry: &Registry) {
-        loop {
+    /// Takes at most [`ACCEPT_BATCH`] connections from the backlog. Each is read at once:
+    /// a request already there is answered before anything can take its slot.
+    fn accept(&mut self, registry: &Registry, respond: &dyn Fn(Request) -> Vec<u8>) {
+        for _ in 0..ACCEPT_BATCH {
             let mut stream = match self.listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -307,8 +315,9 @@ impl Server {
             if stream.set_nonblocking().is_err() {
                 continue;
             }
-            let Some(i) = self.conns.iter().position(Option::is_none) else {
-                // Full: one attempt at saying so (non-blocking), then closed.
+            let Some(i) = self.free_slot(registry) else {
+                // Every slot is answering: one attempt at saying so (non-blocking), then
+                // closed.
                 let _ = stream.write(&self.kind.busy());
                 stream.shutdown_write();
                 continue;
@@ -325,7 +334,7 @@ impl Server {
                 continue;
             }
             let now = Instant::now();
-            self.conns[i] = Some(Conn {
+            let mut c = Conn {
                 stream,
                 buf: Vec::new(),
                 out: Vec::new(),
@@ -333,8 +342,45 @@ impl Server {
                 answering: false,
                 opened: now,
                 active: now,
-            });
+            };
+            if !c.progress(self.kind, respond) {
+                self.conns[i] = Some(c);
+            } else {
+                let _ = registry.deregister(&mut SourceFd(&fd));
+            }
         }
+        // Edge-triggered: the backlog may hold more, and no new edge will say so.
+        // Re-registering makes epoll check the listener again, so the next poll reports
+        // it if it is still readable (after this turn's ring drain).
+        if let Err(e) = registry.reregister(
+            &mut SourceFd(&self.listener.fd()),
+            self.token,
+            Interest::READABLE,
+        ) {
+            log::debug!("re-arming the listener: {e}");
+        }
+    }
+
+    /// A free slot, or the slot of the oldest connection still waiting for its request
+    /// (told "busy" and closed): one client holding every slot with silent or trickling
+    /// connections must not lock out the others. None if every slot is answering.
+    fn free_slot(&mut self, registry: &Registry) -> Option<usize> {
+        if let Some(i) = self.conns.iter().position(Option::is_none) {
+            return Some(i);
+        }
+        let (i, _) = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .filter(|(_, c)| !c.answering)
+            .min_by_key(|(_, c)| c.opened)?;
+        if let Some(c) = self.conns[i].as_mut() {
+            let _ = c.stream.write(&self.kind.busy());
+            c.stream.shutdown_write();
+        }
+        self.close(i, registry);
+        Some(i)
     }
 
     fn close(&mut self, i: usize, registry: &Registry) {
@@ -345,7 +391,7 @@ impl Server {
 
     /// Every tick: closes connections past their time, and accepts what an earlier
     /// accept error (out of fds) left waiting.
-    pub fn sweep(&mut self, registry: &Registry) {
+    pub fn sweep(&mut self, registry: &Registry, respond: &dyn Fn(Request) -> Vec<u8>) {
         let now = Instant::now();
         for i in 0..self.conns.len() {
             let expired = self.conns[i].as_ref().is_some_and(|c| {
@@ -357,7 +403,7 @@ impl Server {
                 self.close(i, registry);
             }
         }
-        self.accept(registry);
+        self.accept(registry, respond);
     }
 
     /// Open connections.
@@ -518,32 +564,102 @@ mod tests {
     }
 
     #[test]
-    fn connections_beyond_the_limit_are_told_and_closed_and_idle_ones_expire() {
+    fn a_new_connection_takes_the_slot_of_the_oldest_silent_one_and_idle_ones_expire() {
         let mut rig = Rig::new(b"x 1\n".to_vec());
-        let idle: Vec<TcpStream> = (0..MAX_CONNS)
-            .map(|_| TcpStream::connect(rig.addr).expect("connect"))
-            .collect();
-        rig.run(Duration::from_millis(100));
+        let mut idle: Vec<TcpStream> = Vec::new();
+        for _ in 0..MAX_CONNS {
+            idle.push(TcpStream::connect(rig.addr).expect("connect"));
+            // One at a time: their order is the order they were opened in.
+            rig.run(Duration::from_millis(5));
+        }
+        rig.run(Duration::from_millis(50));
         assert_eq!(rig.server.connections(), MAX_CONNS);
-        let mut extra = TcpStream::connect(rig.addr).expect("connect");
+        // A scrape while all are held: the oldest is told "busy", the scrape answered.
+        let mut c = get(rig.addr);
         rig.run(Duration::from_millis(100));
+        let mut b = Vec::new();
+        c.read_to_end(&mut b).expect("read");
+        assert_eq!(b, http::ok(b"x 1\n"));
+        let mut first = idle.remove(0);
         let mut answer = Vec::new();
-        extra.read_to_end(&mut answer).expect("read");
+        first.read_to_end(&mut answer).expect("read");
         assert_eq!(answer, http::error(503));
-        assert_eq!(rig.server.connections(), MAX_CONNS);
-        // The idle ones go after IDLE (the daemon sweeps every tick).
+        // The others are held until IDLE (the daemon sweeps every tick).
+        assert_eq!(rig.server.connections(), MAX_CONNS - 1);
         std::thread::sleep(IDLE + Duration::from_millis(100));
-        rig.server.sweep(rig.poll.registry());
+        rig.server.sweep(rig.poll.registry(), &|_| Vec::new());
         assert_eq!(rig.server.connections(), 0);
         for mut c in idle {
             let mut b = Vec::new();
             c.read_to_end(&mut b).expect("closed without a word");
             assert!(b.is_empty());
         }
-        let mut c = get(rig.addr);
+    }
+
+    #[test]
+    fn when_every_slot_is_answering_a_new_connection_is_told_busy() {
+        // 8 MiB answers nobody reads (more than the socket buffers take): every slot
+        // stays answering.
+        let body: Vec<u8> = vec![b'x'; 8 << 20];
+        let mut rig = Rig::new(body);
+        let deaf: Vec<TcpStream> = (0..MAX_CONNS).map(|_| get(rig.addr)).collect();
+        rig.run(Duration::from_millis(300));
+        assert_eq!(rig.server.connections(), MAX_CONNS);
+        assert!(rig.server.conns.iter().flatten().all(|c| c.answering));
+        let mut extra = TcpStream::connect(rig.addr).expect("connect");
         rig.run(Duration::from_millis(100));
-        let mut b = Vec::new();
-        c.read_to_end(&mut b).expect("read");
-        assert_eq!(b, http::ok(b"x 1\n"));
+        let mut answer = Vec::new();
+        extra.read_to_end(&mut answer).expect("read");
+        assert_eq!(answer, http::error(503));
+        assert_eq!(rig.server.connections(), MAX_CONNS);
+        drop(deaf);
+    }
+
+    #[test]
+    fn a_backlog_longer_than_one_batch_is_taken_over_several_turns() {
+        let mut rig = Rig::new(b"x 1\n".to_vec());
+        // Requests already sent when accepted: each is answered in the accept.
+        let n = 3 * ACCEPT_BATCH + 5;
+        let mut clients: Vec<TcpStream> = (0..n).map(|_| get(rig.addr)).collect();
+        let mut events = Events::with_capacity(64);
+        let mut turns = 0;
+        let mut answered = 0;
+        let t = Instant::now();
+        while answered < n {
+            assert!(t.elapsed() < Duration::from_secs(10), "{answered} of {n}");
+            rig.poll
+                .poll(&mut events, Some(Duration::from_millis(100)))
+                .expect("poll");
+            let listener_events = events.iter().filter(|e| e.token() == LISTEN).count();
+            if listener_events > 0 {
+                turns += 1;
+            }
+            for ev in events.iter() {
+                let body = rig.body.clone();
+                rig.server
+                    .ready(ev.token(), rig.poll.registry(), &move |_| body.clone());
+            }
+            answered = clients
+                .iter_mut()
+                .filter(|c| {
+                    c.set_nonblocking(true).expect("nonblocking");
+                    !silent_and_open(c)
+                })
+                .count();
+        }
+        // One batch per wake-up: the listener came back for the rest.
+        assert!(turns > n / ACCEPT_BATCH, "{turns} turns");
+        for mut c in clients {
+            c.set_nonblocking(false).expect("blocking");
+            let mut b = Vec::new();
+            c.read_to_end(&mut b).expect("read");
+            assert_eq!(b, http::ok(b"x 1\n"));
+        }
+    }
+
+    /// Neither data nor EOF from the peer yet.
+    fn silent_and_open(c: &TcpStream) -> bool {
+        let mut b = [0u8; 1];
+        matches!(c.peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
