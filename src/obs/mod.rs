@@ -9,7 +9,7 @@ pub mod jsonread;
 pub mod metrics;
 pub mod serve;
 
-use std::cell::LazyCell;
+use std::cell::{LazyCell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -44,6 +44,41 @@ pub struct Obs {
     /// The textfile's last write failed (warned once, retried every tick).
     textfile_failing: bool,
     alerts: Alerts,
+    /// RefCell: filled from inside the servers' `respond` (an `Fn`).
+    exposition: RefCell<Exposition>,
+}
+
+/// The exposition of the current tick, rendered when first asked for and then served as
+/// is: however many scrapes come, the loop renders at most once per tick. A scrape's
+/// numbers are at most one tick old and all come from one snapshot (self-consistent
+/// books). The control socket (mode 0600, root only) is answered fresh.
+#[derive(Default)]
+struct Exposition {
+    /// Ticks so far; `text` is current while `rendered_in == Some(ticks)`.
+    ticks: u64,
+    rendered_in: Option<u64>,
+    text: String,
+    renders: u64,
+}
+
+impl Exposition {
+    fn tick(&mut self) {
+        self.ticks += 1;
+    }
+
+    /// The books changed shape (SIGHUP): the next scrape renders anew.
+    fn invalidate(&mut self) {
+        self.rendered_in = None;
+    }
+
+    fn get(&mut self, snapshot: impl FnOnce() -> Snapshot) -> &str {
+        if self.rendered_in != Some(self.ticks) {
+            self.renders += 1;
+            self.text = metrics::render(&snapshot(), self.renders);
+            self.rendered_in = Some(self.ticks);
+        }
+        &self.text
+    }
 }
 
 /// The metrics endpoint cannot be served: the daemon stops before loading anything
@@ -145,16 +180,27 @@ impl Obs {
             textfile: s.metrics.textfile.clone(),
             textfile_failing: false,
             alerts: Alerts::default(),
+            exposition: RefCell::default(),
         })
+    }
+}
+
+/// The answer to a complete request: the tick's exposition, or a fresh status.
+fn respond(
+    r: Request,
+    exposition: &RefCell<Exposition>,
+    snapshot: &dyn Fn() -> Snapshot,
+) -> Vec<u8> {
+    match r {
+        Request::Metrics => exposition.borrow_mut().get(snapshot).as_bytes().to_vec(),
+        Request::Status => snapshot().json(),
     }
 }
 
 impl Observer for Obs {
     fn ready(&mut self, t: Token, registry: &Registry, snapshot: &dyn Fn() -> Snapshot) {
-        let respond = |r: Request| match r {
-            Request::Metrics => metrics::render(&snapshot()).into_bytes(),
-            Request::Status => snapshot().json(),
-        };
+        let exposition = &self.exposition;
+        let respond = |r: Request| respond(r, exposition, snapshot);
         for s in [&mut self.metrics, &mut self.control].into_iter().flatten() {
             if s.owns(t) {
                 s.ready(t, registry, &respond);
@@ -175,16 +221,15 @@ impl Observer for Obs {
                 log::log!(l.level, "{}", l.text);
             }
         }
+        let exposition = &self.exposition;
+        exposition.borrow_mut().tick();
         let take = || LazyCell::force(snapshot).clone();
-        let respond = |r: Request| match r {
-            Request::Metrics => metrics::render(&take()).into_bytes(),
-            Request::Status => take().json(),
-        };
+        let respond = |r: Request| respond(r, exposition, &take);
         for s in [&mut self.metrics, &mut self.control].into_iter().flatten() {
             s.sweep(registry, &respond);
         }
         if let Some(path) = &self.textfile {
-            match metrics::write_textfile(path, &metrics::render(snapshot)) {
+            match metrics::write_textfile(path, exposition.borrow_mut().get(take)) {
                 Ok(()) if self.textfile_failing => {
                     self.textfile_failing = false;
                     info!("metrics textfile {}: written again", path.display());
@@ -206,6 +251,7 @@ impl Observer for Obs {
     /// closed first, so the same port can move to another address); a new textfile
     /// path is used from the next tick.
     fn reload(&mut self, s: &Settings, registry: &Registry) {
+        self.exposition.get_mut().invalidate();
         if s.metrics.listen != self.metrics_addr {
             let old = self.metrics_addr;
             if let Some(m) = self.metrics.take() {
@@ -274,5 +320,36 @@ impl Obs {
         if let Some(p) = &self.textfile {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::snapshot::tests::sample;
+
+    #[test]
+    fn the_exposition_is_rendered_once_per_tick_whatever_the_scrapes() {
+        let mut e = Exposition::default();
+        let taken = std::cell::Cell::new(0);
+        let take = || {
+            taken.set(taken.get() + 1);
+            sample()
+        };
+        for tick in 1..=3u64 {
+            for _ in 0..100 {
+                let text = e.get(take).to_string();
+                assert!(text.ends_with(&format!("ringwarden_metrics_renders_total {tick}\n")));
+            }
+            assert_eq!(taken.get(), tick, "one snapshot per tick");
+            e.tick();
+        }
+        // A tick nobody scraped costs nothing.
+        e.tick();
+        assert_eq!(taken.get(), 3);
+        e.invalidate();
+        e.get(take);
+        e.get(take);
+        assert_eq!((taken.get(), e.renders), (4, 4));
     }
 }
