@@ -315,7 +315,7 @@ impl Server {
             if stream.set_nonblocking().is_err() {
                 continue;
             }
-            let Some(i) = self.free_slot(registry) else {
+            let Some(i) = self.free_slot(registry, respond) else {
                 // Every slot is answering: one attempt at saying so (non-blocking), then
                 // closed.
                 let _ = stream.write(&self.kind.busy());
@@ -363,24 +363,38 @@ impl Server {
 
     /// A free slot, or the slot of the oldest connection still waiting for its request
     /// (told "busy" and closed): one client holding every slot with silent or trickling
-    /// connections must not lock out the others. None if every slot is answering.
-    fn free_slot(&mut self, registry: &Registry) -> Option<usize> {
+    /// connections must not lock out the others. The oldest is read first: a request
+    /// that arrived since is answered rather than evicted. None if every slot is
+    /// answering.
+    fn free_slot(
+        &mut self,
+        registry: &Registry,
+        respond: &dyn Fn(Request) -> Vec<u8>,
+    ) -> Option<usize> {
         if let Some(i) = self.conns.iter().position(Option::is_none) {
             return Some(i);
         }
-        let (i, _) = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
-            .filter(|(_, c)| !c.answering)
-            .min_by_key(|(_, c)| c.opened)?;
-        if let Some(c) = self.conns[i].as_mut() {
-            let _ = c.stream.write(&self.kind.busy());
-            c.stream.shutdown_write();
+        // Each turn returns or makes one more connection answering: at most MAX_CONNS.
+        loop {
+            let (i, _) = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+                .filter(|(_, c)| !c.answering)
+                .min_by_key(|(_, c)| c.opened)?;
+            let c = self.conns[i].as_mut()?;
+            if !c.progress(self.kind, respond) {
+                if c.answering {
+                    // Its answer did not fit the socket: it keeps its slot.
+                    continue;
+                }
+                let _ = c.stream.write(&self.kind.busy());
+                c.stream.shutdown_write();
+            }
+            self.close(i, registry);
+            return Some(i);
         }
-        self.close(i, registry);
-        Some(i)
     }
 
     fn close(&mut self, i: usize, registry: &Registry) {
@@ -593,6 +607,36 @@ mod tests {
             let mut b = Vec::new();
             c.read_to_end(&mut b).expect("closed without a word");
             assert!(b.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_oldest_is_read_before_it_is_evicted() {
+        let mut rig = Rig::new(b"x 1\n".to_vec());
+        let mut held: Vec<TcpStream> = Vec::new();
+        for _ in 0..MAX_CONNS {
+            held.push(TcpStream::connect(rig.addr).expect("connect"));
+            rig.run(Duration::from_millis(5));
+        }
+        rig.run(Duration::from_millis(50));
+        assert_eq!(rig.server.connections(), MAX_CONNS);
+        // The oldest sends its request; before the loop sees it, a newcomer is accepted.
+        held[0]
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+        let _newcomer = TcpStream::connect(rig.addr).expect("connect");
+        let body = rig.body.clone();
+        rig.server
+            .ready(LISTEN, rig.poll.registry(), &move |_| body.clone());
+        let mut b = Vec::new();
+        held[0].read_to_end(&mut b).expect("read");
+        assert_eq!(b, http::ok(b"x 1\n"), "answered, not evicted");
+        // Nobody else lost a slot.
+        assert_eq!(rig.server.connections(), MAX_CONNS);
+        for c in &held[1..] {
+            c.set_nonblocking(true).expect("nonblocking");
+            assert!(silent_and_open(c));
         }
     }
 
