@@ -38,6 +38,7 @@ pub struct Obs {
     metrics: Option<Server>,
     /// As configured (the port may be 0: the bound one is in the log).
     metrics_addr: Option<SocketAddr>,
+    metrics_hosts: Vec<String>,
     control: Option<Server>,
     control_path: Option<PathBuf>,
     textfile: Option<PathBuf>,
@@ -110,14 +111,25 @@ fn listen_fix(e: &io::Error, addr: &SocketAddr) -> String {
     }
 }
 
-fn bind_metrics(addr: SocketAddr, registry: &Registry) -> Result<Server, Error> {
+/// Who may name the server in `Host`: checked on loopback (DNS rebinding), and anywhere
+/// names are configured.
+fn http_kind(addr: SocketAddr, allow_hosts: &[String]) -> Kind {
+    let check = addr.ip().to_canonical().is_loopback() || !allow_hosts.is_empty();
+    Kind::Http {
+        hosts: check.then(|| allow_hosts.to_vec()),
+    }
+}
+
+fn bind_metrics(
+    addr: SocketAddr,
+    allow_hosts: &[String],
+    registry: &Registry,
+) -> Result<Server, Error> {
     let l = TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
     l.set_nonblocking(true)
         .map_err(|source| Error::Nonblocking { addr, source })?;
     let server = Server::new(
-        Kind::Http {
-            local_only: addr.ip().is_loopback(),
-        },
+        http_kind(addr, allow_hosts),
         Listener::Tcp(l),
         METRICS_LISTEN,
         METRICS_CONNS,
@@ -164,7 +176,7 @@ impl Obs {
     /// control socket that cannot be had is a warning.
     pub fn start(s: &Settings, registry: &Registry) -> Result<Obs, Error> {
         let metrics = match s.metrics.listen {
-            Some(a) => Some(bind_metrics(a, registry)?),
+            Some(a) => Some(bind_metrics(a, &s.metrics.allow_hosts, registry)?),
             None => None,
         };
         let control = s
@@ -175,6 +187,7 @@ impl Obs {
         Ok(Obs {
             metrics,
             metrics_addr: s.metrics.listen,
+            metrics_hosts: s.metrics.allow_hosts.clone(),
             control,
             control_path: s.control.socket.clone(),
             textfile: s.metrics.textfile.clone(),
@@ -259,11 +272,12 @@ impl Observer for Obs {
             }
             self.metrics_addr = s.metrics.listen;
             if let Some(a) = s.metrics.listen {
-                match bind_metrics(a, registry) {
+                match bind_metrics(a, &s.metrics.allow_hosts, registry) {
                     Ok(m) => self.metrics = Some(m),
                     Err(e) => {
                         // Back to the old address if there was one, rather than no metrics.
-                        self.metrics = old.and_then(|o| bind_metrics(o, registry).ok());
+                        self.metrics = old
+                            .and_then(|o| bind_metrics(o, &s.metrics.allow_hosts, registry).ok());
                         self.metrics_addr = self.metrics.as_ref().and(old);
                         error!(
                             "SIGHUP: {e}; {}",
@@ -277,6 +291,19 @@ impl Observer for Obs {
             } else {
                 info!("SIGHUP: metrics endpoint closed");
             }
+        }
+        if s.metrics.allow_hosts != self.metrics_hosts {
+            self.metrics_hosts = s.metrics.allow_hosts.clone();
+            if let (Some(m), Some(a)) = (&mut self.metrics, self.metrics_addr) {
+                m.set_kind(http_kind(a, &self.metrics_hosts));
+            }
+            info!(
+                "SIGHUP: metrics Host names besides addresses and localhost: {}",
+                match self.metrics_hosts.join(", ") {
+                    n if n.is_empty() => "none".to_string(),
+                    n => n,
+                }
+            );
         }
         if s.control.socket != self.control_path {
             if let Some(c) = self.control.take() {

@@ -54,40 +54,40 @@ pub enum Parsed {
     Request(Request),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `local_only`: listening on loopback, so only an IP literal or `localhost` may name
-    /// the server in `Host` (see `http::parse`).
+    /// `hosts`: `Some(names)` when only an IP literal, `localhost` or one of `names` may
+    /// name the server in `Host` (see `http::parse`).
     Http {
-        local_only: bool,
+        hosts: Option<Vec<String>>,
     },
     Control,
 }
 
 impl Kind {
     /// The most request bytes read.
-    fn limit(self) -> usize {
+    fn limit(&self) -> usize {
         match self {
             Kind::Http { .. } => http::MAX_HEAD,
             Kind::Control => control::MAX_LINE + 1,
         }
     }
 
-    fn parse(self, buf: &[u8], eof: bool) -> Parsed {
+    fn parse(&self, buf: &[u8], eof: bool) -> Parsed {
         match self {
-            Kind::Http { local_only } => http::parse(buf, eof, local_only),
+            Kind::Http { hosts } => http::parse(buf, eof, hosts.as_deref()),
             Kind::Control => control::parse(buf, eof),
         }
     }
 
-    fn frame(self, body: Vec<u8>) -> Vec<u8> {
+    fn frame(&self, body: Vec<u8>) -> Vec<u8> {
         match self {
             Kind::Http { .. } => http::ok(&body),
             Kind::Control => body,
         }
     }
 
-    fn busy(self) -> Vec<u8> {
+    fn busy(&self) -> Vec<u8> {
         match self {
             Kind::Http { .. } => http::error(503),
             Kind::Control => control::error_json("too many clients; try again"),
@@ -179,7 +179,7 @@ struct Conn {
 impl Conn {
     /// Reads what is there, answers once the request is complete and writes as far as
     /// the socket takes it. True when the connection is finished.
-    fn progress(&mut self, kind: Kind, respond: &dyn Fn(Request) -> Vec<u8>) -> bool {
+    fn progress(&mut self, kind: &Kind, respond: &dyn Fn(Request) -> Vec<u8>) -> bool {
         if !self.answering {
             let limit = kind.limit();
             let mut eof = false;
@@ -277,6 +277,11 @@ impl Server {
         })
     }
 
+    /// New rules for requests (SIGHUP), from the next request parsed on.
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.kind = kind;
+    }
+
     pub fn owns(&self, t: Token) -> bool {
         t == self.token || (self.base..self.base + MAX_CONNS).contains(&t.0)
     }
@@ -289,7 +294,7 @@ impl Server {
         }
         let i = t.0.wrapping_sub(self.base);
         let done = match self.conns.get_mut(i) {
-            Some(Some(c)) => c.progress(self.kind, respond),
+            Some(Some(c)) => c.progress(&self.kind, respond),
             _ => return,
         };
         if done {
@@ -343,7 +348,7 @@ impl Server {
                 opened: now,
                 active: now,
             };
-            if !c.progress(self.kind, respond) {
+            if !c.progress(&self.kind, respond) {
                 self.conns[i] = Some(c);
             } else {
                 let _ = registry.deregister(&mut SourceFd(&fd));
@@ -384,7 +389,7 @@ impl Server {
                 .filter(|(_, c)| !c.answering)
                 .min_by_key(|(_, c)| c.opened)?;
             let c = self.conns[i].as_mut()?;
-            if !c.progress(self.kind, respond) {
+            if !c.progress(&self.kind, respond) {
                 if c.answering {
                     // Its answer did not fit the socket: it keeps its slot.
                     continue;
@@ -477,7 +482,7 @@ mod tests {
             l.set_nonblocking(true).expect("nonblocking");
             let addr = l.local_addr().expect("addr");
             let server = Server::new(
-                Kind::Http { local_only: false },
+                Kind::Http { hosts: None },
                 Listener::Tcp(l),
                 LISTEN,
                 BASE,
