@@ -5,11 +5,12 @@
 //! the rings or make it render more than once per tick.
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
-use common::obs::{events_of_tid, get, metrics_port, num, samples, wait_until};
+use common::obs::{events_of_tid, get, metrics_port, num, samples, split_answer, wait_until};
 use common::{Daemon, gettid, u};
 
 /// Holds argv[2] connections to port argv[1] that never send a byte, re-opening each one
@@ -127,7 +128,15 @@ fn one_client_holding_every_slot_does_not_turn_scrapes_into_503s() {
     let holder = Client::start(HOLDER, &[port.to_string(), "32".to_string()]);
     let mut answers = Vec::new();
     for _ in 0..25 {
-        let a = get(port, "/metrics");
+        // A slow client: the holder re-opens connections many times before this one
+        // has sent its request.
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+            .expect("send");
+        let mut raw = Vec::new();
+        c.read_to_end(&mut raw).expect("read");
+        let a = split_answer(&raw);
         let whole = a.header("Content-Length") == Some(a.body.len().to_string().as_str())
             && a.body
                 .contains("\nebpf_events_received_total{ring=\"process\"} ")

@@ -7,6 +7,7 @@ pub mod control;
 pub mod http;
 pub mod jsonread;
 pub mod metrics;
+pub mod peer;
 pub mod serve;
 
 use std::cell::{LazyCell, RefCell};

@@ -1,9 +1,10 @@
 //! Bounded, non-blocking servers on the daemon's one mio loop: the metrics endpoint
 //! (TCP, HTTP) and the control socket (Unix stream, one-line protocol). One request per
 //! connection, answered and closed. Nothing a client does can block or grow the loop:
-//! at most [`MAX_CONNS`] connections (when all are taken, a new one takes the slot of the
-//! oldest that has not sent a whole request, which is told "busy"; only if every slot is
-//! answering is the new one told "busy"), at most [`ACCEPT_BATCH`] accepts per wake-up,
+//! at most [`MAX_CONNS`] connections (when all are taken, a new one takes the slot of a
+//! connection that has not sent a whole request, the oldest of the client holding the
+//! most slots (see `peer`), which is told "busy"; only if every slot is answering is the
+//! new one told "busy"), at most [`ACCEPT_BATCH`] accepts per wake-up,
 //! a request of at most the protocol's limit, [`IDLE`] without progress or [`LIFETIME`]
 //! in all and the connection is closed, and answers are written as far as the socket
 //! takes them, the rest when it says WRITABLE.
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::peer::{Diag, Peer};
 use super::{control, http};
 
 pub const MAX_CONNS: usize = 16;
@@ -106,10 +108,16 @@ enum Stream {
 }
 
 impl Listener {
-    fn accept(&self) -> io::Result<Stream> {
+    fn accept(&self, diag: Option<&Diag>) -> io::Result<(Stream, Peer)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, addr)| {
+                let peer = match s.local_addr() {
+                    Ok(local) => Diag::peer(diag, local, addr),
+                    Err(_) => Peer::Addr(addr.ip().to_canonical()),
+                };
+                (Stream::Tcp(s), peer)
+            }),
+            Listener::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Local)),
         }
     }
 
@@ -168,6 +176,7 @@ impl Write for Stream {
 
 struct Conn {
     stream: Stream,
+    peer: Peer,
     buf: Vec<u8>,
     out: Vec<u8>,
     sent: usize,
@@ -253,6 +262,9 @@ pub struct Server {
     base: usize,
     conns: Vec<Option<Conn>>,
     owned: Option<OwnedPath>,
+    /// Finds the uid of a local TCP client (None for the control socket, or if the
+    /// kernel refuses: then clients are told apart by address).
+    diag: Option<Diag>,
 }
 
 impl Server {
@@ -267,7 +279,12 @@ impl Server {
         registry: &Registry,
     ) -> io::Result<Server> {
         registry.register(&mut SourceFd(&listener.fd()), token, Interest::READABLE)?;
+        let diag = match listener {
+            Listener::Tcp(_) => Diag::open(),
+            Listener::Unix(_) => None,
+        };
         Ok(Server {
+            diag,
             kind,
             listener,
             token,
@@ -306,7 +323,7 @@ impl Server {
     /// a request already there is answered before anything can take its slot.
     fn accept(&mut self, registry: &Registry, respond: &dyn Fn(Request) -> Vec<u8>) {
         for _ in 0..ACCEPT_BATCH {
-            let mut stream = match self.listener.accept() {
+            let (mut stream, peer) = match self.listener.accept(self.diag.as_ref()) {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // WouldBlock: all taken. Anything else (EMFILE, ...): the sweep retries.
@@ -320,7 +337,7 @@ impl Server {
             if stream.set_nonblocking().is_err() {
                 continue;
             }
-            let Some(i) = self.free_slot(registry, respond) else {
+            let Some(i) = self.free_slot(peer, registry, respond) else {
                 // Every slot is answering: one attempt at saying so (non-blocking), then
                 // closed.
                 let _ = stream.write(&self.kind.busy());
@@ -341,6 +358,7 @@ impl Server {
             let now = Instant::now();
             let mut c = Conn {
                 stream,
+                peer,
                 buf: Vec::new(),
                 out: Vec::new(),
                 sent: 0,
@@ -366,19 +384,29 @@ impl Server {
         }
     }
 
-    /// A free slot, or the slot of the oldest connection still waiting for its request
-    /// (told "busy" and closed): one client holding every slot with silent or trickling
-    /// connections must not lock out the others. The oldest is read first: a request
-    /// that arrived since is answered rather than evicted. None if every slot is
-    /// answering.
+    /// A free slot, or one taken from a connection still waiting for its request (told
+    /// "busy" and closed): from the client holding the most slots (the newcomer
+    /// included), its oldest. One client holding every slot with silent or trickling
+    /// connections, and re-opening each one closed, then only ever takes its own slots,
+    /// never another client's. The chosen one is read first: a request that arrived
+    /// since is answered rather than evicted. None if every slot is answering.
     fn free_slot(
         &mut self,
+        newcomer: Peer,
         registry: &Registry,
         respond: &dyn Fn(Request) -> Vec<u8>,
     ) -> Option<usize> {
         if let Some(i) = self.conns.iter().position(Option::is_none) {
             return Some(i);
         }
+        let held = |p: Peer| {
+            self.conns.iter().flatten().filter(|c| c.peer == p).count() + usize::from(p == newcomer)
+        };
+        let held: Vec<usize> = self
+            .conns
+            .iter()
+            .map(|c| c.as_ref().map_or(0, |c| held(c.peer)))
+            .collect();
         // Each turn returns or makes one more connection answering: at most MAX_CONNS.
         loop {
             let (i, _) = self
@@ -387,7 +415,7 @@ impl Server {
                 .enumerate()
                 .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
                 .filter(|(_, c)| !c.answering)
-                .min_by_key(|(_, c)| c.opened)?;
+                .min_by_key(|(i, c)| (std::cmp::Reverse(held[*i]), c.opened))?;
             let c = self.conns[i].as_mut()?;
             if !c.progress(&self.kind, respond) {
                 if c.answering {
