@@ -120,7 +120,16 @@ fn renders_and_uptime(port: u16) -> (u64, f64) {
 fn one_client_holding_every_slot_does_not_turn_scrapes_into_503s() {
     let d = Daemon::start(
         "metrics-holder",
-        &["--only", "process", "--metrics-listen", "127.0.0.1:0"],
+        &[
+            "--only",
+            "syscall",
+            "--syscalls",
+            "sched_getscheduler",
+            "--adaptive",
+            "off",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
     );
     let port = metrics_port(&d);
     // Twice the slots: the daemon is full whenever a scrape comes, and every connection
@@ -139,11 +148,19 @@ fn one_client_holding_every_slot_does_not_turn_scrapes_into_503s() {
         let a = split_answer(&raw);
         let whole = a.header("Content-Length") == Some(a.body.len().to_string().as_str())
             && a.body
-                .contains("\nebpf_events_received_total{ring=\"process\"} ")
+                .contains("\nebpf_events_received_total{ring=\"syscall\"} ")
             && a.body.ends_with('\n');
         answers.push((a.status, whole));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The holder's connect churn (a connect flood) does not keep the loop from draining.
+    let tid = gettid();
+    common::syscall_n(libc::SYS_sched_getscheduler, 5000);
+    wait_until(
+        "events flow during the connect churn",
+        Duration::from_secs(10),
+        || events_of_tid(&d, tid) == 5000,
+    );
     let (busy, closed) = holder.finish();
     let good = answers
         .iter()
@@ -151,7 +168,13 @@ fn one_client_holding_every_slot_does_not_turn_scrapes_into_503s() {
         .count();
     eprintln!("holder: told busy {busy}, closed silently {closed}");
     assert_eq!(good, 25, "{answers:?}");
-    d.stop().assert_exact();
+    let f = d.stop();
+    f.assert_exact();
+    let mine = f
+        .of_type("syscall")
+        .filter(|e| u(&e["tid"]) == u64::from(tid))
+        .count();
+    assert_eq!(mine, 5000);
 }
 
 #[test]
