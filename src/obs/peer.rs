@@ -38,8 +38,8 @@ pub struct Diag {
 }
 
 impl Diag {
-    /// A socket-diagnostics netlink socket, or None (then peers are told apart by
-    /// address only).
+    /// A socket-diagnostics netlink socket (None: peers are told apart by address only,
+    /// which is said once, with the likely cause).
     pub fn open() -> Option<Diag> {
         // SAFETY: socket(2) with constant arguments; the fd is owned at once below.
         let fd = unsafe {
@@ -50,7 +50,10 @@ impl Diag {
             )
         };
         if fd < 0 {
-            log::debug!("sock_diag: {}", io::Error::last_os_error());
+            log::warn!(
+                "metrics: cannot ask the kernel who local clients are (netlink sock_diag: {}); connection slots are shared per address, so one local user can crowd out a slow scraper (allow AF_NETLINK in the unit's RestrictAddressFamilies=)",
+                io::Error::last_os_error()
+            );
             return None;
         }
         // SAFETY: a fresh fd that nothing else owns.
