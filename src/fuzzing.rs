@@ -41,7 +41,7 @@ pub fn config(src: &str, page: u64) -> Result<String, String> {
 /// The metrics endpoint's request parser on the bytes read so far, as on loopback (the
 /// default listener: the Host check on).
 pub fn http(buf: &[u8], eof: bool) -> Verdict {
-    verdict(http::parse(buf, eof, true))
+    verdict(http::parse(buf, eof, Some(&[])))
 }
 
 /// The control socket's request parser on the bytes read so far.

@@ -22,7 +22,7 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 14] = [
+const METRICS: [(&str, &str); 15] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),
@@ -37,6 +37,7 @@ const METRICS: [(&str, &str); 14] = [
     ("ringwarden_decode_errors_total", "counter"),
     ("ringwarden_programs", "gauge"),
     ("ringwarden_uptime_seconds", "gauge"),
+    ("ringwarden_metrics_renders_total", "counter"),
 ];
 
 fn rss_of(pid: u32) -> u64 {

@@ -103,3 +103,61 @@ fn a_trickling_client_is_closed_after_five_seconds() {
     assert!((4.5..7.5).contains(&held), "held its slot {held} s");
     d.stop().assert_exact();
 }
+
+/// `[metrics] allow_hosts` names the server may also be called by (a name in
+/// /etc/hosts or the LAN's DNS); others still get 421, and SIGHUP changes the names.
+#[test]
+fn configured_names_are_answered_and_sighup_changes_them() {
+    let dir = common::temp_dir("metrics-names");
+    let cfg = dir.join("ringwarden.toml");
+    let write_cfg = |names: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "families = [\"cgroup\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\nallow_hosts = [{names}]\n[control]\nsocket = \"off\"\n"
+            ),
+        )
+        .expect("write config");
+    };
+    write_cfg("\"metrics.example.lan\"");
+    let d = Daemon::start("metrics-names", &["--config", cfg.to_str().expect("utf-8")]);
+    let port = metrics_port(&d);
+    let status = |host: &str| {
+        split_answer(&as_nobody(
+            port,
+            &format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        ))
+        .status
+    };
+    let named = format!("Metrics.Example.LAN:{port}");
+    let other = format!("other.lan:{port}");
+    assert_eq!(status(&named), "HTTP/1.1 200 OK");
+    assert_eq!(status(&other), "HTTP/1.1 421 Misdirected Request");
+    assert_eq!(
+        status("attacker.example"),
+        "HTTP/1.1 421 Misdirected Request"
+    );
+    assert_eq!(status("localhost"), "HTTP/1.1 200 OK");
+
+    write_cfg("\"other.lan\"");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    d.wait_for_log(
+        "SIGHUP: metrics Host names besides addresses and localhost: other.lan",
+        std::time::Duration::from_secs(5),
+    );
+    assert_eq!(status(&named), "HTTP/1.1 421 Misdirected Request");
+    assert_eq!(status(&other), "HTTP/1.1 200 OK");
+    d.stop().assert_exact();
+
+    // A name with a port (or any non-name) stops the daemon: one line, exit 78.
+    write_cfg("\"other.lan:9731\"");
+    let (code, _, err) = common::run_cli(&["--config", cfg.to_str().expect("utf-8")]);
+    assert_eq!(code, 78, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("metrics.allow_hosts: \"other.lan:9731\" is not a host name"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,6 +54,9 @@ pub struct MetricsSettings {
     pub listen: Option<SocketAddr>,
     /// A non-loopback `listen` is refused unless this is set.
     pub allow_remote: bool,
+    /// Names a request's `Host` may give besides an IP literal and `localhost`
+    /// (lowercase). Non-empty: `Host` is checked on any listener, not only on loopback.
+    pub allow_hosts: Vec<String>,
     pub textfile: Option<PathBuf>,
 }
 
@@ -119,6 +122,18 @@ pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, ListenError> {
         return Ok(None);
     }
     t.parse().map(Some).map_err(|_| ListenError(s.to_string()))
+}
+
+/// A DNS name as a `Host` header carries it: dot-separated labels of letters, digits and
+/// inner hyphens, 1-63 bytes each, 253 in all (no port, no trailing dot).
+pub fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 /// A control socket path or `"off"`.
@@ -347,13 +362,18 @@ impl Settings {
         let m = &self.metrics;
         let _ = writeln!(
             out,
-            "metrics: {}{}{}; control socket: {}",
+            "metrics: {}{}{}{}; control socket: {}",
             m.listen
                 .map_or("off".to_string(), |a| format!("http://{a}/metrics")),
             if m.allow_remote {
                 " (remote allowed)"
             } else {
                 ""
+            },
+            if m.allow_hosts.is_empty() {
+                String::new()
+            } else {
+                format!(", Host also {}", m.allow_hosts.join(", "))
             },
             m.textfile
                 .as_ref()
@@ -575,6 +595,10 @@ latency = "{lat}"
 # (like --metrics-allow-remote): the metrics show what is watched and how close the
 # rings are to losing events.
 allow_remote = {ar}
+# Names a scrape's Host header may give besides an IP address and localhost (each
+# other name is answered 421, against DNS rebinding); with names set, Host is checked
+# on any listen address, not only on loopback.
+# allow_hosts = ["metrics.example.lan"]
 # The same metrics for node_exporter's textfile collector, rewritten atomically every
 # second (a *.prom file; removed when the daemon stops). Off without this key.
 # textfile = "/var/lib/prometheus/node-exporter/ringwarden.prom"
@@ -650,6 +674,7 @@ struct RawFile {
 struct RawMetrics {
     listen: Leaf,
     allow_remote: Leaf,
+    allow_hosts: Leaf,
     textfile: Leaf,
 }
 
@@ -855,6 +880,30 @@ impl Doc<'_> {
         }
     }
 
+    fn host_names(&self, v: &Spanned<Value>) -> Result<Vec<String>, Error> {
+        const KEY: &str = "metrics.allow_hosts";
+        let mut out = Vec::new();
+        for x in self.list(v, KEY, "[\"metrics.example.lan\"]")? {
+            let name = match x {
+                Value::String(s) if is_host_name(s) => s.to_ascii_lowercase(),
+                other => {
+                    return Err(self.err(
+                        v,
+                        KEY,
+                        &format!(
+                            "{} is not a host name; write names like \"metrics.example.lan\" (no port; addresses and localhost are always accepted)",
+                            show(other)
+                        ),
+                    ));
+                }
+            };
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
     fn families(&self, v: &Spanned<Value>) -> Result<Vec<Family>, Error> {
         let mut out = Vec::new();
         for x in self.list(v, "families", "[\"process\", \"file\"]")? {
@@ -989,6 +1038,9 @@ impl Doc<'_> {
         }
         if let Some(v) = &r.allow_remote {
             m.allow_remote = self.boolean(v, "metrics.allow_remote")?;
+        }
+        if let Some(v) = &r.allow_hosts {
+            m.allow_hosts = self.host_names(v)?;
         }
         if let Some(v) = &r.textfile {
             let p = PathBuf::from(self.string(v, "metrics.textfile")?);
@@ -1604,6 +1656,42 @@ mod tests {
         error("[rings.file]\nsize = \"3\\nMiB\"\n", "rings.file.size");
         error("families = [\"a\\nb\"]\n", "families");
         assert_eq!(one_line("a\nb\tc"), "a b c");
+    }
+
+    #[test]
+    fn metrics_allow_hosts() {
+        let s = parse(
+            "[metrics]\nlisten = \"127.0.0.1:9731\"\nallow_hosts = [\"Metrics.Example.LAN\", \"prom-1\", \"prom-1\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(s.metrics.allow_hosts, ["metrics.example.lan", "prom-1"]);
+        assert!(s.summary().contains(
+            "metrics: http://127.0.0.1:9731/metrics, Host also metrics.example.lan, prom-1; control socket:"
+        ));
+        assert!(Settings::default().metrics.allow_hosts.is_empty());
+        let e = error(
+            "[metrics]\nallow_hosts = [\"prom.lan:9090\"]\n",
+            "metrics.allow_hosts",
+        );
+        assert_eq!(
+            e,
+            "line 2: metrics.allow_hosts: \"prom.lan:9090\" is not a host name; write names like \"metrics.example.lan\" (no port; addresses and localhost are always accepted)"
+        );
+        for bad in [
+            "[\"*.lan\"]",
+            "[\"a..b\"]",
+            "[\"-a\"]",
+            "[\"a b\"]",
+            "[\"\"]",
+            "[1]",
+            "[]",
+            "\"prom.lan\"",
+        ] {
+            error(
+                &format!("[metrics]\nallow_hosts = {bad}\n"),
+                "metrics.allow_hosts",
+            );
+        }
     }
 
     #[test]

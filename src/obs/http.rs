@@ -16,11 +16,12 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// What to do with the bytes read so far (`eof`: the client has finished sending).
-/// `local_only`: the server listens on loopback. Then a `Host` other than an IP literal or
-/// `localhost` (with any port) is answered 421: a browser on this host that a page made
+/// `hosts`: `Some(names)` when the server checks `Host` (it listens on loopback, or names
+/// are configured). Then a `Host` other than an IP literal, `localhost` or one of `names`
+/// (lowercase; with any port) is answered 421: a browser on this host that a page made
 /// resolve the page's own name to 127.0.0.1 (DNS rebinding) sends that name, and must not
 /// get the metrics. A request without `Host` (HTTP/1.0) is answered.
-pub fn parse(buf: &[u8], eof: bool, local_only: bool) -> Parsed {
+pub fn parse(buf: &[u8], eof: bool, hosts: Option<&[String]>) -> Parsed {
     let line_end = buf.iter().position(|&b| b == b'\n');
     let first = &buf[..line_end.unwrap_or(buf.len())];
     // Garbage is answered as soon as it shows, not after 8 KiB or the idle timeout: a
@@ -36,7 +37,7 @@ pub fn parse(buf: &[u8], eof: bool, local_only: bool) -> Parsed {
     };
     match (head_end(buf), line) {
         (Some(end), Some((method, target))) if end <= MAX_HEAD => {
-            respond(method, target, &buf[first.len() + 1..end], local_only)
+            respond(method, target, &buf[first.len() + 1..end], hosts)
         }
         (Some(_), _) => Parsed::Reply(error(431)),
         (None, _) if buf.len() >= MAX_HEAD => Parsed::Reply(error(431)),
@@ -86,7 +87,7 @@ fn request_line(l: &[u8]) -> Result<(&[u8], &[u8]), u16> {
 }
 
 /// A whole head: the (checked) request line, then `Name: value` lines, then the empty line.
-fn respond(method: &[u8], target: &[u8], headers: &[u8], local_only: bool) -> Parsed {
+fn respond(method: &[u8], target: &[u8], headers: &[u8], hosts: Option<&[String]>) -> Parsed {
     for l in headers
         .split(|&b| b == b'\n')
         .map(strip_cr)
@@ -101,7 +102,10 @@ fn respond(method: &[u8], target: &[u8], headers: &[u8], local_only: bool) -> Pa
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) || bad_value {
             return Parsed::Reply(error(400));
         }
-        if local_only && name.eq_ignore_ascii_case(b"host") && !local_host(value.trim_ascii()) {
+        if let Some(names) = hosts
+            && name.eq_ignore_ascii_case(b"host")
+            && !accepted_host(value.trim_ascii(), names)
+        {
             return Parsed::Reply(error(421));
         }
     }
@@ -127,8 +131,9 @@ fn respond(method: &[u8], target: &[u8], headers: &[u8], local_only: bool) -> Pa
     }
 }
 
-/// An IP literal (`127.0.0.1`, `[::1]`) or `localhost`, with or without a port.
-fn local_host(host: &[u8]) -> bool {
+/// An IP literal (`127.0.0.1`, `[::1]`), `localhost` or one of `names`, with or without
+/// a port.
+fn accepted_host(host: &[u8], names: &[String]) -> bool {
     let Ok(h) = std::str::from_utf8(host) else {
         return false;
     };
@@ -139,7 +144,9 @@ fn local_host(host: &[u8]) -> bool {
         },
         None => h.rsplit_once(':').map_or(h, |(n, _)| n),
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || names.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 fn response(status: u16, extra: &str, ctype: &str, body: &[u8]) -> Vec<u8> {
@@ -187,9 +194,9 @@ mod tests {
 
     #[test]
     fn on_loopback_only_addresses_and_localhost_may_name_the_server() {
-        let ask = |host: &str, local_only| {
+        let ask = |host: &str, local_only: bool| {
             let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
-            match parse(req.as_bytes(), false, local_only) {
+            match parse(req.as_bytes(), false, local_only.then_some(&[])) {
                 Parsed::Request(Request::Metrics) => 200,
                 Parsed::Reply(r) => String::from_utf8(r).expect("utf8")[9..12]
                     .parse()
@@ -221,7 +228,7 @@ mod tests {
         }
         // HTTP/1.0 without Host is answered.
         assert!(matches!(
-            parse(b"GET /metrics HTTP/1.0\r\n\r\n", false, true),
+            parse(b"GET /metrics HTTP/1.0\r\n\r\n", false, Some(&[])),
             Parsed::Request(Request::Metrics)
         ));
     }
@@ -234,7 +241,31 @@ mod tests {
     }
 
     fn whole(req: &str) -> Parsed {
-        parse(req.as_bytes(), false, false)
+        parse(req.as_bytes(), false, None)
+    }
+
+    #[test]
+    fn configured_names_are_accepted_too() {
+        let names = ["metrics.example.lan".to_string()];
+        let ask = |host: &str| {
+            let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            status(&parse(req.as_bytes(), false, Some(&names)))
+        };
+        for ok in [
+            "metrics.example.lan",
+            "Metrics.Example.LAN:9731",
+            "localhost",
+            "[::1]",
+        ] {
+            assert_eq!(ask(ok), None, "{ok}");
+        }
+        for bad in [
+            "example.lan",
+            "x.metrics.example.lan",
+            "metrics.example.lan.evil",
+        ] {
+            assert_eq!(ask(bad), Some(421), "{bad}");
+        }
     }
 
     #[test]
@@ -266,7 +297,7 @@ mod tests {
         ] {
             assert!(matches!(whole(part), Parsed::More), "{part:?}");
             assert!(
-                matches!(parse(part.as_bytes(), true, false), Parsed::Close),
+                matches!(parse(part.as_bytes(), true, None), Parsed::Close),
                 "{part:?}"
             );
         }
@@ -300,19 +331,19 @@ mod tests {
     fn garbage_is_refused_as_soon_as_it_shows() {
         // No newline yet, but the first word cannot be a method.
         assert_eq!(
-            status(&parse(b"\x16\x03\x01\x02\x00", false, false)),
+            status(&parse(b"\x16\x03\x01\x02\x00", false, None)),
             Some(400)
         );
-        assert_eq!(status(&parse(b"hello world, this is", false, false)), None);
+        assert_eq!(status(&parse(b"hello world, this is", false, None)), None);
         assert_eq!(
-            status(&parse(b"AAAAAAAAAAAAAAAAAAAAAAAAA", false, false)),
+            status(&parse(b"AAAAAAAAAAAAAAAAAAAAAAAAA", false, None)),
             Some(400)
         );
-        assert_eq!(status(&parse(b"{\"json\": 1}", false, false)), Some(400));
+        assert_eq!(status(&parse(b"{\"json\": 1}", false, None)), Some(400));
         // A complete bad request line is answered before the headers end.
-        assert_eq!(status(&parse(b"hello world\r\n", false, false)), Some(400));
+        assert_eq!(status(&parse(b"hello world\r\n", false, None)), Some(400));
         assert_eq!(
-            status(&parse(b"GET /metrics HTTP/1.1 extra\r\nHost", false, false)),
+            status(&parse(b"GET /metrics HTTP/1.1 extra\r\nHost", false, None)),
             Some(400)
         );
     }
@@ -323,16 +354,16 @@ mod tests {
         while big.len() < MAX_HEAD {
             big.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
-        assert_eq!(status(&parse(&big, false, false)), Some(431));
+        assert_eq!(status(&parse(&big, false, None)), Some(431));
         big.extend_from_slice(b"\r\n");
-        assert_eq!(status(&parse(&big, false, false)), Some(431));
+        assert_eq!(status(&parse(&big, false, None)), Some(431));
         // Just under the limit is fine.
         let mut ok_head = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
         ok_head.resize(MAX_HEAD - 4, b'a');
         ok_head.extend_from_slice(b"\r\n\r\n");
         assert_eq!(ok_head.len(), MAX_HEAD);
         assert!(matches!(
-            parse(&ok_head, false, false),
+            parse(&ok_head, false, None),
             Parsed::Request(Request::Metrics)
         ));
     }

@@ -98,8 +98,8 @@ fn per_ring(
 }
 
 /// The whole exposition. Every metric family has its `# HELP` then its `# TYPE` line
-/// before its samples; families appear once each.
-pub fn render(s: &Snapshot) -> String {
+/// before its samples; families appear once each. `renders`: this one included.
+pub fn render(s: &Snapshot, renders: u64) -> String {
     let mut out = String::with_capacity(4096 + s.rings.len() * 3072);
     let rings = &s.rings;
     let o = &mut out;
@@ -234,6 +234,18 @@ pub fn render(s: &Snapshot) -> String {
         &[],
         Val::Float(s.uptime.as_millis() as f64 / 1000.0),
     );
+    head(
+        o,
+        "ringwarden_metrics_renders_total",
+        "counter",
+        "Times this exposition was rendered: at most once per tick (1 s), however many scrapes.",
+    );
+    sample(
+        o,
+        "ringwarden_metrics_renders_total",
+        &[],
+        Val::Int(renders),
+    );
     out
 }
 
@@ -305,7 +317,7 @@ mod tests {
 
     #[test]
     fn exact_text_of_counters_and_gauges() {
-        let text = render(&snapshot());
+        let text = render(&snapshot(), 1);
         let start = "\
 # HELP ebpf_events_produced_total Events the ring's BPF programs tried to submit (each got a sequence number); produced = received + dropped.
 # TYPE ebpf_events_produced_total counter
@@ -335,12 +347,14 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
         ] {
             assert!(text.contains(block), "missing:\n{block}\nin:\n{text}");
         }
-        assert!(text.ends_with("ringwarden_uptime_seconds 3723.456\n"));
+        assert!(text.ends_with(
+            "# TYPE ringwarden_metrics_renders_total counter\nringwarden_metrics_renders_total 1\n"
+        ));
     }
 
     #[test]
     fn help_comes_before_type_and_each_family_once_before_its_samples() {
-        let text = render(&snapshot());
+        let text = render(&snapshot(), 1);
         let mut seen: Vec<String> = Vec::new();
         let mut current: Option<String> = None;
         let lines: Vec<&str> = text.lines().collect();
@@ -377,13 +391,14 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ringwarden_resident_memory_bytes",
             "ringwarden_programs",
             "ringwarden_uptime_seconds",
+            "ringwarden_metrics_renders_total",
         ];
         assert_eq!(seen, want);
     }
 
     #[test]
     fn latency_histogram_is_cumulative_and_complete() {
-        let text = render(&snapshot());
+        let text = render(&snapshot(), 1);
         let buckets: Vec<(String, u64)> = text
             .lines()
             .filter_map(|l| l.strip_prefix("ebpf_read_latency_seconds_bucket{ring=\"file\",le=\""))
@@ -430,7 +445,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             rings: vec![r],
             ..Snapshot::default()
         };
-        let text = render(&s);
+        let text = render(&s, 1);
         let get = |le: &str| -> u64 {
             let key = format!("ebpf_read_latency_seconds_bucket{{ring=\"file\",le=\"{le}\"}} ");
             let line = text
