@@ -113,3 +113,40 @@ fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     assert_eq!(programs["attached"], true, "{programs}");
     assert_eq!(programs["attach"], "tp_btf/io_uring_submit_req");
 }
+
+/// The counts are kept like the rings' books: a syscall family switched off and on again by
+/// SIGHUP continues them (its map is handed to the new object), it does not start at zero.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_counts_survive_the_syscall_family_switched_off_and_on() {
+    let dir = common::temp_dir("unseen-sighup");
+    let cfg = dir.join("ringwarden.toml");
+    let families = |f: &str| {
+        std::fs::write(&cfg, format!("families = [{f}]\n")).expect("write config");
+    };
+    families("\"file\", \"syscall\"");
+    let d = Daemon::start(
+        "unseen-sighup",
+        &["--config", cfg.to_str().expect("utf-8 path")],
+    );
+    let opens = |n: &str| {
+        let out = load_as_nobody(&["--family", "file", "--via", "compat", "--events", n]);
+        assert_eq!(out["generated"].to_string(), n, "{out}");
+    };
+    let hup = |word: &str| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+        d.wait_for_log(word, Duration::from_secs(10));
+    };
+    opens("5");
+    families("\"file\"");
+    hup("retired ring syscall");
+    families("\"file\", \"syscall\"");
+    hup("SIGHUP: family syscall switched on");
+    opens("7");
+    let f = d.stop();
+    f.assert_exact();
+    let unseen = &f.stats["unseen"]["compat"];
+    assert_eq!(u(&unseen["syscalls"]["open"]), 12, "{unseen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
