@@ -6,9 +6,11 @@
 //! These counters are host-wide (a counter per process would cost a hash lookup on
 //! every compat syscall and io_uring submission). The equalities hold because nothing
 //! else on a test machine makes 32-bit opens or io_uring openat submissions; each
-//! test's daemon starts its counters at zero.
+//! test's daemon starts its counters at zero, and the tests here that make them take turns
+//! (`COMPAT`): run in parallel, each daemon would count the other's opens too.
 mod common;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::obs::{metrics_port, num, scrape, wait_until};
@@ -32,6 +34,9 @@ fn load_as_nobody(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
 }
 
+/// Held by each test that makes 32-bit opens, for its daemon's whole life.
+static COMPAT: Mutex<()> = Mutex::new(());
+
 /// The one producer thread of a load run.
 fn producer(out: &Value) -> u64 {
     let t = out["threads"].as_array().expect("threads");
@@ -44,6 +49,7 @@ fn producer(out: &Value) -> u64 {
 fn compat_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 37;
     const NATIVE: u64 = 11;
+    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("unseen-compat", &["--only", "file,syscall"]);
     let compat = load_as_nobody(&["--family", "file", "--via", "compat", "--events", "37"]);
     assert_eq!(u(&compat["generated"]), N, "{compat}");
@@ -119,6 +125,7 @@ fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn compat_counts_survive_the_syscall_family_switched_off_and_on() {
+    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = common::temp_dir("unseen-sighup");
     let cfg = dir.join("ringwarden.toml");
     let families = |f: &str| {
