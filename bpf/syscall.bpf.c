@@ -93,7 +93,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* Compat syscalls carry ia32 numbers, which name other syscalls in the 64-bit table
 	 * (ia32 getpid 20 is x86_64 writev), so only numbers with a bit set are looked at:
-	 * telling compat apart takes a helper call (14-28 ns per syscall measured here), and
+	 * telling compat apart takes a helper call (14-30 ns per syscall measured here), and
 	 * most syscalls of the machine have no bit and leave above. An ia32 number with
 	 * RW_FILTER_COMPAT is counted: no other program of ringwarden sees it (the
 	 * per-syscall tracepoints do not fire for compat syscalls). One in the 64-bit set

@@ -105,7 +105,7 @@ pub mod filter {
 /// The ia32 syscalls whose compat calls are counted: those a family or rule of
 /// ringwarden watches as 64-bit syscalls (numbers from the kernel UAPI header
 /// asm/unistd_32.h). Only these: telling a compat syscall apart costs the program a helper
-/// call (14-28 ns here), paid by every syscall of the machine with the same number (x86_64
+/// call (14-30 ns here), paid by every syscall of the machine with the same number (x86_64
 /// fstat is 5, getuid 102, ...); numbers 335-423 have no x86_64 syscall at all. Not here:
 /// execve (the process family and the exec rules see every exec) and io_uring_enter (its
 /// submissions are counted by opcode, whoever makes them).
