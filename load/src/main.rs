@@ -33,6 +33,9 @@ Options:
                          sched_get_priority_max, sched_get_priority_min [default: getppid]
       --path DIR         file family: an existing directory for the files it opens
                          [default: a fresh directory in $TMPDIR, removed at the end]
+      --via WAY          file family: how the open is made: syscall (openat(2)), compat
+                         (a 32-bit open through int 0x80, x86_64 only) or io_uring (an
+                         IORING_OP_OPENAT submission, one ring per thread) [default: syscall]
   -q, --quiet            no progress lines on stderr
   -h, --help             this text
   -V, --version          print the version
@@ -43,6 +46,8 @@ output lists; setup and cleanup run on the main thread):
             Daemon: one `syscall` event with that name, if it is in --syscalls.
   file      one openat(AT_FDCWD, FILE, O_RDONLY|O_CLOEXEC) of the thread's own file
             (listed as `file` per thread) + close. Daemon: one `open` event (ret >= 0).
+            With --via compat or io_uring the file family sees nothing (its blind
+            spots); the syscall family counts one ia32 `open` or one io_uring `openat`.
   process   one fork+exec of /bin/true (posix_spawn, i.e. clone + execve) + wait.
             Daemon: one `fork` (tid = the producer), one `exec` and one `exit` (both with
             the child's pid and ppid = this pid). The child's own activity (ld.so's opens)
@@ -143,7 +148,37 @@ struct Options {
     threads: u64,
     syscall: (&'static str, libc::c_long),
     path: Option<PathBuf>,
+    via: Via,
     quiet: bool,
+}
+
+/// How the file family's open is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Syscall,
+    /// ia32 open (5) through int 0x80: a compat syscall.
+    Compat,
+    /// IORING_OP_OPENAT through an io_uring.
+    IoUring,
+}
+
+impl Via {
+    fn parse(s: &str) -> Option<Via> {
+        Some(match s {
+            "syscall" => Via::Syscall,
+            "compat" => Via::Compat,
+            "io_uring" => Via::IoUring,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Via::Syscall => "syscall",
+            Via::Compat => "compat",
+            Via::IoUring => "io_uring",
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -178,6 +213,7 @@ fn parse(args: &[String]) -> Result<Parsed, CliError> {
     let mut threads = 1;
     let mut syscall = None;
     let mut path = None;
+    let mut via = None;
     let mut quiet = false;
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -281,6 +317,14 @@ fn parse(args: &[String]) -> Result<Parsed, CliError> {
                 }
                 path = Some(PathBuf::from(v));
             }
+            "--via" => {
+                let v = value("WAY")?;
+                via = Some(Via::parse(&v).ok_or_else(|| {
+                    bad(format!(
+                        "--via {v:?}: unknown way; choose from syscall,compat,io_uring"
+                    ))
+                })?);
+            }
             other => {
                 return Err(usage(format!(
                     "unknown option {other:?}; see ringwarden-load --help"
@@ -307,6 +351,12 @@ fn parse(args: &[String]) -> Result<Parsed, CliError> {
     if path.is_some() && family != Family::File {
         return Err(usage("--path only applies to --family file".into()));
     }
+    if via.is_some() && family != Family::File {
+        return Err(usage("--via only applies to --family file".into()));
+    }
+    if via == Some(Via::Compat) && !cfg!(target_arch = "x86_64") {
+        return Err(bad("--via compat: int 0x80 exists on x86_64 only".into()));
+    }
     Ok(Parsed::Run(Options {
         family,
         events,
@@ -316,6 +366,7 @@ fn parse(args: &[String]) -> Result<Parsed, CliError> {
         threads,
         syscall: syscall.unwrap_or(SYSCALLS[0]),
         path,
+        via: via.unwrap_or(Via::Syscall),
         quiet,
     }))
 }
@@ -462,6 +513,9 @@ const TRUE_BIN: &str = "/bin/true";
 enum Actor {
     Syscall(libc::c_long),
     File(CString),
+    /// The path copied below 4 GiB (a 32-bit syscall takes 32-bit pointers).
+    FileCompat(*const u8),
+    FileIoUring(CString, uring::Ring),
     Process,
     Network(TcpListener, SocketAddr),
     Cgroup(CString),
@@ -497,6 +551,8 @@ impl Actor {
                 unsafe { libc::close(fd) };
                 Ok(())
             }
+            Actor::FileCompat(path) => close_fd(compat_open(*path)?),
+            Actor::FileIoUring(path, ring) => close_fd(ring.openat(path)?),
             Actor::Process => {
                 let st = Command::new(TRUE_BIN)
                     .status()
@@ -566,6 +622,281 @@ impl Actor {
                 unsafe { libc::close(fd as libc::c_int) };
                 Ok(())
             }
+        }
+    }
+}
+
+// SAFETY: each actor is used by one producer thread at a time; FileCompat's pointer is to
+// a private mapping that lives until the process exits, FileIoUring's ring belongs to it.
+unsafe impl Send for Actor {}
+
+fn close_fd(fd: libc::c_int) -> Result<(), String> {
+    // SAFETY: a fd this thread just opened.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Copies `path` (with its NUL) into a new mapping below 4 GiB, for a 32-bit syscall.
+fn below_4g(path: &CString) -> Result<*const u8, String> {
+    let b = path.as_bytes_with_nul();
+    // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            b.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno_text("mmap MAP_32BIT"));
+    }
+    // SAFETY: the mapping holds b.len() bytes and does not overlap b.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p.cast::<u8>(), b.len()) };
+    Ok(p.cast::<u8>())
+}
+
+/// open(path, O_RDONLY | O_CLOEXEC) as a 32-bit syscall (ia32 open = 5) via int 0x80.
+#[cfg(target_arch = "x86_64")]
+fn compat_open(path: *const u8) -> Result<libc::c_int, String> {
+    let mut ret: i32 = 5;
+    // SAFETY: int 0x80 reads ebx (the path, below 4 GiB, NUL-terminated), ecx, edx and
+    // returns in eax; it clobbers r8-r11. rbx is reserved by the compiler: swapped in and
+    // back out around the call.
+    unsafe {
+        std::arch::asm!(
+            "xchg {p}, rbx",
+            "int 0x80",
+            "xchg {p}, rbx",
+            p = inout(reg) path as u64 => _,
+            inout("eax") ret,
+            in("ecx") libc::O_RDONLY | libc::O_CLOEXEC,
+            in("edx") 0,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(format!(
+            "32-bit open: {}",
+            std::io::Error::from_raw_os_error(-ret)
+        ));
+    }
+    Ok(ret)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn compat_open(_: *const u8) -> Result<libc::c_int, String> {
+    Err("int 0x80 exists on x86_64 only".into())
+}
+
+/// A minimal io_uring, raw syscalls and the kernel's UAPI layouts (linux/io_uring.h):
+/// one submission at a time, waited for.
+mod uring {
+    use std::ffi::CStr;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct SqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        flags: u32,
+        dropped: u32,
+        array: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        overflow: u32,
+        cqes: u32,
+        flags: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: SqOffsets,
+        cq_off: CqOffsets,
+    }
+
+    #[repr(C)]
+    struct Sqe {
+        opcode: u8,
+        flags: u8,
+        ioprio: u16,
+        fd: i32,
+        off: u64,
+        addr: u64,
+        len: u32,
+        open_flags: u32,
+        user_data: u64,
+        buf_index: u16,
+        personality: u16,
+        file_index: u32,
+        addr3: u64,
+        pad2: u64,
+    }
+
+    #[repr(C)]
+    struct Cqe {
+        user_data: u64,
+        res: i32,
+        flags: u32,
+    }
+
+    const OP_OPENAT: u8 = 18;
+    const ENTER_GETEVENTS: u32 = 1;
+    const OFF_SQ_RING: i64 = 0;
+    const OFF_CQ_RING: i64 = 0x800_0000;
+    const OFF_SQES: i64 = 0x1000_0000;
+    const ENTRIES: u32 = 4;
+
+    pub struct Ring {
+        fd: libc::c_int,
+        sq: *mut u8,
+        cq: *mut u8,
+        sqes: *mut Sqe,
+        p: Params,
+    }
+
+    fn map(fd: libc::c_int, len: usize, off: i64) -> Result<*mut u8, String> {
+        // SAFETY: maps the ring the kernel made for fd; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                off,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(super::errno_text("mmap io_uring"));
+        }
+        Ok(p.cast())
+    }
+
+    impl Ring {
+        pub fn new() -> Result<Ring, String> {
+            let mut p = Params::default();
+            // SAFETY: p is a valid io_uring_params the kernel fills in.
+            let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, ENTRIES, &mut p) };
+            if fd < 0 {
+                return Err(super::errno_text("io_uring_setup"));
+            }
+            let fd = fd as libc::c_int;
+            let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+            let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * size_of::<Cqe>();
+            let sq = map(fd, sq_len, OFF_SQ_RING)?;
+            let cq = map(fd, cq_len, OFF_CQ_RING)?;
+            let sqes = map(fd, p.sq_entries as usize * size_of::<Sqe>(), OFF_SQES)?.cast();
+            Ok(Ring {
+                fd,
+                sq,
+                cq,
+                sqes,
+                p,
+            })
+        }
+
+        fn at(base: *mut u8, off: u32) -> &'static AtomicU32 {
+            // SAFETY: an aligned u32 field of a ring mapping that lives as long as the
+            // process (never unmapped); the kernel shares it.
+            unsafe { &*base.add(off as usize).cast::<AtomicU32>() }
+        }
+
+        /// openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC) submitted and waited for.
+        pub fn openat(&mut self, path: &CStr) -> Result<libc::c_int, String> {
+            let (so, co) = (&self.p.sq_off, &self.p.cq_off);
+            let tail = Self::at(self.sq, so.tail).load(Ordering::Relaxed);
+            let idx = tail & Self::at(self.sq, so.ring_mask).load(Ordering::Relaxed);
+            // SAFETY: idx < sq_entries: within the SQE array and the index array.
+            unsafe {
+                self.sqes.add(idx as usize).write(Sqe {
+                    opcode: OP_OPENAT,
+                    flags: 0,
+                    ioprio: 0,
+                    fd: libc::AT_FDCWD,
+                    off: 0,
+                    addr: path.as_ptr() as u64,
+                    len: 0,
+                    open_flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+                    user_data: u64::from(tail),
+                    buf_index: 0,
+                    personality: 0,
+                    file_index: 0,
+                    addr3: 0,
+                    pad2: 0,
+                });
+                Self::at(self.sq, so.array + idx * 4).store(idx, Ordering::Relaxed);
+            }
+            Self::at(self.sq, so.tail).store(tail.wrapping_add(1), Ordering::Release);
+            // SAFETY: our ring fd; submit 1, wait for 1.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    self.fd,
+                    1u32,
+                    1u32,
+                    ENTER_GETEVENTS,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                )
+            };
+            if r != 1 {
+                return Err(if r < 0 {
+                    super::errno_text("io_uring_enter")
+                } else {
+                    format!("io_uring_enter submitted {r}, not 1")
+                });
+            }
+            let head = Self::at(self.cq, co.head).load(Ordering::Relaxed);
+            if Self::at(self.cq, co.tail).load(Ordering::Acquire) == head {
+                return Err("io_uring: no completion after waiting for one".into());
+            }
+            let i = head & Self::at(self.cq, co.ring_mask).load(Ordering::Relaxed);
+            // SAFETY: i < cq_entries: a completion the kernel published (tail > head).
+            let res = unsafe {
+                (*self
+                    .cq
+                    .add(co.cqes as usize + i as usize * size_of::<Cqe>())
+                    .cast::<Cqe>())
+                .res
+            };
+            Self::at(self.cq, co.head).store(head.wrapping_add(1), Ordering::Release);
+            if res < 0 {
+                return Err(format!(
+                    "io_uring openat {path:?}: {}",
+                    std::io::Error::from_raw_os_error(-res)
+                ));
+            }
+            Ok(res)
         }
     }
 }
@@ -650,7 +981,11 @@ fn setup(o: &Options) -> Result<Setup, String> {
                     d
                 }
             };
-            s.extra = format!(",\"dir\":{}", json_path(&dir));
+            s.extra = format!(
+                ",\"dir\":{},\"via\":{}",
+                json_path(&dir),
+                json_str(o.via.name())
+            );
             for j in 0..o.threads {
                 let f = dir.join(format!("ringwarden-load-{pid}-{j}"));
                 // Record it before creating it, so a half-done setup is still cleaned up.
@@ -660,7 +995,12 @@ fn setup(o: &Options) -> Result<Setup, String> {
                     .create_new(true)
                     .open(&f)
                     .map_err(|e| format!("create {}: {e}", f.display()))?;
-                s.actors.push(Actor::File(cstring(&f)?));
+                let c = cstring(&f)?;
+                s.actors.push(match o.via {
+                    Via::Syscall => Actor::File(c),
+                    Via::Compat => Actor::FileCompat(below_4g(&c)?),
+                    Via::IoUring => Actor::FileIoUring(c, uring::Ring::new()?),
+                });
                 s.thread_extra.push(format!("\"file\":{}", json_path(&f)));
             }
         }

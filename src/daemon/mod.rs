@@ -815,6 +815,7 @@ impl Daemon {
             uptime: self.started.elapsed(),
             pid: std::process::id(),
             rss_bytes: snapshot::rss_bytes(),
+            unseen: self.rings.iter().find_map(|r| r.loaded.unseen()),
         }
     }
 
@@ -838,6 +839,9 @@ impl Daemon {
                 );
             }
         }
+        if let Some(u) = &snap.unseen {
+            info!("{}{}", if last { "final " } else { "" }, unseen_line(u));
+        }
         if last && sink_errors > 0 {
             warn!("final sink_errors={sink_errors}");
         }
@@ -847,6 +851,36 @@ impl Daemon {
             warn!("writing stats to {}: {e}", path.display());
         }
     }
+}
+
+/// What the syscall family counted but no family reports, e.g.
+/// `unseen compat=3 (open 2, getpid 1) io_uring=5 (openat 5)`.
+fn unseen_line(u: &family::syscall::Unseen) -> String {
+    use family::syscall::{ia32_name, io_uring_op_name};
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", v.join(", "))
+        }
+    };
+    format!(
+        "unseen compat={}{} io_uring={}{}",
+        u.compat_total(),
+        list(
+            u.compat
+                .iter()
+                .map(|&(nr, n)| format!("{} {n}", ia32_name(nr)))
+                .collect()
+        ),
+        u.io_uring_total(),
+        list(
+            u.io_uring
+                .iter()
+                .map(|&(op, n)| format!("{} {n}", io_uring_op_name(op)))
+                .collect()
+        ),
+    )
 }
 
 fn register(registry: &Registry, fd: RawFd, slot: Slot) -> io::Result<()> {

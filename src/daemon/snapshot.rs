@@ -3,6 +3,7 @@
 //! the Prometheus metrics and the textfile. So the views cannot disagree.
 use std::time::Duration;
 
+use crate::family::syscall::{Unseen, ia32_name, io_uring_op_name};
 use crate::output::json::Line;
 
 /// One ring's numbers at one moment.
@@ -118,6 +119,8 @@ pub struct Snapshot {
     pub pid: u32,
     /// Resident memory (0 when /proc could not tell).
     pub rss_bytes: u64,
+    /// What no family reports but the syscall family counts (`None` when it does not run).
+    pub unseen: Option<Unseen>,
 }
 
 impl Snapshot {
@@ -183,6 +186,26 @@ impl Snapshot {
                 o.u64(st.name(), self.programs_in(st) as u64);
             }
         });
+        if let Some(u) = &self.unseen {
+            l.object("unseen", |o| {
+                o.object("compat", |c| {
+                    c.u64("total", u.compat_total());
+                    c.object("syscalls", |by| {
+                        for &(nr, n) in &u.compat {
+                            by.u64(&ia32_name(nr), n);
+                        }
+                    });
+                });
+                o.object("io_uring", |c| {
+                    c.u64("total", u.io_uring_total());
+                    c.object("opcodes", |by| {
+                        for &(op, n) in &u.io_uring {
+                            by.u64(&io_uring_op_name(op), n);
+                        }
+                    });
+                });
+            });
+        }
         l.u64("sink_errors", self.sink_errors);
         l.u64("uptime_ms", self.uptime.as_millis() as u64);
         l.u64("pid", self.pid.into());
@@ -270,6 +293,7 @@ pub(crate) mod tests {
             uptime: Duration::from_millis(3_723_456),
             pid: 42,
             rss_bytes: 12 << 20,
+            unseen: None,
         }
     }
 
@@ -287,6 +311,24 @@ pub(crate) mod tests {
             "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
+    }
+
+    #[test]
+    fn json_has_unseen_only_when_counted() {
+        let mut s = sample();
+        assert!(
+            !String::from_utf8(s.json())
+                .expect("utf8")
+                .contains("unseen")
+        );
+        s.unseen = Some(Unseen {
+            compat: vec![(5, 3), (102, 1)],
+            io_uring: vec![(18, 7)],
+        });
+        let text = String::from_utf8(s.json()).expect("utf8");
+        assert!(text.contains(
+            "\"not_applicable\":1},\"unseen\":{\"compat\":{\"total\":4,\"syscalls\":{\"open\":3,\"socketcall\":1}},\"io_uring\":{\"total\":7,\"opcodes\":{\"openat\":7}}},\"sink_errors\":4,"
+        ), "{text}");
     }
 
     #[test]

@@ -87,19 +87,33 @@ pub struct LoadOptions {
 pub struct Shared {
     stats: MapHandle,
     fill: MapHandle,
+    /// The family's own counter maps (named in [`KEPT`]).
+    kept: Vec<(String, MapHandle)>,
 }
+
+/// Maps of a family's own that hold counts and so outlive one loaded object, like its
+/// books: the syscall family's counts of what no program reports.
+const KEPT: &[&str] = &[super::syscall::UNSEEN_MAP];
 
 impl Shared {
     /// New handles on the same maps.
     pub fn dup(&self) -> Result<Shared, Error> {
-        Shared::of(&self.stats, &self.fill)
+        Shared::of(&self.stats, &self.fill, &self.kept)
     }
 
-    fn of(stats: &MapHandle, fill: &MapHandle) -> Result<Shared, Error> {
+    fn of(
+        stats: &MapHandle,
+        fill: &MapHandle,
+        kept: &[(String, MapHandle)],
+    ) -> Result<Shared, Error> {
         let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(Error::Bpf);
         Ok(Shared {
             stats: dup(stats)?,
             fill: dup(fill)?,
+            kept: kept
+                .iter()
+                .map(|(n, m)| Ok((n.clone(), dup(m)?)))
+                .collect::<Result<_, Error>>()?,
         })
     }
 }
@@ -229,7 +243,26 @@ impl Loaded {
 
     /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
     pub fn shared(&self) -> Result<Shared, Error> {
-        Shared::of(&self.stats, &self.fill).map_err(|e| Error::Map(format!("{}: {e}", self.family)))
+        let kept: Vec<(String, MapHandle)> = self
+            .maps
+            .iter()
+            .filter(|(n, _)| KEPT.contains(&n.as_str()))
+            .map(|(n, m)| Ok((n.clone(), MapHandle::try_from(m)?)))
+            .collect::<Result<_, libbpf_rs::Error>>()
+            .map_err(|e| Error::Map(format!("{}: {e}", self.family)))?;
+        Shared::of(&self.stats, &self.fill, &kept)
+            .map_err(|e| Error::Map(format!("{}: {e}", self.family)))
+    }
+
+    /// The syscall family's counts of what no program reports (compat syscalls,
+    /// io_uring submissions); `None` for other families or if the kernel could not be asked.
+    pub fn unseen(&self) -> Option<super::syscall::Unseen> {
+        let (_, m) = self
+            .maps
+            .iter()
+            .find(|(n, _)| n == super::syscall::UNSEEN_MAP)?;
+        let v = m.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY).ok()??;
+        super::syscall::Unseen::from_bytes(&v)
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
@@ -349,7 +382,7 @@ fn open_load(
             } else if name == fill_name {
                 Some(&shared.fill)
             } else {
-                None
+                shared.kept.iter().find(|(n, _)| *n == name).map(|(_, m)| m)
             };
             if let Some(h) = reuse {
                 m.reuse_fd(h.as_fd()).map_err(|e| {
@@ -493,11 +526,11 @@ fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
 }
 
 /// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
-/// ignored). The filter is a map: a loaded family takes a new set without a reload
+/// ignored), and count the compat syscalls of `syscall::COMPAT_WATCHED`. The filter is a map: a loaded family takes a new set without a reload
 /// (`loaded.map("syscall_filter")`).
 pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> {
     for nr in 0..super::syscalls::MAX_NR {
-        let on = u8::from(nrs.contains(&nr));
+        let on = super::syscall::filter_entry(nr, nrs.contains(&nr));
         filter
             .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
             .map_err(|e| Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")))?;
@@ -510,6 +543,17 @@ pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> 
 /// without module support, open on arm64) has nothing to watch: nobody can make that
 /// call. It is left out and reported as not applicable rather than failed.
 fn not_applicable(section: &str) -> Option<String> {
+    if let Some(tp) = section.strip_prefix("tp_btf/io_uring_") {
+        // A kernel built without io_uring has no such tracepoint (nor anything to count).
+        // Without tracefs it is tried: the load says whether it exists.
+        let dir = sys::tracefs_dir()?.join("events/io_uring");
+        if dir.join(format!("io_uring_{tp}")).is_dir() {
+            return None;
+        }
+        return Some(format!(
+            "this kernel has no io_uring (no tracepoint io_uring_{tp})"
+        ));
+    }
     let event = section.strip_prefix("tracepoint/syscalls/")?;
     let dir = sys::tracefs_dir()?.join("events/syscalls");
     if !dir.is_dir() || dir.join(event).is_dir() {

@@ -409,6 +409,29 @@ pub fn table(v: &Value) -> String {
         out.push_str(&n);
         out.push('\n');
     }
+    let unseen = v.get("unseen");
+    if !unseen.members().is_empty() {
+        let part = |what: &str, by: &str| {
+            let u = unseen.get(what);
+            let list: Vec<String> = u
+                .get(by)
+                .members()
+                .iter()
+                .map(|(k, n)| format!("{k} {}", num(n)))
+                .collect();
+            let tail = if list.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", list.join(", "))
+            };
+            format!("{}{tail}", num(u.get("total")))
+        };
+        out.push_str(&format!(
+            "unseen by the other families: compat syscalls {}, io_uring submissions {}\n",
+            part("compat", "syscalls"),
+            part("io_uring", "opcodes")
+        ));
+    }
     let counts = v.get("program_counts");
     out.push_str(&format!(
         "programs: {} attached, {} failed, {} not applicable\n",
@@ -521,6 +544,21 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(t, want, "\n{t}");
+    }
+
+    #[test]
+    fn the_table_shows_what_is_unseen() {
+        let mut snap = crate::daemon::snapshot::tests::sample();
+        snap.unseen = Some(crate::family::syscall::Unseen {
+            compat: vec![(5, 3), (102, 1)],
+            io_uring: vec![],
+        });
+        let v = jsonread::parse(&String::from_utf8(snap.json()).expect("utf8")).expect("json");
+        let t = table(&v);
+        assert!(
+            t.contains("\nunseen by the other families: compat syscalls 4 (open 3, socketcall 1), io_uring submissions 0\nprograms: "),
+            "{t}"
+        );
     }
 
     #[test]

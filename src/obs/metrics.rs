@@ -222,6 +222,9 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
             Val::Int(s.programs_in(st) as u64),
         );
     }
+    if let Some(u) = &s.unseen {
+        unseen(o, u);
+    }
     head(
         o,
         "ringwarden_uptime_seconds",
@@ -247,6 +250,58 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         Val::Int(renders),
     );
     out
+}
+
+/// What the syscall family counts but no family reports (only when it runs).
+fn unseen(o: &mut String, u: &crate::family::syscall::Unseen) {
+    use crate::family::syscall::ia32_name;
+    const TOTAL: &str = "ringwarden_unseen_total";
+    head(
+        o,
+        TOTAL,
+        "counter",
+        "Operations no family reports, counted by the syscall family: path=\"compat\" 32-bit compat syscalls (int 0x80, 32-bit binaries), path=\"io_uring\" io_uring submissions.",
+    );
+    sample(o, TOTAL, &[("path", "compat")], Val::Int(u.compat_total()));
+    sample(
+        o,
+        TOTAL,
+        &[("path", "io_uring")],
+        Val::Int(u.io_uring_total()),
+    );
+    // The breakdowns appear with their first sample: a host without compat syscalls
+    // or io_uring shows only the totals.
+    const COMPAT: &str = "ringwarden_compat_syscalls_total";
+    if u.compat.is_empty() {
+        return uring(o, u);
+    }
+    head(
+        o,
+        COMPAT,
+        "counter",
+        "32-bit compat syscalls by ia32 syscall (name, or nr_N), since start.",
+    );
+    for &(nr, n) in &u.compat {
+        sample(o, COMPAT, &[("syscall", &ia32_name(nr))], Val::Int(n));
+    }
+    uring(o, u);
+}
+
+fn uring(o: &mut String, u: &crate::family::syscall::Unseen) {
+    use crate::family::syscall::io_uring_op_name;
+    const URING: &str = "ringwarden_io_uring_submissions_total";
+    if u.io_uring.is_empty() {
+        return;
+    }
+    head(
+        o,
+        URING,
+        "counter",
+        "io_uring submissions by opcode (name, or op_N), since start.",
+    );
+    for &(op, n) in &u.io_uring {
+        sample(o, URING, &[("opcode", &io_uring_op_name(op))], Val::Int(n));
+    }
 }
 
 /// `ebpf_read_latency_seconds`, one histogram per ring, from the daemon's log-linear
@@ -394,6 +449,27 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ringwarden_metrics_renders_total",
         ];
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn unseen_counts_when_the_syscall_family_runs() {
+        let mut s = snapshot();
+        assert!(!render(&s).contains("ringwarden_unseen_total"));
+        s.unseen = Some(crate::family::syscall::Unseen::default());
+        let text = render(&s);
+        assert!(text.contains("ringwarden_unseen_total{path=\"compat\"} 0\nringwarden_unseen_total{path=\"io_uring\"} 0\n# HELP ringwarden_uptime_seconds"), "{text}");
+        s.unseen = Some(crate::family::syscall::Unseen {
+            compat: vec![(5, 3), (999, 1)],
+            io_uring: vec![(18, 7)],
+        });
+        let text = render(&s);
+        for block in [
+            "# TYPE ringwarden_unseen_total counter\nringwarden_unseen_total{path=\"compat\"} 4\nringwarden_unseen_total{path=\"io_uring\"} 7\n",
+            "# TYPE ringwarden_compat_syscalls_total counter\nringwarden_compat_syscalls_total{syscall=\"open\"} 3\nringwarden_compat_syscalls_total{syscall=\"nr_999\"} 1\n",
+            "# TYPE ringwarden_io_uring_submissions_total counter\nringwarden_io_uring_submissions_total{opcode=\"openat\"} 7\n# HELP ringwarden_uptime_seconds",
+        ] {
+            assert!(text.contains(block), "missing:\n{block}\nin:\n{text}");
+        }
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! The blind spots, counted: opens made by an unprivileged process as 32-bit compat
+//! syscalls (int 0x80) or as io_uring submissions reach none of the file family's
+//! programs, and the syscall family counts each one exactly (by ia32 number, by opcode),
+//! in the stats, the status answer and the metrics.
+//!
+//! These counters are host-wide (a counter per process would cost a hash lookup on
+//! every compat syscall and io_uring submission). The equalities hold because nothing
+//! else on a test machine makes 32-bit opens or io_uring openat submissions; each
+//! test's daemon starts its counters at zero, and the tests here that make them take turns
+//! (`COMPAT`): run in parallel, each daemon would count the other's opens too.
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::obs::{metrics_port, num, scrape, wait_until};
+use common::{Daemon, as_nobody, load_bin, u};
+use serde_json::Value;
+
+/// ringwarden-load as uid 65534, to completion; its JSON line.
+fn load_as_nobody(args: &[&str]) -> Value {
+    let bin = load_bin();
+    let o = as_nobody(bin.to_str().expect("utf-8 path"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run ringwarden-load");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "ringwarden-load {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
+}
+
+/// Held by each test that makes 32-bit opens, for its daemon's whole life.
+static COMPAT: Mutex<()> = Mutex::new(());
+
+/// The one producer thread of a load run.
+fn producer(out: &Value) -> u64 {
+    let t = out["threads"].as_array().expect("threads");
+    assert_eq!(t.len(), 1, "{out}");
+    u(&t[0]["tid"])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_opens_are_unseen_by_the_file_family_and_counted_exactly() {
+    const N: u64 = 37;
+    const NATIVE: u64 = 11;
+    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("unseen-compat", &["--only", "file,syscall"]);
+    let compat = load_as_nobody(&["--family", "file", "--via", "compat", "--events", "37"]);
+    assert_eq!(u(&compat["generated"]), N, "{compat}");
+    // The same opens as 64-bit syscalls: seen by the file family, not counted as compat.
+    let native = load_as_nobody(&["--family", "file", "--via", "syscall", "--events", "11"]);
+    let f = d.stop();
+    f.assert_exact();
+
+    let enter = &f.stats["programs"]["syscall_enter"];
+    assert_eq!(enter["attached"], true, "{enter}");
+    let unseen = &f.stats["unseen"];
+    assert_eq!(u(&unseen["compat"]["syscalls"]["open"]), N, "{unseen}");
+    let opens_by = |tid: u64| f.of_type("open").filter(|e| u(&e["tid"]) == tid).count() as u64;
+    assert_eq!(
+        opens_by(producer(&compat)),
+        0,
+        "the file family is blind to them"
+    );
+    assert_eq!(opens_by(producer(&native)), NATIVE);
+    assert!(
+        f.stderr
+            .lines()
+            .any(|l| l.contains("final unseen compat=") && l.contains(&format!("open {N}"))),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
+    const N: u64 = 23;
+    let d = Daemon::start(
+        "unseen-io-uring",
+        &["--only", "file,syscall", "--metrics-listen", "127.0.0.1:0"],
+    );
+    let port = metrics_port(&d);
+    let out = load_as_nobody(&["--family", "file", "--via", "io_uring", "--events", "23"]);
+    assert_eq!(u(&out["generated"]), N, "{out}");
+    const OPENAT: &str = "ringwarden_io_uring_submissions_total{opcode=\"openat\"}";
+    wait_until(
+        "the openat submissions in the metrics",
+        Duration::from_secs(5),
+        || scrape(port).contains_key(OPENAT),
+    );
+    let m = scrape(port);
+    assert_eq!(num(&m, OPENAT), N);
+    let by_opcode: u64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("ringwarden_io_uring_submissions_total{"))
+        .map(|(k, _)| num(&m, k))
+        .sum();
+    assert_eq!(
+        num(&m, "ringwarden_unseen_total{path=\"io_uring\"}"),
+        by_opcode
+    );
+    let f = d.stop();
+    f.assert_exact();
+
+    let unseen = &f.stats["unseen"]["io_uring"];
+    assert_eq!(u(&unseen["opcodes"]["openat"]), N, "{unseen}");
+    let mine = f
+        .of_type("open")
+        .filter(|e| u(&e["tid"]) == producer(&out))
+        .count();
+    assert_eq!(mine, 0, "the file family is blind to io_uring opens");
+    let programs = &f.stats["programs"]["syscall_io_uring"];
+    assert_eq!(programs["attached"], true, "{programs}");
+    assert_eq!(programs["attach"], "tp_btf/io_uring_submit_req");
+}
+
+/// The counts are kept like the rings' books: a syscall family switched off and on again by
+/// SIGHUP continues them (its map is handed to the new object), it does not start at zero.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_counts_survive_the_syscall_family_switched_off_and_on() {
+    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = common::temp_dir("unseen-sighup");
+    let cfg = dir.join("ringwarden.toml");
+    let families = |f: &str| {
+        std::fs::write(&cfg, format!("families = [{f}]\n")).expect("write config");
+    };
+    families("\"file\", \"syscall\"");
+    let d = Daemon::start(
+        "unseen-sighup",
+        &["--config", cfg.to_str().expect("utf-8 path")],
+    );
+    let opens = |n: &str| {
+        let out = load_as_nobody(&["--family", "file", "--via", "compat", "--events", n]);
+        assert_eq!(out["generated"].to_string(), n, "{out}");
+    };
+    let hup = |word: &str| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+        d.wait_for_log(word, Duration::from_secs(10));
+    };
+    opens("5");
+    families("\"file\"");
+    hup("retired ring syscall");
+    families("\"file\", \"syscall\"");
+    hup("SIGHUP: family syscall switched on");
+    opens("7");
+    let f = d.stop();
+    f.assert_exact();
+    let unseen = &f.stats["unseen"]["compat"];
+    assert_eq!(u(&unseen["syscalls"]["open"]), 12, "{unseen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
