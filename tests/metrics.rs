@@ -22,7 +22,7 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 15] = [
+const METRICS: [(&str, &str); 16] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),

@@ -454,15 +454,15 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
     #[test]
     fn unseen_counts_when_the_syscall_family_runs() {
         let mut s = snapshot();
-        assert!(!render(&s).contains("ringwarden_unseen_total"));
+        assert!(!render(&s, 1).contains("ringwarden_unseen_total"));
         s.unseen = Some(crate::family::syscall::Unseen::default());
-        let text = render(&s);
+        let text = render(&s, 1);
         assert!(text.contains("ringwarden_unseen_total{path=\"compat\"} 0\nringwarden_unseen_total{path=\"io_uring\"} 0\n# HELP ringwarden_uptime_seconds"), "{text}");
         s.unseen = Some(crate::family::syscall::Unseen {
             compat: vec![(5, 3), (999, 1)],
             io_uring: vec![(18, 7)],
         });
-        let text = render(&s);
+        let text = render(&s, 1);
         for block in [
             "# TYPE ringwarden_unseen_total counter\nringwarden_unseen_total{path=\"compat\"} 4\nringwarden_unseen_total{path=\"io_uring\"} 7\n",
             "# TYPE ringwarden_compat_syscalls_total counter\nringwarden_compat_syscalls_total{syscall=\"open\"} 3\nringwarden_compat_syscalls_total{syscall=\"nr_999\"} 1\n",
