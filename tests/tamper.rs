@@ -392,3 +392,69 @@ fn learned_tgid_is_not_tampering_but_changing_it_is() {
     assert_eq!(u(&e["expected"]), u64::from(daemon), "{e}");
     assert_eq!(u(&e["found"]), u64::from(std::process::id()), "{e}");
 }
+
+/// With `--output journal` the event is a journal entry of priority crit (2), with the
+/// same fields and no seq; here the journal is a socket bound by the test.
+#[test]
+fn journal_entry_is_priority_crit() {
+    let dir = common::temp_dir("tamper-journal");
+    let path = dir.join("journal.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the journal socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut a = args("file");
+    a[1] = "cgroup"; // a quiet family: few entries besides ours
+    a[3] = "cgroup=1MiB";
+    a.extend(["--output", "journal"]);
+    let d = Daemon::builder("tamper-journal")
+        .in_dir(&dir)
+        .args(&a)
+        .env(
+            "RINGWARDEN_JOURNAL_SOCKET",
+            path.to_str().expect("utf-8 path"),
+        )
+        .start();
+    let daemon = d.pid();
+    let cfg = map(&daemon_maps(daemon), "rw_config");
+
+    let t = Instant::now();
+    set_config(&cfg, daemon, STOPPED);
+    let mut buf = vec![0u8; 1 << 16];
+    let entry = loop {
+        assert!(t.elapsed() < 2 * TICK, "no tamper entry within two ticks");
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("\nRINGWARDEN_RULE=tamper\n") {
+            break text;
+        }
+    };
+    let f = d.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+    let lines: Vec<&str> = entry.lines().collect();
+    for want in [
+        "MESSAGE=anomaly critical tamper: cgroup rw_config.flags was changed behind ringwarden's back: 1 instead of 0 (restored)",
+        "PRIORITY=2",
+        "SYSLOG_IDENTIFIER=ringwarden",
+        "RINGWARDEN_TYPE=anomaly",
+        "RINGWARDEN_ORIGIN=daemon",
+        "RINGWARDEN_SEVERITY=critical",
+        "RINGWARDEN_FAMILY=cgroup",
+        "RINGWARDEN_MAP=rw_config",
+        "RINGWARDEN_FIELD=flags",
+        "RINGWARDEN_EXPECTED=0",
+        "RINGWARDEN_FOUND=1",
+        &format!("RINGWARDEN_PID={daemon}"),
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {entry:?}");
+    }
+    assert!(!entry.contains("RINGWARDEN_SEQ="), "{entry:?}");
+    assert_eq!(u(&f.stats["tamper"]), 1, "{}", f.stats);
+    assert_eq!(f.stderr.matches("tamper: ").count(), 1, "{}", f.stderr);
+    let r = f.ring("cgroup");
+    assert_eq!(
+        u(&r["produced"]),
+        u(&r["received"]) + u(&r["dropped"]),
+        "{r}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
