@@ -22,7 +22,7 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 16] = [
+const METRICS: [(&str, &str); 17] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),
@@ -39,6 +39,7 @@ const METRICS: [(&str, &str); 16] = [
     ("ringwarden_unseen_total", "counter"),
     ("ringwarden_uptime_seconds", "gauge"),
     ("ringwarden_metrics_renders_total", "counter"),
+    ("ringwarden_tamper_total", "counter"),
 ];
 
 /// Breakdowns that appear with their first sample: host-wide counts (compat syscalls,
@@ -151,6 +152,8 @@ fn scrape_counts_exactly_what_the_daemon_counted() {
     assert!(rss.abs_diff(proc_rss) < proc_rss / 5, "{rss} vs {proc_rss}");
     let up: f64 = s["ringwarden_uptime_seconds"].parse().expect("float");
     assert!(up > 0.0 && up < t0.elapsed().as_secs_f64(), "{up}");
+    // The daemon's own config writes (wake-ups, the filter) are no tampering.
+    assert_eq!(num(&s, "ringwarden_tamper_total"), 0);
 
     // The latency histogram: cumulative, complete, consistent with its sum.
     let mut last = 0;

@@ -250,6 +250,8 @@ struct Daemon {
     pending: Vec<bool>,
     started: Instant,
     last_stats: Instant,
+    /// Changes to the daemon's maps made behind its back, found so far.
+    tamper_total: u64,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -295,6 +297,7 @@ impl Daemon {
             pending: vec![false; Family::ALL.len()],
             started,
             last_stats: Instant::now(),
+            tamper_total: 0,
         })
     }
 
@@ -452,6 +455,7 @@ impl Daemon {
     /// tick), the clock, sizing decisions, wake-up modes, status, observers, stats.
     fn tick(&mut self, observer: &mut impl Observer, notifier: &mut Notifier) {
         let _ = self.timer.wait(); // non-blocking fd: just consumes the expirations
+        self.check_tamper();
         for r in &self.rings {
             self.pending[r.loaded.family.index()] = true;
         }
@@ -476,10 +480,35 @@ impl Daemon {
         }
     }
 
+    /// Someone changed what the programs depend on (the config, the ring slot, the
+    /// syscall filter) with the bpf syscall: put back already by `Loaded::check_tamper`;
+    /// here logged, counted and raised as a critical `tamper` anomaly into the output.
+    fn check_tamper(&mut self) {
+        let found: Vec<_> = self
+            .rings
+            .iter()
+            .flat_map(|r| r.loaded.check_tamper())
+            .collect();
+        self.raise_tamper(found);
+    }
+
+    fn raise_tamper(&mut self, found: Vec<family::Tamper>) {
+        for t in found {
+            error!(
+                "tamper: {} {}.{} was changed behind our back: {} instead of {}; restored",
+                t.family, t.map, t.field, t.found, t.expected
+            );
+            self.tamper_total += 1;
+            self.pipe.borrow_mut().raise(&t);
+        }
+    }
+
     /// After the stop signal: programs stopped, rings drained, final books, observers
     /// finished, then the (slow) detach.
     fn finish(&mut self, observer: &mut impl Observer) {
         shutdown(&mut self.rings, &self.pipe);
+        // A change the stop's own config write came upon is still reported.
+        self.check_tamper();
         // A stalled reader gets one second to take the rest; then it is counted as lost.
         self.pipe
             .borrow_mut()
@@ -539,6 +568,7 @@ impl Daemon {
         let mut ring = self.rings.remove(i);
         self.pending[family.index()] = false;
         shutdown(std::slice::from_mut(&mut ring), &self.pipe);
+        self.raise_tamper(ring.loaded.check_tamper());
         let s = ring.stats();
         info!("{}", stats_line("retired ", &s));
         let _ = self
@@ -816,6 +846,7 @@ impl Daemon {
             pid: std::process::id(),
             rss_bytes: snapshot::rss_bytes(),
             unseen: self.rings.iter().find_map(|r| r.loaded.unseen()),
+            tamper: self.tamper_total,
         }
     }
 

@@ -14,8 +14,8 @@ use mio::{Interest, Registry, Token};
 use super::RunError;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
-use crate::family::{Counters, Loaded};
-use crate::output::Sink;
+use crate::family::{Counters, Loaded, Tamper};
+use crate::output::{Raised, Sink};
 use crate::sizing::latency::Histogram;
 use crate::sizing::policy::RingPolicy;
 use crate::sys::clock::{self, WallClock};
@@ -67,6 +67,24 @@ impl Pipeline {
         if self.sink.buffered() >= FLUSH_AT {
             self.sink.flush();
         }
+    }
+
+    /// An event the daemon raised itself: rendered like a record but from no ring, so
+    /// no ring's books count it (it has no seq).
+    pub fn raise(&mut self, tamper: &Tamper) {
+        if !self.sink.renders() {
+            return;
+        }
+        if !self.sink.has_room() {
+            self.sink.count_lost(1);
+            return;
+        }
+        let ev = Raised {
+            ts_ns: clock::boot_ns(),
+            pid: std::process::id(),
+            tamper,
+        };
+        self.sink.raise(&self.clock, &ev);
     }
 }
 

@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub rss_bytes: u64,
     /// What no family reports but the syscall family counts (`None` when it does not run).
     pub unseen: Option<Unseen>,
+    /// Changes to the daemon's maps made behind its back (`tamper` anomalies raised).
+    pub tamper: u64,
 }
 
 impl Snapshot {
@@ -211,6 +213,7 @@ impl Snapshot {
         l.u64("pid", self.pid.into());
         l.str("version", env!("CARGO_PKG_VERSION"));
         l.u64("rss_bytes", self.rss_bytes);
+        l.u64("tamper", self.tamper);
         l.end();
         buf
     }
@@ -294,6 +297,7 @@ pub(crate) mod tests {
             pid: 42,
             rss_bytes: 12 << 20,
             unseen: None,
+            tamper: 2,
         }
     }
 
@@ -308,7 +312,7 @@ pub(crate) mod tests {
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }

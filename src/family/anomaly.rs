@@ -44,6 +44,11 @@ pub mod rule {
     pub const MODULE_LOAD: u32 = 6;
 }
 
+/// Raised by the daemon itself when someone changes its maps behind its back (not a
+/// BPF rule: it has no number in `enum rw_anomaly_rule`, and no ring).
+pub const TAMPER_RULE: &str = "tamper";
+pub const TAMPER_SEVERITY: u32 = severity::CRITICAL;
+
 /// `enum rw_anomaly_severity`.
 pub mod severity {
     pub const LOW: u32 = 1;

@@ -10,7 +10,9 @@ pub mod syscalls;
 
 use std::fmt;
 
-pub use loader::{Counters, Error, LoadOptions, Loaded, ProgramStatus, Shared, create_ring};
+pub use loader::{
+    Counters, Error, LoadOptions, Loaded, ProgramStatus, Shared, Tamper, create_ring,
+};
 pub use record::{DecodeError, Fields, Header};
 
 const KIB: u64 = 1 << 10;

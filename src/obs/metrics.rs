@@ -210,6 +210,13 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
     );
     head(
         o,
+        "ringwarden_tamper_total",
+        "counter",
+        "Changes to ringwarden's BPF maps made behind its back (config, ring slot, syscall filter), each restored and raised as a tamper anomaly.",
+    );
+    sample(o, "ringwarden_tamper_total", &[], Val::Int(s.tamper));
+    head(
+        o,
         "ringwarden_programs",
         "gauge",
         "BPF programs by state: attached, failed (see the log or `ringwarden status`), or not applicable on this kernel.",
@@ -397,6 +404,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "# TYPE ringwarden_decode_errors_total counter\nringwarden_decode_errors_total{ring=\"file\"} 1\n",
             "# TYPE ringwarden_sink_errors_total counter\nringwarden_sink_errors_total 4\n",
             "# TYPE ringwarden_resident_memory_bytes gauge\nringwarden_resident_memory_bytes 12582912\n",
+            "# TYPE ringwarden_tamper_total counter\nringwarden_tamper_total 2\n",
             "# TYPE ringwarden_programs gauge\nringwarden_programs{state=\"attached\"} 1\nringwarden_programs{state=\"failed\"} 1\nringwarden_programs{state=\"not_applicable\"} 1\n",
             "# HELP ringwarden_uptime_seconds Seconds since the daemon started.\n# TYPE ringwarden_uptime_seconds gauge\nringwarden_uptime_seconds 3723.456\n",
         ] {
@@ -444,6 +452,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ringwarden_decode_errors_total",
             "ringwarden_sink_errors_total",
             "ringwarden_resident_memory_bytes",
+            "ringwarden_tamper_total",
             "ringwarden_programs",
             "ringwarden_uptime_seconds",
             "ringwarden_metrics_renders_total",

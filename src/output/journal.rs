@@ -198,6 +198,16 @@ pub fn encode(
     })
 }
 
+/// Appends the journal entry of an event the daemon raised itself.
+pub fn encode_raised(clock: &WallClock, ev: &super::Raised<'_>, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"MESSAGE=");
+    let priority = ev.summary(buf);
+    buf.extend_from_slice(b"\nPRIORITY=");
+    buf.push(b'0' + priority);
+    buf.extend_from_slice(b"\nSYSLOG_IDENTIFIER=ringwarden\n");
+    ev.walk(clock, &mut Entry::new(buf));
+}
+
 // ---------------------------------------------------------------------------------
 // The sink
 
@@ -551,6 +561,11 @@ impl Sink for JournalSink {
     }
     fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError> {
         self.push(ring, clock, data)
+    }
+    fn raise(&mut self, clock: &WallClock, ev: &super::Raised<'_>) {
+        let mark = self.buf.len();
+        encode_raised(clock, ev, &mut self.buf);
+        self.lens.push(self.buf.len() - mark);
     }
     fn buffered(&self) -> usize {
         self.pending_bytes()

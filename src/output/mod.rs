@@ -2,11 +2,13 @@
 //! take rendered events out of the loop without ever blocking it.
 pub mod journal;
 pub mod json;
+pub mod raised;
 pub mod sink;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use raised::Raised;
 pub use sink::{Flushed, Lines, Sink};
 
 use crate::sys::{self, Exit};

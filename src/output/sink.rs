@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use log::error;
 
+use super::raised::Raised;
 use crate::family::DecodeError;
 use crate::sys::clock::WallClock;
 
@@ -48,6 +49,9 @@ pub trait Sink {
     fn count_lost(&mut self, n: u64);
     /// Renders one ring record for this output.
     fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError>;
+    /// Renders one event the daemon raised itself (no ring, no seq; see
+    /// [`super::raised`]). The caller checks [`Sink::renders`] and [`Sink::has_room`].
+    fn raise(&mut self, clock: &WallClock, ev: &Raised<'_>);
     /// Bytes rendered and not yet written.
     fn buffered(&self) -> usize;
     /// Writes as much as the target takes now.
@@ -151,6 +155,12 @@ impl Sink for Lines {
 
     fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError> {
         super::json::render(ring, clock, data, &mut self.buf)
+    }
+
+    fn raise(&mut self, clock: &WallClock, ev: &Raised<'_>) {
+        let mut line = super::json::Line::begin(&mut self.buf);
+        ev.walk(clock, &mut line);
+        line.end();
     }
 
     fn buffered(&self) -> usize {

@@ -438,8 +438,34 @@ pub fn parse_lines(raw: &str) -> Vec<Value> {
 }
 
 impl Finished {
-    /// Asserts a clean exit and exact books on every ring, and returns self.
+    /// Asserts a clean exit and exact books on every ring, and returns self. Nobody
+    /// tampers with a test's daemon, so none of its own map writes (wake-ups, resizes,
+    /// reloads, the tgid learned in a PID namespace) may be taken for tampering.
     pub fn assert_exact(&self) -> &Self {
+        self.assert_exact_tampered(0)
+    }
+
+    /// [`Finished::assert_exact`] for a daemon the test tampered with `n` times: exactly
+    /// `n` `tamper` events, log lines and counts in the stats.
+    pub fn assert_exact_tampered(&self, n: u64) -> &Self {
+        let tamper = self
+            .events
+            .iter()
+            .filter(|e| e["type"] == "anomaly" && e["rule"] == "tamper")
+            .count() as u64;
+        assert_eq!(tamper, n, "tamper events; log:\n{}", self.stderr);
+        assert_eq!(
+            self.stderr.matches("tamper: ").count() as u64,
+            n,
+            "tamper log lines; log:\n{}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stats["tamper"].as_u64(),
+            Some(n),
+            "tamper in the stats: {}",
+            self.stats
+        );
         assert!(
             self.status.success(),
             "exit {:?}; log:\n{}",

@@ -1,0 +1,460 @@
+//! Tamper detection against the real kernel: this test, as root, changes the running
+//! daemon's BPF maps behind its back through the bpf syscall (BPF_MAP_GET_FD_BY_ID on
+//! the ids the daemon's own fds hold), as `bpftool map update` would. Each change must
+//! give exactly one critical `tamper` anomaly within two ticks, be put back (events
+//! flow again: N actions -> N events), and leave the books exact.
+mod common;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fs;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Finished, gettid, u};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, RingBufferBuilder};
+use serde_json::Value;
+
+const KEY: [u8; 4] = 0u32.to_ne_bytes();
+/// `RW_CONFIG_STOPPED` (bpf/common.h).
+const STOPPED: u32 = 1;
+/// The daemon's tick: a change must be reported within two.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Every map the daemon `pid` holds an fd of, by the ids in its /proc fdinfo; so only
+/// this test's daemon, whatever other daemons run at the same time.
+fn daemon_maps(pid: u32) -> Vec<(String, MapHandle)> {
+    let mut ids = HashSet::new();
+    for e in fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the daemon's fdinfo") {
+        let text = fs::read_to_string(e.expect("fdinfo entry").path()).unwrap_or_default();
+        if let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            ids.insert(id);
+        }
+    }
+    ids.into_iter()
+        .filter_map(|id| MapHandle::from_map_id(id).ok())
+        .map(|m| (m.name().to_string_lossy().into_owned(), m))
+        .collect()
+}
+
+fn map(maps: &[(String, MapHandle)], name: &str) -> MapHandle {
+    let found: Vec<_> = maps.iter().filter(|(n, _)| n == name).collect();
+    assert_eq!(found.len(), 1, "the daemon holds one map {name}");
+    MapHandle::try_from(&found[0].1).expect("dup map fd")
+}
+
+/// `struct rw_config`'s first two members: self_tgid, flags.
+fn config(m: &MapHandle) -> (u32, u32, Vec<u8>) {
+    let v = m
+        .lookup(&KEY, MapFlags::ANY)
+        .expect("lookup")
+        .expect("slot 0");
+    let word = |i: usize| u32::from_ne_bytes(v[i..i + 4].try_into().expect("4 bytes"));
+    (word(0), word(4), v)
+}
+
+fn set_config(m: &MapHandle, self_tgid: u32, flags: u32) {
+    let (_, _, mut v) = config(m);
+    v[0..4].copy_from_slice(&self_tgid.to_ne_bytes());
+    v[4..8].copy_from_slice(&flags.to_ne_bytes());
+    m.update(&KEY, &v, MapFlags::ANY)
+        .expect("tamper with rw_config");
+}
+
+fn tamper_events(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "anomaly" && e["rule"] == "tamper")
+        .collect()
+}
+
+/// Waits until the daemon has raised `n` tamper events (its log line comes just before
+/// the event is written; the output is flushed at the end of that loop pass), then
+/// until they are in the output. Returns how long the log line took. Polls the small
+/// log, not the output: every read of the output is an open the daemons report.
+fn wait_tamper(d: &Daemon, n: usize, since: Instant) -> Duration {
+    let logged = loop {
+        let got = d.log().matches("tamper: ").count();
+        if got >= n {
+            break since.elapsed();
+        }
+        assert!(
+            since.elapsed() < 10 * TICK,
+            "{got} tamper log lines after 10 s, want {n}; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    while d.count_lines_with("\"rule\":\"tamper\"") < n {
+        assert!(since.elapsed() < 10 * TICK, "logged but not written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("tamper raised {logged:?} after the change");
+    logged
+}
+
+/// `n` writes of `path` by a thread of their own (so that the test's reads of the
+/// output are not counted with them); returns its tid.
+fn opens(path: &std::path::Path, n: usize) -> u32 {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            fs::write(&path, b"x").expect("write probe");
+        }
+        gettid()
+    })
+    .join()
+    .expect("probe thread")
+}
+
+fn opens_of(f: &Finished, tid: u32, path: &std::path::Path) -> usize {
+    let p = path.to_str().expect("utf-8 path");
+    f.of_type("open")
+        .filter(|e| u(&e["tid"]) == u64::from(tid) && e["path"] == p)
+        .count()
+}
+
+/// The one tamper event, with the fields docs/events.md promises.
+fn check_event(e: &Value, daemon: u32, family: &str, map: &str, field: &str) -> (u64, u64) {
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert_eq!(e["origin"], "daemon", "{e}");
+    assert_eq!(e["family"], family, "{e}");
+    assert_eq!(e["map"], map, "{e}");
+    assert_eq!(e["field"], field, "{e}");
+    assert_eq!(u(&e["pid"]), u64::from(daemon), "{e}");
+    assert!(e.get("seq").is_none() && e.get("ring").is_none(), "{e}");
+    assert!(e["ts"].is_string() && e["ts_ns"].is_u64(), "{e}");
+    (u(&e["expected"]), u(&e["found"]))
+}
+
+fn start(tag: &str, only: &str) -> Daemon {
+    Daemon::builder(tag).args(&args(only)).start()
+}
+
+/// One family, a ring big enough for the whole machine's activity during the test
+/// (other tests run floods), and no resizes or wake-up switches: the only writes to the
+/// maps are the daemon's first ones and the test's.
+fn args(only: &str) -> Vec<&str> {
+    let size = if only == "file" {
+        "file=8MiB"
+    } else {
+        "syscall=8MiB"
+    };
+    vec![
+        "--only",
+        only,
+        "--ring-size",
+        size,
+        "--adaptive",
+        "off",
+        "--wakeup",
+        "every",
+    ]
+}
+
+/// The end of every test: a clean exit, exact books and exactly `n` tamper events
+/// (in the output, the log and the stats).
+fn finish(d: Daemon, n: u64) -> Finished {
+    let f = d.stop();
+    f.assert_exact_tampered(n);
+    f
+}
+
+#[test]
+fn self_tgid_changed_is_raised_once_and_restored() {
+    let d = start("tamper-tgid", "file");
+    let daemon = d.pid();
+    let probe = d.dir.join("probe-tgid");
+    let cfg = map(&daemon_maps(daemon), "rw_config");
+    assert_eq!(
+        config(&cfg).0,
+        daemon,
+        "the daemon's own tgid to begin with"
+    );
+
+    let before = opens(&probe, 5);
+    // The programs now take this test process for the daemon and skip it.
+    let me = std::process::id();
+    let t = Instant::now();
+    set_config(&cfg, me, 0);
+    let took = wait_tamper(&d, 1, t);
+    assert!(took < 2 * TICK, "reported after {took:?}");
+    assert_eq!(config(&cfg).0, daemon, "self_tgid restored");
+    let after = opens(&probe, 7);
+
+    let f = finish(d, 1);
+    let ev = tamper_events(&f.events);
+    let (expected, found) = check_event(ev[0], daemon, "file", "rw_config", "self_tgid");
+    assert_eq!((expected, found), (daemon.into(), me.into()));
+    // Before and after the change (the window in between is the attack's).
+    assert_eq!(opens_of(&f, before, &probe), 5, "opens before");
+    assert_eq!(opens_of(&f, after, &probe), 7, "opens after");
+}
+
+#[test]
+fn stop_flag_set_is_raised_once_and_restored() {
+    let d = start("tamper-stop", "file");
+    let daemon = d.pid();
+    let probe = d.dir.join("probe-stop");
+    let cfg = map(&daemon_maps(daemon), "rw_config");
+
+    let t = Instant::now();
+    set_config(&cfg, daemon, STOPPED);
+    let took = wait_tamper(&d, 1, t);
+    assert!(took < 2 * TICK, "reported after {took:?}");
+    assert_eq!(config(&cfg).1, 0, "the stop flag is cleared again");
+    let after = opens(&probe, 9);
+
+    let f = finish(d, 1);
+    let ev = tamper_events(&f.events);
+    let (expected, found) = check_event(ev[0], daemon, "file", "rw_config", "flags");
+    assert_eq!((expected, found), (0, u64::from(STOPPED)));
+    assert_eq!(opens_of(&f, after, &probe), 9, "reporting resumed");
+}
+
+/// A ring put in the programs' slot takes the events: the daemon puts its own back, and
+/// the books show exactly what the thief took (produced = received + dropped + stolen).
+#[test]
+fn ring_swapped_in_is_raised_once_and_replaced() {
+    let d = start("tamper-ring", "file");
+    let daemon = d.pid();
+    let probe = d.dir.join("probe-ring");
+    let maps = daemon_maps(daemon);
+    let outer = map(&maps, "file_rings");
+    let ours = map(&maps, "file_ring");
+    let our_id = ours.info().expect("ring info").info.id;
+    let slot = |m: &MapHandle| {
+        let v = m
+            .lookup(&KEY, MapFlags::ANY)
+            .expect("lookup")
+            .expect("slot");
+        u32::from_ne_bytes(v[..4].try_into().expect("id"))
+    };
+    assert_eq!(slot(&outer), our_id);
+
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    let thief = MapHandle::create(
+        MapType::RingBuf,
+        Some("thief"),
+        0,
+        0,
+        ours.max_entries(),
+        &opts,
+    )
+    .expect("create the thief's ring");
+    let thief_id = thief.info().expect("thief info").info.id;
+    // Its records: (seq, tid) of each, read from the header.
+    let stolen = Rc::new(RefCell::new(Vec::new()));
+    let mut rb = RingBufferBuilder::new();
+    let s = stolen.clone();
+    rb.add(&thief, move |data: &[u8]| {
+        let seq = u64::from_ne_bytes(data[0..8].try_into().expect("seq"));
+        let tid = u32::from_ne_bytes(data[32..36].try_into().expect("tid"));
+        s.borrow_mut().push((seq, tid));
+        0
+    })
+    .expect("consumer");
+    let rb = rb.build().expect("consumer");
+
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&thief)) as u32;
+    let t = Instant::now();
+    outer
+        .update(&KEY, &fd.to_ne_bytes(), MapFlags::ANY)
+        .expect("swap the thief's ring in");
+    let during = opens(&probe, 4); // into the thief's ring
+    let took = wait_tamper(&d, 1, t);
+    assert!(took < 2 * TICK, "reported after {took:?}");
+    assert_eq!(slot(&outer), our_id, "the daemon's ring is back");
+    // Nothing reaches the thief's ring any more: what it holds is final.
+    rb.consume().expect("drain the thief's ring");
+    let after = opens(&probe, 6);
+
+    let f = d.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+    let ev = tamper_events(&f.events);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let (expected, found) = check_event(ev[0], daemon, "file", "file_rings", "ring_id");
+    assert_eq!((expected, found), (our_id.into(), thief_id.into()));
+    assert_eq!(u(&f.stats["tamper"]), 1);
+    assert_eq!(opens_of(&f, during, &probe), 0, "stolen");
+    assert_eq!(
+        opens_of(&f, after, &probe),
+        6,
+        "the opens after the restore"
+    );
+    let stolen = stolen.borrow();
+    assert_eq!(
+        stolen.iter().filter(|(_, t)| *t == during).count(),
+        4,
+        "the opens during the theft went to the thief"
+    );
+    // The books: every seq is in the output, in the thief's ring, or dropped.
+    let r = f.ring("file");
+    let (p, rx, dr) = (u(&r["produced"]), u(&r["received"]), u(&r["dropped"]));
+    assert_eq!(p, rx + dr + stolen.len() as u64, "{r}");
+    let ours: HashSet<u64> = f
+        .events
+        .iter()
+        .filter(|e| e["ring"] == "file")
+        .map(|e| u(&e["seq"]))
+        .collect();
+    assert_eq!(ours.len() as u64, rx, "lines written = received");
+    assert!(stolen.iter().all(|(s, _)| *s < p && !ours.contains(s)));
+}
+
+/// The syscall family's filter is the daemon's: a syscall switched off is switched on
+/// again, reported by name.
+#[test]
+fn syscall_filter_entry_switched_off_is_raised_once_and_restored() {
+    let d = start("tamper-filter", "syscall");
+    let daemon = d.pid();
+    let filter = map(&daemon_maps(daemon), "syscall_filter");
+    let nr = (libc::SYS_personality as u32).to_ne_bytes();
+    let on = |m: &MapHandle| {
+        m.lookup(&nr, MapFlags::ANY)
+            .expect("lookup")
+            .expect("entry")[0]
+    };
+    assert_eq!(on(&filter), 1, "personality is in the default set");
+
+    let t = Instant::now();
+    filter
+        .update(&nr, &[0], MapFlags::ANY)
+        .expect("switch personality off");
+    let took = wait_tamper(&d, 1, t);
+    assert!(took < 2 * TICK, "reported after {took:?}");
+    assert_eq!(on(&filter), 1, "switched on again");
+    let tid = std::thread::spawn(|| {
+        for _ in 0..8 {
+            // SAFETY: 0xffffffff only queries the persona.
+            unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu64) };
+        }
+        gettid()
+    })
+    .join()
+    .expect("syscall thread");
+
+    let f = finish(d, 1);
+    let ev = tamper_events(&f.events);
+    let (expected, found) = check_event(ev[0], daemon, "syscall", "syscall_filter", "personality");
+    assert_eq!((expected, found), (1, 0));
+    let mine = f
+        .of_type("syscall")
+        .filter(|e| u(&e["tid"]) == u64::from(tid) && e["name"] == "personality")
+        .count();
+    assert_eq!(mine, 8, "reported again");
+}
+
+/// In a PID namespace the programs learn the daemon's real tgid themselves: that write
+/// is not tampering; changing the learned value afterwards is.
+#[test]
+fn learned_tgid_is_not_tampering_but_changing_it_is() {
+    let d = Daemon::builder("tamper-pidns")
+        .args(&args("file"))
+        .pid_namespace()
+        .start();
+    let daemon = d.pid();
+    let cfg = map(&daemon_maps(daemon), "rw_config");
+    // The daemon's stats writes (every second) are its first events: learned then.
+    let t = Instant::now();
+    while config(&cfg).0 != daemon {
+        assert!(
+            t.elapsed() < 5 * TICK,
+            "tgid not learned: {:?}",
+            config(&cfg)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(2 * TICK);
+    assert_eq!(
+        d.count_lines_with("\"rule\":\"tamper\""),
+        0,
+        "learning is no tamper"
+    );
+
+    let t = Instant::now();
+    set_config(&cfg, std::process::id(), 0);
+    let took = wait_tamper(&d, 1, t);
+    assert!(took < 2 * TICK, "reported after {took:?}");
+    assert_eq!(config(&cfg).0, daemon, "the learned tgid restored");
+
+    let f = finish(d, 1);
+    let ev = tamper_events(&f.events);
+    let e = ev[0];
+    assert_eq!(e["field"], "self_tgid", "{e}");
+    assert_eq!(u(&e["expected"]), u64::from(daemon), "{e}");
+    assert_eq!(u(&e["found"]), u64::from(std::process::id()), "{e}");
+}
+
+/// With `--output journal` the event is a journal entry of priority crit (2), with the
+/// same fields and no seq; here the journal is a socket bound by the test.
+#[test]
+fn journal_entry_is_priority_crit() {
+    let dir = common::temp_dir("tamper-journal");
+    let path = dir.join("journal.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the journal socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut a = args("file");
+    a[1] = "cgroup"; // a quiet family: few entries besides ours
+    a[3] = "cgroup=1MiB";
+    a.extend(["--output", "journal"]);
+    let d = Daemon::builder("tamper-journal")
+        .in_dir(&dir)
+        .args(&a)
+        .env(
+            "RINGWARDEN_JOURNAL_SOCKET",
+            path.to_str().expect("utf-8 path"),
+        )
+        .start();
+    let daemon = d.pid();
+    let cfg = map(&daemon_maps(daemon), "rw_config");
+
+    let t = Instant::now();
+    set_config(&cfg, daemon, STOPPED);
+    let mut buf = vec![0u8; 1 << 16];
+    let entry = loop {
+        assert!(t.elapsed() < 2 * TICK, "no tamper entry within two ticks");
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("\nRINGWARDEN_RULE=tamper\n") {
+            break text;
+        }
+    };
+    let f = d.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+    let lines: Vec<&str> = entry.lines().collect();
+    for want in [
+        "MESSAGE=anomaly critical tamper: cgroup rw_config.flags was changed behind ringwarden's back: 1 instead of 0 (restored)",
+        "PRIORITY=2",
+        "SYSLOG_IDENTIFIER=ringwarden",
+        "RINGWARDEN_TYPE=anomaly",
+        "RINGWARDEN_ORIGIN=daemon",
+        "RINGWARDEN_SEVERITY=critical",
+        "RINGWARDEN_FAMILY=cgroup",
+        "RINGWARDEN_MAP=rw_config",
+        "RINGWARDEN_FIELD=flags",
+        "RINGWARDEN_EXPECTED=0",
+        "RINGWARDEN_FOUND=1",
+        &format!("RINGWARDEN_PID={daemon}"),
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {entry:?}");
+    }
+    assert!(!entry.contains("RINGWARDEN_SEQ="), "{entry:?}");
+    assert_eq!(u(&f.stats["tamper"]), 1, "{}", f.stats);
+    assert_eq!(f.stderr.matches("tamper: ").count(), 1, "{}", f.stderr);
+    let r = f.ring("cgroup");
+    assert_eq!(
+        u(&r["produced"]),
+        u(&r["received"]) + u(&r["dropped"]),
+        "{r}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
