@@ -5,7 +5,8 @@ mod common;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -267,8 +268,28 @@ fn five_hundred_opens_give_exact_open_events() {
     let ok = events.iter().filter(|e| i(&e["ret"]) >= 0).count();
     assert_eq!(ok, 500, "successful open events");
     let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    // What the kernel names: the directory's real path, whatever the open passed.
+    let mut real = fs::canonicalize(&dir)
+        .expect("canonical dir")
+        .into_os_string()
+        .into_vec();
+    real.push(b'/');
     for e in &events {
         let p = bytes_of(e, "path");
+        assert_eq!(e["path_changed"], false, "{e}");
+        assert!(e.get("path_unchecked").is_none(), "{e}");
+        if i(&e["ret"]) >= 0 {
+            let name = p.strip_prefix(&prefix[..]).unwrap_or(&p);
+            let want_real = [&real[..], name].concat();
+            assert_eq!(bytes_of(e, "resolved_path"), want_real, "{e}");
+            assert_eq!(e["resolved_truncated"], false, "{e}");
+            let ino = fs::metadata(OsStr::from_bytes(&want_real))
+                .expect("file")
+                .ino();
+            assert_eq!(u(&e["ino"]), ino, "{e}");
+        } else {
+            assert!(e.get("resolved_path").is_none(), "{e}");
+        }
         let w = want
             .get(&p)
             .unwrap_or_else(|| panic!("unexpected open event {e}"));
