@@ -194,6 +194,14 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	return 0;
 }
 
+/* Superblock magics (include/uapi/linux/magic.h) of the pseudo filesystems whose files
+ * have no dentry name: the kernel names them from the inode (d_dname). */
+#define RW_PIPEFS_MAGIC 0x50495045
+#define RW_SOCKFS_MAGIC 0x534F434B
+
+static const char pipe_fmt[] = "pipe:[%llu]";
+static const char socket_fmt[] = "socket:[%llu]";
+
 /* Names the file at fd `fd` of the task into e->resolved; returns its length. */
 static __always_inline __u32 resolve(struct task_struct *task, long fd, struct file_scratch *b,
 				     struct open_event *e, __u32 *flags)
@@ -234,8 +242,21 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 	    BPF_CORE_READ(fd_d, d_parent) != fd_d)
 		c.flags |= RW_OPEN_RESOLVED_DELETED;
 	*flags |= c.flags;
+	char *out = b->rec + sizeof(struct open_event);
+	if ((c.flags & RW_OPEN_RESOLVED_PSEUDO) && pos == RW_RESOLVED_LEN) {
+		/* No name (pipes, sockets): as /proc/PID/fd shows them, pipe:[INO]. */
+		__u64 magic = BPF_CORE_READ(file, f_inode, i_sb, s_magic);
+		const char *fmt = magic == RW_PIPEFS_MAGIC   ? pipe_fmt
+				  : magic == RW_SOCKFS_MAGIC ? socket_fmt
+							     : NULL;
+		if (!fmt)
+			return 0;
+		__u64 ino = e->ino;
+		long n = bpf_snprintf(out, 32, fmt, &ino, sizeof(ino));
+		return n > 1 && n <= 32 ? (__u32)n - 1 : 0;
+	}
 	__u32 len = RW_RESOLVED_LEN - pos;
-	bpf_probe_read_kernel(b->rec + sizeof(struct open_event), len, &b->tmp[pos]);
+	bpf_probe_read_kernel(out, len, &b->tmp[pos]);
 	return len;
 }
 
@@ -292,6 +313,8 @@ static __always_inline int emit(long ret, __u32 sc)
 	__u32 rlen = 0;
 	if (ret >= 0)
 		rlen = resolve(task, ret, b, e, &pf);
+	if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
+		rlen = RW_RESOLVED_LEN;
 	e->path_flags = pf;
 	e->resolved_len = rlen;
 	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen);

@@ -34,7 +34,7 @@ enum rw_open_path_flags {
 	RW_OPEN_RESOLVED_TRUNCATED = 16,
 	RW_OPEN_RESOLVED_DELETED = 32, /* the file has no name any more (unlinked, O_TMPFILE) */
 	/* Not in any directory (pipe, socket, memfd, anon inode): resolved_path is the
-	 * kernel's name for it, as is. */
+	 * kernel's name for it (pipe:[INO], socket:[INO], memfd:NAME). */
 	RW_OPEN_RESOLVED_PSEUDO = 64,
 	/* Not below the task's root (chroot, another mount namespace): resolved_path runs
 	 * from the top of the file's mount tree. */

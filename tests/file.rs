@@ -423,6 +423,7 @@ fn daemon_does_not_see_its_own_opens() {
 }
 
 /// Opens whose file has no ordinary name: one event each, with the flag that says why.
+/// (A pipe is named as /proc/PID/fd shows it: `pipe:[INO]`.)
 const ODD_FILES: &str = r#"
 import json, os, sys
 d = sys.argv[1]
@@ -518,9 +519,12 @@ fn resolved_path_of_deleted_pseudo_and_out_of_root_files() {
     );
     assert_eq!(flags(&e), ["resolved_deleted"], "{e}");
     assert_eq!(u(&e["ino"]), ino);
-    // A pipe reopened through /proc: no directory, no name; the inode tells which.
+    // A pipe reopened through /proc: no directory, no name; named after its inode.
     let pipe = one(ppid, &parent["pipe"], &proc_fd(i(&parent["pipe_r"])));
-    assert_eq!(bytes_of(&pipe, "resolved_path"), b"");
+    assert_eq!(
+        bytes_of(&pipe, "resolved_path"),
+        format!("pipe:[{}]", u(&parent["pipe_ino"])).as_bytes()
+    );
     assert_eq!(flags(&pipe), ["resolved_pseudo"], "{pipe}");
     assert_eq!(u(&pipe["ino"]), u(&parent["pipe_ino"]));
     // A memfd: the kernel's name for it.

@@ -328,7 +328,11 @@ fn records() -> Vec<Case> {
     );
     e.path_flags = file::OPEN_PATH_UNCHECKED | file::OPEN_RESOLVED_PSEUDO;
     e.ino = 515465;
-    add("open_pseudo_unchecked", "file", resolved(e, b""));
+    add(
+        "open_pseudo_unchecked",
+        "file",
+        resolved(e, b"pipe:[515465]"),
+    );
     let mut e = open(
         hdr(kind::OPEN, next()),
         file::SYS_OPENAT,
