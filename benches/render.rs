@@ -48,15 +48,20 @@ fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         hdr: header(kind::OPEN),
         ret: 3,
         flags: 0o2_000_000,
+        ino: 326_974,
         mode: 0,
         dfd: -100,
         path_len: path.len() as u32,
         syscall: 2,
         path_flags: 0,
-        pad: 0,
+        resolved_len: path.len() as u32,
         path: [0; 512],
+        resolved: [],
     };
     op.path[..path.len()].copy_from_slice(path);
+    // The record goes on with its resolved path (here the same 35 bytes).
+    let mut open_rec = bytes(&op);
+    open_rec.extend_from_slice(path);
     let args = b"/bin/sh\0-c\0echo hello world\0";
     let mut ex = ExecEvent {
         hdr: header(kind::EXEC),
@@ -71,7 +76,7 @@ fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ex.args[..args.len()].copy_from_slice(args);
     vec![
         ("syscall", "syscall (getppid)", bytes(&sc)),
-        ("file", "open (35-byte path)", bytes(&op)),
+        ("file", "open (35-byte path)", open_rec),
         ("process", "exec (3 args)", bytes(&ex)),
     ]
 }

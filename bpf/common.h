@@ -222,30 +222,29 @@ RW_LAYOUT(rw_config);
 RW_ENUM(rw_config_flags);
 RW_ENUM(rw_slots);
 
-/* Commits a record with the wake-up rule (see rw_config.wakeup_bytes) and records the
- * ring's occupancy as a high-water mark. The occupancy is read once, before the commit:
- * it already counts this record (reserved space is part of it). bpf has no atomic max:
- * one compare-and-swap, retried once, so a concurrent higher value is rarely
- * overwritten by a lower one (a mark, not a counter: close is good enough). */
-static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *fill)
+/* The wake-up rule (see rw_config.wakeup_bytes) for a record of `size` bytes, given the
+ * ring's occupancy `avail` once the record is in it. */
+static __always_inline __u64 rw_wake_flags(__u64 avail, __u64 size)
+{
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || !cfg->wakeup_bytes)
+		return 0;
+	/* Only the record that crosses the threshold wakes the reader: once awake it
+	 * drains to empty, and waking it per record would cost every producer the
+	 * wake-up again. (With concurrent producers the crossing can be missed; the
+	 * batching timer still drains within its latency.) */
+	__u64 taken = (size + 8 + 7) & ~7ULL; /* record + ring header, 8-aligned */
+	__u64 before = avail > taken ? avail - taken : 0;
+	return (avail >= cfg->wakeup_bytes && before < cfg->wakeup_bytes) ? BPF_RB_FORCE_WAKEUP
+									  : BPF_RB_NO_WAKEUP;
+}
+
+/* Records the ring's occupancy as a high-water mark. bpf has no atomic max: one
+ * compare-and-swap, retried once, so a concurrent higher value is rarely overwritten by
+ * a lower one (a mark, not a counter: close is good enough). */
+static __always_inline void rw_mark(void *fill, __u64 avail)
 {
 	__u32 slot = RW_SLOT;
-	void *rb = bpf_map_lookup_elem(rings, &slot);
-	__u64 avail = rb ? bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) : 0;
-	struct rw_config *cfg = rw_cfg();
-	__u64 flags = 0;
-	if (cfg && cfg->wakeup_bytes) {
-		/* Only the record that crosses the threshold wakes the reader: once awake it
-		 * drains to empty, and waking it per record would cost every producer the
-		 * wake-up again. (With concurrent producers the crossing can be missed; the
-		 * batching timer still drains within its latency.) */
-		__u64 taken = (size + 8 + 7) & ~7ULL; /* record + ring header, 8-aligned */
-		__u64 before = avail > taken ? avail - taken : 0;
-		flags = (avail >= cfg->wakeup_bytes && before < cfg->wakeup_bytes)
-				? BPF_RB_FORCE_WAKEUP
-				: BPF_RB_NO_WAKEUP;
-	}
-	bpf_ringbuf_submit(rec, flags);
 	struct rw_fill *f = bpf_map_lookup_elem(fill, &slot);
 	if (!f)
 		return;
@@ -256,8 +255,48 @@ static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *
 	}
 }
 
+/* Commits a record with the wake-up rule and records the ring's occupancy. The
+ * occupancy is read once, before the commit: it already counts this record (reserved
+ * space is part of it). */
+static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *fill)
+{
+	__u32 slot = RW_SLOT;
+	void *rb = bpf_map_lookup_elem(rings, &slot);
+	__u64 avail = rb ? bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) : 0;
+	bpf_ringbuf_submit(rec, rw_wake_flags(avail, size));
+	rw_mark(fill, avail);
+}
+
+/* For records of varying size built elsewhere (a per-CPU buffer): counts the attempt,
+ * stamps its seq into `h`, copies `size` bytes into the ring (bpf_ringbuf_output) with
+ * the wake-up rule, and counts a failure as a drop, as rw_reserve + rw_commit do. */
+static __always_inline void rw_output(void *rings, void *stats, void *fill, struct rw_header *h,
+				      __u64 size)
+{
+	__u32 slot = RW_SLOT;
+	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	if (!c)
+		return;
+	h->seq = __sync_fetch_and_add(&c->produced, 1);
+	void *rb = bpf_map_lookup_elem(rings, &slot);
+	if (!rb) {
+		__sync_fetch_and_add(&c->dropped, 1);
+		return;
+	}
+	/* The occupancy once this record is in: what rw_commit sees after a reserve. */
+	__u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) + ((size + 8 + 7) & ~7ULL);
+	if (bpf_ringbuf_output(rb, h, size, rw_wake_flags(avail, size))) {
+		__sync_fetch_and_add(&c->dropped, 1);
+		return;
+	}
+	rw_mark(fill, avail);
+}
+
 /* Commit (with the wake-up rule) + high-water mark in one step. */
 #define RW_SUBMIT(fam, e) rw_commit(e, sizeof(*(e)), &fam##_rings, &fam##_fill)
+
+/* rw_output on the family's maps: `size` bytes from `h`. */
+#define RW_OUTPUT(fam, h, size) rw_output(&fam##_rings, &fam##_stats, &fam##_fill, h, size)
 
 /* Reserve + header stamped `ts` in one step. */
 #define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                                \

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* File family: open, openat, openat2 from the syscalls tracepoints (tracefs). Enter
- * stashes the arguments by thread, exit pairs them with the result: one event per
- * completed syscall. The path is read at exit, when the kernel has already copied it
- * (so its page is present and a non-sleepable read does not fail on a fault). */
+ * remembers the arguments and a first copy of the path in the thread's own storage, exit
+ * pairs them with the result: one event per completed syscall. The path is read again
+ * at exit (a copy that changed in between is flagged), and a successful open's file is
+ * named from the kernel's objects (resolved_path), not from the process's memory. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -18,37 +19,95 @@ RW_DECLARE_RING(file);
 #define RW_O_TMPFILE_BIT 020000000
 #define RW_AT_FDCWD -100
 
-/* Arguments of a syscall in flight, by thread. */
-struct open_args {
+/* NAME_MAX: a longer name is not a directory entry. */
+#define RW_NAME_MAX 255
+/* Steps of the walk to the root: components and mount crossings. A path that fits
+ * RW_RESOLVED_LEN has fewer than RW_RESOLVED_LEN / 2 components. */
+#define RW_WALK_STEPS 4096
+
+/* A syscall in flight: its arguments and the path as it was at entry. */
+struct open_start {
 	__u64 filename; /* user pointer */
 	__u64 flags;
 	__u32 mode;
 	__s32 dfd;
 	__u32 syscall;
-	__u32 pad;
+	__u32 active;     /* 1 from an enter to its exit */
+	__u32 path_len;   /* of the entry copy */
+	__u32 path_flags; /* of the entry copy: RW_OPEN_PATH_TRUNCATED, _UNREADABLE */
+	char path[RW_PATH_LEN];
 };
 
-/* A plain hash, not LRU: an entry lives only between a thread's enter and exit, so
- * the map holds at most one entry per thread inside open (an LRU could evict a live
- * one under load and lose an event). */
+/* Per thread (task local storage), not a table keyed by tid: nothing another user can
+ * fill (a fixed-size table full of threads blocked in open hid everyone else's opens),
+ * nothing evicted, and it goes away with the thread. Its memory is per thread that ever
+ * opened while the daemon ran. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct open_args);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct open_start);
 } file_inflight SEC(".maps");
+
+/* Per CPU: the record being built, sent with only the bytes it uses, and the area where
+ * resolved_path is written from its end (the walk goes from the file up). Tracing
+ * programs do not nest on a CPU (the kernel's recursion guard), so one is enough. */
+struct file_scratch {
+	char rec[sizeof(struct open_event) + RW_RESOLVED_LEN];
+	char tmp[2 * RW_RESOLVED_LEN]; /* the string ends at RW_RESOLVED_LEN */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct file_scratch);
+} file_scratch SEC(".maps");
+
+static __always_inline struct file_scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&file_scratch, &zero);
+}
+
+/* Reads the user's path into buf; returns its length, sets RW_OPEN_PATH_* in *flags. */
+static __always_inline __u32 read_path(char *buf, __u64 filename, __u32 *flags)
+{
+	const char *up = (const char *)filename;
+	long n = bpf_probe_read_user_str(buf, RW_PATH_LEN, up);
+	if (n < 1) {
+		buf[0] = 0;
+		*flags |= RW_OPEN_PATH_UNREADABLE;
+		return 0;
+	}
+	if (n == RW_PATH_LEN) {
+		/* The buffer is full: truncated unless the string ends exactly there. */
+		char next = 0;
+		if (bpf_probe_read_user(&next, 1, up + RW_PATH_LEN - 1) || next)
+			*flags |= RW_OPEN_PATH_TRUNCATED;
+	}
+	return n - 1;
+}
 
 static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 dfd, __u32 sc)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct open_args a = {
-		.filename = filename,
-		.flags = flags,
-		.mode = mode,
-		.dfd = dfd,
-		.syscall = sc,
-	};
-	RW_STASH(file, &file_inflight, &tid, &a);
+	struct open_start *s = bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		/* No memory for the entry (or storage busy): on the books. */
+		RW_COUNT_UNTRACKED(file);
+		return 0;
+	}
+	s->filename = filename;
+	s->flags = flags;
+	s->mode = mode;
+	s->dfd = dfd;
+	s->syscall = sc;
+	/* The page may not be present yet (the kernel faults it in, this read cannot):
+	 * then only the exit copy exists, flagged unchecked. */
+	s->path_flags = 0;
+	s->path_len = read_path(s->path, filename, &s->path_flags);
+	s->active = 1;
 	return 0;
 }
 
@@ -59,45 +118,208 @@ static __always_inline __u32 creat_mode(__u64 flags, __u64 mode)
 	return (flags & (RW_O_CREAT | RW_O_TMPFILE_BIT)) ? (__u32)mode : 0;
 }
 
+static __always_inline bool differs(const char *a, const char *b, __u32 n)
+{
+	for (__u32 i = 0; i < RW_PATH_LEN; i++) {
+		if (i >= n)
+			break;
+		if (a[i] != b[i])
+			return true;
+	}
+	return false;
+}
+
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct dentry *root_d;
+	struct vfsmount *root_vm;
+	__u64 mnt_off;
+	__u32 pos; /* where the string starts in tmp; it ends at RW_RESOLVED_LEN */
+	__u32 flags;
+	__u32 done;
+	__u32 pad;
+};
+
+/* One step up from c->d, prepending its name; 1 ends the walk. Mount crossing as in
+ * anomaly's walk_step (d_path is not allowed here); a bpf_loop callback is verified once. */
+static long walk_step(__u32 i, struct walk_ctx *c)
+{
+	/* bpf_core_cast: plain (fault-safe) loads, not a helper call per field. */
+	struct dentry *d = bpf_core_cast(c->d, struct dentry);
+	struct vfsmount *vm = bpf_core_cast(c->vm, struct vfsmount);
+	if (d == c->root_d && vm == c->root_vm) {
+		c->done = 1;
+		return 1;
+	}
+	if (d == vm->mnt_root) {
+		struct mount *m = bpf_core_cast((void *)vm - c->mnt_off, struct mount);
+		struct mount *parent = m->mnt_parent;
+		if (parent == m) {
+			/* The top of the mount tree without passing the task's root. */
+			c->flags |= RW_OPEN_RESOLVED_OUTSIDE_ROOT;
+			c->done = 1;
+			return 1;
+		}
+		c->d = m->mnt_mountpoint;
+		c->vm = (struct vfsmount *)((void *)parent + c->mnt_off);
+		return 0;
+	}
+	struct dentry *up = d->d_parent;
+	/* Not under any directory: a pseudo file; its own name is all there is. */
+	bool pseudo = up == d;
+	__u32 len = d->d_name.len;
+	const unsigned char *name = d->d_name.name;
+	__u32 need = len + (pseudo ? 0 : 1);
+	if (len > RW_NAME_MAX || need > c->pos) {
+		c->flags |= RW_OPEN_RESOLVED_TRUNCATED;
+		return 1;
+	}
+	struct file_scratch *b = scratch();
+	if (!b)
+		return 1;
+	__u32 pos = c->pos - need;
+	c->pos = pos;
+	pos &= RW_RESOLVED_LEN - 1; /* a no-op (pos < RW_RESOLVED_LEN) the verifier needs */
+	if (!pseudo) {
+		b->tmp[pos] = '/';
+		pos++;
+	}
+	bpf_probe_read_kernel(&b->tmp[pos & (RW_RESOLVED_LEN - 1)], len & RW_NAME_MAX, name);
+	if (pseudo) {
+		c->flags |= RW_OPEN_RESOLVED_PSEUDO;
+		c->done = 1;
+		return 1;
+	}
+	c->d = up;
+	return 0;
+}
+
+/* Superblock magics (include/uapi/linux/magic.h) of the pseudo filesystems whose files
+ * have no dentry name: the kernel names them from the inode (d_dname). */
+#define RW_PIPEFS_MAGIC 0x50495045
+#define RW_SOCKFS_MAGIC 0x534F434B
+
+static const char pipe_fmt[] = "pipe:[%llu]";
+static const char socket_fmt[] = "socket:[%llu]";
+
+/* Names the file at fd `fd` of the task into e->resolved; returns its length. */
+static __always_inline __u32 resolve(struct task_struct *task, long fd, struct file_scratch *b,
+				     struct open_event *e, __u32 *flags)
+{
+	struct task_struct *t = bpf_core_cast(task, struct task_struct);
+	struct fdtable *fdt = t->files->fdt;
+	__u64 max = fdt->max_fds;
+	struct file **fds = fdt->fd;
+	struct file *fp = NULL;
+	if ((__u64)fd < max)
+		bpf_probe_read_kernel(&fp, sizeof(fp), &fds[fd]);
+	if (!fp) {
+		*flags |= RW_OPEN_RESOLVED_UNAVAILABLE;
+		return 0;
+	}
+	struct file *file = bpf_core_cast(fp, struct file);
+	e->ino = file->f_inode->i_ino;
+	struct dentry *fd_d = file->f_path.dentry;
+	struct walk_ctx c = {
+		.d = fd_d,
+		.vm = file->f_path.mnt,
+		.root_d = t->fs->root.dentry,
+		.root_vm = t->fs->root.mnt,
+		.mnt_off = bpf_core_field_offset(struct mount, mnt),
+		.pos = RW_RESOLVED_LEN,
+	};
+	bpf_loop(RW_WALK_STEPS, walk_step, &c, 0);
+	if (!c.done)
+		c.flags |= RW_OPEN_RESOLVED_TRUNCATED;
+	__u32 pos = c.pos;
+	if (pos > RW_RESOLVED_LEN)
+		pos = RW_RESOLVED_LEN;
+	if (pos == RW_RESOLVED_LEN && c.done && !(c.flags & RW_OPEN_RESOLVED_PSEUDO)) {
+		/* The root itself. */
+		pos = RW_RESOLVED_LEN - 1;
+		b->tmp[pos] = '/';
+	}
+	/* Unlinked: out of the dentry hash but not a root (d_unlinked). */
+	if (!(c.flags & RW_OPEN_RESOLVED_PSEUDO) && !fd_d->d_hash.pprev && fd_d->d_parent != fd_d)
+		c.flags |= RW_OPEN_RESOLVED_DELETED;
+	*flags |= c.flags;
+	char *out = b->rec + sizeof(struct open_event);
+	if ((c.flags & RW_OPEN_RESOLVED_PSEUDO) && pos == RW_RESOLVED_LEN) {
+		/* No name (pipes, sockets): as /proc/PID/fd shows them, pipe:[INO]. */
+		__u64 magic = file->f_inode->i_sb->s_magic;
+		const char *fmt = magic == RW_PIPEFS_MAGIC   ? pipe_fmt
+				  : magic == RW_SOCKFS_MAGIC ? socket_fmt
+							     : NULL;
+		if (!fmt)
+			return 0;
+		__u64 ino = e->ino;
+		long n = bpf_snprintf(out, 32, fmt, &ino, sizeof(ino));
+		return n > 1 && n <= 32 ? (__u32)n - 1 : 0;
+	}
+	__u32 len = RW_RESOLVED_LEN - pos;
+	bpf_probe_read_kernel(out, len, &b->tmp[pos]);
+	return len;
+}
+
 static __always_inline int emit(long ret, __u32 sc)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct open_args *a = bpf_map_lookup_elem(&file_inflight, &tid);
-	if (!a)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct open_start *s = bpf_task_storage_get(&file_inflight, task, 0, 0);
+	if (!s || !s->active)
 		return 0;
-	struct open_args args = *a;
-	bpf_map_delete_elem(&file_inflight, &tid);
+	s->active = 0;
 	/* An enter of another syscall whose exit was not seen (e.g. its exit program was not
 	 * attached yet), and this syscall's enter was not either: neither is followed. */
-	if (args.syscall != sc) {
+	if (s->syscall != sc) {
 		RW_COUNT_UNTRACKED(file);
 		return 0;
 	}
-
-	struct open_event *e = RW_RESERVE(file, struct open_event, RW_OPEN);
-	if (!e)
+	struct file_scratch *b = scratch();
+	if (!b) {
+		RW_COUNT_UNTRACKED(file);
 		return 0;
-	e->ret = ret;
-	e->flags = args.flags;
-	e->mode = args.mode;
-	e->dfd = args.dfd;
-	e->syscall = sc;
-	e->path_flags = 0;
-	e->pad = 0;
-	const char *up = (const char *)args.filename;
-	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), up);
-	if (n < 1) {
-		n = 1;
-		e->path[0] = 0;
-		e->path_flags |= RW_OPEN_PATH_UNREADABLE;
-	} else if (n == sizeof(e->path)) {
-		/* The buffer is full: truncated unless the string ends exactly there. */
-		char next = 0;
-		if (bpf_probe_read_user(&next, 1, up + sizeof(e->path) - 1) || next)
-			e->path_flags |= RW_OPEN_PATH_TRUNCATED;
 	}
-	e->path_len = n - 1;
-	RW_SUBMIT(file, e);
+	struct open_event *e = (struct open_event *)b->rec;
+	rw_fill_header(&e->hdr, RW_OPEN, bpf_ktime_get_boot_ns());
+	e->ret = ret;
+	e->flags = s->flags;
+	e->ino = 0;
+	e->mode = s->mode;
+	e->dfd = s->dfd;
+	e->syscall = sc;
+
+	/* The exit copy; the entry copy wins when they differ (the kernel read the path
+	 * right after entry), and the difference is flagged. */
+	__u32 pf = 0;
+	__u32 n = read_path(e->path, s->filename, &pf);
+	if (!(s->path_flags & RW_OPEN_PATH_UNREADABLE)) {
+		bool changed = false;
+		if (pf & RW_OPEN_PATH_UNREADABLE)
+			pf = RW_OPEN_PATH_UNCHECKED;
+		else if (n != s->path_len || differs(e->path, s->path, n))
+			changed = true;
+		if (pf & RW_OPEN_PATH_UNCHECKED || changed) {
+			bpf_probe_read_kernel(e->path, RW_PATH_LEN, s->path);
+			n = s->path_len;
+			pf = (pf & RW_OPEN_PATH_UNCHECKED) |
+			     (s->path_flags & RW_OPEN_PATH_TRUNCATED);
+			if (changed)
+				pf |= RW_OPEN_PATH_CHANGED;
+		}
+	} else if (!(pf & RW_OPEN_PATH_UNREADABLE)) {
+		pf |= RW_OPEN_PATH_UNCHECKED;
+	}
+	e->path_len = n;
+
+	__u32 rlen = 0;
+	if (ret >= 0)
+		rlen = resolve(task, ret, b, e, &pf);
+	if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
+		rlen = RW_RESOLVED_LEN;
+	e->path_flags = pf;
+	e->resolved_len = rlen;
+	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen);
 	return 0;
 }
 

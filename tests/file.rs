@@ -5,7 +5,8 @@ mod common;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -267,8 +268,28 @@ fn five_hundred_opens_give_exact_open_events() {
     let ok = events.iter().filter(|e| i(&e["ret"]) >= 0).count();
     assert_eq!(ok, 500, "successful open events");
     let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    // What the kernel names: the directory's real path, whatever the open passed.
+    let mut real = fs::canonicalize(&dir)
+        .expect("canonical dir")
+        .into_os_string()
+        .into_vec();
+    real.push(b'/');
     for e in &events {
         let p = bytes_of(e, "path");
+        assert_eq!(e["path_changed"], false, "{e}");
+        assert!(e.get("path_unchecked").is_none(), "{e}");
+        if i(&e["ret"]) >= 0 {
+            let name = p.strip_prefix(&prefix[..]).unwrap_or(&p);
+            let want_real = [&real[..], name].concat();
+            assert_eq!(bytes_of(e, "resolved_path"), want_real, "{e}");
+            assert_eq!(e["resolved_truncated"], false, "{e}");
+            let ino = fs::metadata(OsStr::from_bytes(&want_real))
+                .expect("file")
+                .ino();
+            assert_eq!(u(&e["ino"]), ino, "{e}");
+        } else {
+            assert!(e.get("resolved_path").is_none(), "{e}");
+        }
         let w = want
             .get(&p)
             .unwrap_or_else(|| panic!("unexpected open event {e}"));
@@ -398,5 +419,129 @@ fn daemon_does_not_see_its_own_opens() {
         "the daemon traced itself: {:?}",
         own.first()
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Opens whose file has no ordinary name: one event each, with the flag that says why.
+/// (A pipe is named as /proc/PID/fd shows it: `pipe:[INO]`.)
+const ODD_FILES: &str = r#"
+import json, os, sys
+d = sys.argv[1]
+out = {}
+fd = os.open(d + "/gone", os.O_CREAT | os.O_RDWR, 0o600)
+os.unlink(d + "/gone")
+out["gone"] = fd
+out["deleted"] = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+out["tmpfile"] = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+out["tmpfile_ino"] = os.fstat(out["tmpfile"]).st_ino
+r, w = os.pipe()
+out["pipe_r"] = r
+out["pipe"] = os.open("/proc/self/fd/%d" % r, os.O_RDONLY)
+out["pipe_ino"] = os.fstat(r).st_ino
+m = os.memfd_create("rwtest")
+out["memfd_fd"] = m
+out["memfd"] = os.open("/proc/self/fd/%d" % m, os.O_RDWR)
+outside = os.open(d + "/outside", os.O_RDONLY | os.O_DIRECTORY)
+pid = os.fork()
+if pid == 0:
+    os.chroot(d + "/jail")
+    os.chdir("/")
+    a = os.open("x", os.O_RDONLY, dir_fd=outside)
+    b = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    os.write(1, (json.dumps({"tid": os.getpid(), "outside": a, "root": b}) + "\n").encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps(out), flush=True)
+"#;
+
+#[test]
+fn resolved_path_of_deleted_pseudo_and_out_of_root_files() {
+    let dir = common::temp_dir("file-odd");
+    let real = fs::canonicalize(&dir).expect("canonical");
+    fs::create_dir(dir.join("outside")).expect("outside");
+    fs::write(dir.join("outside/x"), b"x").expect("x");
+    fs::create_dir(dir.join("jail")).expect("jail");
+    let d = Daemon::start("file-odd", &["--only", "file", "--ring-size", "file=8MiB"]);
+    let o = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", ODD_FILES])
+        .arg(&dir)
+        .output()
+        .expect("run python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = d.stop();
+    f.assert_exact();
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let (child, parent) = (&lines[0], &lines[1]);
+    let ppid = f
+        .of_type("open")
+        .find(|e| bytes_of(e, "path") == [dir.as_os_str().as_bytes(), b"/gone"].concat())
+        .map(|e| u(&e["pid"]))
+        .expect("the create of gone");
+    let one = |pid: u64, fd: &Value, path: &[u8]| -> Value {
+        let evs: Vec<&Value> = f
+            .of_type("open")
+            .filter(|e| u(&e["pid"]) == pid && i(&e["ret"]) == i(fd))
+            .filter(|e| bytes_of(e, "path") == path)
+            .collect();
+        assert_eq!(evs.len(), 1, "{path:?}: {evs:?}");
+        evs[0].clone()
+    };
+    let flags = |e: &Value| -> Vec<&str> {
+        [
+            "resolved_deleted",
+            "resolved_pseudo",
+            "resolved_outside_root",
+            "resolved_unavailable",
+            "resolved_truncated",
+        ]
+        .into_iter()
+        .filter(|k| e[*k] == true)
+        .collect()
+    };
+    let proc_fd = |n: i64| format!("/proc/self/fd/{n}").into_bytes();
+
+    // An unlinked file keeps the name it had.
+    let e = one(ppid, &parent["deleted"], &proc_fd(i(&parent["gone"])));
+    assert_eq!(
+        bytes_of(&e, "resolved_path"),
+        [real.as_os_str().as_bytes(), b"/gone"].concat()
+    );
+    assert_eq!(flags(&e), ["resolved_deleted"], "{e}");
+    // O_TMPFILE: never had a name; the kernel calls it #INO.
+    let e = one(ppid, &parent["tmpfile"], dir.as_os_str().as_bytes());
+    let ino = u(&parent["tmpfile_ino"]);
+    assert_eq!(
+        bytes_of(&e, "resolved_path"),
+        [real.as_os_str().as_bytes(), format!("/#{ino}").as_bytes()].concat()
+    );
+    assert_eq!(flags(&e), ["resolved_deleted"], "{e}");
+    assert_eq!(u(&e["ino"]), ino);
+    // A pipe reopened through /proc: no directory, no name; named after its inode.
+    let pipe = one(ppid, &parent["pipe"], &proc_fd(i(&parent["pipe_r"])));
+    assert_eq!(
+        bytes_of(&pipe, "resolved_path"),
+        format!("pipe:[{}]", u(&parent["pipe_ino"])).as_bytes()
+    );
+    assert_eq!(flags(&pipe), ["resolved_pseudo"], "{pipe}");
+    assert_eq!(u(&pipe["ino"]), u(&parent["pipe_ino"]));
+    // A memfd: the kernel's name for it.
+    let m = one(ppid, &parent["memfd"], &proc_fd(i(&parent["memfd_fd"])));
+    assert_eq!(m["resolved_path"], "memfd:rwtest", "{m}");
+    assert_eq!(flags(&m), ["resolved_pseudo"], "{m}");
+    // In a chroot: through an fd from outside, the path runs from the real root.
+    let cpid = u(&child["tid"]);
+    let e = one(cpid, &child["outside"], b"x");
+    assert_eq!(
+        bytes_of(&e, "resolved_path"),
+        [real.as_os_str().as_bytes(), b"/outside/x"].concat()
+    );
+    assert_eq!(flags(&e), ["resolved_outside_root"], "{e}");
+    // ... and its own root is "/".
+    let e = one(cpid, &child["root"], b"/");
+    assert_eq!(e["resolved_path"], "/", "{e}");
+    assert!(flags(&e).is_empty(), "{e}");
     let _ = fs::remove_dir_all(&dir);
 }

@@ -232,7 +232,14 @@ fn records() -> Vec<Case> {
         e
     };
     let o = |f: i32| f as u32 as u64;
-    let e = open(
+    // A successful open's record goes on with its resolved path.
+    let resolved = |mut e: OpenEvent, r: &[u8]| {
+        e.resolved_len = r.len() as u32;
+        let mut b = bytes_of(&e);
+        b.extend_from_slice(r);
+        b
+    };
+    let mut e = open(
         hdr(kind::OPEN, next()),
         file::SYS_OPENAT,
         3,
@@ -240,7 +247,8 @@ fn records() -> Vec<Case> {
         o(libc::O_RDONLY | libc::O_CLOEXEC),
         0,
     );
-    add("open_openat_ok", "file", bytes_of(&e));
+    e.ino = 611;
+    add("open_openat_ok", "file", resolved(e, b"/etc/hosts"));
     let mut e = open(
         hdr(kind::OPEN, next()),
         file::SYS_OPEN,
@@ -293,8 +301,50 @@ fn records() -> Vec<Case> {
         0,
     );
     e.path_len = 4096;
-    e.path_flags = file::OPEN_PATH_TRUNCATED;
-    add("open_long_path_unknown_syscall", "file", bytes_of(&e));
+    e.path_flags = file::OPEN_PATH_TRUNCATED | file::OPEN_RESOLVED_TRUNCATED;
+    add(
+        "open_long_path_unknown_syscall",
+        "file",
+        resolved(e, &long_path(file::RESOLVED_LEN)),
+    );
+    let mut e = open(
+        hdr(kind::OPEN, next()),
+        file::SYS_OPENAT,
+        5,
+        b"/etc/hostname",
+        o(libc::O_RDONLY),
+        0,
+    );
+    e.path_flags = file::OPEN_PATH_CHANGED;
+    e.ino = 9001;
+    add("open_path_changed", "file", resolved(e, b"/tmp/x/fifo"));
+    let mut e = open(
+        hdr(kind::OPEN, next()),
+        file::SYS_OPEN,
+        6,
+        b"/proc/self/fd/3",
+        o(libc::O_WRONLY),
+        0,
+    );
+    e.path_flags = file::OPEN_PATH_UNCHECKED | file::OPEN_RESOLVED_PSEUDO;
+    e.ino = 515465;
+    add(
+        "open_pseudo_unchecked",
+        "file",
+        resolved(e, b"pipe:[515465]"),
+    );
+    let mut e = open(
+        hdr(kind::OPEN, next()),
+        file::SYS_OPENAT,
+        7,
+        b"../../x",
+        o(libc::O_RDONLY),
+        0,
+    );
+    e.path_flags = file::OPEN_RESOLVED_DELETED
+        | file::OPEN_RESOLVED_OUTSIDE_ROOT
+        | file::OPEN_RESOLVED_UNAVAILABLE;
+    add("open_deleted_outside_root", "file", resolved(e, b"/jail/x"));
     let e = open(
         hdr(kind::OPEN, next()),
         file::SYS_OPENAT,
@@ -303,7 +353,7 @@ fn records() -> Vec<Case> {
         o(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOATIME | libc::O_ASYNC),
         0,
     );
-    add("open_path_directory", "file", bytes_of(&e));
+    add("open_path_directory", "file", resolved(e, b"/"));
 
     // --- network: connect, accept, close over IPv4 and IPv6
     let v4 = |a: [u8; 4]| {

@@ -93,8 +93,12 @@ fn a_file_name_cannot_forge_who_opened_it() {
         file.display().to_string().replace('"', "\\\"")
     );
     assert!(message.starts_with(&want_path), "{message}");
+    // Then what the kernel opened, quoted the same way.
+    let quoted = file.display().to_string().replace('"', "\\\"");
     assert!(
-        message.ends_with(&format!("pid={pid} uid=65534 O_RDONLY|O_CLOEXEC fd=3")),
+        message.ends_with(&format!(
+            "pid={pid} uid=65534 O_RDONLY|O_CLOEXEC fd=3 file=\"{quoted}\""
+        )),
         "{message}"
     );
     let outside = unquoted(message);
@@ -102,4 +106,5 @@ fn a_file_name_cannot_forge_who_opened_it() {
     assert_eq!(outside.matches("pid=").count(), 1, "{outside}");
     assert!(!outside.contains("uid=0"), "{outside}");
     assert!(ours[0].contains(&format!("\nRINGWARDEN_PATH={}\n", file.display())));
+    assert!(ours[0].contains(&format!("\nRINGWARDEN_RESOLVED_PATH={}\n", file.display())));
 }

@@ -20,35 +20,55 @@ pub const SPEC: Spec = Spec {
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,
-    record_size: size_of::<OpenEvent>(),
+    // Records are sent variable-size: this is the largest, a full resolved_path.
+    record_size: size_of::<OpenEvent>() + RESOLVED_LEN,
     kinds: &[(kind::OPEN, "open")],
 };
 
 pub const PATH_LEN: usize = 512;
+pub const RESOLVED_LEN: usize = 4096;
+
+/// `enum rw_open_path_flags`: `OpenEvent::path_flags`.
 pub const OPEN_PATH_TRUNCATED: u32 = 1;
 pub const OPEN_PATH_UNREADABLE: u32 = 2;
+pub const OPEN_PATH_CHANGED: u32 = 4;
+pub const OPEN_PATH_UNCHECKED: u32 = 8;
+pub const OPEN_RESOLVED_TRUNCATED: u32 = 16;
+pub const OPEN_RESOLVED_DELETED: u32 = 32;
+pub const OPEN_RESOLVED_PSEUDO: u32 = 64;
+pub const OPEN_RESOLVED_OUTSIDE_ROOT: u32 = 128;
+pub const OPEN_RESOLVED_UNAVAILABLE: u32 = 256;
 
 /// `enum rw_open_syscall`.
 pub const SYS_OPEN: u32 = 1;
 pub const SYS_OPENAT: u32 = 2;
 pub const SYS_OPENAT2: u32 = 3;
 
+/// The fixed part of an open record; `resolved_len` bytes of resolved_path follow it
+/// in the ring (C: `char resolved[]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct OpenEvent {
     pub hdr: Header,
     pub ret: i64,
     pub flags: u64,
+    pub ino: u64,
     pub mode: u32,
     pub dfd: i32,
     pub path_len: u32,
     pub syscall: u32,
     pub path_flags: u32,
-    pub pad: u32,
+    pub resolved_len: u32,
     pub path: [u8; PATH_LEN],
+    pub resolved: [u8; 0],
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for OpenEvent {}
+
+/// The resolved path after the fixed part: `resolved_len` bytes, clamped to the record.
+pub fn resolved<'a>(e: &OpenEvent, data: &'a [u8]) -> &'a [u8] {
+    prefix(data.get(size_of::<OpenEvent>()..).unwrap_or(&[]), e.resolved_len)
+}
 
 pub fn syscall_name(sc: u32) -> &'static str {
     match sc {
@@ -164,17 +184,25 @@ pub fn write_flags_text(out: &mut Vec<u8>, flags: u64) {
 
 /// The journal's one-line summary (see `super::summary`).
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
-    let k = h.kind;
-            let e: &OpenEvent = view(data, k)?;
-            quoted(b, prefix(&e.path, e.path_len));
-            by(b, h);
-            b.push(b' ');
-            write_flags_text(b, e.flags);
-            if e.ret >= 0 {
-                let _ = write!(b, " fd={}", e.ret);
-            } else {
-                failed(b, e.ret);
-            }
+    let e: &OpenEvent = view(data, h.kind)?;
+    quoted(b, prefix(&e.path, e.path_len));
+    by(b, h);
+    b.push(b' ');
+    write_flags_text(b, e.flags);
+    if e.ret >= 0 {
+        let _ = write!(b, " fd={}", e.ret);
+        // What was opened, from the kernel: the path above is the process's word.
+        b.extend_from_slice(b" file=");
+        quoted(b, resolved(e, data));
+        if e.path_flags & OPEN_RESOLVED_DELETED != 0 {
+            b.extend_from_slice(b" (deleted)");
+        }
+    } else {
+        failed(b, e.ret);
+    }
+    if e.path_flags & OPEN_PATH_CHANGED != 0 {
+        b.extend_from_slice(b" (path changed during the call)");
+    }
     Ok(PRIO_INFO)
 }
 
@@ -191,9 +219,30 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     line.str("syscall", syscall_name(e.syscall));
     line.i64("ret", e.ret);
     line.bytes("path", prefix(&e.path, e.path_len));
-    line.bool("path_truncated", e.path_flags & OPEN_PATH_TRUNCATED != 0);
-    if e.path_flags & OPEN_PATH_UNREADABLE != 0 {
+    let f = e.path_flags;
+    line.bool("path_truncated", f & OPEN_PATH_TRUNCATED != 0);
+    if f & OPEN_PATH_UNREADABLE != 0 {
         line.bool("path_unreadable", true);
+    }
+    line.bool("path_changed", f & OPEN_PATH_CHANGED != 0);
+    if f & OPEN_PATH_UNCHECKED != 0 {
+        line.bool("path_unchecked", true);
+    }
+    // A failed open opened nothing: no resolved path.
+    if e.ret >= 0 {
+        line.bytes("resolved_path", resolved(e, data));
+        line.bool("resolved_truncated", f & OPEN_RESOLVED_TRUNCATED != 0);
+        for (bit, k) in [
+            (OPEN_RESOLVED_DELETED, "resolved_deleted"),
+            (OPEN_RESOLVED_PSEUDO, "resolved_pseudo"),
+            (OPEN_RESOLVED_OUTSIDE_ROOT, "resolved_outside_root"),
+            (OPEN_RESOLVED_UNAVAILABLE, "resolved_unavailable"),
+        ] {
+            if f & bit != 0 {
+                line.bool(k, true);
+            }
+        }
+        line.u64("ino", e.ino);
     }
     line.u64("flags", e.flags);
     line.ascii_with("flags_text", |b| write_flags_text(b, e.flags));
@@ -261,13 +310,15 @@ mod tests {
             },
             ret: 3,
             flags: o(libc::O_WRONLY | libc::O_CREAT),
+            ino: 0,
             mode: 0o644,
             dfd: -100,
             path_len: path.len() as u32,
             syscall: SYS_OPENAT,
             path_flags: 0,
-            pad: 0,
+            resolved_len: 0,
             path: [0; PATH_LEN],
+            resolved: [],
         };
         e.path[..path.len()].copy_from_slice(path);
         f(&mut e);
@@ -330,6 +381,40 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_resolved_path_and_its_flags() {
+        let mut rec = record(b"/tmp/fifo", |e| {
+            e.resolved_len = 13;
+            e.ino = 611;
+            e.path_flags = OPEN_PATH_CHANGED | OPEN_RESOLVED_DELETED;
+        });
+        rec.extend_from_slice(b"/etc/hostname");
+        let v = json(&rec);
+        assert_eq!(v["path"], "/tmp/fifo");
+        assert_eq!(v["path_changed"], true);
+        assert_eq!(v["resolved_path"], "/etc/hostname");
+        assert_eq!(v["resolved_truncated"], false);
+        assert_eq!(v["resolved_deleted"], true);
+        assert!(v.get("resolved_pseudo").is_none());
+        assert_eq!(v["ino"], 611);
+        // A length past the record is clamped to what the record holds.
+        let mut rec = record(b"p", |e| {
+            e.resolved_len = 4096;
+            e.path_flags = OPEN_RESOLVED_TRUNCATED | OPEN_RESOLVED_PSEUDO | OPEN_PATH_UNCHECKED;
+        });
+        rec.extend_from_slice(b"pipe");
+        let v = json(&rec);
+        assert_eq!(v["resolved_path"], "pipe");
+        assert_eq!(v["resolved_truncated"], true);
+        assert_eq!(v["resolved_pseudo"], true);
+        assert_eq!(v["path_unchecked"], true);
+        // A failed open opened nothing.
+        let v = json(&record(b"/nope", |e| e.ret = -2));
+        assert!(v.get("resolved_path").is_none());
+        assert!(v.get("ino").is_none());
+        assert_eq!(v["path_changed"], false);
+    }
+
+    #[test]
     fn short_record_is_an_error() {
         let rec = record(b"/a", |_| {});
         let mut buf = Vec::new();
@@ -354,7 +439,18 @@ mod layout {
             "open_event",
             OpenEvent,
             [
-                hdr, ret, flags, mode, dfd, path_len, syscall, path_flags, pad, path
+                hdr,
+                ret,
+                flags,
+                ino,
+                mode,
+                dfd,
+                path_len,
+                syscall,
+                path_flags,
+                resolved_len,
+                path,
+                resolved
             ]
         );
     }
@@ -379,6 +475,13 @@ mod layout {
             [
                 RW_OPEN_PATH_TRUNCATED = OPEN_PATH_TRUNCATED,
                 RW_OPEN_PATH_UNREADABLE = OPEN_PATH_UNREADABLE,
+                RW_OPEN_PATH_CHANGED = OPEN_PATH_CHANGED,
+                RW_OPEN_PATH_UNCHECKED = OPEN_PATH_UNCHECKED,
+                RW_OPEN_RESOLVED_TRUNCATED = OPEN_RESOLVED_TRUNCATED,
+                RW_OPEN_RESOLVED_DELETED = OPEN_RESOLVED_DELETED,
+                RW_OPEN_RESOLVED_PSEUDO = OPEN_RESOLVED_PSEUDO,
+                RW_OPEN_RESOLVED_OUTSIDE_ROOT = OPEN_RESOLVED_OUTSIDE_ROOT,
+                RW_OPEN_RESOLVED_UNAVAILABLE = OPEN_RESOLVED_UNAVAILABLE,
             ]
         );
     }

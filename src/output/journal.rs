@@ -984,10 +984,18 @@ mod tests {
         );
         o.ret = 3;
         o.flags = (libc::O_WRONLY | libc::O_CREAT) as u64;
+        o.resolved_len = 11;
+        o.path_flags = file::OPEN_PATH_CHANGED;
+        // The resolved path follows the fixed part.
+        let mut rec = bytes(&o);
+        rec.extend_from_slice(b"/etc/passwd");
         assert_eq!(
-            m("file", bytes(&o)).0,
-            "open \"/etc/shadow\" by \"bash\" pid=100 uid=1000 O_WRONLY|O_CREAT fd=3"
+            m("file", rec).0,
+            "open \"/etc/shadow\" by \"bash\" pid=100 uid=1000 O_WRONLY|O_CREAT fd=3 \
+             file=\"/etc/passwd\" (path changed during the call)"
         );
+        o.resolved_len = 0;
+        o.path_flags = 0;
         o.ret = -4000;
         assert!(m("file", bytes(&o)).0.ends_with(" failed: errno 4000"));
 
