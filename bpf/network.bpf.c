@@ -21,21 +21,29 @@ RW_DECLARE_RING(network);
 #define RW_EALREADY 114
 #define RW_EINPROGRESS 115
 
-/* What sys_enter_connect saw, for sys_exit_connect of the same thread. */
-struct connect_args {
+/* A connection attempt in flight on a thread, from its syscall's enter to its exit. */
+struct net_inflight {
+	/* connect(): the struct sock the fd named at entry. The exit reports this socket, not
+	 * whatever the fd names by then: another thread may have dup2()ed a decoy over it
+	 * while connect() blocked (the call holds its own reference to the real one). */
+	__u64 sk;
 	__s32 fd;
 	__u32 addrlen; /* bytes of addr read from the caller */
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
-	__u32 busy;    /* the socket had an attempt under way or done before the call */
+	__u8 busy;     /* the socket had an attempt under way or done before the call */
+	__u8 active;   /* between connect()'s enter and exit */
+	__u8 pad[2];
 };
 
-/* connect() in flight, by thread: a plain hash (see RW_STASH). */
+/* Per thread (task local storage), not a table keyed by tid: a fixed-size table could be
+ * filled by any user's threads blocked in connect(), blinding the family to everyone
+ * else's; this lives and dies with the task, so each entry costs its owner a thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* tid */
-	__type(value, struct connect_args);
-} network_connecting SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct net_inflight);
+} network_inflight SEC(".maps");
 
 /* Who connected or accepted a socket: a close often runs in softirq context, where the
  * current task is unrelated. LRU so sockets whose close is never seen cannot fill it;
@@ -151,28 +159,35 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args a = {};
-	a.fd = (__s32)ctx->args[0];
+	struct net_inflight *a = bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(),
+						      0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
+		/* No memory for the entry (or storage busy in a nested program): on the books. */
+		RW_COUNT_UNTRACKED(network);
+		return 0;
+	}
+	a->fd = (__s32)ctx->args[0];
 	const void *uaddr = (const void *)ctx->args[1];
 	__u64 len = ctx->args[2];
-	if (len > sizeof(a.addr))
-		len = sizeof(a.addr);
-	if (len >= 2 && !bpf_probe_read_user(a.addr, len, uaddr))
-		a.addrlen = len;
+	if (len > sizeof(a->addr))
+		len = sizeof(a->addr);
+	a->addrlen = 0;
+	if (len >= 2 && !bpf_probe_read_user(a->addr, len, uaddr))
+		a->addrlen = len;
 	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
 	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
 	 * has completed, or its error), or fails (EALREADY, EISCONN). The call that started
 	 * the attempt was reported. socket_state is UAPI (linux/net.h): no CO-RE needed. */
-	struct socket *sock = fd_to_socket(a.fd);
-	a.busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
-	RW_STASH(network, &network_connecting, &tid, &a);
+	struct socket *sock = fd_to_socket(a->fd);
+	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
+	a->busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
+	a->active = 1;
 	return 0;
 }
 
 /* A failed connect may have cleared the peer in the socket: take it from the caller's
  * sockaddr when that is of the socket's family. */
-static __always_inline void daddr_from_args(struct net_event *e, const struct connect_args *a)
+static __always_inline void daddr_from_args(struct net_event *e, const struct net_inflight *a)
 {
 	__u16 af = a->addr[0] | (a->addr[1] << 8); /* sa_family, host order (little endian) */
 	if (af != e->family)
@@ -192,25 +207,25 @@ static __always_inline void daddr_from_args(struct net_event *e, const struct co
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->active)
+		return 0;
+	p->active = 0;
 	if (rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args *p = bpf_map_lookup_elem(&network_connecting, &tid);
-	if (!p)
-		return 0;
-	struct connect_args a = *p;
-	bpf_map_delete_elem(&network_connecting, &tid);
 	long ret = ctx->ret;
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
 	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
 		return 0;
 	/* No new attempt (see net_connect_enter), whatever it returned. */
-	if (a.busy)
+	if (p->busy)
 		return 0;
 	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
-	if (a.addrlen >= 2 && a.addr[0] == 0 && a.addr[1] == 0)
+	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
 		return 0;
-	struct sock *sk = fd_to_sock(a.fd);
+	/* The socket the call was made on, whatever the fd names now. */
+	struct sock *sk = (struct sock *)p->sk;
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -219,10 +234,10 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	fill_body(e, sk, family);
 	e->ret = ret;
-	e->fd = a.fd;
+	e->fd = p->fd;
 	/* A failed connect's socket has already been through TCP_CLOSE: no owner to keep. */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
-		daddr_from_args(e, &a);
+		daddr_from_args(e, p);
 	else
 		remember_owner(sk, e);
 	RW_SUBMIT(network, e);

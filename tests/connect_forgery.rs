@@ -1,0 +1,244 @@
+//! Attacks on the network family's connect events, run for real as uid 65534: a decoy
+//! dup2()ed over the fd while connect() blocks, and many threads blocked in connect() at
+//! once. Each must leave the books exact and every connect reported once, describing the
+//! socket the kernel connected.
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Daemon, as_nobody, i, u};
+use serde_json::Value;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Python helpers shared by the scripts: a loopback listener, and a wait until a thread
+/// sleeps inside connect() (its syscall number in /proc, state S).
+const PRELUDE: &str = r#"
+import json, os, socket, sys, threading, time
+CONNECT_NR = {"x86_64": "42", "aarch64": "203"}[os.uname().machine]
+def listener(backlog, host="127.0.0.1", family=socket.AF_INET):
+    l = socket.socket(family)
+    l.bind((host, 0))
+    l.listen(backlog)
+    return l
+def blocked_in_connect(tid):
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            nr = f.read().split()[0]
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return nr == CONNECT_NR and state == "S"
+"#;
+
+/// Runs `script` (after PRELUDE) as uid 65534 and parses the JSON line it prints last.
+fn run_python(script: &str) -> (u64, Value) {
+    let child = as_nobody(PYTHON)
+        .args(["-c", &format!("{PRELUDE}\n{script}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python as nobody");
+    // setpriv execs python in the same process: its pid is the events' pid.
+    let pid = u64::from(child.id());
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success(), "python failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().expect("python printed its result");
+    (
+        pid,
+        serde_json::from_str(last).expect("python printed JSON"),
+    )
+}
+
+/// Connect events of `pid` (uid 65534) to `dport`.
+fn connects_to(events: &[Value], pid: u64, dport: u64) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "connect" && u(&e["pid"]) == pid && u(&e["dport"]) == dport)
+        .inspect(|e| assert_eq!(u(&e["uid"]), 65534, "{e}"))
+        .collect()
+}
+
+/// Thread A connect()s a blocking socket to a listener whose accept queue is full, so
+/// the SYN is dropped and connect() sleeps until a retransmission finds room; meanwhile
+/// the main thread dup2()s a socket connected elsewhere (the decoy) over A's fd and only
+/// then makes room. The kernel connects the socket A passed (connect() holds its own
+/// reference), so the event must name that socket's ports, not the decoy's.
+#[test]
+fn dup2_over_a_blocked_connect_reports_the_real_peer() {
+    let d = Daemon::start("connect-dup2", &["--only", "network"]);
+    let (pid, r) = run_python(
+        r#"
+real = listener(0)          # backlog 0: the accept queue holds one connection
+decoy_l = listener(8)
+rport, dport = real.getsockname()[1], decoy_l.getsockname()[1]
+filler = socket.create_connection(("127.0.0.1", rport))   # fills the queue
+decoy = socket.create_connection(("127.0.0.1", dport))
+s = socket.socket()
+fd = s.fileno()
+out = {}
+def a():
+    out["tid"] = threading.get_native_id()
+    try:
+        s.connect(("127.0.0.1", rport))
+        out["ret"] = 0
+    except OSError as e:
+        out["ret"] = -e.errno
+t = threading.Thread(target=a)
+t.start()
+deadline = time.time() + 20
+while "tid" not in out or not blocked_in_connect(out["tid"]):
+    assert time.time() < deadline, "connect() never blocked"
+    time.sleep(0.005)
+os.dup2(decoy.fileno(), fd)     # fd now names the decoy
+c1, _ = real.accept()           # room for A's next SYN retransmission
+t.join(30)
+assert not t.is_alive(), "connect() never returned"
+c2, peer = real.accept()        # A's connection: its client port
+print(json.dumps({"tid": out["tid"], "ret": out["ret"], "fd": fd, "rport": rport,
+    "dport": dport, "real_sport": peer[1], "filler_sport": filler.getsockname()[1],
+    "decoy_sport": decoy.getsockname()[1], "main_tid": threading.get_native_id()}))
+"#,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let f = d.stop();
+    f.assert_exact();
+    assert_eq!(i(&r["ret"]), 0, "A's connect succeeded: {r}");
+    let (tid, main_tid) = (u(&r["tid"]), u(&r["main_tid"]));
+
+    // Exactly three connects: the filler's, the decoy's (main thread) and A's.
+    let decoys = connects_to(&f.events, pid, u(&r["dport"]));
+    assert_eq!(decoys.len(), 1, "{decoys:?}");
+    assert_eq!(
+        u(&decoys[0]["tid"]),
+        main_tid,
+        "only the decoy's own connect"
+    );
+    assert_eq!(decoys[0]["sport"], r["decoy_sport"]);
+
+    let mut real = connects_to(&f.events, pid, u(&r["rport"]));
+    assert_eq!(real.len(), 2, "filler and A: {real:?}");
+    real.sort_by_key(|e| u(&e["seq"]));
+    let (filler, a) = (real[0], real[1]);
+    assert_eq!(u(&filler["tid"]), main_tid);
+    assert_eq!(filler["sport"], r["filler_sport"]);
+    assert_eq!(u(&a["tid"]), tid, "{a}");
+    assert_eq!(a["sport"], r["real_sport"], "the socket A connected: {a}");
+    assert_eq!(a["daddr"], "127.0.0.1");
+    assert_eq!(i(&a["ret"]), 0);
+    assert_eq!(a["fd"], r["fd"]);
+    assert_eq!(a["daddr_from_args"], false, "the peer is the socket's own");
+}
+
+/// THREADS threads of uid 65534 sit in connect() at once (a listener with a full accept
+/// queue drops their SYNs) while the test connects as root: the victim's connects are
+/// reported exactly, nothing is `untracked`, and once the listener goes away every one
+/// of the attacker's connects is reported too (ECONNREFUSED at its next retransmission).
+/// The in-flight state is per thread, so no number of threads fills a table; this many
+/// shows the bookkeeping is exact under load without exhausting the machine's pids.
+#[test]
+fn many_threads_blocked_in_connect_blind_nothing() {
+    const THREADS: usize = 1500;
+    const VICTIM: usize = 5;
+    let d = Daemon::start("connect-many", &["--only", "network"]);
+    let mut child = as_nobody(PYTHON)
+        .args([
+            "-c",
+            &format!(
+                "{PRELUDE}\nTHREADS = {THREADS}\n{}",
+                r#"
+threading.stack_size(128 * 1024)
+real = listener(0)
+port = real.getsockname()[1]
+filler = socket.create_connection(("127.0.0.1", port))
+rets = []
+lock = threading.Lock()
+def a():
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+        r = 0
+    except OSError as e:
+        r = -e.errno
+    with lock:
+        rets.append(r)
+ts = [threading.Thread(target=a) for _ in range(THREADS)]
+for t in ts:
+    t.start()
+deadline = time.time() + 120
+while True:
+    n = sum(blocked_in_connect(t.native_id) for t in ts)
+    if n == THREADS:
+        break
+    assert time.time() < deadline, f"only {n} threads blocked"
+    time.sleep(0.2)
+print(json.dumps({"port": port}), flush=True)
+sys.stdin.readline()
+real.close()        # the next SYN retransmission of each gets a reset
+for t in ts:
+    t.join(60)
+print(json.dumps({"port": port, "rets": sorted(set(rets)), "n": len(rets)}), flush=True)
+"#
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python as nobody");
+    let pid = u64::from(child.id());
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    let ready: Value = serde_json::from_str(&line).expect("ready JSON");
+
+    // The victim, while all those threads are blocked.
+    let victim = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let vport = victim.local_addr().expect("addr").port();
+    let mut ports = Vec::new();
+    for _ in 0..VICTIM {
+        let c = TcpStream::connect(("127.0.0.1", vport)).expect("victim connect");
+        ports.push(c.local_addr().expect("addr").port());
+        drop(victim.accept().expect("accept"));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin).expect("release");
+    line.clear();
+    out.read_line(&mut line).expect("result line");
+    let r: Value = serde_json::from_str(&line).expect("result JSON");
+    assert!(child.wait().expect("wait").success());
+    std::thread::sleep(Duration::from_millis(200));
+    let f = d.stop();
+    f.assert_exact();
+    assert_eq!(u(&r["n"]), THREADS as u64, "{r}");
+    assert_eq!(
+        r["rets"],
+        serde_json::json!([-libc::ECONNREFUSED]),
+        "every blocked connect refused: {r}"
+    );
+
+    let me = u64::from(std::process::id());
+    let mine: Vec<u64> = f
+        .of_type("connect")
+        .filter(|e| u(&e["pid"]) == me && u(&e["dport"]) == u64::from(vport))
+        .map(|e| u(&e["sport"]))
+        .collect();
+    let mut want: Vec<u64> = ports.iter().map(|p| u64::from(*p)).collect();
+    let mut got = mine.clone();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want, "each victim connect once");
+
+    let theirs = connects_to(&f.events, pid, u(&ready["port"]));
+    // The filler plus every blocked thread.
+    assert_eq!(theirs.len(), THREADS + 1);
+    let refused = theirs
+        .iter()
+        .filter(|e| i(&e["ret"]) == -i64::from(libc::ECONNREFUSED))
+        .count();
+    assert_eq!(refused, THREADS);
+    assert_eq!(f.ring("network")["untracked"], 0);
+}
