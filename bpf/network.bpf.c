@@ -32,7 +32,16 @@ struct net_inflight {
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
 	__u8 busy;     /* the socket had an attempt under way or done before the call */
 	__u8 active;   /* between connect()'s enter and exit */
-	__u8 pad[2];
+	/* A TCP Fast Open connect (sendto/sendmsg with MSG_FASTOPEN) entered SYN_SENT in this
+	 * task; the exit of syscall tfo_nr reports it. */
+	__u8 tfo;
+	__u8 pad;
+	__u64 tfo_sk;
+	__s64 tfo_nr;
+	__s32 tfo_fd;
+	__u16 tfo_dport;
+	__u16 pad2;
+	__u8 tfo_daddr[16]; /* the peer when the SYN left: a failed attempt clears it */
 };
 
 /* Per thread (task local storage), not a table keyed by tid: a fixed-size table could be
@@ -235,6 +244,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	fill_body(e, sk, family);
 	e->ret = ret;
 	e->fd = p->fd;
+	e->via = RW_NET_VIA_CONNECT;
 	/* A failed connect's socket has already been through TCP_CLOSE: no owner to keep. */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
 		daddr_from_args(e, p);
@@ -242,6 +252,107 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		remember_owner(sk, e);
 	RW_SUBMIT(network, e);
 	return 0;
+}
+
+/* A TCP Fast Open connect: sendto/sendmsg(MSG_FASTOPEN) on an unconnected socket connects
+ * it without connect(). Reported at the exit of the syscall that made it (the local port
+ * is chosen only after SYN_SENT is entered), marked by net_syn_sent. */
+static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->tfo)
+		return 0;
+	p->tfo = 0;
+	/* A mark left by a send that is no syscall of these (io_uring) is not this one's. */
+	if (p->tfo_nr != ctx->id || rw_skip())
+		return 0;
+	struct sock *sk = (struct sock *)p->tfo_sk;
+	__u16 family = tcp_family(sk);
+	if (!family)
+		return 0;
+	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CONNECT);
+	if (!e)
+		return 0;
+	fill_body(e, sk, family);
+	long ret = ctx->ret;
+	e->ret = ret;
+	e->fd = p->tfo_fd;
+	e->via = RW_NET_VIA_FASTOPEN;
+	if (ret < 0 && ret != -RW_EINPROGRESS) {
+		/* Failed: the socket may have forgotten its peer (as for connect). */
+		__builtin_memcpy(e->daddr, p->tfo_daddr, sizeof(e->daddr));
+		e->dport = p->tfo_dport;
+		e->flags |= RW_NET_DADDR_FROM_ARGS;
+	} else {
+		remember_owner(sk, e);
+	}
+	RW_SUBMIT(network, e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int net_sendto_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int net_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int net_sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+/* The syscall number and first argument (the fd) of the current task's syscall. */
+static __always_inline void current_syscall(struct task_struct *task, __s64 *nr, __s32 *fd)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs) {
+		*nr = -1;
+		*fd = -1;
+		return;
+	}
+#if defined(__TARGET_ARCH_x86)
+	*nr = BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	*nr = BPF_CORE_READ(regs, syscallno);
+#else
+	*nr = -1;
+#endif
+	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+}
+
+/* A socket entering SYN_SENT while its task sends with MSG_FASTOPEN (tcp_sendmsg_fastopen
+ * holds fastopen_req for the length of the connect): marks the task for on_send_exit.
+ * connect() itself is followed from its own syscall (net_connect_enter). */
+static __always_inline void net_syn_sent(const struct sock *sk)
+{
+	if (!BPF_CORE_READ((const struct tcp_sock *)sk, fastopen_req) || rw_skip())
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		RW_COUNT_UNTRACKED(network);
+		return;
+	}
+	current_syscall(task, &p->tfo_nr, &p->tfo_fd);
+	p->tfo_sk = (__u64)sk;
+	p->tfo_dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__builtin_memset(p->tfo_daddr, 0, sizeof(p->tfo_daddr));
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == RW_AF_INET) {
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(p->tfo_daddr, &d, 4);
+	} else if (bpf_core_field_exists(sk->__sk_common.skc_v6_daddr)) {
+		BPF_CORE_READ_INTO(&p->tfo_daddr, sk, __sk_common.skc_v6_daddr);
+	}
+	p->tfo = 1;
 }
 
 static __always_inline int on_accept(long ret)
@@ -284,6 +395,11 @@ int net_accept4_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	if (newstate == TCP_SYN_SENT) {
+		if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+			net_syn_sent(sk);
+		return 0;
+	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
@@ -350,3 +466,4 @@ RW_LAYOUT(net_event);
 RW_ENUM(rw_network_type);
 RW_ENUM(rw_net_family);
 RW_ENUM(rw_net_flags);
+RW_ENUM(rw_net_via);

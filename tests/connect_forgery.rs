@@ -1,7 +1,8 @@
 //! Attacks on the network family's connect events, run for real as uid 65534: a decoy
-//! dup2()ed over the fd while connect() blocks, and many threads blocked in connect() at
-//! once. Each must leave the books exact and every connect reported once, describing the
-//! socket the kernel connected.
+//! dup2()ed over the fd while connect() blocks, connects made by TCP Fast Open sends
+//! instead of connect(), and many threads blocked in connect() at once. Each must leave
+//! the books exact and every connect reported once, describing the socket the kernel
+//! connected.
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -131,7 +132,89 @@ print(json.dumps({"tid": out["tid"], "ret": out["ret"], "fd": fd, "rport": rport
     assert_eq!(a["daddr"], "127.0.0.1");
     assert_eq!(i(&a["ret"]), 0);
     assert_eq!(a["fd"], r["fd"]);
+    assert_eq!(a["via"], "connect");
     assert_eq!(a["daddr_from_args"], false, "the peer is the socket's own");
+}
+
+/// sendto/sendmsg with MSG_FASTOPEN connect an unconnected TCP socket without connect();
+/// TCP_FASTOPEN_CONNECT + connect() is a connect. Exactly one connect event each, with
+/// the right ports and `via`; a MSG_FASTOPEN send on the connected socket is none.
+#[test]
+fn tcp_fast_open_sends_are_connects() {
+    let d = Daemon::start("connect-tfo", &["--only", "network"]);
+    let (pid, r) = run_python(
+        r#"
+l4 = listener(8)
+l4.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 5)
+l6 = listener(8, "::1", socket.AF_INET6)
+l6.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 5)
+p4, p6 = l4.getsockname()[1], l6.getsockname()[1]
+res = {"p4": p4, "p6": p6, "tid": threading.get_native_id()}
+
+a = socket.socket()
+res["sendto_ret"] = a.sendto(b"hello", socket.MSG_FASTOPEN, ("127.0.0.1", p4))
+res["sendto_fd"] = a.fileno()
+res["sendto_sport"] = a.getsockname()[1]
+try:
+    a.sendto(b"x", socket.MSG_FASTOPEN, ("127.0.0.1", p4))
+    res["again"] = "sent"
+except OSError as e:
+    res["again"] = -e.errno
+
+b = socket.socket(socket.AF_INET6)
+res["sendmsg_ret"] = b.sendmsg([b"hi"], [], socket.MSG_FASTOPEN, ("::1", p6))
+res["sendmsg_fd"] = b.fileno()
+res["sendmsg_sport"] = b.getsockname()[1]
+
+c = socket.socket()
+c.setsockopt(socket.IPPROTO_TCP, 30, 1)  # TCP_FASTOPEN_CONNECT (linux/tcp.h)
+c.connect(("127.0.0.1", p4))
+c.send(b"abc")
+res["connect_fd"] = c.fileno()
+res["connect_sport"] = c.getsockname()[1]
+
+got = []
+for l in (l4, l6, l4):
+    s, _ = l.accept()
+    s.settimeout(10)
+    got.append(s.recv(16).decode())
+res["got"] = got
+print(json.dumps(res))
+"#,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let f = d.stop();
+    f.assert_exact();
+    assert_eq!(r["got"], serde_json::json!(["hello", "hi", "abc"]), "{r}");
+    assert_eq!(i(&r["again"]), -i64::from(libc::EISCONN), "{r}");
+    let tid = u(&r["tid"]);
+
+    let mut v4 = connects_to(&f.events, pid, u(&r["p4"]));
+    assert_eq!(v4.len(), 2, "the sendto and the connect: {v4:?}");
+    v4.sort_by_key(|e| u(&e["seq"]));
+    let v6 = connects_to(&f.events, pid, u(&r["p6"]));
+    assert_eq!(v6.len(), 1, "the sendmsg: {v6:?}");
+    let want = [
+        (v4[0], "fastopen", "sendto", "ipv4", "127.0.0.1"),
+        (v6[0], "fastopen", "sendmsg", "ipv6", "::1"),
+        (v4[1], "connect", "connect", "ipv4", "127.0.0.1"),
+    ];
+    for (e, via, what, fam, ip) in want {
+        assert_eq!(e["via"], via, "{what}: {e}");
+        assert_eq!(e["family"], fam, "{what}: {e}");
+        assert_eq!(e["daddr"], ip, "{what}: {e}");
+        assert_eq!(e["saddr"], ip, "{what}: {e}");
+        assert_eq!(e["sport"], r[format!("{what}_sport")], "{what}: {e}");
+        assert_eq!(e["fd"], r[format!("{what}_fd")], "{what}: {e}");
+        assert_eq!(u(&e["tid"]), tid, "{what}: {e}");
+        assert_eq!(e["daddr_from_args"], false, "{what}: {e}");
+        let ret = if what == "connect" {
+            0
+        } else {
+            i(&r[format!("{what}_ret")])
+        };
+        assert_eq!(i(&e["ret"]), ret, "{what}: {e}");
+    }
 }
 
 /// THREADS threads of uid 65534 sit in connect() at once (a listener with a full accept
