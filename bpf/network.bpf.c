@@ -55,8 +55,7 @@ struct {
 } network_inflight SEC(".maps");
 
 /* Who connected or accepted a socket: a close often runs in softirq context, where the
- * current task is unrelated. LRU so sockets whose close is never seen cannot fill it;
- * past 16384 open connections the oldest owners are forgotten (owner_known false). */
+ * current task is unrelated. */
 struct net_owner {
 	__u64 cgroup_id;
 	__u32 pid;
@@ -68,9 +67,23 @@ struct net_owner {
 	char comm[RW_COMM_LEN];
 };
 
-/* The ports are part of the key: a socket freed without a close we saw (e.g. one whose
- * connection ended before connect returned) leaves an entry behind, and a later socket
- * at the same address must not inherit it. */
+/* Owners of connecting sockets: socket local storage, set when the socket enters
+ * SYN_SENT in the connecting task. It lives and dies with the socket, so no other user's
+ * sockets can push an entry out, and none is left behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct net_owner);
+} network_sk_owner SEC(".maps");
+
+/* Owners of accepted sockets, set at accept's exit, a classic tracepoint that only knows
+ * the socket by address (socket storage needs the kernel's own pointer): an LRU, so
+ * sockets whose close is never seen cannot fill it; past 16384 open accepted
+ * connections the oldest owners are forgotten (the close says owner_known false).
+ *
+ * The ports are part of the key: a socket freed without a close we saw leaves an entry
+ * behind, and a later socket at the same address must not inherit it. */
 struct owner_key {
 	__u64 sk;
 	__u16 sport;
@@ -245,11 +258,10 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	e->ret = ret;
 	e->fd = p->fd;
 	e->via = RW_NET_VIA_CONNECT;
-	/* A failed connect's socket has already been through TCP_CLOSE: no owner to keep. */
+	/* A failed connect's socket has already been through TCP_CLOSE. (The owner was kept
+	 * when the socket entered SYN_SENT: net_syn_sent.) */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
 		daddr_from_args(e, p);
-	else
-		remember_owner(sk, e);
 	RW_SUBMIT(network, e);
 	return 0;
 }
@@ -284,8 +296,6 @@ static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
 		__builtin_memcpy(e->daddr, p->tfo_daddr, sizeof(e->daddr));
 		e->dport = p->tfo_dport;
 		e->flags |= RW_NET_DADDR_FROM_ARGS;
-	} else {
-		remember_owner(sk, e);
 	}
 	RW_SUBMIT(network, e);
 	return 0;
@@ -328,14 +338,39 @@ static __always_inline void current_syscall(struct task_struct *task, __s64 *nr,
 	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 }
 
-/* A socket entering SYN_SENT while its task sends with MSG_FASTOPEN (tcp_sendmsg_fastopen
- * holds fastopen_req for the length of the connect): marks the task for on_send_exit.
- * connect() itself is followed from its own syscall (net_connect_enter). */
+/* Keeps the current task as the owner of a socket it is connecting. Kept for the daemon
+ * too, so that the close of its own socket is known to be its own (skip_owner). */
+static __always_inline void keep_connect_owner(const struct sock *sk, struct task_struct *task)
+{
+	struct net_owner *o = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0,
+						 BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return; /* no memory: its close will say owner_known false */
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	o->pid = id >> 32;
+	o->tid = (__u32)id;
+	o->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	o->uid = (__u32)ug;
+	o->gid = ug >> 32;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+/* A TCP socket entering SYN_SENT: always in the task that connects it (connect(), a Fast
+ * Open send, io_uring, a kernel socket's worker), which becomes its owner. When the task
+ * sends with MSG_FASTOPEN (tcp_sendmsg_fastopen holds fastopen_req for the length of the
+ * connect), also marks the task for on_send_exit; connect() itself is followed from its
+ * own syscall (net_connect_enter). */
 static __always_inline void net_syn_sent(const struct sock *sk)
 {
-	if (!BPF_CORE_READ((const struct tcp_sock *)sk, fastopen_req) || rw_skip())
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
+	keep_connect_owner(sk, task);
+	if (!BPF_CORE_READ((const struct tcp_sock *)sk, fastopen_req) || rw_skip())
+		return;
 	struct net_inflight *p =
 		bpf_task_storage_get(&network_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p) {
@@ -409,26 +444,30 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport)),
 		.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)),
 	};
-	if (oldstate == TCP_SYN_SENT) {
-		bpf_map_delete_elem(&network_owners, &key);
+	if (oldstate == TCP_SYN_SENT)
 		return 0;
-	}
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
 	/* The self check goes by the owner: in softirq context the daemon may be current
-	 * for someone else's close. */
+	 * for someone else's close. A connected socket's owner is in its storage (kept, not
+	 * deleted: it goes with the socket, and a new connect on it replaces it); an accepted
+	 * one's in the LRU. */
 	struct net_owner o = {};
-	struct net_owner *op = bpf_map_lookup_elem(&network_owners, &key);
+	struct net_owner *op = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0, 0);
 	bool owned = op != NULL;
 	if (op) {
 		o = *op;
-		bpf_map_delete_elem(&network_owners, &key);
-		if (skip_owner(o.pid))
-			return 0;
-	} else if (rw_skip()) {
-		return 0;
+	} else {
+		op = bpf_map_lookup_elem(&network_owners, &key);
+		owned = op != NULL;
+		if (op) {
+			o = *op;
+			bpf_map_delete_elem(&network_owners, &key);
+		}
 	}
+	if (owned ? skip_owner(o.pid) : rw_skip())
+		return 0;
 	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CLOSE);
 	if (!e)
 		return 0;

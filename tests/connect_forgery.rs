@@ -227,7 +227,10 @@ print(json.dumps(res))
 fn many_threads_blocked_in_connect_blind_nothing() {
     const THREADS: usize = 1500;
     const VICTIM: usize = 5;
-    let d = Daemon::start("connect-many", &["--only", "network"]);
+    let d = Daemon::start(
+        "connect-many",
+        &["--only", "network", "--ring-size", "network=4MiB"],
+    );
     let mut child = as_nobody(PYTHON)
         .args([
             "-c",
@@ -324,4 +327,91 @@ print(json.dumps({"port": port, "rets": sorted(set(rets)), "n": len(rets)}), flu
         .count();
     assert_eq!(refused, THREADS);
     assert_eq!(f.ring("network")["untracked"], 0);
+}
+
+/// An unprivileged user holding more open connections than the owner table of accepted
+/// sockets has room for (16,384) cannot make the close of another user's outgoing
+/// connection anonymous: a connected socket's owner lives in the socket's own storage.
+/// Two processes of uid 65534 each hold CONNS loopback connections (both ends theirs)
+/// while the victim's connection, made before them, closes.
+#[test]
+fn a_full_owner_table_keeps_connect_owners() {
+    const CONNS: usize = 8300;
+    let victim_l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let vport = victim_l.local_addr().expect("addr").port();
+    // Room for the whole flood (2 * 2 * CONNS records), so that none of it is dropped
+    // even when the machine is too busy for the daemon to keep up.
+    let d = Daemon::start(
+        "connect-owners",
+        &["--only", "network", "--ring-size", "network=16MiB"],
+    );
+    let client = TcpStream::connect(("127.0.0.1", vport)).expect("victim connect");
+    let (server, _) = victim_l.accept().expect("accept");
+    let cport = client.local_addr().expect("addr").port();
+
+    let mut flooders = Vec::new();
+    for _ in 0..2 {
+        let mut child = as_nobody(PYTHON)
+            .args([
+                "-c",
+                &format!(
+                    "{PRELUDE}\nCONNS = {CONNS}\n{}",
+                    r#"
+l = listener(4096)
+addr = l.getsockname()
+held = []
+for _ in range(CONNS):
+    held.append(socket.create_connection(addr))
+    held.append(l.accept()[0])
+print(json.dumps({"held": len(held)}), flush=True)
+sys.stdin.readline()
+"#
+                ),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python as nobody");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("held line");
+        let r: Value = serde_json::from_str(&line).expect("held JSON");
+        assert_eq!(u(&r["held"]), 2 * CONNS as u64);
+        flooders.push(child);
+    }
+
+    // An orderly close of the victim's connection, now that the table has overflowed.
+    drop(client);
+    drop(server);
+    let me = u64::from(std::process::id());
+    let is_victim_close = |e: &Value| {
+        e["type"] == "close"
+            && ((u(&e["sport"]) == u64::from(cport) && u(&e["dport"]) == u64::from(vport))
+                || (u(&e["dport"]) == u64::from(cport) && u(&e["sport"]) == u64::from(vport)))
+    };
+    let t = std::time::Instant::now();
+    while d.events_now().iter().filter(|e| is_victim_close(e)).count() < 2
+        && t.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let f = d.stop();
+    for mut child in flooders {
+        drop(child.stdin.take());
+        assert!(child.wait().expect("wait").success());
+    }
+    f.assert_exact();
+    let closes: Vec<&Value> = f.events.iter().filter(|e| is_victim_close(e)).collect();
+    assert_eq!(closes.len(), 2, "{closes:?}; {}", f.ring("network"));
+    let client_side: Vec<&&Value> = closes
+        .iter()
+        .filter(|e| u(&e["sport"]) == u64::from(cport))
+        .collect();
+    assert_eq!(client_side.len(), 1);
+    let e = client_side[0];
+    assert_eq!(e["owner_known"], true, "{e}");
+    assert_eq!(u(&e["pid"]), me, "{e}");
+    assert_eq!(u(&e["tid"]), u64::from(common::gettid()), "{e}");
+    assert_eq!(u(&e["uid"]), 0, "{e}");
 }
