@@ -174,15 +174,6 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 			__sync_fetch_and_add(&__c->untracked, 1);                                  \
 	} while (0)
 
-/* Remembers a thread's state from a syscall's enter to its exit. These tables are plain
- * hashes, not LRU (an eviction would lose an event unseen), and a failed insert (table
- * full) is counted as `untracked`, so even that loss is on the books. */
-#define RW_STASH(fam, map, key, val)                                                               \
-	do {                                                                                       \
-		if (bpf_map_update_elem(map, key, val, BPF_ANY))                                   \
-			RW_COUNT_UNTRACKED(fam);                                                   \
-	} while (0)
-
 /* Fills the header from the current task, stamped `ts` (a program that already read the
  * clock passes its reading: one clock read less per event). */
 static __always_inline void rw_fill_header(struct rw_header *h, __u32 type, __u64 ts)

@@ -21,25 +21,41 @@ RW_DECLARE_RING(network);
 #define RW_EALREADY 114
 #define RW_EINPROGRESS 115
 
-/* What sys_enter_connect saw, for sys_exit_connect of the same thread. */
-struct connect_args {
+/* A connection attempt in flight on a thread, from its syscall's enter to its exit. */
+struct net_inflight {
+	/* connect(): the struct sock the fd named at entry. The exit reports this socket, not
+	 * whatever the fd names by then: another thread may have dup2()ed a decoy over it
+	 * while connect() blocked (the call holds its own reference to the real one). */
+	__u64 sk;
 	__s32 fd;
 	__u32 addrlen; /* bytes of addr read from the caller */
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
-	__u32 busy;    /* the socket had an attempt under way or done before the call */
+	__u8 busy;     /* the socket had an attempt under way or done before the call */
+	__u8 active;   /* between connect()'s enter and exit */
+	/* A TCP Fast Open connect (sendto/sendmsg with MSG_FASTOPEN) entered SYN_SENT in this
+	 * task; the exit of syscall tfo_nr reports it. */
+	__u8 tfo;
+	__u8 pad;
+	__u64 tfo_sk;
+	__s64 tfo_nr;
+	__s32 tfo_fd;
+	__u16 tfo_dport;
+	__u16 pad2;
+	__u8 tfo_daddr[16]; /* the peer when the SYN left: a failed attempt clears it */
 };
 
-/* connect() in flight, by thread: a plain hash (see RW_STASH). */
+/* Per thread (task local storage), not a table keyed by tid: a fixed-size table could be
+ * filled by any user's threads blocked in connect(), blinding the family to everyone
+ * else's; this lives and dies with the task, so each entry costs its owner a thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* tid */
-	__type(value, struct connect_args);
-} network_connecting SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct net_inflight);
+} network_inflight SEC(".maps");
 
 /* Who connected or accepted a socket: a close often runs in softirq context, where the
- * current task is unrelated. LRU so sockets whose close is never seen cannot fill it;
- * past 16384 open connections the oldest owners are forgotten (owner_known false). */
+ * current task is unrelated. */
 struct net_owner {
 	__u64 cgroup_id;
 	__u32 pid;
@@ -51,9 +67,23 @@ struct net_owner {
 	char comm[RW_COMM_LEN];
 };
 
-/* The ports are part of the key: a socket freed without a close we saw (e.g. one whose
- * connection ended before connect returned) leaves an entry behind, and a later socket
- * at the same address must not inherit it. */
+/* Owners of connecting sockets: socket local storage, set when the socket enters
+ * SYN_SENT in the connecting task. It lives and dies with the socket, so no other user's
+ * sockets can push an entry out, and none is left behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct net_owner);
+} network_sk_owner SEC(".maps");
+
+/* Owners of accepted sockets, set at accept's exit, a classic tracepoint that only knows
+ * the socket by address (socket storage needs the kernel's own pointer): an LRU, so
+ * sockets whose close is never seen cannot fill it; past 16384 open accepted
+ * connections the oldest owners are forgotten (the close says owner_known false).
+ *
+ * The ports are part of the key: a socket freed without a close we saw leaves an entry
+ * behind, and a later socket at the same address must not inherit it. */
 struct owner_key {
 	__u64 sk;
 	__u16 sport;
@@ -151,28 +181,35 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args a = {};
-	a.fd = (__s32)ctx->args[0];
+	struct net_inflight *a = bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(),
+						      0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
+		/* No memory for the entry (or storage busy in a nested program): on the books. */
+		RW_COUNT_UNTRACKED(network);
+		return 0;
+	}
+	a->fd = (__s32)ctx->args[0];
 	const void *uaddr = (const void *)ctx->args[1];
 	__u64 len = ctx->args[2];
-	if (len > sizeof(a.addr))
-		len = sizeof(a.addr);
-	if (len >= 2 && !bpf_probe_read_user(a.addr, len, uaddr))
-		a.addrlen = len;
+	if (len > sizeof(a->addr))
+		len = sizeof(a->addr);
+	a->addrlen = 0;
+	if (len >= 2 && !bpf_probe_read_user(a->addr, len, uaddr))
+		a->addrlen = len;
 	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
 	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
 	 * has completed, or its error), or fails (EALREADY, EISCONN). The call that started
 	 * the attempt was reported. socket_state is UAPI (linux/net.h): no CO-RE needed. */
-	struct socket *sock = fd_to_socket(a.fd);
-	a.busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
-	RW_STASH(network, &network_connecting, &tid, &a);
+	struct socket *sock = fd_to_socket(a->fd);
+	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
+	a->busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
+	a->active = 1;
 	return 0;
 }
 
 /* A failed connect may have cleared the peer in the socket: take it from the caller's
  * sockaddr when that is of the socket's family. */
-static __always_inline void daddr_from_args(struct net_event *e, const struct connect_args *a)
+static __always_inline void daddr_from_args(struct net_event *e, const struct net_inflight *a)
 {
 	__u16 af = a->addr[0] | (a->addr[1] << 8); /* sa_family, host order (little endian) */
 	if (af != e->family)
@@ -192,25 +229,25 @@ static __always_inline void daddr_from_args(struct net_event *e, const struct co
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->active)
+		return 0;
+	p->active = 0;
 	if (rw_skip())
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args *p = bpf_map_lookup_elem(&network_connecting, &tid);
-	if (!p)
-		return 0;
-	struct connect_args a = *p;
-	bpf_map_delete_elem(&network_connecting, &tid);
 	long ret = ctx->ret;
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
 	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
 		return 0;
 	/* No new attempt (see net_connect_enter), whatever it returned. */
-	if (a.busy)
+	if (p->busy)
 		return 0;
 	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
-	if (a.addrlen >= 2 && a.addr[0] == 0 && a.addr[1] == 0)
+	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
 		return 0;
-	struct sock *sk = fd_to_sock(a.fd);
+	/* The socket the call was made on, whatever the fd names now. */
+	struct sock *sk = (struct sock *)p->sk;
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -219,14 +256,138 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	fill_body(e, sk, family);
 	e->ret = ret;
-	e->fd = a.fd;
-	/* A failed connect's socket has already been through TCP_CLOSE: no owner to keep. */
+	e->fd = p->fd;
+	e->via = RW_NET_VIA_CONNECT;
+	/* A failed connect's socket has already been through TCP_CLOSE. (The owner was kept
+	 * when the socket entered SYN_SENT: net_syn_sent.) */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
-		daddr_from_args(e, &a);
-	else
-		remember_owner(sk, e);
+		daddr_from_args(e, p);
 	RW_SUBMIT(network, e);
 	return 0;
+}
+
+/* A TCP Fast Open connect: sendto/sendmsg(MSG_FASTOPEN) on an unconnected socket connects
+ * it without connect(). Reported at the exit of the syscall that made it (the local port
+ * is chosen only after SYN_SENT is entered), marked by net_syn_sent. */
+static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->tfo)
+		return 0;
+	p->tfo = 0;
+	/* A mark left by a send that is no syscall of these (io_uring) is not this one's. */
+	if (p->tfo_nr != ctx->id || rw_skip())
+		return 0;
+	struct sock *sk = (struct sock *)p->tfo_sk;
+	__u16 family = tcp_family(sk);
+	if (!family)
+		return 0;
+	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CONNECT);
+	if (!e)
+		return 0;
+	fill_body(e, sk, family);
+	long ret = ctx->ret;
+	e->ret = ret;
+	e->fd = p->tfo_fd;
+	e->via = RW_NET_VIA_FASTOPEN;
+	if (ret < 0 && ret != -RW_EINPROGRESS) {
+		/* Failed: the socket may have forgotten its peer (as for connect). */
+		__builtin_memcpy(e->daddr, p->tfo_daddr, sizeof(e->daddr));
+		e->dport = p->tfo_dport;
+		e->flags |= RW_NET_DADDR_FROM_ARGS;
+	}
+	RW_SUBMIT(network, e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int net_sendto_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int net_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int net_sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_send_exit(ctx);
+}
+
+/* The syscall number and first argument (the fd) of the current task's syscall. */
+static __always_inline void current_syscall(struct task_struct *task, __s64 *nr, __s32 *fd)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs) {
+		*nr = -1;
+		*fd = -1;
+		return;
+	}
+#if defined(__TARGET_ARCH_x86)
+	*nr = BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	*nr = BPF_CORE_READ(regs, syscallno);
+#else
+	*nr = -1;
+#endif
+	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+}
+
+/* Keeps the current task as the owner of a socket it is connecting. Kept for the daemon
+ * too, so that the close of its own socket is known to be its own (skip_owner). */
+static __always_inline void keep_connect_owner(const struct sock *sk, struct task_struct *task)
+{
+	struct net_owner *o = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0,
+						 BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return; /* no memory: its close will say owner_known false */
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	o->pid = id >> 32;
+	o->tid = (__u32)id;
+	o->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	o->uid = (__u32)ug;
+	o->gid = ug >> 32;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+/* A TCP socket entering SYN_SENT: always in the task that connects it (connect(), a Fast
+ * Open send, io_uring, a kernel socket's worker), which becomes its owner. When the task
+ * sends with MSG_FASTOPEN (tcp_sendmsg_fastopen holds fastopen_req for the length of the
+ * connect), also marks the task for on_send_exit; connect() itself is followed from its
+ * own syscall (net_connect_enter). */
+static __always_inline void net_syn_sent(const struct sock *sk)
+{
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	keep_connect_owner(sk, task);
+	if (!BPF_CORE_READ((const struct tcp_sock *)sk, fastopen_req) || rw_skip())
+		return;
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		RW_COUNT_UNTRACKED(network);
+		return;
+	}
+	current_syscall(task, &p->tfo_nr, &p->tfo_fd);
+	p->tfo_sk = (__u64)sk;
+	p->tfo_dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__builtin_memset(p->tfo_daddr, 0, sizeof(p->tfo_daddr));
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == RW_AF_INET) {
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(p->tfo_daddr, &d, 4);
+	} else if (bpf_core_field_exists(sk->__sk_common.skc_v6_daddr)) {
+		BPF_CORE_READ_INTO(&p->tfo_daddr, sk, __sk_common.skc_v6_daddr);
+	}
+	p->tfo = 1;
 }
 
 static __always_inline int on_accept(long ret)
@@ -269,6 +430,11 @@ int net_accept4_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	if (newstate == TCP_SYN_SENT) {
+		if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+			net_syn_sent(sk);
+		return 0;
+	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
@@ -278,26 +444,30 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport)),
 		.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)),
 	};
-	if (oldstate == TCP_SYN_SENT) {
-		bpf_map_delete_elem(&network_owners, &key);
+	if (oldstate == TCP_SYN_SENT)
 		return 0;
-	}
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
 	/* The self check goes by the owner: in softirq context the daemon may be current
-	 * for someone else's close. */
+	 * for someone else's close. A connected socket's owner is in its storage (kept, not
+	 * deleted: it goes with the socket, and a new connect on it replaces it); an accepted
+	 * one's in the LRU. */
 	struct net_owner o = {};
-	struct net_owner *op = bpf_map_lookup_elem(&network_owners, &key);
+	struct net_owner *op = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0, 0);
 	bool owned = op != NULL;
 	if (op) {
 		o = *op;
-		bpf_map_delete_elem(&network_owners, &key);
-		if (skip_owner(o.pid))
-			return 0;
-	} else if (rw_skip()) {
-		return 0;
+	} else {
+		op = bpf_map_lookup_elem(&network_owners, &key);
+		owned = op != NULL;
+		if (op) {
+			o = *op;
+			bpf_map_delete_elem(&network_owners, &key);
+		}
 	}
+	if (owned ? skip_owner(o.pid) : rw_skip())
+		return 0;
 	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CLOSE);
 	if (!e)
 		return 0;
@@ -335,3 +505,4 @@ RW_LAYOUT(net_event);
 RW_ENUM(rw_network_type);
 RW_ENUM(rw_net_family);
 RW_ENUM(rw_net_flags);
+RW_ENUM(rw_net_via);

@@ -23,11 +23,17 @@ enum rw_net_flags {
 	 * map); without it the header is whatever task was current, often not the owner
 	 * (softirq). */
 	RW_NET_OWNER_KNOWN = 1,
-	/* connect: daddr/dport come from the syscall's sockaddr (a failed connect clears
-	 * them in the socket). */
+	/* connect: daddr/dport come from the syscall's sockaddr, or for Fast Open from the
+	 * socket as the SYN left (a failed connect clears them in the socket). */
 	RW_NET_DADDR_FROM_ARGS = 2,
 	/* close: the peer's FIN was received (an orderly close by the peer, not a reset) */
 	RW_NET_PEER_FIN = 4,
+};
+
+/* net_event.via: how a connect was made */
+enum rw_net_via {
+	RW_NET_VIA_CONNECT = 0,  /* connect() */
+	RW_NET_VIA_FASTOPEN = 1, /* sendto/sendmsg/sendmmsg with MSG_FASTOPEN (TCP Fast Open) */
 };
 
 /* One record for connect, accept and close; fields a type does not use are zero.
@@ -35,7 +41,7 @@ enum rw_net_flags {
  * order; saddr/sport are the local end, daddr/dport the peer. */
 struct net_event {
 	struct rw_header hdr;
-	__s64 ret; /* connect: 0, -EINPROGRESS or -errno */
+	__s64 ret; /* connect: 0, -EINPROGRESS or -errno; Fast Open: the send's return */
 	/* close, from struct tcp_sock: */
 	__u64 bytes_sent;     /* payload bytes sent, retransmissions included */
 	__u64 bytes_received; /* payload bytes received in order (the kernel's count less
@@ -51,7 +57,8 @@ struct net_event {
 	__s32 fd;       /* connect: the socket; accept: the new socket; close: -1 */
 	__u8 oldstate;  /* close: the TCP state the socket left */
 	__u8 flags;
-	__u16 pad;
+	__u8 via; /* connect: enum rw_net_via */
+	__u8 pad;
 };
 
 #endif

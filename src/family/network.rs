@@ -1,6 +1,7 @@
 //! Network family records (bpf/network.h): TCP connect, accept, close.
 //! JSON: `family` (ipv4/ipv6), `protocol` (tcp), `saddr`/`sport` (local end),
-//! `daddr`/`dport` (peer); connect adds `ret`, `fd`, `daddr_from_args`; accept adds `fd`;
+//! `daddr`/`dport` (peer); connect adds `ret`, `fd`, `daddr_from_args`, `via` (`connect`, or
+//! `fastopen` for a send with MSG_FASTOPEN); accept adds `fd`;
 //! close adds `bytes_sent` (payload, retransmissions included), `bytes_received` (payload),
 //! `bytes_acked` (sequence space: SYN and FIN count one), `bytes_retrans`, `oldstate`,
 //! `peer_fin` and `owner_known` (the header names who connected or accepted the socket).
@@ -42,6 +43,9 @@ pub const IPPROTO_TCP: u16 = 6;
 pub const NET_OWNER_KNOWN: u8 = 1;
 pub const NET_DADDR_FROM_ARGS: u8 = 2;
 pub const NET_PEER_FIN: u8 = 4;
+/// `enum rw_net_via`: how a connect was made.
+pub const NET_VIA_CONNECT: u8 = 0;
+pub const NET_VIA_FASTOPEN: u8 = 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,7 +65,8 @@ pub struct NetEvent {
     pub fd: i32,
     pub oldstate: u8,
     pub flags: u8,
-    pub pad: u16,
+    pub via: u8,
+    pub pad: u8,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for NetEvent {}
@@ -136,6 +141,11 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             line.i64("ret", e.ret);
             line.i64("fd", e.fd.into());
             line.bool("daddr_from_args", e.flags & NET_DADDR_FROM_ARGS != 0);
+            match e.via {
+                NET_VIA_CONNECT => line.str("via", "connect"),
+                NET_VIA_FASTOPEN => line.str("via", "fastopen"),
+                v => line.u64("via", v.into()),
+            }
         }
         kind::ACCEPT => line.i64("fd", e.fd.into()),
         _ => {
@@ -165,6 +175,9 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             b.extend_from_slice(if k == kind::ACCEPT { b" <- " } else { b" -> " });
             endpoint(b, e.family, &e.daddr, e.dport);
             if k == kind::CONNECT {
+                if e.via == NET_VIA_FASTOPEN {
+                    b.extend_from_slice(b" (fastopen)");
+                }
                 if e.ret == -i64::from(libc::EINPROGRESS) {
                     b.extend_from_slice(b" (in progress)");
                 } else if e.ret < 0 {
@@ -231,6 +244,9 @@ mod tests {
         assert_eq!(v["sport"], 40000);
         assert_eq!(v["dport"], 443);
         assert_eq!(v["ret"], -115);
+        assert_eq!(v["via"], "connect");
+        e.via = NET_VIA_FASTOPEN;
+        assert_eq!(rendered(kind::CONNECT, &e)["via"], "fastopen");
 
         e.family = AF_INET6;
         e.saddr = Ipv6Addr::LOCALHOST.octets();
@@ -277,6 +293,7 @@ mod layout {
                 fd,
                 oldstate,
                 flags,
+                via,
                 pad
             ]
         );
@@ -307,6 +324,14 @@ mod layout {
                 RW_NET_OWNER_KNOWN = NET_OWNER_KNOWN,
                 RW_NET_DADDR_FROM_ARGS = NET_DADDR_FROM_ARGS,
                 RW_NET_PEER_FIN = NET_PEER_FIN,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_net_via",
+            [
+                RW_NET_VIA_CONNECT = NET_VIA_CONNECT,
+                RW_NET_VIA_FASTOPEN = NET_VIA_FASTOPEN,
             ]
         );
     }
