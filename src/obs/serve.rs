@@ -326,6 +326,16 @@ impl Server {
             let (mut stream, peer) = match self.listener.accept(self.diag.as_ref()) {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // One connection's failure (the client reset it while it waited, a
+                // protocol error): the rest of the backlog is still there.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+                    ) =>
+                {
+                    continue;
+                }
                 // WouldBlock: all taken. Anything else (EMFILE, ...): the sweep retries.
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock {
