@@ -286,9 +286,9 @@ int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
 /* ---- exec_from_tmp / exec_from_memfd ---------------------------------------------- */
 
 /* Steps of the walk to the root: a directory or a mount crossing each. A path name is
- * at most PATH_MAX (4096) bytes, so at most 2048 components; deeper trees exist (made
- * by relative steps) and this bound is above them too. A walk that still does not reach
- * the root reports location "unknown" rather than nothing. */
+ * at most PATH_MAX (4096) bytes, so at most 2048 components, but trees can be made
+ * arbitrarily deep by relative steps: a walk that does not reach the root within this
+ * bound reports location "unknown" rather than nothing. */
 #define RW_WALK_MAX 8192
 
 /* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
