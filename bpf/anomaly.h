@@ -58,6 +58,9 @@ enum rw_anomaly_flags {
 	/* ptrace_attach, bpf_prog_load: no attempt of its own, only `suppressed`
 	 * failures flushed when the process that made the latest of them exited. */
 	RW_ANOMALY_SUMMARY = 4,
+	/* `suppressed` is the shared count of every uid that found the rate table full
+	 * (more than 4096 (uid, rule) pairs), not this uid's alone. */
+	RW_ANOMALY_RATE_SHARED = 8,
 };
 
 /* What args[], detail and name hold depends on the rule:

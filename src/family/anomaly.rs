@@ -33,6 +33,9 @@ pub const NAME_TRUNCATED: u32 = 2;
 /// ptrace_attach / bpf_prog_load record with no attempt of its own: only the count of
 /// suppressed failures, flushed when the process that made the latest of them exited.
 pub const SUMMARY: u32 = 4;
+/// `suppressed` is the shared count of every uid that found the kernel's rate table full
+/// (more than 4,096 (uid, rule) pairs), not this uid's alone.
+pub const RATE_SHARED: u32 = 8;
 
 /// `enum rw_anomaly_rule`.
 pub mod rule {
@@ -154,6 +157,13 @@ fn named(line: &mut impl Fields, k: &str, name: Option<&str>, n: u64) {
     }
 }
 
+/// Only on the rare records whose `suppressed` is the overflow entry's.
+fn shared(line: &mut impl Fields, flags: u32) {
+    if flags & RATE_SHARED != 0 {
+        line.bool("suppressed_shared", true);
+    }
+}
+
 pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
     let a = &e.args;
@@ -187,6 +197,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.bool("summary", true);
             let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
             line.u64("suppressed", n);
+            shared(line, e.flags);
         }
         rule::PTRACE_ATTACH => {
             line.bool("summary", false);
@@ -195,6 +206,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             named(line, "request_name", ptrace_request_name(a[1]), a[1]);
             line.i64("ret", a[2] as i64);
             line.u64("suppressed", a[3]);
+            shared(line, e.flags);
         }
         rule::BPF_PROG_LOAD => {
             line.bool("summary", false);
@@ -204,6 +216,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.bytes("prog_name", prefix(&e.name, e.name_len));
             line.i64("ret", a[3] as i64);
             line.u64("suppressed", a[4]);
+            shared(line, e.flags);
         }
         rule::MODULE_LOAD => {
             named(line, "syscall", syscall_name(e.code), e.code.into());
@@ -229,6 +242,13 @@ fn outcome(b: &mut Vec<u8>, ret: i64, suppressed: u64) {
     }
     if suppressed > 0 {
         let _ = write!(b, "; {suppressed} more failures not reported");
+    }
+}
+
+/// Marks a count that is the shared overflow entry's, not the uid's own.
+fn shared_note(b: &mut Vec<u8>, flags: u32) {
+    if flags & RATE_SHARED != 0 {
+        b.extend_from_slice(b" (counted with other uids: rate table full)");
     }
 }
 
@@ -268,6 +288,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         rule::PTRACE_ATTACH | rule::BPF_PROG_LOAD if e.flags & SUMMARY != 0 => {
             let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
             let _ = write!(b, " ended; {n} more failures not reported");
+            shared_note(b, e.flags);
         }
         rule::PTRACE_ATTACH => {
             b.push(b' ');
@@ -279,12 +300,14 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             }
             let _ = write!(b, " of pid {}", a[0]);
             outcome(b, a[2] as i64, a[3]);
+            shared_note(b, e.flags);
         }
         rule::BPF_PROG_LOAD => {
             b.extend_from_slice(b" loaded BPF program \"");
             text(b, prefix(&e.name, e.name_len), true);
             let _ = write!(b, "\" (type {}, {} instructions)", a[0], a[1]);
             outcome(b, a[3] as i64, a[4]);
+            shared_note(b, e.flags);
         }
         rule::MODULE_LOAD => {
             b.push(b' ');
@@ -490,6 +513,7 @@ mod layout {
                 RW_ANOMALY_DETAIL_TRUNCATED = DETAIL_TRUNCATED,
                 RW_ANOMALY_NAME_TRUNCATED = NAME_TRUNCATED,
                 RW_ANOMALY_SUMMARY = SUMMARY,
+                RW_ANOMALY_RATE_SHARED = RATE_SHARED,
             ]
         );
     }
