@@ -63,6 +63,17 @@ fn flood(ok: u32, failed: u64, opens: u32) -> (u64, u64) {
     (pid, child)
 }
 
+/// What the daemon's `final anomaly suppressed: uid=U rule=R n=N` lines give for one
+/// uid and rule (failures counted in the kernel that no record carries).
+fn held(f: &Finished, uid: &str, rule: &str) -> u64 {
+    let head = format!("final anomaly suppressed: uid={uid} rule={rule} n=");
+    f.stderr
+        .lines()
+        .filter_map(|l| l.split_once(&head).map(|(_, n)| n.trim()))
+        .map(|n| n.parse::<u64>().unwrap_or_else(|e| panic!("{n:?}: {e}")))
+        .sum()
+}
+
 fn ptrace_of(f: &Finished, pid: u64) -> Vec<&Value> {
     f.of_type("anomaly")
         .filter(|e| e["rule"] == "ptrace_attach" && u(&e["pid"]) == pid)
@@ -328,5 +339,89 @@ fn full_rate_table_still_limits_and_counts() {
         "{UIDS} uids x {K}: {attempts} attempt records, {} summaries ({shared} shared), \
          suppressed {suppressed}, {secs} s",
         ev.len() as u64 - attempts
+    );
+}
+
+/// As uid 65534: `n` refused PTRACE_ATTACH calls on pid 1, then "done" and a wait for
+/// stdin to close, so the process outlives the daemon.
+const FAIL_AND_WAIT: &str = r#"
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+for _ in range(int(sys.argv[1])):
+    if libc.ptrace(16, 1, None, None) != -1:
+        sys.exit("attach pid 1 did not fail")
+print("done", flush=True)
+sys.stdin.read()
+"#;
+
+/// Failures still held in the kernel when the daemon stops (their process still runs,
+/// so no summary) are counted in the final log lines: none is lost.
+#[test]
+fn held_failures_are_counted_at_shutdown() {
+    held_failures("anomaly-held", false);
+}
+
+/// The held counts are kept like the books: the family switched off and on again by
+/// SIGHUP hands them to the new object, which reports them at shutdown.
+#[test]
+fn held_failures_survive_the_family_switched_off_and_on() {
+    held_failures("anomaly-held-hup", true);
+}
+
+fn held_failures(tag: &str, toggle: bool) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    const N: u64 = 2_000;
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = common::temp_dir(tag);
+    let _rm = RemoveDir(dir.clone());
+    let cfg = dir.join("ringwarden.toml");
+    let families = |f: &str| fs::write(&cfg, format!("families = [{f}]\n")).expect("config");
+    families("\"anomaly\"");
+    let d = Daemon::start(tag, &["--config", cfg.to_str().expect("utf-8 path")]);
+    let mut c = as_nobody("/usr/bin/python3")
+        .args(["-c", FAIL_AND_WAIT, &N.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the attempts");
+    let pid = u64::from(c.id());
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read done");
+    assert_eq!(line.trim(), "done");
+    if toggle {
+        let hup = |word: &str| {
+            // SAFETY: signalling the daemon we started.
+            unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+            d.wait_for_log(word, Duration::from_secs(10));
+        };
+        families("\"file\"");
+        hup("retired ring anomaly");
+        families("\"file\", \"anomaly\"");
+        hup("SIGHUP: family anomaly switched on");
+    }
+    let f = d.stop();
+    drop(c.stdin.take());
+    assert!(c.wait().expect("attempts end").success());
+    f.assert_exact();
+    let ev = ptrace_of(&f, pid);
+    let suppressed: u64 = ev.iter().map(|e| u(&e["suppressed"])).sum();
+    let kept = held(&f, "65534", "ptrace_attach");
+    for e in &ev {
+        assert_eq!(e["summary"], false, "the process had not ended: {e}");
+    }
+    assert_eq!(
+        ev.len() as u64 + suppressed + kept,
+        N,
+        "records {} + suppressed {suppressed} + held {kept}; log:\n{}",
+        ev.len(),
+        f.stderr
+    );
+    eprintln!(
+        "{N} refused attaches: {} records, suppressed {suppressed}, held at shutdown {kept}",
+        ev.len()
     );
 }

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::mem::size_of;
 
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
@@ -36,6 +37,95 @@ pub const SUMMARY: u32 = 4;
 /// `suppressed` is the shared count of every uid that found the kernel's rate table full
 /// (more than 4,096 (uid, rule) pairs), not this uid's alone.
 pub const RATE_SHARED: u32 = 8;
+
+/// The kernel's rate limit of failures: `struct rate_key` -> `struct rate_val`, and the
+/// entries (indexed by rule) shared by the uids that found it full.
+pub const RATE_MAP: &str = "anomaly_rate";
+pub const RATE_OVER_MAP: &str = "anomaly_rate_over";
+
+/// `struct rate_key` (bpf/anomaly.bpf.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateKey {
+    pub uid: u32,
+    pub rule: u32,
+}
+
+/// `struct rate_val` (bpf/anomaly.bpf.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateVal {
+    pub last_ns: u64,
+    pub suppressed: u64,
+    pub last_tgid: u32,
+    pub pad: u32,
+}
+
+/// Failures counted in the kernel and not (yet) carried by any record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// `None`: the shared entry of the uids that found the table full.
+    pub uid: Option<u32>,
+    pub rule: u32,
+    pub n: u64,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn suppressed_of(v: &[u8]) -> Option<u64> {
+    let at = std::mem::offset_of!(RateVal, suppressed);
+    Some(u64::from_ne_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// What the rate maps still hold (read once the programs are stopped, so final): every
+/// failure is then in a record's `suppressed`, a summary, or one of these.
+pub fn held(rate: Option<&MapHandle>, over: Option<&MapHandle>) -> Vec<Held> {
+    let mut out = Vec::new();
+    if let Some(m) = rate {
+        for k in m.keys() {
+            let Some(n) = m
+                .lookup(&k, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| suppressed_of(&v))
+            else {
+                continue;
+            };
+            if let (Some(uid), Some(rule), true) = (u32_at(&k, 0), u32_at(&k, 4), n > 0) {
+                out.push(Held {
+                    uid: Some(uid),
+                    rule,
+                    n,
+                });
+            }
+        }
+    }
+    if let Some(m) = over {
+        for rule in 0..m.max_entries() {
+            let n = m
+                .lookup(&rule.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| suppressed_of(&v))
+                .unwrap_or(0);
+            if n > 0 {
+                out.push(Held { uid: None, rule, n });
+            }
+        }
+    }
+    out.sort_by_key(|h| (h.uid.is_none(), h.uid, h.rule));
+    out
+}
+
+/// `anomaly suppressed: uid=65534 rule=ptrace_attach n=12` (`uid=shared` for the
+/// overflow entry).
+pub fn held_line(h: &Held) -> String {
+    let uid = h.uid.map_or_else(|| "shared".to_string(), |u| u.to_string());
+    let rule = rule_name(h.rule).map_or_else(|| format!("unknown({})", h.rule), str::to_string);
+    format!("anomaly suppressed: uid={uid} rule={rule} n={}", h.n)
+}
 
 /// `enum rw_anomaly_rule`.
 pub mod rule {
@@ -454,6 +544,17 @@ mod layout {
             [
                 hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name
             ]
+        );
+    }
+
+    #[test]
+    fn rate_maps_match_c() {
+        assert_layout!(Family::Anomaly, "rate_key", RateKey, [uid, rule]);
+        assert_layout!(
+            Family::Anomaly,
+            "rate_val",
+            RateVal,
+            [last_ns, suppressed, last_tgid, pad]
         );
     }
 
