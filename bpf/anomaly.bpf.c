@@ -69,6 +69,7 @@ static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 seve
 	e->name_len = 0;
 	e->detail[0] = 0;
 	e->name[0] = 0;
+	e->suppressed = 0;
 	return e;
 }
 
@@ -241,9 +242,20 @@ static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 	if (!(uid == 0 && old.uid != 0) && !(euid == 0 && old.euid != 0) &&
 	    !(fsuid == 0 && old.fsuid != 0))
 		return 0;
+	/* A setuid-root binary (euid 0 already) is what any user can run in a loop, and
+	 * critical records pass the reserved room: rate-limited per user, the first of a
+	 * window still at once. No summary at exit (each run is a process of its own, so
+	 * that would be a record per run again): the count waits for the next record. */
+	struct rate_val *slot = NULL;
+	bool over = false;
+	if (old.euid == 0 && !rate_pass(old.uid, RW_RULE_SETUID_ROOT, &slot, &over))
+		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_SETUID_ROOT, RW_SEV_CRITICAL);
 	if (!e)
 		return 0;
+	e->suppressed = rate_take(slot);
+	if (over)
+		e->flags |= RW_ANOMALY_RATE_SHARED;
 	e->code = old.code;
 	e->args[0] = old.uid;
 	e->args[1] = old.euid;

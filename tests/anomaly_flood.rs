@@ -146,6 +146,123 @@ impl Drop for RemoveDir {
     }
 }
 
+/// A setuid-root copy of python3 in a fresh directory under /tmp (so its exec is an
+/// exec_from_tmp too). A nosuid /tmp would make the test pass or fail for the wrong
+/// reason: it fails, saying so.
+fn suid_python(tag: &str) -> (RemoveDir, std::path::PathBuf) {
+    use std::os::unix::ffi::OsStrExt;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::path::PathBuf::from(format!(
+        "/tmp/ringwarden-suid-{tag}-{}-{n}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create dir under /tmp");
+    let rm = RemoveDir(dir.clone());
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("no NUL");
+    // SAFETY: a valid C string and a zeroed out-struct the call fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::statvfs(c.as_ptr(), &mut st) },
+        0,
+        "statvfs /tmp"
+    );
+    assert!(
+        st.f_flag & libc::ST_NOSUID == 0,
+        "/tmp is mounted nosuid here: this test needs a setuid-root helper under /tmp"
+    );
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let suid = dir.join("python3-suid");
+    fs::copy("/usr/bin/python3", &suid).expect("copy python3");
+    chown(&suid, Some(0), Some(0)).expect("chown root");
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+    (rm, suid)
+}
+
+/// Run by uid 65534 as a setuid-root binary (uid 65534, euid 0): `n` gains of the real
+/// uid 0 and back; then as a plain uid-65534 process with saved uid 0 (no setuid binary:
+/// euid 65534), `m` gains of euid 0 and back.
+const ELEVATE: &str = r#"
+import os, sys
+n, m = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(n):
+    os.setresuid(0, -1, -1)
+    assert os.getresuid()[0] == 0
+    os.setresuid(65534, -1, -1)
+os.setresuid(65534, 65534, 0)
+for _ in range(m):
+    os.setresuid(-1, 0, -1)
+    assert os.geteuid() == 0
+    os.setresuid(-1, 65534, -1)
+"#;
+
+/// A user looping over a setuid-root binary (sudo -n true) cannot flood critical
+/// records: its gains are rate-limited per uid, each counted; gains where euid was not
+/// 0 (exploit-like) are never limited.
+#[test]
+fn setuid_binary_elevations_are_rate_limited_and_counted() {
+    const N: u64 = 2_000;
+    const M: u64 = 50;
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let (_rm, suid) = suid_python("anomaly-suid-loop");
+    let d = Daemon::start("anomaly-suid-loop", &["--only", "anomaly"]);
+    let t = Instant::now();
+    let c = as_nobody(suid.to_str().expect("utf-8 path"))
+        .args(["-c", ELEVATE, &N.to_string(), &M.to_string()])
+        .spawn()
+        .expect("run the elevations");
+    let pid = u64::from(c.id());
+    let st = c.wait_with_output().expect("elevations end").status;
+    let bound = t.elapsed().as_secs() + 2;
+    assert!(st.success(), "elevations: {st:?}");
+    let f = d.stop();
+    f.assert_exact();
+    let ev: Vec<_> = f
+        .of_type("anomaly")
+        .filter(|e| e["rule"] == "setuid_root" && u(&e["pid"]) == pid)
+        .collect();
+    let (binary, exploit): (Vec<&Value>, Vec<&Value>) =
+        ev.iter().partition(|e| u(&e["old_euid"]) == 0);
+    let suppressed: u64 = binary.iter().map(|e| u(&e["suppressed"])).sum();
+    let kept = held(&f, "65534", "setuid_root");
+    assert_eq!(
+        binary.len() as u64 + suppressed + kept,
+        N,
+        "records {} + suppressed {suppressed} + held {kept}",
+        binary.len()
+    );
+    assert!(
+        binary.len() as u64 <= bound,
+        "rate limit: {} records for {N} elevations",
+        binary.len()
+    );
+    assert_eq!(u(&binary[0]["suppressed"]), 0, "the first is not held back");
+    for e in &binary {
+        assert_eq!(e["severity"], "critical");
+        assert_eq!(e["syscall"], "setresuid");
+        assert_eq!(u(&e["old_uid"]), 65534);
+        assert_eq!(u(&e["new_uid"]), 0);
+    }
+    assert_eq!(
+        exploit.len() as u64,
+        M,
+        "every euid gain reported: {exploit:?}"
+    );
+    for e in &exploit {
+        assert_eq!(e["severity"], "critical");
+        assert_eq!(u(&e["old_euid"]), 65534);
+        assert_eq!(u(&e["new_euid"]), 0);
+        assert_eq!(u(&e["suppressed"]), 0);
+    }
+    eprintln!(
+        "{N} setuid-binary gains: {} records, suppressed {suppressed}, held {kept}; \
+         {M} euid gains: {} records",
+        binary.len(),
+        exploit.len()
+    );
+}
+
 #[test]
 fn critical_event_survives_a_flood_of_lesser_ones() {
     let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());

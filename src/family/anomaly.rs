@@ -182,6 +182,8 @@ pub struct AnomalyEvent {
     pub name_len: u32,
     pub detail: [u8; DETAIL_LEN],
     pub name: [u8; NAME_LEN],
+    /// setuid_root only (ptrace_attach and bpf_prog_load keep theirs in `args`).
+    pub suppressed: u64,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for AnomalyEvent {}
@@ -273,6 +275,8 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.u64("new_uid", a[3]);
             line.u64("new_euid", a[4]);
             line.u64("new_fsuid", a[5]);
+            line.u64("suppressed", e.suppressed);
+            shared(line, e.flags);
         }
         rule::EXEC_FROM_TMP | rule::EXEC_FROM_MEMFD => {
             if e.rule == rule::EXEC_FROM_TMP {
@@ -361,6 +365,10 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
                 " (uid {}->{}, euid {}->{}, fsuid {}->{})",
                 a[0], a[3], a[1], a[4], a[2], a[5]
             );
+            if e.suppressed > 0 {
+                let _ = write!(b, "; {} more not reported", e.suppressed);
+            }
+            shared_note(b, e.flags);
         }
         rule::EXEC_FROM_TMP => {
             b.extend_from_slice(b" ran ");
@@ -439,6 +447,7 @@ mod tests {
             name_len: 0,
             detail: [0; DETAIL_LEN],
             name: [0; NAME_LEN],
+            suppressed: 0,
         };
         f(&mut e);
         // SAFETY: AnomalyEvent is repr(C) plain data; the slice covers exactly it.
@@ -542,7 +551,8 @@ mod layout {
             "anomaly_event",
             AnomalyEvent,
             [
-                hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name
+                hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name,
+                suppressed
             ]
         );
     }
