@@ -88,6 +88,11 @@ struct pending {
 	__u64 args[3];
 	__u32 name_len;
 	char name[RW_BPF_OBJ_NAME_LEN];
+	/* On the group leader: the rate key uid under which this process's latest
+	 * suppressed failure of each rule (bit rule - RW_RULE_PTRACE_ATTACH) was counted,
+	 * so its exit flushes that one even if the process changed uid since. */
+	__u32 rate_mask;
+	__u32 rate_uid[2];
 };
 
 /* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
@@ -164,6 +169,23 @@ struct {
 	__type(value, struct rate_val);
 } anomaly_rate_over SEC(".maps");
 
+/* Notes on the process's group leader under which uid a failure of a rule that has
+ * a summary at exit was counted. No storage (no memory): the exit falls back to the
+ * uid the process has then. */
+static __always_inline void remember_rate_uid(__u32 uid, __u32 rule)
+{
+	__u32 i = rule - RW_RULE_PTRACE_ATTACH;
+	if (i > 1)
+		return;
+	struct task_struct *leader = bpf_get_current_task_btf()->group_leader;
+	struct pending *p =
+		bpf_task_storage_get(&anomaly_pending, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return;
+	p->rate_uid[i] = uid;
+	__sync_fetch_and_or(&p->rate_mask, 1U << i);
+}
+
 /* Whether this failure is reported; *slot is where the suppressed count is to be taken
  * from once the record is reserved (NULL: none), so a drop leaves it for the next.
  * *over is set when the count is the shared overflow entry's. */
@@ -196,6 +218,7 @@ static __always_inline bool rate_pass(__u32 uid, __u32 rule, struct rate_val **s
 	}
 	__sync_fetch_and_add(&v->suppressed, 1);
 	v->last_tgid = bpf_get_current_pid_tgid() >> 32;
+	remember_rate_uid(*over ? RW_RATE_OVERFLOW_UID : uid, rule);
 	return false;
 }
 
@@ -622,8 +645,17 @@ static __always_inline void flush_val(struct rate_val *v, __u32 tgid, __u32 rule
 	RW_SUBMIT(anomaly, e);
 }
 
-static __always_inline void flush_rule(__u32 uid, __u32 tgid, __u32 rule)
+static __always_inline void flush_rule(struct pending *lp, __u32 uid, __u32 tgid, __u32 rule)
 {
+	__u32 i = rule - RW_RULE_PTRACE_ATTACH;
+	if (lp && i < 2 && (lp->rate_mask & (1U << i))) {
+		uid = lp->rate_uid[i & 1];
+		if (uid == RW_RATE_OVERFLOW_UID) {
+			flush_val(bpf_map_lookup_elem(&anomaly_rate_over, &rule), tgid, rule,
+				  RW_ANOMALY_RATE_SHARED);
+			return;
+		}
+	}
 	struct rate_key k = { .uid = uid, .rule = rule };
 	flush_val(bpf_map_lookup_elem(&anomaly_rate, &k), tgid, rule, 0);
 	flush_val(bpf_map_lookup_elem(&anomaly_rate_over, &rule), tgid, rule,
@@ -639,12 +671,13 @@ int BPF_PROG(anomaly_exit, struct task_struct *p)
 		return 0;
 	if (rw_skip())
 		return 0;
-	/* The uid now: a process that changed its real uid after its failures leaves
-	 * them for the uid's next record, or the daemon's final count at shutdown. */
+	/* The uid each rule's latest failure was counted under, as noted on the group
+	 * leader (alive until reaped, after this); without a note, the uid now. */
+	struct pending *lp = bpf_task_storage_get(&anomaly_pending, p->group_leader, 0, 0);
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	flush_rule(uid, tgid, RW_RULE_PTRACE_ATTACH);
-	flush_rule(uid, tgid, RW_RULE_BPF_PROG_LOAD);
+	flush_rule(lp, uid, tgid, RW_RULE_PTRACE_ATTACH);
+	flush_rule(lp, uid, tgid, RW_RULE_BPF_PROG_LOAD);
 	return 0;
 }
 

@@ -550,3 +550,52 @@ fn held_failures(tag: &str, toggle: bool) {
         ev.len()
     );
 }
+
+/// Run by uid 65534 as a setuid-root binary: drops euid to 65534 (saved uid 0 kept),
+/// makes `n` refused PTRACE_ATTACH calls on pid 1, then becomes root for good and exits.
+const FAIL_THEN_ROOT: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+os.setresuid(-1, 65534, -1)
+for _ in range(int(sys.argv[1])):
+    if libc.ptrace(16, 1, None, None) != -1:
+        sys.exit("attach pid 1 did not fail")
+os.setresuid(0, 0, 0)
+"#;
+
+/// The summary at exit finds the failures under the uid they were counted under, not
+/// the uid the process has when it ends.
+#[test]
+fn summary_follows_failures_across_a_uid_change() {
+    const N: u64 = 2_000;
+    let _one = NOBODY.lock().unwrap_or_else(|e| e.into_inner());
+    let (_rm, suid) = suid_python("anomaly-uid-change");
+    let d = Daemon::start("anomaly-uid-change", &["--only", "anomaly"]);
+    let c = as_nobody(suid.to_str().expect("utf-8 path"))
+        .args(["-c", FAIL_THEN_ROOT, &N.to_string()])
+        .spawn()
+        .expect("run the attempts");
+    let pid = u64::from(c.id());
+    let st = c.wait_with_output().expect("attempts end").status;
+    assert!(st.success(), "attempts: {st:?}");
+    let f = d.stop();
+    f.assert_exact();
+    assert!(f.stderr.contains(" 0 skipped"), "{}", f.stderr);
+    let ev = ptrace_of(&f, pid);
+    let suppressed: u64 = ev.iter().map(|e| u(&e["suppressed"])).sum();
+    let kept = held(&f, "65534", "ptrace_attach");
+    let attempts = ev.iter().filter(|e| e["summary"] == false).count() as u64;
+    assert_eq!(attempts + suppressed, N, "{ev:?}; held {kept}");
+    // Nothing left behind: the exit (as uid 0) flushed uid 65534's count.
+    assert_eq!(kept, 0, "{ev:?}");
+    assert!(ev.iter().filter(|e| e["summary"] == true).count() <= 1);
+    for e in ev.iter().filter(|e| e["summary"] == true) {
+        assert_eq!(
+            u(&e["uid"]),
+            0,
+            "the summary comes from the exit, as root: {e}"
+        );
+    }
+    eprintln!("{N} refused attaches then uid 0: {attempts} records, suppressed {suppressed}");
+}
