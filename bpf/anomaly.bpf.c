@@ -69,6 +69,7 @@ static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 seve
 	e->name_len = 0;
 	e->detail[0] = 0;
 	e->name[0] = 0;
+	e->suppressed = 0;
 	return e;
 }
 
@@ -87,6 +88,11 @@ struct pending {
 	__u64 args[3];
 	__u32 name_len;
 	char name[RW_BPF_OBJ_NAME_LEN];
+	/* On the group leader: the rate key uid under which this process's latest
+	 * suppressed failure of each rule (bit rule - RW_RULE_PTRACE_ATTACH) was counted,
+	 * so its exit flushes that one even if the process changed uid since. */
+	__u32 rate_mask;
+	__u32 rate_uid[2];
 };
 
 /* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
@@ -127,8 +133,13 @@ static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out
 
 /* Failed ptrace/bpf attempts: one record per second per (uid, rule); the failures in
  * between are counted in the map and carried by that uid's next record of the rule. A
- * user cannot make keys beyond their own uid. */
+ * user with a subordinate uid range (newuidmap) can act as thousands of uids, so the
+ * table can be filled on purpose: past it, failures share one entry per rule in
+ * anomaly_rate_over, itself rate-limited, rather than being reported one by one. */
 #define RW_RATE_WINDOW_NS 1000000000ULL
+#define RW_RATE_ENTRIES 4096
+/* The uid of the shared entries in anomaly_rate_over (no real uid: (uid_t)-1). */
+#define RW_RATE_OVERFLOW_UID 0xffffffffU
 
 struct rate_key {
 	__u32 uid;
@@ -144,27 +155,59 @@ struct rate_val {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, RW_RATE_ENTRIES);
 	__type(key, struct rate_key);
 	__type(value, struct rate_val);
 } anomaly_rate SEC(".maps");
 
+/* Indexed by rule: the uids that found anomaly_rate full, together. An array, so the
+ * entry exists however full the table is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, struct rate_val);
+} anomaly_rate_over SEC(".maps");
+
+/* Notes on the process's group leader under which uid a failure of a rule that has
+ * a summary at exit was counted. No storage (no memory): the exit falls back to the
+ * uid the process has then. */
+static __always_inline void remember_rate_uid(__u32 uid, __u32 rule)
+{
+	__u32 i = rule - RW_RULE_PTRACE_ATTACH;
+	if (i > 1)
+		return;
+	struct task_struct *leader = bpf_get_current_task_btf()->group_leader;
+	struct pending *p =
+		bpf_task_storage_get(&anomaly_pending, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return;
+	p->rate_uid[i] = uid;
+	__sync_fetch_and_or(&p->rate_mask, 1U << i);
+}
+
 /* Whether this failure is reported; *slot is where the suppressed count is to be taken
- * from once the record is reserved (NULL: none), so a drop leaves it for the next. */
-static __always_inline bool rate_pass(__u32 rule, struct rate_val **slot)
+ * from once the record is reserved (NULL: none), so a drop leaves it for the next.
+ * *over is set when the count is the shared overflow entry's. */
+static __always_inline bool rate_pass(__u32 uid, __u32 rule, struct rate_val **slot, bool *over)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
-	struct rate_key k = { .uid = (__u32)bpf_get_current_uid_gid(), .rule = rule };
+	struct rate_key k = { .uid = uid, .rule = rule };
 	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
 	*slot = NULL;
+	*over = false;
 	if (!v) {
 		struct rate_val nv = { .last_ns = now, .suppressed = 0 };
 		if (bpf_map_update_elem(&anomaly_rate, &k, &nv, BPF_NOEXIST) == 0)
 			return true;
 		v = bpf_map_lookup_elem(&anomaly_rate, &k);
-		/* Table full (4096 uids): every failure is reported rather than lost. */
+	}
+	if (!v) {
+		/* Table full. */
+		v = bpf_map_lookup_elem(&anomaly_rate_over, &rule);
 		if (!v)
 			return true;
+		*over = true;
 	}
 	__u64 last = v->last_ns;
 	/* One CPU wins a window; the others count themselves as suppressed. */
@@ -175,6 +218,7 @@ static __always_inline bool rate_pass(__u32 rule, struct rate_val **slot)
 	}
 	__sync_fetch_and_add(&v->suppressed, 1);
 	v->last_tgid = bpf_get_current_pid_tgid() >> 32;
+	remember_rate_uid(*over ? RW_RATE_OVERFLOW_UID : uid, rule);
 	return false;
 }
 
@@ -221,9 +265,20 @@ static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 	if (!(uid == 0 && old.uid != 0) && !(euid == 0 && old.euid != 0) &&
 	    !(fsuid == 0 && old.fsuid != 0))
 		return 0;
+	/* A setuid-root binary (euid 0 already) is what any user can run in a loop, and
+	 * critical records pass the reserved room: rate-limited per user, the first of a
+	 * window still at once. No summary at exit (each run is a process of its own, so
+	 * that would be a record per run again): the count waits for the next record. */
+	struct rate_val *slot = NULL;
+	bool over = false;
+	if (old.euid == 0 && !rate_pass(old.uid, RW_RULE_SETUID_ROOT, &slot, &over))
+		return 0;
 	struct anomaly_event *e = reserve_rule(RW_RULE_SETUID_ROOT, RW_SEV_CRITICAL);
 	if (!e)
 		return 0;
+	e->suppressed = rate_take(slot);
+	if (over)
+		e->flags |= RW_ANOMALY_RATE_SHARED;
 	e->code = old.code;
 	e->args[0] = old.uid;
 	e->args[1] = old.euid;
@@ -286,9 +341,9 @@ int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
 /* ---- exec_from_tmp / exec_from_memfd ---------------------------------------------- */
 
 /* Steps of the walk to the root: a directory or a mount crossing each. A path name is
- * at most PATH_MAX (4096) bytes, so at most 2048 components; deeper trees exist (made
- * by relative steps) and this bound is above them too. A walk that still does not reach
- * the root reports location "unknown" rather than nothing. */
+ * at most PATH_MAX (4096) bytes, so at most 2048 components, but trees can be made
+ * arbitrarily deep by relative steps: a walk that does not reach the root within this
+ * bound reports location "unknown" rather than nothing. */
 #define RW_WALK_MAX 8192
 
 /* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
@@ -467,7 +522,9 @@ int anomaly_ptrace_exit(struct rw_sys_exit_ctx *ctx)
 		return 0;
 	__s64 ret = ctx->ret;
 	struct rate_val *slot = NULL;
-	if (ret < 0 && !rate_pass(RW_RULE_PTRACE_ATTACH, &slot))
+	bool over = false;
+	if (ret < 0 &&
+	    !rate_pass((__u32)bpf_get_current_uid_gid(), RW_RULE_PTRACE_ATTACH, &slot, &over))
 		return 0;
 	struct anomaly_event *e =
 		reserve_rule(RW_RULE_PTRACE_ATTACH, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
@@ -477,6 +534,8 @@ int anomaly_ptrace_exit(struct rw_sys_exit_ctx *ctx)
 	e->args[1] = p.args[1];
 	e->args[2] = ret;
 	e->args[3] = rate_take(slot);
+	if (over)
+		e->flags |= RW_ANOMALY_RATE_SHARED;
 	RW_SUBMIT(anomaly, e);
 	return 0;
 }
@@ -539,7 +598,9 @@ int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
 		return 0;
 	__s64 ret = ctx->ret;
 	struct rate_val *slot = NULL;
-	if (ret < 0 && !rate_pass(RW_RULE_BPF_PROG_LOAD, &slot))
+	bool over = false;
+	if (ret < 0 &&
+	    !rate_pass((__u32)bpf_get_current_uid_gid(), RW_RULE_BPF_PROG_LOAD, &slot, &over))
 		return 0;
 	struct anomaly_event *e =
 		reserve_rule(RW_RULE_BPF_PROG_LOAD, ret < 0 ? RW_SEV_MEDIUM : RW_SEV_HIGH);
@@ -550,6 +611,8 @@ int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
 	e->args[2] = p.args[2];
 	e->args[3] = ret;
 	e->args[4] = rate_take(slot);
+	if (over)
+		e->flags |= RW_ANOMALY_RATE_SHARED;
 	__builtin_memcpy(e->name, p.name, RW_BPF_OBJ_NAME_LEN);
 	e->name[RW_BPF_OBJ_NAME_LEN] = 0;
 	e->name_len = p.name_len < RW_BPF_OBJ_NAME_LEN ? p.name_len : RW_BPF_OBJ_NAME_LEN;
@@ -563,10 +626,8 @@ int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
  * record of the rule, which may never come: when the process that made the latest of
  * them ends, one `summary` record carries the count, so it is seen when the flood ends
  * (and not lost if the daemon stops before another attempt). */
-static __always_inline void flush_rule(__u32 uid, __u32 tgid, __u32 rule)
+static __always_inline void flush_val(struct rate_val *v, __u32 tgid, __u32 rule, __u32 flags)
 {
-	struct rate_key k = { .uid = uid, .rule = rule };
-	struct rate_val *v = bpf_map_lookup_elem(&anomaly_rate, &k);
 	if (!v || v->last_tgid != tgid || !v->suppressed)
 		return;
 	/* Taken before the reserve (threads of a dying group may race here), given back
@@ -579,9 +640,26 @@ static __always_inline void flush_rule(__u32 uid, __u32 tgid, __u32 rule)
 		__sync_fetch_and_add(&v->suppressed, n);
 		return;
 	}
-	e->flags = RW_ANOMALY_SUMMARY;
+	e->flags = RW_ANOMALY_SUMMARY | flags;
 	e->args[rule == RW_RULE_PTRACE_ATTACH ? 3 : 4] = n;
 	RW_SUBMIT(anomaly, e);
+}
+
+static __always_inline void flush_rule(struct pending *lp, __u32 uid, __u32 tgid, __u32 rule)
+{
+	__u32 i = rule - RW_RULE_PTRACE_ATTACH;
+	if (lp && i < 2 && (lp->rate_mask & (1U << i))) {
+		uid = lp->rate_uid[i & 1];
+		if (uid == RW_RATE_OVERFLOW_UID) {
+			flush_val(bpf_map_lookup_elem(&anomaly_rate_over, &rule), tgid, rule,
+				  RW_ANOMALY_RATE_SHARED);
+			return;
+		}
+	}
+	struct rate_key k = { .uid = uid, .rule = rule };
+	flush_val(bpf_map_lookup_elem(&anomaly_rate, &k), tgid, rule, 0);
+	flush_val(bpf_map_lookup_elem(&anomaly_rate_over, &rule), tgid, rule,
+		  RW_ANOMALY_RATE_SHARED);
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -593,10 +671,13 @@ int BPF_PROG(anomaly_exit, struct task_struct *p)
 		return 0;
 	if (rw_skip())
 		return 0;
+	/* The uid each rule's latest failure was counted under, as noted on the group
+	 * leader (alive until reaped, after this); without a note, the uid now. */
+	struct pending *lp = bpf_task_storage_get(&anomaly_pending, p->group_leader, 0, 0);
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	flush_rule(uid, tgid, RW_RULE_PTRACE_ATTACH);
-	flush_rule(uid, tgid, RW_RULE_BPF_PROG_LOAD);
+	flush_rule(lp, uid, tgid, RW_RULE_PTRACE_ATTACH);
+	flush_rule(lp, uid, tgid, RW_RULE_BPF_PROG_LOAD);
 	return 0;
 }
 

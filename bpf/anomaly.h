@@ -58,11 +58,17 @@ enum rw_anomaly_flags {
 	/* ptrace_attach, bpf_prog_load: no attempt of its own, only `suppressed`
 	 * failures flushed when the process that made the latest of them exited. */
 	RW_ANOMALY_SUMMARY = 4,
+	/* `suppressed` is the shared count of every uid that found the rate table full
+	 * (more than 4096 (uid, rule) pairs), not this uid's alone. */
+	RW_ANOMALY_RATE_SHARED = 8,
 };
 
 /* What args[], detail and name hold depends on the rule:
  *  setuid_root:     args = old_uid, old_euid, old_fsuid, new_uid, new_euid, new_fsuid;
- *                   detail unused; the syscall code is in `code`.
+ *                   detail unused; the syscall code is in `code`. A setuid-root binary's
+ *                   gain (old_euid 0: sudo, su, ...) is rate-limited per (old_uid, rule)
+ *                   as failures are, `suppressed` counting those not reported; a gain
+ *                   where euid was not 0 (exploit-like) is always reported.
  *  exec_from_tmp:   args[0] = location; detail = bprm->filename; name = the file's dentry.
  *  exec_from_memfd: detail = bprm->filename; name = the file's dentry ("memfd:...").
  *  ptrace_attach:   args = target_pid, request, ret, suppressed.
@@ -84,6 +90,7 @@ struct anomaly_event {
 	__u32 name_len;   /* bytes in name, without the NUL */
 	char detail[RW_ANOMALY_DETAIL_LEN];
 	char name[RW_ANOMALY_NAME_LEN];
+	__u64 suppressed; /* setuid_root only (the others keep it in args) */
 };
 
 #endif

@@ -278,12 +278,27 @@ impl Drop for RemoveDir {
     }
 }
 
+/// A nosuid mount would make the helper run without euid 0: the test would fail for
+/// the wrong reason. Fails saying so instead.
+fn assert_suid_allowed(dir: &Path) {
+    let c = CString::new(dir.as_os_str().as_bytes()).expect("no NUL");
+    // SAFETY: a valid C string and a zeroed out-struct the call fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0, "statvfs");
+    assert!(
+        st.f_flag & libc::ST_NOSUID == 0,
+        "{} is on a nosuid mount: this test needs a setuid-root helper there",
+        dir.display()
+    );
+}
+
 #[test]
 fn setuid_root_binary_run_by_nobody_gaining_root_is_critical() {
-    // A setuid-root interpreter: /tmp is on the root file system here (no nosuid).
+    // A setuid-root interpreter: needs /tmp without nosuid (the root file system here).
     let dir = PathBuf::from("/tmp").join(unique("suid"));
     fs::create_dir(&dir).expect("mkdir");
     let _rm = RemoveDir(dir.clone());
+    assert_suid_allowed(&dir);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
     let suid = dir.join("python3-suid");
     fs::copy("/usr/bin/python3", &suid).expect("copy python3");

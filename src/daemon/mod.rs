@@ -515,12 +515,34 @@ impl Daemon {
             .sink
             .flush_until(Instant::now() + Duration::from_secs(1));
         self.report(true, &self.snapshot());
+        // Failures the kernel still holds back: counted here, not lost.
+        for h in self.held_suppressed() {
+            info!("final {}", family::anomaly::held_line(&h));
+        }
         observer.finish(self.poll.registry());
         let t = Instant::now();
         for r in self.rings.iter_mut() {
             r.loaded.detach();
         }
         log::debug!("detached in {} ms", t.elapsed().as_millis());
+    }
+
+    /// The anomaly family's suppressed failures that no record carries yet, loaded or
+    /// switched off (its maps kept). Final once the programs are stopped.
+    fn held_suppressed(&self) -> Vec<family::anomaly::Held> {
+        use family::anomaly::{RATE_MAP, RATE_OVER_MAP, held};
+        if let Some(r) = self
+            .rings
+            .iter()
+            .find(|r| r.loaded.family == Family::Anomaly)
+        {
+            return held(r.loaded.map(RATE_MAP), r.loaded.map(RATE_OVER_MAP));
+        }
+        self.retired
+            .iter()
+            .find(|r| r.family == Family::Anomaly)
+            .map(|r| held(r.shared.map(RATE_MAP), r.shared.map(RATE_OVER_MAP)))
+            .unwrap_or_default()
     }
 
     /// Loads, attaches and starts consuming one family (taking over its books if it ran

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::mem::size_of;
 
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
@@ -33,6 +34,98 @@ pub const NAME_TRUNCATED: u32 = 2;
 /// ptrace_attach / bpf_prog_load record with no attempt of its own: only the count of
 /// suppressed failures, flushed when the process that made the latest of them exited.
 pub const SUMMARY: u32 = 4;
+/// `suppressed` is the shared count of every uid that found the kernel's rate table full
+/// (more than 4,096 (uid, rule) pairs), not this uid's alone.
+pub const RATE_SHARED: u32 = 8;
+
+/// The kernel's rate limit of failures: `struct rate_key` -> `struct rate_val`, and the
+/// entries (indexed by rule) shared by the uids that found it full.
+pub const RATE_MAP: &str = "anomaly_rate";
+pub const RATE_OVER_MAP: &str = "anomaly_rate_over";
+
+/// `struct rate_key` (bpf/anomaly.bpf.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateKey {
+    pub uid: u32,
+    pub rule: u32,
+}
+
+/// `struct rate_val` (bpf/anomaly.bpf.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateVal {
+    pub last_ns: u64,
+    pub suppressed: u64,
+    pub last_tgid: u32,
+    pub pad: u32,
+}
+
+/// Failures counted in the kernel and not (yet) carried by any record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// `None`: the shared entry of the uids that found the table full.
+    pub uid: Option<u32>,
+    pub rule: u32,
+    pub n: u64,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn suppressed_of(v: &[u8]) -> Option<u64> {
+    let at = std::mem::offset_of!(RateVal, suppressed);
+    Some(u64::from_ne_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// What the rate maps still hold (read once the programs are stopped, so final): every
+/// failure is then in a record's `suppressed`, a summary, or one of these.
+pub fn held(rate: Option<&MapHandle>, over: Option<&MapHandle>) -> Vec<Held> {
+    let mut out = Vec::new();
+    if let Some(m) = rate {
+        for k in m.keys() {
+            let Some(n) = m
+                .lookup(&k, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| suppressed_of(&v))
+            else {
+                continue;
+            };
+            if let (Some(uid), Some(rule), true) = (u32_at(&k, 0), u32_at(&k, 4), n > 0) {
+                out.push(Held {
+                    uid: Some(uid),
+                    rule,
+                    n,
+                });
+            }
+        }
+    }
+    if let Some(m) = over {
+        for rule in 0..m.max_entries() {
+            let n = m
+                .lookup(&rule.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| suppressed_of(&v))
+                .unwrap_or(0);
+            if n > 0 {
+                out.push(Held { uid: None, rule, n });
+            }
+        }
+    }
+    out.sort_by_key(|h| (h.uid.is_none(), h.uid, h.rule));
+    out
+}
+
+/// `anomaly suppressed: uid=65534 rule=ptrace_attach n=12` (`uid=shared` for the
+/// overflow entry).
+pub fn held_line(h: &Held) -> String {
+    let uid = h.uid.map_or_else(|| "shared".to_string(), |u| u.to_string());
+    let rule = rule_name(h.rule).map_or_else(|| format!("unknown({})", h.rule), str::to_string);
+    format!("anomaly suppressed: uid={uid} rule={rule} n={}", h.n)
+}
 
 /// `enum rw_anomaly_rule`.
 pub mod rule {
@@ -89,6 +182,8 @@ pub struct AnomalyEvent {
     pub name_len: u32,
     pub detail: [u8; DETAIL_LEN],
     pub name: [u8; NAME_LEN],
+    /// setuid_root only (ptrace_attach and bpf_prog_load keep theirs in `args`).
+    pub suppressed: u64,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for AnomalyEvent {}
@@ -154,6 +249,13 @@ fn named(line: &mut impl Fields, k: &str, name: Option<&str>, n: u64) {
     }
 }
 
+/// Only on the rare records whose `suppressed` is the overflow entry's.
+fn shared(line: &mut impl Fields, flags: u32) {
+    if flags & RATE_SHARED != 0 {
+        line.bool("suppressed_shared", true);
+    }
+}
+
 pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
     let a = &e.args;
@@ -173,6 +275,8 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.u64("new_uid", a[3]);
             line.u64("new_euid", a[4]);
             line.u64("new_fsuid", a[5]);
+            line.u64("suppressed", e.suppressed);
+            shared(line, e.flags);
         }
         rule::EXEC_FROM_TMP | rule::EXEC_FROM_MEMFD => {
             if e.rule == rule::EXEC_FROM_TMP {
@@ -187,6 +291,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.bool("summary", true);
             let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
             line.u64("suppressed", n);
+            shared(line, e.flags);
         }
         rule::PTRACE_ATTACH => {
             line.bool("summary", false);
@@ -195,6 +300,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             named(line, "request_name", ptrace_request_name(a[1]), a[1]);
             line.i64("ret", a[2] as i64);
             line.u64("suppressed", a[3]);
+            shared(line, e.flags);
         }
         rule::BPF_PROG_LOAD => {
             line.bool("summary", false);
@@ -204,6 +310,7 @@ pub fn render(_kind: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Dec
             line.bytes("prog_name", prefix(&e.name, e.name_len));
             line.i64("ret", a[3] as i64);
             line.u64("suppressed", a[4]);
+            shared(line, e.flags);
         }
         rule::MODULE_LOAD => {
             named(line, "syscall", syscall_name(e.code), e.code.into());
@@ -232,6 +339,13 @@ fn outcome(b: &mut Vec<u8>, ret: i64, suppressed: u64) {
     }
 }
 
+/// Marks a count that is the shared overflow entry's, not the uid's own.
+fn shared_note(b: &mut Vec<u8>, flags: u32) {
+    if flags & RATE_SHARED != 0 {
+        b.extend_from_slice(b" (counted with other uids: rate table full)");
+    }
+}
+
 /// The journal's one-line summary (see `super::summary`).
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
     let e: &AnomalyEvent = view(data, kind::ANOMALY)?;
@@ -251,6 +365,10 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
                 " (uid {}->{}, euid {}->{}, fsuid {}->{})",
                 a[0], a[3], a[1], a[4], a[2], a[5]
             );
+            if e.suppressed > 0 {
+                let _ = write!(b, "; {} more not reported", e.suppressed);
+            }
+            shared_note(b, e.flags);
         }
         rule::EXEC_FROM_TMP => {
             b.extend_from_slice(b" ran ");
@@ -268,6 +386,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         rule::PTRACE_ATTACH | rule::BPF_PROG_LOAD if e.flags & SUMMARY != 0 => {
             let n = if e.rule == rule::PTRACE_ATTACH { a[3] } else { a[4] };
             let _ = write!(b, " ended; {n} more failures not reported");
+            shared_note(b, e.flags);
         }
         rule::PTRACE_ATTACH => {
             b.push(b' ');
@@ -279,12 +398,14 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             }
             let _ = write!(b, " of pid {}", a[0]);
             outcome(b, a[2] as i64, a[3]);
+            shared_note(b, e.flags);
         }
         rule::BPF_PROG_LOAD => {
             b.extend_from_slice(b" loaded BPF program \"");
             text(b, prefix(&e.name, e.name_len), true);
             let _ = write!(b, "\" (type {}, {} instructions)", a[0], a[1]);
             outcome(b, a[3] as i64, a[4]);
+            shared_note(b, e.flags);
         }
         rule::MODULE_LOAD => {
             b.push(b' ');
@@ -326,6 +447,7 @@ mod tests {
             name_len: 0,
             detail: [0; DETAIL_LEN],
             name: [0; NAME_LEN],
+            suppressed: 0,
         };
         f(&mut e);
         // SAFETY: AnomalyEvent is repr(C) plain data; the slice covers exactly it.
@@ -429,8 +551,20 @@ mod layout {
             "anomaly_event",
             AnomalyEvent,
             [
-                hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name
+                hdr, rule, severity, code, flags, args, detail_len, name_len, detail, name,
+                suppressed
             ]
+        );
+    }
+
+    #[test]
+    fn rate_maps_match_c() {
+        assert_layout!(Family::Anomaly, "rate_key", RateKey, [uid, rule]);
+        assert_layout!(
+            Family::Anomaly,
+            "rate_val",
+            RateVal,
+            [last_ns, suppressed, last_tgid, pad]
         );
     }
 
@@ -490,6 +624,7 @@ mod layout {
                 RW_ANOMALY_DETAIL_TRUNCATED = DETAIL_TRUNCATED,
                 RW_ANOMALY_NAME_TRUNCATED = NAME_TRUNCATED,
                 RW_ANOMALY_SUMMARY = SUMMARY,
+                RW_ANOMALY_RATE_SHARED = RATE_SHARED,
             ]
         );
     }

@@ -100,10 +100,20 @@ pub struct Shared {
 }
 
 /// Maps of a family's own that hold counts and so outlive one loaded object, like its
-/// books: the syscall family's counts of what no program reports.
-const KEPT: &[&str] = &[super::syscall::UNSEEN_MAP];
+/// books: the syscall family's counts of what no program reports, the anomaly family's
+/// suppressed failures not yet reported.
+const KEPT: &[&str] = &[
+    super::syscall::UNSEEN_MAP,
+    super::anomaly::RATE_MAP,
+    super::anomaly::RATE_OVER_MAP,
+];
 
 impl Shared {
+    /// One of the kept maps, by name.
+    pub fn map(&self, name: &str) -> Option<&MapHandle> {
+        self.kept.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
     /// New handles on the same maps.
     pub fn dup(&self) -> Result<Shared, Error> {
         Shared::of(&self.stats, &self.fill, &self.kept)
@@ -387,6 +397,11 @@ impl Loaded {
             .find(|(n, _)| n == super::syscall::UNSEEN_MAP)?;
         let v = m.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY).ok()??;
         super::syscall::Unseen::from_bytes(&v)
+    }
+
+    /// One of the family's own maps, by name.
+    pub fn map(&self, name: &str) -> Option<&MapHandle> {
+        self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
     }
 
     /// Detaches every program (slow for classic tracepoints: ~75 ms each here).
