@@ -286,13 +286,15 @@ impl Loaded {
             if let Err(e) = m.update(&nr.to_ne_bytes(), &[want], MapFlags::ANY) {
                 log::error!("{}: restoring {SYSCALL_FILTER}[{nr}]: {e}", self.family);
             }
-            found.push(Tamper {
-                family: self.family,
-                map: SYSCALL_FILTER.to_string(),
-                field: super::syscalls::name(nr).map_or_else(|| nr.to_string(), str::to_string),
-                expected: want.into(),
-                found: on.into(),
-            });
+            found.extend(
+                filter_bit_changes(nr, want, on).map(|(field, expected, found)| Tamper {
+                    family: self.family,
+                    map: SYSCALL_FILTER.to_string(),
+                    field,
+                    expected,
+                    found,
+                }),
+            );
         }
         found
     }
@@ -406,6 +408,35 @@ pub struct Tamper {
     pub field: String,
     pub expected: u64,
     pub found: u64,
+}
+
+/// One (field, expected, found) per bit of a syscall filter entry that differs: the
+/// report bit is named after the 64-bit syscall `nr`, the compat bit after the ia32
+/// syscall of the same number (`compat:open`, as entry 5 is fstat but ia32 open), and
+/// bits the daemon never sets together as `NAME:other` (values masked to them).
+fn filter_bit_changes(nr: u32, want: u8, on: u8) -> impl Iterator<Item = (String, u64, u64)> {
+    use super::syscall::filter;
+    let name = super::syscalls::name(nr).map_or_else(|| nr.to_string(), str::to_string);
+    let diff = want ^ on;
+    let other = !(filter::REPORT | filter::COMPAT);
+    let bit = |b: u8| (u64::from(want & b != 0), u64::from(on & b != 0));
+    let mut out = Vec::new();
+    if diff & filter::REPORT != 0 {
+        let (e, f) = bit(filter::REPORT);
+        out.push((name.clone(), e, f));
+    }
+    if diff & filter::COMPAT != 0 {
+        let (e, f) = bit(filter::COMPAT);
+        out.push((format!("compat:{}", super::syscall::ia32_name(nr)), e, f));
+    }
+    if diff & other != 0 {
+        out.push((
+            format!("{name}:other"),
+            u64::from(want & other),
+            u64::from(on & other),
+        ));
+    }
+    out.into_iter()
 }
 
 /// The kernel's id of a map (0 if it cannot be had: never equal to a real id).
@@ -818,6 +849,25 @@ macro_rules! assert_enum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Entry 5 is fstat for the report bit but ia32 open for the compat bit: each
+    /// changed bit is its own finding, named after the syscall it concerns.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn filter_findings_name_the_changed_bit() {
+        let got = |want, on| filter_bit_changes(5, want, on).collect::<Vec<_>>();
+        assert_eq!(got(3, 3), vec![]);
+        assert_eq!(got(3, 2), vec![("fstat".to_string(), 1, 0)]);
+        assert_eq!(got(2, 0), vec![("compat:open".to_string(), 1, 0)]);
+        assert_eq!(
+            got(2, 1),
+            vec![
+                ("fstat".to_string(), 0, 1),
+                ("compat:open".to_string(), 1, 0)
+            ]
+        );
+        assert_eq!(got(3, 0x83), vec![("fstat:other".to_string(), 0, 0x80)]);
+    }
 
     #[test]
     fn counters_mirror_c() {
