@@ -64,8 +64,9 @@ pub struct Loaded {
     expected: Cell<Config>,
     /// Changes `update_config` found (and overwrote) before the tick's check.
     unreported: RefCell<Vec<Tamper>>,
-    /// The kernel's id of `ring`: what the outer map's slot must hold.
-    ring_id: u32,
+    /// The kernel's id of `ring`: what the outer map's slot must hold (`None` if the
+    /// kernel could not tell it: then the slot is not checked, never a finding).
+    ring_id: Option<u32>,
     /// The ARRAY_OF_MAPS the programs reach `ring` through.
     outer: MapHandle,
     /// struct rw_fill: the in-kernel high-water mark.
@@ -235,29 +236,43 @@ impl Loaded {
             }
             found.extend(config);
         }
-        let slot = RW_SLOT.to_ne_bytes();
-        let inner = match self.outer.lookup(&slot, MapFlags::ANY) {
-            Ok(v) => v
-                .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
-                .map_or(0, u32::from_ne_bytes),
-            Err(_) => self.ring_id, // not known: nothing to report
-        };
-        if inner != self.ring_id {
-            if let Err(e) = self.sync() {
-                log::error!("{}: restoring the ring slot: {e}", self.family);
-            }
-            found.push(Tamper {
-                family: self.family,
-                map: format!("{}_rings", self.family),
-                field: "ring_id".to_string(),
-                expected: self.ring_id.into(),
-                found: inner.into(),
-            });
+        if let Some(f) = self.slot_diff() {
+            found.push(f);
+        }
+        if let Err(e) = self.sync() {
+            log::error!("{}: restoring the ring slot: {e}", self.family);
         }
         if let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
             found.extend(self.filter_diff(m));
         }
         found
+    }
+
+    /// The ring in the outer map's slot against the daemon's, restored if another: a
+    /// finding only when both ids are known (an unknown one is no evidence, and a restore
+    /// costs an RCU grace period).
+    fn slot_diff(&self) -> Option<Tamper> {
+        let expected = self.ring_id?;
+        let inner = match self.outer.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) {
+            // An id read from an outer map is the inner map's id; an empty slot is 0.
+            Ok(v) => v
+                .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
+                .map_or(0, u32::from_ne_bytes),
+            Err(_) => return None,
+        };
+        if inner == expected {
+            return None;
+        }
+        if let Err(e) = self.sync() {
+            log::error!("{}: restoring the ring slot: {e}", self.family);
+        }
+        Some(Tamper {
+            family: self.family,
+            map: format!("{}_rings", self.family),
+            field: "ring_id".to_string(),
+            expected: expected.into(),
+            found: inner.into(),
+        })
     }
 
     /// The syscall filter against the set the daemon wrote, entries restored one by
@@ -333,9 +348,13 @@ impl Loaded {
                 self.family
             )));
         };
-        set_syscall_filter(m, nrs).map_err(|e| Error::Map(format!("{}: {e}", self.family)))?;
-        self.syscalls = nrs.to_vec();
-        Ok(())
+        let written = set_syscall_filter(m, nrs);
+        // What the kernel now holds, even after a failure part way (entries below the
+        // failed one are the new set's): the tamper check expects exactly that, so it
+        // does not "restore" the daemon's own partial write.
+        let upto = written.as_ref().err().map_or(u32::MAX, |(nr, _)| *nr);
+        self.syscalls = partly_written(&self.syscalls, nrs, upto);
+        written.map_err(|(_, e)| Error::Map(format!("{}: {e}", self.family)))
     }
 
     /// Whether the family takes the configured syscall set (it has a syscall filter).
@@ -439,9 +458,9 @@ fn filter_bit_changes(nr: u32, want: u8, on: u8) -> impl Iterator<Item = (String
     out.into_iter()
 }
 
-/// The kernel's id of a map (0 if it cannot be had: never equal to a real id).
-fn map_id(m: &MapHandle) -> u32 {
-    m.info().map_or(0, |i| i.info.id)
+/// The kernel's id of a map, if the kernel tells it.
+fn map_id(m: &MapHandle) -> Option<u32> {
+    m.info().ok().map(|i| i.info.id)
 }
 
 /// `enum rw_config_flags` (bpf/common.h).
@@ -698,7 +717,7 @@ const SYSCALL_FILTER: &str = "syscall_filter";
 /// Settings written into the family's own maps, before anything is attached.
 fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
     match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
-        Some((_, m)) => set_syscall_filter(m, &opts.syscalls),
+        Some((_, m)) => set_syscall_filter(m, &opts.syscalls).map_err(|(_, e)| e),
         None => Ok(()),
     }
 }
@@ -706,12 +725,25 @@ fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
 /// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
 /// ignored), and count the compat syscalls of `syscall::COMPAT_WATCHED`. The filter is a map: a loaded family takes a new set without a reload
 /// (`loaded.map("syscall_filter")`).
-pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> {
+/// The set a filter holds after writing `new` over `old` up to (not including) entry `upto`.
+fn partly_written(old: &[u32], new: &[u32], upto: u32) -> Vec<u32> {
+    let mut set: Vec<u32> = new.iter().copied().filter(|&nr| nr < upto).collect();
+    set.extend(old.iter().copied().filter(|&nr| nr >= upto));
+    set
+}
+
+/// Entries are written in ascending order; a failure names the first entry not written.
+fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), (u32, Error)> {
     for nr in 0..super::syscalls::MAX_NR {
         let on = super::syscall::filter_entry(nr, nrs.contains(&nr));
         filter
             .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
-            .map_err(|e| Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")))?;
+            .map_err(|e| {
+                (
+                    nr,
+                    Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")),
+                )
+            })?;
     }
     Ok(())
 }
@@ -852,6 +884,17 @@ mod tests {
 
     /// Entry 5 is fstat for the report bit but ia32 open for the compat bit: each
     /// changed bit is its own finding, named after the syscall it concerns.
+    /// A write that failed at entry 100: below it the new set, from it on the old one.
+    #[test]
+    fn partly_written_filter_is_what_the_kernel_holds() {
+        assert_eq!(
+            partly_written(&[1, 150, 200], &[2, 120], 100),
+            vec![2, 150, 200]
+        );
+        assert_eq!(partly_written(&[1, 150], &[2, 120], u32::MAX), vec![2, 120]);
+        assert_eq!(partly_written(&[1, 150], &[2, 120], 0), vec![1, 150]);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn filter_findings_name_the_changed_bit() {
