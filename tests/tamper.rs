@@ -393,6 +393,85 @@ fn learned_tgid_is_not_tampering_but_changing_it_is() {
     assert_eq!(u(&e["found"]), u64::from(std::process::id()), "{e}");
 }
 
+/// The `rw_config` of `family` among the daemon's maps. Every family's object has its
+/// own `rw_config`; the daemon loads objects one after another and each object's maps get
+/// ascending ids, so the k-th `rw_config` by id goes with the k-th `FAMILY_rings` by id.
+fn config_of(maps: &[(String, MapHandle)], family: &str) -> MapHandle {
+    let ids = |pick: &dyn Fn(&str) -> bool| {
+        let mut v: Vec<(u32, &MapHandle)> = maps
+            .iter()
+            .filter(|(n, _)| pick(n))
+            .map(|(_, m)| (m.info().expect("map info").info.id, m))
+            .collect();
+        v.sort_by_key(|&(id, _)| id);
+        v
+    };
+    let configs = ids(&|n| n == "rw_config");
+    let rings = ids(&|n| n.ends_with("_rings"));
+    assert_eq!(configs.len(), rings.len(), "one rw_config per family");
+    let want = format!("{family}_rings");
+    let k = rings
+        .iter()
+        .position(|&(_, m)| m.name().to_string_lossy() == want)
+        .unwrap_or_else(|| panic!("no map {want}"));
+    MapHandle::try_from(configs[k].1).expect("dup map fd")
+}
+
+/// In a PID namespace only the families that see the daemon's own activity (file,
+/// syscall) learn its tgid; the daemon then writes it into every other family's config.
+/// A tgid someone wrote into one of those (their own, to hide their events) is not
+/// "learned": it is raised once and replaced by the daemon's.
+#[test]
+fn foreign_tgid_in_a_family_that_never_learns_is_raised() {
+    let d = Daemon::builder("tamper-pidns-process")
+        .args(&[
+            "--only",
+            "process,file",
+            "--ring-size",
+            "file=8MiB",
+            "--adaptive",
+            "off",
+            "--wakeup",
+            "every",
+        ])
+        .pid_namespace()
+        .start();
+    let daemon = d.pid();
+    let maps = daemon_maps(daemon);
+    let (file, process) = (config_of(&maps, "file"), config_of(&maps, "process"));
+    let t = Instant::now();
+    while (config(&file).0, config(&process).0) != (daemon, daemon) {
+        assert!(
+            t.elapsed() < 10 * TICK,
+            "tgid not learned by file and written into process: {:?} {:?}",
+            config(&file).0,
+            config(&process).0
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        d.count_lines_with("\"rule\":\"tamper\""),
+        0,
+        "learning is no tamper"
+    );
+
+    set_config(&process, std::process::id(), 0);
+    wait_tamper(&d, 1, Instant::now());
+    assert_eq!(config(&process).0, daemon, "the daemon's tgid restored");
+    assert_eq!(config(&file).0, daemon, "file untouched");
+
+    let f = finish(d, 1);
+    let ev = tamper_events(&f.events);
+    let e = ev[0];
+    assert_eq!(
+        (&e["family"], &e["map"], &e["field"]),
+        (&"process".into(), &"rw_config".into(), &"self_tgid".into()),
+        "{e}"
+    );
+    assert_eq!(u(&e["expected"]), u64::from(daemon), "{e}");
+    assert_eq!(u(&e["found"]), u64::from(std::process::id()), "{e}");
+}
+
 /// With `--output journal` the event is a journal entry of priority crit (2), with the
 /// same fields and no seq; here the journal is a socket bound by the test.
 #[test]

@@ -179,27 +179,99 @@ impl Loaded {
         let mut found = self.config_diff();
         let mut cfg = self.expected.get();
         f(&mut cfg);
-        write_config(&self.config, &cfg)?;
-        self.expected.set(cfg);
+        self.write_expected(cfg)?;
         self.unreported.borrow_mut().append(&mut found);
         Ok(())
     }
 
+    /// Writes `cfg` as the daemon's config. While the daemon's tgid is not known yet
+    /// (in a PID namespace), the one the programs hold is left as it is: it is checked
+    /// once known (see [`Loaded::know_self_tgid`]), and a genuine one is not unlearned.
+    fn write_expected(&self, cfg: Config) -> Result<(), Error> {
+        let mut w = cfg;
+        if self.tgid_pending()
+            && let Some(cur) = self.current_config()
+        {
+            w.self_tgid = cur.self_tgid;
+        }
+        write_config(&self.config, &w)?;
+        self.expected.set(cfg);
+        Ok(())
+    }
+
+    /// In a PID namespace, until the daemon's real tgid is known.
+    fn tgid_pending(&self) -> bool {
+        let exp = self.expected.get();
+        exp.self_tgid == 0 && exp.ns_tgid != 0
+    }
+
+    fn current_config(&self) -> Option<Config> {
+        let v = self
+            .config
+            .lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY)
+            .ok()??;
+        let mut cur = Config::default();
+        plain::copy_from_bytes(&mut cur, &v).ok()?;
+        Some(cur)
+    }
+
+    /// Whether the family's programs see the daemon's own activity every tick (its
+    /// stats and output writes; its syscalls), and so learn its tgid in a PID namespace
+    /// (see rw_learn_self in bpf/common.h) without anyone's help.
+    pub fn sees_daemon(&self) -> bool {
+        matches!(self.family, Family::File | Family::Syscall)
+    }
+
+    /// The tgid the programs learned in a PID namespace, while the daemon has not taken
+    /// one as its own. Anyone who can write the map can put a value there: it is the
+    /// daemon's only if this family [`sees_daemon`](Loaded::sees_daemon).
+    pub fn learned_tgid(&self) -> Option<u32> {
+        if !self.tgid_pending() {
+            return None;
+        }
+        let cur = self.current_config()?;
+        (cur.self_tgid != 0).then_some(cur.self_tgid)
+    }
+
+    /// Takes `tgid` as the daemon's real tgid (learned by a family that sees the
+    /// daemon): written into this family's config, so its programs skip the daemon
+    /// without learning; a different value found there (an attacker's, hiding their
+    /// own events) is a finding for the next check. Nothing to do once known.
+    pub fn know_self_tgid(&self, tgid: u32) -> Result<(), Error> {
+        if !self.tgid_pending() {
+            return Ok(());
+        }
+        let mut found = self.config_diff();
+        if let Some(cur) = self.current_config()
+            && cur.self_tgid != 0
+            && cur.self_tgid != tgid
+        {
+            found.push(Tamper {
+                family: self.family,
+                map: "rw_config".to_string(),
+                field: "self_tgid".to_string(),
+                expected: tgid.into(),
+                found: cur.self_tgid.into(),
+            });
+        }
+        self.unreported.borrow_mut().append(&mut found);
+        let mut cfg = self.expected.get();
+        cfg.self_tgid = tgid;
+        write_config(&self.config, &cfg)?;
+        self.expected.set(cfg);
+        Ok(())
+    }
+
     /// The kernel's rw_config against what the daemon wrote: one finding per field
-    /// that differs. Takes a tgid the programs learned (see rw_learn_self) into the
-    /// expected config the first time, as that write is theirs, not a tamperer's.
+    /// that differs. While the daemon's tgid is not known, `self_tgid` is not compared
+    /// (the programs learn it; see [`Loaded::know_self_tgid`]).
     fn config_diff(&self) -> Vec<Tamper> {
-        let Ok(Some(v)) = self.config.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) else {
+        let Some(cur) = self.current_config() else {
             return Vec::new();
         };
-        let mut cur = Config::default();
-        if plain::copy_from_bytes(&mut cur, &v).is_err() {
-            return Vec::new();
-        }
         let mut exp = self.expected.get();
-        if exp.self_tgid == 0 && exp.ns_tgid != 0 && cur.self_tgid != 0 {
+        if self.tgid_pending() {
             exp.self_tgid = cur.self_tgid;
-            self.expected.set(exp);
         }
         let fields = [
             ("self_tgid", exp.self_tgid.into(), cur.self_tgid.into()),
@@ -231,7 +303,7 @@ impl Loaded {
         let mut found = std::mem::take(&mut *self.unreported.borrow_mut());
         let config = self.config_diff();
         if !config.is_empty() {
-            if let Err(e) = write_config(&self.config, &self.expected.get()) {
+            if let Err(e) = self.write_expected(self.expected.get()) {
                 log::error!("{}: restoring rw_config: {e}", self.family);
             }
             found.extend(config);
