@@ -825,16 +825,8 @@ fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), (u32, Error
 /// without module support, open on arm64) has nothing to watch: nobody can make that
 /// call. It is left out and reported as not applicable rather than failed.
 fn not_applicable(section: &str) -> Option<String> {
-    if let Some(tp) = section.strip_prefix("tp_btf/io_uring_") {
-        // A kernel built without io_uring has no such tracepoint (nor anything to count).
-        // Without tracefs it is tried: the load says whether it exists.
-        let dir = sys::tracefs_dir()?.join("events/io_uring");
-        if dir.join(format!("io_uring_{tp}")).is_dir() {
-            return None;
-        }
-        return Some(format!(
-            "this kernel has no io_uring (no tracepoint io_uring_{tp})"
-        ));
+    if let Some(tp) = section.strip_prefix("tracepoint/io_uring/") {
+        return io_uring_not_applicable(tp);
     }
     let event = section.strip_prefix("tracepoint/syscalls/")?;
     let dir = sys::tracefs_dir()?.join("events/syscalls");
@@ -847,6 +839,29 @@ fn not_applicable(section: &str) -> Option<String> {
         .unwrap_or(event);
     Some(format!(
         "this kernel has no {call} syscall (no tracepoint {event})"
+    ))
+}
+
+/// The io_uring submission tracepoint is io_uring_submit_req from 6.3 on and
+/// io_uring_submit_sqe before: the syscall family has a program for each, and the one
+/// this kernel lacks is not applicable. Without tracefs both are tried.
+fn io_uring_not_applicable(tp: &str) -> Option<String> {
+    const TPS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
+    let dir = sys::tracefs_dir()?.join("events/io_uring");
+    if dir.join(tp).is_dir() {
+        return None;
+    }
+    if let Some(other) = TPS.iter().find(|&&o| o != tp && dir.join(o).is_dir()) {
+        return Some(format!(
+            "this kernel's io_uring submissions are counted on tracepoint {other} (no {tp})"
+        ));
+    }
+    if !dir.is_dir() {
+        return Some("this kernel has no io_uring (no io_uring tracepoints)".to_string());
+    }
+    Some(format!(
+        "this kernel has no tracepoint for io_uring submissions ({}): not counted",
+        TPS.join(", ")
     ))
 }
 
