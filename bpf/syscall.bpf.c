@@ -159,18 +159,50 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/* The tracepoints' records (trace_event_raw_*), reduced to the one member read: CO-RE
+ * finds `opcode` wherever the running kernel's record has it. io_uring_submit_req is
+ * 6.3+; before it, io_uring_submit_sqe (5.19-6.2: from the request; 5.5-5.18: the
+ * opcode a plain argument). Both keep a u8 `opcode` in their record. */
+struct trace_event_raw_io_uring_submit_req___rw {
+	__u8 opcode;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_io_uring_submit_sqe___rw {
+	__u8 opcode;
+} __attribute__((preserve_access_index));
+
+static __always_inline void count_io_uring(__u8 op)
+{
+	struct syscall_unseen *u = unseen();
+	if (u)
+		__sync_fetch_and_add(&u->io_uring[op], 1);
+}
+
 /* One per io_uring request submitted (io_submit_sqe, also from an SQPOLL thread), with
  * its opcode: opens, connects and accepts done this way reach no syscall tracepoint. A
  * request whose setup fails (bad opcode, ...) fires io_uring_req_failed instead and does
- * nothing: not counted. */
-SEC("tp_btf/io_uring_submit_req")
-int BPF_PROG(syscall_io_uring, struct io_kiocb *req)
+ * nothing: not counted. Classic tracepoints, not tp_btf: the record's layout is the same
+ * idea on every kernel, the raw arguments are not. The loader attaches whichever of the
+ * two this kernel has; the guards keep the other verifiable. */
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int syscall_io_uring(void *ctx)
 {
-	struct syscall_unseen *u = unseen();
-	if (!u)
+	struct trace_event_raw_io_uring_submit_req___rw *r = ctx;
+	if (!bpf_core_type_exists(struct trace_event_raw_io_uring_submit_req___rw) ||
+	    !bpf_core_field_exists(r->opcode))
 		return 0;
-	__u8 op = req->opcode;
-	__sync_fetch_and_add(&u->io_uring[op], 1);
+	count_io_uring(r->opcode);
+	return 0;
+}
+
+SEC("tracepoint/io_uring/io_uring_submit_sqe")
+int syscall_io_uring_sqe(void *ctx)
+{
+	struct trace_event_raw_io_uring_submit_sqe___rw *r = ctx;
+	if (!bpf_core_type_exists(struct trace_event_raw_io_uring_submit_sqe___rw) ||
+	    !bpf_core_field_exists(r->opcode))
+		return 0;
+	count_io_uring(r->opcode);
 	return 0;
 }
 

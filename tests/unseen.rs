@@ -5,12 +5,14 @@
 //!
 //! These counters are host-wide (a counter per process would cost a hash lookup on
 //! every compat syscall and io_uring submission). The equalities hold because nothing
-//! else on a test machine makes 32-bit opens or io_uring openat submissions; each
-//! test's daemon starts its counters at zero, and the tests here that make them take turns
-//! (`COMPAT`): run in parallel, each daemon would count the other's opens too.
+//! else in the test suite makes 32-bit opens or io_uring submissions: only these tests
+//! run `ringwarden-load --via compat|io_uring` (tests/syscall.rs makes int 0x80 calls,
+//! but of ia32 getpid, which is not counted), and a machine's own services make none.
+//! Each test's daemon starts its counters at zero, and the tests here take turns
+//! ([`turn`]) across processes: run at the same time (in parallel, or by another
+//! checkout's test run on the same host), each daemon would count the other's opens too.
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::obs::{metrics_port, num, scrape, wait_until};
@@ -34,8 +36,23 @@ fn load_as_nobody(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
 }
 
-/// Held by each test that makes 32-bit opens, for its daemon's whole life.
-static COMPAT: Mutex<()> = Mutex::new(());
+/// Held by each test here for its daemon's whole life: an exclusive flock, so that it
+/// also excludes these tests run by another process on the host.
+struct Turn(#[allow(dead_code)] std::fs::File);
+
+fn turn() -> Turn {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/ringwarden-test-unseen.lock")
+        .expect("open the turn lock");
+    // SAFETY: flock on an fd we own; released when the file is closed.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    Turn(f)
+}
 
 /// The one producer thread of a load run.
 fn producer(out: &Value) -> u64 {
@@ -49,7 +66,7 @@ fn producer(out: &Value) -> u64 {
 fn compat_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 37;
     const NATIVE: u64 = 11;
-    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let d = Daemon::start("unseen-compat", &["--only", "file,syscall"]);
     let compat = load_as_nobody(&["--family", "file", "--via", "compat", "--events", "37"]);
     assert_eq!(u(&compat["generated"]), N, "{compat}");
@@ -81,6 +98,7 @@ fn compat_opens_are_unseen_by_the_file_family_and_counted_exactly() {
 #[test]
 fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 23;
+    let _turn = turn();
     let d = Daemon::start(
         "unseen-io-uring",
         &["--only", "file,syscall", "--metrics-listen", "127.0.0.1:0"],
@@ -117,7 +135,17 @@ fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     assert_eq!(mine, 0, "the file family is blind to io_uring opens");
     let programs = &f.stats["programs"]["syscall_io_uring"];
     assert_eq!(programs["attached"], true, "{programs}");
-    assert_eq!(programs["attach"], "tp_btf/io_uring_submit_req");
+    assert_eq!(
+        programs["attach"],
+        "tracepoint/io_uring/io_uring_submit_req"
+    );
+    // This kernel (6.3+) has no io_uring_submit_sqe: its program says where the count is.
+    let sqe = &f.stats["programs"]["syscall_io_uring_sqe"];
+    assert_eq!(sqe["attached"], false, "{sqe}");
+    assert_eq!(
+        sqe["not_applicable"],
+        "this kernel's io_uring submissions are counted on tracepoint io_uring_submit_req (no io_uring_submit_sqe)"
+    );
 }
 
 /// The counts are kept like the rings' books: a syscall family switched off and on again by
@@ -125,7 +153,7 @@ fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn compat_counts_survive_the_syscall_family_switched_off_and_on() {
-    let _turn = COMPAT.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let dir = common::temp_dir("unseen-sighup");
     let cfg = dir.join("ringwarden.toml");
     let families = |f: &str| {

@@ -252,6 +252,8 @@ struct Daemon {
     last_stats: Instant,
     /// Changes to the daemon's maps made behind its back, found so far.
     tamper_total: u64,
+    /// The daemon's kernel tgid as the programs learned it in a PID namespace, once known.
+    self_tgid: Option<u32>,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -298,6 +300,7 @@ impl Daemon {
             started,
             last_stats: Instant::now(),
             tamper_total: 0,
+            self_tgid: None,
         })
     }
 
@@ -484,12 +487,38 @@ impl Daemon {
     /// syscall filter) with the bpf syscall: put back already by `Loaded::check_tamper`;
     /// here logged, counted and raised as a critical `tamper` anomaly into the output.
     fn check_tamper(&mut self) {
+        self.know_self_tgid();
         let found: Vec<_> = self
             .rings
             .iter()
             .flat_map(|r| r.loaded.check_tamper())
             .collect();
         self.raise_tamper(found);
+    }
+
+    /// In a PID namespace the programs learn the daemon's kernel tgid. The first value
+    /// learned by a family that sees the daemon's own activity is taken as it, and
+    /// written into every family's config: the other families never learn it, so a
+    /// value found there is someone else's (their own tgid, to hide), not learned.
+    fn know_self_tgid(&mut self) {
+        if self.self_tgid.is_none() {
+            self.self_tgid = self
+                .rings
+                .iter()
+                .filter(|r| r.loaded.sees_daemon())
+                .find_map(|r| r.loaded.learned_tgid());
+            if let Some(t) = self.self_tgid {
+                info!("the programs learned our kernel tgid: {t}");
+            }
+        }
+        let Some(tgid) = self.self_tgid else {
+            return;
+        };
+        for r in &self.rings {
+            if let Err(e) = r.loaded.know_self_tgid(tgid) {
+                error!("{}: writing our tgid into rw_config: {e}", r.loaded.family);
+            }
+        }
     }
 
     fn raise_tamper(&mut self, found: Vec<family::Tamper>) {

@@ -64,8 +64,9 @@ pub struct Loaded {
     expected: Cell<Config>,
     /// Changes `update_config` found (and overwrote) before the tick's check.
     unreported: RefCell<Vec<Tamper>>,
-    /// The kernel's id of `ring`: what the outer map's slot must hold.
-    ring_id: u32,
+    /// The kernel's id of `ring`: what the outer map's slot must hold (`None` if the
+    /// kernel could not tell it: then the slot is not checked, never a finding).
+    ring_id: Option<u32>,
     /// The ARRAY_OF_MAPS the programs reach `ring` through.
     outer: MapHandle,
     /// struct rw_fill: the in-kernel high-water mark.
@@ -188,27 +189,99 @@ impl Loaded {
         let mut found = self.config_diff();
         let mut cfg = self.expected.get();
         f(&mut cfg);
-        write_config(&self.config, &cfg)?;
-        self.expected.set(cfg);
+        self.write_expected(cfg)?;
         self.unreported.borrow_mut().append(&mut found);
         Ok(())
     }
 
+    /// Writes `cfg` as the daemon's config. While the daemon's tgid is not known yet
+    /// (in a PID namespace), the one the programs hold is left as it is: it is checked
+    /// once known (see [`Loaded::know_self_tgid`]), and a genuine one is not unlearned.
+    fn write_expected(&self, cfg: Config) -> Result<(), Error> {
+        let mut w = cfg;
+        if self.tgid_pending()
+            && let Some(cur) = self.current_config()
+        {
+            w.self_tgid = cur.self_tgid;
+        }
+        write_config(&self.config, &w)?;
+        self.expected.set(cfg);
+        Ok(())
+    }
+
+    /// In a PID namespace, until the daemon's real tgid is known.
+    fn tgid_pending(&self) -> bool {
+        let exp = self.expected.get();
+        exp.self_tgid == 0 && exp.ns_tgid != 0
+    }
+
+    fn current_config(&self) -> Option<Config> {
+        let v = self
+            .config
+            .lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY)
+            .ok()??;
+        let mut cur = Config::default();
+        plain::copy_from_bytes(&mut cur, &v).ok()?;
+        Some(cur)
+    }
+
+    /// Whether the family's programs see the daemon's own activity every tick (its
+    /// stats and output writes; its syscalls), and so learn its tgid in a PID namespace
+    /// (see rw_learn_self in bpf/common.h) without anyone's help.
+    pub fn sees_daemon(&self) -> bool {
+        matches!(self.family, Family::File | Family::Syscall)
+    }
+
+    /// The tgid the programs learned in a PID namespace, while the daemon has not taken
+    /// one as its own. Anyone who can write the map can put a value there: it is the
+    /// daemon's only if this family [`sees_daemon`](Loaded::sees_daemon).
+    pub fn learned_tgid(&self) -> Option<u32> {
+        if !self.tgid_pending() {
+            return None;
+        }
+        let cur = self.current_config()?;
+        (cur.self_tgid != 0).then_some(cur.self_tgid)
+    }
+
+    /// Takes `tgid` as the daemon's real tgid (learned by a family that sees the
+    /// daemon): written into this family's config, so its programs skip the daemon
+    /// without learning; a different value found there (an attacker's, hiding their
+    /// own events) is a finding for the next check. Nothing to do once known.
+    pub fn know_self_tgid(&self, tgid: u32) -> Result<(), Error> {
+        if !self.tgid_pending() {
+            return Ok(());
+        }
+        let mut found = self.config_diff();
+        if let Some(cur) = self.current_config()
+            && cur.self_tgid != 0
+            && cur.self_tgid != tgid
+        {
+            found.push(Tamper {
+                family: self.family,
+                map: "rw_config".to_string(),
+                field: "self_tgid".to_string(),
+                expected: tgid.into(),
+                found: cur.self_tgid.into(),
+            });
+        }
+        self.unreported.borrow_mut().append(&mut found);
+        let mut cfg = self.expected.get();
+        cfg.self_tgid = tgid;
+        write_config(&self.config, &cfg)?;
+        self.expected.set(cfg);
+        Ok(())
+    }
+
     /// The kernel's rw_config against what the daemon wrote: one finding per field
-    /// that differs. Takes a tgid the programs learned (see rw_learn_self) into the
-    /// expected config the first time, as that write is theirs, not a tamperer's.
+    /// that differs. While the daemon's tgid is not known, `self_tgid` is not compared
+    /// (the programs learn it; see [`Loaded::know_self_tgid`]).
     fn config_diff(&self) -> Vec<Tamper> {
-        let Ok(Some(v)) = self.config.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) else {
+        let Some(cur) = self.current_config() else {
             return Vec::new();
         };
-        let mut cur = Config::default();
-        if plain::copy_from_bytes(&mut cur, &v).is_err() {
-            return Vec::new();
-        }
         let mut exp = self.expected.get();
-        if exp.self_tgid == 0 && exp.ns_tgid != 0 && cur.self_tgid != 0 {
+        if self.tgid_pending() {
             exp.self_tgid = cur.self_tgid;
-            self.expected.set(exp);
         }
         let fields = [
             ("self_tgid", exp.self_tgid.into(), cur.self_tgid.into()),
@@ -240,34 +313,48 @@ impl Loaded {
         let mut found = std::mem::take(&mut *self.unreported.borrow_mut());
         let config = self.config_diff();
         if !config.is_empty() {
-            if let Err(e) = write_config(&self.config, &self.expected.get()) {
+            if let Err(e) = self.write_expected(self.expected.get()) {
                 log::error!("{}: restoring rw_config: {e}", self.family);
             }
             found.extend(config);
         }
-        let slot = RW_SLOT.to_ne_bytes();
-        let inner = match self.outer.lookup(&slot, MapFlags::ANY) {
-            Ok(v) => v
-                .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
-                .map_or(0, u32::from_ne_bytes),
-            Err(_) => self.ring_id, // not known: nothing to report
-        };
-        if inner != self.ring_id {
-            if let Err(e) = self.sync() {
-                log::error!("{}: restoring the ring slot: {e}", self.family);
-            }
-            found.push(Tamper {
-                family: self.family,
-                map: format!("{}_rings", self.family),
-                field: "ring_id".to_string(),
-                expected: self.ring_id.into(),
-                found: inner.into(),
-            });
+        if let Some(f) = self.slot_diff() {
+            found.push(f);
+        }
+        if let Err(e) = self.sync() {
+            log::error!("{}: restoring the ring slot: {e}", self.family);
         }
         if let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
             found.extend(self.filter_diff(m));
         }
         found
+    }
+
+    /// The ring in the outer map's slot against the daemon's, restored if another: a
+    /// finding only when both ids are known (an unknown one is no evidence, and a restore
+    /// costs an RCU grace period).
+    fn slot_diff(&self) -> Option<Tamper> {
+        let expected = self.ring_id?;
+        let inner = match self.outer.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) {
+            // An id read from an outer map is the inner map's id; an empty slot is 0.
+            Ok(v) => v
+                .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
+                .map_or(0, u32::from_ne_bytes),
+            Err(_) => return None,
+        };
+        if inner == expected {
+            return None;
+        }
+        if let Err(e) = self.sync() {
+            log::error!("{}: restoring the ring slot: {e}", self.family);
+        }
+        Some(Tamper {
+            family: self.family,
+            map: format!("{}_rings", self.family),
+            field: "ring_id".to_string(),
+            expected: expected.into(),
+            found: inner.into(),
+        })
     }
 
     /// The syscall filter against the set the daemon wrote, entries restored one by
@@ -296,13 +383,15 @@ impl Loaded {
             if let Err(e) = m.update(&nr.to_ne_bytes(), &[want], MapFlags::ANY) {
                 log::error!("{}: restoring {SYSCALL_FILTER}[{nr}]: {e}", self.family);
             }
-            found.push(Tamper {
-                family: self.family,
-                map: SYSCALL_FILTER.to_string(),
-                field: super::syscalls::name(nr).map_or_else(|| nr.to_string(), str::to_string),
-                expected: want.into(),
-                found: on.into(),
-            });
+            found.extend(
+                filter_bit_changes(nr, want, on).map(|(field, expected, found)| Tamper {
+                    family: self.family,
+                    map: SYSCALL_FILTER.to_string(),
+                    field,
+                    expected,
+                    found,
+                }),
+            );
         }
         found
     }
@@ -341,9 +430,13 @@ impl Loaded {
                 self.family
             )));
         };
-        set_syscall_filter(m, nrs).map_err(|e| Error::Map(format!("{}: {e}", self.family)))?;
-        self.syscalls = nrs.to_vec();
-        Ok(())
+        let written = set_syscall_filter(m, nrs);
+        // What the kernel now holds, even after a failure part way (entries below the
+        // failed one are the new set's): the tamper check expects exactly that, so it
+        // does not "restore" the daemon's own partial write.
+        let upto = written.as_ref().err().map_or(u32::MAX, |(nr, _)| *nr);
+        self.syscalls = partly_written(&self.syscalls, nrs, upto);
+        written.map_err(|(_, e)| Error::Map(format!("{}: {e}", self.family)))
     }
 
     /// Whether the family takes the configured syscall set (it has a syscall filter).
@@ -423,9 +516,38 @@ pub struct Tamper {
     pub found: u64,
 }
 
-/// The kernel's id of a map (0 if it cannot be had: never equal to a real id).
-fn map_id(m: &MapHandle) -> u32 {
-    m.info().map_or(0, |i| i.info.id)
+/// One (field, expected, found) per bit of a syscall filter entry that differs: the
+/// report bit is named after the 64-bit syscall `nr`, the compat bit after the ia32
+/// syscall of the same number (`compat:open`, as entry 5 is fstat but ia32 open), and
+/// bits the daemon never sets together as `NAME:other` (values masked to them).
+fn filter_bit_changes(nr: u32, want: u8, on: u8) -> impl Iterator<Item = (String, u64, u64)> {
+    use super::syscall::filter;
+    let name = super::syscalls::name(nr).map_or_else(|| nr.to_string(), str::to_string);
+    let diff = want ^ on;
+    let other = !(filter::REPORT | filter::COMPAT);
+    let bit = |b: u8| (u64::from(want & b != 0), u64::from(on & b != 0));
+    let mut out = Vec::new();
+    if diff & filter::REPORT != 0 {
+        let (e, f) = bit(filter::REPORT);
+        out.push((name.clone(), e, f));
+    }
+    if diff & filter::COMPAT != 0 {
+        let (e, f) = bit(filter::COMPAT);
+        out.push((format!("compat:{}", super::syscall::ia32_name(nr)), e, f));
+    }
+    if diff & other != 0 {
+        out.push((
+            format!("{name}:other"),
+            u64::from(want & other),
+            u64::from(on & other),
+        ));
+    }
+    out.into_iter()
+}
+
+/// The kernel's id of a map, if the kernel tells it.
+fn map_id(m: &MapHandle) -> Option<u32> {
+    m.info().ok().map(|i| i.info.id)
 }
 
 /// `enum rw_config_flags` (bpf/common.h).
@@ -682,7 +804,7 @@ const SYSCALL_FILTER: &str = "syscall_filter";
 /// Settings written into the family's own maps, before anything is attached.
 fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
     match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
-        Some((_, m)) => set_syscall_filter(m, &opts.syscalls),
+        Some((_, m)) => set_syscall_filter(m, &opts.syscalls).map_err(|(_, e)| e),
         None => Ok(()),
     }
 }
@@ -690,12 +812,25 @@ fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
 /// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are
 /// ignored), and count the compat syscalls of `syscall::COMPAT_WATCHED`. The filter is a map: a loaded family takes a new set without a reload
 /// (`loaded.map("syscall_filter")`).
-pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> {
+/// The set a filter holds after writing `new` over `old` up to (not including) entry `upto`.
+fn partly_written(old: &[u32], new: &[u32], upto: u32) -> Vec<u32> {
+    let mut set: Vec<u32> = new.iter().copied().filter(|&nr| nr < upto).collect();
+    set.extend(old.iter().copied().filter(|&nr| nr >= upto));
+    set
+}
+
+/// Entries are written in ascending order; a failure names the first entry not written.
+fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), (u32, Error)> {
     for nr in 0..super::syscalls::MAX_NR {
         let on = super::syscall::filter_entry(nr, nrs.contains(&nr));
         filter
             .update(&nr.to_ne_bytes(), &[on], MapFlags::ANY)
-            .map_err(|e| Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")))?;
+            .map_err(|e| {
+                (
+                    nr,
+                    Error::Map(format!("writing {SYSCALL_FILTER}[{nr}]: {e}")),
+                )
+            })?;
     }
     Ok(())
 }
@@ -705,16 +840,8 @@ pub fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), Error> 
 /// without module support, open on arm64) has nothing to watch: nobody can make that
 /// call. It is left out and reported as not applicable rather than failed.
 fn not_applicable(section: &str) -> Option<String> {
-    if let Some(tp) = section.strip_prefix("tp_btf/io_uring_") {
-        // A kernel built without io_uring has no such tracepoint (nor anything to count).
-        // Without tracefs it is tried: the load says whether it exists.
-        let dir = sys::tracefs_dir()?.join("events/io_uring");
-        if dir.join(format!("io_uring_{tp}")).is_dir() {
-            return None;
-        }
-        return Some(format!(
-            "this kernel has no io_uring (no tracepoint io_uring_{tp})"
-        ));
+    if let Some(tp) = section.strip_prefix("tracepoint/io_uring/") {
+        return io_uring_not_applicable(tp);
     }
     let event = section.strip_prefix("tracepoint/syscalls/")?;
     let dir = sys::tracefs_dir()?.join("events/syscalls");
@@ -727,6 +854,29 @@ fn not_applicable(section: &str) -> Option<String> {
         .unwrap_or(event);
     Some(format!(
         "this kernel has no {call} syscall (no tracepoint {event})"
+    ))
+}
+
+/// The io_uring submission tracepoint is io_uring_submit_req from 6.3 on and
+/// io_uring_submit_sqe before: the syscall family has a program for each, and the one
+/// this kernel lacks is not applicable. Without tracefs both are tried.
+fn io_uring_not_applicable(tp: &str) -> Option<String> {
+    const TPS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
+    let dir = sys::tracefs_dir()?.join("events/io_uring");
+    if dir.join(tp).is_dir() {
+        return None;
+    }
+    if let Some(other) = TPS.iter().find(|&&o| o != tp && dir.join(o).is_dir()) {
+        return Some(format!(
+            "this kernel's io_uring submissions are counted on tracepoint {other} (no {tp})"
+        ));
+    }
+    if !dir.is_dir() {
+        return Some("this kernel has no io_uring (no io_uring tracepoints)".to_string());
+    }
+    Some(format!(
+        "this kernel has no tracepoint for io_uring submissions ({}): not counted",
+        TPS.join(", ")
     ))
 }
 
@@ -833,6 +983,36 @@ macro_rules! assert_enum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Entry 5 is fstat for the report bit but ia32 open for the compat bit: each
+    /// changed bit is its own finding, named after the syscall it concerns.
+    /// A write that failed at entry 100: below it the new set, from it on the old one.
+    #[test]
+    fn partly_written_filter_is_what_the_kernel_holds() {
+        assert_eq!(
+            partly_written(&[1, 150, 200], &[2, 120], 100),
+            vec![2, 150, 200]
+        );
+        assert_eq!(partly_written(&[1, 150], &[2, 120], u32::MAX), vec![2, 120]);
+        assert_eq!(partly_written(&[1, 150], &[2, 120], 0), vec![1, 150]);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn filter_findings_name_the_changed_bit() {
+        let got = |want, on| filter_bit_changes(5, want, on).collect::<Vec<_>>();
+        assert_eq!(got(3, 3), vec![]);
+        assert_eq!(got(3, 2), vec![("fstat".to_string(), 1, 0)]);
+        assert_eq!(got(2, 0), vec![("compat:open".to_string(), 1, 0)]);
+        assert_eq!(
+            got(2, 1),
+            vec![
+                ("fstat".to_string(), 0, 1),
+                ("compat:open".to_string(), 1, 0)
+            ]
+        );
+        assert_eq!(got(3, 0x83), vec![("fstat:other".to_string(), 0, 0x80)]);
+    }
 
     #[test]
     fn counters_mirror_c() {

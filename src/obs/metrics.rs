@@ -188,7 +188,7 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         o,
         "ringwarden_sink_errors_total",
         "counter",
-        "Received events that could not be written to the output (full disk, stalled reader).",
+        "Records that could not be written to the output (full disk, stalled reader): received events and the daemon's own tamper records.",
     );
     sample(
         o,

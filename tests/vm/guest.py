@@ -206,6 +206,12 @@ def check_check():
     if failed:
         detail += "; failed: " + ", ".join(failed)
     result("check", rc == 0 and not failed, detail)
+    # io_uring submissions are counted on whichever submission tracepoint the kernel has
+    # (6.1: io_uring_submit_sqe): exactly one of the two programs attaches.
+    states = dict(progs)
+    uring = {p: states.get(p) for p in ("syscall/syscall_io_uring", "syscall/syscall_io_uring_sqe")}
+    result("io_uring", sorted(uring.values(), key=str) == ["n/a", "ok"],
+           ", ".join(f"{p} {s}" for p, s in uring.items()))
 
 
 def marker_events(mode, path, ns=(NS,)):
