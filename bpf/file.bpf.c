@@ -118,15 +118,32 @@ static __always_inline __u32 creat_mode(__u64 flags, __u64 mode)
 	return (flags & (RW_O_CREAT | RW_O_TMPFILE_BIT)) ? (__u32)mode : 0;
 }
 
+struct cmp_ctx {
+	const char *a;
+	const char *b;
+	__u32 n;
+	__u32 differ;
+};
+
+static long cmp_step(__u32 i, struct cmp_ctx *c)
+{
+	if (i >= c->n || i >= RW_PATH_LEN)
+		return 1;
+	if (c->a[i] != c->b[i]) {
+		c->differ = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the first n bytes differ (bytes past n are not compared: the reads do not
+ * clear them). A bpf_loop callback: a byte loop open-coded in each of the three exit
+ * programs took ~60 ms of the daemon's start to verify. */
 static __always_inline bool differs(const char *a, const char *b, __u32 n)
 {
-	for (__u32 i = 0; i < RW_PATH_LEN; i++) {
-		if (i >= n)
-			break;
-		if (a[i] != b[i])
-			return true;
-	}
-	return false;
+	struct cmp_ctx c = { .a = a, .b = b, .n = n };
+	bpf_loop(RW_PATH_LEN, cmp_step, &c, 0);
+	return c.differ;
 }
 
 struct walk_ctx {
