@@ -97,7 +97,7 @@ def ready_line(lines):
 
 
 def rings_of(ready):
-    """Ring names from 'ready: 33 programs attached, 0 skipped, 6 rings (process 512KiB, ...) in N ms'."""
+    """Ring names from 'ready: 40 programs attached, 0 skipped, 6 rings (process 512KiB, ...) in N ms'."""
     m = re.search(r"rings \((.*)\) in ", ready or "")
     return [part.split()[0] for part in m.group(1).split(", ")] if m else []
 
