@@ -162,31 +162,30 @@ struct walk_ctx {
  * anomaly's walk_step (d_path is not allowed here); a bpf_loop callback is verified once. */
 static long walk_step(__u32 i, struct walk_ctx *c)
 {
-	/* bpf_core_cast: plain (fault-safe) loads, not a helper call per field. */
-	struct dentry *d = bpf_core_cast(c->d, struct dentry);
-	struct vfsmount *vm = bpf_core_cast(c->vm, struct vfsmount);
+	struct dentry *d = c->d;
+	struct vfsmount *vm = c->vm;
 	if (d == c->root_d && vm == c->root_vm) {
 		c->done = 1;
 		return 1;
 	}
-	if (d == vm->mnt_root) {
-		struct mount *m = bpf_core_cast((void *)vm - c->mnt_off, struct mount);
-		struct mount *parent = m->mnt_parent;
+	if (d == BPF_CORE_READ(vm, mnt_root)) {
+		struct mount *m = (struct mount *)((void *)vm - c->mnt_off);
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
 		if (parent == m) {
 			/* The top of the mount tree without passing the task's root. */
 			c->flags |= RW_OPEN_RESOLVED_OUTSIDE_ROOT;
 			c->done = 1;
 			return 1;
 		}
-		c->d = m->mnt_mountpoint;
+		c->d = BPF_CORE_READ(m, mnt_mountpoint);
 		c->vm = (struct vfsmount *)((void *)parent + c->mnt_off);
 		return 0;
 	}
-	struct dentry *up = d->d_parent;
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
 	/* Not under any directory: a pseudo file; its own name is all there is. */
 	bool pseudo = up == d;
-	__u32 len = d->d_name.len;
-	const unsigned char *name = d->d_name.name;
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 	__u32 need = len + (pseudo ? 0 : 1);
 	if (len > RW_NAME_MAX || need > c->pos) {
 		c->flags |= RW_OPEN_RESOLVED_TRUNCATED;
@@ -224,25 +223,23 @@ static const char socket_fmt[] = "socket:[%llu]";
 static __always_inline __u32 resolve(struct task_struct *task, long fd, struct file_scratch *b,
 				     struct open_event *e, __u32 *flags)
 {
-	struct task_struct *t = bpf_core_cast(task, struct task_struct);
-	struct fdtable *fdt = t->files->fdt;
-	__u64 max = fdt->max_fds;
-	struct file **fds = fdt->fd;
-	struct file *fp = NULL;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	__u64 max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
 	if ((__u64)fd < max)
-		bpf_probe_read_kernel(&fp, sizeof(fp), &fds[fd]);
-	if (!fp) {
+		bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file) {
 		*flags |= RW_OPEN_RESOLVED_UNAVAILABLE;
 		return 0;
 	}
-	struct file *file = bpf_core_cast(fp, struct file);
-	e->ino = file->f_inode->i_ino;
-	struct dentry *fd_d = file->f_path.dentry;
+	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
+	struct dentry *fd_d = BPF_CORE_READ(file, f_path.dentry);
 	struct walk_ctx c = {
 		.d = fd_d,
-		.vm = file->f_path.mnt,
-		.root_d = t->fs->root.dentry,
-		.root_vm = t->fs->root.mnt,
+		.vm = BPF_CORE_READ(file, f_path.mnt),
+		.root_d = BPF_CORE_READ(task, fs, root.dentry),
+		.root_vm = BPF_CORE_READ(task, fs, root.mnt),
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 		.pos = RW_RESOLVED_LEN,
 	};
@@ -258,13 +255,14 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 		b->tmp[pos] = '/';
 	}
 	/* Unlinked: out of the dentry hash but not a root (d_unlinked). */
-	if (!(c.flags & RW_OPEN_RESOLVED_PSEUDO) && !fd_d->d_hash.pprev && fd_d->d_parent != fd_d)
+	if (!(c.flags & RW_OPEN_RESOLVED_PSEUDO) && !BPF_CORE_READ(fd_d, d_hash.pprev) &&
+	    BPF_CORE_READ(fd_d, d_parent) != fd_d)
 		c.flags |= RW_OPEN_RESOLVED_DELETED;
 	*flags |= c.flags;
 	char *out = b->rec + sizeof(struct open_event);
 	if ((c.flags & RW_OPEN_RESOLVED_PSEUDO) && pos == RW_RESOLVED_LEN) {
 		/* No name (pipes, sockets): as /proc/PID/fd shows them, pipe:[INO]. */
-		__u64 magic = file->f_inode->i_sb->s_magic;
+		__u64 magic = BPF_CORE_READ(file, f_inode, i_sb, s_magic);
 		const char *fmt = magic == RW_PIPEFS_MAGIC   ? pipe_fmt
 				  : magic == RW_SOCKFS_MAGIC ? socket_fmt
 							     : NULL;
