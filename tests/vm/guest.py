@@ -205,6 +205,8 @@ def check_check():
     detail = f"kernel {kernel}: {ok} attached, {len(failed)} failed, {na} not applicable (exit {rc})"
     if failed:
         detail += "; failed: " + ", ".join(failed)
+        # libbpf's own lines (the verifier's log of a program that did not load) at debug.
+        run("RUST_LOG=libbpf=debug ringwarden check", 300, save="check-debug.txt")
     result("check", rc == 0 and not failed, detail)
     # io_uring submissions are counted on whichever submission tracepoint the kernel has
     # (6.1: io_uring_submit_sqe): exactly one of the two programs attaches.
