@@ -262,8 +262,13 @@ static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *
  * stamps its seq into `h`, copies `size` bytes into the ring (bpf_ringbuf_output) with
  * the wake-up rule, and counts a failure as a drop, as rw_reserve + rw_commit do. */
 static __always_inline void rw_output(void *rings, void *stats, void *fill, struct rw_header *h,
-				      __u64 size)
+				      __u64 size, __u64 mask)
 {
+	/* Bounded by a mask on the very register the helper gets: the caller's own bound
+	 * check is lost on older verifiers (6.1: "R3 unbounded memory access"), and the
+	 * barrier keeps the compiler from dropping a mask it knows to be a no-op. */
+	barrier_var(size);
+	size &= mask;
 	__u32 slot = RW_SLOT;
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
 	if (!c)
@@ -286,8 +291,10 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 /* Commit (with the wake-up rule) + high-water mark in one step. */
 #define RW_SUBMIT(fam, e) rw_commit(e, sizeof(*(e)), &fam##_rings, &fam##_fill)
 
-/* rw_output on the family's maps: `size` bytes from `h`. */
-#define RW_OUTPUT(fam, h, size) rw_output(&fam##_rings, &fam##_stats, &fam##_fill, h, size)
+/* rw_output on the family's maps: `size` bytes from `h`, `size` <= `mask` (a power of two
+ * minus one, with `h` + `mask` inside the buffer `h` is in). */
+#define RW_OUTPUT(fam, h, size, mask)                                                              \
+	rw_output(&fam##_rings, &fam##_stats, &fam##_fill, h, size, mask)
 
 /* Reserve + header stamped `ts` in one step. */
 #define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                                \

@@ -64,6 +64,12 @@ struct {
 	__type(value, struct file_scratch);
 } file_scratch SEC(".maps");
 
+/* The largest record (open_event + a full resolved path) fits under this mask, and the
+ * scratch buffer holds that many bytes from the record's start (see rw_output). */
+#define RW_OUT_MASK 8191
+_Static_assert(sizeof(struct open_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
+_Static_assert(sizeof(struct file_scratch) >= RW_OUT_MASK + 1, "mask inside the scratch buffer");
+
 static __always_inline struct file_scratch *scratch(void)
 {
 	__u32 zero = 0;
@@ -334,7 +340,7 @@ static __always_inline int emit(long ret, __u32 sc)
 		rlen = RW_RESOLVED_LEN;
 	e->path_flags = pf;
 	e->resolved_len = rlen;
-	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen);
+	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen, RW_OUT_MASK);
 	return 0;
 }
 
