@@ -11,18 +11,7 @@ use serde_json::Value;
 
 /// Runs the generator to completion and returns its JSON line.
 fn load(args: &[&str]) -> Value {
-    let o = Command::new(common::load_bin())
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("run ringwarden-load");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "ringwarden-load {args:?}: {:?}\nstdout: {stdout}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = common::run_load(Command::new(common::load_bin()), args);
     assert_eq!(stdout.lines().count(), 1, "one line on stdout: {stdout}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
 }

@@ -22,17 +22,7 @@ use serde_json::Value;
 /// ringwarden-load as uid 65534, to completion; its JSON line.
 fn load_as_nobody(args: &[&str]) -> Value {
     let bin = load_bin();
-    let o = as_nobody(bin.to_str().expect("utf-8 path"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("run ringwarden-load");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "ringwarden-load {args:?}: {stdout} {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = common::run_load(as_nobody(bin.to_str().expect("utf-8 path")), args);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
 }
 

@@ -652,3 +652,21 @@ pub fn sh_as_nobody(script: &str) {
         .expect("run setpriv");
     assert!(s.success(), "as uid 65534: {script}");
 }
+
+/// Runs ringwarden-load (as `cmd` starts it, e.g. through [`as_nobody`]) with `args` and
+/// `--quiet` to completion; its stdout, after checking that it succeeded.
+pub fn run_load(mut cmd: Command, args: &[&str]) -> String {
+    let o = cmd
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run ringwarden-load");
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "ringwarden-load {args:?}: {:?}\nstdout: {stdout}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
