@@ -35,6 +35,8 @@ struct rw_sys_exit_ctx {
  * Floods of lesser records can then never take the room a critical one needs. */
 static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
 {
+	if (RW_FILTERED(anomaly))
+		return NULL;
 	__u32 slot = RW_SLOT;
 	void *rb = bpf_map_lookup_elem(&anomaly_rings, &slot);
 	if (rb && severity < RW_SEV_CRITICAL) {
@@ -46,12 +48,12 @@ static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
 			struct rw_counters *c = bpf_map_lookup_elem(&anomaly_stats, &slot);
 			if (c) {
 				__sync_fetch_and_add(&c->produced, 1);
-				__sync_fetch_and_add(&c->dropped, 1);
+				rw_count_drop(c);
 			}
 			return NULL;
 		}
 	}
-	return RW_RESERVE(anomaly, struct anomaly_event, RW_ANOMALY);
+	return RW_RESERVE_JUDGED(anomaly, struct anomaly_event, RW_ANOMALY);
 }
 
 static __always_inline struct anomaly_event *reserve_rule(__u32 rule, __u32 severity)

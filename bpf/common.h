@@ -7,6 +7,8 @@
 
 #define RW_COMM_LEN 16
 
+#include "filter.h"
+
 /* Record types (rw_header.type) are declared by each family in its own header as
  * `enum rw_FAMILY_type`; the values are unique across families (a Rust test checks). */
 
@@ -37,6 +39,7 @@ struct rw_counters {
 	__u64 produced;  /* every reserve attempt; its old value is the attempt's seq */
 	__u64 dropped;   /* every reserve failure */
 	__u64 untracked; /* syscalls not followed from enter to exit (RW_COUNT_UNTRACKED) */
+	__u64 filtered;  /* events the filters (filter.h) rejected: no seq, no ring space */
 };
 
 /* Written by userspace into the rw_config map of every family after load. */
@@ -46,7 +49,7 @@ struct rw_config {
 	/* In a PID namespace the daemon knows only its pid in there: the programs learn
 	 * its real tgid the first time they see it (see rw_skip). */
 	__u32 ns_tgid;
-	__u32 pad;
+	__u32 family; /* the family's index (bit in rw_filter_set.families, rw_loss_key) */
 	__u64 pidns_dev;
 	__u64 pidns_ino;
 	/* 0: the kernel's default wake-ups. Otherwise batching: commits do not wake the
@@ -145,6 +148,61 @@ static __always_inline bool rw_skip(void)
 	return rw_learn_self(cfg, tgid);
 }
 
+/* Counts a drop, in the ring's books and against the current task's uid. */
+static __always_inline void rw_count_drop(struct rw_counters *c)
+{
+	__sync_fetch_and_add(&c->dropped, 1);
+	struct rw_config *cfg = rw_cfg();
+	if (cfg)
+		rw_loss_add(cfg->family, (__u32)bpf_get_current_uid_gid(), true);
+}
+
+/* Counts an event the filters rejected, in the ring's books and against `uid`. */
+static __always_inline void rw_count_filtered(void *stats, __u32 uid)
+{
+	__u32 slot = RW_SLOT;
+	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	if (c)
+		__sync_fetch_and_add(&c->filtered, 1);
+	struct rw_config *cfg = rw_cfg();
+	if (cfg)
+		rw_loss_add(cfg->family, uid, false);
+}
+
+/* Whether the task rules apply to this family in `set`. */
+static __always_inline bool rw_task_rules(struct rw_filter_set *set)
+{
+	struct rw_config *cfg = rw_cfg();
+	return (set->bits & RW_F_TASK) && cfg && (set->families & (1U << (cfg->family & 31)));
+}
+
+/* Whether the current task's event is rejected by the task rules of `set` (which the
+ * caller got from rw_fset with `gen`); counted when it is. */
+static __always_inline bool rw_task_filtered_by(void *stats, struct rw_filter_set *set, __u8 gen)
+{
+	if (!rw_task_rules(set))
+		return false;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	char comm[RW_COMM_LEN] = {};
+	if (set->bits & (RW_F_INCLUDE_COMM | RW_F_EXCLUDE_COMM))
+		bpf_get_current_comm(comm, sizeof(comm));
+	if (!rw_task_rejected(set, gen, bpf_get_current_pid_tgid() >> 32, uid, comm,
+			      bpf_get_current_cgroup_id(), true))
+		return false;
+	rw_count_filtered(stats, uid);
+	return true;
+}
+
+/* The same with the set in force: what a family calls right before it reserves. */
+static __always_inline bool rw_task_filtered(void *stats)
+{
+	__u8 gen = 0;
+	struct rw_filter_set *set = rw_fset(&gen);
+	return set && rw_task_filtered_by(stats, set, gen);
+}
+
+#define RW_FILTERED(fam) rw_task_filtered(&fam##_stats)
+
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.
  * Always inlined so that `size` stays a constant for the verifier. */
 static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
@@ -157,7 +215,7 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	struct rw_header *h = rb ? bpf_ringbuf_reserve(rb, size, 0) : NULL;
 	if (!h) {
-		__sync_fetch_and_add(&c->dropped, 1);
+		rw_count_drop(c);
 		return NULL;
 	}
 	h->seq = seq;
@@ -276,13 +334,13 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 	h->seq = __sync_fetch_and_add(&c->produced, 1);
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	if (!rb) {
-		__sync_fetch_and_add(&c->dropped, 1);
+		rw_count_drop(c);
 		return;
 	}
 	/* The occupancy once this record is in: what rw_commit sees after a reserve. */
 	__u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) + ((size + 8 + 7) & ~7ULL);
 	if (bpf_ringbuf_output(rb, h, size, rw_wake_flags(avail, size))) {
-		__sync_fetch_and_add(&c->dropped, 1);
+		rw_count_drop(c);
 		return;
 	}
 	rw_mark(fill, avail);
@@ -296,14 +354,24 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 #define RW_OUTPUT(fam, h, size, mask)                                                              \
 	rw_output(&fam##_rings, &fam##_stats, &fam##_fill, h, size, mask)
 
-/* Reserve + header stamped `ts` in one step. */
-#define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                                \
+/* Reserve + header stamped `ts` in one step, for an event the caller has already judged
+ * by the filters (or that is not the current task's). */
+#define RW_RESERVE_JUDGED_AT(fam, type_struct, evtype, ts)                                         \
 	({                                                                                         \
 		type_struct *__e = rw_reserve(&fam##_rings, &fam##_stats, sizeof(type_struct));    \
 		if (__e)                                                                           \
 			rw_fill_header(&__e->hdr, evtype, ts);                                     \
 		__e;                                                                               \
 	})
+
+/* The current task's event: judged by the task rules (NULL, counted as filtered, when
+ * they reject it), then reserved with its header stamped `ts`. */
+#define RW_RESERVE_AT(fam, type_struct, evtype, ts)                                                \
+	(RW_FILTERED(fam) ? (type_struct *)NULL                                                    \
+			  : RW_RESERVE_JUDGED_AT(fam, type_struct, evtype, ts))
+
+#define RW_RESERVE_JUDGED(fam, type_struct, evtype)                                                \
+	RW_RESERVE_JUDGED_AT(fam, type_struct, evtype, bpf_ktime_get_boot_ns())
 
 /* Reserve + header in one step. */
 #define RW_RESERVE(fam, type_struct, evtype)                                                       \

@@ -35,6 +35,8 @@ struct open_start {
 	__u32 active;     /* 1 from an enter to its exit */
 	__u32 path_len;   /* of the entry copy */
 	__u32 path_flags; /* of the entry copy: RW_OPEN_PATH_TRUNCATED, _UNREADABLE */
+	__u32 fepoch;     /* the filter set the entry was judged by (its epoch and gen) */
+	__u32 fgen;
 	char path[RW_PATH_LEN];
 };
 
@@ -95,8 +97,40 @@ static __always_inline __u32 read_path(char *buf, __u64 filename, __u32 *flags)
 	return n - 1;
 }
 
+#define RW_O_ACCMODE 00000003
+#define RW_O_TRUNC 00001000
+
+/* Whether only_writes rejects an open with these flags: it keeps what may write. */
+static __always_inline bool not_a_write(struct rw_filter_set *set, __u64 flags)
+{
+	return (set->bits & RW_F_ONLY_WRITES) && !(flags & RW_O_ACCMODE) &&
+	       !(flags & (RW_O_CREAT | RW_O_TRUNC));
+}
+
+/* The rules judged at entry (task, only_writes): whether they reject the open; counted
+ * when they do. */
+static __always_inline bool entry_filtered(struct rw_filter_set *set, __u8 gen, __u64 flags)
+{
+	if (rw_task_filtered_by(&file_stats, set, gen))
+		return true;
+	if (!not_a_write(set, flags))
+		return false;
+	rw_count_filtered(&file_stats, (__u32)bpf_get_current_uid_gid());
+	return true;
+}
+
 static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 dfd, __u32 sc)
 {
+	__u8 gen = 0;
+	struct rw_filter_set *set = rw_fset(&gen);
+	if (set && set->bits && entry_filtered(set, gen, flags)) {
+		/* An older entry whose exit was missed must not pair with this exit. */
+		struct open_start *old =
+			bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0, 0);
+		if (old)
+			old->active = 0;
+		return 0;
+	}
 	struct open_start *s = bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
@@ -113,6 +147,8 @@ static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 
 	 * then only the exit copy exists, flagged unchecked. */
 	s->path_flags = 0;
 	s->path_len = read_path(s->path, filename, &s->path_flags);
+	s->fepoch = set ? set->epoch : 0;
+	s->fgen = gen;
 	s->active = 1;
 	return 0;
 }
@@ -283,6 +319,70 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 	return len;
 }
 
+/* Whether the path rules of `set` reject `path` (`len` bytes): a prefix of its first
+ * RW_FILTER_PATH_LEN bytes. */
+static __always_inline bool path_rejected(struct rw_filter_set *set, __u8 gen, const char *path,
+					  __u32 len)
+{
+	__u32 zero = 0;
+	struct rw_filter_scratch *k = bpf_map_lookup_elem(&rw_filter_scratch, &zero);
+	if (!k)
+		return false;
+	if (len > RW_FILTER_PATH_LEN)
+		len = RW_FILTER_PATH_LEN;
+	bpf_probe_read_kernel(k->key.path, len & RW_FILTER_PATH_MASK, path);
+	k->key.prefixlen = 16 + 8 * len;
+	k->key.gen = gen;
+	if (set->bits & RW_F_INCLUDE_PATH) {
+		k->key.list = RW_FL_INCLUDE;
+		if (!bpf_map_lookup_elem(&rw_filter_path, &k->key))
+			return true;
+	}
+	if (set->bits & RW_F_EXCLUDE_PATH) {
+		k->key.list = RW_FL_EXCLUDE;
+		if (bpf_map_lookup_elem(&rw_filter_path, &k->key))
+			return true;
+	}
+	return false;
+}
+
+/* The rules judged at exit: the path rules of the set the entry was judged by, on the
+ * path the kernel resolved; a failed open (no file) by the path as given when it is
+ * absolute. A path neither gives (relative, cut short at its top) is not held against
+ * the open. If that set was replaced meanwhile (two reloads during one open), the whole
+ * open is judged again by the set in force. */
+static __always_inline bool exit_filtered(const struct open_start *s, struct open_event *e,
+					  const char *resolved, __u32 rlen, __u32 pf)
+{
+	__u8 gen = s->fgen & 1;
+	__u32 k = gen;
+	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &k);
+	if (!set)
+		return false;
+	if (set->epoch != s->fepoch) {
+		set = rw_fset(&gen);
+		if (!set || (set->bits && entry_filtered(set, gen, s->flags)))
+			return set != NULL;
+	}
+	if (!(set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)))
+		return false;
+	const char *path = NULL;
+	__u32 len = 0;
+	if (e->ret >= 0) {
+		if (rlen && !(pf & (RW_OPEN_RESOLVED_TRUNCATED | RW_OPEN_RESOLVED_UNAVAILABLE))) {
+			path = resolved;
+			len = rlen;
+		}
+	} else if (e->path[0] == '/') {
+		path = e->path;
+		len = e->path_len;
+	}
+	if (!path || !path_rejected(set, gen, path, len))
+		return false;
+	rw_count_filtered(&file_stats, e->hdr.uid);
+	return true;
+}
+
 static __always_inline int emit(long ret, __u32 sc)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -340,6 +440,8 @@ static __always_inline int emit(long ret, __u32 sc)
 		rlen = RW_RESOLVED_LEN;
 	e->path_flags = pf;
 	e->resolved_len = rlen;
+	if (exit_filtered(s, e, b->rec + sizeof(struct open_event), rlen, pf))
+		return 0;
 	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen, RW_OUT_MASK);
 	return 0;
 }

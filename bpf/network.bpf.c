@@ -160,20 +160,112 @@ static __always_inline void fill_body(struct net_event *e, const struct sock *sk
 	}
 }
 
+/* Keeps the current task as the owner of a socket it accepted, whether or not the accept
+ * is reported: its close is judged by the same owner. */
 static __always_inline void remember_owner(const struct sock *sk, const struct net_event *e)
 {
-	const struct rw_header *h = &e->hdr;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct owner_key key = { .sk = (__u64)sk, .sport = e->sport, .dport = e->dport };
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
 	struct net_owner o = {
-		.cgroup_id = h->cgroup_id,
-		.pid = h->pid,
-		.tid = h->tid,
-		.ppid = h->ppid,
-		.uid = h->uid,
-		.gid = h->gid,
+		.cgroup_id = bpf_get_current_cgroup_id(),
+		.pid = id >> 32,
+		.tid = (__u32)id,
+		.ppid = BPF_CORE_READ(task, real_parent, tgid),
+		.uid = (__u32)ug,
+		.gid = ug >> 32,
 	};
-	__builtin_memcpy(o.comm, h->comm, sizeof(o.comm));
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	bpf_map_update_elem(&network_owners, &key, &o, BPF_ANY);
+}
+
+/* Whether the port and address rules of `set` reject an event with these endpoints. A
+ * port rule matches either end; an address rule, the peer's address (IPv4 is looked up
+ * as ::ffff:a.b.c.d, as the configuration's IPv4 ranges are stored). */
+static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen,
+					  const struct net_event *e)
+{
+	__u32 bits = set->bits;
+	if (bits & (RW_F_INCLUDE_PORT | RW_F_EXCLUDE_PORT)) {
+		struct rw_fkey_port ks = { .gen = gen, .port = e->sport };
+		struct rw_fkey_port kd = { .gen = gen, .port = e->dport };
+		if (bits & RW_F_INCLUDE_PORT) {
+			ks.list = kd.list = RW_FL_INCLUDE;
+			if (!bpf_map_lookup_elem(&rw_filter_port, &ks) &&
+			    !bpf_map_lookup_elem(&rw_filter_port, &kd))
+				return true;
+		}
+		if (bits & RW_F_EXCLUDE_PORT) {
+			ks.list = kd.list = RW_FL_EXCLUDE;
+			if (bpf_map_lookup_elem(&rw_filter_port, &ks) ||
+			    bpf_map_lookup_elem(&rw_filter_port, &kd))
+				return true;
+		}
+	}
+	if (bits & (RW_F_INCLUDE_CIDR | RW_F_EXCLUDE_CIDR)) {
+		struct rw_fkey_addr k = { .prefixlen = 16 + 128, .gen = gen };
+		if (e->family == RW_AF_INET) {
+			k.addr[10] = 0xff;
+			k.addr[11] = 0xff;
+			__builtin_memcpy(&k.addr[12], e->daddr, 4);
+		} else {
+			__builtin_memcpy(k.addr, e->daddr, 16);
+		}
+		if (bits & RW_F_INCLUDE_CIDR) {
+			k.list = RW_FL_INCLUDE;
+			if (!bpf_map_lookup_elem(&rw_filter_cidr, &k))
+				return true;
+		}
+		if (bits & RW_F_EXCLUDE_CIDR) {
+			k.list = RW_FL_EXCLUDE;
+			if (bpf_map_lookup_elem(&rw_filter_cidr, &k))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Whose event it is, for the task rules. */
+enum net_who {
+	NET_CURRENT, /* the current task's */
+	NET_OWNER,   /* the socket's owner's (a close, often in softirq) */
+	NET_UNKNOWN, /* nobody's known: only the port and address rules apply */
+};
+
+/* Whether the filters reject the event (judged by one set); counted when they do. */
+static __always_inline bool net_filtered(const struct net_event *e, enum net_who who,
+					 const struct net_owner *o)
+{
+	__u8 gen = 0;
+	struct rw_filter_set *set = rw_fset(&gen);
+	if (!set || !set->bits)
+		return false;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	if (who == NET_CURRENT) {
+		if (rw_task_filtered_by(&network_stats, set, gen))
+			return true;
+	} else if (who == NET_OWNER) {
+		uid = o->uid;
+		if (rw_task_rules(set) &&
+		    rw_task_rejected(set, gen, o->pid, o->uid, o->comm, o->cgroup_id, false))
+			goto filtered;
+	}
+	if (!peer_rejected(set, gen, e))
+		return false;
+filtered:
+	rw_count_filtered(&network_stats, uid);
+	return true;
+}
+
+/* Reserves a record for `ev` (built on the stack and judged) and copies its body in. */
+static __always_inline struct net_event *net_reserve(const struct net_event *ev, __u32 type)
+{
+	struct net_event *e = RW_RESERVE_JUDGED(network, struct net_event, type);
+	if (e)
+		__builtin_memcpy((char *)e + sizeof(e->hdr), (const char *)ev + sizeof(ev->hdr),
+				 sizeof(*e) - sizeof(e->hdr));
+	return e;
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -251,18 +343,20 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
-	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CONNECT);
-	if (!e)
-		return 0;
-	fill_body(e, sk, family);
-	e->ret = ret;
-	e->fd = p->fd;
-	e->via = RW_NET_VIA_CONNECT;
+	struct net_event ev;
+	fill_body(&ev, sk, family);
+	ev.ret = ret;
+	ev.fd = p->fd;
+	ev.via = RW_NET_VIA_CONNECT;
 	/* A failed connect's socket has already been through TCP_CLOSE. (The owner was kept
 	 * when the socket entered SYN_SENT: net_syn_sent.) */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
-		daddr_from_args(e, p);
-	RW_SUBMIT(network, e);
+		daddr_from_args(&ev, p);
+	if (net_filtered(&ev, NET_CURRENT, NULL))
+		return 0;
+	struct net_event *e = net_reserve(&ev, RW_CONNECT);
+	if (e)
+		RW_SUBMIT(network, e);
 	return 0;
 }
 
@@ -283,21 +377,23 @@ static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
-	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CONNECT);
-	if (!e)
-		return 0;
-	fill_body(e, sk, family);
+	struct net_event ev;
+	fill_body(&ev, sk, family);
 	long ret = ctx->ret;
-	e->ret = ret;
-	e->fd = p->tfo_fd;
-	e->via = RW_NET_VIA_FASTOPEN;
+	ev.ret = ret;
+	ev.fd = p->tfo_fd;
+	ev.via = RW_NET_VIA_FASTOPEN;
 	if (ret < 0 && ret != -RW_EINPROGRESS) {
 		/* Failed: the socket may have forgotten its peer (as for connect). */
-		__builtin_memcpy(e->daddr, p->tfo_daddr, sizeof(e->daddr));
-		e->dport = p->tfo_dport;
-		e->flags |= RW_NET_DADDR_FROM_ARGS;
+		__builtin_memcpy(ev.daddr, p->tfo_daddr, sizeof(ev.daddr));
+		ev.dport = p->tfo_dport;
+		ev.flags |= RW_NET_DADDR_FROM_ARGS;
 	}
-	RW_SUBMIT(network, e);
+	if (net_filtered(&ev, NET_CURRENT, NULL))
+		return 0;
+	struct net_event *e = net_reserve(&ev, RW_CONNECT);
+	if (e)
+		RW_SUBMIT(network, e);
 	return 0;
 }
 
@@ -398,13 +494,15 @@ static __always_inline int on_accept(long ret)
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
-	struct net_event *e = RW_RESERVE(network, struct net_event, RW_ACCEPT);
-	if (!e)
+	struct net_event ev;
+	fill_body(&ev, sk, family);
+	ev.fd = ret;
+	remember_owner(sk, &ev);
+	if (net_filtered(&ev, NET_CURRENT, NULL))
 		return 0;
-	fill_body(e, sk, family);
-	e->fd = ret;
-	remember_owner(sk, e);
-	RW_SUBMIT(network, e);
+	struct net_event *e = net_reserve(&ev, RW_ACCEPT);
+	if (e)
+		RW_SUBMIT(network, e);
 	return 0;
 }
 
@@ -468,10 +566,13 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 	}
 	if (owned ? skip_owner(o.pid) : rw_skip())
 		return 0;
-	struct net_event *e = RW_RESERVE(network, struct net_event, RW_CLOSE);
+	struct net_event ev;
+	fill_body(&ev, sk, family);
+	if (net_filtered(&ev, owned ? NET_OWNER : NET_UNKNOWN, &o))
+		return 0;
+	struct net_event *e = net_reserve(&ev, RW_CLOSE);
 	if (!e)
 		return 0;
-	fill_body(e, sk, family);
 	e->fd = -1;
 	e->oldstate = oldstate;
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;

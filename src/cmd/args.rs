@@ -1,5 +1,6 @@
 //! The command line: hand-parsed (a parser crate would outweigh this file on an embedded
 //! host). `run`'s options become [`Overrides`] applied over the configuration.
+use crate::config::filter::{self, cli_list};
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use std::slice;
@@ -63,6 +64,16 @@ Options for run (each overrides the configuration file):
       --metrics-allow-remote   allow a --metrics-listen address that is not loopback
       --control-socket PATH    Unix socket for `ringwarden status`, or off
                                [default: /run/ringwarden/control.sock]
+
+In-kernel filters (comma-separated; each replaces the file's list of the same name in
+[filter], see docs/filters.md):
+      --exclude-comm LIST      process names not reported: exact, or a prefix with a
+                               trailing * (e.g. systemd-journal,prometheus*)
+      --include-uid LIST       only these uids or ranges (e.g. 1000-60000,0)
+      --include-cgroup LIST    only tasks in these cgroup v2 paths or below them
+                               (e.g. /system.slice/nginx.service)
+      --include-path LIST      file family: only opens of paths with these prefixes
+      --exclude-path LIST      file family: not opens of paths with these prefixes
 
 Options for size:
       --event-size B|FAMILY    bytes per event (suffixes KiB, MiB), or a family name for the
@@ -396,6 +407,29 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                 let size =
                     parse_ring_size(s).map_err(|e| config(format!("--ring-size {v:?}: {e}")))?;
                 ov.ring_sizes.push((fam, size));
+            }
+            "--exclude-comm" => {
+                let v = a.value(name, inline, "NAME,...")?;
+                ov.filter.exclude_comm = Some(cli_list(name, &v, filter::comm).map_err(config)?);
+            }
+            "--include-uid" => {
+                let v = a.value(name, inline, "UID,...")?;
+                ov.filter.include_uid = Some(cli_list(name, &v, filter::uid).map_err(config)?);
+            }
+            "--include-cgroup" => {
+                let v = a.value(name, inline, "PATH,...")?;
+                ov.filter.include_cgroup =
+                    Some(cli_list(name, &v, filter::cgroup).map_err(config)?);
+            }
+            "--include-path" => {
+                let v = a.value(name, inline, "PREFIX,...")?;
+                ov.filter.include_path =
+                    Some(cli_list(name, &v, filter::path_prefix).map_err(config)?);
+            }
+            "--exclude-path" => {
+                let v = a.value(name, inline, "PREFIX,...")?;
+                ov.filter.exclude_path =
+                    Some(cli_list(name, &v, filter::path_prefix).map_err(config)?);
             }
             "--syscalls" => {
                 let v = a.value(name, inline, "NAME,...")?;

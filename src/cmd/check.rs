@@ -2,6 +2,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::family::filter::Filters;
 use crate::family::syscalls;
 use crate::family::{self, Family, LoadOptions};
 use crate::sys;
@@ -30,11 +31,35 @@ pub fn run() -> ExitCode {
     }
     let mut all = true;
     let (mut count, mut na) = (0, 0);
+    // The filters first, as the daemon loads them: every family takes their maps.
+    let filters = match Filters::load() {
+        Ok(f) if f.attach_errors.is_empty() => {
+            println!("filters: ok (pid trees followed through fork)");
+            Some(f)
+        }
+        Ok(f) => {
+            all = false;
+            for e in &f.attach_errors {
+                println!("filters: FAILED: {e} (include_pid_tree cannot follow new processes)");
+            }
+            Some(f)
+        }
+        Err(e) => {
+            all = false;
+            println!("filters: FAILED: {e} (no rule can be applied)");
+            None
+        }
+    };
     for &family in Family::ALL {
+        let filter_maps = match filters.as_ref().map(Filters::maps) {
+            Some(Ok(m)) => m,
+            _ => Vec::new(),
+        };
         let opts = LoadOptions {
             ring_size: family.default_ring_size(),
             syscalls: syscalls::default_set(),
             reuse: None,
+            filter_maps,
         };
         match family.load(&opts) {
             Ok(loaded) => {

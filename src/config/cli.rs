@@ -31,6 +31,7 @@ pub struct Overrides {
     pub metrics_listen: Option<Option<SocketAddr>>,
     pub metrics_allow_remote: bool,
     pub control_socket: Option<Option<PathBuf>>,
+    pub filter: super::filter::FilterOverrides,
 }
 
 /// The daemon's input: the configuration (file or built-in default) with the command line
@@ -109,6 +110,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
     if let Some(c) = &ov.control_socket {
         s.control.socket = c.clone();
     }
+    ov.filter.apply(&mut s.filter);
     config::check_metrics(&s.metrics)?;
     for &(f, size) in &ov.ring_sizes {
         let (min_set, max_set) = bounds[f as usize];

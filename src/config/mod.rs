@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod cli;
+pub mod filter;
 
 use serde::Deserialize;
 use toml::{Spanned, Value};
@@ -45,6 +46,8 @@ pub struct Settings {
     pub stats_json: Option<PathBuf>,
     pub metrics: MetricsSettings,
     pub control: ControlSettings,
+    /// `[filter]`: the in-kernel filters.
+    pub filter: crate::family::filter::Rules,
 }
 
 /// `[metrics]`: the Prometheus endpoint and the node_exporter textfile.
@@ -234,6 +237,7 @@ impl Default for Settings {
             stats_json: None,
             metrics: MetricsSettings::default(),
             control: ControlSettings::default(),
+            filter: crate::family::filter::Rules::none(),
         }
     }
 }
@@ -383,6 +387,7 @@ impl Settings {
                 .as_ref()
                 .map_or("off".to_string(), |p| p.display().to_string())
         );
+        let _ = writeln!(out, "filters: {}", self.filter.summary());
         out
     }
 }
@@ -464,6 +469,9 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     }
     if let Some(c) = &raw.control {
         d.control(c, &mut s.control)?;
+    }
+    if let Some(f) = &raw.filter {
+        d.filter(f, &mut s.filter)?;
     }
     for (name, r) in raw.rings.iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
@@ -667,6 +675,7 @@ struct RawFile {
     wakeup: Option<RawWakeup>,
     metrics: Option<RawMetrics>,
     control: Option<RawControl>,
+    filter: Option<filter::RawFilter>,
 }
 
 #[derive(Deserialize)]

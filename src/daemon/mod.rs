@@ -5,6 +5,7 @@ pub mod reload;
 pub mod ring;
 pub mod snapshot;
 
+use crate::family::filter::Filters;
 use std::cell::{LazyCell, RefCell};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -254,6 +255,9 @@ struct Daemon {
     tamper_total: u64,
     /// The daemon's kernel tgid as the programs learned it in a PID namespace, once known.
     self_tgid: Option<u32>,
+    /// The filter object, whose maps every family's object shares (`None`: it could not
+    /// load and no rule is configured).
+    filters: Option<Filters>,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -301,12 +305,14 @@ impl Daemon {
             last_stats: Instant::now(),
             tamper_total: 0,
             self_tgid: None,
+            filters: None,
         })
     }
 
     /// Every configured family; one that cannot load is logged and left out. Errors
     /// only when no program at all could be attached.
     fn load_families(&mut self) -> Result<(), RunError> {
+        self.load_filters()?;
         for family in self.opts.families.clone() {
             if let Err(e) = self.enable(family) {
                 error!("family {family} disabled: {e}");
@@ -316,6 +322,27 @@ impl Daemon {
         if self.rings.iter().all(|r| r.loaded.attached() == 0) {
             return Err(RunError::NothingAttached);
         }
+        Ok(())
+    }
+
+    /// The filter object with the configured rules, before any family (their objects
+    /// take its maps). Without it no event can be filtered: an error if rules are set.
+    fn load_filters(&mut self) -> Result<(), RunError> {
+        let rules = &self.opts.settings.filter;
+        let mut f = match Filters::load() {
+            Ok(f) => f,
+            Err(e) if rules.is_empty() => {
+                warn!("filters unavailable (none configured): {e}");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for e in &f.attach_errors {
+            warn!("filter program {e}: include_pid_tree cannot follow new processes");
+        }
+        f.apply(rules)?;
+        info!("filters: {}", rules.summary());
+        self.filters = Some(f);
         Ok(())
     }
 
@@ -586,6 +613,10 @@ impl Daemon {
             ring_size: self.opts.ring_size(family),
             syscalls: self.opts.syscalls.clone(),
             reuse,
+            filter_maps: match &self.filters {
+                Some(f) => f.maps()?,
+                None => Vec::new(),
+            },
         };
         let loaded = family.load(&lo)?;
         for p in &loaded.programs {
@@ -800,9 +831,32 @@ impl Daemon {
             })
             .collect();
         let actions = reload::plan(&self.opts.settings, &new.settings, &running);
+        let rules = new.settings.filter.clone();
         self.opts = new;
         for a in actions {
             self.apply(a);
+        }
+        self.set_filters(&rules);
+    }
+
+    /// SIGHUP with other rules: written whole, then switched to at once; the rules in
+    /// force stay when that fails.
+    fn set_filters(&mut self, rules: &family::filter::Rules) {
+        match &mut self.filters {
+            Some(f) if f.rules() != rules => match f.apply(rules) {
+                Ok(()) => info!("SIGHUP: filters now: {}", rules.summary()),
+                Err(e) => error!(
+                    "SIGHUP: the new filters could not be written ({e}); keeping: {}",
+                    f.rules().summary()
+                ),
+            },
+            Some(_) => {}
+            None if !rules.is_empty() => {
+                error!(
+                    "SIGHUP: filters are unavailable (the filter object did not load); none applied"
+                )
+            }
+            None => {}
         }
     }
 
@@ -898,6 +952,9 @@ impl Daemon {
             rss_bytes: snapshot::rss_bytes(),
             unseen: self.rings.iter().find_map(|r| r.loaded.unseen()),
             tamper: self.tamper_total,
+            losses: self.filters.as_ref().map_or_else(Vec::new, |f| {
+                snapshot::top_losses(f.losses(), snapshot::LOSSES_SHOWN)
+            }),
         }
     }
 
@@ -910,12 +967,13 @@ impl Daemon {
             } else {
                 // Mid-run the books are in motion: no verdict, but the high-water mark.
                 info!(
-                    "ring {} size={} produced={} received={} dropped={} untracked={} high_water={}%",
+                    "ring {} size={} produced={} received={} dropped={} filtered={} untracked={} high_water={}%",
                     s.name,
                     s.size,
                     s.produced,
                     s.received,
                     s.dropped,
+                    s.filtered,
                     s.untracked,
                     (s.utilization * 100.0).round()
                 );

@@ -238,6 +238,7 @@ impl Ring {
             produced,
             dropped,
             untracked,
+            filtered,
         } = self.loaded.counters();
         let lat = self.books.latency.borrow();
         let mut latency_le = [0; LE_NS.len()];
@@ -261,6 +262,7 @@ impl Ring {
             produced,
             received: self.books.received.get(),
             dropped,
+            filtered,
             untracked,
             decode_errors: self.books.decode_errors.get(),
         }
@@ -359,12 +361,13 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
 
 pub fn stats_line(prefix: &str, s: &RingStats) -> String {
     format!(
-        "{prefix}ring {} size={} produced={} received={} dropped={} untracked={} decode_errors={} exact={}",
+        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} untracked={} decode_errors={} exact={}",
         s.name,
         s.size,
         s.produced,
         s.received,
         s.dropped,
+        s.filtered,
         s.untracked,
         s.decode_errors,
         if s.exact() { "yes" } else { "NO" }

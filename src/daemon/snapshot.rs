@@ -1,6 +1,8 @@
 //! One snapshot of the daemon's books, taken by the loop, that every view renders: the
 //! stats file (`--stats-json`), the control socket's `status` answer (the same JSON),
 //! the Prometheus metrics and the textfile. So the views cannot disagree.
+use crate::family::filter::Loss;
+use std::io::Write as _;
 use std::time::Duration;
 
 use crate::family::syscall::{Unseen, ia32_name, io_uring_op_name};
@@ -56,6 +58,8 @@ pub struct RingStats {
     pub produced: u64,
     pub received: u64,
     pub dropped: u64,
+    /// Events the in-kernel filters rejected (no seq, no ring space: outside the books).
+    pub filtered: u64,
     pub untracked: u64,
     pub decode_errors: u64,
 }
@@ -123,6 +127,19 @@ pub struct Snapshot {
     pub unseen: Option<Unseen>,
     /// Changes to the daemon's maps made behind its back (`tamper` anomalies raised).
     pub tamper: u64,
+    /// Who lost events: per family and uid, filtered and dropped, the largest first
+    /// (at most [`LOSSES_SHOWN`]).
+    pub losses: Vec<Loss>,
+}
+
+/// Uids listed in `losses` (the stats document; `status` shows the first 10).
+pub const LOSSES_SHOWN: usize = 50;
+
+/// The largest losses first (filtered + dropped), at most `n`.
+pub fn top_losses(mut all: Vec<Loss>, n: usize) -> Vec<Loss> {
+    all.sort_by_key(|l| (std::cmp::Reverse(l.filtered + l.dropped), l.family, l.uid));
+    all.truncate(n);
+    all
 }
 
 impl Snapshot {
@@ -160,6 +177,7 @@ impl Snapshot {
                     r.u64("produced", s.produced);
                     r.u64("received", s.received);
                     r.u64("dropped", s.dropped);
+                    r.u64("filtered", s.filtered);
                     r.u64("untracked", s.untracked);
                     r.u64("decode_errors", s.decode_errors);
                     // Exponent-free: JSON has exponents, but some readers choke on them.
@@ -214,6 +232,23 @@ impl Snapshot {
         l.str("version", env!("CARGO_PKG_VERSION"));
         l.u64("rss_bytes", self.rss_bytes);
         l.u64("tamper", self.tamper);
+        // uid 4294967295 ((uid_t)-1): every uid that found no room of its own.
+        l.raw_with("losses", |b| {
+            b.push(b'[');
+            for (i, x) in self.losses.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                // Family names are plain ASCII: nothing to escape.
+                let _ = write!(
+                    b,
+                    "{sep}{{\"ring\":\"{}\",\"uid\":{},\"filtered\":{},\"dropped\":{}}}",
+                    x.family.name(),
+                    x.uid,
+                    x.filtered,
+                    x.dropped
+                );
+            }
+            b.push(b']');
+        });
         l.end();
         buf
     }
@@ -258,6 +293,7 @@ pub(crate) mod tests {
                     produced: 1000,
                     received: 990,
                     dropped: 10,
+                    filtered: 7,
                     untracked: 3,
                     decode_errors: 1,
                 },
@@ -298,6 +334,23 @@ pub(crate) mod tests {
             rss_bytes: 12 << 20,
             unseen: None,
             tamper: 2,
+            losses: top_losses(
+                vec![
+                    Loss {
+                        family: crate::family::Family::File,
+                        uid: crate::family::filter::LOSS_OTHER,
+                        filtered: 2,
+                        dropped: 0,
+                    },
+                    Loss {
+                        family: crate::family::Family::File,
+                        uid: 1000,
+                        filtered: 5,
+                        dropped: 1,
+                    },
+                ],
+                LOSSES_SHOWN,
+            ),
         }
     }
 
@@ -307,12 +360,12 @@ pub(crate) mod tests {
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         assert!(text.starts_with(
-            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"untracked\":3,\"decode_errors\":1,\"loss_rate\":0.010000},\"syscall\":{"
+            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"untracked\":3,\"decode_errors\":1,\"loss_rate\":0.010000},\"syscall\":{"
         ), "{text}");
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0}}]}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }

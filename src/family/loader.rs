@@ -89,6 +89,9 @@ pub struct LoadOptions {
     /// Counter maps of an earlier load of this family, handed to the new object
     /// (`reuse_fd`) so its numbers and sequence continue across a rebuild.
     pub reuse: Option<Shared>,
+    /// The filter object's maps (`filter::Filters::maps`), by name: the object uses
+    /// these instead of its own, so that every family judges by the same rules.
+    pub filter_maps: Vec<(String, MapHandle)>,
 }
 
 /// The maps whose contents must outlive one loaded object: the books and the high-water mark.
@@ -144,6 +147,7 @@ pub struct Counters {
     pub produced: u64,
     pub dropped: u64,
     pub untracked: u64,
+    pub filtered: u64,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl plain::Plain for Counters {}
@@ -287,7 +291,7 @@ impl Loaded {
             ("self_tgid", exp.self_tgid.into(), cur.self_tgid.into()),
             ("flags", exp.flags.into(), cur.flags.into()),
             ("ns_tgid", exp.ns_tgid.into(), cur.ns_tgid.into()),
-            ("pad", exp.pad.into(), cur.pad.into()),
+            ("family", exp.family.into(), cur.family.into()),
             ("pidns_dev", exp.pidns_dev, cur.pidns_dev),
             ("pidns_ino", exp.pidns_ino, cur.pidns_ino),
             ("wakeup_bytes", exp.wakeup_bytes, cur.wakeup_bytes),
@@ -579,7 +583,8 @@ pub struct Config {
     pub self_tgid: u32,
     pub flags: u32,
     pub ns_tgid: u32,
-    pub pad: u32,
+    /// The family's index: its bit in the filter sets, its key in rw_uid_loss.
+    pub family: u32,
     pub pidns_dev: u64,
     pub pidns_ino: u64,
     pub wakeup_bytes: u64,
@@ -592,18 +597,21 @@ const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
 
 /// Who the daemon is, for the programs' self filter. Outside a PID namespace its pid is
 /// the kernel's tgid; inside one, the programs learn the tgid (see rw_learn_self).
-fn initial_config() -> Config {
+fn initial_config(family: Family) -> Config {
     use std::os::unix::fs::MetadataExt;
     let pid = std::process::id();
+    let family = family.index() as u32;
     match std::fs::metadata("/proc/self/ns/pid") {
         Ok(m) if m.ino() != INIT_PIDNS_INO => Config {
             ns_tgid: pid,
             pidns_dev: m.dev(),
             pidns_ino: m.ino(),
+            family,
             ..Config::default()
         },
         _ => Config {
             self_tgid: pid,
+            family,
             ..Config::default()
         },
     }
@@ -669,6 +677,13 @@ fn open_load(
                 })?;
             }
         }
+        if let Some((_, h)) = opts.filter_maps.iter().find(|(n, _)| *n == name) {
+            m.reuse_fd(h.as_fd()).map_err(|e| {
+                Error::Load(format!(
+                    "handing the filter map {name} to the {family} object: {e}"
+                ))
+            })?;
+        }
     }
     obj.load().map_err(Error::Bpf)
 }
@@ -717,7 +732,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     let fill = handle(&format!("{family}_fill"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
-    let expected = initial_config();
+    let expected = initial_config(family);
     write_config(&config, &expected)
         .map_err(|e| Error::Map(format!("{family}: writing rw_config: {e}")))?;
     let mut maps = Vec::new();
@@ -729,7 +744,8 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     ];
     for m in obj.maps() {
         let name = m.name().to_string_lossy().into_owned();
-        if plumbing.contains(&name) || name.starts_with('.') || name == "rw_config" {
+        // rw_*: the common maps (config, filters), not the family's own.
+        if plumbing.contains(&name) || name.starts_with('.') || name.starts_with("rw_") {
             continue;
         }
         maps.push((
@@ -1017,7 +1033,12 @@ mod tests {
     #[test]
     fn counters_mirror_c() {
         for &f in Family::ALL {
-            crate::assert_layout!(f, "rw_counters", Counters, [produced, dropped, untracked]);
+            crate::assert_layout!(
+                f,
+                "rw_counters",
+                Counters,
+                [produced, dropped, untracked, filtered]
+            );
             crate::assert_layout!(
                 f,
                 "rw_config",
@@ -1026,7 +1047,7 @@ mod tests {
                     self_tgid,
                     flags,
                     ns_tgid,
-                    pad,
+                    family,
                     pidns_dev,
                     pidns_ino,
                     wakeup_bytes

@@ -3,6 +3,7 @@
 //! object), its records, how they render (the field walk every output shares) and the
 //! one-line summary journald shows. [`registry!`] below is the one list of families:
 //! nothing else names a family or counts them.
+pub mod filter;
 pub mod loader;
 pub mod record;
 pub mod summary;

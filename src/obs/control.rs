@@ -391,6 +391,10 @@ pub fn table(v: &Value) -> String {
         if u > 0 || d > 0 {
             notes.push(format!("ring {name}: {u} untracked, {d} decode errors"));
         }
+        let f = r.get("filtered").as_u64().unwrap_or(0);
+        if f > 0 {
+            notes.push(format!("ring {name}: {f} filtered out (not in PRODUCED)"));
+        }
     }
     let widths: Vec<usize> = (0..HEAD.len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
@@ -431,6 +435,23 @@ pub fn table(v: &Value) -> String {
             part("compat", "syscalls"),
             part("io_uring", "opcodes")
         ));
+    }
+    let losses = v.get("losses").elements();
+    if !losses.is_empty() {
+        out.push_str("losses by uid (filtered, dropped), largest first:\n");
+        for l in losses.iter().take(10) {
+            let uid = match l.get("uid").as_u64() {
+                Some(u) if u == u64::from(u32::MAX) => "other uids".to_string(),
+                Some(u) => format!("uid {u}"),
+                None => "uid ?".to_string(),
+            };
+            out.push_str(&format!(
+                "  {} {uid}: {} filtered, {} dropped\n",
+                l.get("ring").as_str().unwrap_or("?"),
+                num(l.get("filtered")),
+                num(l.get("dropped"))
+            ));
+        }
     }
     let counts = v.get("program_counts");
     out.push_str(&format!(
@@ -536,6 +557,10 @@ RING     SIZE  MIN   MAX     HIGH-WATER  FILL   PRODUCED  RECEIVED  DROPPED  LOS
 file     1MiB  1MiB  256MiB  768KiB      75.0%  1000      990       10       1.000%  +2/-1    300us  500us
 syscall  4KiB  4KiB  64MiB   0B          0.0%   0         0         0        0.000%  +0/-0    0ns    0ns
 ring file: 3 untracked, 1 decode errors
+ring file: 7 filtered out (not in PRODUCED)
+losses by uid (filtered, dropped), largest first:
+  file uid 1000: 5 filtered, 1 dropped
+  file other uids: 2 filtered, 0 dropped
 programs: 1 attached, 1 failed, 1 not applicable
   not applicable: anomaly/handle_init_module (tracepoint/syscalls/sys_enter_init_module): no module support
   failed: network/handle_connect (tracepoint/syscalls/sys_exit_connect): attach: \"EPERM\"
@@ -556,7 +581,7 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
         let v = jsonread::parse(&String::from_utf8(snap.json()).expect("utf8")).expect("json");
         let t = table(&v);
         assert!(
-            t.contains("\nunseen by the other families: compat syscalls 4 (open 3, socketcall 1), io_uring submissions 0\nprograms: "),
+            t.contains("\nunseen by the other families: compat syscalls 4 (open 3, socketcall 1), io_uring submissions 0\nlosses by uid"),
             "{t}"
         );
     }

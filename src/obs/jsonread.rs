@@ -43,6 +43,14 @@ impl Value {
         }
     }
 
+    /// An array's elements (none for anything else).
+    pub fn elements(&self) -> &[Value] {
+        match self {
+            Value::Array(a) => a,
+            _ => &[],
+        }
+    }
+
     pub fn members(&self) -> &[(String, Value)] {
         match self {
             Value::Object(m) => m,

@@ -130,6 +130,14 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
     per_ring(
         o,
         rings,
+        "ebpf_events_filtered_total",
+        "counter",
+        "Events the in-kernel filters rejected before the ring (no sequence number, no ring space; not part of produced).",
+        |r| Val::Int(r.filtered),
+    );
+    per_ring(
+        o,
+        rings,
         "ebpf_events_untracked_total",
         "counter",
         "Events a program saw but could not follow (in-flight table full, exit without its enter, 32-bit compat syscall).",
@@ -443,6 +451,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ebpf_events_produced_total",
             "ebpf_events_received_total",
             "ebpf_events_dropped_total",
+            "ebpf_events_filtered_total",
             "ebpf_events_untracked_total",
             "ebpf_ring_buffer_size_bytes",
             "ebpf_ring_buffer_utilization_percent",

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* In-kernel filters, shared by every family: which events are not wanted, judged before a
+ * record is reserved, so that a filtered event costs no ring space, takes no seq and is
+ * counted (rw_counters.filtered, and per uid in rw_uid_loss).
+ *
+ * The rules come in two generations: userspace writes a new set into the one not in use
+ * and then flips rw_filter_gen, so that every event is judged by one whole set, never
+ * half old and half new. The maps belong to the filter object (filter.bpf.c, which also
+ * follows pid trees through fork); every family's object is handed the same maps at load.
+ * Mirrored in src/family/filter.rs. */
+#ifndef RW_FILTER_H
+#define RW_FILTER_H
+
+/* Bytes of a path (file, cgroup) that prefixes are compared against: the key (gen, list,
+ * path) fills the 256 bytes an LPM trie's data may have. */
+#define RW_FILTER_PATH_LEN 250
+/* A mask that keeps an index below 256 (the scratch has room past the key for it). */
+#define RW_FILTER_PATH_MASK 255
+
+/* rw_filter_set.bits: which rules the set has. */
+enum rw_filter_bits {
+	RW_F_INCLUDE_COMM = 1 << 0,
+	RW_F_EXCLUDE_COMM = 1 << 1,
+	RW_F_INCLUDE_UID = 1 << 2,
+	RW_F_EXCLUDE_UID = 1 << 3,
+	RW_F_INCLUDE_CGROUP = 1 << 4,
+	RW_F_EXCLUDE_CGROUP = 1 << 5,
+	RW_F_INCLUDE_TREE = 1 << 6,
+	RW_F_INCLUDE_PATH = 1 << 7,
+	RW_F_EXCLUDE_PATH = 1 << 8,
+	RW_F_ONLY_WRITES = 1 << 9,
+	RW_F_INCLUDE_PORT = 1 << 10,
+	RW_F_EXCLUDE_PORT = 1 << 11,
+	RW_F_INCLUDE_CIDR = 1 << 12,
+	RW_F_EXCLUDE_CIDR = 1 << 13,
+	/* The rules about the task (the ones every family has). */
+	RW_F_TASK = (1 << 7) - 1,
+};
+
+/* The second byte of every list's key: which list an entry belongs to. */
+enum rw_filter_list {
+	RW_FL_INCLUDE = 0,
+	RW_FL_EXCLUDE = 1,
+};
+
+/* One generation of rules: what is set (the lists are in the maps below, keyed by gen). */
+struct rw_filter_set {
+	__u32 bits;     /* RW_F_* */
+	__u32 families; /* 1 << family index: the families the task rules apply to */
+	__u32 epoch;    /* differs for every set written: what a cached verdict was made with */
+	__u32 pad;
+};
+
+/* LPM trie keys: gen, list, then the bytes compared (most significant first). */
+struct rw_fkey_comm {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 list;
+	char comm[16];
+};
+
+struct rw_fkey_uid {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 list;
+	__u8 uid[4]; /* big endian: a uid range is a few prefixes */
+};
+
+struct rw_fkey_path {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 list;
+	char path[RW_FILTER_PATH_LEN];
+};
+
+struct rw_fkey_addr {
+	__u32 prefixlen;
+	__u8 gen;
+	__u8 list;
+	__u8 addr[16]; /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+};
+
+struct rw_fkey_port {
+	__u8 gen;
+	__u8 list;
+	__u16 port;
+};
+
+struct rw_fkey_tree {
+	__u32 gen;
+	__u32 tgid;
+};
+
+/* A cgroup's verdict, cached by its id (v2 cgroups are never renamed, ids never reused). */
+struct rw_cg_verdict {
+	__u32 epoch;
+	__u32 verdict; /* RW_CG_* */
+};
+
+enum rw_cg_verdicts {
+	RW_CG_INCLUDED = 1,
+	RW_CG_EXCLUDED = 2,
+};
+
+/* Losses of one uid in one family (key: rw_loss_key). */
+struct rw_loss_key {
+	__u32 family;
+	__u32 uid;
+};
+
+struct rw_loss {
+	__u64 filtered;
+	__u64 dropped;
+};
+
+/* The uid of the entry that takes what no room is left for in rw_uid_loss. */
+#define RW_LOSS_OTHER 0xffffffffU
+
+/* Counts of the filter object's own (rw_filter_stats). */
+struct rw_filter_stats {
+	__u64 tree_full; /* forks into a followed pid tree that found rw_filter_tree full */
+};
+
+#ifdef __BPF__
+
+/* kernfs_node.parent before 6.15 (renamed __parent). */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rw_filter_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_filter_stats);
+} rw_filter_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct rw_filter_set);
+} rw_filter_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct rw_fkey_comm);
+	__type(value, __u8);
+} rw_filter_comm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct rw_fkey_uid);
+	__type(value, __u8);
+} rw_filter_uid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct rw_fkey_path);
+	__type(value, __u8);
+} rw_filter_cgroup SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct rw_cg_verdict);
+} rw_filter_cgcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct rw_fkey_tree);
+	__type(value, __u8);
+} rw_filter_tree SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct rw_fkey_path);
+	__type(value, __u8);
+} rw_filter_path SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct rw_fkey_port);
+	__type(value, __u8);
+} rw_filter_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct rw_fkey_addr);
+	__type(value, __u8);
+} rw_filter_cidr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct rw_loss_key);
+	__type(value, struct rw_loss);
+} rw_uid_loss SEC(".maps");
+
+/* Per CPU: the key a path is built in (tracing programs do not nest on a CPU). */
+struct rw_filter_scratch {
+	struct rw_fkey_path key;
+	char spill[512]; /* room for a name read at the last index the mask allows */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_filter_scratch);
+} rw_filter_scratch SEC(".maps");
+
+/* The set in force and its generation; NULL only if the maps are missing. */
+static __always_inline struct rw_filter_set *rw_fset(__u8 *gen)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&rw_filter_gen, &zero);
+	if (!g)
+		return NULL;
+	__u32 k = *g & 1;
+	*gen = k;
+	return bpf_map_lookup_elem(&rw_filter_sets, &k);
+}
+
+/* Adds one to the uid's filtered or dropped count in the family; an uid that finds no
+ * room is counted under RW_LOSS_OTHER, so the per-uid counts always add up. */
+static __always_inline void rw_loss_add(__u32 family, __u32 uid, bool dropped)
+{
+	struct rw_loss_key k = { .family = family, .uid = uid };
+	struct rw_loss *l = bpf_map_lookup_elem(&rw_uid_loss, &k);
+	if (!l) {
+		struct rw_loss zero = {};
+		bpf_map_update_elem(&rw_uid_loss, &k, &zero, BPF_NOEXIST);
+		l = bpf_map_lookup_elem(&rw_uid_loss, &k);
+		if (!l) {
+			k.uid = RW_LOSS_OTHER;
+			l = bpf_map_lookup_elem(&rw_uid_loss, &k);
+			if (!l)
+				return;
+		}
+	}
+	if (dropped)
+		__sync_fetch_and_add(&l->dropped, 1);
+	else
+		__sync_fetch_and_add(&l->filtered, 1);
+}
+
+static __always_inline bool rw_uid_listed(__u8 gen, __u8 list, __u32 uid)
+{
+	struct rw_fkey_uid k = { .prefixlen = 16 + 32, .gen = gen, .list = list };
+	k.uid[0] = uid >> 24;
+	k.uid[1] = uid >> 16;
+	k.uid[2] = uid >> 8;
+	k.uid[3] = uid;
+	return bpf_map_lookup_elem(&rw_filter_uid, &k) != NULL;
+}
+
+/* comm as bpf_get_current_comm() gives it (NUL-padded): an entry is a prefix, or a whole
+ * name with its NUL. */
+static __always_inline bool rw_comm_listed(__u8 gen, __u8 list, const char *comm)
+{
+	struct rw_fkey_comm k = { .prefixlen = 16 + 8 * 16, .gen = gen, .list = list };
+	__builtin_memcpy(k.comm, comm, sizeof(k.comm));
+	return bpf_map_lookup_elem(&rw_filter_comm, &k) != NULL;
+}
+
+static __always_inline bool rw_in_tree(__u8 gen, __u32 tgid)
+{
+	struct rw_fkey_tree k = { .gen = gen, .tgid = tgid };
+	return bpf_map_lookup_elem(&rw_filter_tree, &k) != NULL;
+}
+
+/* Cgroups deeper than this below the root are judged by their top RW_CG_DEPTH levels. */
+#define RW_CG_DEPTH 16
+
+/* The cgroup v2 path of the current task ("/system.slice/x.service"), built from the
+ * kernel's own names into the scratch key; returns its length (at most
+ * RW_FILTER_PATH_LEN - 1: a longer path keeps its first bytes, enough for any prefix). */
+static __always_inline __u32 rw_cgroup_path(struct rw_filter_scratch *s)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	struct kernfs_node *chain[RW_CG_DEPTH];
+	int n = 0;
+	/* Up to the root (whose parent is NULL), leaf first; the root has no name. */
+	for (int i = 0; i < RW_CG_DEPTH; i++) {
+		struct kernfs_node *up = NULL;
+		if (!kn)
+			break;
+		if (bpf_core_field_exists(kn->__parent))
+			up = BPF_CORE_READ(kn, __parent);
+		else
+			up = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+		if (!up)
+			break;
+		chain[n & (RW_CG_DEPTH - 1)] = kn;
+		n++;
+		kn = up;
+	}
+	__u32 pos = 0;
+	for (int i = RW_CG_DEPTH - 1; i >= 0; i--) {
+		if (i >= n)
+			continue;
+		if (pos >= RW_FILTER_PATH_LEN - 1)
+			break;
+		s->key.path[pos & RW_FILTER_PATH_MASK] = '/';
+		pos++;
+		const char *name = BPF_CORE_READ(chain[i & (RW_CG_DEPTH - 1)], name);
+		/* Reads into the key and on into spill: the key keeps its first bytes. */
+		long r = bpf_probe_read_kernel_str(&s->key.path[pos & RW_FILTER_PATH_MASK],
+						   RW_FILTER_PATH_MASK + 1, name);
+		if (r > 1)
+			pos += r - 1;
+	}
+	if (pos == 0) {
+		s->key.path[0] = '/';
+		pos = 1;
+	}
+	if (pos > RW_FILTER_PATH_LEN - 1)
+		pos = RW_FILTER_PATH_LEN - 1;
+	s->key.path[pos & RW_FILTER_PATH_MASK] = 0;
+	return pos;
+}
+
+/* RW_CG_INCLUDED and/or RW_CG_EXCLUDED for the current task's cgroup, from the cache when
+ * it was judged by this set. */
+static __always_inline __u32 rw_cgroup_verdict(struct rw_filter_set *set, __u8 gen, __u64 cgid)
+{
+	struct rw_cg_verdict *c = bpf_map_lookup_elem(&rw_filter_cgcache, &cgid);
+	if (c && c->epoch == set->epoch)
+		return c->verdict;
+	__u32 zero = 0;
+	struct rw_filter_scratch *s = bpf_map_lookup_elem(&rw_filter_scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 len = rw_cgroup_path(s);
+	/* With the NUL: an entry "/a\0" is the cgroup itself, "/a/" its descendants. */
+	s->key.prefixlen = 16 + 8 * (len + 1);
+	s->key.gen = gen;
+	struct rw_cg_verdict v = { .epoch = set->epoch };
+	if (set->bits & RW_F_INCLUDE_CGROUP) {
+		s->key.list = RW_FL_INCLUDE;
+		if (bpf_map_lookup_elem(&rw_filter_cgroup, &s->key))
+			v.verdict |= RW_CG_INCLUDED;
+	}
+	if (set->bits & RW_F_EXCLUDE_CGROUP) {
+		s->key.list = RW_FL_EXCLUDE;
+		if (bpf_map_lookup_elem(&rw_filter_cgroup, &s->key))
+			v.verdict |= RW_CG_EXCLUDED;
+	}
+	bpf_map_update_elem(&rw_filter_cgcache, &cgid, &v, BPF_ANY);
+	return v.verdict;
+}
+
+/* Whether the task rules of `set` reject a task with these attributes. `cgid` is judged
+ * only when `own_cgroup` (it is the current task's: the path can be built) or when its
+ * verdict is cached; otherwise it is not held against the event. */
+static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen, __u32 tgid,
+					     __u32 uid, const char *comm, __u64 cgid,
+					     bool own_cgroup)
+{
+	__u32 bits = set->bits;
+	if ((bits & RW_F_INCLUDE_TREE) && !rw_in_tree(gen, tgid))
+		return true;
+	if ((bits & RW_F_INCLUDE_UID) && !rw_uid_listed(gen, RW_FL_INCLUDE, uid))
+		return true;
+	if ((bits & RW_F_EXCLUDE_UID) && rw_uid_listed(gen, RW_FL_EXCLUDE, uid))
+		return true;
+	if ((bits & RW_F_INCLUDE_COMM) && !rw_comm_listed(gen, RW_FL_INCLUDE, comm))
+		return true;
+	if ((bits & RW_F_EXCLUDE_COMM) && rw_comm_listed(gen, RW_FL_EXCLUDE, comm))
+		return true;
+	if (bits & (RW_F_INCLUDE_CGROUP | RW_F_EXCLUDE_CGROUP)) {
+		__u32 v = 0;
+		if (own_cgroup) {
+			v = rw_cgroup_verdict(set, gen, cgid);
+		} else {
+			struct rw_cg_verdict *c = bpf_map_lookup_elem(&rw_filter_cgcache, &cgid);
+			if (!c || c->epoch != set->epoch)
+				return false;
+			v = c->verdict;
+		}
+		if ((bits & RW_F_INCLUDE_CGROUP) && !(v & RW_CG_INCLUDED))
+			return true;
+		if (v & RW_CG_EXCLUDED)
+			return true;
+	}
+	return false;
+}
+
+#endif /* __BPF__ */
+#endif /* RW_FILTER_H */

@@ -1,0 +1,870 @@
+//! In-kernel filters (bpf/filter.h): the rules a user sets, how they are written into the
+//! maps the programs judge events by, and the filter object that owns those maps and
+//! follows pid trees through fork (bpf/filter.bpf.c). Every family's object is handed
+//! the same maps at load ([`Filters::maps`]); a filtered event takes no ring space and no
+//! seq, and is counted (`rw_counters.filtered`, and per uid: [`Filters::losses`]).
+//!
+//! Rules come in two generations: a new set is written into the one not in use and made
+//! current by one map write, so that no event is judged by half of each.
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
+
+use super::Family;
+use super::loader::Error;
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/filter.bpf.o"));
+
+/// Entries per list (the floor: 64 path prefixes and 64 CIDRs per family).
+pub const MAX_LIST: usize = 64;
+/// Bytes of a path compared (RW_FILTER_PATH_LEN in bpf/filter.h: an LPM trie's key data
+/// is at most 256 bytes).
+pub const PATH_LEN: usize = 250;
+/// Bytes of a comm the kernel keeps, without its NUL (TASK_COMM_LEN - 1).
+pub const COMM_LEN: usize = 15;
+
+/// `enum rw_filter_bits`.
+pub mod bits {
+    pub const INCLUDE_COMM: u32 = 1 << 0;
+    pub const EXCLUDE_COMM: u32 = 1 << 1;
+    pub const INCLUDE_UID: u32 = 1 << 2;
+    pub const EXCLUDE_UID: u32 = 1 << 3;
+    pub const INCLUDE_CGROUP: u32 = 1 << 4;
+    pub const EXCLUDE_CGROUP: u32 = 1 << 5;
+    pub const INCLUDE_TREE: u32 = 1 << 6;
+    pub const INCLUDE_PATH: u32 = 1 << 7;
+    pub const EXCLUDE_PATH: u32 = 1 << 8;
+    pub const ONLY_WRITES: u32 = 1 << 9;
+    pub const INCLUDE_PORT: u32 = 1 << 10;
+    pub const EXCLUDE_PORT: u32 = 1 << 11;
+    pub const INCLUDE_CIDR: u32 = 1 << 12;
+    pub const EXCLUDE_CIDR: u32 = 1 << 13;
+    pub const TASK: u32 = (1 << 7) - 1;
+}
+
+/// `enum rw_filter_list`.
+const INCLUDE: u8 = 0;
+const EXCLUDE: u8 = 1;
+
+/// RW_LOSS_OTHER: the uid that takes the counts no room was left for.
+pub const LOSS_OTHER: u32 = u32::MAX;
+
+/// A comm to match: the whole name, or a prefix (written with a trailing `*`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommPattern {
+    pub text: String,
+    pub prefix: bool,
+}
+
+impl CommPattern {
+    /// `"name"` or `"prefix*"`; the kernel keeps 15 bytes of a name, so a longer one
+    /// would never match.
+    pub fn parse(s: &str) -> Result<CommPattern, String> {
+        let (text, prefix) = match s.strip_suffix('*') {
+            Some(t) => (t, true),
+            None => (s, false),
+        };
+        if text.is_empty() {
+            return Err(format!(
+                "{s:?} matches every process; remove it (or the list)"
+            ));
+        }
+        if text.contains('*') {
+            return Err(format!(
+                "{s:?}: only a trailing * is understood (a prefix), like \"prometheus*\""
+            ));
+        }
+        if text.contains('\0') {
+            return Err(format!("{s:?} contains a NUL byte"));
+        }
+        if text.len() > COMM_LEN {
+            return Err(format!(
+                "{s:?} is longer than the {COMM_LEN} bytes the kernel keeps of a process name; write its first {COMM_LEN} bytes (as `ps -o comm` shows it)"
+            ));
+        }
+        Ok(CommPattern {
+            text: text.to_string(),
+            prefix,
+        })
+    }
+}
+
+impl std::fmt::Display for CommPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.text, if self.prefix { "*" } else { "" })
+    }
+}
+
+/// An address range: `addr` (IPv6, or IPv4 as ::ffff:a.b.c.d) and its prefix length in
+/// those 128 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cidr {
+    pub addr: [u8; 16],
+    pub len: u8,
+    /// Written as IPv4 (for display).
+    pub v4: bool,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `fd00::/8`, or an address alone (a single host). Host bits must be
+    /// zero: `10.0.0.1/8` is refused (it would look narrower than it is).
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: IpAddr = a.parse().map_err(|_| {
+            format!("{s:?} is not an address range; write it like \"10.0.0.0/8\" or \"fd00::/8\"")
+        })?;
+        let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
+        };
+        let (addr, full) = match ip {
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), len + 96),
+            IpAddr::V6(v6) => (v6.octets(), len),
+        };
+        let host =
+            u128::from_be_bytes(addr) & (u128::MAX.checked_shr(u32::from(full)).unwrap_or(0));
+        if host != 0 {
+            return Err(format!(
+                "{s:?} has bits set past its /{len}; write the range's first address (like \"10.0.0.0/8\")"
+            ));
+        }
+        Ok(Cidr {
+            addr,
+            len: full,
+            v4: ip.is_ipv4(),
+        })
+    }
+}
+
+/// A uid or an inclusive range of uids.
+pub type UidRange = (u32, u32);
+
+/// `"1000-60000"`, `"1000"` or a number.
+pub fn parse_uid_range(s: &str) -> Result<UidRange, String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not a uid or a range; write 1000 or \"1000-60000\""))
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, num(s)?),
+    };
+    if lo > hi {
+        return Err(format!(
+            "{s:?} has its first uid above its last; write \"{hi}-{lo}\""
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// A path prefix (file rules) or a cgroup path (cgroup rules): absolute, and short
+/// enough to be compared.
+pub fn check_path(s: &str, what: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("an empty {what} matches everything; remove it"));
+    }
+    if !s.starts_with('/') {
+        return Err(format!("{s:?} is not absolute; {what}s start with /"));
+    }
+    if s.len() > PATH_LEN - 1 {
+        return Err(format!(
+            "{s:?} is longer than the {} bytes compared; shorten the {what}",
+            PATH_LEN - 1
+        ));
+    }
+    if s.contains('\0') {
+        return Err(format!("{s:?} contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Every rule, as the configuration gives them. Empty lists are no rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// The families the task rules (comm, uid, cgroup, pid tree) apply to: every family
+    /// but anomaly unless the configuration names them.
+    pub families: Vec<Family>,
+    pub include_comm: Vec<CommPattern>,
+    pub exclude_comm: Vec<CommPattern>,
+    pub include_uid: Vec<UidRange>,
+    pub exclude_uid: Vec<UidRange>,
+    pub include_cgroup: Vec<String>,
+    pub exclude_cgroup: Vec<String>,
+    pub include_pid_tree: Vec<u32>,
+    pub include_path: Vec<String>,
+    pub exclude_path: Vec<String>,
+    pub only_writes: bool,
+    pub include_port: Vec<u16>,
+    pub exclude_port: Vec<u16>,
+    pub include_cidr: Vec<Cidr>,
+    pub exclude_cidr: Vec<Cidr>,
+}
+
+/// The families the task rules apply to when the configuration does not say.
+pub fn default_families() -> Vec<Family> {
+    Family::ALL
+        .iter()
+        .copied()
+        .filter(|f| *f != Family::Anomaly)
+        .collect()
+}
+
+impl Rules {
+    /// No rule at all: what the daemon runs with unless told otherwise.
+    pub fn none() -> Rules {
+        Rules {
+            families: default_families(),
+            ..Rules::default()
+        }
+    }
+
+    /// `enum rw_filter_bits` of the rules set.
+    pub fn bits(&self) -> u32 {
+        let mut b = 0;
+        let mut set = |on: bool, bit: u32| {
+            if on {
+                b |= bit;
+            }
+        };
+        set(!self.include_comm.is_empty(), bits::INCLUDE_COMM);
+        set(!self.exclude_comm.is_empty(), bits::EXCLUDE_COMM);
+        set(!self.include_uid.is_empty(), bits::INCLUDE_UID);
+        set(!self.exclude_uid.is_empty(), bits::EXCLUDE_UID);
+        set(!self.include_cgroup.is_empty(), bits::INCLUDE_CGROUP);
+        set(!self.exclude_cgroup.is_empty(), bits::EXCLUDE_CGROUP);
+        set(!self.include_pid_tree.is_empty(), bits::INCLUDE_TREE);
+        set(!self.include_path.is_empty(), bits::INCLUDE_PATH);
+        set(!self.exclude_path.is_empty(), bits::EXCLUDE_PATH);
+        set(self.only_writes, bits::ONLY_WRITES);
+        set(!self.include_port.is_empty(), bits::INCLUDE_PORT);
+        set(!self.exclude_port.is_empty(), bits::EXCLUDE_PORT);
+        set(!self.include_cidr.is_empty(), bits::INCLUDE_CIDR);
+        set(!self.exclude_cidr.is_empty(), bits::EXCLUDE_CIDR);
+        b
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bits() == 0
+    }
+
+    /// One line for the log: what is filtered.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return "none".to_string();
+        }
+        let mut parts = Vec::new();
+        let mut list = |name: &str, items: Vec<String>| {
+            if !items.is_empty() {
+                parts.push(format!("{name}={}", items.join(",")));
+            }
+        };
+        let uids = |v: &[UidRange]| {
+            v.iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect()
+        };
+        let cidrs = |v: &[Cidr]| v.iter().map(cidr_text).collect();
+        list(
+            "include_comm",
+            self.include_comm.iter().map(|c| c.to_string()).collect(),
+        );
+        list(
+            "exclude_comm",
+            self.exclude_comm.iter().map(|c| c.to_string()).collect(),
+        );
+        list("include_uid", uids(&self.include_uid));
+        list("exclude_uid", uids(&self.exclude_uid));
+        list("include_cgroup", self.include_cgroup.clone());
+        list("exclude_cgroup", self.exclude_cgroup.clone());
+        list(
+            "include_pid_tree",
+            self.include_pid_tree
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        );
+        list("file.include_path", self.include_path.clone());
+        list("file.exclude_path", self.exclude_path.clone());
+        list(
+            "file.only_writes",
+            if self.only_writes {
+                vec!["true".to_string()]
+            } else {
+                Vec::new()
+            },
+        );
+        list(
+            "network.include_port",
+            self.include_port.iter().map(|p| p.to_string()).collect(),
+        );
+        list(
+            "network.exclude_port",
+            self.exclude_port.iter().map(|p| p.to_string()).collect(),
+        );
+        list("network.include_cidr", cidrs(&self.include_cidr));
+        list("network.exclude_cidr", cidrs(&self.exclude_cidr));
+        if self.bits() & bits::TASK != 0 {
+            list(
+                "families",
+                self.families.iter().map(|f| f.name().to_string()).collect(),
+            );
+        }
+        parts.join(" ")
+    }
+}
+
+fn cidr_text(c: &Cidr) -> String {
+    if c.v4 {
+        let a = &c.addr[12..];
+        format!("{}.{}.{}.{}/{}", a[0], a[1], a[2], a[3], c.len - 96)
+    } else {
+        format!("{}/{}", std::net::Ipv6Addr::from(c.addr), c.len)
+    }
+}
+
+/// The prefixes (value, bits) that cover [lo, hi] exactly: a uid range in an LPM trie.
+pub fn range_prefixes(lo: u32, hi: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let (mut a, hi) = (u64::from(lo), u64::from(hi));
+    while a <= hi {
+        // The largest aligned block starting at a that stays within hi.
+        let mut size: u64 = if a == 0 {
+            1 << 32
+        } else {
+            1 << a.trailing_zeros().min(32)
+        };
+        while a + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((a as u32, 32 - size.trailing_zeros()));
+        a += size;
+    }
+    out
+}
+
+/// The maps' entries for one generation, by map name: (key, value) pairs.
+fn entries(rules: &Rules, generation: u8) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    // LPM keys: u32 prefixlen (bits after it, generation and list included), generation, list, data,
+    // zero-padded to the key's size.
+    let lpm = |size: usize, list: u8, data: &[u8], bits: u32| {
+        let mut k = vec![0u8; size];
+        k[..4].copy_from_slice(&(16 + bits).to_ne_bytes());
+        k[4] = generation;
+        k[5] = list;
+        k[6..6 + data.len()].copy_from_slice(data);
+        k
+    };
+    const COMM_KEY: usize = 24;
+    const UID_KEY: usize = 12;
+    const PATH_KEY: usize = 256;
+    const ADDR_KEY: usize = 24;
+    for (list, v) in [
+        (INCLUDE, &rules.include_comm),
+        (EXCLUDE, &rules.exclude_comm),
+    ] {
+        for c in v {
+            let mut data = c.text.as_bytes().to_vec();
+            if !c.prefix {
+                data.push(0);
+            }
+            let bits = 8 * data.len() as u32;
+            out.push(("rw_filter_comm", lpm(COMM_KEY, list, &data, bits)));
+        }
+    }
+    for (list, v) in [(INCLUDE, &rules.include_uid), (EXCLUDE, &rules.exclude_uid)] {
+        for &(lo, hi) in v {
+            for (p, bits) in range_prefixes(lo, hi) {
+                out.push(("rw_filter_uid", lpm(UID_KEY, list, &p.to_be_bytes(), bits)));
+            }
+        }
+    }
+    for (list, v) in [
+        (INCLUDE, &rules.include_cgroup),
+        (EXCLUDE, &rules.exclude_cgroup),
+    ] {
+        for p in v {
+            let p = p.trim_end_matches('/');
+            if p.is_empty() {
+                // The root: every cgroup.
+                out.push(("rw_filter_cgroup", lpm(PATH_KEY, list, b"/", 8)));
+                continue;
+            }
+            // The cgroup itself (its path and the NUL) and everything below it.
+            for end in [b"\0", b"/"] {
+                let mut d = p.as_bytes().to_vec();
+                d.extend_from_slice(end);
+                let bits = 8 * d.len() as u32;
+                out.push(("rw_filter_cgroup", lpm(PATH_KEY, list, &d, bits)));
+            }
+        }
+    }
+    for (list, v) in [
+        (INCLUDE, &rules.include_path),
+        (EXCLUDE, &rules.exclude_path),
+    ] {
+        for p in v {
+            let bits = 8 * p.len() as u32;
+            out.push(("rw_filter_path", lpm(PATH_KEY, list, p.as_bytes(), bits)));
+        }
+    }
+    for (list, v) in [
+        (INCLUDE, &rules.include_port),
+        (EXCLUDE, &rules.exclude_port),
+    ] {
+        for port in v {
+            let mut k = vec![generation, list];
+            k.extend_from_slice(&port.to_ne_bytes());
+            out.push(("rw_filter_port", k));
+        }
+    }
+    for (list, v) in [
+        (INCLUDE, &rules.include_cidr),
+        (EXCLUDE, &rules.exclude_cidr),
+    ] {
+        for c in v {
+            out.push((
+                "rw_filter_cidr",
+                lpm(ADDR_KEY, list, &c.addr, u32::from(c.len)),
+            ));
+        }
+    }
+    out
+}
+
+/// Where the generation is in each list map's keys.
+fn gen_of(map: &str, key: &[u8]) -> Option<u8> {
+    match map {
+        "rw_filter_port" => key.first().copied(),
+        "rw_filter_tree" => key.first().copied(),
+        _ => key.get(4).copied(),
+    }
+}
+
+/// The maps that hold lists, keyed by generation.
+const LISTS: &[&str] = &[
+    "rw_filter_comm",
+    "rw_filter_uid",
+    "rw_filter_cgroup",
+    "rw_filter_path",
+    "rw_filter_port",
+    "rw_filter_cidr",
+    "rw_filter_tree",
+];
+
+/// The filtered and dropped counts of one uid in one family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub family: Family,
+    /// [`LOSS_OTHER`]: every uid that found no room of its own.
+    pub uid: u32,
+    pub filtered: u64,
+    pub dropped: u64,
+}
+
+/// The loaded filter object: its maps, which every family shares, and its programs.
+pub struct Filters {
+    _obj: Object,
+    maps: Vec<(String, MapHandle)>,
+    _links: Vec<Link>,
+    /// Programs that could not attach (the pid tree is then not followed through fork).
+    pub attach_errors: Vec<String>,
+    generation: u8,
+    epoch: u32,
+    rules: Rules,
+}
+
+impl Filters {
+    /// Loads the filter object and attaches its fork and exit programs, with no rule set.
+    pub fn load() -> Result<Filters, Error> {
+        let open = ObjectBuilder::default()
+            .name("filter_bpf")
+            .and_then(|b| b.open_memory(OBJECT))
+            .map_err(|e| Error::Load(format!("opening the filter BPF object: {e}")))?;
+        let obj = open
+            .load()
+            .map_err(|e| Error::Load(format!("loading the filter BPF object: {e}")))?;
+        let mut links = Vec::new();
+        let mut attach_errors = Vec::new();
+        for p in obj.progs_mut() {
+            match p.attach() {
+                Ok(l) => links.push(l),
+                Err(e) => attach_errors.push(format!("{}: {e}", p.name().to_string_lossy())),
+            }
+        }
+        let mut maps = Vec::new();
+        for m in obj.maps() {
+            let name = m.name().to_string_lossy().into_owned();
+            if !name.starts_with("rw_filter") && name != "rw_uid_loss" {
+                continue;
+            }
+            let h = MapHandle::try_from(&m)
+                .map_err(|e| Error::Map(format!("filter map {name}: {e}")))?;
+            maps.push((name, h));
+        }
+        let f = Filters {
+            _obj: obj,
+            maps,
+            _links: links,
+            attach_errors,
+            generation: 0,
+            epoch: 0,
+            rules: Rules::none(),
+        };
+        // Room for every family's catch-all uid, so that the per-uid counts add up even
+        // when the table is full.
+        let loss = f.map("rw_uid_loss")?;
+        for fam in Family::ALL {
+            let mut k = (fam.index() as u32).to_ne_bytes().to_vec();
+            k.extend_from_slice(&LOSS_OTHER.to_ne_bytes());
+            loss.update(&k, &[0u8; 16], MapFlags::ANY)
+                .map_err(|e| Error::Map(format!("rw_uid_loss: {e}")))?;
+        }
+        Ok(f)
+    }
+
+    fn map(&self, name: &str) -> Result<&MapHandle, Error> {
+        self.maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| Error::Map(format!("the filter object has no map {name}")))
+    }
+
+    /// New handles on every shared map, by name, for a family's object (`reuse_fd`).
+    pub fn maps(&self) -> Result<Vec<(String, MapHandle)>, Error> {
+        self.maps
+            .iter()
+            .map(|(n, m)| {
+                MapHandle::try_from(m)
+                    .map(|h| (n.clone(), h))
+                    .map_err(|e| Error::Map(format!("duplicating {n}: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Makes `rules` the rules in force: written whole into the generation not in use,
+    /// then made current by one map write. On an error the rules in force stay.
+    pub fn apply(&mut self, rules: &Rules) -> Result<(), Error> {
+        let new = self.generation ^ 1;
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        let mapped =
+            |what: &'static str| move |e: libbpf_rs::Error| Error::Map(format!("{what}: {e}"));
+        // The set first, under a new epoch: an open judged at entry by the set this
+        // generation held before is judged again at exit; and the fork program follows
+        // the new pid trees from here on.
+        let mut set = Vec::with_capacity(16);
+        set.extend_from_slice(&rules.bits().to_ne_bytes());
+        let fams = rules
+            .families
+            .iter()
+            .fold(0u32, |m, f| m | (1 << f.index()));
+        set.extend_from_slice(&fams.to_ne_bytes());
+        set.extend_from_slice(&self.epoch.to_ne_bytes());
+        set.extend_from_slice(&0u32.to_ne_bytes());
+        self.map("rw_filter_sets")?
+            .update(&u32::from(new).to_ne_bytes(), &set, MapFlags::ANY)
+            .map_err(mapped("rw_filter_sets"))?;
+        for name in LISTS {
+            self.clear_gen(name, new)?;
+        }
+        for (name, key) in entries(rules, new) {
+            self.map(name)?
+                .update(&key, &[1], MapFlags::ANY)
+                .map_err(|e| Error::Map(format!("{name}: {e}")))?;
+        }
+        if !rules.include_pid_tree.is_empty() {
+            self.seed_trees(new, &rules.include_pid_tree)?;
+        }
+        self.map("rw_filter_gen")?
+            .update(
+                &0u32.to_ne_bytes(),
+                &u32::from(new).to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(mapped("rw_filter_gen"))?;
+        self.generation = new;
+        self.rules = rules.clone();
+        Ok(())
+    }
+
+    /// Deletes every entry of generation `generation` from a list map.
+    fn clear_gen(&self, name: &str, generation: u8) -> Result<(), Error> {
+        let m = self.map(name)?;
+        let old: Vec<Vec<u8>> = m
+            .keys()
+            .filter(|k| gen_of(name, k) == Some(generation))
+            .collect();
+        for k in old {
+            // Gone already (a process of the tree exited meanwhile) is fine.
+            let _ = m.delete(&k);
+        }
+        Ok(())
+    }
+
+    /// Puts the pids and every process below them into generation `generation`'s tree: the
+    /// roots first, then their descendants as /proc shows them now, until no more are
+    /// found (the fork program adds children of processes already in the tree, so a
+    /// fork racing with the scan is caught by one or the other).
+    fn seed_trees(&self, generation: u8, roots: &[u32]) -> Result<(), Error> {
+        let tree = self.map("rw_filter_tree")?;
+        let add = |pid: u32| {
+            let mut k = u32::from(generation).to_ne_bytes().to_vec();
+            k.extend_from_slice(&pid.to_ne_bytes());
+            tree.update(&k, &[1], MapFlags::ANY)
+                .map_err(|e| Error::Map(format!("rw_filter_tree: {e}")))
+        };
+        let mut inside: BTreeSet<u32> = BTreeSet::new();
+        for &p in roots {
+            add(p)?;
+            inside.insert(p);
+        }
+        loop {
+            let parents = proc_parents();
+            let mut more = Vec::new();
+            for (pid, ppid) in &parents {
+                if inside.contains(ppid) && !inside.contains(pid) {
+                    more.push(*pid);
+                }
+            }
+            if more.is_empty() {
+                return Ok(());
+            }
+            for p in more {
+                add(p)?;
+                inside.insert(p);
+            }
+        }
+    }
+
+    /// Per family and uid: events filtered and dropped (uids with none are absent).
+    pub fn losses(&self) -> Vec<Loss> {
+        let Ok(m) = self.map("rw_uid_loss") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for k in m.keys() {
+            let (Some(fam), Some(uid)) = (read_u32(&k, 0), read_u32(&k, 4)) else {
+                continue;
+            };
+            let Some(family) = Family::ALL.get(fam as usize).copied() else {
+                continue;
+            };
+            let Ok(Some(v)) = m.lookup(&k, MapFlags::ANY) else {
+                continue;
+            };
+            let (filtered, dropped) = (read_u64(&v, 0).unwrap_or(0), read_u64(&v, 8).unwrap_or(0));
+            if filtered == 0 && dropped == 0 {
+                continue;
+            }
+            out.push(Loss {
+                family,
+                uid,
+                filtered,
+                dropped,
+            });
+        }
+        out.sort_by_key(|l| (l.family, l.uid));
+        out
+    }
+
+    /// Forks into a followed tree that found the tree map full (those children are not
+    /// followed: their events are filtered).
+    pub fn tree_full(&self) -> u64 {
+        self.map("rw_filter_stats")
+            .ok()
+            .and_then(|m| m.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten())
+            .and_then(|v| read_u64(&v, 0))
+            .unwrap_or(0)
+    }
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_ne_bytes)
+}
+
+fn read_u64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_ne_bytes)
+}
+
+/// Every process's parent, from /proc/PID/stat (the field after the parenthesised
+/// comm, which may itself hold spaces and parentheses).
+fn proc_parents() -> HashMap<u32, u32> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            out.insert(pid, ppid);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_ranges_are_exact_prefix_covers() {
+        assert_eq!(range_prefixes(0, u32::MAX), vec![(0, 0)]);
+        assert_eq!(range_prefixes(1000, 1000), vec![(1000, 32)]);
+        assert_eq!(range_prefixes(u32::MAX, u32::MAX), vec![(u32::MAX, 32)]);
+        for (lo, hi) in [(1000, 60000), (1, 2), (65534, 65535), (7, 4_000_000_000)] {
+            let p = range_prefixes(lo, hi);
+            let covered: u64 = p.iter().map(|(_, b)| 1u64 << (32 - b)).sum();
+            assert_eq!(covered, u64::from(hi - lo) + 1, "{lo}-{hi}");
+            for (v, b) in &p {
+                let size = 1u64 << (32 - b);
+                assert!(
+                    u64::from(*v) >= u64::from(lo) && u64::from(*v) + size - 1 <= u64::from(hi)
+                );
+                assert_eq!(u64::from(*v) % size, 0);
+            }
+            assert!(p.len() <= 62);
+        }
+    }
+
+    #[test]
+    fn parsing() {
+        assert_eq!(parse_uid_range("1000-60000"), Ok((1000, 60000)));
+        assert_eq!(parse_uid_range("65534"), Ok((65534, 65534)));
+        assert!(
+            parse_uid_range("60000-1000")
+                .unwrap_err()
+                .contains("\"1000-60000\"")
+        );
+        assert!(parse_uid_range("x").is_err());
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert_eq!(
+            (c.len, c.addr[10], c.addr[11], c.addr[12]),
+            (104, 0xff, 0xff, 10)
+        );
+        assert_eq!(cidr_text(&c), "10.0.0.0/8");
+        assert_eq!(Cidr::parse("fd00::/8").unwrap().len, 8);
+        assert_eq!(Cidr::parse("127.0.0.1").unwrap().len, 128);
+        assert!(
+            Cidr::parse("10.0.0.1/8")
+                .unwrap_err()
+                .contains("past its /8")
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("ten").is_err());
+        assert_eq!(
+            CommPattern::parse("prometheus*").unwrap(),
+            CommPattern {
+                text: "prometheus".into(),
+                prefix: true
+            }
+        );
+        assert!(
+            CommPattern::parse("systemd-journald")
+                .unwrap_err()
+                .contains("15 bytes")
+        );
+        assert!(CommPattern::parse("*").is_err());
+        assert!(CommPattern::parse("a*b").is_err());
+        assert!(check_path("etc/", "path prefix").is_err());
+        assert!(check_path("", "path prefix").is_err());
+        assert!(check_path(&format!("/{}", "a".repeat(249)), "path prefix").is_err());
+        assert!(check_path(&format!("/{}", "a".repeat(248)), "path prefix").is_ok());
+        assert!(check_path("/etc/", "path prefix").is_ok());
+    }
+
+    #[test]
+    fn keys_carry_generation_list_and_bit_lengths() {
+        let r = Rules {
+            include_comm: vec![CommPattern::parse("sshd").unwrap()],
+            exclude_comm: vec![CommPattern::parse("prom*").unwrap()],
+            include_cgroup: vec!["/system.slice/x.service".into()],
+            exclude_port: vec![53],
+            ..Rules::none()
+        };
+        let e = entries(&r, 1);
+        let comm: Vec<_> = e.iter().filter(|(m, _)| *m == "rw_filter_comm").collect();
+        assert_eq!(comm.len(), 2);
+        // "sshd\0": 5 bytes after generation and list.
+        assert_eq!(
+            u32::from_ne_bytes(comm[0].1[..4].try_into().unwrap()),
+            16 + 40
+        );
+        assert_eq!(&comm[0].1[4..11], &[1, 0, b's', b's', b'h', b'd', 0]);
+        assert_eq!(
+            u32::from_ne_bytes(comm[1].1[..4].try_into().unwrap()),
+            16 + 32
+        );
+        assert_eq!(comm[1].1[5], 1);
+        assert_eq!(
+            e.iter().filter(|(m, _)| *m == "rw_filter_cgroup").count(),
+            2,
+            "the cgroup and its descendants"
+        );
+        let port = e.iter().find(|(m, _)| *m == "rw_filter_port").unwrap();
+        assert_eq!(port.1, [&[1u8, 1][..], &53u16.to_ne_bytes()].concat());
+        for (m, k) in &e {
+            assert_eq!(gen_of(m, k), Some(1));
+        }
+        assert_eq!(
+            r.bits(),
+            bits::INCLUDE_COMM | bits::EXCLUDE_COMM | bits::INCLUDE_CGROUP | bits::EXCLUDE_PORT
+        );
+        assert!(Rules::none().is_empty());
+        assert!(!Rules::none().families.contains(&Family::Anomaly));
+    }
+
+    /// The key sizes written here are the C structs' (read from a family object's BTF:
+    /// every family declares the shared maps).
+    #[test]
+    fn key_sizes_match_the_c() {
+        for (name, size) in [
+            ("rw_fkey_comm", 24),
+            ("rw_fkey_uid", 12),
+            ("rw_fkey_path", 256),
+            ("rw_fkey_addr", 24),
+            ("rw_fkey_port", 4),
+            ("rw_fkey_tree", 8),
+            ("rw_filter_set", 16),
+            ("rw_loss_key", 8),
+            ("rw_loss", 16),
+        ] {
+            let (c, _) = Family::File
+                .c_layout(name)
+                .unwrap_or_else(|| panic!("{name} not in the file object"));
+            assert_eq!(c, size, "{name}");
+        }
+    }
+}
