@@ -274,6 +274,67 @@ fn every_event_is_one_datagram_with_its_fields() {
     assert_eq!(ours, n, "every generated event is one datagram");
 }
 
+/// The `lost` records reach the journal too: entries of their own (warning), whose
+/// counts sum to the ring's drops exactly, beside one entry per event received.
+#[test]
+fn lost_records_are_journal_entries_that_count_every_drop() {
+    let dir = common::temp_dir("jlost");
+    let path = dir.join("journal.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    let (stop, rx) = reader(sock);
+    let r = start_in(
+        &dir,
+        &[
+            "--adaptive",
+            "off",
+            "--only",
+            "syscall",
+            "--syscalls",
+            "getpgrp",
+            "--ring-size",
+            "syscall=4KiB",
+            "--output",
+            "journal",
+        ],
+        &[("RINGWARDEN_JOURNAL_SOCKET", path.to_str().expect("path"))],
+    );
+    common::syscall_n(libc::SYS_getpgrp, 50_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (log, stats) = stop_daemon(r, &dir);
+    stop.store(true, Ordering::SeqCst);
+    let got = rx.join().expect("reader");
+    let (received, sink_errors) = books(&stats);
+    assert_eq!(sink_errors, 0, "{log}");
+    let ring = &stats["rings"]["syscall"];
+    let dropped = u(&ring["dropped"]);
+    assert!(dropped > 0, "a one-page ring must overflow: {ring}");
+    let (mut events, mut lost, mut entries) = (0u64, 0u64, 0u64);
+    for d in &got {
+        let f = fields(d);
+        if get(&f, "RINGWARDEN_TYPE") != "lost" {
+            events += 1;
+            continue;
+        }
+        entries += 1;
+        assert_eq!(get(&f, "PRIORITY"), "4");
+        assert_eq!(get(&f, "RINGWARDEN_ORIGIN"), "daemon");
+        assert_eq!(get(&f, "RINGWARDEN_RING"), "syscall");
+        let n: u64 = get(&f, "RINGWARDEN_COUNT").parse().expect("count");
+        let first = get(&f, "RINGWARDEN_FIRST_SEQ");
+        let last = get(&f, "RINGWARDEN_LAST_SEQ");
+        let want = if n == 1 {
+            format!("ring syscall lost 1 event (seq {first})")
+        } else {
+            format!("ring syscall lost {n} events (seq {first}..{last})")
+        };
+        assert_eq!(get(&f, "MESSAGE"), want);
+        lost += n;
+    }
+    assert_eq!(events, received, "one entry per event received");
+    assert_eq!(lost, dropped, "the lost entries count every drop: {ring}");
+    assert_eq!(entries, u(&ring["lost_records"]), "{ring}");
+}
+
 #[test]
 fn a_missing_journal_socket_counts_every_event() {
     let dir = common::temp_dir("jmissing");

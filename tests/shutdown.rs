@@ -61,8 +61,13 @@ fn stalled_stdout_reader_cannot_hold_the_daemon() {
     let s = stats_of(&f);
     let r = &s["rings"]["syscall"];
     assert_eq!(u(&r["produced"]), u(&r["received"]) + u(&r["dropped"]));
-    // Every received event was either written or counted as a sink error.
-    assert_eq!(u(&r["received"]), written + u(&s["sink_errors"]), "{s}");
+    // Every received event, and every `lost` record about the ring's drops, was either
+    // written or counted as a sink error.
+    assert_eq!(
+        u(&r["received"]) + u(&r["lost_records"]),
+        written + u(&s["sink_errors"]),
+        "{s}"
+    );
 }
 
 #[test]

@@ -304,12 +304,7 @@ fn ring_swapped_in_is_raised_once_and_replaced() {
     let r = f.ring("file");
     let (p, rx, dr) = (u(&r["produced"]), u(&r["received"]), u(&r["dropped"]));
     assert_eq!(p, rx + dr + stolen.len() as u64, "{r}");
-    let ours: HashSet<u64> = f
-        .events
-        .iter()
-        .filter(|e| e["ring"] == "file")
-        .map(|e| u(&e["seq"]))
-        .collect();
+    let ours: HashSet<u64> = f.read_from("file").map(|e| u(&e["seq"])).collect();
     assert_eq!(ours.len() as u64, rx, "lines written = received");
     assert!(stolen.iter().all(|(s, _)| *s < p && !ours.contains(s)));
 }

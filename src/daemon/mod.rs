@@ -1,6 +1,7 @@
 //! The event loop: one thread, one mio::Poll over every ring fd, a signalfd, timerfds and
 //! whatever the observers (metrics, control socket) register. Data path: ring -> libbpf
 //! callback -> [`ring::Pipeline::record`] -> the sink.
+pub mod gaps;
 pub mod reload;
 pub mod ring;
 pub mod snapshot;
@@ -488,6 +489,7 @@ impl Daemon {
         self.check_tamper();
         for r in &self.rings {
             self.pending[r.loaded.family.index()] = true;
+            r.tick_gaps();
         }
         self.pipe.borrow_mut().clock = WallClock::now();
         let observed = self.adapt();
@@ -555,7 +557,7 @@ impl Daemon {
                 t.family, t.map, t.field, t.found, t.expected
             );
             self.tamper_total += 1;
-            self.pipe.borrow_mut().raise(&t);
+            self.pipe.borrow_mut().raise_tamper(&t);
         }
     }
 
@@ -733,7 +735,9 @@ impl Daemon {
         for r in self.rings.iter_mut() {
             let i = r.loaded.family.index();
             if self.pending[i] {
-                self.pending[i] = matches!(r.drain(BUDGET), Drained::BudgetUsed);
+                let drained = r.drain(BUDGET);
+                self.pending[i] = matches!(drained, Drained::BudgetUsed);
+                r.settle(matches!(drained, Drained::Empty));
                 if early
                     && !r.batched
                     && !r.burst

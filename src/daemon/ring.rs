@@ -12,10 +12,11 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::RunError;
+use super::gaps::Gaps;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
 use crate::family::{Counters, Loaded, Tamper};
-use crate::output::{Raised, Sink};
+use crate::output::{Lost, Raised, Sink, What};
 use crate::sizing::latency::Histogram;
 use crate::sizing::policy::RingPolicy;
 use crate::sys::clock::{self, WallClock};
@@ -37,11 +38,17 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// One record from ring `name`: counted, its latency recorded, rendered into the
-    /// sink (or counted as lost when the sink is full), the sink flushed when it holds
-    /// enough.
-    fn record(&mut self, name: &str, books: &Books, data: &[u8]) {
+    /// One record from ring `name`: counted, its seq noted, its latency recorded,
+    /// rendered into the sink (or counted as lost when the sink is full), the sink
+    /// flushed when it holds enough.
+    fn record(&mut self, name: &'static str, books: &Books, data: &[u8]) {
         books.received.set(books.received.get() + 1);
+        // Before the renders() check: the books' `lost` must not depend on the output.
+        if let Some(seq) = data.get(0..8).and_then(|b| b.try_into().ok())
+            && let Some((first, last)) = books.gaps.borrow_mut().record(u64::from_ne_bytes(seq))
+        {
+            self.lost(name, books, first, last);
+        }
         // Latency from the program's timestamp (header bytes 8..16) to now.
         if let Some(ts) = data.get(8..16).and_then(|b| b.try_into().ok()) {
             books
@@ -69,9 +76,28 @@ impl Pipeline {
         }
     }
 
+    /// A `tamper` anomaly, raised into the output.
+    pub fn raise_tamper(&mut self, tamper: &Tamper) {
+        self.raise(What::Tamper(tamper));
+    }
+
+    /// Seqs `first..=last` of ring `name` will never arrive: counted in the ring's books
+    /// (`lost`, `lost_records`) and raised as a `lost` record.
+    fn lost(&mut self, name: &'static str, books: &Books, first: u64, last: u64) {
+        let l = Lost {
+            ring: name,
+            first_seq: first,
+            last_seq: last,
+        };
+        books.lost.set(books.lost.get() + l.count());
+        books.lost_records.set(books.lost_records.get() + 1);
+        self.raise(What::Lost(l));
+    }
+
     /// An event the daemon raised itself: rendered like a record but from no ring, so
-    /// no ring's books count it (it has no seq).
-    pub fn raise(&mut self, tamper: &Tamper) {
+    /// no ring's received or dropped count it (it has no seq). Like a record, it is
+    /// counted as a sink error when the output is full.
+    fn raise(&mut self, what: What<'_>) {
         if !self.sink.renders() {
             return;
         }
@@ -82,9 +108,12 @@ impl Pipeline {
         let ev = Raised {
             ts_ns: clock::boot_ns(),
             pid: std::process::id(),
-            tamper,
+            what,
         };
         self.sink.raise(&self.clock, &ev);
+        if self.sink.buffered() >= FLUSH_AT {
+            self.sink.flush();
+        }
     }
 }
 
@@ -95,6 +124,11 @@ impl Pipeline {
 pub struct Books {
     pub received: Rc<Cell<u64>>,
     pub decode_errors: Rc<Cell<u64>>,
+    /// The seqs not received yet, and which of them are lost (see `gaps`).
+    pub gaps: Rc<RefCell<Gaps>>,
+    /// Seqs declared lost, and the `lost` records that said so.
+    pub lost: Rc<Cell<u64>>,
+    pub lost_records: Rc<Cell<u64>>,
     pub latency: Rc<RefCell<Histogram>>,
     pub resizes_up: u64,
     pub resizes_down: u64,
@@ -122,6 +156,8 @@ pub struct Ring {
     /// since: a burst switches to batching at once, not at the next tick.
     pub received_at_obs: u64,
     pub burst: bool,
+    /// `Gaps::strays` already logged.
+    strays_logged: u64,
 }
 
 pub enum Drained {
@@ -156,6 +192,64 @@ impl Ring {
             if left == 0 {
                 return Drained::BudgetUsed;
             }
+        }
+    }
+
+    /// At a tick: the seqs taken before the last tick (passed by a received one or by
+    /// `produced`) that are still missing become due to be declared lost, once the ring is drained past what it holds now: found empty, or
+    /// as many records consumed as it can hold (a record takes at least 16 bytes: the
+    /// kernel's 8-byte header and 8 of ours).
+    pub fn tick_gaps(&self) {
+        let cap = self.loaded.ring_size / 16;
+        let produced = self.loaded.try_counters().map(|c| c.produced);
+        self.books
+            .gaps
+            .borrow_mut()
+            .tick(self.books.received.get(), cap, produced);
+    }
+
+    /// After a drain (`emptied`: it found the ring empty): declares a due settle's lost
+    /// seqs, in `lost` records.
+    pub fn settle(&mut self, emptied: bool) {
+        let mut found = Vec::new();
+        let strays = {
+            let mut g = self.books.gaps.borrow_mut();
+            g.due(emptied, self.books.received.get(), |f, l| {
+                found.push((f, l))
+            });
+            g.strays()
+        };
+        self.raise_lost(&found, strays);
+    }
+
+    /// Once the programs are stopped and the ring drained to the end: every seq below
+    /// `produced` that was not received is lost.
+    pub fn finish_gaps(&mut self) {
+        let produced = self.loaded.try_counters().map(|c| c.produced);
+        let mut found = Vec::new();
+        let strays = {
+            let mut g = self.books.gaps.borrow_mut();
+            g.finish(produced, |f, l| found.push((f, l)));
+            g.strays()
+        };
+        self.raise_lost(&found, strays);
+    }
+
+    fn raise_lost(&mut self, found: &[(u64, u64)], strays: u64) {
+        let name = self.loaded.family.name();
+        if !found.is_empty() {
+            let mut p = self.pipe.borrow_mut();
+            for &(first, last) in found {
+                p.lost(name, &self.books, first, last);
+            }
+        }
+        if strays > self.strays_logged {
+            // Would mean a producer held its seq far longer than a program runs: the
+            // lost records then overstate the loss by this many.
+            warn!(
+                "ring {name}: {strays} records arrived twice or after their seq was reported lost"
+            );
+            self.strays_logged = strays;
         }
     }
 
@@ -265,6 +359,8 @@ impl Ring {
             filtered,
             untracked,
             decode_errors: self.books.decode_errors.get(),
+            lost: self.books.lost.get(),
+            lost_records: self.books.lost_records.get(),
         }
     }
 }
@@ -300,6 +396,7 @@ pub fn make_ring(
         wakeup_bytes: 0,
         received_at_obs,
         burst: false,
+        strays_logged: 0,
     })
 }
 
@@ -357,11 +454,16 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    // Nothing more can arrive: whatever is missing now is lost.
+    for r in rings.iter_mut() {
+        r.finish_gaps();
+    }
+    pipe.borrow_mut().sink.flush();
 }
 
 pub fn stats_line(prefix: &str, s: &RingStats) -> String {
     format!(
-        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} untracked={} decode_errors={} exact={}",
+        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} untracked={} decode_errors={} exact={} lost={}",
         s.name,
         s.size,
         s.produced,
@@ -370,6 +472,7 @@ pub fn stats_line(prefix: &str, s: &RingStats) -> String {
         s.filtered,
         s.untracked,
         s.decode_errors,
-        if s.exact() { "yes" } else { "NO" }
+        if s.exact() { "yes" } else { "NO" },
+        s.lost
     )
 }

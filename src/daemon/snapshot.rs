@@ -62,6 +62,10 @@ pub struct RingStats {
     pub filtered: u64,
     pub untracked: u64,
     pub decode_errors: u64,
+    /// Seqs declared lost in `lost` records (equals `dropped` once the books are final),
+    /// and how many such records were raised.
+    pub lost: u64,
+    pub lost_records: u64,
 }
 
 impl RingStats {
@@ -180,6 +184,8 @@ impl Snapshot {
                     r.u64("filtered", s.filtered);
                     r.u64("untracked", s.untracked);
                     r.u64("decode_errors", s.decode_errors);
+                    r.u64("lost", s.lost);
+                    r.u64("lost_records", s.lost_records);
                     // Exponent-free: JSON has exponents, but some readers choke on them.
                     r.raw_with("loss_rate", |b| {
                         b.extend_from_slice(format!("{:.6}", s.loss_rate()).as_bytes())
@@ -296,6 +302,8 @@ pub(crate) mod tests {
                     filtered: 7,
                     untracked: 3,
                     decode_errors: 1,
+                    lost: 8,
+                    lost_records: 2,
                 },
                 RingStats {
                     name: "syscall",
@@ -360,7 +368,7 @@ pub(crate) mod tests {
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         assert!(text.starts_with(
-            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"untracked\":3,\"decode_errors\":1,\"loss_rate\":0.010000},\"syscall\":{"
+            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"untracked\":3,\"decode_errors\":1,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
         ), "{text}");
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");

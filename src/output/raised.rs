@@ -1,11 +1,12 @@
-//! Events the daemon raises itself rather than reads from a ring (today: `tamper`
-//! anomalies). They come from no BPF program, so they have no `seq` and no `ring`, and
-//! they are outside every ring's books: rendering one never touches produced, received
-//! or dropped. The same field walk feeds the JSON line and the journal entry.
+//! Events the daemon raises itself rather than reads from a ring: `tamper` anomalies
+//! and `lost` records (the seqs of a ring that will never arrive). They come from no BPF
+//! program, so they have no `seq`, and they are outside every ring's books: rendering
+//! one never touches produced, received or dropped. The same field walk feeds the JSON
+//! line and the journal entry.
 use std::io::Write as _;
 
 use crate::family::anomaly::{TAMPER_RULE, TAMPER_SEVERITY, severity_name};
-use crate::family::summary::{self, severity_priority};
+use crate::family::summary::{self, PRIO_WARNING, severity_priority};
 use crate::family::{Fields, Tamper};
 use crate::sys::clock::WallClock;
 
@@ -14,48 +15,101 @@ pub struct Raised<'a> {
     pub ts_ns: u64,
     /// The daemon's pid (as it sees itself: in a PID namespace, the one in there).
     pub pid: u32,
-    pub tamper: &'a Tamper,
+    pub what: What<'a>,
+}
+
+/// What was found.
+pub enum What<'a> {
+    /// A map of the daemon's changed behind its back.
+    Tamper(&'a Tamper),
+    /// Seqs of a ring that will never arrive (dropped in the kernel).
+    Lost(Lost),
+}
+
+/// A run of consecutive seqs of one ring, `first..=last`, that will never arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    pub ring: &'static str,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+impl Lost {
+    pub fn count(&self) -> u64 {
+        self.last_seq - self.first_seq + 1
+    }
 }
 
 impl Raised<'_> {
-    /// Its fields: what every line has (minus `ring` and `seq`, plus `origin`), then the
-    /// rule and what was changed.
+    /// Its fields: `type`, `origin` and what every line has (minus `seq`; `ring` only
+    /// for a lost record), then what was found.
     pub fn walk(&self, clock: &WallClock, f: &mut impl Fields) {
-        let t = self.tamper;
-        f.str("type", "anomaly");
-        f.str("origin", "daemon");
+        match &self.what {
+            What::Tamper(t) => {
+                f.str("type", "anomaly");
+                f.str("origin", "daemon");
+                self.stamp(clock, f);
+                f.str("rule", TAMPER_RULE);
+                f.str(
+                    "severity",
+                    severity_name(TAMPER_SEVERITY).unwrap_or("critical"),
+                );
+                f.str("family", t.family.name());
+                f.str("map", &t.map);
+                f.str("field", &t.field);
+                f.u64("expected", t.expected);
+                f.u64("found", t.found);
+            }
+            What::Lost(l) => {
+                f.str("type", "lost");
+                f.str("origin", "daemon");
+                f.str("ring", l.ring);
+                self.stamp(clock, f);
+                f.u64("first_seq", l.first_seq);
+                f.u64("last_seq", l.last_seq);
+                f.u64("count", l.count());
+            }
+        }
+    }
+
+    fn stamp(&self, clock: &WallClock, f: &mut impl Fields) {
         f.ascii_with("ts", |b| clock.write_rfc3339(b, self.ts_ns));
         f.u64("ts_ns", self.ts_ns);
         f.u64("pid", self.pid.into());
-        f.str("rule", TAMPER_RULE);
-        f.str(
-            "severity",
-            severity_name(TAMPER_SEVERITY).unwrap_or("critical"),
-        );
-        f.str("family", t.family.name());
-        f.str("map", &t.map);
-        f.str("field", &t.field);
-        f.u64("expected", t.expected);
-        f.u64("found", t.found);
     }
 
-    /// The journal's one-line `MESSAGE`; returns the syslog priority (crit).
+    /// The journal's one-line `MESSAGE`; returns the syslog priority (crit for tamper,
+    /// warning for lost events).
     pub fn summary(&self, b: &mut Vec<u8>) -> u8 {
-        let t = self.tamper;
-        let sev = severity_name(TAMPER_SEVERITY).unwrap_or("critical");
-        let _ = write!(
-            b,
-            "anomaly {sev} {TAMPER_RULE}: {} {}.",
-            t.family.name(),
-            t.map
-        );
-        summary::text(b, t.field.as_bytes(), false);
-        let _ = write!(
-            b,
-            " was changed behind ringwarden's back: {} instead of {} (restored)",
-            t.found, t.expected
-        );
-        severity_priority(TAMPER_SEVERITY)
+        match &self.what {
+            What::Tamper(t) => {
+                let sev = severity_name(TAMPER_SEVERITY).unwrap_or("critical");
+                let _ = write!(
+                    b,
+                    "anomaly {sev} {TAMPER_RULE}: {} {}.",
+                    t.family.name(),
+                    t.map
+                );
+                summary::text(b, t.field.as_bytes(), false);
+                let _ = write!(
+                    b,
+                    " was changed behind ringwarden's back: {} instead of {} (restored)",
+                    t.found, t.expected
+                );
+                severity_priority(TAMPER_SEVERITY)
+            }
+            What::Lost(l) => {
+                let _ = match l.count() {
+                    1 => write!(b, "ring {} lost 1 event (seq {})", l.ring, l.first_seq),
+                    n => write!(
+                        b,
+                        "ring {} lost {n} events (seq {}..{})",
+                        l.ring, l.first_seq, l.last_seq
+                    ),
+                };
+                PRIO_WARNING
+            }
+        }
     }
 }
 
@@ -81,7 +135,7 @@ mod tests {
         let ev = Raised {
             ts_ns: 1_500_000_000,
             pid: 4242,
-            tamper: &t,
+            what: What::Tamper(&t),
         };
         let mut buf = Vec::new();
         let mut line = json::Line::begin(&mut buf);
@@ -99,7 +153,7 @@ mod tests {
         let ev = Raised {
             ts_ns: 1_500_000_000,
             pid: 4242,
-            tamper: &t,
+            what: What::Tamper(&t),
         };
         let mut buf = Vec::new();
         journal::encode_raised(&WallClock::default(), &ev, &mut buf);
@@ -113,5 +167,51 @@ mod tests {
              RINGWARDEN_FAMILY=file\nRINGWARDEN_MAP=rw_config\nRINGWARDEN_FIELD=self_tgid\n\
              RINGWARDEN_EXPECTED=4242\nRINGWARDEN_FOUND=77\n"
         );
+    }
+
+    fn lost(first_seq: u64, last_seq: u64) -> Raised<'static> {
+        Raised {
+            ts_ns: 1_500_000_000,
+            pid: 4242,
+            what: What::Lost(Lost {
+                ring: "file",
+                first_seq,
+                last_seq,
+            }),
+        }
+    }
+
+    #[test]
+    fn lost_json_line() {
+        let mut buf = Vec::new();
+        let mut line = json::Line::begin(&mut buf);
+        lost(100, 1515).walk(&WallClock::default(), &mut line);
+        line.end();
+        assert_eq!(
+            String::from_utf8(buf).expect("utf-8"),
+            "{\"type\":\"lost\",\"origin\":\"daemon\",\"ring\":\"file\",\"ts\":\"1970-01-01T00:00:01.500000000Z\",\"ts_ns\":1500000000,\"pid\":4242,\"first_seq\":100,\"last_seq\":1515,\"count\":1416}\n"
+        );
+    }
+
+    #[test]
+    fn lost_journal_entry() {
+        let mut buf = Vec::new();
+        journal::encode_raised(&WallClock::default(), &lost(100, 1515), &mut buf);
+        assert_eq!(
+            String::from_utf8(buf).expect("utf-8"),
+            "MESSAGE=ring file lost 1416 events (seq 100..1515)\n\
+             PRIORITY=4\nSYSLOG_IDENTIFIER=ringwarden\n\
+             RINGWARDEN_TYPE=lost\nRINGWARDEN_ORIGIN=daemon\nRINGWARDEN_RING=file\n\
+             RINGWARDEN_TS=1970-01-01T00:00:01.500000000Z\nRINGWARDEN_TS_NS=1500000000\n\
+             RINGWARDEN_PID=4242\nRINGWARDEN_FIRST_SEQ=100\nRINGWARDEN_LAST_SEQ=1515\n\
+             RINGWARDEN_COUNT=1416\n"
+        );
+    }
+
+    #[test]
+    fn one_lost_event_is_singular() {
+        let mut buf = Vec::new();
+        assert_eq!(lost(7, 7).summary(&mut buf), PRIO_WARNING);
+        assert_eq!(buf, b"ring file lost 1 event (seq 7)");
     }
 }

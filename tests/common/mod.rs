@@ -486,18 +486,65 @@ impl Finished {
                 0,
                 "ring {name}: in-flight table overflowed"
             );
-            let seen = self
-                .events
-                .iter()
-                .filter(|e| e["ring"] == name.as_str())
-                .count() as u64;
+            let seen = self.read_from(name).count() as u64;
             assert_eq!(seen, rx, "ring {name}: lines written != received");
+            self.assert_lost_are_the_drops(name);
         }
         assert!(
             self.stderr.contains("final ring") && self.stderr.contains("exact=yes"),
             "no final stats line; log:\n{}",
             self.stderr
         );
+        self
+    }
+
+    /// The records read from ring `name` (not the `lost` records the daemon raises
+    /// about it).
+    pub fn read_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| e["ring"] == name && e["type"] != "lost")
+    }
+
+    /// The `lost` records of ring `name`: (first_seq, last_seq, count), in stream order.
+    pub fn lost_of(&self, name: &str) -> Vec<(u64, u64, u64)> {
+        self.of_type("lost")
+            .filter(|e| e["ring"] == name)
+            .map(|e| (u(&e["first_seq"]), u(&e["last_seq"]), u(&e["count"])))
+            .collect()
+    }
+
+    /// After a clean stop: ring `name`'s `lost` records name exactly the seqs it dropped.
+    /// Each is a well-formed range; together they count `dropped`, none overlaps another
+    /// or holds a seq that was received, and the stats count the same.
+    pub fn assert_lost_are_the_drops(&self, name: &str) -> &Self {
+        let r = self.ring(name);
+        let dropped = u(&r["dropped"]);
+        let mut lost = self.lost_of(name);
+        for &(f, l, n) in &lost {
+            assert!(
+                f <= l && n == l - f + 1,
+                "ring {name}: bad lost range {f}..{l} count {n}"
+            );
+        }
+        let sum: u64 = lost.iter().map(|x| x.2).sum();
+        assert_eq!(sum, dropped, "ring {name}: lost counts != dropped: {r}");
+        assert_eq!(u(&r["lost"]), dropped, "ring {name}: stats lost: {r}");
+        assert_eq!(u(&r["lost_records"]), lost.len() as u64, "ring {name}: {r}");
+        lost.sort_unstable();
+        for w in lost.windows(2) {
+            assert!(w[0].1 < w[1].0, "ring {name}: lost ranges overlap: {w:?}");
+        }
+        let mut seqs: Vec<u64> = self.read_from(name).map(|e| u(&e["seq"])).collect();
+        seqs.sort_unstable();
+        for &(f, l, _) in &lost {
+            let i = seqs.partition_point(|&s| s < f);
+            assert!(
+                seqs.get(i).is_none_or(|&s| s > l),
+                "ring {name}: seq {} was received but is in lost {f}..{l}",
+                seqs[i]
+            );
+        }
         self
     }
 
