@@ -40,6 +40,7 @@ struct rw_counters {
 	__u64 dropped;   /* every reserve failure */
 	__u64 untracked; /* syscalls not followed from enter to exit (RW_COUNT_UNTRACKED) */
 	__u64 filtered;  /* events the filters (filter.h) rejected: no seq, no ring space */
+	__u64 rate_limited; /* events a rate limit (filter.h) refused: no seq, no ring space */
 };
 
 /* Written by userspace into the rw_config map of every family after load. */
@@ -154,7 +155,7 @@ static __always_inline void rw_count_drop(struct rw_counters *c)
 	__sync_fetch_and_add(&c->dropped, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_add(cfg->family, (__u32)bpf_get_current_uid_gid(), true);
+		rw_loss_add(cfg->family, (__u32)bpf_get_current_uid_gid(), RW_LOSS_DROPPED);
 }
 
 /* Counts an event the filters rejected, in the ring's books and against `uid`. */
@@ -166,7 +167,7 @@ static __always_inline void rw_count_filtered(void *stats, __u32 uid)
 		__sync_fetch_and_add(&c->filtered, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_add(cfg->family, uid, false);
+		rw_loss_add(cfg->family, uid, RW_LOSS_FILTERED);
 }
 
 /* Whether the task rules apply to this family in `set`. */
@@ -193,15 +194,35 @@ static __always_inline bool rw_task_filtered_by(void *stats, struct rw_filter_se
 	return true;
 }
 
-/* The same with the set in force: what a family calls right before it reserves. */
-static __always_inline bool rw_task_filtered(void *stats)
+/* Whether a rate limit of `set` refuses an event of `uid` (that passed the filters);
+ * counted when it does. */
+static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *set, __u32 uid)
+{
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || !rw_rate_refused(set, cfg->family, uid))
+		return false;
+	__u32 slot = RW_SLOT;
+	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	if (c)
+		__sync_fetch_and_add(&c->rate_limited, 1);
+	rw_loss_add(cfg->family, uid, RW_LOSS_RATE_LIMITED);
+	return true;
+}
+
+/* The task rules and then the rate limits of the set in force, for the current task's
+ * event: what a family calls right before it reserves. True: not to be reported (and
+ * counted as filtered or rate limited). */
+static __always_inline bool rw_judged_out(void *stats)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
-	return set && rw_task_filtered_by(stats, set, gen);
+	if (!set)
+		return false;
+	return rw_task_filtered_by(stats, set, gen) ||
+	       rw_rate_limited(stats, set, (__u32)bpf_get_current_uid_gid());
 }
 
-#define RW_FILTERED(fam) rw_task_filtered(&fam##_stats)
+#define RW_FILTERED(fam) rw_judged_out(&fam##_stats)
 
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.
  * Always inlined so that `size` stays a constant for the verifier. */

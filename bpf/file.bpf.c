@@ -350,7 +350,7 @@ static __always_inline bool path_rejected(struct rw_filter_set *set, __u8 gen, c
  * path the kernel resolved; a failed open (no file) by the path as given when it is
  * absolute. A path neither gives (relative, cut short at its top) is not held against
  * the open. If that set was replaced meanwhile (two reloads during one open), the whole
- * open is judged again by the set in force. */
+ * open is judged again by the set in force. Then the rate limits. */
 static __always_inline bool exit_filtered(const struct open_start *s, struct open_event *e,
 					  const char *resolved, __u32 rlen, __u32 pf)
 {
@@ -364,23 +364,26 @@ static __always_inline bool exit_filtered(const struct open_start *s, struct ope
 		if (!set || (set->bits && entry_filtered(set, gen, s->flags)))
 			return set != NULL;
 	}
-	if (!(set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)))
-		return false;
-	const char *path = NULL;
-	__u32 len = 0;
-	if (e->ret >= 0) {
-		if (rlen && !(pf & (RW_OPEN_RESOLVED_TRUNCATED | RW_OPEN_RESOLVED_UNAVAILABLE))) {
-			path = resolved;
-			len = rlen;
+	if (set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) {
+		const char *path = NULL;
+		__u32 len = 0;
+		if (e->ret >= 0) {
+			if (rlen &&
+			    !(pf & (RW_OPEN_RESOLVED_TRUNCATED | RW_OPEN_RESOLVED_UNAVAILABLE))) {
+				path = resolved;
+				len = rlen;
+			}
+		} else if (e->path[0] == '/') {
+			path = e->path;
+			len = e->path_len;
 		}
-	} else if (e->path[0] == '/') {
-		path = e->path;
-		len = e->path_len;
+		if (path && path_rejected(set, gen, path, len)) {
+			rw_count_filtered(&file_stats, e->hdr.uid);
+			return true;
+		}
 	}
-	if (!path || !path_rejected(set, gen, path, len))
-		return false;
-	rw_count_filtered(&file_stats, e->hdr.uid);
-	return true;
+	/* Kept by the filters: the rate limits have the last word. */
+	return rw_rate_limited(&file_stats, set, e->hdr.uid);
 }
 
 static __always_inline int emit(long ret, __u32 sc)

@@ -68,3 +68,4 @@ RW_LAYOUT(rw_loss);
 RW_LAYOUT(rw_filter_stats);
 RW_ENUM(rw_filter_bits);
 RW_ENUM(rw_filter_list);
+RW_LAYOUT(rw_bucket);

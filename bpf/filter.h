@@ -43,11 +43,33 @@ enum rw_filter_list {
 	RW_FL_EXCLUDE = 1,
 };
 
+/* Room for the family indexes (rw_config.family). */
+#define RW_FAMILIES 8
+
+/* A rate limit as a token bucket, kept as GCRA: an event is let through when the bucket's
+ * theoretical arrival time is at most tau_ns ahead of now, and pushes it interval_ns
+ * further. A bucket holds tau_ns / interval_ns + 1 events (one period's worth). */
+struct rw_rate {
+	__u64 interval_ns; /* 0: no limit */
+	__u64 tau_ns;
+};
+
 /* One generation of rules: what is set (the lists are in the maps below, keyed by gen). */
 struct rw_filter_set {
 	__u32 bits;     /* RW_F_* */
 	__u32 families; /* 1 << family index: the families the task rules apply to */
 	__u32 epoch;    /* differs for every set written: what a cached verdict was made with */
+	__u32 pad;
+	struct rw_rate family_rate[RW_FAMILIES]; /* by family index: the family's bucket */
+	struct rw_rate uid_rate[RW_FAMILIES];    /* by family index: each uid's own bucket */
+};
+
+/* A token bucket's state (rw_rate_family by family index, rw_rate_uid by rw_loss_key). */
+struct rw_bucket {
+	__u64 tat;        /* GCRA's theoretical arrival time (boot ns) */
+	__u64 suppressed; /* events refused, ever */
+	__u64 since_ns;   /* when the refusals going on began */
+	__u32 refusing;   /* whether the last decision was a refusal */
 	__u32 pad;
 };
 
@@ -111,6 +133,7 @@ struct rw_loss_key {
 struct rw_loss {
 	__u64 filtered;
 	__u64 dropped;
+	__u64 rate_limited;
 };
 
 /* The uid of the entry that takes what no room is left for in rw_uid_loss. */
@@ -220,6 +243,22 @@ struct {
 	__type(value, struct rw_loss);
 } rw_uid_loss SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RW_FAMILIES);
+	__type(key, __u32);
+	__type(value, struct rw_bucket);
+} rw_rate_family SEC(".maps");
+
+/* Per (family, uid); a uid that finds no room shares the RW_LOSS_OTHER bucket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct rw_loss_key);
+	__type(value, struct rw_bucket);
+} rw_rate_uid SEC(".maps");
+
 /* Per CPU: the key a path is built in (tracing programs do not nest on a CPU). */
 struct rw_filter_scratch {
 	struct rw_fkey_path key;
@@ -245,27 +284,92 @@ static __always_inline struct rw_filter_set *rw_fset(__u8 *gen)
 	return bpf_map_lookup_elem(&rw_filter_sets, &k);
 }
 
-/* Adds one to the uid's filtered or dropped count in the family; an uid that finds no
- * room is counted under RW_LOSS_OTHER, so the per-uid counts always add up. */
-static __always_inline void rw_loss_add(__u32 family, __u32 uid, bool dropped)
+/* Which count of rw_loss an event goes to. */
+enum rw_loss_kind {
+	RW_LOSS_FILTERED,
+	RW_LOSS_DROPPED,
+	RW_LOSS_RATE_LIMITED,
+};
+
+/* The (family, uid) entry of a per-uid map, made if missing; a uid that finds no room
+ * gets the RW_LOSS_OTHER entry (which userspace makes at load), so that the per-uid
+ * counts always add up. */
+static __always_inline void *rw_uid_entry(void *map, __u32 family, __u32 uid, void *zero)
 {
 	struct rw_loss_key k = { .family = family, .uid = uid };
-	struct rw_loss *l = bpf_map_lookup_elem(&rw_uid_loss, &k);
-	if (!l) {
-		struct rw_loss zero = {};
-		bpf_map_update_elem(&rw_uid_loss, &k, &zero, BPF_NOEXIST);
-		l = bpf_map_lookup_elem(&rw_uid_loss, &k);
-		if (!l) {
-			k.uid = RW_LOSS_OTHER;
-			l = bpf_map_lookup_elem(&rw_uid_loss, &k);
-			if (!l)
-				return;
-		}
-	}
-	if (dropped)
+	void *v = bpf_map_lookup_elem(map, &k);
+	if (v)
+		return v;
+	bpf_map_update_elem(map, &k, zero, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, &k);
+	if (v)
+		return v;
+	k.uid = RW_LOSS_OTHER;
+	return bpf_map_lookup_elem(map, &k);
+}
+
+/* Adds one to the uid's count of `kind` in the family. */
+static __always_inline void rw_loss_add(__u32 family, __u32 uid, enum rw_loss_kind kind)
+{
+	struct rw_loss zero = {};
+	struct rw_loss *l = rw_uid_entry(&rw_uid_loss, family, uid, &zero);
+	if (!l)
+		return;
+	if (kind == RW_LOSS_DROPPED)
 		__sync_fetch_and_add(&l->dropped, 1);
+	else if (kind == RW_LOSS_RATE_LIMITED)
+		__sync_fetch_and_add(&l->rate_limited, 1);
 	else
 		__sync_fetch_and_add(&l->filtered, 1);
+}
+
+/* One event against a bucket: whether it is let through. Lock-free (tracing programs
+ * cannot take a bpf_spin_lock): a compare-and-swap of the arrival time, retried; under
+ * so much contention that it keeps failing the event is let through (it is still on the
+ * books, as produced). */
+static __always_inline bool rw_bucket_take(struct rw_bucket *b, const struct rw_rate *r, __u64 now)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 old = b->tat;
+		__u64 t = old > now ? old : now;
+		if (t - now > r->tau_ns) {
+			if (!b->refusing) {
+				b->since_ns = now;
+				b->refusing = 1;
+			}
+			__sync_fetch_and_add(&b->suppressed, 1);
+			return false;
+		}
+		if (__sync_val_compare_and_swap(&b->tat, old, t + r->interval_ns) == old)
+			break;
+	}
+	if (b->refusing)
+		b->refusing = 0;
+	return true;
+}
+
+/* Whether the rate limits of `set` refuse an event of `uid` in `family`: its uid's bucket
+ * first, then the family's. */
+static __always_inline bool rw_rate_refused(struct rw_filter_set *set, __u32 family, __u32 uid)
+{
+	__u32 f = family & (RW_FAMILIES - 1);
+	const struct rw_rate *ur = &set->uid_rate[f];
+	const struct rw_rate *fr = &set->family_rate[f];
+	if (!ur->interval_ns && !fr->interval_ns)
+		return false;
+	__u64 now = bpf_ktime_get_boot_ns();
+	if (ur->interval_ns) {
+		struct rw_bucket zero = {};
+		struct rw_bucket *b = rw_uid_entry(&rw_rate_uid, f, uid, &zero);
+		if (b && !rw_bucket_take(b, ur, now))
+			return true;
+	}
+	if (fr->interval_ns) {
+		struct rw_bucket *b = bpf_map_lookup_elem(&rw_rate_family, &f);
+		if (b && !rw_bucket_take(b, fr, now))
+			return true;
+	}
+	return false;
 }
 
 static __always_inline bool rw_uid_listed(__u8 gen, __u8 list, __u32 uid)

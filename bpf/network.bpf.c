@@ -233,13 +233,14 @@ enum net_who {
 	NET_UNKNOWN, /* nobody's known: only the port and address rules apply */
 };
 
-/* Whether the filters reject the event (judged by one set); counted when they do. */
+/* Whether the filters reject the event, or the rate limits refuse it (judged by one
+ * set); counted when they do. */
 static __always_inline bool net_filtered(const struct net_event *e, enum net_who who,
 					 const struct net_owner *o)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
-	if (!set || !set->bits)
+	if (!set)
 		return false;
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	if (who == NET_CURRENT) {
@@ -252,7 +253,7 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 			goto filtered;
 	}
 	if (!peer_rejected(set, gen, e))
-		return false;
+		return rw_rate_limited(&network_stats, set, uid);
 filtered:
 	rw_count_filtered(&network_stats, uid);
 	return true;

@@ -730,3 +730,82 @@ fn anomaly_is_filtered_only_when_named() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Rate limits: a bucket per uid and one for the family, with the other uids filtered
+/// out so that only the workers' events reach the family's bucket. The workers start
+/// before the daemon (their interpreter's start-up takes no tokens), then each makes a
+/// burst of K opens: exactly the counts the buckets allow are reported, the rest are
+/// counted as rate limited, and each bucket says so in one throttle start/stop pair
+/// whose `suppressed` is what it refused.
+#[test]
+fn rate_limits_let_exactly_the_bucket_through() {
+    const K: u64 = 250;
+    let dir = temp_dir("filter-rate");
+    let files_dir = open_dir(&dir.join("files"));
+    files(&files_dir, "f", K as usize);
+    let (u1, u2) = (test_uid(16), test_uid(17));
+    let work = opens(&files_dir, "f", K as usize);
+    let mut w1 = Worker::spawn(u1, "", &work);
+    let mut w2 = Worker::spawn(u2, "", &work);
+    // Per hour: no token comes back during the test.
+    let cfg = config(
+        &dir,
+        &format!(
+            "[filter]\ninclude_uid = [{u1}, {u2}]\n[rate_limit]\nper_uid = \"100/h\"\nfile = \"150/h\"\n"
+        ),
+    );
+    let d = Daemon::start(
+        "filter-rate",
+        &["--only", "file", "--config", cfg.to_str().expect("utf8")],
+    );
+    w1.go();
+    w2.go();
+    let (p1, p2) = (w1.pid(), w2.pid());
+    w1.finish();
+    w2.finish();
+    let f = d.stop();
+    f.assert_exact();
+    let of_uid = |uid: u32| {
+        f.of_type("open")
+            .filter(|e| u(&e["uid"]) == u64::from(uid))
+            .count() as u64
+    };
+    // u1: its own bucket lets 100 through (the family's has 150). u2: its bucket lets 100
+    // reach the family's, which has 50 left.
+    assert_eq!(of_uid(u1), 100);
+    assert_eq!(of_uid(u2), 50);
+    assert_eq!(opens_under(&f, p1, &dir).len(), 100);
+    assert_eq!(opens_under(&f, p2, &dir).len(), 50);
+    let limited = |uid| lost_of(&f.stats, "file", uid, "rate_limited");
+    assert_eq!(limited(u1), K - 100);
+    assert_eq!(limited(u2), K - 50);
+    assert_eq!(u(&f.ring("file")["rate_limited"]), 2 * K - 150);
+    let pairs = |scope: &str, uid: Option<u32>| {
+        let of = |state: &str| -> Vec<&Value> {
+            f.of_type("throttle")
+                .filter(|e| {
+                    e["ring"] == "file"
+                        && e["scope"] == scope
+                        && e["state"] == state
+                        && e["uid"].as_u64() == uid.map(u64::from)
+                })
+                .collect()
+        };
+        let (start, stop) = (of("start"), of("stop"));
+        assert_eq!(
+            (start.len(), stop.len()),
+            (1, 1),
+            "{scope} {uid:?}: {start:?} {stop:?}"
+        );
+        u(&stop[0]["suppressed"])
+    };
+    assert_eq!(pairs("uid", Some(u1)), K - 100);
+    assert_eq!(pairs("uid", Some(u2)), K - 100);
+    assert_eq!(pairs("family", None), 50);
+    assert_eq!(
+        f.of_type("throttle").count(),
+        6,
+        "no other bucket refused anything"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

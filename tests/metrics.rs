@@ -22,10 +22,12 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 17] = [
+const METRICS: [(&str, &str); 19] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),
+    ("ebpf_events_filtered_total", "counter"),
+    ("ebpf_events_rate_limited_total", "counter"),
     ("ebpf_events_untracked_total", "counter"),
     ("ebpf_ring_buffer_size_bytes", "gauge"),
     ("ebpf_ring_buffer_utilization_percent", "gauge"),
@@ -44,9 +46,10 @@ const METRICS: [(&str, &str); 17] = [
 
 /// Breakdowns that appear with their first sample: host-wide counts (compat syscalls,
 /// io_uring submissions) that another process may start during the test.
-const OPTIONAL: [&str; 2] = [
+const OPTIONAL: [&str; 3] = [
     "ringwarden_compat_syscalls_total",
     "ringwarden_io_uring_submissions_total",
+    "ringwarden_uid_lost_events_total",
 ];
 
 fn rss_of(pid: u32) -> u64 {

@@ -7,7 +7,7 @@ use toml::{Spanned, Value};
 use super::{Doc, Error, Leaf, kind, show};
 use crate::family::Family;
 use crate::family::filter::{
-    Cidr, CommPattern, MAX_LIST, Rules, UidRange, check_path, parse_uid_range,
+    Cidr, CommPattern, MAX_LIST, Rate, Rules, UidRange, check_path, parse_uid_range,
 };
 
 #[derive(Deserialize)]
@@ -40,6 +40,19 @@ struct RawNetworkFilter {
     exclude_port: Leaf,
     include_cidr: Leaf,
     exclude_cidr: Leaf,
+}
+
+/// `[rate_limit]`: a bucket per family, and one per (family, uid).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [rate_limit] table")]
+pub(super) struct RawRateLimit {
+    process: Leaf,
+    file: Leaf,
+    network: Leaf,
+    syscall: Leaf,
+    cgroup: Leaf,
+    anomaly: Leaf,
+    per_uid: Leaf,
 }
 
 /// One list entry: its text, or why it is wrong.
@@ -152,6 +165,40 @@ impl Doc<'_> {
                 show(other)
             )),
         })
+    }
+
+    fn rate(&self, v: &Spanned<Value>, key: &str) -> Result<Rate, Error> {
+        match v.get_ref() {
+            Value::String(s) => Rate::parse(s).map_err(|m| self.err(v, key, &m)),
+            other => Err(self.err(
+                v,
+                key,
+                &format!("expected a rate like \"20000/s\", found {}", show(other)),
+            )),
+        }
+    }
+
+    /// `[rate_limit]` into `out`.
+    pub(super) fn rate_limit(&self, r: &RawRateLimit, out: &mut Rules) -> Result<(), Error> {
+        out.rate_family.clear();
+        for (family, v) in [
+            (Family::Process, &r.process),
+            (Family::File, &r.file),
+            (Family::Network, &r.network),
+            (Family::Syscall, &r.syscall),
+            (Family::Cgroup, &r.cgroup),
+            (Family::Anomaly, &r.anomaly),
+        ] {
+            if let Some(v) = v {
+                let rate = self.rate(v, &format!("rate_limit.{family}"))?;
+                out.rate_family.push((family, rate));
+            }
+        }
+        out.rate_per_uid = match &r.per_uid {
+            Some(v) => Some(self.rate(v, "rate_limit.per_uid")?),
+            None => None,
+        };
+        Ok(())
     }
 
     /// `[filter]` and its subtables into `out`.
@@ -413,6 +460,27 @@ include_cidr = ["10.0.0.0/8", "fd00::/8"]
         assert!(e.contains("65 entries"), "{e}");
         let ok: Vec<String> = (0..64).map(|i| format!("\"/p{i}/\"")).collect();
         assert!(parse(&format!("[filter.file]\ninclude_path = [{}]", ok.join(","))).is_ok());
+    }
+
+    #[test]
+    fn rate_limits() {
+        let r = parse("[rate_limit]\nfile = \"20000/s\"\nper_uid = \"100/h\"\n").unwrap();
+        assert_eq!(r.rate_family.len(), 1);
+        assert_eq!(r.rate_family[0].1.count, 20000);
+        assert_eq!(r.rate_per_uid.map(|x| x.period_ns), Some(3_600_000_000_000));
+        for (src, want) in [
+            ("[rate_limit]\nfile = \"fast\"", "rate_limit.file"),
+            ("[rate_limit]\nfile = \"0/s\"", "lets nothing through"),
+            (
+                "[rate_limit]\nper_uid = \"5/d\"",
+                "per second, minute or hour",
+            ),
+            ("[rate_limit]\nper_uid = 5", "expected a rate"),
+            ("[rate_limit]\ndisk = \"5/s\"", "disk"),
+        ] {
+            let e = parse(src).unwrap_err();
+            assert!(e.contains(want), "{src}: {e}");
+        }
     }
 
     #[test]

@@ -473,6 +473,9 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     if let Some(f) = &raw.filter {
         d.filter(f, &mut s.filter)?;
     }
+    if let Some(r) = &raw.rate_limit {
+        d.rate_limit(r, &mut s.filter)?;
+    }
     for (name, r) in raw.rings.iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
             return Err(d.at(
@@ -615,6 +618,31 @@ allow_remote = {ar}
 # Unix socket `ringwarden status` asks (mode 0600, its directory created 0755 if
 # missing); "off" disables it (like --control-socket).
 socket = "{sock}"
+
+# In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and
+# is counted (filtered, per ring and per uid). No rule by default. include_* lists
+# narrow, exclude_* lists remove; at most 64 entries each. The task rules apply to
+# every family but anomaly unless `families` names it.
+# [filter]
+# exclude_comm = ["systemd-journal", "prometheus*"]   # exact, or a prefix*
+# include_uid = ["1000-60000"]                        # uids or ranges
+# exclude_uid = [65534]
+# include_cgroup = ["/system.slice/nginx.service"]    # cgroup v2 paths and below
+# include_pid_tree = [1234]                           # and their descendants
+# [filter.file]
+# exclude_path = ["/proc/", "/sys/", "/dev/"]         # prefixes of the resolved path
+# only_writes = false
+# [filter.network]
+# exclude_port = [53]
+# include_cidr = ["10.0.0.0/8", "fd00::/8"]
+
+# Rate limits, token buckets in the kernel ("N/s", "N/m" or "N/h"; a burst of N passes
+# at once): one per family, and one per (family, uid) for the families the task rules
+# apply to. A refused event is counted (rate_limited) and `throttle` records in the
+# stream say when a limit starts and stops refusing. No limit by default.
+# [rate_limit]
+# file = "20000/s"
+# per_uid = "2000/s"
 "#,
         bt = fmt_duration(d.sizing.buffer_time),
         sf = d.sizing.safety_factor,
@@ -676,6 +704,7 @@ struct RawFile {
     metrics: Option<RawMetrics>,
     control: Option<RawControl>,
     filter: Option<filter::RawFilter>,
+    rate_limit: Option<filter::RawRateLimit>,
 }
 
 #[derive(Deserialize)]

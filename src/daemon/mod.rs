@@ -5,8 +5,10 @@ pub mod gaps;
 pub mod reload;
 pub mod ring;
 pub mod snapshot;
+pub mod throttle;
 
 use crate::family::filter::Filters;
+use crate::output::Throttle;
 use std::cell::{LazyCell, RefCell};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -259,6 +261,8 @@ struct Daemon {
     /// The filter object, whose maps every family's object shares (`None`: it could not
     /// load and no rule is configured).
     filters: Option<Filters>,
+    /// When rate limits start and stop refusing (`throttle` records).
+    throttle: throttle::Tracker,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -307,6 +311,7 @@ impl Daemon {
             tamper_total: 0,
             self_tgid: None,
             filters: None,
+            throttle: throttle::Tracker::default(),
         })
     }
 
@@ -487,6 +492,7 @@ impl Daemon {
     fn tick(&mut self, observer: &mut impl Observer, notifier: &mut Notifier) {
         let _ = self.timer.wait(); // non-blocking fd: just consumes the expirations
         self.check_tamper();
+        self.check_throttles();
         for r in &self.rings {
             self.pending[r.loaded.family.index()] = true;
             r.tick_gaps();
@@ -561,10 +567,41 @@ impl Daemon {
         }
     }
 
+    /// Rate limits that started or stopped refusing since the last tick: `throttle`
+    /// records (and a log line each).
+    fn check_throttles(&mut self) {
+        let Some(f) = &self.filters else {
+            return;
+        };
+        let found = self.throttle.tick(&f.buckets());
+        self.raise_throttles(found);
+    }
+
+    fn raise_throttles(&mut self, found: Vec<Throttle>) {
+        for t in found {
+            let who = t
+                .uid
+                .map_or("the family".to_string(), |u| format!("uid {u}"));
+            if t.start {
+                warn!("ring {}: rate limit of {who} refusing events", t.ring);
+            } else {
+                info!(
+                    "ring {}: rate limit of {who} stopped refusing: {} refused",
+                    t.ring, t.suppressed
+                );
+            }
+            self.pipe.borrow_mut().raise_throttle(t);
+        }
+    }
+
     /// After the stop signal: programs stopped, rings drained, final books, observers
     /// finished, then the (slow) detach.
     fn finish(&mut self, observer: &mut impl Observer) {
         shutdown(&mut self.rings, &self.pipe);
+        // The programs are stopped: the last refusals are in, every episode ends.
+        self.check_throttles();
+        let last = self.throttle.finish();
+        self.raise_throttles(last);
         // A change the stop's own config write came upon is still reported.
         self.check_tamper();
         // A stalled reader gets one second to take the rest; then it is counted as lost.
@@ -971,13 +1008,14 @@ impl Daemon {
             } else {
                 // Mid-run the books are in motion: no verdict, but the high-water mark.
                 info!(
-                    "ring {} size={} produced={} received={} dropped={} filtered={} untracked={} high_water={}%",
+                    "ring {} size={} produced={} received={} dropped={} filtered={} rate_limited={} untracked={} high_water={}%",
                     s.name,
                     s.size,
                     s.produced,
                     s.received,
                     s.dropped,
                     s.filtered,
+                    s.rate_limited,
                     s.untracked,
                     (s.utilization * 100.0).round()
                 );

@@ -16,7 +16,7 @@ use super::gaps::Gaps;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
 use crate::family::{Counters, Loaded, Tamper};
-use crate::output::{Lost, Raised, Sink, What};
+use crate::output::{Lost, Raised, Sink, Throttle, What};
 use crate::sizing::latency::Histogram;
 use crate::sizing::policy::RingPolicy;
 use crate::sys::clock::{self, WallClock};
@@ -79,6 +79,11 @@ impl Pipeline {
     /// A `tamper` anomaly, raised into the output.
     pub fn raise_tamper(&mut self, tamper: &Tamper) {
         self.raise(What::Tamper(tamper));
+    }
+
+    /// A `throttle` record, raised into the output.
+    pub fn raise_throttle(&mut self, t: Throttle) {
+        self.raise(What::Throttle(t));
     }
 
     /// Seqs `first..=last` of ring `name` will never arrive: counted in the ring's books
@@ -333,6 +338,7 @@ impl Ring {
             dropped,
             untracked,
             filtered,
+            rate_limited,
         } = self.loaded.counters();
         let lat = self.books.latency.borrow();
         let mut latency_le = [0; LE_NS.len()];
@@ -357,6 +363,7 @@ impl Ring {
             received: self.books.received.get(),
             dropped,
             filtered,
+            rate_limited,
             untracked,
             decode_errors: self.books.decode_errors.get(),
             lost: self.books.lost.get(),
@@ -463,13 +470,14 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
 
 pub fn stats_line(prefix: &str, s: &RingStats) -> String {
     format!(
-        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} untracked={} decode_errors={} exact={} lost={}",
+        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} rate_limited={} untracked={} decode_errors={} exact={} lost={}",
         s.name,
         s.size,
         s.produced,
         s.received,
         s.dropped,
         s.filtered,
+        s.rate_limited,
         s.untracked,
         s.decode_errors,
         if s.exact() { "yes" } else { "NO" },

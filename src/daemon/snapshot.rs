@@ -60,6 +60,8 @@ pub struct RingStats {
     pub dropped: u64,
     /// Events the in-kernel filters rejected (no seq, no ring space: outside the books).
     pub filtered: u64,
+    /// Events a rate limit refused (likewise outside the books).
+    pub rate_limited: u64,
     pub untracked: u64,
     pub decode_errors: u64,
     /// Seqs declared lost in `lost` records (equals `dropped` once the books are final),
@@ -141,7 +143,13 @@ pub const LOSSES_SHOWN: usize = 50;
 
 /// The largest losses first (filtered + dropped), at most `n`.
 pub fn top_losses(mut all: Vec<Loss>, n: usize) -> Vec<Loss> {
-    all.sort_by_key(|l| (std::cmp::Reverse(l.filtered + l.dropped), l.family, l.uid));
+    all.sort_by_key(|l| {
+        (
+            std::cmp::Reverse(l.filtered + l.dropped + l.rate_limited),
+            l.family,
+            l.uid,
+        )
+    });
     all.truncate(n);
     all
 }
@@ -182,6 +190,7 @@ impl Snapshot {
                     r.u64("received", s.received);
                     r.u64("dropped", s.dropped);
                     r.u64("filtered", s.filtered);
+                    r.u64("rate_limited", s.rate_limited);
                     r.u64("untracked", s.untracked);
                     r.u64("decode_errors", s.decode_errors);
                     r.u64("lost", s.lost);
@@ -246,11 +255,12 @@ impl Snapshot {
                 // Family names are plain ASCII: nothing to escape.
                 let _ = write!(
                     b,
-                    "{sep}{{\"ring\":\"{}\",\"uid\":{},\"filtered\":{},\"dropped\":{}}}",
+                    "{sep}{{\"ring\":\"{}\",\"uid\":{},\"filtered\":{},\"dropped\":{},\"rate_limited\":{}}}",
                     x.family.name(),
                     x.uid,
                     x.filtered,
-                    x.dropped
+                    x.dropped,
+                    x.rate_limited
                 );
             }
             b.push(b']');
@@ -300,6 +310,7 @@ pub(crate) mod tests {
                     received: 990,
                     dropped: 10,
                     filtered: 7,
+                    rate_limited: 4,
                     untracked: 3,
                     decode_errors: 1,
                     lost: 8,
@@ -349,12 +360,14 @@ pub(crate) mod tests {
                         uid: crate::family::filter::LOSS_OTHER,
                         filtered: 2,
                         dropped: 0,
+                        rate_limited: 0,
                     },
                     Loss {
                         family: crate::family::Family::File,
                         uid: 1000,
                         filtered: 5,
                         dropped: 1,
+                        rate_limited: 0,
                     },
                 ],
                 LOSSES_SHOWN,
@@ -368,12 +381,12 @@ pub(crate) mod tests {
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         assert!(text.starts_with(
-            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"untracked\":3,\"decode_errors\":1,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
+            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"rate_limited\":4,\"untracked\":3,\"decode_errors\":1,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
         ), "{text}");
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0}}]}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }

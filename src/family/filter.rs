@@ -148,6 +148,61 @@ impl Cidr {
 /// A uid or an inclusive range of uids.
 pub type UidRange = (u32, u32);
 
+/// A rate limit: `count` events per `period_ns`, in a bucket that holds one period's
+/// worth (a burst of `count` passes at once, then `count` per period).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u64,
+    pub period_ns: u64,
+}
+
+impl Rate {
+    /// `"20000/s"`, `"600/m"`, `"100/h"`.
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a rate; write events per second, minute or hour, like \"20000/s\", \"600/m\" or \"100/h\""
+            )
+        };
+        let (n, per) = s.split_once('/').ok_or_else(bad)?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        let period_ns = match per.trim() {
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(format!(
+                "{s:?} lets nothing through; leave the family out of the ring list (--only) or remove the limit"
+            ));
+        }
+        if count > period_ns {
+            return Err(format!(
+                "{s:?} is more than one event per nanosecond; remove the limit"
+            ));
+        }
+        Ok(Rate { count, period_ns })
+    }
+
+    /// `struct rw_rate`: GCRA's interval and tolerance.
+    fn gcra(&self) -> (u64, u64) {
+        let interval = self.period_ns / self.count;
+        (interval, interval * (self.count - 1))
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = match self.period_ns {
+            1_000_000_000 => "s",
+            60_000_000_000 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{per}", self.count)
+    }
+}
+
 /// `"1000-60000"`, `"1000"` or a number.
 pub fn parse_uid_range(s: &str) -> Result<UidRange, String> {
     let num = |t: &str| {
@@ -208,6 +263,11 @@ pub struct Rules {
     pub exclude_port: Vec<u16>,
     pub include_cidr: Vec<Cidr>,
     pub exclude_cidr: Vec<Cidr>,
+    /// `[rate_limit] FAMILY`: one bucket for the family.
+    pub rate_family: Vec<(Family, Rate)>,
+    /// `[rate_limit] per_uid`: a bucket per (family, uid), for the families the task
+    /// rules apply to.
+    pub rate_per_uid: Option<Rate>,
 }
 
 /// The families the task rules apply to when the configuration does not say.
@@ -253,8 +313,13 @@ impl Rules {
         b
     }
 
+    /// No filter and no rate limit.
     pub fn is_empty(&self) -> bool {
-        self.bits() == 0
+        self.bits() == 0 && !self.limits_rate()
+    }
+
+    pub fn limits_rate(&self) -> bool {
+        !self.rate_family.is_empty() || self.rate_per_uid.is_some()
     }
 
     /// One line for the log: what is filtered.
@@ -319,7 +384,15 @@ impl Rules {
         );
         list("network.include_cidr", cidrs(&self.include_cidr));
         list("network.exclude_cidr", cidrs(&self.exclude_cidr));
-        if self.bits() & bits::TASK != 0 {
+        list(
+            "rate_limit",
+            self.rate_family
+                .iter()
+                .map(|(f, r)| format!("{f}={r}"))
+                .chain(self.rate_per_uid.map(|r| format!("per_uid={r}")))
+                .collect(),
+        );
+        if self.bits() & bits::TASK != 0 || self.rate_per_uid.is_some() {
             list(
                 "families",
                 self.families.iter().map(|f| f.name().to_string()).collect(),
@@ -468,6 +541,51 @@ const LISTS: &[&str] = &[
     "rw_filter_tree",
 ];
 
+/// `struct rw_filter_set`: the rules' bits, the families the task rules apply to, the
+/// epoch, and the rate limits by family index.
+fn set_bytes(rules: &Rules, epoch: u32) -> Vec<u8> {
+    const FAMILIES: usize = 8;
+    let mut set = Vec::with_capacity(16 + 2 * FAMILIES * 16);
+    set.extend_from_slice(&rules.bits().to_ne_bytes());
+    let fams = rules
+        .families
+        .iter()
+        .fold(0u32, |m, f| m | (1 << f.index()));
+    set.extend_from_slice(&fams.to_ne_bytes());
+    set.extend_from_slice(&epoch.to_ne_bytes());
+    set.extend_from_slice(&0u32.to_ne_bytes());
+    let rate = |r: Option<Rate>| {
+        let (i, t) = r.map_or((0, 0), |r| r.gcra());
+        [i.to_ne_bytes(), t.to_ne_bytes()].concat()
+    };
+    for i in 0..FAMILIES {
+        let r = rules
+            .rate_family
+            .iter()
+            .find(|(f, _)| f.index() == i)
+            .map(|(_, r)| *r);
+        set.extend_from_slice(&rate(r));
+    }
+    for i in 0..FAMILIES {
+        // per_uid: the families the task rules apply to (anomaly only when named).
+        let r = rules
+            .rate_per_uid
+            .filter(|_| rules.families.iter().any(|f| f.index() == i));
+        set.extend_from_slice(&rate(r));
+    }
+    set
+}
+
+/// A rate-limit bucket that has refused events: its family, its uid (`None`: the
+/// family's own bucket), how many it refused ever, and since when it is refusing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub family: Family,
+    pub uid: Option<u32>,
+    pub suppressed: u64,
+    pub since_ns: u64,
+}
+
 /// The filtered and dropped counts of one uid in one family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Loss {
@@ -476,6 +594,7 @@ pub struct Loss {
     pub uid: u32,
     pub filtered: u64,
     pub dropped: u64,
+    pub rate_limited: u64,
 }
 
 /// The loaded filter object: its maps, which every family shares, and its programs.
@@ -511,7 +630,10 @@ impl Filters {
         let mut maps = Vec::new();
         for m in obj.maps() {
             let name = m.name().to_string_lossy().into_owned();
-            if !name.starts_with("rw_filter") && name != "rw_uid_loss" {
+            if !name.starts_with("rw_filter")
+                && !name.starts_with("rw_rate")
+                && name != "rw_uid_loss"
+            {
                 continue;
             }
             let h = MapHandle::try_from(&m)
@@ -529,12 +651,14 @@ impl Filters {
         };
         // Room for every family's catch-all uid, so that the per-uid counts add up even
         // when the table is full.
-        let loss = f.map("rw_uid_loss")?;
-        for fam in Family::ALL {
-            let mut k = (fam.index() as u32).to_ne_bytes().to_vec();
-            k.extend_from_slice(&LOSS_OTHER.to_ne_bytes());
-            loss.update(&k, &[0u8; 16], MapFlags::ANY)
-                .map_err(|e| Error::Map(format!("rw_uid_loss: {e}")))?;
+        for (name, size) in [("rw_uid_loss", 24), ("rw_rate_uid", 32)] {
+            let m = f.map(name)?;
+            for fam in Family::ALL {
+                let mut k = (fam.index() as u32).to_ne_bytes().to_vec();
+                k.extend_from_slice(&LOSS_OTHER.to_ne_bytes());
+                m.update(&k, &vec![0u8; size], MapFlags::ANY)
+                    .map_err(|e| Error::Map(format!("{name}: {e}")))?;
+            }
         }
         Ok(f)
     }
@@ -573,15 +697,7 @@ impl Filters {
         // The set first, under a new epoch: an open judged at entry by the set this
         // generation held before is judged again at exit; and the fork program follows
         // the new pid trees from here on.
-        let mut set = Vec::with_capacity(16);
-        set.extend_from_slice(&rules.bits().to_ne_bytes());
-        let fams = rules
-            .families
-            .iter()
-            .fold(0u32, |m, f| m | (1 << f.index()));
-        set.extend_from_slice(&fams.to_ne_bytes());
-        set.extend_from_slice(&self.epoch.to_ne_bytes());
-        set.extend_from_slice(&0u32.to_ne_bytes());
+        let set = set_bytes(rules, self.epoch);
         self.map("rw_filter_sets")?
             .update(&u32::from(new).to_ne_bytes(), &set, MapFlags::ANY)
             .map_err(mapped("rw_filter_sets"))?;
@@ -596,6 +712,12 @@ impl Filters {
         if !rules.include_pid_tree.is_empty() {
             self.seed_trees(new, &rules.include_pid_tree)?;
         }
+        // New limits start from full buckets; the refusal counts carry on.
+        if (&rules.rate_family, rules.rate_per_uid)
+            != (&self.rules.rate_family, self.rules.rate_per_uid)
+        {
+            self.refill()?;
+        }
         self.map("rw_filter_gen")?
             .update(
                 &0u32.to_ne_bytes(),
@@ -606,6 +728,65 @@ impl Filters {
         self.generation = new;
         self.rules = rules.clone();
         Ok(())
+    }
+
+    /// Every bucket full again (its arrival time 0), keeping its count of refusals.
+    fn refill(&self) -> Result<(), Error> {
+        for name in ["rw_rate_family", "rw_rate_uid"] {
+            let m = self.map(name)?;
+            for k in m.keys() {
+                if let Ok(Some(mut v)) = m.lookup(&k, MapFlags::ANY) {
+                    v[..8].copy_from_slice(&0u64.to_ne_bytes());
+                    m.update(&k, &v, MapFlags::EXIST)
+                        .map_err(|e| Error::Map(format!("{name}: {e}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every bucket that has refused anything: per family, and per (family, uid).
+    pub fn buckets(&self) -> Vec<Bucket> {
+        let mut out = Vec::new();
+        let parse = |v: &[u8]| (read_u64(v, 8).unwrap_or(0), read_u64(v, 16).unwrap_or(0));
+        if let Ok(m) = self.map("rw_rate_family") {
+            for (i, &family) in Family::ALL.iter().enumerate() {
+                if let Ok(Some(v)) = m.lookup(&(i as u32).to_ne_bytes(), MapFlags::ANY) {
+                    let (suppressed, since_ns) = parse(&v);
+                    if suppressed > 0 {
+                        out.push(Bucket {
+                            family,
+                            uid: None,
+                            suppressed,
+                            since_ns,
+                        });
+                    }
+                }
+            }
+        }
+        if let Ok(m) = self.map("rw_rate_uid") {
+            for k in m.keys() {
+                let (Some(fam), Some(uid)) = (read_u32(&k, 0), read_u32(&k, 4)) else {
+                    continue;
+                };
+                let Some(family) = Family::ALL.get(fam as usize).copied() else {
+                    continue;
+                };
+                let Ok(Some(v)) = m.lookup(&k, MapFlags::ANY) else {
+                    continue;
+                };
+                let (suppressed, since_ns) = parse(&v);
+                if suppressed > 0 {
+                    out.push(Bucket {
+                        family,
+                        uid: Some(uid),
+                        suppressed,
+                        since_ns,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Deletes every entry of generation `generation` from a list map.
@@ -673,8 +854,12 @@ impl Filters {
             let Ok(Some(v)) = m.lookup(&k, MapFlags::ANY) else {
                 continue;
             };
-            let (filtered, dropped) = (read_u64(&v, 0).unwrap_or(0), read_u64(&v, 8).unwrap_or(0));
-            if filtered == 0 && dropped == 0 {
+            let (filtered, dropped, rate_limited) = (
+                read_u64(&v, 0).unwrap_or(0),
+                read_u64(&v, 8).unwrap_or(0),
+                read_u64(&v, 16).unwrap_or(0),
+            );
+            if filtered == 0 && dropped == 0 && rate_limited == 0 {
                 continue;
             }
             out.push(Loss {
@@ -682,6 +867,7 @@ impl Filters {
                 uid,
                 filtered,
                 dropped,
+                rate_limited,
             });
         }
         out.sort_by_key(|l| (l.family, l.uid));
@@ -857,9 +1043,10 @@ mod tests {
             ("rw_fkey_addr", 24),
             ("rw_fkey_port", 4),
             ("rw_fkey_tree", 8),
-            ("rw_filter_set", 16),
+            ("rw_filter_set", 16 + 2 * 8 * 16),
             ("rw_loss_key", 8),
-            ("rw_loss", 16),
+            ("rw_loss", 24),
+            ("rw_bucket", 32),
         ] {
             let (c, _) = Family::File
                 .c_layout(name)

@@ -148,6 +148,7 @@ pub struct Counters {
     pub dropped: u64,
     pub untracked: u64,
     pub filtered: u64,
+    pub rate_limited: u64,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl plain::Plain for Counters {}
@@ -1037,7 +1038,7 @@ mod tests {
                 f,
                 "rw_counters",
                 Counters,
-                [produced, dropped, untracked, filtered]
+                [produced, dropped, untracked, filtered, rate_limited]
             );
             crate::assert_layout!(
                 f,

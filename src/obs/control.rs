@@ -391,9 +391,14 @@ pub fn table(v: &Value) -> String {
         if u > 0 || d > 0 {
             notes.push(format!("ring {name}: {u} untracked, {d} decode errors"));
         }
-        let f = r.get("filtered").as_u64().unwrap_or(0);
-        if f > 0 {
-            notes.push(format!("ring {name}: {f} filtered out (not in PRODUCED)"));
+        let (f, rl) = (
+            r.get("filtered").as_u64().unwrap_or(0),
+            r.get("rate_limited").as_u64().unwrap_or(0),
+        );
+        if f > 0 || rl > 0 {
+            notes.push(format!(
+                "ring {name}: {f} filtered out, {rl} rate limited (not in PRODUCED)"
+            ));
         }
     }
     let widths: Vec<usize> = (0..HEAD.len())
@@ -438,7 +443,7 @@ pub fn table(v: &Value) -> String {
     }
     let losses = v.get("losses").elements();
     if !losses.is_empty() {
-        out.push_str("losses by uid (filtered, dropped), largest first:\n");
+        out.push_str("losses by uid, largest first:\n");
         for l in losses.iter().take(10) {
             let uid = match l.get("uid").as_u64() {
                 Some(u) if u == u64::from(u32::MAX) => "other uids".to_string(),
@@ -446,10 +451,11 @@ pub fn table(v: &Value) -> String {
                 None => "uid ?".to_string(),
             };
             out.push_str(&format!(
-                "  {} {uid}: {} filtered, {} dropped\n",
+                "  {} {uid}: {} filtered, {} dropped, {} rate limited\n",
                 l.get("ring").as_str().unwrap_or("?"),
                 num(l.get("filtered")),
-                num(l.get("dropped"))
+                num(l.get("dropped")),
+                num(l.get("rate_limited"))
             ));
         }
     }
@@ -557,10 +563,10 @@ RING     SIZE  MIN   MAX     HIGH-WATER  FILL   PRODUCED  RECEIVED  DROPPED  LOS
 file     1MiB  1MiB  256MiB  768KiB      75.0%  1000      990       10       1.000%  +2/-1    300us  500us
 syscall  4KiB  4KiB  64MiB   0B          0.0%   0         0         0        0.000%  +0/-0    0ns    0ns
 ring file: 3 untracked, 1 decode errors
-ring file: 7 filtered out (not in PRODUCED)
-losses by uid (filtered, dropped), largest first:
-  file uid 1000: 5 filtered, 1 dropped
-  file other uids: 2 filtered, 0 dropped
+ring file: 7 filtered out, 4 rate limited (not in PRODUCED)
+losses by uid, largest first:
+  file uid 1000: 5 filtered, 1 dropped, 0 rate limited
+  file other uids: 2 filtered, 0 dropped, 0 rate limited
 programs: 1 attached, 1 failed, 1 not applicable
   not applicable: anomaly/handle_init_module (tracepoint/syscalls/sys_enter_init_module): no module support
   failed: network/handle_connect (tracepoint/syscalls/sys_exit_connect): attach: \"EPERM\"

@@ -138,6 +138,14 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
     per_ring(
         o,
         rings,
+        "ebpf_events_rate_limited_total",
+        "counter",
+        "Events a rate limit refused before the ring (no sequence number, no ring space; not part of produced).",
+        |r| Val::Int(r.rate_limited),
+    );
+    per_ring(
+        o,
+        rings,
         "ebpf_events_untracked_total",
         "counter",
         "Events a program saw but could not follow (in-flight table full, exit without its enter, 32-bit compat syscall).",
@@ -237,6 +245,7 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
             Val::Int(s.programs_in(st) as u64),
         );
     }
+    losses(o, &s.losses);
     if let Some(u) = &s.unseen {
         unseen(o, u);
     }
@@ -265,6 +274,44 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         Val::Int(renders),
     );
     out
+}
+
+/// Uids named in `ringwarden_uid_lost_events_total`: the largest losses, a bounded label
+/// set (the rest are in `ringwarden status --json`).
+pub const LOSS_UIDS: usize = 10;
+
+/// Who lost events: filtered, dropped and rate-limited events of the uids with the largest
+/// losses (only once some uid lost any).
+fn losses(o: &mut String, all: &[crate::family::filter::Loss]) {
+    const NAME: &str = "ringwarden_uid_lost_events_total";
+    if all.is_empty() {
+        return;
+    }
+    head(
+        o,
+        NAME,
+        "counter",
+        "Events not reported, by ring, uid and reason (filtered, dropped, rate_limited), for the uids with the most; uid=\"other\" is every uid the kernel had no room to count alone.",
+    );
+    for l in all.iter().take(LOSS_UIDS) {
+        let uid = if l.uid == crate::family::filter::LOSS_OTHER {
+            "other".to_string()
+        } else {
+            l.uid.to_string()
+        };
+        for (reason, n) in [
+            ("filtered", l.filtered),
+            ("dropped", l.dropped),
+            ("rate_limited", l.rate_limited),
+        ] {
+            sample(
+                o,
+                NAME,
+                &[("ring", l.family.name()), ("uid", &uid), ("reason", reason)],
+                Val::Int(n),
+            );
+        }
+    }
 }
 
 /// What the syscall family counts but no family reports (only when it runs).
@@ -452,6 +499,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ebpf_events_received_total",
             "ebpf_events_dropped_total",
             "ebpf_events_filtered_total",
+            "ebpf_events_rate_limited_total",
             "ebpf_events_untracked_total",
             "ebpf_ring_buffer_size_bytes",
             "ebpf_ring_buffer_utilization_percent",
@@ -463,6 +511,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ringwarden_resident_memory_bytes",
             "ringwarden_tamper_total",
             "ringwarden_programs",
+            "ringwarden_uid_lost_events_total",
             "ringwarden_uptime_seconds",
             "ringwarden_metrics_renders_total",
         ];

@@ -8,7 +8,7 @@ pub mod sink;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use raised::{Lost, Raised, What};
+pub use raised::{Lost, Raised, Throttle, What};
 pub use sink::{Flushed, Lines, Sink};
 
 use crate::sys::{self, Exit};

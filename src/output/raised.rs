@@ -24,6 +24,21 @@ pub enum What<'a> {
     Tamper(&'a Tamper),
     /// Seqs of a ring that will never arrive (dropped in the kernel).
     Lost(Lost),
+    /// A rate limit started or stopped refusing events.
+    Throttle(Throttle),
+}
+
+/// A rate limit's bucket that started refusing events (`start`) or has refused none for a
+/// whole tick (`!start`); `suppressed`: refused since it started (at a start: so far).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    pub ring: &'static str,
+    pub start: bool,
+    /// `None`: the family's bucket; else this uid's.
+    pub uid: Option<u32>,
+    pub suppressed: u64,
+    /// When the kernel saw the first refusal (boot ns).
+    pub since_ns: u64,
 }
 
 /// A run of consecutive seqs of one ring, `first..=last`, that will never arrive.
@@ -69,6 +84,23 @@ impl Raised<'_> {
                 f.u64("last_seq", l.last_seq);
                 f.u64("count", l.count());
             }
+            What::Throttle(t) => {
+                f.str("type", "throttle");
+                f.str("origin", "daemon");
+                f.str("ring", t.ring);
+                self.stamp(clock, f);
+                f.str("state", if t.start { "start" } else { "stop" });
+                match t.uid {
+                    Some(uid) => {
+                        f.str("scope", "uid");
+                        f.u64("uid", uid.into());
+                    }
+                    None => f.str("scope", "family"),
+                }
+                f.u64("suppressed", t.suppressed);
+                f.ascii_with("since", |b| clock.write_rfc3339(b, t.since_ns));
+                f.u64("since_ns", t.since_ns);
+            }
         }
     }
 
@@ -106,6 +138,26 @@ impl Raised<'_> {
                         "ring {} lost {n} events (seq {}..{})",
                         l.ring, l.first_seq, l.last_seq
                     ),
+                };
+                PRIO_WARNING
+            }
+            What::Throttle(t) => {
+                let who = match t.uid {
+                    Some(u) => format!("uid {u}"),
+                    None => "the family".to_string(),
+                };
+                let _ = if t.start {
+                    write!(
+                        b,
+                        "ring {}: rate limit of {who} refusing events ({} so far)",
+                        t.ring, t.suppressed
+                    )
+                } else {
+                    write!(
+                        b,
+                        "ring {}: rate limit of {who} stopped refusing: {} events refused",
+                        t.ring, t.suppressed
+                    )
                 };
                 PRIO_WARNING
             }
@@ -213,5 +265,54 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(lost(7, 7).summary(&mut buf), PRIO_WARNING);
         assert_eq!(buf, b"ring file lost 1 event (seq 7)");
+    }
+
+    fn throttle(start: bool, uid: Option<u32>) -> Raised<'static> {
+        Raised {
+            ts_ns: 3_000_000_000,
+            pid: 4242,
+            what: What::Throttle(Throttle {
+                ring: "file",
+                start,
+                uid,
+                suppressed: 150,
+                since_ns: 2_000_000_000,
+            }),
+        }
+    }
+
+    #[test]
+    fn throttle_json_lines() {
+        let line = |ev: Raised<'_>| {
+            let mut buf = Vec::new();
+            let mut l = json::Line::begin(&mut buf);
+            ev.walk(&WallClock::default(), &mut l);
+            l.end();
+            String::from_utf8(buf).expect("utf-8")
+        };
+        assert_eq!(
+            line(throttle(true, Some(1000))),
+            "{\"type\":\"throttle\",\"origin\":\"daemon\",\"ring\":\"file\",\"ts\":\"1970-01-01T00:00:03.000000000Z\",\"ts_ns\":3000000000,\"pid\":4242,\"state\":\"start\",\"scope\":\"uid\",\"uid\":1000,\"suppressed\":150,\"since\":\"1970-01-01T00:00:02.000000000Z\",\"since_ns\":2000000000}\n"
+        );
+        assert!(
+            line(throttle(false, None))
+                .contains("\"state\":\"stop\",\"scope\":\"family\",\"suppressed\":150,")
+        );
+    }
+
+    #[test]
+    fn throttle_journal_messages() {
+        let mut buf = Vec::new();
+        assert_eq!(throttle(true, Some(1000)).summary(&mut buf), PRIO_WARNING);
+        assert_eq!(
+            String::from_utf8(buf).expect("utf-8"),
+            "ring file: rate limit of uid 1000 refusing events (150 so far)"
+        );
+        let mut buf = Vec::new();
+        throttle(false, None).summary(&mut buf);
+        assert_eq!(
+            String::from_utf8(buf).expect("utf-8"),
+            "ring file: rate limit of the family stopped refusing: 150 events refused"
+        );
     }
 }

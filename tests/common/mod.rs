@@ -498,12 +498,12 @@ impl Finished {
         self
     }
 
-    /// The records read from ring `name` (not the `lost` records the daemon raises
-    /// about it).
+    /// The records read from ring `name` (not the `lost` and `throttle` records the
+    /// daemon raises about it: those say `"origin":"daemon"`).
     pub fn read_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events
             .iter()
-            .filter(move |e| e["ring"] == name && e["type"] != "lost")
+            .filter(move |e| e["ring"] == name && e["origin"] != "daemon")
     }
 
     /// The `lost` records of ring `name`: (first_seq, last_seq, count), in stream order.
