@@ -36,10 +36,10 @@ struct rw_fill {
 
 /* Per ring slot accounting: produced = received + dropped at any quiescent point. */
 struct rw_counters {
-	__u64 produced;  /* every reserve attempt; its old value is the attempt's seq */
-	__u64 dropped;   /* every reserve failure */
-	__u64 untracked; /* syscalls not followed from enter to exit (RW_COUNT_UNTRACKED) */
-	__u64 filtered;  /* events the filters (filter.h) rejected: no seq, no ring space */
+	__u64 produced;     /* every reserve attempt; its old value is the attempt's seq */
+	__u64 dropped;      /* every reserve failure */
+	__u64 untracked;    /* syscalls not followed from enter to exit (RW_COUNT_UNTRACKED) */
+	__u64 filtered;     /* events the filters (filter.h) rejected: no seq, no ring space */
 	__u64 rate_limited; /* events a rate limit (filter.h) refused: no seq, no ring space */
 };
 
@@ -155,7 +155,7 @@ static __always_inline void rw_count_drop(struct rw_counters *c)
 	__sync_fetch_and_add(&c->dropped, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_add(cfg->family, (__u32)bpf_get_current_uid_gid(), RW_LOSS_DROPPED);
+		rw_loss_count(cfg->family, (__u32)bpf_get_current_uid_gid(), RW_LOSS_DROPPED);
 }
 
 /* Counts an event the filters rejected, in the ring's books and against `uid`. */
@@ -167,7 +167,7 @@ static __always_inline void rw_count_filtered(void *stats, __u32 uid)
 		__sync_fetch_and_add(&c->filtered, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_add(cfg->family, uid, RW_LOSS_FILTERED);
+		rw_loss_count(cfg->family, uid, RW_LOSS_FILTERED);
 }
 
 /* Whether the task rules apply to this family in `set`. */
@@ -181,31 +181,25 @@ static __always_inline bool rw_task_rules(struct rw_filter_set *set)
  * caller got from rw_fset with `gen`); counted when it is. */
 static __always_inline bool rw_task_filtered_by(void *stats, struct rw_filter_set *set, __u8 gen)
 {
-	if (!rw_task_rules(set))
+	if (!rw_task_rules(set) || !rw_task_verdict(gen))
 		return false;
-	__u32 uid = (__u32)bpf_get_current_uid_gid();
-	char comm[RW_COMM_LEN] = {};
-	if (set->bits & (RW_F_INCLUDE_COMM | RW_F_EXCLUDE_COMM))
-		bpf_get_current_comm(comm, sizeof(comm));
-	if (!rw_task_rejected(set, gen, bpf_get_current_pid_tgid() >> 32, uid, comm,
-			      bpf_get_current_cgroup_id(), true))
-		return false;
-	rw_count_filtered(stats, uid);
+	rw_count_filtered(stats, (__u32)bpf_get_current_uid_gid());
 	return true;
 }
 
 /* Whether a rate limit of `set` refuses an event of `uid` (that passed the filters);
  * counted when it does. */
-static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *set, __u32 uid)
+static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *set, __u8 gen,
+					    __u32 uid)
 {
 	struct rw_config *cfg = rw_cfg();
-	if (!cfg || !rw_rate_refused(set, cfg->family, uid))
+	if (!cfg || !rw_rate_set(set, cfg->family) || !rw_rate_refused(gen, cfg->family, uid))
 		return false;
 	__u32 slot = RW_SLOT;
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
 	if (c)
 		__sync_fetch_and_add(&c->rate_limited, 1);
-	rw_loss_add(cfg->family, uid, RW_LOSS_RATE_LIMITED);
+	rw_loss_count(cfg->family, uid, RW_LOSS_RATE_LIMITED);
 	return true;
 }
 
@@ -219,7 +213,7 @@ static __always_inline bool rw_judged_out(void *stats)
 	if (!set)
 		return false;
 	return rw_task_filtered_by(stats, set, gen) ||
-	       rw_rate_limited(stats, set, (__u32)bpf_get_current_uid_gid());
+	       rw_rate_limited(stats, set, gen, (__u32)bpf_get_current_uid_gid());
 }
 
 #define RW_FILTERED(fam) rw_judged_out(&fam##_stats)

@@ -383,7 +383,7 @@ static __always_inline bool exit_filtered(const struct open_start *s, struct ope
 		}
 	}
 	/* Kept by the filters: the rate limits have the last word. */
-	return rw_rate_limited(&file_stats, set, e->hdr.uid);
+	return rw_rate_limited(&file_stats, set, gen, e->hdr.uid);
 }
 
 static __always_inline int emit(long ret, __u32 sc)

@@ -259,10 +259,28 @@ struct {
 	__type(value, struct rw_bucket);
 } rw_rate_uid SEC(".maps");
 
-/* Per CPU: the key a path is built in (tracing programs do not nest on a CPU). */
+/* A cgroup is judged by the names of its top RW_CG_DEPTH levels (a deeper one by a path
+ * that ends in "/", which matches rules for what is above it, never the cgroup itself);
+ * one more than RW_CG_WALK levels deep is not judged at all. */
+#define RW_CG_DEPTH 16
+#define RW_CG_WALK 8192
+
+/* The walk from the task's cgroup up to the root, then down again writing names. */
+struct rw_cg_walk {
+	__u64 kn;                 /* struct kernfs_node * where the walk up is */
+	__u64 chain[RW_CG_DEPTH]; /* the last RW_CG_DEPTH levels passed: at the root, the top */
+	__u32 depth;              /* levels below the root */
+	__u32 done;               /* the root was reached */
+	__u32 pos;                /* bytes of path written */
+	__u32 cut;                /* the path stops short of the cgroup's own name */
+};
+
+/* Per CPU: the key a path is built in and the cgroup walk (tracing programs do not nest
+ * on a CPU). */
 struct rw_filter_scratch {
 	struct rw_fkey_path key;
 	char spill[512]; /* room for a name read at the last index the mask allows */
+	struct rw_cg_walk walk;
 };
 
 struct {
@@ -308,19 +326,24 @@ static __always_inline void *rw_uid_entry(void *map, __u32 family, __u32 uid, vo
 	return bpf_map_lookup_elem(map, &k);
 }
 
-/* Adds one to the uid's count of `kind` in the family. */
-static __always_inline void rw_loss_add(__u32 family, __u32 uid, enum rw_loss_kind kind)
+/* The judging below is in global functions: the verifier checks each once per program
+ * (not once per call site), and the object holds one copy (inlined at every reserve, the
+ * cgroup walk alone made the objects 2.3 times larger). Globals take only scalars. */
+
+/* Adds one to the uid's count of `kind` (enum rw_loss_kind) in the family. */
+__noinline int rw_loss_count(__u32 family, __u32 uid, __u32 kind)
 {
 	struct rw_loss zero = {};
 	struct rw_loss *l = rw_uid_entry(&rw_uid_loss, family, uid, &zero);
 	if (!l)
-		return;
+		return 0;
 	if (kind == RW_LOSS_DROPPED)
 		__sync_fetch_and_add(&l->dropped, 1);
 	else if (kind == RW_LOSS_RATE_LIMITED)
 		__sync_fetch_and_add(&l->rate_limited, 1);
 	else
 		__sync_fetch_and_add(&l->filtered, 1);
+	return 0;
 }
 
 /* One event against a bucket: whether it is let through. Lock-free (tracing programs
@@ -348,28 +371,40 @@ static __always_inline bool rw_bucket_take(struct rw_bucket *b, const struct rw_
 	return true;
 }
 
-/* Whether the rate limits of `set` refuse an event of `uid` in `family`: its uid's bucket
- * first, then the family's. */
-static __always_inline bool rw_rate_refused(struct rw_filter_set *set, __u32 family, __u32 uid)
+/* Whether generation `gen`'s rate limits for `family` apply at all (inlined: the common
+ * case, no limit, costs no call). */
+static __always_inline bool rw_rate_set(struct rw_filter_set *set, __u32 family)
 {
+	__u32 f = family & (RW_FAMILIES - 1);
+	return set->uid_rate[f].interval_ns || set->family_rate[f].interval_ns;
+}
+
+/* Whether generation `gen`'s rate limits refuse an event of `uid` in `family`: its uid's
+ * bucket first, then the family's. 1: refused. */
+__noinline int rw_rate_refused(__u32 gen, __u32 family, __u32 uid)
+{
+	__u32 k = gen & 1;
+	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &k);
+	if (!set)
+		return 0;
 	__u32 f = family & (RW_FAMILIES - 1);
 	const struct rw_rate *ur = &set->uid_rate[f];
 	const struct rw_rate *fr = &set->family_rate[f];
 	if (!ur->interval_ns && !fr->interval_ns)
-		return false;
+		return 0;
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (ur->interval_ns) {
 		struct rw_bucket zero = {};
 		struct rw_bucket *b = rw_uid_entry(&rw_rate_uid, f, uid, &zero);
 		if (b && !rw_bucket_take(b, ur, now))
-			return true;
+			return 1;
 	}
 	if (fr->interval_ns) {
 		struct rw_bucket *b = bpf_map_lookup_elem(&rw_rate_family, &f);
 		if (b && !rw_bucket_take(b, fr, now))
-			return true;
+			return 1;
 	}
-	return false;
+	return 0;
 }
 
 static __always_inline bool rw_uid_listed(__u8 gen, __u8 list, __u32 uid)
@@ -397,56 +432,96 @@ static __always_inline bool rw_in_tree(__u8 gen, __u32 tgid)
 	return bpf_map_lookup_elem(&rw_filter_tree, &k) != NULL;
 }
 
-/* Cgroups deeper than this below the root are judged by their top RW_CG_DEPTH levels. */
-#define RW_CG_DEPTH 16
+static __always_inline struct rw_filter_scratch *rw_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&rw_filter_scratch, &zero);
+}
 
-/* The cgroup v2 path of the current task ("/system.slice/x.service"), built from the
- * kernel's own names into the scratch key; returns its length (at most
- * RW_FILTER_PATH_LEN - 1: a longer path keeps its first bytes, enough for any prefix). */
+/* One level up (a bpf_loop callback: verified once, not once per level). */
+static long rw_cg_up(__u32 i, void *unused)
+{
+	struct rw_filter_scratch *s = rw_scratch();
+	if (!s)
+		return 1;
+	struct rw_cg_walk *w = &s->walk;
+	struct kernfs_node *kn = (struct kernfs_node *)w->kn;
+	struct kernfs_node *up = NULL;
+	if (bpf_core_field_exists(kn->__parent))
+		up = BPF_CORE_READ(kn, __parent);
+	else
+		up = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+	if (!up) {
+		w->done = 1; /* kn is the root, which has no name */
+		return 1;
+	}
+	w->chain[w->depth & (RW_CG_DEPTH - 1)] = (__u64)kn;
+	w->depth++;
+	w->kn = (__u64)up;
+	return 0;
+}
+
+/* The i-th level from the top: "/" and its name. */
+static long rw_cg_down(__u32 i, void *unused)
+{
+	struct rw_filter_scratch *s = rw_scratch();
+	if (!s)
+		return 1;
+	struct rw_cg_walk *w = &s->walk;
+	__u32 pos = w->pos;
+	if (pos >= RW_FILTER_PATH_LEN - 1) {
+		w->cut = 1;
+		return 1;
+	}
+	s->key.path[pos & RW_FILTER_PATH_MASK] = '/';
+	pos++;
+	struct kernfs_node *kn =
+		(struct kernfs_node *)w->chain[(w->depth - 1 - i) & (RW_CG_DEPTH - 1)];
+	const char *name = BPF_CORE_READ(kn, name);
+	/* Reads into the key and on into spill: the key keeps its first bytes. */
+	long r = bpf_probe_read_kernel_str(&s->key.path[pos & RW_FILTER_PATH_MASK],
+					   RW_FILTER_PATH_MASK + 1, name);
+	if (r > 1)
+		pos += r - 1;
+	w->pos = pos;
+	return 0;
+}
+
+/* The cgroup v2 path of the current task ("/system.slice/x.service"), built top-down from
+ * the kernel's own names into the scratch key; returns the key's prefix length in bits
+ * (with the NUL when the path is the cgroup's whole path), 0 when it cannot be judged. */
 static __always_inline __u32 rw_cgroup_path(struct rw_filter_scratch *s)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
-	struct kernfs_node *chain[RW_CG_DEPTH];
-	int n = 0;
-	/* Up to the root (whose parent is NULL), leaf first; the root has no name. */
-	for (int i = 0; i < RW_CG_DEPTH; i++) {
-		struct kernfs_node *up = NULL;
-		if (!kn)
-			break;
-		if (bpf_core_field_exists(kn->__parent))
-			up = BPF_CORE_READ(kn, __parent);
-		else
-			up = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
-		if (!up)
-			break;
-		chain[n & (RW_CG_DEPTH - 1)] = kn;
-		n++;
-		kn = up;
-	}
-	__u32 pos = 0;
-	for (int i = RW_CG_DEPTH - 1; i >= 0; i--) {
-		if (i >= n)
-			continue;
-		if (pos >= RW_FILTER_PATH_LEN - 1)
-			break;
+	struct rw_cg_walk *w = &s->walk;
+	w->kn = (__u64)BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	w->depth = 0;
+	w->done = 0;
+	w->pos = 0;
+	w->cut = 0;
+	if (!w->kn)
+		return 0;
+	bpf_loop(RW_CG_WALK, rw_cg_up, NULL, 0);
+	if (!w->done)
+		return 0;
+	__u32 levels = w->depth < RW_CG_DEPTH ? w->depth : RW_CG_DEPTH;
+	bpf_loop(levels, rw_cg_down, NULL, 0);
+	__u32 pos = w->pos;
+	bool whole = !w->cut && w->depth <= RW_CG_DEPTH;
+	if (pos >= RW_FILTER_PATH_LEN - 1) {
+		pos = RW_FILTER_PATH_LEN - 1;
+		whole = false;
+	} else if (w->depth > RW_CG_DEPTH && !w->cut) {
+		/* Deeper than the levels named: below this path, not this path. */
 		s->key.path[pos & RW_FILTER_PATH_MASK] = '/';
 		pos++;
-		const char *name = BPF_CORE_READ(chain[i & (RW_CG_DEPTH - 1)], name);
-		/* Reads into the key and on into spill: the key keeps its first bytes. */
-		long r = bpf_probe_read_kernel_str(&s->key.path[pos & RW_FILTER_PATH_MASK],
-						   RW_FILTER_PATH_MASK + 1, name);
-		if (r > 1)
-			pos += r - 1;
 	}
 	if (pos == 0) {
-		s->key.path[0] = '/';
+		s->key.path[0] = '/'; /* the root cgroup */
 		pos = 1;
 	}
-	if (pos > RW_FILTER_PATH_LEN - 1)
-		pos = RW_FILTER_PATH_LEN - 1;
 	s->key.path[pos & RW_FILTER_PATH_MASK] = 0;
-	return pos;
+	return 16 + 8 * (pos + (whole ? 1 : 0));
 }
 
 /* RW_CG_INCLUDED and/or RW_CG_EXCLUDED for the current task's cgroup, from the cache when
@@ -456,15 +531,20 @@ static __always_inline __u32 rw_cgroup_verdict(struct rw_filter_set *set, __u8 g
 	struct rw_cg_verdict *c = bpf_map_lookup_elem(&rw_filter_cgcache, &cgid);
 	if (c && c->epoch == set->epoch)
 		return c->verdict;
-	__u32 zero = 0;
-	struct rw_filter_scratch *s = bpf_map_lookup_elem(&rw_filter_scratch, &zero);
+	struct rw_filter_scratch *s = rw_scratch();
 	if (!s)
 		return 0;
-	__u32 len = rw_cgroup_path(s);
-	/* With the NUL: an entry "/a\0" is the cgroup itself, "/a/" its descendants. */
-	s->key.prefixlen = 16 + 8 * (len + 1);
-	s->key.gen = gen;
+	/* An entry "/a\0" is the cgroup itself, "/a/" its descendants. */
+	__u32 bits = rw_cgroup_path(s);
 	struct rw_cg_verdict v = { .epoch = set->epoch };
+	if (!bits) {
+		/* Not judged (deeper than the walk goes): kept, as what cannot be seen is. */
+		v.verdict = RW_CG_INCLUDED;
+		bpf_map_update_elem(&rw_filter_cgcache, &cgid, &v, BPF_ANY);
+		return v.verdict;
+	}
+	s->key.prefixlen = bits;
+	s->key.gen = gen;
 	if (set->bits & RW_F_INCLUDE_CGROUP) {
 		s->key.list = RW_FL_INCLUDE;
 		if (bpf_map_lookup_elem(&rw_filter_cgroup, &s->key))
@@ -513,6 +593,21 @@ static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen
 			return true;
 	}
 	return false;
+}
+
+/* Whether generation `gen`'s task rules reject the current task's event. 1: rejected. */
+__noinline int rw_task_verdict(__u32 gen)
+{
+	__u32 k = gen & 1;
+	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &k);
+	if (!set)
+		return 0;
+	char comm[16] = {};
+	if (set->bits & (RW_F_INCLUDE_COMM | RW_F_EXCLUDE_COMM))
+		bpf_get_current_comm(comm, sizeof(comm));
+	return rw_task_rejected(set, k, bpf_get_current_pid_tgid() >> 32,
+				(__u32)bpf_get_current_uid_gid(), comm, bpf_get_current_cgroup_id(),
+				true);
 }
 
 #endif /* __BPF__ */

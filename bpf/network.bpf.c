@@ -253,7 +253,7 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 			goto filtered;
 	}
 	if (!peer_rejected(set, gen, e))
-		return rw_rate_limited(&network_stats, set, uid);
+		return rw_rate_limited(&network_stats, set, gen, uid);
 filtered:
 	rw_count_filtered(&network_stats, uid);
 	return true;

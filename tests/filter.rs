@@ -439,6 +439,66 @@ fn include_cgroup_keeps_the_cgroup_and_children_made_later() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A cgroup deeper than the levels the kernel names is judged from the root down: a level
+/// far below the top named like an excluded cgroup does not make it that cgroup (a user
+/// with a delegated subtree could otherwise pass for any cgroup), and the include rule for
+/// its top still holds.
+#[test]
+fn deep_cgroups_are_judged_from_the_root() {
+    const N: usize = 12;
+    let dir = temp_dir("filter-deep-cgroup");
+    let files_dir = open_dir(&dir.join("files"));
+    files(&files_dir, "f", N);
+    let top = format!("ringwarden-filter-deep-{}", std::process::id());
+    let spoof = format!("ringwarden-filter-spoof-{}", std::process::id());
+    // /top/l2/l3/l4/l5/spoof/l7/.../l21: 21 levels, the spoof at the 6th (the 16th from the
+    // bottom).
+    let mut chain = vec![Cgroup::create(cgroup2_root().join(&top))];
+    for level in 2..=21 {
+        let name = if level == 6 {
+            spoof.clone()
+        } else {
+            format!("l{level}")
+        };
+        let next = chain.last().expect("a level").0.join(name);
+        chain.push(Cgroup::create(next));
+    }
+    let d = Daemon::start(
+        "filter-deep-cgroup",
+        &[
+            "--only",
+            "file",
+            "--include-cgroup",
+            &format!("/{top}"),
+            "--config",
+            config(
+                &dir,
+                &format!("[filter]\nexclude_cgroup = [\"/{spoof}\"]\n"),
+            )
+            .to_str()
+            .expect("utf8"),
+        ],
+    );
+    let uid = test_uid(18);
+    let mut w = Worker::spawn(uid, "", &opens(&files_dir, "f", N));
+    chain.last().expect("the leaf").enter(w.pid());
+    let filtered = filtered_during(&d, &mut w, "file", uid);
+    let pid = w.pid();
+    w.finish();
+    let f = d.stop();
+    f.assert_exact();
+    assert_eq!(
+        opens_under(&f, pid, &dir).len(),
+        N,
+        "kept: under /{top}, not /{spoof}"
+    );
+    assert_eq!(filtered, 0);
+    while let Some(c) = chain.pop() {
+        drop(c);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn include_pid_tree_follows_forks_to_grandchildren() {
     const N: usize = 10;
