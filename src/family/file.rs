@@ -16,7 +16,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "file",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o")),
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o.z")),
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,

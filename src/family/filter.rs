@@ -14,7 +14,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use super::Family;
 use super::loader::Error;
 
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/filter.bpf.o"));
+/// Deflated (see build.rs).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/filter.bpf.o.z"));
 
 /// Entries per list (the floor: 64 path prefixes and 64 CIDRs per family).
 pub const MAX_LIST: usize = 64;
@@ -612,9 +613,10 @@ pub struct Filters {
 impl Filters {
     /// Loads the filter object and attaches its fork and exit programs, with no rule set.
     pub fn load() -> Result<Filters, Error> {
+        let elf = super::loader::inflate("filter", OBJECT)?;
         let open = ObjectBuilder::default()
             .name("filter_bpf")
-            .and_then(|b| b.open_memory(OBJECT))
+            .and_then(|b| b.open_memory(&elf))
             .map_err(|e| Error::Load(format!("opening the filter BPF object: {e}")))?;
         let obj = open
             .load()

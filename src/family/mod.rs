@@ -35,7 +35,8 @@ pub struct Spec {
     /// Bytes of its largest record: what the sizing formula costs one event at (the
     /// BPF side reserves the full struct).
     pub record_size: usize,
-    /// Its compiled BPF object (build.rs: bpf/NAME.bpf.c), embedded in the binary.
+    /// Its compiled BPF object (build.rs: bpf/NAME.bpf.c), embedded in the binary
+    /// deflated (the loader inflates it).
     pub object: &'static [u8],
     /// Its record types: the value of the C enum (the header's `type`) and the JSON
     /// `type` name. Values are unique across families (a test checks).

@@ -16,7 +16,7 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "syscall",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o")),
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o.z")),
     ring_size: MIB,
     ring_min: 512 * KIB,
     ring_max: 64 * MIB,
