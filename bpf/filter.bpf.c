@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The filter object: owns the filter maps (filter.h) every family's object is handed at
  * load, and follows the pid trees of include_pid_tree through fork: a child of a process
- * in the tree is in it, and a process leaves it when its last thread exits (so a reused
- * pid is not taken for it). Not a family: it has no ring and reports nothing. */
+ * in the tree is in it. A process leaves the tree when its task is freed (after it was
+ * reaped: every event of its own, its exit included, was judged before), and each entry
+ * holds the process's start time, so a reused pid is never taken for it. Not a family:
+ * it has no ring and reports nothing. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -11,10 +13,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline bool follows_tree(__u32 gen)
+/* Whether generation g's trees are followed: the current one's, and one being written. */
+static __always_inline bool follows_tree(__u32 g, __u32 cur)
 {
-	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &gen);
-	return set && (set->bits & RW_F_INCLUDE_TREE);
+	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &g);
+	return set && (set->bits & RW_F_INCLUDE_TREE) &&
+	       (g == cur || (set->flags & RW_SET_SEEDING));
 }
 
 /* New processes only: a new thread is already in its process's tree. */
@@ -24,15 +28,18 @@ int BPF_PROG(filter_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (BPF_CORE_READ(child, pid) != ctgid)
 		return 0;
+	__u32 zero = 0;
+	__u32 *cur = bpf_map_lookup_elem(&rw_filter_gen, &zero);
+	if (!cur)
+		return 0;
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	/* Both generations: the one being written is followed too, so a flip finds it whole. */
+	__u64 pstart = BPF_CORE_READ(parent, group_leader, start_boottime);
 	for (__u32 g = 0; g < 2; g++) {
-		if (!follows_tree(g) || !rw_in_tree(g, ptgid))
+		if (!follows_tree(g, *cur & 1) || !rw_in_tree(g, ptgid, pstart))
 			continue;
 		struct rw_fkey_tree k = { .gen = g, .tgid = ctgid };
-		__u8 one = 1;
-		if (bpf_map_update_elem(&rw_filter_tree, &k, &one, BPF_ANY)) {
-			__u32 zero = 0;
+		__u64 start = BPF_CORE_READ(child, start_boottime);
+		if (bpf_map_update_elem(&rw_filter_tree, &k, &start, BPF_ANY)) {
 			struct rw_filter_stats *s = bpf_map_lookup_elem(&rw_filter_stats, &zero);
 			if (s)
 				__sync_fetch_and_add(&s->tree_full, 1);
@@ -41,17 +48,19 @@ int BPF_PROG(filter_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* The kernel decrements signal->live before this tracepoint: 0 means the whole thread
- * group is gone. */
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(filter_exit, struct task_struct *p)
+/* A process's leader is freed once its whole thread group is gone and reaped. */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(filter_free, struct task_struct *p)
 {
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
-		return 0;
 	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (BPF_CORE_READ(p, pid) != tgid)
+		return 0;
+	__u64 start = BPF_CORE_READ(p, start_boottime);
 	for (__u32 g = 0; g < 2; g++) {
 		struct rw_fkey_tree k = { .gen = g, .tgid = tgid };
-		bpf_map_delete_elem(&rw_filter_tree, &k);
+		__u64 *v = bpf_map_lookup_elem(&rw_filter_tree, &k);
+		if (v && rw_tree_same(*v, start))
+			bpf_map_delete_elem(&rw_filter_tree, &k);
 	}
 	return 0;
 }
@@ -66,6 +75,7 @@ RW_LAYOUT(rw_fkey_tree);
 RW_LAYOUT(rw_loss_key);
 RW_LAYOUT(rw_loss);
 RW_LAYOUT(rw_filter_stats);
+RW_LAYOUT(rw_bucket);
 RW_ENUM(rw_filter_bits);
 RW_ENUM(rw_filter_list);
-RW_LAYOUT(rw_bucket);
+RW_ENUM(rw_set_flags);

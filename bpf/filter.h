@@ -54,12 +54,25 @@ struct rw_rate {
 	__u64 tau_ns;
 };
 
+/* rw_filter_set.flags */
+enum rw_set_flags {
+	/* Being written: the fork program follows its pid trees although it is not current
+	 * (only the current generation's are followed otherwise). */
+	RW_SET_SEEDING = 1,
+};
+
+/* A pid tree entry seeded from /proc holds the process's start time in clock ticks (as
+ * /proc/PID/stat gives it) under this bit; one the fork program adds holds the start time
+ * in ns. Either tells a reused pid from the process that was in the tree. */
+#define RW_TREE_TICKS (1ULL << 63)
+#define RW_NS_PER_TICK 10000000ULL /* USER_HZ 100 */
+
 /* One generation of rules: what is set (the lists are in the maps below, keyed by gen). */
 struct rw_filter_set {
 	__u32 bits;     /* RW_F_* */
 	__u32 families; /* 1 << family index: the families the task rules apply to */
 	__u32 epoch;    /* differs for every set written: what a cached verdict was made with */
-	__u32 pad;
+	__u32 flags;    /* RW_SET_* */
 	struct rw_rate family_rate[RW_FAMILIES]; /* by family index: the family's bucket */
 	struct rw_rate uid_rate[RW_FAMILIES];    /* by family index: each uid's own bucket */
 };
@@ -203,12 +216,13 @@ struct {
 	__type(value, struct rw_cg_verdict);
 } rw_filter_cgcache SEC(".maps");
 
+/* Value: the process's start time (see RW_TREE_TICKS). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct rw_fkey_tree);
-	__type(value, __u8);
+	__type(value, __u64);
 } rw_filter_tree SEC(".maps");
 
 struct {
@@ -426,10 +440,29 @@ static __always_inline bool rw_comm_listed(__u8 gen, __u8 list, const char *comm
 	return bpf_map_lookup_elem(&rw_filter_comm, &k) != NULL;
 }
 
-static __always_inline bool rw_in_tree(__u8 gen, __u32 tgid)
+/* Whether an entry's start time is the process's (`start`, ns; 0: not known). */
+static __always_inline bool rw_tree_same(__u64 v, __u64 start)
+{
+	if (!start)
+		return true;
+	if (v & RW_TREE_TICKS)
+		return (v & ~RW_TREE_TICKS) == start / RW_NS_PER_TICK;
+	return v == start;
+}
+
+/* Whether the process `tgid` that started at `start` (ns, 0: not known) is in gen's tree. */
+static __always_inline bool rw_in_tree(__u8 gen, __u32 tgid, __u64 start)
 {
 	struct rw_fkey_tree k = { .gen = gen, .tgid = tgid };
-	return bpf_map_lookup_elem(&rw_filter_tree, &k) != NULL;
+	__u64 *v = bpf_map_lookup_elem(&rw_filter_tree, &k);
+	return v && rw_tree_same(*v, start);
+}
+
+/* The current process's start time (its group leader's), as the tree holds it. */
+static __always_inline __u64 rw_current_start(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, group_leader, start_boottime);
 }
 
 static __always_inline struct rw_filter_scratch *rw_scratch(void)
@@ -559,15 +592,16 @@ static __always_inline __u32 rw_cgroup_verdict(struct rw_filter_set *set, __u8 g
 	return v.verdict;
 }
 
-/* Whether the task rules of `set` reject a task with these attributes. `cgid` is judged
+/* Whether the task rules of `set` reject a task with these attributes (`in_tree`: in the
+ * generation's pid tree, when it has one). `cgid` is judged
  * only when `own_cgroup` (it is the current task's: the path can be built) or when its
  * verdict is cached; otherwise it is not held against the event. */
-static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen, __u32 tgid,
+static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen, bool in_tree,
 					     __u32 uid, const char *comm, __u64 cgid,
 					     bool own_cgroup)
 {
 	__u32 bits = set->bits;
-	if ((bits & RW_F_INCLUDE_TREE) && !rw_in_tree(gen, tgid))
+	if ((bits & RW_F_INCLUDE_TREE) && !in_tree)
 		return true;
 	if ((bits & RW_F_INCLUDE_UID) && !rw_uid_listed(gen, RW_FL_INCLUDE, uid))
 		return true;
@@ -595,6 +629,23 @@ static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen
 	return false;
 }
 
+/* Bit g set: the current process is in generation g's pid tree (for an owner record, whose
+ * close is judged later, maybe after the process is gone). */
+static __always_inline __u32 rw_tree_bit(__u32 g, __u32 tgid, __u64 start)
+{
+	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &g);
+	return set && (set->bits & RW_F_INCLUDE_TREE) && rw_in_tree(g, tgid, start) ? 1 << g : 0;
+}
+
+static __always_inline __u32 rw_current_tree_bits(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 start = rw_current_start();
+	/* Written out: a two-round loop here was not unrolled, and the verifier took it for an
+	 * infinite one. */
+	return rw_tree_bit(0, tgid, start) | rw_tree_bit(1, tgid, start);
+}
+
 /* Whether generation `gen`'s task rules reject the current task's event. 1: rejected. */
 __noinline int rw_task_verdict(__u32 gen)
 {
@@ -605,9 +656,10 @@ __noinline int rw_task_verdict(__u32 gen)
 	char comm[16] = {};
 	if (set->bits & (RW_F_INCLUDE_COMM | RW_F_EXCLUDE_COMM))
 		bpf_get_current_comm(comm, sizeof(comm));
-	return rw_task_rejected(set, k, bpf_get_current_pid_tgid() >> 32,
-				(__u32)bpf_get_current_uid_gid(), comm, bpf_get_current_cgroup_id(),
-				true);
+	bool in_tree = (set->bits & RW_F_INCLUDE_TREE) &&
+		       rw_in_tree(k, bpf_get_current_pid_tgid() >> 32, rw_current_start());
+	return rw_task_rejected(set, k, in_tree, (__u32)bpf_get_current_uid_gid(), comm,
+				bpf_get_current_cgroup_id(), true);
 }
 
 #endif /* __BPF__ */

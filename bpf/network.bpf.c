@@ -63,7 +63,7 @@ struct net_owner {
 	__u32 ppid;
 	__u32 uid;
 	__u32 gid;
-	__u32 pad;
+	__u32 tree; /* bit g: in generation g's pid tree (filter.h) */
 	char comm[RW_COMM_LEN];
 };
 
@@ -175,6 +175,7 @@ static __always_inline void remember_owner(const struct sock *sk, const struct n
 		.ppid = BPF_CORE_READ(task, real_parent, tgid),
 		.uid = (__u32)ug,
 		.gid = ug >> 32,
+		.tree = rw_current_tree_bits(),
 	};
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	bpf_map_update_elem(&network_owners, &key, &o, BPF_ANY);
@@ -248,8 +249,8 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 			return true;
 	} else if (who == NET_OWNER) {
 		uid = o->uid;
-		if (rw_task_rules(set) &&
-		    rw_task_rejected(set, gen, o->pid, o->uid, o->comm, o->cgroup_id, false))
+		if (rw_task_rules(set) && rw_task_rejected(set, gen, (o->tree >> gen) & 1, o->uid,
+							   o->comm, o->cgroup_id, false))
 			goto filtered;
 	}
 	if (!peer_rejected(set, gen, e))
@@ -447,6 +448,7 @@ static __always_inline void keep_connect_owner(const struct sock *sk, struct tas
 	__u64 ug = bpf_get_current_uid_gid();
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	o->pid = id >> 32;
+	o->tree = rw_current_tree_bits();
 	o->tid = (__u32)id;
 	o->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	o->uid = (__u32)ug;

@@ -550,6 +550,8 @@ fn include_pid_tree_follows_forks_to_grandchildren() {
             N,
             "opens of {pid} in the tree"
         );
+        // Its exit too: the process is still in the tree when its exit is judged.
+        assert_eq!(events_of(&f, "exit", pid).len(), 1, "exit of {pid}");
     }
     assert_eq!(f_tree, 0);
     assert_eq!(opens_under(&f, out_pid, &dir).len(), 0);

@@ -542,9 +542,14 @@ const LISTS: &[&str] = &[
     "rw_filter_tree",
 ];
 
+/// `enum rw_set_flags`: the fork program follows the set's trees though it is not current.
+const SET_SEEDING: u32 = 1;
+/// RW_TREE_TICKS: a tree entry's start time is in clock ticks (from /proc).
+const TREE_TICKS: u64 = 1 << 63;
+
 /// `struct rw_filter_set`: the rules' bits, the families the task rules apply to, the
-/// epoch, and the rate limits by family index.
-fn set_bytes(rules: &Rules, epoch: u32) -> Vec<u8> {
+/// epoch, its flags, and the rate limits by family index.
+fn set_bytes(rules: &Rules, epoch: u32, flags: u32) -> Vec<u8> {
     const FAMILIES: usize = 8;
     let mut set = Vec::with_capacity(16 + 2 * FAMILIES * 16);
     set.extend_from_slice(&rules.bits().to_ne_bytes());
@@ -554,7 +559,7 @@ fn set_bytes(rules: &Rules, epoch: u32) -> Vec<u8> {
         .fold(0u32, |m, f| m | (1 << f.index()));
     set.extend_from_slice(&fams.to_ne_bytes());
     set.extend_from_slice(&epoch.to_ne_bytes());
-    set.extend_from_slice(&0u32.to_ne_bytes());
+    set.extend_from_slice(&flags.to_ne_bytes());
     let rate = |r: Option<Rate>| {
         let (i, t) = r.map_or((0, 0), |r| r.gcra());
         [i.to_ne_bytes(), t.to_ne_bytes()].concat()
@@ -696,13 +701,16 @@ impl Filters {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         let mapped =
             |what: &'static str| move |e: libbpf_rs::Error| Error::Map(format!("{what}: {e}"));
-        // The set first, under a new epoch: an open judged at entry by the set this
-        // generation held before is judged again at exit; and the fork program follows
-        // the new pid trees from here on.
-        let set = set_bytes(rules, self.epoch);
-        self.map("rw_filter_sets")?
-            .update(&u32::from(new).to_ne_bytes(), &set, MapFlags::ANY)
-            .map_err(mapped("rw_filter_sets"))?;
+        let sets = self.map("rw_filter_sets")?;
+        let write_set = |set: Vec<u8>| {
+            sets.update(&u32::from(new).to_ne_bytes(), &set, MapFlags::ANY)
+                .map_err(mapped("rw_filter_sets"))
+        };
+        // First a set with no rule under a new epoch: an open judged at entry by the set
+        // this generation held before is judged again at exit, and the fork program stops
+        // following the trees it held (the generation is not current) before they are
+        // cleared.
+        write_set(set_bytes(&Rules::none(), self.epoch, 0))?;
         for name in LISTS {
             self.clear_gen(name, new)?;
         }
@@ -711,8 +719,16 @@ impl Filters {
                 .update(&key, &[1], MapFlags::ANY)
                 .map_err(|e| Error::Map(format!("{name}: {e}")))?;
         }
+        // Then the whole set, its trees followed through fork while they are seeded.
+        write_set(set_bytes(rules, self.epoch, SET_SEEDING))?;
         if !rules.include_pid_tree.is_empty() {
-            self.seed_trees(new, &rules.include_pid_tree)?;
+            if rules.include_pid_tree == self.rules.include_pid_tree {
+                // The same roots: the tree the kernel followed so far, reparented
+                // descendants included (a scan of /proc would lose them).
+                self.copy_tree(self.generation, new)?;
+            } else {
+                self.seed_trees(new, &rules.include_pid_tree)?;
+            }
         }
         // New limits start from full buckets; the refusal counts carry on.
         if (&rules.rate_family, rules.rate_per_uid)
@@ -727,9 +743,39 @@ impl Filters {
                 MapFlags::ANY,
             )
             .map_err(mapped("rw_filter_gen"))?;
+        // Current now: followed as such (the old generation no longer is).
+        write_set(set_bytes(rules, self.epoch, 0))?;
         self.generation = new;
         self.rules = rules.clone();
         Ok(())
+    }
+
+    /// Copies generation `from`'s pid tree into `to`, again until nothing new comes (the
+    /// fork program adds children to both meanwhile).
+    fn copy_tree(&self, from: u8, to: u8) -> Result<(), Error> {
+        let tree = self.map("rw_filter_tree")?;
+        loop {
+            let mut added = 0;
+            for k in tree.keys() {
+                if gen_of("rw_filter_tree", &k) != Some(from) {
+                    continue;
+                }
+                let Ok(Some(v)) = tree.lookup(&k, MapFlags::ANY) else {
+                    continue;
+                };
+                let mut nk = k.clone();
+                nk[..4].copy_from_slice(&u32::from(to).to_ne_bytes());
+                if matches!(tree.lookup(&nk, MapFlags::ANY), Ok(Some(_))) {
+                    continue;
+                }
+                tree.update(&nk, &v, MapFlags::ANY)
+                    .map_err(|e| Error::Map(format!("rw_filter_tree: {e}")))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Every bucket full again (its arrival time 0), keeping its count of refusals.
@@ -811,30 +857,36 @@ impl Filters {
     /// fork racing with the scan is caught by one or the other).
     fn seed_trees(&self, generation: u8, roots: &[u32]) -> Result<(), Error> {
         let tree = self.map("rw_filter_tree")?;
-        let add = |pid: u32| {
+        // Keyed by pid, valued by start time (RW_TREE_TICKS): an entry for a process that
+        // exits meanwhile can never be taken for another one with its pid.
+        let add = |pid: u32, start_ticks: u64| {
             let mut k = u32::from(generation).to_ne_bytes().to_vec();
             k.extend_from_slice(&pid.to_ne_bytes());
-            tree.update(&k, &[1], MapFlags::ANY)
+            tree.update(&k, &(TREE_TICKS | start_ticks).to_ne_bytes(), MapFlags::ANY)
                 .map_err(|e| Error::Map(format!("rw_filter_tree: {e}")))
         };
         let mut inside: BTreeSet<u32> = BTreeSet::new();
+        let procs = proc_parents();
         for &p in roots {
-            add(p)?;
+            match procs.get(&p) {
+                Some(&(_, start)) => add(p, start)?,
+                None => log::warn!("include_pid_tree: no process {p} (yet): it is not followed"),
+            }
             inside.insert(p);
         }
         loop {
             let parents = proc_parents();
             let mut more = Vec::new();
-            for (pid, ppid) in &parents {
-                if inside.contains(ppid) && !inside.contains(pid) {
-                    more.push(*pid);
+            for (pid, &(ppid, start)) in &parents {
+                if inside.contains(&ppid) && !inside.contains(pid) {
+                    more.push((*pid, start));
                 }
             }
             if more.is_empty() {
                 return Ok(());
             }
-            for p in more {
-                add(p)?;
+            for (p, start) in more {
+                add(p, start)?;
                 inside.insert(p);
             }
         }
@@ -899,9 +951,10 @@ fn read_u64(b: &[u8], at: usize) -> Option<u64> {
         .map(u64::from_ne_bytes)
 }
 
-/// Every process's parent, from /proc/PID/stat (the field after the parenthesised
-/// comm, which may itself hold spaces and parentheses).
-fn proc_parents() -> HashMap<u32, u32> {
+/// Every process's parent and start time (clock ticks since boot), from /proc/PID/stat
+/// (fields 4 and 22: counted after the parenthesised comm, which may itself hold spaces
+/// and parentheses).
+fn proc_parents() -> HashMap<u32, (u32, u64)> {
     let mut out = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -916,8 +969,12 @@ fn proc_parents() -> HashMap<u32, u32> {
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
-            out.insert(pid, ppid);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(ppid), Some(start)) = (
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(19).and_then(|s| s.parse().ok()),
+        ) {
+            out.insert(pid, (ppid, start));
         }
     }
     out

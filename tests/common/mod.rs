@@ -472,6 +472,13 @@ impl Finished {
             self.status,
             self.stderr
         );
+        // Every program of the families it ran loaded (a verifier rejection only shows as a
+        // warning and a family that reports less).
+        assert!(
+            !self.stderr.contains("skipped: load failed"),
+            "a program failed to load; log:\n{}",
+            self.stderr
+        );
         let rings = self.stats["rings"].as_object().expect("stats has rings");
         for (name, r) in rings {
             let (p, rx, d) = (u(&r["produced"]), u(&r["received"]), u(&r["dropped"]));
