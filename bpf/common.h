@@ -149,13 +149,19 @@ static __always_inline bool rw_skip(void)
 	return rw_learn_self(cfg, tgid);
 }
 
-/* Counts a drop, in the ring's books and against the current task's uid. */
-static __always_inline void rw_count_drop(struct rw_counters *c)
+/* Counts a drop, in the ring's books and against `uid`. */
+static __always_inline void rw_count_drop_of(struct rw_counters *c, __u32 uid)
 {
 	__sync_fetch_and_add(&c->dropped, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_count(cfg->family, (__u32)bpf_get_current_uid_gid(), RW_LOSS_DROPPED);
+		rw_loss_count(cfg->family, uid, RW_LOSS_DROPPED);
+}
+
+/* The same against the current task's uid. */
+static __always_inline void rw_count_drop(struct rw_counters *c)
+{
+	rw_count_drop_of(c, (__u32)bpf_get_current_uid_gid());
 }
 
 /* Counts an event the filters rejected, in the ring's books and against `uid`. */
@@ -218,9 +224,9 @@ static __always_inline bool rw_judged_out(void *stats)
 
 #define RW_FILTERED(fam) rw_judged_out(&fam##_stats)
 
-/* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop.
- * Always inlined so that `size` stays a constant for the verifier. */
-static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
+/* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop
+ * of `uid`'s. Always inlined so that `size` stays a constant for the verifier. */
+static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size, __u32 uid)
 {
 	__u32 slot = RW_SLOT;
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
@@ -230,11 +236,17 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	struct rw_header *h = rb ? bpf_ringbuf_reserve(rb, size, 0) : NULL;
 	if (!h) {
-		rw_count_drop(c);
+		rw_count_drop_of(c, uid);
 		return NULL;
 	}
 	h->seq = seq;
 	return h;
+}
+
+/* The current task's event. */
+static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
+{
+	return rw_reserve_of(rings, stats, size, (__u32)bpf_get_current_uid_gid());
 }
 
 /* Counts one syscall that a family saw but could not follow from enter to exit (see

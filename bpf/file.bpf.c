@@ -348,9 +348,19 @@ static __always_inline bool path_rejected(struct rw_filter_set *set, __u8 gen, c
 
 /* The rules judged at exit: the path rules of the set the entry was judged by, on the
  * path the kernel resolved; a failed open (no file) by the path as given when it is
- * absolute. A path neither gives (relative, cut short at its top) is not held against
- * the open. If that set was replaced meanwhile (two reloads during one open), the whole
+ * absolute. A path neither gives (relative, cut short at its top, seen through a mount
+ * namespace a user made: own_view) is not held against the open. If that set was replaced meanwhile (two reloads during one open), the whole
  * open is judged again by the set in force. Then the rate limits. */
+/* Whether the task sees files through a mount namespace an unprivileged user could have
+ * made (one owned by a user namespace below the initial one): there a path can be made to
+ * say anything (a bind mount of /etc at /dev/shm/x), so path rules cannot judge it. The
+ * private namespaces systemd gives services are the initial user namespace's. */
+static __always_inline bool own_view(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, user_ns, level) != 0;
+}
+
 static __always_inline bool exit_filtered(const struct open_start *s, struct open_event *e,
 					  const char *resolved, __u32 rlen, __u32 pf)
 {
@@ -364,7 +374,7 @@ static __always_inline bool exit_filtered(const struct open_start *s, struct ope
 		if (!set || (set->bits && entry_filtered(set, gen, s->flags)))
 			return set != NULL;
 	}
-	if (set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) {
+	if ((set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) && !own_view()) {
 		const char *path = NULL;
 		__u32 len = 0;
 		if (e->ret >= 0) {

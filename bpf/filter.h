@@ -408,8 +408,15 @@ __noinline int rw_rate_refused(__u32 gen, __u32 family, __u32 uid)
 		return 0;
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (ur->interval_ns) {
-		struct rw_bucket zero = {};
-		struct rw_bucket *b = rw_uid_entry(&rw_rate_uid, f, uid, &zero);
+		/* A uid that finds no room has no bucket of its own (only the family's limits
+		 * it): sharing one would let whoever fills the table drain it for everyone. */
+		struct rw_loss_key key = { .family = f, .uid = uid };
+		struct rw_bucket *b = bpf_map_lookup_elem(&rw_rate_uid, &key);
+		if (!b) {
+			struct rw_bucket zero = {};
+			bpf_map_update_elem(&rw_rate_uid, &key, &zero, BPF_NOEXIST);
+			b = bpf_map_lookup_elem(&rw_rate_uid, &key);
+		}
 		if (b && !rw_bucket_take(b, ur, now))
 			return 1;
 	}

@@ -243,7 +243,9 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 	struct rw_filter_set *set = rw_fset(&gen);
 	if (!set)
 		return false;
-	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	/* Whose losses these are: an unknown owner's are nobody's in particular (the current
+	 * task of a softirq is unrelated): the catch-all uid, also for the per-uid limit. */
+	__u32 uid = who == NET_UNKNOWN ? RW_LOSS_OTHER : (__u32)bpf_get_current_uid_gid();
 	if (who == NET_CURRENT) {
 		if (rw_task_filtered_by(&network_stats, set, gen))
 			return true;
@@ -261,9 +263,13 @@ filtered:
 }
 
 /* Reserves a record for `ev` (built on the stack and judged) and copies its body in. */
-static __always_inline struct net_event *net_reserve(const struct net_event *ev, __u32 type)
+static __always_inline struct net_event *net_reserve(const struct net_event *ev, __u32 type,
+						     __u32 uid)
 {
-	struct net_event *e = RW_RESERVE_JUDGED(network, struct net_event, type);
+	struct net_event *e =
+		rw_reserve_of(&network_rings, &network_stats, sizeof(struct net_event), uid);
+	if (e)
+		rw_fill_header(&e->hdr, type, bpf_ktime_get_boot_ns());
 	if (e)
 		__builtin_memcpy((char *)e + sizeof(e->hdr), (const char *)ev + sizeof(ev->hdr),
 				 sizeof(*e) - sizeof(e->hdr));
@@ -356,7 +362,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		daddr_from_args(&ev, p);
 	if (net_filtered(&ev, NET_CURRENT, NULL))
 		return 0;
-	struct net_event *e = net_reserve(&ev, RW_CONNECT);
+	struct net_event *e = net_reserve(&ev, RW_CONNECT, (__u32)bpf_get_current_uid_gid());
 	if (e)
 		RW_SUBMIT(network, e);
 	return 0;
@@ -393,7 +399,7 @@ static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	if (net_filtered(&ev, NET_CURRENT, NULL))
 		return 0;
-	struct net_event *e = net_reserve(&ev, RW_CONNECT);
+	struct net_event *e = net_reserve(&ev, RW_CONNECT, (__u32)bpf_get_current_uid_gid());
 	if (e)
 		RW_SUBMIT(network, e);
 	return 0;
@@ -503,7 +509,7 @@ static __always_inline int on_accept(long ret)
 	remember_owner(sk, &ev);
 	if (net_filtered(&ev, NET_CURRENT, NULL))
 		return 0;
-	struct net_event *e = net_reserve(&ev, RW_ACCEPT);
+	struct net_event *e = net_reserve(&ev, RW_ACCEPT, (__u32)bpf_get_current_uid_gid());
 	if (e)
 		RW_SUBMIT(network, e);
 	return 0;
@@ -573,7 +579,7 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 	fill_body(&ev, sk, family);
 	if (net_filtered(&ev, owned ? NET_OWNER : NET_UNKNOWN, &o))
 		return 0;
-	struct net_event *e = net_reserve(&ev, RW_CLOSE);
+	struct net_event *e = net_reserve(&ev, RW_CLOSE, owned ? o.uid : RW_LOSS_OTHER);
 	if (!e)
 		return 0;
 	e->fd = -1;

@@ -214,6 +214,13 @@ impl Doc<'_> {
                     other => Err(format!("expected family names, found {}", show(other))),
                 }
             })?;
+            if out.families.is_empty() {
+                return Err(self.err(
+                    v,
+                    "filter.families",
+                    "is empty: the rules would apply to no family; name the families, or remove the key for every family but anomaly",
+                ));
+            }
             out.families.sort();
         }
         out.include_comm = self.strings(
@@ -446,6 +453,11 @@ include_cidr = ["10.0.0.0/8", "fd00::/8"]
             ("[filter.network]\nexclude_port = [0]", "not a port"),
             ("[filter]\nfamilies = [\"disk\"]", "unknown family"),
             ("[filter]\nbogus = 1", "bogus"),
+            ("[filter]\nfamilies = []", "apply to no family"),
+            (
+                "[filter.file]\ninclude_path = [\"/etc/*\"]",
+                "not a pattern; write \"/etc/\"",
+            ),
         ] {
             let e = parse(src).unwrap_err();
             assert!(e.contains(want), "{src}: {e}");

@@ -141,11 +141,14 @@ pub struct Snapshot {
 /// Uids listed in `losses` (the stats document; `status` shows the first 10).
 pub const LOSSES_SHOWN: usize = 50;
 
-/// The largest losses first (filtered + dropped), at most `n`.
+/// The largest losses first (dropped + rate limited, then filtered), at most `n`.
 pub fn top_losses(mut all: Vec<Loss>, n: usize) -> Vec<Loss> {
+    // Who is losing events first (dropped, rate limited); filtered is mostly wanted
+    // noise, so it only orders the rest.
     all.sort_by_key(|l| {
         (
-            std::cmp::Reverse(l.filtered + l.dropped + l.rate_limited),
+            std::cmp::Reverse(l.dropped + l.rate_limited),
+            std::cmp::Reverse(l.filtered),
             l.family,
             l.uid,
         )

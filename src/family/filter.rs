@@ -229,6 +229,12 @@ pub fn check_path(s: &str, what: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err(format!("an empty {what} matches everything; remove it"));
     }
+    if s.contains('*') || s.contains('?') {
+        return Err(format!(
+            "{s:?}: a {what} is a plain prefix, not a pattern; write \"{}\"",
+            s.split(['*', '?']).next().unwrap_or("/")
+        ));
+    }
     if !s.starts_with('/') {
         return Err(format!("{s:?} is not absolute; {what}s start with /"));
     }
@@ -658,14 +664,12 @@ impl Filters {
         };
         // Room for every family's catch-all uid, so that the per-uid counts add up even
         // when the table is full.
-        for (name, size) in [("rw_uid_loss", 24), ("rw_rate_uid", 32)] {
-            let m = f.map(name)?;
-            for fam in Family::ALL {
-                let mut k = (fam.index() as u32).to_ne_bytes().to_vec();
-                k.extend_from_slice(&LOSS_OTHER.to_ne_bytes());
-                m.update(&k, &vec![0u8; size], MapFlags::ANY)
-                    .map_err(|e| Error::Map(format!("{name}: {e}")))?;
-            }
+        let loss = f.map("rw_uid_loss")?;
+        for fam in Family::ALL {
+            let mut k = (fam.index() as u32).to_ne_bytes().to_vec();
+            k.extend_from_slice(&LOSS_OTHER.to_ne_bytes());
+            loss.update(&k, &[0u8; 24], MapFlags::ANY)
+                .map_err(|e| Error::Map(format!("rw_uid_loss: {e}")))?;
         }
         Ok(f)
     }
