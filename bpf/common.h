@@ -212,7 +212,7 @@ static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *s
 /* The task rules and then the rate limits of the set in force, for the current task's
  * event: what a family calls right before it reserves. True: not to be reported (and
  * counted as filtered or rate limited). */
-static __always_inline bool rw_judged_out(void *stats)
+static __noinline bool rw_judged_out(void *stats)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
@@ -222,7 +222,17 @@ static __always_inline bool rw_judged_out(void *stats)
 	       rw_rate_limited(stats, set, gen, (__u32)bpf_get_current_uid_gid());
 }
 
-#define RW_FILTERED(fam) rw_judged_out(&fam##_stats)
+/* Whether the set in force has any rule: the one map read an event costs without. */
+static __always_inline bool rw_rules_active(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&rw_filter_gen, &zero);
+	return g && (*g & RW_GEN_ACTIVE);
+}
+
+/* Out of line: inlined, the judging's code made every family's hot path ~10 % slower
+ * without a rule (measured: getppid events per second, one producer). */
+#define RW_FILTERED(fam) (rw_rules_active() && rw_judged_out(&fam##_stats))
 
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop
  * of `uid`'s. Always inlined so that `size` stays a constant for the verifier. */

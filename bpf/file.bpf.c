@@ -423,6 +423,17 @@ static __always_inline int emit(long ret, __u32 sc)
 	e->dfd = s->dfd;
 	e->syscall = sc;
 
+	/* A successful open is judged by the file the kernel resolved before anything else
+	 * is done for it: one the filters leave out costs no second copy of its path. */
+	__u32 rlen = 0, rpf = 0;
+	if (ret >= 0) {
+		rlen = resolve(task, ret, b, e, &rpf);
+		if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
+			rlen = RW_RESOLVED_LEN;
+		if (exit_filtered(s, e, b->rec + sizeof(struct open_event), rlen, rpf))
+			return 0;
+	}
+
 	/* The exit copy; the entry copy wins when they differ (the kernel read the path
 	 * right after entry), and the difference is flagged. */
 	__u32 pf = 0;
@@ -445,16 +456,13 @@ static __always_inline int emit(long ret, __u32 sc)
 		pf |= RW_OPEN_PATH_UNCHECKED;
 	}
 	e->path_len = n;
-
-	__u32 rlen = 0;
-	if (ret >= 0)
-		rlen = resolve(task, ret, b, e, &pf);
-	if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
-		rlen = RW_RESOLVED_LEN;
-	e->path_flags = pf;
-	e->resolved_len = rlen;
-	if (exit_filtered(s, e, b->rec + sizeof(struct open_event), rlen, pf))
+	/* A failed open: judged by the path as given (exit_filtered). */
+	if (ret < 0 && exit_filtered(s, e, b->rec + sizeof(struct open_event), 0, 0))
 		return 0;
+	if (rlen > RW_RESOLVED_LEN)
+		rlen = RW_RESOLVED_LEN;
+	e->path_flags = pf | rpf;
+	e->resolved_len = rlen;
 	RW_OUTPUT(file, &e->hdr, sizeof(*e) + rlen, RW_OUT_MASK);
 	return 0;
 }

@@ -304,12 +304,16 @@ struct {
 	__type(value, struct rw_filter_scratch);
 } rw_filter_scratch SEC(".maps");
 
-/* The set in force and its generation; NULL only if the maps are missing. */
+/* rw_filter_gen: bit 0 the generation in force, RW_GEN_ACTIVE whether it has any rule. */
+#define RW_GEN_ACTIVE 2
+
+/* The set in force and its generation; NULL when it has no rule at all (one map read is
+ * all an event costs then). */
 static __always_inline struct rw_filter_set *rw_fset(__u8 *gen)
 {
 	__u32 zero = 0;
 	__u32 *g = bpf_map_lookup_elem(&rw_filter_gen, &zero);
-	if (!g)
+	if (!g || !(*g & RW_GEN_ACTIVE))
 		return NULL;
 	__u32 k = *g & 1;
 	*gen = k;

@@ -550,6 +550,8 @@ const LISTS: &[&str] = &[
 
 /// `enum rw_set_flags`: the fork program follows the set's trees though it is not current.
 const SET_SEEDING: u32 = 1;
+/// RW_GEN_ACTIVE: the generation in force has rules.
+const GEN_ACTIVE: u32 = 2;
 /// RW_TREE_TICKS: a tree entry's start time is in clock ticks (from /proc).
 const TREE_TICKS: u64 = 1 << 63;
 
@@ -740,10 +742,12 @@ impl Filters {
         {
             self.refill()?;
         }
+        // RW_GEN_ACTIVE: without a rule an event costs the programs one map read.
+        let active = if rules.is_empty() { 0 } else { GEN_ACTIVE };
         self.map("rw_filter_gen")?
             .update(
                 &0u32.to_ne_bytes(),
-                &u32::from(new).to_ne_bytes(),
+                &(u32::from(new) | active).to_ne_bytes(),
                 MapFlags::ANY,
             )
             .map_err(mapped("rw_filter_gen"))?;
