@@ -172,6 +172,15 @@ fn failed_opens(dir: &Path, prefix: &str, n: usize) -> String {
     )
 }
 
+/// A daemon for `families` with the configuration `text` (in `dir`).
+fn daemon_with(tag: &str, families: &str, dir: &Path, text: &str) -> Daemon {
+    let cfg = config(dir, text);
+    Daemon::start(
+        tag,
+        &["--only", families, "--config", cfg.to_str().expect("utf8")],
+    )
+}
+
 /// A configuration file the daemon trusts (root's, 0600).
 fn config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("ringwarden.toml");
@@ -238,16 +247,14 @@ fn exclude_path_and_only_writes() {
     let keep = open_dir(&dir.join("keep"));
     let skip = open_dir(&dir.join("skip"));
     files(&keep, "r", M);
-    let cfg = config(
+    let d = daemon_with(
+        "filter-exclude-path",
+        "file",
         &dir,
         &format!(
             "[filter.file]\nexclude_path = [\"{}/\"]\nonly_writes = true\n",
             skip.display()
         ),
-    );
-    let d = Daemon::start(
-        "filter-exclude-path",
-        &["--only", "file", "--config", cfg.to_str().expect("utf8")],
     );
     let uid = test_uid(2);
     let write = |dir: &Path, n: usize| {
@@ -286,13 +293,11 @@ fn comm_and_uid_rules() {
     let files_dir = open_dir(&dir.join("files"));
     files(&files_dir, "f", N);
     let (u_comm, u_excluded, u_kept) = (test_uid(3), test_uid(4), test_uid(5));
-    let cfg = config(
+    let d = daemon_with(
+        "filter-comm-uid",
+        "file",
         &dir,
         &format!("[filter]\nexclude_comm = [\"rwf-x*\"]\nexclude_uid = [{u_excluded}]\n"),
-    );
-    let d = Daemon::start(
-        "filter-comm-uid",
-        &["--only", "file", "--config", cfg.to_str().expect("utf8")],
     );
     let work = opens(&files_dir, "f", N);
     // PR_SET_NAME (15): the name the kernel keeps, which the rule matches by prefix.
@@ -586,13 +591,11 @@ fn port_and_address_rules() {
     const M: usize = 5;
     let dir = temp_dir("filter-net");
     let (p_in, p_ex) = (free_port(), free_port());
-    let cfg = config(
+    let d = daemon_with(
+        "filter-net",
+        "network",
         &dir,
         &format!("[filter.network]\nexclude_port = [{p_ex}]\ninclude_cidr = [\"127.0.0.0/8\"]\n"),
-    );
-    let d = Daemon::start(
-        "filter-net",
-        &["--only", "network", "--config", cfg.to_str().expect("utf8")],
     );
     let uid = test_uid(12);
     // Kept: 127.0.0.1:p_in. Left out: the excluded port, and ::1 (outside the range).
@@ -729,10 +732,11 @@ fn bad_rules_exit_78_at_start_and_keep_the_running_ones_on_sighup() {
     let files_dir = open_dir(&dir.join("files"));
     files(&files_dir, "f", 10);
     let uid = test_uid(14);
-    let cfg = config(&dir, &format!("[filter]\nexclude_uid = [{uid}]\n"));
-    let d = Daemon::start(
+    let d = daemon_with(
         "filter-bad",
-        &["--only", "file", "--config", cfg.to_str().expect("utf8")],
+        "file",
+        &dir,
+        &format!("[filter]\nexclude_uid = [{uid}]\n"),
     );
     config(&dir, "[filter]\nexclude_uid = [\"x\"]\n");
     d.signal(libc::SIGHUP);
@@ -810,15 +814,13 @@ fn rate_limits_let_exactly_the_bucket_through() {
     let mut w1 = Worker::spawn(u1, "", &work);
     let mut w2 = Worker::spawn(u2, "", &work);
     // Per hour: no token comes back during the test.
-    let cfg = config(
+    let d = daemon_with(
+        "filter-rate",
+        "file",
         &dir,
         &format!(
             "[filter]\ninclude_uid = [{u1}, {u2}]\n[rate_limit]\nper_uid = \"100/h\"\nfile = \"150/h\"\n"
         ),
-    );
-    let d = Daemon::start(
-        "filter-rate",
-        &["--only", "file", "--config", cfg.to_str().expect("utf8")],
     );
     w1.go();
     w2.go();

@@ -352,43 +352,21 @@ impl Rules {
                 .collect()
         };
         let cidrs = |v: &[Cidr]| v.iter().map(cidr_text).collect();
-        list(
-            "include_comm",
-            self.include_comm.iter().map(|c| c.to_string()).collect(),
-        );
-        list(
-            "exclude_comm",
-            self.exclude_comm.iter().map(|c| c.to_string()).collect(),
-        );
+        list("include_comm", texts(&self.include_comm));
+        list("exclude_comm", texts(&self.exclude_comm));
         list("include_uid", uids(&self.include_uid));
         list("exclude_uid", uids(&self.exclude_uid));
         list("include_cgroup", self.include_cgroup.clone());
         list("exclude_cgroup", self.exclude_cgroup.clone());
-        list(
-            "include_pid_tree",
-            self.include_pid_tree
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
-        );
+        list("include_pid_tree", texts(&self.include_pid_tree));
         list("file.include_path", self.include_path.clone());
         list("file.exclude_path", self.exclude_path.clone());
         list(
             "file.only_writes",
-            if self.only_writes {
-                vec!["true".to_string()]
-            } else {
-                Vec::new()
-            },
+            texts(&[self.only_writes][..usize::from(self.only_writes)]),
         );
-        list(
-            "network.include_port",
-            self.include_port.iter().map(|p| p.to_string()).collect(),
-        );
-        list(
-            "network.exclude_port",
-            self.exclude_port.iter().map(|p| p.to_string()).collect(),
-        );
+        list("network.include_port", texts(&self.include_port));
+        list("network.exclude_port", texts(&self.exclude_port));
         list("network.include_cidr", cidrs(&self.include_cidr));
         list("network.exclude_cidr", cidrs(&self.exclude_cidr));
         list(
@@ -407,6 +385,10 @@ impl Rules {
         }
         parts.join(" ")
     }
+}
+
+fn texts<T: std::fmt::Display>(v: &[T]) -> Vec<String> {
+    v.iter().map(T::to_string).collect()
 }
 
 fn cidr_text(c: &Cidr) -> String {
