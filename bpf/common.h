@@ -288,18 +288,7 @@ static __always_inline void rw_fill_header(struct rw_header *h, __u32 type, __u6
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Puts a record type (RW_LAYOUT) or a named constant's enum (RW_ENUM) into the object's
- * BTF, which the Rust tests read to compare their mirrors (types only used through
- * pointers, and enums only used for their values, would not be there). build.rs compiles
- * a second object with RW_LAYOUT_BTF for those tests; the one the daemon embeds goes
- * without (~1 KB less per family in the binary). */
-#ifdef RW_LAYOUT_BTF
-#define RW_LAYOUT(tag) struct tag *rw_layout_##tag SEC(".layout")
-#define RW_ENUM(tag) enum tag *rw_enum_##tag SEC(".layout")
-#else
-#define RW_LAYOUT(tag) _Static_assert(1, #tag)
-#define RW_ENUM(tag) _Static_assert(1, #tag)
-#endif
+#include "layout.h"
 
 RW_LAYOUT(rw_header);
 RW_LAYOUT(rw_counters);

@@ -9,7 +9,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "common.h"
+/* Not common.h: this object has no ring and no rw_config of its own (the daemon holds one
+ * rw_config per family, which the tamper checks find by name). */
+#include "filter.h"
+#include "layout.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
