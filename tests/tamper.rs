@@ -535,3 +535,76 @@ fn journal_entry_is_priority_crit() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The filter maps every family shares: a rule switched on behind the daemon's back
+/// (here include_uid with an empty list, which would leave out every event as
+/// "filtered") is raised, one finding per field, and undone.
+#[test]
+fn a_filter_rule_switched_on_is_raised_and_undone() {
+    const INCLUDE_UID: u32 = 1 << 2;
+    const ACTIVE: u32 = 2;
+    let d = start("tamper-filter", "file");
+    let daemon = d.pid();
+    let probe = d.dir.join("probe-filter");
+    let maps = daemon_maps(daemon);
+    let gen_map = map(&maps, "rw_filter_gen");
+    let sets = map(&maps, "rw_filter_sets");
+    let word = |m: &MapHandle, key: u32| {
+        let v = m
+            .lookup(&key.to_ne_bytes(), MapFlags::ANY)
+            .expect("lookup")
+            .expect("entry");
+        (u32::from_ne_bytes(v[..4].try_into().expect("4 bytes")), v)
+    };
+    let (gen_word, _) = word(&gen_map, 0);
+    assert_eq!(gen_word & ACTIVE, 0, "no rule to begin with");
+    let cur = gen_word & 1;
+    let (bits, mut set) = word(&sets, cur);
+    assert_eq!(bits, 0);
+
+    let t = Instant::now();
+    set[..4].copy_from_slice(&INCLUDE_UID.to_ne_bytes());
+    sets.update(&cur.to_ne_bytes(), &set, MapFlags::ANY)
+        .expect("tamper with the set");
+    gen_map
+        .update(
+            &0u32.to_ne_bytes(),
+            &(gen_word | ACTIVE).to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .expect("tamper with the generation");
+    wait_tamper(&d, 2, t);
+    assert_eq!(word(&gen_map, 0).0, gen_word, "generation restored");
+    assert_eq!(word(&sets, cur).0, 0, "rule bits restored");
+    let after = opens(&probe, 6);
+
+    let f = finish(d, 2);
+    let ev = tamper_events(&f.events);
+    let mut got: Vec<(String, u64, u64)> = ev
+        .iter()
+        .map(|e| {
+            let field = e["field"].as_str().expect("field").to_string();
+            let map = if field == "gen" {
+                "rw_filter_gen"
+            } else {
+                "rw_filter_sets"
+            };
+            let (x, y) = check_event(e, daemon, "filters", map, &field);
+            (field, x, y)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "gen".to_string(),
+                u64::from(gen_word),
+                u64::from(gen_word | ACTIVE)
+            ),
+            (format!("set{cur}.bits"), 0, u64::from(INCLUDE_UID)),
+        ]
+    );
+    // (What the rule left out until the tick undid it is on the books as `filtered`.)
+    assert_eq!(opens_of(&f, after, &probe), 6, "reported again");
+}

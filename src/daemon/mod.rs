@@ -523,11 +523,14 @@ impl Daemon {
     /// here logged, counted and raised as a critical `tamper` anomaly into the output.
     fn check_tamper(&mut self) {
         self.know_self_tgid();
-        let found: Vec<_> = self
+        let mut found: Vec<_> = self
             .rings
             .iter()
             .flat_map(|r| r.loaded.check_tamper())
             .collect();
+        if let Some(f) = &self.filters {
+            found.extend(f.check_tamper());
+        }
         self.raise_tamper(found);
     }
 

@@ -572,6 +572,28 @@ fn set_bytes(rules: &Rules, epoch: u32, flags: u32) -> Vec<u8> {
     set
 }
 
+/// The 32-bit words of `struct rw_filter_set` by offset and name, for tamper findings.
+fn set_fields() -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = ["bits", "families", "epoch", "flags"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (4 * i, n.to_string()))
+        .collect();
+    for (base, what) in [(16, "family_rate"), (16 + 8 * 16, "uid_rate")] {
+        for i in 0..8 {
+            for (o, part) in [
+                (0, "interval_ns"),
+                (4, "interval_ns_hi"),
+                (8, "tau_ns"),
+                (12, "tau_ns_hi"),
+            ] {
+                out.push((base + 16 * i + o, format!("{what}{i}.{part}")));
+            }
+        }
+    }
+    out
+}
+
 /// A rate-limit bucket that has refused events: its family, its uid (`None`: the
 /// family's own bucket), how many it refused ever, and since when it is refusing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -603,6 +625,10 @@ pub struct Filters {
     generation: u8,
     epoch: u32,
     rules: Rules,
+    /// What the daemon last wrote into rw_filter_gen and rw_filter_sets (by generation):
+    /// anything else found there was written behind its back (see `check_tamper`).
+    gen_word: u32,
+    sets: [Vec<u8>; 2],
 }
 
 impl Filters {
@@ -645,6 +671,8 @@ impl Filters {
             generation: 0,
             epoch: 0,
             rules: Rules::none(),
+            gen_word: 0,
+            sets: [Vec::new(), Vec::new()],
         };
         // Room for every family's catch-all uid, so that the per-uid counts add up even
         // when the table is full.
@@ -689,16 +717,11 @@ impl Filters {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         let mapped =
             |what: &'static str| move |e: libbpf_rs::Error| Error::Map(format!("{what}: {e}"));
-        let sets = self.map("rw_filter_sets")?;
-        let write_set = |set: Vec<u8>| {
-            sets.update(&u32::from(new).to_ne_bytes(), &set, MapFlags::ANY)
-                .map_err(mapped("rw_filter_sets"))
-        };
         // First a set with no rule under a new epoch: an open judged at entry by the set
         // this generation held before is judged again at exit, and the fork program stops
         // following the trees it held (the generation is not current) before they are
         // cleared.
-        write_set(set_bytes(&Rules::none(), self.epoch, 0))?;
+        self.write_set(new, set_bytes(&Rules::none(), self.epoch, 0))?;
         for name in LISTS {
             self.clear_gen(name, new)?;
         }
@@ -708,7 +731,7 @@ impl Filters {
                 .map_err(|e| Error::Map(format!("{name}: {e}")))?;
         }
         // Then the whole set, its trees followed through fork while they are seeded.
-        write_set(set_bytes(rules, self.epoch, SET_SEEDING))?;
+        self.write_set(new, set_bytes(rules, self.epoch, SET_SEEDING))?;
         if !rules.include_pid_tree.is_empty() {
             if rules.include_pid_tree == self.rules.include_pid_tree {
                 // The same roots: the tree the kernel followed so far, reparented
@@ -734,7 +757,8 @@ impl Filters {
             )
             .map_err(mapped("rw_filter_gen"))?;
         // Current now: followed as such (the old generation no longer is).
-        write_set(set_bytes(rules, self.epoch, 0))?;
+        self.write_set(new, set_bytes(rules, self.epoch, 0))?;
+        self.gen_word = u32::from(new) | active;
         self.generation = new;
         self.rules = rules.clone();
         Ok(())
@@ -766,6 +790,80 @@ impl Filters {
                 return Ok(());
             }
         }
+    }
+
+    /// Writes generation `generation`'s set, and remembers it as what the map must hold.
+    fn write_set(&mut self, generation: u8, set: Vec<u8>) -> Result<(), Error> {
+        self.map("rw_filter_sets")?
+            .update(&u32::from(generation).to_ne_bytes(), &set, MapFlags::ANY)
+            .map_err(|e| Error::Map(format!("rw_filter_sets: {e}")))?;
+        self.sets[usize::from(generation)] = set;
+        Ok(())
+    }
+
+    /// The generation in force and both sets against what the daemon wrote (one read
+    /// each, every tick): each one changed behind its back is restored and returned as a
+    /// finding per field (a rule switched on there would hide events as "filtered").
+    pub fn check_tamper(&self) -> Vec<super::Tamper> {
+        let mut found = Vec::new();
+        let finding = |field: String, expected: u64, found: u64| super::Tamper {
+            family: "filters",
+            map: if field == "gen" {
+                "rw_filter_gen"
+            } else {
+                "rw_filter_sets"
+            }
+            .to_string(),
+            field,
+            expected,
+            found,
+        };
+        if let Ok(m) = self.map("rw_filter_gen")
+            && let Ok(Some(v)) = m.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            && let Some(cur) = read_u32(&v, 0)
+            && cur != self.gen_word
+        {
+            if let Err(e) = m.update(
+                &0u32.to_ne_bytes(),
+                &self.gen_word.to_ne_bytes(),
+                MapFlags::ANY,
+            ) {
+                log::error!("filters: restoring rw_filter_gen: {e}");
+            }
+            found.push(finding("gen".to_string(), self.gen_word.into(), cur.into()));
+        }
+        let Ok(m) = self.map("rw_filter_sets") else {
+            return found;
+        };
+        for (g, want) in self.sets.iter().enumerate() {
+            let key = (g as u32).to_ne_bytes();
+            let Ok(Some(cur)) = m.lookup(&key, MapFlags::ANY) else {
+                continue;
+            };
+            // Before the first rules: the map's zeros.
+            let want = if want.is_empty() {
+                vec![0u8; cur.len()]
+            } else {
+                want.clone()
+            };
+            if cur == want {
+                continue;
+            }
+            for (off, name) in set_fields() {
+                let (a, b) = (read_u32(&want, off), read_u32(&cur, off));
+                if a != b {
+                    found.push(finding(
+                        format!("set{g}.{name}"),
+                        a.unwrap_or(0).into(),
+                        b.unwrap_or(0).into(),
+                    ));
+                }
+            }
+            if let Err(e) = m.update(&key, &want, MapFlags::ANY) {
+                log::error!("filters: restoring rw_filter_sets[{g}]: {e}");
+            }
+        }
+        found
     }
 
     /// Every bucket full again (its arrival time 0), keeping its count of refusals.

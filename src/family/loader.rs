@@ -262,7 +262,7 @@ impl Loaded {
             && cur.self_tgid != tgid
         {
             found.push(Tamper {
-                family: self.family,
+                family: self.family.name(),
                 map: "rw_config".to_string(),
                 field: "self_tgid".to_string(),
                 expected: tgid.into(),
@@ -301,7 +301,7 @@ impl Loaded {
             .into_iter()
             .filter(|(_, e, c)| e != c)
             .map(|(field, expected, found)| Tamper {
-                family: self.family,
+                family: self.family.name(),
                 map: "rw_config".to_string(),
                 field: field.to_string(),
                 expected,
@@ -354,7 +354,7 @@ impl Loaded {
             log::error!("{}: restoring the ring slot: {e}", self.family);
         }
         Some(Tamper {
-            family: self.family,
+            family: self.family.name(),
             map: format!("{}_rings", self.family),
             field: "ring_id".to_string(),
             expected: expected.into(),
@@ -390,7 +390,7 @@ impl Loaded {
             }
             found.extend(
                 filter_bit_changes(nr, want, on).map(|(field, expected, found)| Tamper {
-                    family: self.family,
+                    family: self.family.name(),
                     map: SYSCALL_FILTER.to_string(),
                     field,
                     expected,
@@ -512,7 +512,8 @@ impl Loaded {
 /// already put back): raised as a `tamper` anomaly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tamper {
-    pub family: Family,
+    /// The family whose map it is, or `filters` for the maps every family shares.
+    pub family: &'static str,
     /// `rw_config`, `FAMILY_rings` (the outer map's ring slot) or `syscall_filter`.
     pub map: String,
     /// The rw_config member, `ring_id`, or the syscall's name (its number if unnamed).

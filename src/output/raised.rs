@@ -69,7 +69,7 @@ impl Raised<'_> {
                     "severity",
                     severity_name(TAMPER_SEVERITY).unwrap_or("critical"),
                 );
-                f.str("family", t.family.name());
+                f.str("family", t.family);
                 f.str("map", &t.map);
                 f.str("field", &t.field);
                 f.u64("expected", t.expected);
@@ -116,12 +116,7 @@ impl Raised<'_> {
         match &self.what {
             What::Tamper(t) => {
                 let sev = severity_name(TAMPER_SEVERITY).unwrap_or("critical");
-                let _ = write!(
-                    b,
-                    "anomaly {sev} {TAMPER_RULE}: {} {}.",
-                    t.family.name(),
-                    t.map
-                );
+                let _ = write!(b, "anomaly {sev} {TAMPER_RULE}: {} {}.", t.family, t.map);
                 summary::text(b, t.field.as_bytes(), false);
                 let _ = write!(
                     b,
@@ -168,12 +163,11 @@ impl Raised<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::Family;
     use crate::output::{journal, json};
 
     fn tamper() -> Tamper {
         Tamper {
-            family: Family::File,
+            family: "file",
             map: "rw_config".into(),
             field: "self_tgid".into(),
             expected: 4242,
