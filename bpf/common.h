@@ -149,19 +149,21 @@ static __always_inline bool rw_skip(void)
 	return rw_learn_self(cfg, tgid);
 }
 
-/* Counts a drop, in the ring's books and against `uid`. */
-static __always_inline void rw_count_drop_of(struct rw_counters *c, __u32 uid)
+/* Counts a drop, in the ring's books and against `*uid` (NULL: the current task's, read
+ * only here: a helper call the reserves that succeed do not pay). */
+static __always_inline void rw_count_drop_of(struct rw_counters *c, const __u32 *uid)
 {
 	__sync_fetch_and_add(&c->dropped, 1);
 	struct rw_config *cfg = rw_cfg();
 	if (cfg)
-		rw_loss_count(cfg->family, uid, RW_LOSS_DROPPED);
+		rw_loss_count(cfg->family, uid ? *uid : (__u32)bpf_get_current_uid_gid(),
+			      RW_LOSS_DROPPED);
 }
 
 /* The same against the current task's uid. */
 static __always_inline void rw_count_drop(struct rw_counters *c)
 {
-	rw_count_drop_of(c, (__u32)bpf_get_current_uid_gid());
+	rw_count_drop_of(c, NULL);
 }
 
 /* Counts an event the filters rejected, in the ring's books and against `uid`. */
@@ -222,21 +224,14 @@ static __noinline bool rw_judged_out(void *stats)
 	       rw_rate_limited(stats, set, gen, (__u32)bpf_get_current_uid_gid());
 }
 
-/* Whether the set in force has any rule: the one map read an event costs without. */
-static __always_inline bool rw_rules_active(void)
-{
-	__u32 zero = 0;
-	__u32 *g = bpf_map_lookup_elem(&rw_filter_gen, &zero);
-	return g && (*g & RW_GEN_ACTIVE);
-}
-
 /* Out of line: inlined, the judging's code made every family's hot path ~10 % slower
  * without a rule (measured: getppid events per second, one producer). */
 #define RW_FILTERED(fam) (rw_rules_active() && rw_judged_out(&fam##_stats))
 
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop
- * of `uid`'s. Always inlined so that `size` stays a constant for the verifier. */
-static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size, __u32 uid)
+ * of `*uid`'s (NULL: the current task's). Always inlined so that `size` stays a constant
+ * for the verifier. */
+static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size, const __u32 *uid)
 {
 	__u32 slot = RW_SLOT;
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
@@ -256,7 +251,7 @@ static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size,
 /* The current task's event. */
 static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 {
-	return rw_reserve_of(rings, stats, size, (__u32)bpf_get_current_uid_gid());
+	return rw_reserve_of(rings, stats, size, NULL);
 }
 
 /* Counts one syscall that a family saw but could not follow from enter to exit (see

@@ -307,6 +307,14 @@ struct {
 /* rw_filter_gen: bit 0 the generation in force, RW_GEN_ACTIVE whether it has any rule. */
 #define RW_GEN_ACTIVE 2
 
+/* Whether the set in force has any rule: the one map read an event costs without. */
+static __always_inline bool rw_rules_active(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&rw_filter_gen, &zero);
+	return g && (*g & RW_GEN_ACTIVE);
+}
+
 /* The set in force and its generation; NULL when it has no rule at all (one map read is
  * all an event costs then). */
 static __always_inline struct rw_filter_set *rw_fset(__u8 *gen)
@@ -640,21 +648,26 @@ static __always_inline bool rw_task_rejected(struct rw_filter_set *set, __u8 gen
 	return false;
 }
 
-/* Bit g set: the current process is in generation g's pid tree (for an owner record, whose
- * close is judged later, maybe after the process is gone). */
-static __always_inline __u32 rw_tree_bit(__u32 g, __u32 tgid, __u64 start)
+static __always_inline bool rw_set_has_tree(__u32 g)
 {
 	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &g);
-	return set && (set->bits & RW_F_INCLUDE_TREE) && rw_in_tree(g, tgid, start) ? 1 << g : 0;
+	return set && (set->bits & RW_F_INCLUDE_TREE);
 }
 
+/* Bit g set: the current process is in generation g's pid tree (for an owner record, whose
+ * close is judged later, maybe after the process is gone). Without a tree rule, the
+ * process's start time is not read. */
 static __always_inline __u32 rw_current_tree_bits(void)
 {
+	if (!rw_rules_active())
+		return 0;
+	bool t0 = rw_set_has_tree(0), t1 = rw_set_has_tree(1);
+	if (!t0 && !t1)
+		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 start = rw_current_start();
-	/* Written out: a two-round loop here was not unrolled, and the verifier took it for an
-	 * infinite one. */
-	return rw_tree_bit(0, tgid, start) | rw_tree_bit(1, tgid, start);
+	return (t0 && rw_in_tree(0, tgid, start) ? 1 : 0) |
+	       (t1 && rw_in_tree(1, tgid, start) ? 2 : 0);
 }
 
 /* Whether generation `gen`'s task rules reject the current task's event. 1: rejected. */

@@ -267,7 +267,7 @@ static __always_inline struct net_event *net_reserve(const struct net_event *ev,
 						     __u32 uid)
 {
 	struct net_event *e =
-		rw_reserve_of(&network_rings, &network_stats, sizeof(struct net_event), uid);
+		rw_reserve_of(&network_rings, &network_stats, sizeof(struct net_event), &uid);
 	if (e)
 		rw_fill_header(&e->hdr, type, bpf_ktime_get_boot_ns());
 	if (e)

@@ -900,29 +900,35 @@ impl Filters {
                 }
             }
         }
-        if let Ok(m) = self.map("rw_rate_uid") {
-            for k in m.keys() {
-                let (Some(fam), Some(uid)) = (read_u32(&k, 0), read_u32(&k, 4)) else {
-                    continue;
-                };
-                let Some(family) = Family::ALL.get(fam as usize).copied() else {
-                    continue;
-                };
-                let Ok(Some(v)) = m.lookup(&k, MapFlags::ANY) else {
-                    continue;
-                };
-                let (suppressed, since_ns) = parse(&v);
-                if suppressed > 0 {
-                    out.push(Bucket {
-                        family,
-                        uid: Some(uid),
-                        suppressed,
-                        since_ns,
-                    });
-                }
+        for (family, uid, v) in self.per_uid("rw_rate_uid") {
+            let (suppressed, since_ns) = parse(&v);
+            if suppressed > 0 {
+                out.push(Bucket {
+                    family,
+                    uid: Some(uid),
+                    suppressed,
+                    since_ns,
+                });
             }
         }
         out
+    }
+
+    /// Every entry of a map keyed by `struct rw_loss_key`, in one batch read (a lookup per
+    /// key was two syscalls per uid, every tick): (family, uid, value).
+    fn per_uid(&self, name: &str) -> Vec<(Family, u32, Vec<u8>)> {
+        let Ok(m) = self.map(name) else {
+            return Vec::new();
+        };
+        let Ok(entries) = m.lookup_batch(256, MapFlags::ANY, MapFlags::ANY) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|(k, v)| {
+                let family = Family::ALL.get(read_u32(&k, 0)? as usize).copied()?;
+                Some((family, read_u32(&k, 4)?, v))
+            })
+            .collect()
     }
 
     /// Deletes every entry of generation `generation` from a list map.
@@ -982,20 +988,8 @@ impl Filters {
 
     /// Per family and uid: events filtered and dropped (uids with none are absent).
     pub fn losses(&self) -> Vec<Loss> {
-        let Ok(m) = self.map("rw_uid_loss") else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for k in m.keys() {
-            let (Some(fam), Some(uid)) = (read_u32(&k, 0), read_u32(&k, 4)) else {
-                continue;
-            };
-            let Some(family) = Family::ALL.get(fam as usize).copied() else {
-                continue;
-            };
-            let Ok(Some(v)) = m.lookup(&k, MapFlags::ANY) else {
-                continue;
-            };
+        for (family, uid, v) in self.per_uid("rw_uid_loss") {
             let (filtered, dropped, rate_limited) = (
                 read_u64(&v, 0).unwrap_or(0),
                 read_u64(&v, 8).unwrap_or(0),
@@ -1014,16 +1008,6 @@ impl Filters {
         }
         out.sort_by_key(|l| (l.family, l.uid));
         out
-    }
-
-    /// Forks into a followed tree that found the tree map full (those children are not
-    /// followed: their events are filtered).
-    pub fn tree_full(&self) -> u64 {
-        self.map("rw_filter_stats")
-            .ok()
-            .and_then(|m| m.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten())
-            .and_then(|v| read_u64(&v, 0))
-            .unwrap_or(0)
     }
 }
 
