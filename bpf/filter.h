@@ -670,8 +670,9 @@ static __always_inline __u32 rw_current_tree_bits(void)
 	       (t1 && rw_in_tree(1, tgid, start) ? 2 : 0);
 }
 
-/* Whether generation `gen`'s task rules reject the current task's event. 1: rejected. */
-__noinline int rw_task_verdict(__u32 gen)
+/* Whether generation `gen`'s task rules reject the current task's event (`uid`: its
+ * uid). 1: rejected. */
+__noinline int rw_task_verdict(__u32 gen, __u32 uid)
 {
 	__u32 k = gen & 1;
 	struct rw_filter_set *set = bpf_map_lookup_elem(&rw_filter_sets, &k);
@@ -682,8 +683,11 @@ __noinline int rw_task_verdict(__u32 gen)
 		bpf_get_current_comm(comm, sizeof(comm));
 	bool in_tree = (set->bits & RW_F_INCLUDE_TREE) &&
 		       rw_in_tree(k, bpf_get_current_pid_tgid() >> 32, rw_current_start());
-	return rw_task_rejected(set, k, in_tree, (__u32)bpf_get_current_uid_gid(), comm,
-				bpf_get_current_cgroup_id(), true);
+	/* The cgroup id only for a cgroup rule: the helper takes the RCU lock. */
+	__u64 cgid = (set->bits & (RW_F_INCLUDE_CGROUP | RW_F_EXCLUDE_CGROUP))
+			     ? bpf_get_current_cgroup_id()
+			     : 0;
+	return rw_task_rejected(set, k, in_tree, uid, comm, cgid, true);
 }
 
 #endif /* __BPF__ */
