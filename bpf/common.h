@@ -215,6 +215,17 @@ static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *s
 	return true;
 }
 
+/* The same for the current task's event: its uid is read only when a rate limit may use
+ * it. */
+static __always_inline bool rw_rate_limited_current(void *stats, struct rw_filter_set *set,
+						    __u8 gen)
+{
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || !rw_rate_set(set, cfg->family))
+		return false;
+	return rw_rate_limited(stats, set, gen, (__u32)bpf_get_current_uid_gid());
+}
+
 /* The task rules and then the rate limits of the set in force, for the current task's
  * event: what a family calls right before it reserves. True: not to be reported (and
  * counted as filtered or rate limited). */
@@ -224,13 +235,7 @@ static __noinline bool rw_judged_out(void *stats)
 	struct rw_filter_set *set = rw_fset(&gen);
 	if (!set)
 		return false;
-	if (rw_task_filtered_by(stats, set, gen))
-		return true;
-	/* The uid is read only when a rate limit may use it. */
-	struct rw_config *cfg = rw_cfg();
-	if (!cfg || !rw_rate_set(set, cfg->family))
-		return false;
-	return rw_rate_limited(stats, set, gen, (__u32)bpf_get_current_uid_gid());
+	return rw_task_filtered_by(stats, set, gen) || rw_rate_limited_current(stats, set, gen);
 }
 
 /* Out of line: inlined, the judging's code made every family's hot path ~10 % slower

@@ -191,6 +191,8 @@ static __always_inline bool differs(const char *a, const char *b, __u32 n)
 struct walk_ctx {
 	struct dentry *d;
 	struct vfsmount *vm;
+	struct dentry *vm_root;  /* vm's mnt_root: read once per mount, not per step */
+	struct dentry *first_up; /* the file's parent, once the first step has read it */
 	struct dentry *root_d;
 	struct vfsmount *root_vm;
 	__u64 mnt_off;
@@ -199,6 +201,29 @@ struct walk_ctx {
 	__u32 done;
 	__u32 pad;
 };
+
+/* A dentry's d_parent, d_name.len and d_name.name. Each probe read is a helper call
+ * (~25 ns here, most of what a filtered open costs), so they are read in one where they
+ * lie within 32 bytes of each other (d_name follows d_parent in every kernel we know),
+ * one by one otherwise; the offsets are constants once relocated, so the verifier keeps
+ * one branch. */
+static __always_inline struct dentry *dentry_up(struct dentry *d, __u32 *len,
+						const unsigned char **name)
+{
+	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 ol = bpf_core_field_offset(struct dentry, d_name.len);
+	__u32 on = bpf_core_field_offset(struct dentry, d_name.name);
+	if (ol >= op + 8 && ol + 4 <= op + 32 && on >= op + 8 && on + 8 <= op + 32) {
+		__u64 w[4] = {};
+		bpf_probe_read_kernel(w, sizeof(w), (void *)d + op);
+		*len = *(__u32 *)((void *)w + (ol - op));
+		*name = (const unsigned char *)*(__u64 *)((void *)w + (on - op));
+		return (struct dentry *)w[0];
+	}
+	*len = BPF_CORE_READ(d, d_name.len);
+	*name = BPF_CORE_READ(d, d_name.name);
+	return BPF_CORE_READ(d, d_parent);
+}
 
 /* One step up from c->d, prepending its name; 1 ends the walk. Mount crossing as in
  * anomaly's walk_step (d_path is not allowed here); a bpf_loop callback is verified once. */
@@ -210,7 +235,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 		c->done = 1;
 		return 1;
 	}
-	if (d == BPF_CORE_READ(vm, mnt_root)) {
+	if (d == c->vm_root) {
 		struct mount *m = (struct mount *)((void *)vm - c->mnt_off);
 		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
 		if (parent == m) {
@@ -219,17 +244,21 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 			c->done = 1;
 			return 1;
 		}
+		struct vfsmount *up_vm = (struct vfsmount *)((void *)parent + c->mnt_off);
 		c->d = BPF_CORE_READ(m, mnt_mountpoint);
-		c->vm = (struct vfsmount *)((void *)parent + c->mnt_off);
+		c->vm = up_vm;
+		c->vm_root = BPF_CORE_READ(up_vm, mnt_root);
 		return 0;
 	}
-	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	__u32 len = 0;
+	const unsigned char *name = NULL;
+	struct dentry *up = dentry_up(d, &len, &name);
+	if (!c->first_up)
+		c->first_up = up;
 	/* Not under any directory: a pseudo file; its own name is all there is. */
 	bool pseudo = up == d;
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 	__u32 need = len + (pseudo ? 0 : 1);
-	if (len > RW_NAME_MAX || need > c->pos) {
+	if (!up || len > RW_NAME_MAX || need > c->pos) {
 		c->flags |= RW_OPEN_RESOLVED_TRUNCATED;
 		return 1;
 	}
@@ -261,27 +290,38 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 static const char pipe_fmt[] = "pipe:[%llu]";
 static const char socket_fmt[] = "socket:[%llu]";
 
-/* Names the file at fd `fd` of the task into e->resolved; returns its length. */
+/* The resolved name is in the record already (a pseudo file's), not in b->tmp. */
+#define RW_NAME_IN_REC 0xffffffff
+
+/* Names the file at fd `fd` of the task (the current one, as a BTF pointer: its fields
+ * are plain loads, not helper calls); returns its length, the file in *filep (its inode
+ * is read only for an open the filters keep) and in *at where the name starts in b->tmp
+ * (it is copied into the record only once the filters keep the open). */
 static __always_inline __u32 resolve(struct task_struct *task, long fd, struct file_scratch *b,
-				     struct open_event *e, __u32 *flags)
+				     struct open_event *e, __u32 *flags, struct file **filep,
+				     __u32 *at)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	__u64 max = BPF_CORE_READ(fdt, max_fds);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	*at = RW_NAME_IN_REC;
+	struct fdtable *fdt = task->files->fdt;
+	__u64 max = fdt->max_fds;
+	struct file **fds = fdt->fd;
 	struct file *file = NULL;
 	if ((__u64)fd < max)
 		bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	*filep = file;
 	if (!file) {
 		*flags |= RW_OPEN_RESOLVED_UNAVAILABLE;
 		return 0;
 	}
-	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
-	struct dentry *fd_d = BPF_CORE_READ(file, f_path.dentry);
+	struct path fp = {};
+	bpf_core_read(&fp, sizeof(fp), &file->f_path);
+	struct dentry *fd_d = fp.dentry;
 	struct walk_ctx c = {
 		.d = fd_d,
-		.vm = BPF_CORE_READ(file, f_path.mnt),
-		.root_d = BPF_CORE_READ(task, fs, root.dentry),
-		.root_vm = BPF_CORE_READ(task, fs, root.mnt),
+		.vm = fp.mnt,
+		.vm_root = BPF_CORE_READ(fp.mnt, mnt_root),
+		.root_d = task->fs->root.dentry,
+		.root_vm = task->fs->root.mnt,
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 		.pos = RW_RESOLVED_LEN,
 	};
@@ -298,7 +338,7 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 	}
 	/* Unlinked: out of the dentry hash but not a root (d_unlinked). */
 	if (!(c.flags & RW_OPEN_RESOLVED_PSEUDO) && !BPF_CORE_READ(fd_d, d_hash.pprev) &&
-	    BPF_CORE_READ(fd_d, d_parent) != fd_d)
+	    (c.first_up ? c.first_up : BPF_CORE_READ(fd_d, d_parent)) != fd_d)
 		c.flags |= RW_OPEN_RESOLVED_DELETED;
 	*flags |= c.flags;
 	char *out = b->rec + sizeof(struct open_event);
@@ -310,13 +350,13 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 							     : NULL;
 		if (!fmt)
 			return 0;
-		__u64 ino = e->ino;
+		__u64 ino = BPF_CORE_READ(file, f_inode, i_ino);
+		e->ino = ino;
 		long n = bpf_snprintf(out, 32, fmt, &ino, sizeof(ino));
 		return n > 1 && n <= 32 ? (__u32)n - 1 : 0;
 	}
-	__u32 len = RW_RESOLVED_LEN - pos;
-	bpf_probe_read_kernel(out, len, &b->tmp[pos]);
-	return len;
+	*at = pos;
+	return RW_RESOLVED_LEN - pos;
 }
 
 /* Whether the path rules of `set` reject `path` (`len` bytes): a prefix of its first
@@ -388,12 +428,12 @@ static __always_inline bool exit_filtered(const struct open_start *s, struct ope
 			len = e->path_len;
 		}
 		if (path && path_rejected(set, gen, path, len)) {
-			rw_count_filtered(&file_stats, e->hdr.uid);
+			rw_count_filtered(&file_stats, (__u32)bpf_get_current_uid_gid());
 			return true;
 		}
 	}
 	/* Kept by the filters: the rate limits have the last word. */
-	return rw_rate_limited(&file_stats, set, gen, e->hdr.uid);
+	return rw_rate_limited_current(&file_stats, set, gen);
 }
 
 static __always_inline int emit(long ret, __u32 sc)
@@ -415,7 +455,9 @@ static __always_inline int emit(long ret, __u32 sc)
 		return 0;
 	}
 	struct open_event *e = (struct open_event *)b->rec;
-	rw_fill_header(&e->hdr, RW_OPEN, bpf_ktime_get_boot_ns());
+	/* The header is filled once the filters keep the open: its helper calls are half of
+	 * what an open left out would cost otherwise. */
+	__u64 ts = bpf_ktime_get_boot_ns();
 	e->ret = ret;
 	e->flags = s->flags;
 	e->ino = 0;
@@ -425,13 +467,18 @@ static __always_inline int emit(long ret, __u32 sc)
 
 	/* A successful open is judged by the file the kernel resolved before anything else
 	 * is done for it: one the filters leave out costs no second copy of its path. */
-	__u32 rlen = 0, rpf = 0;
+	__u32 rlen = 0, rpf = 0, at = RW_NAME_IN_REC;
+	struct file *file = NULL;
+	char *out = b->rec + sizeof(struct open_event);
 	if (ret >= 0) {
-		rlen = resolve(task, ret, b, e, &rpf);
+		rlen = resolve(task, ret, b, e, &rpf, &file, &at);
 		if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
 			rlen = RW_RESOLVED_LEN;
-		if (exit_filtered(s, e, b->rec + sizeof(struct open_event), rlen, rpf))
+		const char *name = at == RW_NAME_IN_REC ? out : &b->tmp[at & (RW_RESOLVED_LEN - 1)];
+		if (exit_filtered(s, e, name, rlen, rpf))
 			return 0;
+		if (at != RW_NAME_IN_REC)
+			bpf_probe_read_kernel(out, rlen, name);
 	}
 
 	/* The exit copy; the entry copy wins when they differ (the kernel read the path
@@ -459,6 +506,9 @@ static __always_inline int emit(long ret, __u32 sc)
 	/* A failed open: judged by the path as given (exit_filtered). */
 	if (ret < 0 && exit_filtered(s, e, b->rec + sizeof(struct open_event), 0, 0))
 		return 0;
+	rw_fill_header(&e->hdr, RW_OPEN, ts);
+	if (file && !e->ino)
+		e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 	if (rlen > RW_RESOLVED_LEN)
 		rlen = RW_RESOLVED_LEN;
 	e->path_flags = pf | rpf;
