@@ -305,6 +305,7 @@ RW_LAYOUT(rw_fill);
 RW_LAYOUT(rw_config);
 RW_ENUM(rw_config_flags);
 RW_ENUM(rw_slots);
+RW_ENUM(rw_loss_slots);
 
 /* The wake-up rule (see rw_config.wakeup_bytes) for a record of `size` bytes, given the
  * ring's occupancy `avail` once the record is in it. */

@@ -77,6 +77,7 @@ RW_LAYOUT(rw_fkey_port);
 RW_LAYOUT(rw_fkey_tree);
 RW_LAYOUT(rw_loss_key);
 RW_LAYOUT(rw_loss);
+RW_LAYOUT(rw_loss_slot);
 RW_LAYOUT(rw_filter_stats);
 RW_LAYOUT(rw_bucket);
 RW_ENUM(rw_filter_bits);

@@ -331,6 +331,45 @@ fn comm_and_uid_rules() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The slot of rw_uid_loss_slots a uid's counts go to (bpf/filter.h, rw_loss_count).
+fn loss_slot(uid: u32) -> u32 {
+    uid.wrapping_mul(2_654_435_769) >> 24
+}
+
+/// Two uids whose counts would share a slot: the first one counted takes it, the other is
+/// counted in the hash map, and each one's count is its own, exactly.
+#[test]
+fn uids_sharing_a_count_slot_are_counted_apart() {
+    const N: usize = 20;
+    const M: usize = 7;
+    let dir = temp_dir("filter-loss-slot");
+    let files_dir = open_dir(&dir.join("files"));
+    files(&files_dir, "f", N);
+    let first = test_uid(19);
+    // Outside every test's window of uids (test_uid), unique to this process.
+    let base = 3_500_000_000 + (std::process::id() % 100_000) * 1000;
+    let second = (base..base + 1000)
+        .find(|&u| loss_slot(u) == loss_slot(first))
+        .expect("a uid with the same slot among 1000");
+    let d = daemon_with(
+        "filter-loss-slot",
+        "file",
+        &dir,
+        &format!("[filter]\nexclude_uid = [{first}, {second}]\n"),
+    );
+    let mut a = Worker::spawn(first, "", &opens(&files_dir, "f", N));
+    let mut b = Worker::spawn(second, "", &opens(&files_dir, "f", M));
+    let f_a = filtered_during(&d, &mut a, "file", first);
+    let f_b = filtered_during(&d, &mut b, "file", second);
+    a.finish();
+    b.finish();
+    let f = d.stop();
+    f.assert_exact();
+    assert_eq!(f_a, N as u64, "uid {first} (holds the slot)");
+    assert_eq!(f_b, M as u64, "uid {second} (counted in the hash map)");
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// --include-uid: a child run as uid 65534 is left out, one run as the included uid kept.
 #[test]
 fn include_uid_leaves_out_nobody() {

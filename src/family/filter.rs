@@ -6,7 +6,7 @@
 //!
 //! Rules come in two generations: a new set is written into the one not in use and made
 //! current by one map write, so that no event is judged by half of each.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
@@ -47,6 +47,9 @@ pub mod bits {
 /// `enum rw_filter_list`.
 const INCLUDE: u8 = 0;
 const EXCLUDE: u8 = 1;
+
+/// RW_LOSS_SLOTS: each family's slots in rw_uid_loss_slots.
+const LOSS_SLOTS: usize = 256;
 
 /// RW_LOSS_OTHER: the uid that takes the counts no room was left for.
 pub const LOSS_OTHER: u32 = u32::MAX;
@@ -655,7 +658,7 @@ impl Filters {
             let name = m.name().to_string_lossy().into_owned();
             if !name.starts_with("rw_filter")
                 && !name.starts_with("rw_rate")
-                && name != "rw_uid_loss"
+                && !name.starts_with("rw_uid_loss")
             {
                 continue;
             }
@@ -986,28 +989,47 @@ impl Filters {
         }
     }
 
-    /// Per family and uid: events filtered and dropped (uids with none are absent).
+    /// Per family and uid: events filtered, dropped and rate limited (uids with none are
+    /// absent). A uid's counts are in its slot of rw_uid_loss_slots or in rw_uid_loss,
+    /// never both: their sum is exact.
     pub fn losses(&self) -> Vec<Loss> {
-        let mut out = Vec::new();
-        for (family, uid, v) in self.per_uid("rw_uid_loss") {
-            let (filtered, dropped, rate_limited) = (
-                read_u64(&v, 0).unwrap_or(0),
-                read_u64(&v, 8).unwrap_or(0),
-                read_u64(&v, 16).unwrap_or(0),
-            );
-            if filtered == 0 && dropped == 0 && rate_limited == 0 {
-                continue;
+        let mut all: BTreeMap<(Family, u32), [u64; 3]> = BTreeMap::new();
+        let mut add = |family, uid, v: &[u8], at: usize| {
+            let c = all.entry((family, uid)).or_default();
+            for (i, n) in c.iter_mut().enumerate() {
+                *n += read_u64(v, at + 8 * i).unwrap_or(0);
             }
-            out.push(Loss {
+        };
+        for (family, uid, v) in self.per_uid("rw_uid_loss") {
+            add(family, uid, &v, 0);
+        }
+        if let Ok(m) = self.map("rw_uid_loss_slots")
+            && let Ok(slots) = m.lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
+        {
+            for (k, v) in slots {
+                let (Some(i), Some(tag)) = (read_u32(&k, 0), read_u64(&v, 0)) else {
+                    continue;
+                };
+                let Some(&family) = Family::ALL.get(i as usize / LOSS_SLOTS) else {
+                    continue;
+                };
+                if let Ok(uid) = u32::try_from(tag.wrapping_sub(1))
+                    && tag != 0
+                {
+                    add(family, uid, &v, 8);
+                }
+            }
+        }
+        all.into_iter()
+            .filter(|(_, c)| c.iter().any(|&n| n > 0))
+            .map(|((family, uid), [filtered, dropped, rate_limited])| Loss {
                 family,
                 uid,
                 filtered,
                 dropped,
                 rate_limited,
-            });
-        }
-        out.sort_by_key(|l| (l.family, l.uid));
-        out
+            })
+            .collect()
     }
 }
 
@@ -1177,6 +1199,7 @@ mod tests {
             ("rw_filter_set", 16 + 2 * 8 * 16),
             ("rw_loss_key", 8),
             ("rw_loss", 24),
+            ("rw_loss_slot", 32),
             ("rw_bucket", 32),
         ] {
             let (c, _) = Family::File
@@ -1184,5 +1207,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} not in the file object"));
             assert_eq!(c, size, "{name}");
         }
+        let slots = Family::File.c_enum("rw_loss_slots").expect("rw_loss_slots");
+        assert_eq!(
+            slots,
+            vec![("RW_LOSS_SLOTS".to_string(), LOSS_SLOTS as i64)]
+        );
     }
 }
