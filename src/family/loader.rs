@@ -773,14 +773,14 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     let ring_size = u64::from(ring.max_entries());
     let ring_id = map_id(&ring);
     let mut links = Vec::new();
-    for p in obj.progs_mut() {
+    let mut attach = |p: &mut libbpf_rs::ProgramMut<'_>| {
         let name = p.name().to_string_lossy().into_owned();
         let section = p.section().to_string_lossy().into_owned();
         if programs.iter().any(|s: &ProgramStatus| s.name == name) {
             if let Some(s) = programs.iter_mut().find(|s| s.name == name) {
                 s.section = section;
             }
-            continue;
+            return;
         }
         if let Some(why) = not_applicable(&section) {
             programs.push(ProgramStatus {
@@ -789,7 +789,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
                 error: None,
                 not_applicable: Some(why),
             });
-            continue;
+            return;
         }
         let error = match p.attach() {
             Ok(link) => {
@@ -804,6 +804,16 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             error,
             not_applicable: None,
         });
+    };
+    // Syscall exits first: every syscall entry a program sees then has its exit seen, so
+    // no entry is left waiting for an exit that never comes (which a later exit of the
+    // same thread would be paired with).
+    for exits in [true, false] {
+        for mut p in obj.progs_mut() {
+            if syscall_exit(&p.section().to_string_lossy()) == exits {
+                attach(&mut p);
+            }
+        }
     }
     Ok(Loaded {
         family,
@@ -821,6 +831,15 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
         programs,
         links,
     })
+}
+
+/// Whether a program's section is a syscall's exit (`tracepoint/syscalls/sys_exit_open`,
+/// `tp_btf/sys_exit`).
+fn syscall_exit(section: &str) -> bool {
+    section
+        .rsplit('/')
+        .next()
+        .is_some_and(|t| t.starts_with("sys_exit"))
 }
 
 /// The map a family declares to take the configured syscall set (see
