@@ -188,7 +188,7 @@ struct walk_ctx {
 	struct dentry *d;
 	struct vfsmount *vm;
 	struct dentry *vm_root;  /* vm's mnt_root: read once per mount, not per step */
-	struct dentry *first_up; /* the file's parent, once the first step has read it */
+	struct dentry *first_up; /* the file's parent, when the first step read it */
 	struct dentry *root_d;
 	struct vfsmount *root_vm;
 	__u64 mnt_off;
@@ -209,7 +209,8 @@ static __always_inline struct dentry *dentry_up(struct dentry *d, __u32 *len,
 	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
 	__u32 ol = bpf_core_field_offset(struct dentry, d_name.len);
 	__u32 on = bpf_core_field_offset(struct dentry, d_name.name);
-	if (ol >= op + 8 && ol + 4 <= op + 32 && on >= op + 8 && on + 8 <= op + 32) {
+	if (ol >= op + 8 && ol + 4 <= op + 32 && on >= op + 8 && on + 8 <= op + 32 &&
+	    (ol - op) % 4 == 0 && (on - op) % 8 == 0) {
 		__u64 w[4] = {};
 		bpf_probe_read_kernel(w, sizeof(w), (void *)d + op);
 		*len = *(__u32 *)((void *)w + (ol - op));
@@ -249,7 +250,7 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	__u32 len = 0;
 	const unsigned char *name = NULL;
 	struct dentry *up = dentry_up(d, &len, &name);
-	if (!c->first_up)
+	if (i == 0) /* the file's own parent (a mount root's first step is a crossing) */
 		c->first_up = up;
 	/* Not under any directory: a pseudo file; its own name is all there is. */
 	bool pseudo = up == d;

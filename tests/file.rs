@@ -441,6 +441,7 @@ out["pipe_ino"] = os.fstat(r).st_ino
 m = os.memfd_create("rwtest")
 out["memfd_fd"] = m
 out["memfd"] = os.open("/proc/self/fd/%d" % m, os.O_RDWR)
+out["mount_root"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
 outside = os.open(d + "/outside", os.O_RDONLY | os.O_DIRECTORY)
 pid = os.fork()
 if pid == 0:
@@ -531,6 +532,10 @@ fn resolved_path_of_deleted_pseudo_and_out_of_root_files() {
     let m = one(ppid, &parent["memfd"], &proc_fd(i(&parent["memfd_fd"])));
     assert_eq!(m["resolved_path"], "memfd:rwtest", "{m}");
     assert_eq!(flags(&m), ["resolved_pseudo"], "{m}");
+    // A mount's root (its dentry is never hashed): named, not taken for a deleted file.
+    let e = one(ppid, &parent["mount_root"], b"/proc");
+    assert_eq!(e["resolved_path"], "/proc", "{e}");
+    assert!(flags(&e).is_empty(), "{e}");
     // In a chroot: through an fd from outside, the path runs from the real root.
     let cpid = u(&child["tid"]);
     let e = one(cpid, &child["outside"], b"x");
