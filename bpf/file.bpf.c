@@ -123,10 +123,16 @@ static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
-	/* Left out: nothing is stashed, and no entry is waiting (the exit programs attach
-	 * first, so each entry stashed is taken by its own exit). */
-	if (set && set->bits && entry_filtered(set, gen, flags))
+	if (set && set->bits && entry_filtered(set, gen, flags)) {
+		/* An older entry whose exit was missed must not pair with this exit: the exits
+		 * attach first, but a program run can still be skipped (the kernel's recursion
+		 * guard, a busy task storage). */
+		struct open_start *old =
+			bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0, 0);
+		if (old)
+			old->active = 0;
 		return 0;
+	}
 	struct open_start *s = bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
