@@ -4,3 +4,4 @@
 //! layouts and the process table only calls them; the one I/O is re-reading
 //! `/etc/passwd` when it changed. Depends on nothing else in the crate.
 pub mod cgroup;
+pub mod users;
