@@ -19,12 +19,6 @@ RW_DECLARE_RING(file);
 #define RW_O_TMPFILE_BIT 020000000
 #define RW_AT_FDCWD -100
 
-/* NAME_MAX: a longer name is not a directory entry. */
-#define RW_NAME_MAX 255
-/* Steps of the walk to the root: components and mount crossings. A path that fits
- * RW_RESOLVED_LEN has fewer than RW_RESOLVED_LEN / 2 components. */
-#define RW_WALK_STEPS 4096
-
 /* A syscall in flight: its arguments and the path as it was at entry. */
 struct open_start {
 	__u64 filename; /* user pointer */
@@ -51,12 +45,14 @@ struct {
 	__type(value, struct open_start);
 } file_inflight SEC(".maps");
 
-/* Per CPU: the record being built, sent with only the bytes it uses, and the area where
- * resolved_path is written from its end (the walk goes from the file up). Tracing
- * programs do not nest on a CPU (the kernel's recursion guard), so one is enough. */
+/* The largest record (open_event + a full resolved path) fits under this mask, and the
+ * scratch buffer holds that many bytes from the record's start (see rw_output). */
+#define RW_OUT_MASK 8191
+
+/* Per CPU: the record being built, sent with only the bytes it uses. Tracing programs do
+ * not nest on a CPU (the kernel's recursion guard), so one is enough. */
 struct file_scratch {
-	char rec[sizeof(struct open_event) + RW_RESOLVED_LEN];
-	char tmp[2 * RW_RESOLVED_LEN]; /* the string ends at RW_RESOLVED_LEN */
+	char rec[RW_OUT_MASK + 1];
 };
 
 struct {
@@ -66,11 +62,7 @@ struct {
 	__type(value, struct file_scratch);
 } file_scratch SEC(".maps");
 
-/* The largest record (open_event + a full resolved path) fits under this mask, and the
- * scratch buffer holds that many bytes from the record's start (see rw_output). */
-#define RW_OUT_MASK 8191
 _Static_assert(sizeof(struct open_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
-_Static_assert(sizeof(struct file_scratch) >= RW_OUT_MASK + 1, "mask inside the scratch buffer");
 
 static __always_inline struct file_scratch *scratch(void)
 {
@@ -190,101 +182,6 @@ static __always_inline bool differs(const char *a, const char *b, __u32 n)
 	return c.differ;
 }
 
-struct walk_ctx {
-	struct dentry *d;
-	struct vfsmount *vm;
-	struct dentry *vm_root;  /* vm's mnt_root: read once per mount, not per step */
-	struct dentry *first_up; /* the file's parent, when the first step read it */
-	struct dentry *root_d;
-	struct vfsmount *root_vm;
-	__u64 mnt_off;
-	__u32 pos; /* where the string starts in tmp; it ends at RW_RESOLVED_LEN */
-	__u32 flags;
-	__u32 done;
-	__u32 pad;
-};
-
-/* A dentry's d_parent, d_name.len and d_name.name. Each probe read is a helper call
- * (~25 ns here, most of what a filtered open costs), so they are read in one where they
- * lie within 32 bytes of each other (d_name follows d_parent in every kernel we know),
- * one by one otherwise; the offsets are constants once relocated, so the verifier keeps
- * one branch. */
-static __always_inline struct dentry *dentry_up(struct dentry *d, __u32 *len,
-						const unsigned char **name)
-{
-	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
-	__u32 ol = bpf_core_field_offset(struct dentry, d_name.len);
-	__u32 on = bpf_core_field_offset(struct dentry, d_name.name);
-	if (ol >= op + 8 && ol + 4 <= op + 32 && on >= op + 8 && on + 8 <= op + 32 &&
-	    (ol - op) % 4 == 0 && (on - op) % 8 == 0) {
-		__u64 w[4] = {};
-		bpf_probe_read_kernel(w, sizeof(w), (void *)d + op);
-		*len = *(__u32 *)((void *)w + (ol - op));
-		*name = (const unsigned char *)*(__u64 *)((void *)w + (on - op));
-		return (struct dentry *)w[0];
-	}
-	*len = BPF_CORE_READ(d, d_name.len);
-	*name = BPF_CORE_READ(d, d_name.name);
-	return BPF_CORE_READ(d, d_parent);
-}
-
-/* One step up from c->d, prepending its name; 1 ends the walk. Mount crossing as in
- * anomaly's walk_step (d_path is not allowed here); a bpf_loop callback is verified once. */
-static long walk_step(__u32 i, struct walk_ctx *c)
-{
-	struct dentry *d = c->d;
-	struct vfsmount *vm = c->vm;
-	if (d == c->root_d && vm == c->root_vm) {
-		c->done = 1;
-		return 1;
-	}
-	if (d == c->vm_root) {
-		struct mount *m = (struct mount *)((void *)vm - c->mnt_off);
-		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (parent == m) {
-			/* The top of the mount tree without passing the task's root. */
-			c->flags |= RW_OPEN_RESOLVED_OUTSIDE_ROOT;
-			c->done = 1;
-			return 1;
-		}
-		struct vfsmount *up_vm = (struct vfsmount *)((void *)parent + c->mnt_off);
-		c->d = BPF_CORE_READ(m, mnt_mountpoint);
-		c->vm = up_vm;
-		c->vm_root = BPF_CORE_READ(up_vm, mnt_root);
-		return 0;
-	}
-	__u32 len = 0;
-	const unsigned char *name = NULL;
-	struct dentry *up = dentry_up(d, &len, &name);
-	if (i == 0) /* the file's own parent (a mount root's first step is a crossing) */
-		c->first_up = up;
-	/* Not under any directory: a pseudo file; its own name is all there is. */
-	bool pseudo = up == d;
-	__u32 need = len + (pseudo ? 0 : 1);
-	if (!up || len > RW_NAME_MAX || need > c->pos) {
-		c->flags |= RW_OPEN_RESOLVED_TRUNCATED;
-		return 1;
-	}
-	struct file_scratch *b = scratch();
-	if (!b)
-		return 1;
-	__u32 pos = c->pos - need;
-	c->pos = pos;
-	pos &= RW_RESOLVED_LEN - 1; /* a no-op (pos < RW_RESOLVED_LEN) the verifier needs */
-	if (!pseudo) {
-		b->tmp[pos] = '/';
-		pos++;
-	}
-	bpf_probe_read_kernel(&b->tmp[pos & (RW_RESOLVED_LEN - 1)], len & RW_NAME_MAX, name);
-	if (pseudo) {
-		c->flags |= RW_OPEN_RESOLVED_PSEUDO;
-		c->done = 1;
-		return 1;
-	}
-	c->d = up;
-	return 0;
-}
-
 /* Superblock magics (include/uapi/linux/magic.h) of the pseudo filesystems whose files
  * have no dentry name: the kernel names them from the inode (d_dname). */
 #define RW_PIPEFS_MAGIC 0x50495045
@@ -293,16 +190,16 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 static const char pipe_fmt[] = "pipe:[%llu]";
 static const char socket_fmt[] = "socket:[%llu]";
 
-/* The resolved name is in the record already (a pseudo file's), not in b->tmp. */
+/* The resolved name is in the record already (a pseudo file's), not in the path scratch. */
 #define RW_NAME_IN_REC 0xffffffff
 
 /* Names the file at fd `fd` of the task (the current one, as a BTF pointer: its fields
  * are plain loads, not helper calls); returns its length, the file in *filep (its inode
- * is read only for an open the filters keep) and in *at where the name starts in b->tmp
+ * is read only for an open the filters keep) and in *at where the name starts in p->tmp
  * (it is copied into the record only once the filters keep the open). */
 static __always_inline __u32 resolve(struct task_struct *task, long fd, struct file_scratch *b,
-				     struct open_event *e, __u32 *flags, struct file **filep,
-				     __u32 *at)
+				     struct rw_path_scratch *p, struct open_event *e, __u32 *flags,
+				     struct file **filep, __u32 *at)
 {
 	*at = RW_NAME_IN_REC;
 	struct fdtable *fdt = task->files->fdt;
@@ -318,35 +215,12 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct f
 	}
 	struct path fp = {};
 	bpf_core_read(&fp, sizeof(fp), &file->f_path);
-	struct dentry *fd_d = fp.dentry;
-	struct walk_ctx c = {
-		.d = fd_d,
-		.vm = fp.mnt,
-		.vm_root = BPF_CORE_READ(fp.mnt, mnt_root),
-		.root_d = task->fs->root.dentry,
-		.root_vm = task->fs->root.mnt,
-		.mnt_off = bpf_core_field_offset(struct mount, mnt),
-		.pos = RW_RESOLVED_LEN,
-	};
-	bpf_loop(RW_WALK_STEPS, walk_step, &c, 0);
-	if (!c.done)
-		c.flags |= RW_OPEN_RESOLVED_TRUNCATED;
-	__u32 pos = c.pos;
-	if (pos > RW_RESOLVED_LEN)
-		pos = RW_RESOLVED_LEN;
-	if (pos == RW_RESOLVED_LEN && c.done && !(c.flags & RW_OPEN_RESOLVED_PSEUDO)) {
-		/* The root itself. */
-		pos = RW_RESOLVED_LEN - 1;
-		b->tmp[pos] = '/';
-	}
-	/* Unlinked: out of the dentry hash but not a root (d_unlinked). */
-	if (!(c.flags & RW_OPEN_RESOLVED_PSEUDO) && !BPF_CORE_READ(fd_d, d_hash.pprev) &&
-	    (c.first_up ? c.first_up : BPF_CORE_READ(fd_d, d_parent)) != fd_d)
-		c.flags |= RW_OPEN_RESOLVED_DELETED;
-	*flags |= c.flags;
-	char *out = b->rec + sizeof(struct open_event);
-	if ((c.flags & RW_OPEN_RESOLVED_PSEUDO) && pos == RW_RESOLVED_LEN) {
+	__u32 rf = 0;
+	__u32 pos = rw_resolve(task, &fp, p, &rf);
+	*flags |= rf << RW_OPEN_RESOLVE_SHIFT;
+	if ((rf & RW_RESOLVE_PSEUDO) && pos == RW_RESOLVED_LEN) {
 		/* No name (pipes, sockets): as /proc/PID/fd shows them, pipe:[INO]. */
+		char *out = b->rec + sizeof(struct open_event);
 		__u64 magic = BPF_CORE_READ(file, f_inode, i_sb, s_magic);
 		const char *fmt = magic == RW_PIPEFS_MAGIC   ? pipe_fmt
 				  : magic == RW_SOCKFS_MAGIC ? socket_fmt
@@ -474,10 +348,15 @@ static __always_inline int emit(long ret, __u32 sc)
 	struct file *file = NULL;
 	char *out = b->rec + sizeof(struct open_event);
 	if (ret >= 0) {
-		rlen = resolve(task, ret, b, e, &rpf, &file, &at);
+		struct rw_path_scratch *p = rw_path_buf();
+		if (!p) {
+			RW_COUNT_UNTRACKED(file);
+			return 0;
+		}
+		rlen = resolve(task, ret, b, p, e, &rpf, &file, &at);
 		if (rlen > RW_RESOLVED_LEN) /* cannot be; the verifier wants the bound here */
 			rlen = RW_RESOLVED_LEN;
-		const char *name = at == RW_NAME_IN_REC ? out : &b->tmp[at & (RW_RESOLVED_LEN - 1)];
+		const char *name = at == RW_NAME_IN_REC ? out : &p->tmp[at & (RW_RESOLVED_LEN - 1)];
 		if (exit_filtered(s, e, name, rlen, rpf))
 			return 0;
 		if (at != RW_NAME_IN_REC)
@@ -580,3 +459,4 @@ RW_LAYOUT(open_event);
 RW_ENUM(rw_file_type);
 RW_ENUM(rw_open_syscall);
 RW_ENUM(rw_open_path_flags);
+RW_ENUM(rw_resolve_flags);

@@ -3,10 +3,9 @@
 #ifndef RW_FILE_H
 #define RW_FILE_H
 #include "common.h"
+#include "path.h"
 
 #define RW_PATH_LEN 512
-/* Room for resolved_path: PATH_MAX. A longer path keeps its end (the file's name). */
-#define RW_RESOLVED_LEN 4096
 
 /* rw_header.type of this family's records */
 enum rw_file_type {
@@ -29,19 +28,22 @@ enum rw_open_path_flags {
 	RW_OPEN_PATH_CHANGED = 4,
 	/* Only one of the two copies could be read: a change could not be checked. */
 	RW_OPEN_PATH_UNCHECKED = 8,
-	/* resolved_path does not fit RW_RESOLVED_LEN (or is deeper than the walk goes): it
-	 * keeps the end, the top of the path is missing. */
+	/* resolved_path's RW_RESOLVE_* (path.h), shifted by RW_OPEN_RESOLVE_SHIFT; pipes and
+	 * sockets (PSEUDO, no dentry name) are named pipe:[INO], socket:[INO]. */
 	RW_OPEN_RESOLVED_TRUNCATED = 16,
-	RW_OPEN_RESOLVED_DELETED = 32, /* the file has no name any more (unlinked, O_TMPFILE) */
-	/* Not in any directory (pipe, socket, memfd, anon inode): resolved_path is the
-	 * kernel's name for it (pipe:[INO], socket:[INO], memfd:NAME). */
+	RW_OPEN_RESOLVED_DELETED = 32,
 	RW_OPEN_RESOLVED_PSEUDO = 64,
-	/* Not below the task's root (chroot, another mount namespace): resolved_path runs
-	 * from the top of the file's mount tree. */
 	RW_OPEN_RESOLVED_OUTSIDE_ROOT = 128,
 	/* The open succeeded but its file was not found in the fd table. */
 	RW_OPEN_RESOLVED_UNAVAILABLE = 256,
 };
+
+#define RW_OPEN_RESOLVE_SHIFT 4
+_Static_assert(RW_OPEN_RESOLVED_TRUNCATED == RW_RESOLVE_TRUNCATED << RW_OPEN_RESOLVE_SHIFT, "");
+_Static_assert(RW_OPEN_RESOLVED_DELETED == RW_RESOLVE_DELETED << RW_OPEN_RESOLVE_SHIFT, "");
+_Static_assert(RW_OPEN_RESOLVED_PSEUDO == RW_RESOLVE_PSEUDO << RW_OPEN_RESOLVE_SHIFT, "");
+_Static_assert(RW_OPEN_RESOLVED_OUTSIDE_ROOT == RW_RESOLVE_OUTSIDE_ROOT << RW_OPEN_RESOLVE_SHIFT,
+	       "");
 
 /* Sent variable-size: the record ends after resolved_len bytes of resolved. */
 struct open_event {

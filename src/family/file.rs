@@ -26,7 +26,7 @@ pub const SPEC: Spec = Spec {
 };
 
 pub const PATH_LEN: usize = 512;
-pub const RESOLVED_LEN: usize = 4096;
+pub use super::path::RESOLVED_LEN;
 
 /// `enum rw_open_path_flags`: `OpenEvent::path_flags`.
 pub const OPEN_PATH_TRUNCATED: u32 = 1;
@@ -38,6 +38,11 @@ pub const OPEN_RESOLVED_DELETED: u32 = 32;
 pub const OPEN_RESOLVED_PSEUDO: u32 = 64;
 pub const OPEN_RESOLVED_OUTSIDE_ROOT: u32 = 128;
 pub const OPEN_RESOLVED_UNAVAILABLE: u32 = 256;
+/// `RW_OPEN_RESOLVE_SHIFT`: the RW_RESOLVE_* flags of resolved_path sit this far up.
+const OPEN_RESOLVE_SHIFT: u32 = 4;
+const _: () = assert!(OPEN_RESOLVED_TRUNCATED == super::path::RESOLVE_TRUNCATED << OPEN_RESOLVE_SHIFT);
+const _: () =
+    assert!(OPEN_RESOLVED_OUTSIDE_ROOT == super::path::RESOLVE_OUTSIDE_ROOT << OPEN_RESOLVE_SHIFT);
 
 /// `enum rw_open_syscall`.
 pub const SYS_OPEN: u32 = 1;
@@ -230,17 +235,20 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     }
     // A failed open opened nothing: no resolved path.
     if e.ret >= 0 {
-        line.bytes("resolved_path", resolved(e, data));
-        line.bool("resolved_truncated", f & OPEN_RESOLVED_TRUNCATED != 0);
-        for (bit, k) in [
-            (OPEN_RESOLVED_DELETED, "resolved_deleted"),
-            (OPEN_RESOLVED_PSEUDO, "resolved_pseudo"),
-            (OPEN_RESOLVED_OUTSIDE_ROOT, "resolved_outside_root"),
-            (OPEN_RESOLVED_UNAVAILABLE, "resolved_unavailable"),
-        ] {
-            if f & bit != 0 {
-                line.bool(k, true);
-            }
+        super::path::render(
+            line,
+            [
+                "resolved_path",
+                "resolved_truncated",
+                "resolved_deleted",
+                "resolved_pseudo",
+                "resolved_outside_root",
+            ],
+            resolved(e, data),
+            f >> OPEN_RESOLVE_SHIFT,
+        );
+        if f & OPEN_RESOLVED_UNAVAILABLE != 0 {
+            line.bool("resolved_unavailable", true);
         }
         line.u64("ino", e.ino);
     }

@@ -5,6 +5,7 @@
 //! nothing else names a family or counts them.
 pub mod filter;
 pub mod loader;
+pub mod path;
 pub mod record;
 pub mod summary;
 pub mod syscalls;
