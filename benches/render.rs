@@ -69,15 +69,21 @@ fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         args_len: args.len() as u32,
         argc: 3,
         flags: 0,
+        exe_len: 9,
+        exe_flags: 0,
         filename: [0; 512],
         args: [0; 1024],
+        exe: [],
     };
     ex.filename[..7].copy_from_slice(b"/bin/sh");
     ex.args[..args.len()].copy_from_slice(args);
+    // The record goes on with the file executed (/bin/sh is a symlink to dash here).
+    let mut exec_rec = bytes(&ex);
+    exec_rec.extend_from_slice(b"/bin/dash");
     vec![
         ("syscall", "syscall (getppid)", bytes(&sc)),
         ("file", "open (35-byte path)", open_rec),
-        ("process", "exec (3 args)", bytes(&ex)),
+        ("process", "exec (3 args)", exec_rec),
     ]
 }
 

@@ -15,14 +15,40 @@ RW_DECLARE_RING(process);
 /* The args read masks its size with RW_ARGS_LEN - 1. */
 _Static_assert((RW_ARGS_LEN & (RW_ARGS_LEN - 1)) == 0, "RW_ARGS_LEN must be a power of two");
 
+/* The largest record (exec_event + a full exe path) fits under this mask, and the
+ * scratch buffer holds that many bytes from the record's start (see rw_output). */
+#define RW_OUT_MASK 8191
+_Static_assert(sizeof(struct exec_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
+
+/* Per CPU: the exec record being built, sent with only the bytes it uses (tracing
+ * programs do not nest on a CPU). */
+struct exec_scratch {
+	char rec[RW_OUT_MASK + 1];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_scratch);
+} process_scratch SEC(".maps");
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	if (rw_skip())
 		return 0;
-	struct exec_event *e = RW_RESERVE(process, struct exec_event, RW_EXEC);
-	if (!e)
+	if (RW_FILTERED(process))
 		return 0;
+	__u32 zero = 0;
+	struct exec_scratch *b = bpf_map_lookup_elem(&process_scratch, &zero);
+	struct rw_path_scratch *ps = rw_path_buf();
+	if (!b || !ps) {
+		RW_COUNT_UNTRACKED(process);
+		return 0;
+	}
+	struct exec_event *e = (struct exec_event *)b->rec;
+	rw_fill_header(&e->hdr, RW_EXEC, bpf_ktime_get_boot_ns());
 
 	e->flags = 0;
 	const char *fname = BPF_CORE_READ(bprm, filename);
@@ -53,7 +79,22 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	if (len && bpf_probe_read_user(e->args, ((len - 1) & (RW_ARGS_LEN - 1)) + 1, (void *)start))
 		len = 0;
 	e->args_len = len;
-	RW_SUBMIT(process, e);
+
+	/* The executed file as the kernel's objects name it, from the new task's root. */
+	e->exe_flags = 0;
+	__u32 exe_len = 0;
+	struct file *file = bprm->file;
+	if (file) {
+		struct path fp = {};
+		bpf_core_read(&fp, sizeof(fp), &file->f_path);
+		__u32 pos = rw_resolve(p, &fp, ps, &e->exe_flags);
+		if (pos < RW_RESOLVED_LEN) {
+			exe_len = RW_RESOLVED_LEN - pos;
+			bpf_probe_read_kernel(e->exe, exe_len, &ps->tmp[pos]);
+		}
+	}
+	e->exe_len = exe_len;
+	RW_OUTPUT(process, &e->hdr, sizeof(*e) + exe_len, RW_OUT_MASK);
 	return 0;
 }
 
@@ -129,3 +170,4 @@ RW_LAYOUT(exit_event);
 RW_LAYOUT(fork_event);
 RW_ENUM(rw_process_type);
 RW_ENUM(rw_exec_flags);
+RW_ENUM(rw_resolve_flags);

@@ -3,6 +3,7 @@
 #ifndef RW_PROCESS_H
 #define RW_PROCESS_H
 #include "common.h"
+#include "path.h"
 
 #define RW_FILENAME_LEN 512
 #define RW_ARGS_LEN 1024
@@ -20,14 +21,20 @@ enum rw_exec_flags {
 	RW_EXEC_ARGS_TRUNCATED = 2,
 };
 
+/* Sent variable-size: the record ends after exe_len bytes of exe. */
 struct exec_event {
 	struct rw_header hdr;
 	__u32 filename_len; /* bytes in filename, without the NUL */
 	__u32 args_len;     /* bytes in args: the argv strings, each NUL-terminated */
 	__u32 argc;         /* the real argc, even when args is truncated */
 	__u32 flags;
-	char filename[RW_FILENAME_LEN];
+	__u32 exe_len;   /* bytes in exe (no NUL); 0 when the file could not be named */
+	__u32 exe_flags; /* RW_RESOLVE_* (path.h) */
+	char filename[RW_FILENAME_LEN]; /* as the caller passed it to execve */
 	char args[RW_ARGS_LEN];
+	/* The file the kernel executed (the interpreter for a script, as /proc/PID/exe
+	 * says), named from its dentry and mounts. */
+	char exe[];
 };
 
 struct exit_event {

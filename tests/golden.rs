@@ -135,6 +135,14 @@ fn records() -> Vec<Case> {
         e.flags = flags;
         e
     };
+    // The file executed follows the fixed part (exe_len bytes).
+    let with_exe = |mut e: ExecEvent, exe: &[u8], flags: u32| {
+        e.exe_len = exe.len() as u32;
+        e.exe_flags = flags;
+        let mut b = bytes_of(&e);
+        b.extend_from_slice(exe);
+        b
+    };
     let e = exec(
         hdr(kind::EXEC, next()),
         b"/usr/bin/ls",
@@ -142,7 +150,24 @@ fn records() -> Vec<Case> {
         3,
         0,
     );
-    add("exec", "process", bytes_of(&e));
+    add("exec", "process", with_exe(e, b"/usr/bin/ls", 0));
+    // A script: the kernel ran its interpreter, which has since been deleted.
+    let e = exec(
+        hdr(kind::EXEC, next()),
+        b"./deploy.sh",
+        b"./deploy.sh\0--now\0",
+        2,
+        0,
+    );
+    add(
+        "exec_script_deleted_interpreter",
+        "process",
+        with_exe(
+            e,
+            b"/usr/bin/bash",
+            ringwarden::family::path::RESOLVE_DELETED,
+        ),
+    );
     // Args with an empty one, spaces, both quotes, a backslash, a newline, a tab; the last
     // cut short (no NUL) and both truncation flags set.
     let e = exec(

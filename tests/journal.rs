@@ -576,10 +576,19 @@ fn exec_events_reach_a_real_journald() {
     assert_eq!(e["RINGWARDEN_FILENAME"], "/bin/echo");
     assert_eq!(e["RINGWARDEN_ARGV"], "[\"/bin/echo\",\"x\"]");
     assert_eq!(e["RINGWARDEN_RING"], "process");
+    // What the kernel executed: /usr/bin/echo where /bin is a link to usr/bin.
+    let exe = std::fs::canonicalize("/bin/echo").expect("/bin/echo");
+    let exe = exe.to_str().expect("utf-8");
+    assert_eq!(e["RINGWARDEN_EXE"], exe);
+    let named = if exe == "/bin/echo" {
+        String::new()
+    } else {
+        format!(" exe=\"{exe}\"")
+    };
     assert_eq!(
         e["MESSAGE"],
         format!(
-            "exec \"/bin/echo\" pid={} ppid={} uid=0 argv=\"/bin/echo x\"",
+            "exec \"/bin/echo\" pid={} ppid={} uid=0 argv=\"/bin/echo x\"{named}",
             echo_pid,
             std::process::id()
         )

@@ -186,3 +186,86 @@ fn argv_at_the_buffer_size() {
         }
     }
 }
+
+/// Runs as an unprivileged user: exec through a symlink named like a daemon with a lying
+/// argv[0], a script (the kernel runs its interpreter), and a copy of a binary unlinked
+/// before it is executed through /proc/self/fd. Prints one JSON line: the children's pids.
+const EXE_LIES: &str = r#"
+import json, os, shutil, sys
+d = sys.argv[1]
+out = {}
+def run(key, path, argv):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv(path, argv)
+        finally:
+            os._exit(127)
+    out[key] = pid
+    os.waitpid(pid, 0)
+run("symlink", d + "/sshd", ["/usr/sbin/sshd", "-D"])
+run("script", d + "/job.sh", ["job.sh"])
+fd = os.open(d + "/copy", os.O_RDONLY)
+os.unlink(d + "/copy")
+run("deleted", "/proc/self/fd/%d" % fd, ["copy"])
+print(json.dumps(out), flush=True)
+"#;
+
+/// `exe` is the file the kernel executed, named from its dentry and mounts, whatever the
+/// caller said: not the symlink or argv[0], the interpreter of a script, and a binary
+/// unlinked before its exec flagged deleted.
+#[test]
+fn exe_is_what_the_kernel_ran_not_what_the_caller_said() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = common::temp_dir("process-exe");
+    let real = std::fs::canonicalize(&dir).expect("canonical");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod dir");
+    let true_bin = std::fs::canonicalize("/bin/true").expect("/bin/true");
+    let sh = std::fs::canonicalize("/bin/sh").expect("/bin/sh");
+    symlink(&true_bin, dir.join("sshd")).expect("symlink");
+    std::fs::write(dir.join("job.sh"), "#!/bin/sh\nexit 0\n").expect("script");
+    std::fs::copy(&true_bin, dir.join("copy")).expect("copy");
+    for f in ["job.sh", "copy"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+    }
+    let d = Daemon::start("process-exe", &["--only", "process"]);
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", EXE_LIES])
+        .arg(&dir)
+        .output()
+        .expect("run python3 as nobody");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = d.stop();
+    f.assert_exact();
+    let pids: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the children's pids");
+    let exec_of = |key: &str| {
+        let pid = u(&pids[key]);
+        let v: Vec<_> = f.of_type("exec").filter(|e| u(&e["pid"]) == pid).collect();
+        assert_eq!(v.len(), 1, "{key}: one exec: {v:?}");
+        v[0].clone()
+    };
+    let s = exec_of("symlink");
+    assert_eq!(
+        s["argv"],
+        serde_json::json!(["/usr/sbin/sshd", "-D"]),
+        "{s}"
+    );
+    assert_eq!(s["exe"], true_bin.to_str().expect("utf-8"), "{s}");
+    assert!(s.get("exe_deleted").is_none(), "{s}");
+    let s = exec_of("script");
+    assert_eq!(
+        s["exe"],
+        sh.to_str().expect("utf-8"),
+        "the interpreter: {s}"
+    );
+    let s = exec_of("deleted");
+    assert_eq!(
+        s["exe"],
+        real.join("copy").to_str().expect("utf-8"),
+        "the name it had: {s}"
+    );
+    assert_eq!(s["exe_deleted"], true, "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -36,15 +36,17 @@ mod tests {
     #[test]
     fn constants_match_c() {
         use crate::assert_enum;
-        assert_enum!(
-            Family::File,
-            "rw_resolve_flags",
-            [
-                RW_RESOLVE_TRUNCATED = RESOLVE_TRUNCATED,
-                RW_RESOLVE_DELETED = RESOLVE_DELETED,
-                RW_RESOLVE_PSEUDO = RESOLVE_PSEUDO,
-                RW_RESOLVE_OUTSIDE_ROOT = RESOLVE_OUTSIDE_ROOT,
-            ]
-        );
+        for f in [Family::File, Family::Process] {
+            assert_enum!(
+                f,
+                "rw_resolve_flags",
+                [
+                    RW_RESOLVE_TRUNCATED = RESOLVE_TRUNCATED,
+                    RW_RESOLVE_DELETED = RESOLVE_DELETED,
+                    RW_RESOLVE_PSEUDO = RESOLVE_PSEUDO,
+                    RW_RESOLVE_OUTSIDE_ROOT = RESOLVE_OUTSIDE_ROOT,
+                ]
+            );
+        }
     }
 }

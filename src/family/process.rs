@@ -4,6 +4,7 @@ use std::mem::size_of;
 
 use plain::Plain;
 
+use super::path::{self, RESOLVE_DELETED, RESOLVED_LEN};
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{PRIO_INFO, arg, quoted};
 use super::{KIB, MIB, Spec, max};
@@ -27,10 +28,11 @@ pub const SPEC: Spec = Spec {
     // of 3.
     ring_min: 256 * KIB,
     ring_max: 64 * MIB,
-    // The process rate counts exec, fork and exit alike, so it is costed at exec's size:
-    // an overestimate errs toward no loss.
+    // The process rate counts exec, fork and exit alike, so it is costed at exec's size
+    // with a full exe path (records are sent variable-size): an overestimate errs toward no
+    // loss.
     record_size: max(
-        size_of::<ExecEvent>(),
+        size_of::<ExecEvent>() + RESOLVED_LEN,
         max(size_of::<ExitEvent>(), size_of::<ForkEvent>()),
     ),
     kinds: &[(kind::EXEC, "exec"), (kind::EXIT, "exit"), (kind::FORK, "fork")],
@@ -41,6 +43,8 @@ pub const ARGS_LEN: usize = 1024;
 pub const EXEC_FILENAME_TRUNCATED: u32 = 1;
 pub const EXEC_ARGS_TRUNCATED: u32 = 2;
 
+/// The fixed part of an exec record; `exe_len` bytes of exe follow it in the ring (C:
+/// `char exe[]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecEvent {
@@ -49,8 +53,12 @@ pub struct ExecEvent {
     pub args_len: u32,
     pub argc: u32,
     pub flags: u32,
+    pub exe_len: u32,
+    /// `RESOLVE_*` (super::path).
+    pub exe_flags: u32,
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
+    pub exe: [u8; 0],
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for ExecEvent {}
@@ -78,6 +86,11 @@ pub struct ForkEvent {
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for ForkEvent {}
 
+/// The executed file after the fixed part: `exe_len` bytes, clamped to the record.
+pub fn exe<'a>(e: &ExecEvent, data: &'a [u8]) -> &'a [u8] {
+    prefix(data.get(size_of::<ExecEvent>()..).unwrap_or(&[]), e.exe_len)
+}
+
 /// The argv strings of an exec record: NUL-separated, the last one possibly cut short.
 pub fn argv(args: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     let args = args.strip_suffix(&[0]).unwrap_or(args);
@@ -93,6 +106,23 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             line.u64("argc", e.argc.into());
             line.bool("filename_truncated", e.flags & EXEC_FILENAME_TRUNCATED != 0);
             line.bool("argv_truncated", e.flags & EXEC_ARGS_TRUNCATED != 0);
+            // What the kernel executed, named from its objects: omitted when it could not
+            // be named (never guessed from filename or argv).
+            let x = exe(e, data);
+            if !x.is_empty() {
+                path::render(
+                    line,
+                    [
+                        "exe",
+                        "exe_truncated",
+                        "exe_deleted",
+                        "exe_pseudo",
+                        "exe_outside_root",
+                    ],
+                    x,
+                    e.exe_flags,
+                );
+            }
         }
         kind::EXIT => {
             let e: &ExitEvent = view(data, k)?;
@@ -128,6 +158,16 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         b.push(b'"');
         if e.flags & EXEC_ARGS_TRUNCATED != 0 {
             let _ = write!(b, " (argv truncated, argc={})", e.argc);
+        }
+        // The file itself when the name given differs from it (a script's interpreter, a
+        // symlink, a relative path).
+        let x = exe(e, data);
+        if !x.is_empty() && x != prefix(&e.filename, e.filename_len) {
+            b.extend_from_slice(b" exe=");
+            quoted(b, x);
+            if e.exe_flags & RESOLVE_DELETED != 0 {
+                b.extend_from_slice(b" (deleted)");
+            }
         }
         }
         kind::EXIT => {
@@ -229,7 +269,18 @@ mod layout {
             Family::Process,
             "exec_event",
             ExecEvent,
-            [hdr, filename_len, args_len, argc, flags, filename, args]
+            [
+                hdr,
+                filename_len,
+                args_len,
+                argc,
+                flags,
+                exe_len,
+                exe_flags,
+                filename,
+                args,
+                exe
+            ]
         );
         assert_layout!(
             Family::Process,
