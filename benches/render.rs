@@ -71,6 +71,8 @@ fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         flags: 0,
         exe_len: 9,
         exe_flags: 0,
+        login_uid: 1000,
+        session_id: 3,
         filename: [0; 512],
         args: [0; 1024],
         exe: [],

@@ -80,6 +80,10 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		len = 0;
 	e->args_len = len;
 
+	/* Fields of CONFIG_AUDIT kernels only. */
+	e->login_uid = bpf_core_field_exists(p->loginuid) ? p->loginuid.val : RW_UNSET;
+	e->session_id = bpf_core_field_exists(p->sessionid) ? p->sessionid : RW_UNSET;
+
 	/* The executed file as the kernel's objects name it, from the new task's root. */
 	e->exe_flags = 0;
 	__u32 exe_len = 0;

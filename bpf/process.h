@@ -15,6 +15,9 @@ enum rw_process_type {
 	RW_FORK = 3,
 };
 
+/* login_uid, session_id: not set (AUDIT_UID_UNSET, AUDIT_SID_UNSET). */
+#define RW_UNSET 0xffffffffU
+
 /* exec_event.flags */
 enum rw_exec_flags {
 	RW_EXEC_FILENAME_TRUNCATED = 1,
@@ -30,6 +33,10 @@ struct exec_event {
 	__u32 flags;
 	__u32 exe_len;   /* bytes in exe (no NUL); 0 when the file could not be named */
 	__u32 exe_flags; /* RW_RESOLVE_* (path.h) */
+	/* The audit login uid and session (set once by pam_loginuid at login, kept through
+	 * su, sudo, setpriv and fork); RW_UNSET when never set or the kernel has no audit. */
+	__u32 login_uid;
+	__u32 session_id;
 	char filename[RW_FILENAME_LEN]; /* as the caller passed it to execve */
 	char args[RW_ARGS_LEN];
 	/* The file the kernel executed (the interpreter for a script, as /proc/PID/exe

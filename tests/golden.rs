@@ -133,6 +133,8 @@ fn records() -> Vec<Case> {
         e.args_len = put(&mut e.args, args);
         e.argc = argc;
         e.flags = flags;
+        e.login_uid = process::UNSET;
+        e.session_id = process::UNSET;
         e
     };
     // The file executed follows the fixed part (exe_len bytes).
@@ -151,6 +153,11 @@ fn records() -> Vec<Case> {
         0,
     );
     add("exec", "process", with_exe(e, b"/usr/bin/ls", 0));
+    // From a login session: its audit login uid and session.
+    let mut e = exec(hdr(kind::EXEC, next()), b"/usr/bin/id", b"id\0", 1, 0);
+    e.login_uid = 1000;
+    e.session_id = 3;
+    add("exec_login", "process", with_exe(e, b"/usr/bin/id", 0));
     // A script: the kernel ran its interpreter, which has since been deleted.
     let e = exec(
         hdr(kind::EXEC, next()),

@@ -269,3 +269,77 @@ fn exe_is_what_the_kernel_ran_not_what_the_caller_said() {
     assert_eq!(s["exe_deleted"], true, "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sets its own audit login uid (as pam_loginuid does at login: the kernel then gives it a
+/// new session), then runs /bin/true through setpriv to uid 65534 and through su to
+/// nobody. Prints one JSON line: the login uid and session it got.
+const LOGIN: &str = r#"
+import json, subprocess, sys
+with open("/proc/self/loginuid", "w") as f:
+    f.write(sys.argv[1])
+session = int(open("/proc/self/sessionid").read())
+subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/true"], check=True)
+subprocess.run(["su", "nobody", "-s", "/bin/true"], check=True)
+print(json.dumps({"session": session}), flush=True)
+"#;
+
+/// The login uid and session a login set are on the execs of everything run from it,
+/// through setpriv and su; a process of no login has neither field.
+#[test]
+fn login_uid_and_session_survive_setpriv_and_su() {
+    // Unique per test process, so that no other test's execs can carry it.
+    let login = 3_900_000_000 + std::process::id() % 100_000;
+    let d = Daemon::start("process-login", &["--only", "process"]);
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", LOGIN, &login.to_string()])
+        .output()
+        .expect("run python3");
+    let mut plain = Command::new("/bin/true").spawn().expect("spawn");
+    let plain_pid = u64::from(plain.id());
+    plain.wait().expect("wait");
+    let f = d.stop();
+    f.assert_exact();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the session");
+    let session = u(&got["session"]);
+    let of_login: Vec<_> = f
+        .of_type("exec")
+        .filter(|e| e["login_uid"].as_u64() == Some(u64::from(login)))
+        .collect();
+    // setpriv, the /bin/true it runs, su, the /bin/true su runs.
+    let mut names: Vec<String> = of_login
+        .iter()
+        .map(|e| format!("{}:{}", e["exe"].as_str().unwrap_or("?"), u(&e["uid"])))
+        .collect();
+    names.sort();
+    let true_bin = std::fs::canonicalize("/bin/true").expect("/bin/true");
+    let t = true_bin.to_str().expect("utf-8");
+    assert!(
+        names.contains(&format!("{t}:65534")),
+        "/bin/true as 65534 (setpriv, then su to nobody): {names:?}"
+    );
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with(&format!("{t}:")))
+            .count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(of_login.len(), 4, "{names:?}");
+    for e in &of_login {
+        assert_eq!(u(&e["session_id"]), session, "{e}");
+    }
+    let plain: Vec<_> = f
+        .of_type("exec")
+        .filter(|e| u(&e["pid"]) == plain_pid)
+        .collect();
+    assert_eq!(plain.len(), 1);
+    // The test runs from no login (CI, a service); where it has one, the field is its.
+    let own = std::fs::read_to_string("/proc/self/loginuid").expect("loginuid");
+    if own.trim() == "4294967295" {
+        assert!(plain[0].get("login_uid").is_none(), "{}", plain[0]);
+    } else {
+        assert_eq!(plain[0]["login_uid"].to_string(), own.trim());
+    }
+}

@@ -42,6 +42,8 @@ pub const FILENAME_LEN: usize = 512;
 pub const ARGS_LEN: usize = 1024;
 pub const EXEC_FILENAME_TRUNCATED: u32 = 1;
 pub const EXEC_ARGS_TRUNCATED: u32 = 2;
+/// `RW_UNSET`: a login uid or session never set (a process not started from a login).
+pub const UNSET: u32 = u32::MAX;
 
 /// The fixed part of an exec record; `exe_len` bytes of exe follow it in the ring (C:
 /// `char exe[]`).
@@ -56,6 +58,9 @@ pub struct ExecEvent {
     pub exe_len: u32,
     /// `RESOLVE_*` (super::path).
     pub exe_flags: u32,
+    /// The audit login uid and session; [`UNSET`] when not set.
+    pub login_uid: u32,
+    pub session_id: u32,
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
     pub exe: [u8; 0],
@@ -106,6 +111,13 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             line.u64("argc", e.argc.into());
             line.bool("filename_truncated", e.flags & EXEC_FILENAME_TRUNCATED != 0);
             line.bool("argv_truncated", e.flags & EXEC_ARGS_TRUNCATED != 0);
+            // Who logged in, through su and sudo: omitted for processes of no login.
+            if e.login_uid != UNSET {
+                line.u64("login_uid", e.login_uid.into());
+            }
+            if e.session_id != UNSET {
+                line.u64("session_id", e.session_id.into());
+            }
             // What the kernel executed, named from its objects: omitted when it could not
             // be named (never guessed from filename or argv).
             let x = exe(e, data);
@@ -277,6 +289,8 @@ mod layout {
                 flags,
                 exe_len,
                 exe_flags,
+                login_uid,
+                session_id,
                 filename,
                 args,
                 exe

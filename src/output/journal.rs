@@ -682,6 +682,9 @@ mod tests {
         e.args[..args.len()].copy_from_slice(args);
         e.args_len = args.len() as u32;
         e.argc = args.iter().filter(|&&b| b == 0).count() as u32;
+        // A process of no login, as most are.
+        e.login_uid = crate::family::process::UNSET;
+        e.session_id = crate::family::process::UNSET;
         f(&mut e);
         bytes(&e)
     }
