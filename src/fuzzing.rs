@@ -48,3 +48,22 @@ pub fn http(buf: &[u8], eof: bool) -> Verdict {
 pub fn control(buf: &[u8], eof: bool) -> Verdict {
     verdict(control::parse(buf, eof))
 }
+
+/// What a cgroup path says (the process context's parser: names of delegated cgroups are
+/// chosen by unprivileged users): the unit, the slice, and the container as (runtime,
+/// id, name, pod uid).
+pub type Placement = (
+    Option<String>,
+    Option<String>,
+    Option<(&'static str, String, Option<String>, Option<String>)>,
+);
+
+pub fn cgroup_placement(path: &str) -> Placement {
+    let p = crate::context::cgroup::placement(path);
+    (
+        p.unit,
+        p.slice,
+        p.container
+            .map(|c| (c.runtime.as_str(), c.id, c.name, c.pod_uid)),
+    )
+}
