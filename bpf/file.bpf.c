@@ -359,8 +359,14 @@ static __always_inline int emit(long ret, __u32 sc)
 		const char *name = at == RW_NAME_IN_REC ? out : &p->tmp[at & (RW_RESOLVED_LEN - 1)];
 		if (exit_filtered(s, e, name, rlen, rpf))
 			return 0;
-		if (at != RW_NAME_IN_REC)
-			bpf_probe_read_kernel(out, rlen, name);
+		if (at != RW_NAME_IN_REC) {
+			/* Bounds on the register the helper gets (see rw_walk_step). */
+			__u32 n = rlen;
+			barrier_var(n);
+			if (n > RW_RESOLVED_LEN)
+				n = RW_RESOLVED_LEN;
+			bpf_probe_read_kernel(out, n, name);
+		}
 	}
 
 	/* The exit copy; the entry copy wins when they differ (the kernel read the path

@@ -138,7 +138,13 @@ static long rw_walk_step(__u32 i, struct rw_walk *c)
 		b->tmp[pos] = '/';
 		pos++;
 	}
-	bpf_probe_read_kernel(&b->tmp[pos & (RW_RESOLVED_LEN - 1)], len & RW_NAME_MAX, name);
+	/* The mask on the very register the helper gets: the compiler would drop it (len was
+	 * checked above), and 6.1's verifier does not carry that check to a copy of len
+	 * reloaded from the stack ("R2 unbounded memory access"). */
+	__u32 n = len;
+	barrier_var(n);
+	n &= RW_NAME_MAX;
+	bpf_probe_read_kernel(&b->tmp[pos & (RW_RESOLVED_LEN - 1)], n, name);
 	if (pseudo) {
 		c->flags |= RW_RESOLVE_PSEUDO;
 		c->done = 1;

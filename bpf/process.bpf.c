@@ -94,7 +94,14 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		__u32 pos = rw_resolve(p, &fp, ps, &e->exe_flags);
 		if (pos < RW_RESOLVED_LEN) {
 			exe_len = RW_RESOLVED_LEN - pos;
-			bpf_probe_read_kernel(e->exe, exe_len, &ps->tmp[pos]);
+			/* Bounds on the registers the helper gets (see rw_walk_step). */
+			barrier_var(exe_len);
+			if (exe_len > RW_RESOLVED_LEN)
+				exe_len = RW_RESOLVED_LEN;
+			__u32 at = pos;
+			barrier_var(at);
+			at &= RW_RESOLVED_LEN - 1;
+			bpf_probe_read_kernel(e->exe, exe_len, &ps->tmp[at]);
 		}
 	}
 	e->exe_len = exe_len;
