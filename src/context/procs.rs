@@ -1,0 +1,402 @@
+//! The process table: what is known of each live process, so that every event can say
+//! which program it came from and from which parent chain, for processes older than the
+//! daemon too. Seeded from /proc at start, then kept by the process family's records
+//! (exec, fork, exit); a pid it does not know is read from /proc on a miss (the caller
+//! bounds how many per tick). Bounded: past `max` entries the least recently used one is
+//! evicted (a clock sweep: a lookup only sets a bit) and counted.
+//!
+//! Paths are bytes, as the kernel has them. A program's path is shared by the processes
+//! that run it (forks copy a reference, not the bytes).
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::rc::Rc;
+
+/// The audit login uid and session when unset ((uid_t)-1, (unsigned)-1).
+const UNSET: u32 = u32::MAX;
+
+/// One process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proc {
+    pub ppid: u32,
+    /// The executable's path as the kernel resolved it; none for kernel threads and
+    /// processes whose exe could not be read.
+    pub exe: Option<Rc<[u8]>>,
+    /// The executable was unlinked (or replaced) since it was executed.
+    pub exe_deleted: bool,
+    pub comm: Rc<[u8]>,
+    pub login_uid: Option<u32>,
+    pub session_id: Option<u32>,
+}
+
+struct Entry {
+    proc: Proc,
+    /// Its place in `Table::ring`.
+    slot: usize,
+    /// Looked up since the sweep last passed it.
+    used: bool,
+}
+
+/// The table (see the module doc).
+pub struct Table {
+    entries: HashMap<u32, Entry>,
+    /// The pid in each slot; the clock hand sweeps it. Slots freed by exits wait in
+    /// `free`, so every other slot holds a live entry.
+    ring: Vec<u32>,
+    free: Vec<usize>,
+    hand: usize,
+    max: usize,
+    evictions: u64,
+    /// Every exe path in use, once: pruned of the ones no process holds when it grows
+    /// past twice the table, so that execs of ever new files cannot grow it unbounded.
+    exes: HashSet<Rc<[u8]>>,
+}
+
+#[allow(dead_code)] // used by the daemon's context in a later step (issue 12)
+impl Table {
+    /// An empty table of at most `max` processes (at least one).
+    pub fn new(max: usize) -> Table {
+        Table {
+            entries: HashMap::new(),
+            ring: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
+            max: max.max(1),
+            evictions: 0,
+            exes: HashSet::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries evicted to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// What is known of `pid` (marks it used, so that it is evicted last).
+    pub fn get(&mut self, pid: u32) -> Option<&Proc> {
+        let e = self.entries.get_mut(&pid)?;
+        e.used = true;
+        Some(&e.proc)
+    }
+
+    /// Puts `pid` in, replacing what was known of it.
+    pub fn insert(&mut self, pid: u32, mut proc: Proc) {
+        proc.exe = proc.exe.map(|x| self.shared(&x));
+        if let Some(e) = self.entries.get_mut(&pid) {
+            e.proc = proc;
+            e.used = true;
+            return;
+        }
+        let slot = if let Some(slot) = self.free.pop() {
+            slot
+        } else if self.ring.len() < self.max {
+            self.ring.push(pid);
+            self.ring.len() - 1
+        } else {
+            self.evict()
+        };
+        self.ring[slot] = pid;
+        self.entries.insert(
+            pid,
+            Entry {
+                proc,
+                slot,
+                used: false,
+            },
+        );
+    }
+
+    /// Frees the slot of the first entry not used since the hand last passed it (every
+    /// slot holds a live entry when this is called: none is free and the ring is full).
+    fn evict(&mut self) -> usize {
+        for _ in 0..2 * self.ring.len() + 1 {
+            let slot = self.hand % self.ring.len();
+            self.hand = slot + 1;
+            let pid = self.ring[slot];
+            match self.entries.get_mut(&pid) {
+                Some(e) if e.slot == slot && e.used => e.used = false,
+                Some(e) if e.slot == slot => {
+                    self.entries.remove(&pid);
+                    self.evictions += 1;
+                    return slot;
+                }
+                _ => {}
+            }
+        }
+        // Not reached (two sweeps clear every bit); a slot is given anyway.
+        let slot = self.hand % self.ring.len();
+        if let Some(e) = self.entries.remove(&self.ring[slot]) {
+            debug_assert_eq!(e.slot, slot);
+            self.evictions += 1;
+        }
+        slot
+    }
+
+    /// An exec: the process now runs `exe`.
+    pub fn exec(&mut self, pid: u32, ppid: u32, exe: Option<&[u8]>, exe_deleted: bool, proc: Proc) {
+        let exe = exe.map(Rc::from);
+        self.insert(
+            pid,
+            Proc {
+                ppid,
+                exe,
+                exe_deleted,
+                ..proc
+            },
+        );
+    }
+
+    /// The same bytes as another process's exe, shared, when one runs it already.
+    fn shared(&mut self, exe: &[u8]) -> Rc<[u8]> {
+        if let Some(x) = self.exes.get(exe) {
+            return x.clone();
+        }
+        if self.exes.len() >= 2 * self.max {
+            self.exes.retain(|x| Rc::strong_count(x) > 1);
+        }
+        let x: Rc<[u8]> = Rc::from(exe);
+        self.exes.insert(x.clone());
+        x
+    }
+
+    /// A fork: the child runs what its parent does until it execs. Unknown parent:
+    /// nothing is guessed (the child is read from /proc on its first miss).
+    pub fn fork(&mut self, parent: u32, child: u32) {
+        let Some(p) = self.entries.get(&parent).map(|e| e.proc.clone()) else {
+            return;
+        };
+        self.insert(child, Proc { ppid: parent, ..p });
+    }
+
+    /// An exit: the process is gone.
+    pub fn exit(&mut self, pid: u32) {
+        if let Some(e) = self.entries.remove(&pid) {
+            self.free.push(e.slot);
+        }
+    }
+
+    /// The parent chain of `pid`, nearest first, at most `depth` known processes (a
+    /// loop, which a pid reused under a stale entry could make, ends it).
+    pub fn ancestors(&mut self, pid: u32, depth: usize) -> Vec<(u32, Proc)> {
+        let mut out: Vec<(u32, Proc)> = Vec::new();
+        let mut at = pid;
+        while out.len() < depth {
+            let Some(ppid) = self.entries.get(&at).map(|e| e.proc.ppid) else {
+                break;
+            };
+            if ppid == 0 || ppid == pid || out.iter().any(|(p, _)| *p == ppid) {
+                break;
+            }
+            let Some(p) = self.get(ppid).cloned() else {
+                break;
+            };
+            out.push((ppid, p));
+            at = ppid;
+        }
+        out
+    }
+
+    /// Reads every process under `proc_root` (/proc) into the table; returns how many.
+    pub fn seed(&mut self, proc_root: &Path) -> usize {
+        let Ok(dir) = fs::read_dir(proc_root) else {
+            return 0;
+        };
+        let mut n = 0;
+        for d in dir.flatten() {
+            let Some(pid) = std::str::from_utf8(d.file_name().as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(p) = read(proc_root, pid) {
+                self.insert(pid, p);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// One process as /proc shows it now; none when it is gone (or not readable).
+pub fn read(proc_root: &Path, pid: u32) -> Option<Proc> {
+    let dir = proc_root.join(pid.to_string());
+    let stat = fs::read(dir.join("stat")).ok()?;
+    let (comm, ppid) = parse_stat(&stat)?;
+    // The link's target names the file; " (deleted)" is appended when it was unlinked,
+    // which a file could also be called: the inode's link count tells.
+    let exe_path = dir.join("exe");
+    let (exe, exe_deleted) = match fs::read_link(&exe_path) {
+        Ok(t) => {
+            let deleted = fs::metadata(&exe_path).is_ok_and(|m| m.nlink() == 0);
+            let b = t.as_os_str().as_bytes();
+            let b = if deleted {
+                b.strip_suffix(b" (deleted)").unwrap_or(b)
+            } else {
+                b
+            };
+            (Some(Rc::from(b)), deleted)
+        }
+        Err(_) => (None, false),
+    };
+    let id = |name: &str| {
+        fs::read_to_string(dir.join(name))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|&v| v != UNSET)
+    };
+    Some(Proc {
+        ppid,
+        exe,
+        exe_deleted,
+        comm: Rc::from(comm),
+        login_uid: id("loginuid"),
+        session_id: id("sessionid"),
+    })
+}
+
+/// comm and ppid from /proc/PID/stat: `pid (comm) state ppid ...`, where comm may hold
+/// spaces and parentheses (the last `)` ends it).
+fn parse_stat(stat: &[u8]) -> Option<(&[u8], u32)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let comm = stat.get(open + 1..close)?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut f = rest.split_ascii_whitespace();
+    let _state = f.next()?;
+    let ppid = f.next()?.parse().ok()?;
+    Some((comm, ppid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(ppid: u32, exe: &str) -> Proc {
+        Proc {
+            ppid,
+            exe: Some(Rc::from(exe.as_bytes())),
+            exe_deleted: false,
+            comm: Rc::from(&b"x"[..]),
+            login_uid: None,
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn stat_with_odd_comm() {
+        assert_eq!(
+            parse_stat(b"42 (a) b (c)) S 7 42 42 0 -1"),
+            Some((&b"a) b (c)"[..], 7))
+        );
+        assert_eq!(parse_stat(b"1 (init) S 0 1"), Some((&b"init"[..], 0)));
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"1 (x"), None);
+        assert_eq!(parse_stat(b"1 (x) S"), None);
+    }
+
+    #[test]
+    fn fork_exec_exit_and_ancestors() {
+        let mut t = Table::new(100);
+        t.insert(1, p(0, "/sbin/init"));
+        t.insert(10, p(1, "/usr/sbin/sshd"));
+        t.fork(10, 11);
+        assert_eq!(t.get(11).map(|x| x.ppid), Some(10));
+        assert_eq!(
+            t.get(11).and_then(|x| x.exe.clone()),
+            t.get(10).and_then(|x| x.exe.clone())
+        );
+        t.exec(11, 10, Some(b"/usr/bin/bash"), false, p(10, "?"));
+        t.fork(11, 12);
+        t.exec(12, 11, Some(b"/usr/bin/sudo"), false, p(11, "?"));
+        let chain: Vec<(u32, Option<Rc<[u8]>>)> = t
+            .ancestors(12, 10)
+            .into_iter()
+            .map(|(pid, x)| (pid, x.exe))
+            .collect();
+        let want: Vec<(u32, Option<Rc<[u8]>>)> = vec![
+            (11, Some(Rc::from(&b"/usr/bin/bash"[..]))),
+            (10, Some(Rc::from(&b"/usr/sbin/sshd"[..]))),
+            (1, Some(Rc::from(&b"/sbin/init"[..]))),
+        ];
+        assert_eq!(chain, want);
+        assert_eq!(t.ancestors(12, 2).len(), 2);
+        t.exit(12);
+        assert!(t.get(12).is_none());
+        // An unknown parent: nothing guessed.
+        t.fork(999, 1000);
+        assert!(t.get(1000).is_none());
+    }
+
+    #[test]
+    fn a_loop_of_stale_parents_ends() {
+        let mut t = Table::new(10);
+        t.insert(5, p(6, "/a"));
+        t.insert(6, p(5, "/b"));
+        assert_eq!(t.ancestors(5, 10).len(), 1);
+    }
+
+    #[test]
+    fn the_bound_evicts_the_least_recently_used_and_counts() {
+        let mut t = Table::new(3);
+        for pid in 1..=3 {
+            t.insert(pid, p(0, "/x"));
+        }
+        // 1 is looked up: 2 goes first.
+        assert!(t.get(1).is_some());
+        t.insert(4, p(0, "/x"));
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evictions(), 1);
+        assert!(t.get(2).is_none());
+        assert!(t.get(1).is_some() && t.get(3).is_some() && t.get(4).is_some());
+        // A slot freed by an exit is reused without an eviction.
+        t.exit(3);
+        t.insert(5, p(0, "/x"));
+        assert_eq!(t.evictions(), 1);
+        assert_eq!(t.len(), 3);
+        // Many more: the table stays at its bound and counts every eviction.
+        for pid in 100..1100 {
+            t.insert(pid, p(0, "/x"));
+        }
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evictions(), 1001);
+    }
+
+    #[test]
+    fn forks_share_the_exe_bytes() {
+        let mut t = Table::new(10);
+        t.insert(1, p(0, "/usr/sbin/nginx"));
+        t.fork(1, 2);
+        t.exec(3, 1, Some(b"/usr/sbin/nginx"), false, p(1, "?"));
+        let a = t.get(1).and_then(|x| x.exe.clone()).expect("exe");
+        let b = t.get(2).and_then(|x| x.exe.clone()).expect("exe");
+        let c = t.get(3).and_then(|x| x.exe.clone()).expect("exe");
+        assert!(Rc::ptr_eq(&a, &b) && Rc::ptr_eq(&a, &c));
+    }
+
+    /// The real /proc: this test process and its parent are there, with the exe the kernel
+    /// names for this one.
+    #[test]
+    fn seeds_from_the_real_proc() {
+        let mut t = Table::new(1 << 20);
+        let n = t.seed(Path::new("/proc"));
+        assert!(n >= 2, "{n} processes");
+        let me = std::process::id();
+        let exe = fs::read_link("/proc/self/exe").expect("exe");
+        let mine = t.get(me).cloned().expect("this process");
+        assert_eq!(
+            mine.exe.as_deref(),
+            Some(exe.as_os_str().as_bytes()),
+            "{mine:?}"
+        );
+        assert!(!mine.exe_deleted);
+        assert_eq!(mine.ppid, std::os::unix::process::parent_id());
+        assert!(read(Path::new("/proc"), u32::MAX).is_none());
+    }
+}
