@@ -385,6 +385,27 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 /* Commit (with the wake-up rule) + high-water mark in one step. */
 #define RW_SUBMIT(fam, e) rw_commit(e, sizeof(*(e)), &fam##_rings, &fam##_fill)
 
+/* Records sent variable-size (a path at their end) are built per CPU in a buffer of
+ * RW_OUT_MASK + 1 bytes and sent with only the bytes they use (RW_OUTPUT with this mask).
+ * Tracing programs do not nest on a CPU (the kernel's recursion guard), so one is enough. */
+#define RW_OUT_MASK 8191
+struct rw_out_buf {
+	char rec[RW_OUT_MASK + 1];
+};
+
+#define RW_DECLARE_OUT_BUF(fam)                                                                    \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
+		__uint(max_entries, 1);                                                            \
+		__type(key, __u32);                                                                \
+		__type(value, struct rw_out_buf);                                                  \
+	} fam##_out SEC(".maps");                                                                  \
+	static __always_inline struct rw_out_buf *fam##_out_buf(void)                              \
+	{                                                                                          \
+		__u32 zero = 0;                                                                    \
+		return bpf_map_lookup_elem(&fam##_out, &zero);                                     \
+	}
+
 /* rw_output on the family's maps: `size` bytes from `h`, `size` <= `mask` (a power of two
  * minus one, with `h` + `mask` inside the buffer `h` is in). */
 #define RW_OUTPUT(fam, h, size, mask)                                                              \

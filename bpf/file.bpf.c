@@ -45,30 +45,8 @@ struct {
 	__type(value, struct open_start);
 } file_inflight SEC(".maps");
 
-/* The largest record (open_event + a full resolved path) fits under this mask, and the
- * scratch buffer holds that many bytes from the record's start (see rw_output). */
-#define RW_OUT_MASK 8191
-
-/* Per CPU: the record being built, sent with only the bytes it uses. Tracing programs do
- * not nest on a CPU (the kernel's recursion guard), so one is enough. */
-struct file_scratch {
-	char rec[RW_OUT_MASK + 1];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct file_scratch);
-} file_scratch SEC(".maps");
-
+RW_DECLARE_OUT_BUF(file);
 _Static_assert(sizeof(struct open_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
-
-static __always_inline struct file_scratch *scratch(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&file_scratch, &zero);
-}
 
 /* Reads the user's path into buf; returns its length, sets RW_OPEN_PATH_* in *flags. */
 static __always_inline __u32 read_path(char *buf, __u64 filename, __u32 *flags)
@@ -325,7 +303,7 @@ static __always_inline int emit(long ret, __u32 sc)
 		RW_COUNT_UNTRACKED(file);
 		return 0;
 	}
-	struct file_scratch *b = scratch();
+	struct rw_out_buf *b = file_out_buf();
 	if (!b) {
 		RW_COUNT_UNTRACKED(file);
 		return 0;

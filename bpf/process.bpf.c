@@ -15,23 +15,8 @@ RW_DECLARE_RING(process);
 /* The args read masks its size with RW_ARGS_LEN - 1. */
 _Static_assert((RW_ARGS_LEN & (RW_ARGS_LEN - 1)) == 0, "RW_ARGS_LEN must be a power of two");
 
-/* The largest record (exec_event + a full exe path) fits under this mask, and the
- * scratch buffer holds that many bytes from the record's start (see rw_output). */
-#define RW_OUT_MASK 8191
+RW_DECLARE_OUT_BUF(process);
 _Static_assert(sizeof(struct exec_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
-
-/* Per CPU: the exec record being built, sent with only the bytes it uses (tracing
- * programs do not nest on a CPU). */
-struct exec_scratch {
-	char rec[RW_OUT_MASK + 1];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct exec_scratch);
-} process_scratch SEC(".maps");
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -40,8 +25,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		return 0;
 	if (RW_FILTERED(process))
 		return 0;
-	__u32 zero = 0;
-	struct exec_scratch *b = bpf_map_lookup_elem(&process_scratch, &zero);
+	struct rw_out_buf *b = process_out_buf();
 	struct rw_path_scratch *ps = rw_path_buf();
 	if (!b || !ps) {
 		RW_COUNT_UNTRACKED(process);
