@@ -8,3 +8,35 @@
 pub mod cgroup;
 pub mod procs;
 pub mod users;
+
+/// `[context]`: what every event is told about its process, and the tables' bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextSettings {
+    /// Off (`--no-context`): events carry the header's numbers only, and no table is kept.
+    pub enabled: bool,
+    /// Parents listed in `ancestors`, nearest first; 0 leaves the field out.
+    pub ancestors: usize,
+    /// Processes the table holds before it evicts the least recently used.
+    pub max_processes: usize,
+    /// Cgroups (id -> path) the table holds before it evicts.
+    pub max_cgroups: usize,
+}
+
+impl ContextSettings {
+    /// The deepest `ancestors` accepted: deeper chains cost every event more bytes than
+    /// they tell (the chain's root is init or a service manager a few steps up).
+    pub const MAX_ANCESTORS: usize = 16;
+}
+
+impl Default for ContextSettings {
+    /// Sized for a host with tens of thousands of processes; an embedded host uses a
+    /// fraction (the tables grow with what runs, up to these bounds).
+    fn default() -> Self {
+        ContextSettings {
+            enabled: true,
+            ancestors: 4,
+            max_processes: 32_768,
+            max_cgroups: 4_096,
+        }
+    }
+}
