@@ -66,6 +66,10 @@ enum rw_config_flags {
 	 * daemon stops the programs through this flag, drains and reports, and only then
 	 * detaches. */
 	RW_CONFIG_STOPPED = 1,
+	/* The daemon keeps a process table (issue 12): the records that keep it (exec) are
+	 * sent even when the filters reject them, marked for the table only, so that the
+	 * context of the events that do pass stays true. */
+	RW_CONFIG_CONTEXT = 2,
 };
 
 /* Keys of the per-family maps: rw_config has one slot; the outer ring array and the
@@ -147,6 +151,13 @@ static __always_inline bool rw_skip(void)
 	if (cfg->self_tgid)
 		return tgid == cfg->self_tgid;
 	return rw_learn_self(cfg, tgid);
+}
+
+/* Whether the daemon keeps process context (see RW_CONFIG_CONTEXT). */
+static __always_inline bool rw_context_on(void)
+{
+	struct rw_config *cfg = rw_cfg();
+	return cfg && (cfg->flags & RW_CONFIG_CONTEXT);
 }
 
 /* Counts a drop, in the ring's books and against `*uid` (NULL: the current task's, read

@@ -23,8 +23,12 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 {
 	if (rw_skip())
 		return 0;
-	if (RW_FILTERED(process))
-		return 0;
+	__u32 flags = 0;
+	if (RW_FILTERED(process)) {
+		if (!rw_context_on())
+			return 0;
+		flags = RW_EXEC_CONTEXT_ONLY;
+	}
 	struct rw_out_buf *b = process_out_buf();
 	struct rw_path_scratch *ps = rw_path_buf();
 	if (!b || !ps) {
@@ -34,7 +38,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	struct exec_event *e = (struct exec_event *)b->rec;
 	rw_fill_header(&e->hdr, RW_EXEC, bpf_ktime_get_boot_ns());
 
-	e->flags = 0;
+	e->flags = flags;
 	const char *fname = BPF_CORE_READ(bprm, filename);
 	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), fname);
 	if (n < 1) {

@@ -22,6 +22,9 @@ enum rw_process_type {
 enum rw_exec_flags {
 	RW_EXEC_FILENAME_TRUNCATED = 1,
 	RW_EXEC_ARGS_TRUNCATED = 2,
+	/* Rejected by the filters (and counted so), sent only to keep the daemon's process
+	 * table true: never written out. */
+	RW_EXEC_CONTEXT_ONLY = 4,
 };
 
 /* Sent variable-size: the record ends after exe_len bytes of exe. */

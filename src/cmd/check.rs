@@ -60,6 +60,7 @@ pub fn run() -> ExitCode {
             syscalls: syscalls::default_set(),
             reuse: None,
             filter_maps,
+            context: false,
         };
         match family.load(&opts) {
             Ok(loaded) => {

@@ -48,6 +48,7 @@ pub struct Settings {
     pub control: ControlSettings,
     /// `[filter]`: the in-kernel filters.
     pub filter: crate::family::filter::Rules,
+    pub context: crate::context::ContextSettings,
 }
 
 /// `[metrics]`: the Prometheus endpoint and the node_exporter textfile.
@@ -238,6 +239,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             control: ControlSettings::default(),
             filter: crate::family::filter::Rules::none(),
+            context: crate::context::ContextSettings::default(),
         }
     }
 }

@@ -6,8 +6,11 @@
 //! miss) and re-reading `/etc/passwd` when it changed. Depends on nothing else in the
 //! crate.
 pub mod cgroup;
+pub mod live;
 pub mod procs;
 pub mod users;
+
+pub use live::{Change, Context, Event, Seen};
 
 /// `[context]`: what every event is told about its process, and the tables' bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,6 +29,45 @@ pub struct Proc {
     pub comm: Rc<[u8]>,
     pub login_uid: Option<u32>,
     pub session_id: Option<u32>,
+    /// Boot-clock time of the exec (or fork) that made it what it is: an event older
+    /// than this happened while it was still what `prev` says. 0: read from /proc.
+    pub since: u64,
+    /// What it ran before that exec, for events still in other rings from before it.
+    pub prev: Option<Rc<Prev>>,
+    /// Set by the table on every change: two lookups that see the same generations saw
+    /// the same process (what a renderer's cache keys on).
+    pub generation: u64,
+}
+
+/// What a process ran before its last exec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prev {
+    pub exe: Option<Rc<[u8]>>,
+    pub exe_deleted: bool,
+    pub comm: Rc<[u8]>,
+}
+
+/// What a process ran when an event happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ran<'a> {
+    pub exe: Option<&'a [u8]>,
+    pub exe_deleted: bool,
+    pub comm: &'a [u8],
+}
+
+impl Proc {
+    /// What it ran at `ts`: before its last exec, what ran then.
+    pub fn at(&self, ts: u64) -> Ran<'_> {
+        let (exe, exe_deleted, comm) = match &self.prev {
+            Some(p) if ts < self.since => (&p.exe, p.exe_deleted, &p.comm),
+            _ => (&self.exe, self.exe_deleted, &self.comm),
+        };
+        Ran {
+            exe: exe.as_deref(),
+            exe_deleted,
+            comm,
+        }
+    }
 }
 
 struct Entry {
@@ -49,6 +88,7 @@ pub struct Table {
     hand: usize,
     max: usize,
     evictions: u64,
+    generations: u64,
     /// Every exe path in use, once: pruned of the ones no process holds when it grows
     /// past twice the table, so that execs of ever new files cannot grow it unbounded.
     exes: HashSet<Rc<[u8]>>,
@@ -65,6 +105,7 @@ impl Table {
             hand: 0,
             max: max.max(1),
             evictions: 0,
+            generations: 0,
             exes: HashSet::new(),
         }
     }
@@ -88,6 +129,8 @@ impl Table {
     /// Puts `pid` in, replacing what was known of it.
     pub fn insert(&mut self, pid: u32, mut proc: Proc) {
         proc.exe = proc.exe.map(|x| self.shared(&x));
+        self.generations += 1;
+        proc.generation = self.generations;
         if let Some(e) = self.entries.get_mut(&pid) {
             e.proc = proc;
             e.used = true;
@@ -138,18 +181,17 @@ impl Table {
         slot
     }
 
-    /// An exec: the process now runs `exe`.
-    pub fn exec(&mut self, pid: u32, ppid: u32, exe: Option<&[u8]>, exe_deleted: bool, proc: Proc) {
-        let exe = exe.map(Rc::from);
-        self.insert(
-            pid,
-            Proc {
-                ppid,
-                exe,
-                exe_deleted,
-                ..proc
-            },
-        );
+    /// An exec: the process now is `proc`; what it was stays in `prev` for the events
+    /// from before (`proc.since`) still on their way.
+    pub fn exec(&mut self, pid: u32, mut proc: Proc) {
+        proc.prev = self.entries.get(&pid).map(|e| {
+            Rc::new(Prev {
+                exe: e.proc.exe.clone(),
+                exe_deleted: e.proc.exe_deleted,
+                comm: e.proc.comm.clone(),
+            })
+        });
+        self.insert(pid, proc);
     }
 
     /// The same bytes as another process's exe, shared, when one runs it already.
@@ -167,11 +209,34 @@ impl Table {
 
     /// A fork: the child runs what its parent does until it execs. Unknown parent:
     /// nothing is guessed (the child is read from /proc on its first miss).
-    pub fn fork(&mut self, parent: u32, child: u32) {
+    pub fn fork(&mut self, parent: u32, child: u32, ts: u64) {
         let Some(p) = self.entries.get(&parent).map(|e| e.proc.clone()) else {
             return;
         };
-        self.insert(child, Proc { ppid: parent, ..p });
+        self.insert(
+            child,
+            Proc {
+                ppid: parent,
+                since: ts,
+                prev: None,
+                ..p
+            },
+        );
+    }
+
+    /// A process's parent changed (it was reparented when its parent exited): events
+    /// carry the kernel's current parent.
+    pub fn reparent(&mut self, pid: u32, ppid: u32) {
+        if let Some(e) = self.entries.get_mut(&pid) {
+            self.generations += 1;
+            e.proc.ppid = ppid;
+            e.proc.generation = self.generations;
+        }
+    }
+
+    /// What is known of `pid`, without marking it used.
+    pub fn peek(&self, pid: u32) -> Option<&Proc> {
+        self.entries.get(&pid).map(|e| &e.proc)
     }
 
     /// An exit: the process is gone.
@@ -258,6 +323,9 @@ pub fn read(proc_root: &Path, pid: u32) -> Option<Proc> {
         comm: Rc::from(comm),
         login_uid: id("loginuid"),
         session_id: id("sessionid"),
+        since: 0,
+        prev: None,
+        generation: 0,
     })
 }
 
@@ -286,6 +354,9 @@ mod tests {
             comm: Rc::from(&b"x"[..]),
             login_uid: None,
             session_id: None,
+            since: 0,
+            prev: None,
+            generation: 0,
         }
     }
 
@@ -306,15 +377,15 @@ mod tests {
         let mut t = Table::new(100);
         t.insert(1, p(0, "/sbin/init"));
         t.insert(10, p(1, "/usr/sbin/sshd"));
-        t.fork(10, 11);
+        t.fork(10, 11, 5);
         assert_eq!(t.get(11).map(|x| x.ppid), Some(10));
         assert_eq!(
             t.get(11).and_then(|x| x.exe.clone()),
             t.get(10).and_then(|x| x.exe.clone())
         );
-        t.exec(11, 10, Some(b"/usr/bin/bash"), false, p(10, "?"));
-        t.fork(11, 12);
-        t.exec(12, 11, Some(b"/usr/bin/sudo"), false, p(11, "?"));
+        t.exec(11, p(10, "/usr/bin/bash"));
+        t.fork(11, 12, 6);
+        t.exec(12, p(11, "/usr/bin/sudo"));
         let chain: Vec<(u32, Option<Rc<[u8]>>)> = t
             .ancestors(12, 10)
             .into_iter()
@@ -330,7 +401,7 @@ mod tests {
         t.exit(12);
         assert!(t.get(12).is_none());
         // An unknown parent: nothing guessed.
-        t.fork(999, 1000);
+        t.fork(999, 1000, 7);
         assert!(t.get(1000).is_none());
     }
 
@@ -372,8 +443,8 @@ mod tests {
     fn forks_share_the_exe_bytes() {
         let mut t = Table::new(10);
         t.insert(1, p(0, "/usr/sbin/nginx"));
-        t.fork(1, 2);
-        t.exec(3, 1, Some(b"/usr/sbin/nginx"), false, p(1, "?"));
+        t.fork(1, 2, 1);
+        t.exec(3, p(1, "/usr/sbin/nginx"));
         let a = t.get(1).and_then(|x| x.exe.clone()).expect("exe");
         let b = t.get(2).and_then(|x| x.exe.clone()).expect("exe");
         let c = t.get(3).and_then(|x| x.exe.clone()).expect("exe");

@@ -26,10 +26,11 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::config::cli::RunOptions;
 use crate::config::{Settings, WakeupMode};
+use crate::context::Context;
 use crate::family::{self, Family, LoadOptions, Shared};
 use crate::output;
 use crate::sizing::policy::{Observation, RingPolicy};
-use crate::sys::{self, Exit, clock::WallClock, exit};
+use crate::sys::{self, Exit, clock, clock::WallClock, exit};
 use crate::systemd::notify::{self, Notifier};
 use crate::units::{fmt_size, human};
 use reload::Action;
@@ -38,6 +39,9 @@ use snapshot::{Program, ProgramState, Snapshot};
 
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
+/// Rounds of "drain the process ring, then go on" a ring's drain may take in one pass
+/// (see `Daemon::catch_up`).
+const HELD_ROUNDS: usize = 8;
 /// The shortest period a sizing decision is based on.
 const MIN_OBSERVATION: Duration = Duration::from_millis(500);
 
@@ -301,10 +305,7 @@ impl Daemon {
             flush_armed: false,
             rings: Vec::new(),
             retired: Vec::new(),
-            pipe: Rc::new(RefCell::new(Pipeline {
-                sink,
-                clock: WallClock::now(),
-            })),
+            pipe: Rc::new(RefCell::new(Pipeline::new(sink, None))),
             pending: vec![false; Family::ALL.len()],
             started,
             last_stats: Instant::now(),
@@ -319,16 +320,71 @@ impl Daemon {
     /// only when no program at all could be attached.
     fn load_families(&mut self) -> Result<(), RunError> {
         self.load_filters()?;
-        for family in self.opts.families.clone() {
+        for family in self.loaded_families() {
             if let Err(e) = self.enable(family) {
                 error!("family {family} disabled: {e}");
             }
         }
+        self.set_emits();
+        self.start_context();
         self.update_wakeups();
         if self.rings.iter().all(|r| r.loaded.attached() == 0) {
             return Err(RunError::NothingAttached);
         }
         Ok(())
+    }
+
+    /// The configured families, and the process family when context is on: its records
+    /// keep the process table whether or not they are written out.
+    fn loaded_families(&self) -> Vec<Family> {
+        let mut f = self.opts.families.clone();
+        if self.opts.settings.context.enabled && !f.contains(&Family::Process) {
+            f.insert(0, Family::Process);
+        }
+        f
+    }
+
+    /// Which families' records are written out: the configured ones.
+    fn set_emits(&mut self) {
+        let mut p = self.pipe.borrow_mut();
+        for &f in Family::ALL {
+            p.emits[f.index()] = self.opts.families.contains(&f);
+        }
+    }
+
+    /// The process table, seeded from /proc once the programs run: a process that
+    /// starts after the seed is in the process ring, one from before is in /proc.
+    fn start_context(&mut self) {
+        let c = self.opts.settings.context;
+        if !c.enabled {
+            return;
+        }
+        let t = Instant::now();
+        let ctx = Context::start(c, Path::new("/proc"), Path::new("/etc/passwd"));
+        info!(
+            "context: {} processes known from /proc in {} ms{}",
+            ctx.processes(),
+            t.elapsed().as_millis(),
+            if self
+                .rings
+                .iter()
+                .any(|r| r.loaded.family == Family::Process)
+            {
+                ""
+            } else {
+                " (the process family did not load: they will not be kept current)"
+            }
+        );
+        let mut p = self.pipe.borrow_mut();
+        p.context = Some(ctx);
+        if !self
+            .rings
+            .iter()
+            .any(|r| r.loaded.family == Family::Process)
+        {
+            // Nothing to wait for: no record is ever held back.
+            p.covered_until = u64::MAX;
+        }
     }
 
     /// The filter object with the configured rules, before any family (their objects
@@ -497,7 +553,13 @@ impl Daemon {
             self.pending[r.loaded.family.index()] = true;
             r.tick_gaps();
         }
-        self.pipe.borrow_mut().clock = WallClock::now();
+        {
+            let mut p = self.pipe.borrow_mut();
+            p.clock = WallClock::now();
+            if let Some(c) = &mut p.context {
+                c.tick();
+            }
+        }
         let observed = self.adapt();
         self.update_wakeups();
         notifier.status(|| self.status());
@@ -659,6 +721,7 @@ impl Daemon {
                 Some(f) => f.maps()?,
                 None => Vec::new(),
             },
+            context: self.opts.settings.context.enabled,
         };
         let loaded = family.load(&lo)?;
         for p in &loaded.programs {
@@ -772,11 +835,30 @@ impl Daemon {
         let early = self.opts.settings.wakeup.mode == WakeupMode::Auto;
         let per_tick = (self.opts.settings.wakeup.batch_above * TICK.as_secs_f64()) as u64;
         let mut burst = false;
-        for r in self.rings.iter_mut() {
-            let i = r.loaded.family.index();
+        self.pipe.borrow_mut().may_hold = true;
+        for idx in 0..self.rings.len() {
+            let i = self.rings[idx].loaded.family.index();
             if self.pending[i] {
-                let drained = r.drain(BUDGET);
-                self.pending[i] = matches!(drained, Drained::BudgetUsed);
+                let t = clock::boot_ns();
+                let mut drained = self.rings[idx].drain(BUDGET);
+                // Bounded: each round consumed a record; a ring still busy after them
+                // stays pending for the next pass.
+                for _ in 0..HELD_ROUNDS {
+                    if !matches!(drained, Drained::Held) {
+                        break;
+                    }
+                    self.catch_up();
+                    drained = self.rings[idx].drain(BUDGET);
+                }
+                if matches!(drained, Drained::Held) {
+                    self.catch_up();
+                }
+                let r = &mut self.rings[idx];
+                if r.loaded.family == Family::Process && matches!(drained, Drained::Empty) {
+                    let mut p = self.pipe.borrow_mut();
+                    p.covered_until = p.covered_until.max(t);
+                }
+                self.pending[i] = !matches!(drained, Drained::Empty);
                 r.settle(matches!(drained, Drained::Empty));
                 if early
                     && !r.batched
@@ -788,9 +870,33 @@ impl Daemon {
                 }
             }
         }
+        self.pipe.borrow_mut().may_hold = false;
         if burst {
             self.update_wakeups();
         }
+    }
+
+    /// A record was held back because its process's exec or fork may still be in the
+    /// process ring: drain that ring, so the table is current up to now, then render it.
+    /// A process ring that cannot be emptied (a flood of execs) still lets the record
+    /// through, with the table as far as it got.
+    fn catch_up(&mut self) {
+        let t = clock::boot_ns();
+        let emptied = match self
+            .rings
+            .iter()
+            .find(|r| r.loaded.family == Family::Process)
+        {
+            Some(p) => (0..HELD_ROUNDS).any(|_| matches!(p.drain(BUDGET), Drained::Empty)),
+            None => true,
+        };
+        let mut p = self.pipe.borrow_mut();
+        if emptied {
+            p.covered_until = p.covered_until.max(t);
+        } else {
+            p.context_late += 1;
+        }
+        p.render_held();
     }
 
     /// Every tick: each ring's policy sees the in-kernel high-water mark and the
@@ -909,9 +1015,26 @@ impl Daemon {
         let registry = self.poll.registry();
         match action {
             Action::OutputChanged => warn!("SIGHUP: a new output takes effect at the next start"),
-            Action::Retire(f) => self.retire(f),
+            // The process family stays loaded for the context: only its output stops.
+            Action::Retire(f) if self.has_ring(f) && self.loaded_families().contains(&f) => {
+                info!(
+                    "SIGHUP: family {f} no longer written out; its records still keep the process context"
+                );
+                self.set_emits();
+            }
+            Action::Enable(f) if self.has_ring(f) => {
+                info!("SIGHUP: family {f} switched on");
+                self.set_emits();
+            }
+            Action::Retire(f) => {
+                self.retire(f);
+                self.set_emits();
+            }
             Action::Enable(f) => match self.enable(f) {
-                Ok(()) => info!("SIGHUP: family {f} switched on"),
+                Ok(()) => {
+                    info!("SIGHUP: family {f} switched on");
+                    self.set_emits();
+                }
                 Err(e) => error!("SIGHUP: family {f} could not be switched on: {e}"),
             },
             Action::NewPolicy { family, resize_to } => {
@@ -951,6 +1074,10 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    fn has_ring(&self, f: Family) -> bool {
+        self.rings.iter().any(|r| r.loaded.family == f)
     }
 
     /// One line for systemd's STATUS=: rings, last tick's rate, drops, programs.

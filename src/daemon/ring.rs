@@ -15,7 +15,9 @@ use super::RunError;
 use super::gaps::Gaps;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
-use crate::family::{Counters, Loaded, Tamper};
+use crate::context::Context;
+use crate::family::record::view;
+use crate::family::{Counters, Family, Header, Loaded, Tamper};
 use crate::output::{Lost, Raised, Sink, Throttle, What};
 use crate::sizing::latency::Histogram;
 use crate::sizing::policy::RingPolicy;
@@ -35,13 +37,59 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 pub struct Pipeline {
     pub sink: Box<dyn Sink>,
     pub clock: WallClock,
+    /// The process context every event is rendered with (`None`: `--no-context`).
+    pub context: Option<Context>,
+    /// Families whose records are written out, by index (the process family may run
+    /// for the context alone).
+    pub emits: Vec<bool>,
+    /// Boot-clock time up to which the process ring is known drained: every exec, fork
+    /// and exit of an event older than this is in the process table.
+    pub covered_until: u64,
+    /// Whether a record newer than `covered_until` may be held back (in the loop's
+    /// drains; not in the final drains of a resize or a stop, which render at once).
+    pub may_hold: bool,
+    /// A record held back until the process ring is caught up (see [`Pipeline::record`]).
+    held: Option<Held>,
+    held_buf: Vec<u8>,
+    /// Records rendered before the process ring could be caught up (an exec flood):
+    /// their context may be older than they are.
+    pub context_late: u64,
+}
+
+/// A record waiting for the process ring to catch up.
+struct Held {
+    name: &'static str,
+    books: Books,
 }
 
 impl Pipeline {
-    /// One record from ring `name`: counted, its seq noted, its latency recorded,
-    /// rendered into the sink (or counted as lost when the sink is full), the sink
-    /// flushed when it holds enough.
-    fn record(&mut self, name: &'static str, books: &Books, data: &[u8]) {
+    pub fn new(sink: Box<dyn Sink>, context: Option<Context>) -> Pipeline {
+        Pipeline {
+            sink,
+            clock: WallClock::now(),
+            context,
+            emits: vec![true; Family::ALL.len()],
+            covered_until: 0,
+            may_hold: false,
+            held: None,
+            held_buf: Vec::new(),
+            context_late: 0,
+        }
+    }
+
+    /// Whether a record was held back and waits for [`Pipeline::render_held`].
+    pub fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// One record from ring `name` of `family`: counted, its seq noted, its latency
+    /// recorded, told to the context tables, rendered into the sink (or counted as lost
+    /// when the sink is full), the sink flushed when it holds enough. Returns what the
+    /// ring callback returns: -1 stops the ring's consumption when the record is held
+    /// back, because its process's exec or fork may still be in the process ring (rings
+    /// are drained one after the other): the loop drains the process ring, then renders
+    /// it ([`Pipeline::render_held`]).
+    fn record(&mut self, name: &'static str, family: Family, books: &Books, data: &[u8]) -> i32 {
         books.received.set(books.received.get() + 1);
         // Before the renders() check: the books' `lost` must not depend on the output.
         if let Some(seq) = data.get(0..8).and_then(|b| b.try_into().ok())
@@ -56,15 +104,59 @@ impl Pipeline {
                 .borrow_mut()
                 .record_since(u64::from_ne_bytes(ts), clock::boot_ns);
         }
-        if !self.sink.renders() {
-            return;
+        let mut context_only = false;
+        if let Some(ctx) = &mut self.context
+            && let Some(observe) = family.spec().observe
+            && let Ok(h) = view::<Header>(data, 0)
+            && let Some(o) = observe(h, data)
+        {
+            ctx.apply(o.change);
+            context_only = o.context_only;
         }
+        if context_only || !self.emits[family.index()] {
+            books.context_only.set(books.context_only.get() + 1);
+            return 0;
+        }
+        if !self.sink.renders() {
+            return 0;
+        }
+        if self.may_hold
+            && self.context.is_some()
+            && family != Family::Process
+            && let Ok(h) = view::<Header>(data, 0)
+            && h.ts_ns > self.covered_until
+        {
+            self.held_buf.clear();
+            self.held_buf.extend_from_slice(data);
+            self.held = Some(Held {
+                name,
+                books: books.clone(),
+            });
+            return -1;
+        }
+        self.render(name, books, data);
+        0
+    }
+
+    /// Renders the record held back by [`Pipeline::record`], if any.
+    pub fn render_held(&mut self) {
+        if let Some(h) = self.held.take() {
+            let data = std::mem::take(&mut self.held_buf);
+            self.render(h.name, &h.books, &data);
+            self.held_buf = data;
+        }
+    }
+
+    fn render(&mut self, name: &'static str, books: &Books, data: &[u8]) {
         if !self.sink.has_room() {
             // The output is stalled and the buffer full: counted, not rendered.
             self.sink.count_lost(1);
             return;
         }
-        if let Err(e) = self.sink.render(name, &self.clock, data) {
+        if let Err(e) = self
+            .sink
+            .render(name, &self.clock, data, self.context.as_mut())
+        {
             let de = &books.decode_errors;
             if de.get() == 0 {
                 warn!("ring {name}: {e} (further decode errors are only counted)");
@@ -129,6 +221,8 @@ impl Pipeline {
 pub struct Books {
     pub received: Rc<Cell<u64>>,
     pub decode_errors: Rc<Cell<u64>>,
+    /// Records received for the context tables alone: not written out by design.
+    pub context_only: Rc<Cell<u64>>,
     /// The seqs not received yet, and which of them are lost (see `gaps`).
     pub gaps: Rc<RefCell<Gaps>>,
     /// Seqs declared lost, and the `lost` records that said so.
@@ -168,6 +262,8 @@ pub struct Ring {
 pub enum Drained {
     Empty,
     BudgetUsed,
+    /// A record is held back until the process ring catches up (see `Pipeline::record`).
+    Held,
 }
 
 impl Ring {
@@ -180,7 +276,11 @@ impl Ring {
         self.books.latency.borrow_mut().new_pass();
         let mut left = budget;
         loop {
-            let n = self.consumer.consume_raw_n(left).max(0) as usize;
+            let n = self.consumer.consume_raw_n(left);
+            if n < 0 && self.pipe.borrow().holds() {
+                return Drained::Held;
+            }
+            let n = n.max(0) as usize;
             left = left.saturating_sub(n);
             if left == 0 {
                 return Drained::BudgetUsed;
@@ -189,7 +289,11 @@ impl Ring {
                 continue;
             }
             fence(Ordering::SeqCst);
-            let m = self.consumer.consume_raw_n(left).max(0) as usize;
+            let m = self.consumer.consume_raw_n(left);
+            if m < 0 && self.pipe.borrow().holds() {
+                return Drained::Held;
+            }
+            let m = m.max(0) as usize;
             left = left.saturating_sub(m);
             if m == 0 {
                 return Drained::Empty;
@@ -366,6 +470,7 @@ impl Ring {
             rate_limited,
             untracked,
             decode_errors: self.books.decode_errors.get(),
+            context_only: self.books.context_only.get(),
             lost: self.books.lost.get(),
             lost_records: self.books.lost_records.get(),
         }
@@ -415,13 +520,13 @@ fn consumer(
     pipe: &Rc<RefCell<Pipeline>>,
     books: &Books,
 ) -> Result<RingBuffer<'static>, RunError> {
-    let name = loaded.family.name();
+    let family = loaded.family;
+    let name = family.name();
     let (p, b) = (pipe.clone(), books.clone());
     let mut builder = RingBufferBuilder::new();
     builder
         .add(map, move |data: &[u8]| {
-            p.borrow_mut().record(name, &b, data);
-            0
+            p.borrow_mut().record(name, family, &b, data)
         })
         .map_err(|source| RunError::Bpf {
             what: format!("ring {name}"),
@@ -437,7 +542,9 @@ fn consumer(
 /// be between reserve and submit right after the stop) or the deadline passes. Detaching
 /// comes after the final report: it is slow and adds nothing to the books.
 pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
-    for r in rings.iter_mut() {
+    // The process family (first in the list) stops last: the execs and forks behind
+    // the other families' last events are all recorded for their context.
+    for r in rings.iter_mut().rev() {
         let stopped = r.loaded.stop().and_then(|()| r.loaded.sync());
         if let Err(e) = stopped {
             // Fall back to detaching now: slower, but nothing runs after it either.
@@ -470,7 +577,7 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
 
 pub fn stats_line(prefix: &str, s: &RingStats) -> String {
     format!(
-        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} rate_limited={} untracked={} decode_errors={} exact={} lost={}",
+        "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} rate_limited={} untracked={} decode_errors={} context_only={} exact={} lost={}",
         s.name,
         s.size,
         s.produced,
@@ -480,6 +587,7 @@ pub fn stats_line(prefix: &str, s: &RingStats) -> String {
         s.rate_limited,
         s.untracked,
         s.decode_errors,
+        s.context_only,
         if s.exact() { "yes" } else { "NO" },
         s.lost
     )

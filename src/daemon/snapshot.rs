@@ -64,6 +64,9 @@ pub struct RingStats {
     pub rate_limited: u64,
     pub untracked: u64,
     pub decode_errors: u64,
+    /// Received for the process context alone, not written out (a filtered exec, or
+    /// the process family run only for the context).
+    pub context_only: u64,
     /// Seqs declared lost in `lost` records (equals `dropped` once the books are final),
     /// and how many such records were raised.
     pub lost: u64,
@@ -196,6 +199,7 @@ impl Snapshot {
                     r.u64("rate_limited", s.rate_limited);
                     r.u64("untracked", s.untracked);
                     r.u64("decode_errors", s.decode_errors);
+                    r.u64("context_only", s.context_only);
                     r.u64("lost", s.lost);
                     r.u64("lost_records", s.lost_records);
                     // Exponent-free: JSON has exponents, but some readers choke on them.
@@ -316,6 +320,7 @@ pub(crate) mod tests {
                     rate_limited: 4,
                     untracked: 3,
                     decode_errors: 1,
+                    context_only: 0,
                     lost: 8,
                     lost_records: 2,
                 },
@@ -384,7 +389,7 @@ pub(crate) mod tests {
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         assert!(text.starts_with(
-            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"rate_limited\":4,\"untracked\":3,\"decode_errors\":1,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
+            "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"rate_limited\":4,\"untracked\":3,\"decode_errors\":1,\"context_only\":0,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
         ), "{text}");
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");

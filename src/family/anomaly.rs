@@ -24,6 +24,8 @@ pub const SPEC: Spec = Spec {
     ring_max: 32 * MIB,
     record_size: size_of::<AnomalyEvent>(),
     kinds: &[(kind::ANOMALY, "anomaly")],
+    observe: None,
+    own_context: &[],
 };
 
 pub const DETAIL_LEN: usize = 256;

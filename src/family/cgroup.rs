@@ -30,6 +30,8 @@ pub const SPEC: Spec = Spec {
         (kind::CGROUP_ATTACH, "cgroup_attach"),
         (kind::OOM_KILL, "oom_kill"),
     ],
+    observe: None,
+    own_context: &[],
 };
 
 pub const PATH_LEN: usize = 256;

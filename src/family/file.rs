@@ -23,6 +23,8 @@ pub const SPEC: Spec = Spec {
     // Records are sent variable-size: this is the largest, a full resolved_path.
     record_size: size_of::<OpenEvent>() + RESOLVED_LEN,
     kinds: &[(kind::OPEN, "open")],
+    observe: None,
+    own_context: &[],
 };
 
 pub const PATH_LEN: usize = 512;

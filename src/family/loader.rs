@@ -92,6 +92,9 @@ pub struct LoadOptions {
     /// The filter object's maps (`filter::Filters::maps`), by name: the object uses
     /// these instead of its own, so that every family judges by the same rules.
     pub filter_maps: Vec<(String, MapHandle)>,
+    /// The daemon keeps process context: records that keep its tables are sent even
+    /// when filtered, marked for the tables only (RW_CONFIG_CONTEXT).
+    pub context: bool,
 }
 
 /// The maps whose contents must outlive one loaded object: the books and the high-water mark.
@@ -558,6 +561,7 @@ fn map_id(m: &MapHandle) -> Option<u32> {
 
 /// `enum rw_config_flags` (bpf/common.h).
 const RW_CONFIG_STOPPED: u32 = 1;
+const RW_CONFIG_CONTEXT: u32 = 2;
 /// `enum rw_slots` (bpf/common.h): the key of the one ring slot every family uses.
 const RW_SLOT: u32 = 0;
 /// Slots per outer array (only slot 0 is used today).
@@ -742,7 +746,10 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     let fill = handle(&format!("{family}_fill"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
-    let expected = initial_config(family);
+    let mut expected = initial_config(family);
+    if opts.context {
+        expected.flags |= RW_CONFIG_CONTEXT;
+    }
     write_config(&config, &expected)
         .map_err(|e| Error::Map(format!("{family}: writing rw_config: {e}")))?;
     let mut maps = Vec::new();
@@ -1091,7 +1098,10 @@ mod tests {
             crate::assert_enum!(
                 f,
                 "rw_config_flags",
-                [RW_CONFIG_STOPPED = RW_CONFIG_STOPPED]
+                [
+                    RW_CONFIG_STOPPED = RW_CONFIG_STOPPED,
+                    RW_CONFIG_CONTEXT = RW_CONFIG_CONTEXT
+                ]
             );
             crate::assert_enum!(
                 f,

@@ -42,6 +42,22 @@ pub struct Spec {
     /// Its record types: the value of the C enum (the header's `type`) and the JSON
     /// `type` name. Values are unique across families (a test checks).
     pub kinds: &'static [(u32, &'static str)],
+    /// What a record tells the daemon's context tables (issue 12), if anything.
+    pub observe: Option<Observe>,
+    /// Record types that carry their process's own context (exe, login uid, session):
+    /// the context written after them leaves those fields out.
+    pub own_context: &'static [u32],
+}
+
+/// Reads a record's news for the context tables.
+pub type Observe = for<'a> fn(&'a Header, &'a [u8]) -> Option<Observed<'a>>;
+
+/// A record's news for the context tables.
+pub struct Observed<'a> {
+    pub change: crate::context::Change<'a>,
+    /// The record was sent for the tables only (rejected by the filters and counted so):
+    /// it is not written out.
+    pub context_only: bool,
 }
 
 impl Spec {

@@ -35,6 +35,8 @@ pub const SPEC: Spec = Spec {
         (kind::ACCEPT, "accept"),
         (kind::CLOSE, "close"),
     ],
+    observe: None,
+    own_context: &[],
 };
 
 pub const AF_INET: u16 = 2;

@@ -7,7 +7,8 @@ use plain::Plain;
 use super::path::{self, RESOLVE_DELETED, RESOLVED_LEN};
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{PRIO_INFO, arg, quoted};
-use super::{KIB, MIB, Spec, max};
+use super::{KIB, MIB, Observed, Spec, max};
+use crate::context::Change;
 
 
 /// `enum rw_process_type` (bpf/process.h): the header's `type`.
@@ -36,12 +37,15 @@ pub const SPEC: Spec = Spec {
         max(size_of::<ExitEvent>(), size_of::<ForkEvent>()),
     ),
     kinds: &[(kind::EXEC, "exec"), (kind::EXIT, "exit"), (kind::FORK, "fork")],
+    observe: Some(observe),
+    own_context: &[kind::EXEC],
 };
 
 pub const FILENAME_LEN: usize = 512;
 pub const ARGS_LEN: usize = 1024;
 pub const EXEC_FILENAME_TRUNCATED: u32 = 1;
 pub const EXEC_ARGS_TRUNCATED: u32 = 2;
+pub const EXEC_CONTEXT_ONLY: u32 = 4;
 /// `RW_UNSET`: a login uid or session never set (a process not started from a login).
 pub const UNSET: u32 = u32::MAX;
 
@@ -150,6 +154,46 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
         }
     }
     Ok(())
+}
+
+/// Every record of this family keeps the process table: exec, fork and exit.
+fn observe<'a>(h: &'a Header, data: &'a [u8]) -> Option<Observed<'a>> {
+    let change = match h.kind {
+        kind::EXEC => {
+            let e: &ExecEvent = view(data, h.kind).ok()?;
+            let x = exe(e, data);
+            let set = |v: u32| (v != UNSET).then_some(v);
+            let exe_flags = e.exe_flags;
+            return Some(Observed {
+                change: Change::Exec {
+                    pid: h.pid,
+                    ppid: h.ppid,
+                    ts: h.ts_ns,
+                    // A cut path is not the file's name: unknown rather than wrong.
+                    exe: (!x.is_empty() && exe_flags & path::RESOLVE_TRUNCATED == 0).then_some(x),
+                    exe_deleted: exe_flags & RESOLVE_DELETED != 0,
+                    comm: cstr(&h.comm),
+                    login_uid: set(e.login_uid),
+                    session_id: set(e.session_id),
+                },
+                context_only: e.flags & EXEC_CONTEXT_ONLY != 0,
+            });
+        }
+        kind::FORK => {
+            let e: &ForkEvent = view(data, h.kind).ok()?;
+            Change::Fork {
+                parent: h.pid,
+                child: e.child_pid,
+                ts: h.ts_ns,
+            }
+        }
+        kind::EXIT => Change::Exit { pid: h.pid },
+        _ => return None,
+    };
+    Some(Observed {
+        change,
+        context_only: false,
+    })
 }
 
 /// The journal's one-line summary (see `super::summary`).
@@ -329,6 +373,7 @@ mod layout {
             [
                 RW_EXEC_FILENAME_TRUNCATED = EXEC_FILENAME_TRUNCATED,
                 RW_EXEC_ARGS_TRUNCATED = EXEC_ARGS_TRUNCATED,
+                RW_EXEC_CONTEXT_ONLY = EXEC_CONTEXT_ONLY,
             ]
         );
     }

@@ -5,6 +5,7 @@
 use plain::Plain;
 
 use super::Family;
+use crate::context::{Context, Event, Seen};
 use crate::sys::clock::WallClock;
 
 pub const COMM_LEN: usize = 16;
@@ -84,6 +85,18 @@ pub trait Fields {
     /// Text written by `f` straight into the output: printable ASCII without quotes or
     /// backslashes (flag names, a timestamp), so it needs no escaping anywhere.
     fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>));
+    /// The parent chain, nearest first (a list of objects).
+    fn ancestors(&mut self, k: &str, list: &[Ancestor<'_>]);
+}
+
+/// One parent in an event's `ancestors`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ancestor<'a> {
+    pub pid: u32,
+    /// None: not known (a kernel thread, or not readable).
+    pub exe: Option<&'a [u8]>,
+    pub exe_deleted: bool,
+    pub comm: &'a [u8],
 }
 
 /// The family of a record type and the type's name.
@@ -119,11 +132,85 @@ pub fn walk(
     data: &[u8],
     f: &mut impl Fields,
 ) -> Result<(), DecodeError> {
+    walk_with(ring, clock, h, data, None, f)
+}
+
+/// [`walk`], then the event's context when `ctx` is given (see [`write_context`]).
+#[inline(always)]
+pub fn walk_with(
+    ring: &str,
+    clock: &WallClock,
+    h: &Header,
+    data: &[u8],
+    ctx: Option<&mut Context>,
+    f: &mut impl Fields,
+) -> Result<(), DecodeError> {
     let (family, name) = type_of(h.kind)?;
     f.str("type", name);
     f.str("ring", ring);
     write_common(f, h, clock);
-    family.render(h.kind, data, f)
+    family.render(h.kind, data, f)?;
+    if let Some(ctx) = ctx {
+        let own = family.spec().own_context.contains(&h.kind);
+        let ev = Event {
+            pid: h.pid,
+            ppid: h.ppid,
+            uid: h.uid,
+            ts: h.ts_ns,
+        };
+        let found = ctx.lookup(ev);
+        write_context(f, found.process.as_ref(), own, found.user);
+    }
+    Ok(())
+}
+
+/// The context fields of an event (issue 12): what the process table knows of its
+/// process (`exe`, `login_uid`, `session_id` unless the record carries its own,
+/// `ancestors`), or `context: "unknown"`; and `user`, the name of the header's uid.
+/// Fields not known are left out, never guessed.
+pub fn write_context(f: &mut impl Fields, seen: Option<&Seen<'_>>, own: bool, user: Option<&str>) {
+    match seen {
+        None => f.str("context", "unknown"),
+        Some(s) => {
+            if !own {
+                let ran = s.proc.at(s.ts);
+                if let Some(x) = ran.exe {
+                    f.bytes("exe", x);
+                    if ran.exe_deleted {
+                        f.bool("exe_deleted", true);
+                    }
+                }
+                if let Some(v) = s.proc.login_uid {
+                    f.u64("login_uid", v.into());
+                }
+                if let Some(v) = s.proc.session_id {
+                    f.u64("session_id", v.into());
+                }
+            }
+            if !s.ancestors.is_empty() {
+                let mut list = [Ancestor {
+                    pid: 0,
+                    exe: None,
+                    exe_deleted: false,
+                    comm: &[],
+                }; crate::context::ContextSettings::MAX_ANCESTORS];
+                let n = s.ancestors.len().min(list.len());
+                for (a, (pid, p)) in list.iter_mut().zip(&s.ancestors) {
+                    let ran = p.at(s.ts);
+                    *a = Ancestor {
+                        pid: *pid,
+                        exe: ran.exe,
+                        exe_deleted: ran.exe_deleted,
+                        comm: ran.comm,
+                    };
+                }
+                f.ancestors("ancestors", &list[..n]);
+            }
+        }
+    }
+    if let Some(u) = user {
+        f.str("user", u);
+    }
 }
 
 fn write_common(line: &mut impl Fields, h: &Header, clock: &WallClock) {

@@ -22,6 +22,8 @@ pub const SPEC: Spec = Spec {
     ring_max: 64 * MIB,
     record_size: size_of::<SyscallEvent>(),
     kinds: &[(kind::SYSCALL, "syscall")],
+    observe: None,
+    own_context: &[],
 };
 
 #[repr(C)]

@@ -200,6 +200,14 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         "Records that could not be decoded and rendered.",
         |r| Val::Int(r.decode_errors),
     );
+    per_ring(
+        o,
+        rings,
+        "ringwarden_context_only_total",
+        "counter",
+        "Records received only to keep the process context, not written out: execs the filters rejected, and the process family's records when it runs for the context alone.",
+        |r| Val::Int(r.context_only),
+    );
     head(
         o,
         "ringwarden_sink_errors_total",

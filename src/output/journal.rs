@@ -26,7 +26,8 @@ use log::{info, warn};
 
 use super::json::{bytes_array, hex_array, u64_array};
 use super::sink::{Flushed, MAX_BUFFERED, Sink};
-use crate::family::record::{self, DecodeError, Fields, Header, view};
+use crate::context::Context;
+use crate::family::record::{self, Ancestor, DecodeError, Fields, Header, view};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
 
@@ -168,6 +169,14 @@ impl Fields for Entry<'_> {
         f(self.buf);
         self.buf.push(b'\n');
     }
+
+    /// The JSON text of the list, as the JSON line has it (one line of UTF-8).
+    fn ancestors(&mut self, k: &str, list: &[Ancestor<'_>]) {
+        self.key(k);
+        self.buf.push(b'=');
+        super::json::ancestors_array(self.buf, list);
+        self.buf.push(b'\n');
+    }
 }
 
 /// Writes the one-line `MESSAGE` of a record (its type, then its family's summary, see
@@ -186,6 +195,17 @@ pub fn encode(
     data: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
+    encode_with(ring, clock, data, None, buf)
+}
+
+/// [`encode`], with the event's context from `ctx` when given.
+pub fn encode_with(
+    ring: &str,
+    clock: &WallClock,
+    data: &[u8],
+    ctx: Option<&mut Context>,
+    buf: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
     record::all_or_nothing(buf, |buf| {
         buf.extend_from_slice(b"MESSAGE=");
@@ -194,7 +214,7 @@ pub fn encode(
         buf.extend_from_slice(b"\nPRIORITY=");
         buf.push(b'0' + priority);
         buf.extend_from_slice(b"\nSYSLOG_IDENTIFIER=ringwarden\n");
-        record::walk(ring, clock, h, data, &mut Entry::new(buf))
+        record::walk_with(ring, clock, h, data, ctx, &mut Entry::new(buf))
     })
 }
 
@@ -336,9 +356,15 @@ impl JournalSink {
     }
 
     /// Queues the entry of one ring record.
-    pub fn push(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError> {
+    pub fn push(
+        &mut self,
+        ring: &str,
+        clock: &WallClock,
+        data: &[u8],
+        ctx: Option<&mut Context>,
+    ) -> Result<(), DecodeError> {
         let mark = self.buf.len();
-        encode(ring, clock, data, &mut self.buf)?;
+        encode_with(ring, clock, data, ctx, &mut self.buf)?;
         self.lens.push(self.buf.len() - mark);
         Ok(())
     }
@@ -559,8 +585,14 @@ impl Sink for JournalSink {
     fn count_lost(&mut self, n: u64) {
         self.count_full(n)
     }
-    fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError> {
-        self.push(ring, clock, data)
+    fn render(
+        &mut self,
+        ring: &str,
+        clock: &WallClock,
+        data: &[u8],
+        ctx: Option<&mut Context>,
+    ) -> Result<(), DecodeError> {
+        self.push(ring, clock, data, ctx)
     }
     fn raise(&mut self, clock: &WallClock, ev: &super::Raised<'_>) {
         let mark = self.buf.len();
@@ -1217,7 +1249,7 @@ mod tests {
         let mut j = JournalSink::open(&p).expect("open");
         let rec = exec(b"/bin/true", b"true\0", |_| {});
         for _ in 0..3 {
-            j.push("process", &WallClock::default(), &rec)
+            j.push("process", &WallClock::default(), &rec, None)
                 .expect("push");
         }
         assert_eq!(j.flush(), Flushed::Done);

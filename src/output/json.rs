@@ -3,7 +3,10 @@
 //! [`Line::bytes`] for how they stay lossless.
 use std::fmt::Write as _;
 
-use crate::family::record::{DecodeError, Fields, Header, all_or_nothing, view, walk};
+use crate::context::Context;
+use crate::family::record::{
+    Ancestor, DecodeError, Fields, Header, all_or_nothing, view, walk_with,
+};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
 
@@ -49,6 +52,9 @@ impl Fields for Line<'_> {
             b.push(b'"');
         })
     }
+    fn ancestors(&mut self, k: &str, list: &[Ancestor<'_>]) {
+        self.raw_with(k, |b| ancestors_array(b, list))
+    }
 }
 
 /// Renders one ring record as one JSON line appended to `buf`.
@@ -58,10 +64,21 @@ pub fn render(
     data: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
+    render_with(ring, clock, data, None, buf)
+}
+
+/// [`render`], with the event's context from `ctx` when given.
+pub fn render_with(
+    ring: &str,
+    clock: &WallClock,
+    data: &[u8],
+    ctx: Option<&mut Context>,
+    buf: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let h: &Header = view(data, 0)?;
     all_or_nothing(buf, |buf| {
         let mut line = Line::begin(buf);
-        walk(ring, clock, h, data, &mut line)?;
+        walk_with(ring, clock, h, data, ctx, &mut line)?;
         line.end();
         Ok(())
     })
@@ -208,6 +225,28 @@ pub(crate) fn bytes_array<'b>(buf: &mut Vec<u8>, items: impl Iterator<Item = &'b
     }
     buf.push(b']');
     all_utf8
+}
+
+/// `[{"pid":..,"exe":..,"comm":..},...]`: an event's parent chain. Shared by the JSON
+/// lines and the journal entries (whose value is this JSON text).
+pub(crate) fn ancestors_array(buf: &mut Vec<u8>, list: &[Ancestor<'_>]) {
+    buf.push(b'[');
+    for (i, a) in list.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let mut o = Line::begin(buf);
+        o.u64("pid", a.pid.into());
+        if let Some(x) = a.exe {
+            o.bytes("exe", x);
+            if a.exe_deleted {
+                o.bool("exe_deleted", true);
+            }
+        }
+        o.bytes("comm", a.comm);
+        o.buf.push(b'}');
+    }
+    buf.push(b']');
 }
 
 /// `[...]` of byte strings, each as a JSON string of its bytes in lowercase hex.

@@ -3,6 +3,7 @@
 //! stream (a pipe, tty or socket whose reader stalls), so signals and rings are always
 //! served; what cannot be written is counted as `sink_errors`, and no write error leaves
 //! half a line behind in a file.
+use crate::context::Context;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -47,8 +48,14 @@ pub trait Sink {
     /// [`Sink::count_lost`].
     fn has_room(&self) -> bool;
     fn count_lost(&mut self, n: u64);
-    /// Renders one ring record for this output.
-    fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError>;
+    /// Renders one ring record for this output, with its context from `ctx` if given.
+    fn render(
+        &mut self,
+        ring: &str,
+        clock: &WallClock,
+        data: &[u8],
+        ctx: Option<&mut Context>,
+    ) -> Result<(), DecodeError>;
     /// Renders one event the daemon raised itself (no ring, no seq; see
     /// [`super::raised`]). The caller checks [`Sink::renders`] and [`Sink::has_room`].
     fn raise(&mut self, clock: &WallClock, ev: &Raised<'_>);
@@ -153,8 +160,14 @@ impl Sink for Lines {
         self.errors += n;
     }
 
-    fn render(&mut self, ring: &str, clock: &WallClock, data: &[u8]) -> Result<(), DecodeError> {
-        super::json::render(ring, clock, data, &mut self.buf)
+    fn render(
+        &mut self,
+        ring: &str,
+        clock: &WallClock,
+        data: &[u8],
+        ctx: Option<&mut Context>,
+    ) -> Result<(), DecodeError> {
+        super::json::render_with(ring, clock, data, ctx, &mut self.buf)
     }
 
     fn raise(&mut self, clock: &WallClock, ev: &Raised<'_>) {
