@@ -909,6 +909,11 @@ impl Daemon {
         let registry = self.poll.registry();
         match action {
             Action::OutputChanged => warn!("SIGHUP: a new output takes effect at the next start"),
+            Action::ContextAtNextStart(keys) => warn!(
+                "SIGHUP: a new [context] {} takes effect at the next start",
+                keys.join(", ")
+            ),
+            Action::ContextAncestors(n) => info!("SIGHUP: [context] ancestors = {n} from now on"),
             Action::Retire(f) => self.retire(f),
             Action::Enable(f) => match self.enable(f) {
                 Ok(()) => info!("SIGHUP: family {f} switched on"),
