@@ -31,6 +31,7 @@ fn version_and_help() {
         "--metrics-listen",
         "--metrics-allow-remote",
         "--control-socket",
+        "--no-context",
         "status [--json]",
     ] {
         assert!(out.contains(opt), "--help does not document {opt}");
@@ -53,6 +54,7 @@ fn bad_input_is_one_line_with_sysexits_code() {
         ),
         (&["config"][..], 64, "config"),
         (&["--adaptive", "smart"][..], 78, "smart"),
+        (&["--no-context=yes"][..], 64, "--no-context"),
         (&["size", "--rate", "1"][..], 64, "--event-size"),
     ] {
         let (c, out, err) = common::run_cli(args);

@@ -33,6 +33,11 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
         "# textfile = ",
         "[control]",
         "socket = \"/run/ringwarden/control.sock\"",
+        "[context]",
+        "enabled = true",
+        "ancestors = 4",
+        "max_processes = 32768",
+        "max_cgroups = 4096",
     ] {
         assert!(text.contains(key), "default lacks {key}:\n{text}");
     }
@@ -43,6 +48,10 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
         common::run_cli(&["config", "check", path.to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
+    assert!(
+        out.contains("context: on, 4 ancestors, up to 32768 processes and 4096 cgroups"),
+        "{out}"
+    );
     for fam in ["process", "file", "network", "syscall", "cgroup", "anomaly"] {
         assert!(
             out.lines().any(|l| l.starts_with(fam)),
@@ -157,6 +166,12 @@ fn bad_files_are_one_line_naming_the_key_and_exit_78() {
         ("families = [\"disk\"]\n", "families"),
         ("stats_interval = \"0s\"\n", "stats_interval"),
         ("output = 7\n", "output"),
+        ("[context]\nancestors = 17\n", "context.ancestors"),
+        ("[context]\nmax_processes = 5000000\n", "pid_max"),
+        ("[context]\nmax_processes = 10\n", "context.max_processes"),
+        ("[context]\nmax_cgroups = 8\n", "context.max_cgroups"),
+        ("[context]\nenabled = \"no\"\n", "context.enabled"),
+        ("[context]\ndepth = 2\n", "context.depth"),
         ("[adaptive\n", "line 1"),
     ] {
         fs::write(&path, text).expect("write");

@@ -64,6 +64,9 @@ Options for run (each overrides the configuration file):
       --metrics-allow-remote   allow a --metrics-listen address that is not loopback
       --control-socket PATH    Unix socket for `ringwarden status`, or off
                                [default: /run/ringwarden/control.sock]
+      --no-context             events carry only their records' fields: no exe, ancestors,
+                               user, unit, cgroup or container from the process tables,
+                               which are not kept ([context] enabled = false)
 
 In-kernel filters (comma-separated; each replaces the file's list of the same name in
 [filter], see docs/filters.md):
@@ -503,6 +506,14 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                 }
                 ov.metrics_allow_remote = true;
             }
+            "--no-context" => {
+                if inline.is_some() {
+                    return Err(usage(
+                        "--no-context takes no value; give it or leave it out".into(),
+                    ));
+                }
+                ov.no_context = true;
+            }
             "--control-socket" => {
                 let v = a.value(name, inline, "PATH|off")?;
                 if v.is_empty() {
@@ -875,6 +886,45 @@ mod tests {
                 .metrics
                 .allow_remote
         );
+    }
+
+    #[test]
+    fn no_context() {
+        assert!(run("").settings.context.enabled, "on by default");
+        let o = run("--no-context");
+        assert_eq!(
+            o.settings.context,
+            crate::context::ContextSettings {
+                enabled: false,
+                ..crate::context::ContextSettings::default()
+            }
+        );
+        // Over the file: the file's other [context] keys stay.
+        let f = Temp::new(
+            "context.toml",
+            "[context]\nenabled = true\nancestors = 8\nmax_processes = 1024\n",
+        );
+        let o = run(&format!("-c {}", f.arg()));
+        assert!(o.settings.context.enabled);
+        let o = run(&format!("run -c {} --no-context", f.arg()));
+        let c = o.settings.context;
+        assert_eq!((c.enabled, c.ancestors, c.max_processes), (false, 8, 1024));
+        // A reload re-reads the file and applies --no-context again.
+        f.set("[context]\nancestors = 2\n");
+        let n = o.reload().expect("reload");
+        assert_eq!(
+            (n.settings.context.enabled, n.settings.context.ancestors),
+            (false, 2)
+        );
+        let e = parse(&args("--no-context=yes")).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(e.to_string().contains("takes no value"), "{e}");
+        // A bad [context] value in the file is exit 78 even with --no-context.
+        f.set("[context]\nmax_cgroups = 1\n");
+        let e = parse(&args(&format!("-c {} --no-context", f.arg()))).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("line 2: context.max_cgroups"), "{e}");
+        assert!(help().contains("--no-context"));
     }
 
     #[test]

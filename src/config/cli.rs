@@ -32,6 +32,8 @@ pub struct Overrides {
     pub metrics_allow_remote: bool,
     pub control_socket: Option<Option<PathBuf>>,
     pub filter: super::filter::FilterOverrides,
+    /// `--no-context`: `[context] enabled = false` whatever the file says.
+    pub no_context: bool,
 }
 
 /// The daemon's input: the configuration (file or built-in default) with the command line
@@ -109,6 +111,9 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
     s.metrics.allow_remote |= ov.metrics_allow_remote;
     if let Some(c) = &ov.control_socket {
         s.control.socket = c.clone();
+    }
+    if ov.no_context {
+        s.context.enabled = false;
     }
     ov.filter.apply(&mut s.filter);
     config::check_metrics(&s.metrics)?;

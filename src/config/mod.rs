@@ -14,6 +14,7 @@ pub mod filter;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use crate::context::ContextSettings;
 use crate::family::Family;
 use crate::family::syscalls;
 use crate::sizing;
@@ -48,8 +49,19 @@ pub struct Settings {
     pub control: ControlSettings,
     /// `[filter]`: the in-kernel filters.
     pub filter: crate::family::filter::Rules,
-    pub context: crate::context::ContextSettings,
+    /// `[context]`: what events are told about their process (`--no-context`: off).
+    pub context: ContextSettings,
 }
+
+/// `[context] max_processes`: fewer would evict processes that still run on any host.
+const CONTEXT_MIN_PROCESSES: usize = 64;
+/// `[context] max_processes`: the kernel's `pid_max` limit (`PID_MAX_LIMIT` on 64-bit),
+/// so no host can have more processes.
+const CONTEXT_MAX_PROCESSES: usize = 4_194_304;
+/// `[context] max_cgroups`: fewer would evict the slices every service sits in.
+const CONTEXT_MIN_CGROUPS: usize = 16;
+/// `[context] max_cgroups`: a million cgroups is beyond any host's layout.
+const CONTEXT_MAX_CGROUPS: usize = 1_048_576;
 
 /// `[metrics]`: the Prometheus endpoint and the node_exporter textfile.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -239,7 +251,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             control: ControlSettings::default(),
             filter: crate::family::filter::Rules::none(),
-            context: crate::context::ContextSettings::default(),
+            context: ContextSettings::default(),
         }
     }
 }
@@ -390,6 +402,19 @@ impl Settings {
                 .map_or("off".to_string(), |p| p.display().to_string())
         );
         let _ = writeln!(out, "filters: {}", self.filter.summary());
+        let c = &self.context;
+        if c.enabled {
+            let _ = writeln!(
+                out,
+                "context: on, {} ancestors, up to {} processes and {} cgroups",
+                c.ancestors, c.max_processes, c.max_cgroups
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "context: off (events carry only their records' fields)"
+            );
+        }
         out
     }
 }
@@ -477,6 +502,9 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     }
     if let Some(r) = &raw.rate_limit {
         d.rate_limit(r, &mut s.filter)?;
+    }
+    if let Some(c) = &raw.context {
+        d.context(c, &mut s.context)?;
     }
     for (name, r) in raw.rings.iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
@@ -621,6 +649,22 @@ allow_remote = {ar}
 # missing); "off" disables it (like --control-socket).
 socket = "{sock}"
 
+[context]
+# What every event is told about its process besides its numbers: exe, parents, login
+# uid and session, user name, systemd unit, cgroup and container (docs/events.md).
+# false (like --no-context): no table is kept and events carry only their records'
+# own fields. A change needs a restart.
+enabled = {cen}
+# Parents listed in `ancestors`, nearest first, 0 to {cmaxa}; 0 leaves the field out.
+# SIGHUP applies a new value.
+ancestors = {canc}
+# The tables' bounds: past them the least recently used entry is evicted. They grow
+# with what runs; these fit a host with tens of thousands of processes. A change
+# needs a restart. Processes: {cminp} to {cmaxp} (the kernel's pid_max limit).
+max_processes = {cmp}
+# Cgroups (id -> path, for unit and container): {cminc} to {cmaxc}.
+max_cgroups = {cmc}
+
 # In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and
 # is counted (filtered, per ring and per uid). No rule by default. include_* lists
 # narrow, exclude_* lists remove; at most 64 entries each. The task rules apply to
@@ -665,6 +709,15 @@ socket = "{sock}"
             .socket
             .as_ref()
             .map_or("off".to_string(), |p| p.display().to_string()),
+        cen = d.context.enabled,
+        canc = d.context.ancestors,
+        cmaxa = ContextSettings::MAX_ANCESTORS,
+        cmp = d.context.max_processes,
+        cminp = CONTEXT_MIN_PROCESSES,
+        cmaxp = CONTEXT_MAX_PROCESSES,
+        cmc = d.context.max_cgroups,
+        cminc = CONTEXT_MIN_CGROUPS,
+        cmaxc = CONTEXT_MAX_CGROUPS,
     );
     s
 }
@@ -707,6 +760,16 @@ struct RawFile {
     control: Option<RawControl>,
     filter: Option<filter::RawFilter>,
     rate_limit: Option<filter::RawRateLimit>,
+    context: Option<RawContext>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [context] table")]
+struct RawContext {
+    enabled: Leaf,
+    ancestors: Leaf,
+    max_processes: Leaf,
+    max_cgroups: Leaf,
 }
 
 #[derive(Deserialize)]
@@ -1093,6 +1156,70 @@ impl Doc<'_> {
                 ));
             }
             m.textfile = Some(p);
+        }
+        Ok(())
+    }
+
+    /// A whole number from `lo` to `hi`; `fix` says the range (and why) in the message.
+    fn count(
+        &self,
+        v: &Spanned<Value>,
+        key: &str,
+        lo: usize,
+        hi: usize,
+        fix: &str,
+    ) -> Result<usize, Error> {
+        let n = match v.get_ref() {
+            Value::Integer(i) => *i,
+            other => {
+                return Err(self.err(
+                    v,
+                    key,
+                    &format!("expected a whole number, found {}; {fix}", show(other)),
+                ));
+            }
+        };
+        match usize::try_from(n) {
+            Ok(x) if (lo..=hi).contains(&x) => Ok(x),
+            _ => Err(self.err(v, key, &format!("{n} is out of range; {fix}"))),
+        }
+    }
+
+    fn context(&self, r: &RawContext, c: &mut ContextSettings) -> Result<(), Error> {
+        if let Some(v) = &r.enabled {
+            c.enabled = self.boolean(v, "context.enabled")?;
+        }
+        if let Some(v) = &r.ancestors {
+            c.ancestors = self.count(
+                v,
+                "context.ancestors",
+                0,
+                ContextSettings::MAX_ANCESTORS,
+                &format!(
+                    "use 0 (no ancestors field) to {} (deeper chains cost every event more than they tell), e.g. 4",
+                    ContextSettings::MAX_ANCESTORS
+                ),
+            )?;
+        }
+        if let Some(v) = &r.max_processes {
+            c.max_processes = self.count(
+                v,
+                "context.max_processes",
+                CONTEXT_MIN_PROCESSES,
+                CONTEXT_MAX_PROCESSES,
+                &format!(
+                    "use {CONTEXT_MIN_PROCESSES} to {CONTEXT_MAX_PROCESSES} (the kernel's pid_max limit: no host runs more), e.g. 32768"
+                ),
+            )?;
+        }
+        if let Some(v) = &r.max_cgroups {
+            c.max_cgroups = self.count(
+                v,
+                "context.max_cgroups",
+                CONTEXT_MIN_CGROUPS,
+                CONTEXT_MAX_CGROUPS,
+                &format!("use {CONTEXT_MIN_CGROUPS} to {CONTEXT_MAX_CGROUPS}, e.g. 4096"),
+            )?;
         }
         Ok(())
     }
@@ -1492,6 +1619,9 @@ mod tests {
             "[sizing]",
             "[adaptive]",
             "cooldown = \"60s\"",
+            "[context]",
+            "ancestors = 4",
+            "max_processes = 32768",
         ] {
             assert!(text.contains(key), "{key}");
         }
@@ -1801,6 +1931,101 @@ mod tests {
                 .summary()
                 .contains("metrics: off; control socket: /run/ringwarden/control.sock")
         );
+    }
+
+    #[test]
+    fn context() {
+        let d = Settings::default();
+        assert_eq!(d.context, ContextSettings::default());
+        assert!(
+            d.summary()
+                .contains("context: on, 4 ancestors, up to 32768 processes and 4096 cgroups"),
+            "{}",
+            d.summary()
+        );
+        let s = parse(
+            "[context]\nenabled = false\nancestors = 16\nmax_processes = 4194304\nmax_cgroups = 16\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.context,
+            ContextSettings {
+                enabled: false,
+                ancestors: ContextSettings::MAX_ANCESTORS,
+                max_processes: 4_194_304,
+                max_cgroups: 16,
+            }
+        );
+        assert!(s.summary().contains("context: off"), "{}", s.summary());
+        // 0 turns the field off; the lowest bounds; a key left out keeps its default.
+        let s = parse("[context]\nancestors = 0\nmax_processes = 64\nmax_cgroups = 1048576\n")
+            .expect("valid");
+        assert_eq!(
+            (
+                s.context.enabled,
+                s.context.ancestors,
+                s.context.max_processes
+            ),
+            (true, 0, 64)
+        );
+        assert_eq!(s.context.max_cgroups, 1_048_576);
+        let s = parse("[context]\nancestors = 2\n").expect("valid");
+        assert_eq!(
+            s.context,
+            ContextSettings {
+                ancestors: 2,
+                ..ContextSettings::default()
+            }
+        );
+    }
+
+    #[test]
+    fn context_bad_values_name_the_key_and_the_range() {
+        let e = error("[context]\nancestors = 17\n", "context.ancestors");
+        assert_eq!(
+            e,
+            "line 2: context.ancestors: 17 is out of range; use 0 (no ancestors field) to 16 (deeper chains cost every event more than they tell), e.g. 4"
+        );
+        error(
+            "[context]\nancestors = -1\n",
+            "0 (no ancestors field) to 16",
+        );
+        error("[context]\nancestors = \"4\"\n", "found \"4\"");
+        error("[context]\nancestors = 2.5\n", "expected a whole number");
+        let e = error(
+            "# a comment\n[context]\nmax_processes = 5000000\n",
+            "context.max_processes",
+        );
+        assert_eq!(
+            e,
+            "line 3: context.max_processes: 5000000 is out of range; use 64 to 4194304 (the kernel's pid_max limit: no host runs more), e.g. 32768"
+        );
+        error("[context]\nmax_processes = 63\n", "use 64 to 4194304");
+        error("[context]\nmax_processes = 0\n", "context.max_processes");
+        error(
+            "[context]\nmax_processes = \"32k\"\n",
+            "context.max_processes",
+        );
+        error(
+            "[context]\nmax_processes = 9223372036854775807\n",
+            "context.max_processes",
+        );
+        let e = error("[context]\nmax_cgroups = 15\n", "context.max_cgroups");
+        assert_eq!(
+            e,
+            "line 2: context.max_cgroups: 15 is out of range; use 16 to 1048576, e.g. 4096"
+        );
+        error("[context]\nmax_cgroups = 1048577\n", "use 16 to 1048576");
+        error("[context]\nmax_cgroups = true\n", "context.max_cgroups");
+        let e = error("[context]\nenabled = \"no\"\n", "context.enabled");
+        assert!(e.contains("expected true or false"), "{e}");
+        let e = error("[context]\nancestor = 4\n", "context.ancestor");
+        assert_eq!(
+            e,
+            "line 2: context.ancestor: unknown key; valid keys are enabled, ancestors, max_processes, max_cgroups"
+        );
+        error("context = 5\n", "context");
+        error("context = { depth = 2 }\n", "depth");
     }
 
     #[test]

@@ -267,6 +267,8 @@ struct Daemon {
     filters: Option<Filters>,
     /// When rate limits start and stop refusing (`throttle` records).
     throttle: throttle::Tracker,
+    /// Process context is kept (from the start: a reload changes it at the next start).
+    context_on: bool,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -280,6 +282,7 @@ impl Daemon {
     /// The output, the signals (first, so a SIGTERM during the slow load is not lost),
     /// the poll and the timers; nothing loaded yet.
     fn new(opts: RunOptions, started: Instant) -> Result<Daemon, RunError> {
+        let context_on = opts.settings.context.enabled;
         let sink = crate::output::open(opts.output.as_deref())?;
         if let Some(p) = &opts.stats_json {
             check_writable_dir(p)?;
@@ -313,6 +316,7 @@ impl Daemon {
             self_tgid: None,
             filters: None,
             throttle: throttle::Tracker::default(),
+            context_on,
         })
     }
 
@@ -338,7 +342,7 @@ impl Daemon {
     /// keep the process table whether or not they are written out.
     fn loaded_families(&self) -> Vec<Family> {
         let mut f = self.opts.families.clone();
-        if self.opts.settings.context.enabled && !f.contains(&Family::Process) {
+        if self.context_on && !f.contains(&Family::Process) {
             f.insert(0, Family::Process);
         }
         f
@@ -356,7 +360,7 @@ impl Daemon {
     /// starts after the seed is in the process ring, one from before is in /proc.
     fn start_context(&mut self) {
         let c = self.opts.settings.context;
-        if !c.enabled {
+        if !self.context_on {
             return;
         }
         let t = Instant::now();
@@ -721,7 +725,7 @@ impl Daemon {
                 Some(f) => f.maps()?,
                 None => Vec::new(),
             },
-            context: self.opts.settings.context.enabled,
+            context: self.context_on,
         };
         let loaded = family.load(&lo)?;
         for p in &loaded.programs {
@@ -1025,6 +1029,16 @@ impl Daemon {
             Action::Enable(f) if self.has_ring(f) => {
                 info!("SIGHUP: family {f} switched on");
                 self.set_emits();
+            }
+            Action::ContextAtNextStart(keys) => warn!(
+                "SIGHUP: a new [context] {} takes effect at the next start",
+                keys.join(", ")
+            ),
+            Action::ContextAncestors(n) => {
+                if let Some(c) = &mut self.pipe.borrow_mut().context {
+                    c.settings.ancestors = n;
+                    info!("SIGHUP: [context] ancestors = {n} from now on");
+                }
             }
             Action::Retire(f) => {
                 self.retire(f);

@@ -1,7 +1,14 @@
 //! SIGHUP as a pure function: the settings in force, the new settings and what runs now
 //! go in; the list of steps comes out, in the order they are taken. The daemon carries
 //! them out (`Daemon::apply`).
+//!
+//! `[context]`: `ancestors` applies live (the parent chain is walked per event, to the
+//! depth the settings in force give); `enabled`, `max_processes` and `max_cgroups` shape
+//! what the daemon keeps from the start (whether the process and cgroup tables exist,
+//! and their bounds), so a change to them is logged and waits for a restart, like
+//! `output`.
 use crate::config::Settings;
+use crate::context::ContextSettings;
 use crate::family::Family;
 
 /// A running ring, as far as a reload cares.
@@ -18,6 +25,13 @@ pub struct Running {
 pub enum Action {
     /// `output` changed: it takes effect at the next start (said, not done).
     OutputChanged,
+    /// `[context]` keys that take effect at the next start (said, not done): `enabled`,
+    /// `max_processes`, `max_cgroups`, in that order, each only when it changed.
+    ContextAtNextStart(Vec<&'static str>),
+    /// `[context] ancestors` changed while context runs: events list this many parents
+    /// from now on. The daemon takes the depth from the settings in force for each
+    /// event, so this step only says so.
+    ContextAncestors(usize),
     /// Switched off: drain, log the books, detach (the books are kept).
     Retire(Family),
     /// Switched on: load and attach (continuing earlier books).
@@ -41,6 +55,7 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
     if after.output != before.output {
         actions.push(Action::OutputChanged);
     }
+    actions.extend(context(&before.context, &after.context));
     let is_running = |f: &Family| running.iter().any(|r| r.family == *f);
     for f in Family::ALL {
         if before.families.contains(f) && !after.families.contains(f) && is_running(f) {
@@ -86,6 +101,30 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
         }
     }
     actions
+}
+
+/// The `[context]` steps: restart-only keys first, then the live one. A new depth is
+/// news only while context is on in the settings in force; with it off the depth waits
+/// for the start that turns it on. As with `output`, `before` is what the last reload
+/// read, not what the daemon started with: a restart-only change is said once, by the
+/// reload that reads it.
+fn context(before: &ContextSettings, after: &ContextSettings) -> Vec<Action> {
+    let mut out = Vec::new();
+    let restart: Vec<&'static str> = [
+        ("enabled", before.enabled != after.enabled),
+        ("max_processes", before.max_processes != after.max_processes),
+        ("max_cgroups", before.max_cgroups != after.max_cgroups),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect();
+    if !restart.is_empty() {
+        out.push(Action::ContextAtNextStart(restart));
+    }
+    if before.enabled && after.ancestors != before.ancestors {
+        out.push(Action::ContextAncestors(after.ancestors));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -169,6 +208,72 @@ mod tests {
                 ..
             } | Action::RestartWakeups
         )));
+    }
+
+    #[test]
+    fn context_ancestors_apply_live_the_rest_at_the_next_start() {
+        let before = Settings::default();
+        let r = running(&before);
+        let mut after = before.clone();
+        after.context.ancestors = 8;
+        assert_eq!(
+            plan(&before, &after, &r),
+            vec![Action::ContextAncestors(8), Action::RestartWakeups]
+        );
+        after.context.ancestors = 0;
+        assert_eq!(plan(&before, &after, &r)[0], Action::ContextAncestors(0));
+        // Each restart-only key is named, in one step, before the live one.
+        for (key, change) in [
+            (
+                "enabled",
+                (|c: &mut ContextSettings| c.enabled = false) as fn(&mut ContextSettings),
+            ),
+            ("max_processes", |c| c.max_processes *= 2),
+            ("max_cgroups", |c| c.max_cgroups = 16),
+        ] {
+            let mut after = before.clone();
+            change(&mut after.context);
+            assert_eq!(
+                plan(&before, &after, &r),
+                vec![
+                    Action::ContextAtNextStart(vec![key]),
+                    Action::RestartWakeups
+                ],
+                "{key}"
+            );
+        }
+        let mut after = before.clone();
+        after.context = ContextSettings {
+            enabled: false,
+            ancestors: 1,
+            max_processes: 64,
+            max_cgroups: 16,
+        };
+        after.output = Some(PathBuf::from("/tmp/x"));
+        assert_eq!(
+            plan(&before, &after, &r),
+            vec![
+                Action::OutputChanged,
+                Action::ContextAtNextStart(vec!["enabled", "max_processes", "max_cgroups"]),
+                Action::ContextAncestors(1),
+                Action::RestartWakeups
+            ]
+        );
+        // Context off (--no-context or the file): a new depth waits for the start that
+        // turns it on; turning it on is a restart.
+        let mut off = before.clone();
+        off.context.enabled = false;
+        let mut deeper = off.clone();
+        deeper.context.ancestors = 8;
+        assert_eq!(plan(&off, &deeper, &r), vec![Action::RestartWakeups]);
+        deeper.context.enabled = true;
+        assert_eq!(
+            plan(&off, &deeper, &r),
+            vec![
+                Action::ContextAtNextStart(vec!["enabled"]),
+                Action::RestartWakeups
+            ]
+        );
     }
 
     #[test]
