@@ -1,11 +1,15 @@
 //! The daemon's process context (issue 12): what a process is besides its numbers. The
 //! process table ([`procs`]: exe, parent chain, login uid and session, seeded from /proc
-//! and kept by the process family's records), the systemd unit, slice and container a
-//! cgroup path puts a process in ([`cgroup`]), and user names for uids ([`users`]). The
-//! rules are tested here on real layouts; the I/O is reading /proc (at start and on a
-//! miss) and re-reading `/etc/passwd` when it changed. Depends on nothing else in the
-//! crate.
+//! and kept by the process family's records), the cgroup table ([`cgroups`]: the path of
+//! each header's cgroup id, seeded from the cgroup2 mount and kept by the cgroup family's
+//! records), the systemd unit, slice and container a cgroup path puts a process in
+//! ([`cgroup`]), and user names for uids ([`users`]). The tables are bounded by one clock
+//! sweep ([`bounded`]). The rules are tested here on real layouts; the I/O is reading
+//! /proc and the cgroup2 mount (at start and on a miss) and re-reading `/etc/passwd` when
+//! it changed. Depends on nothing else in the crate.
+pub mod bounded;
 pub mod cgroup;
+pub mod cgroups;
 pub mod live;
 pub mod procs;
 pub mod users;

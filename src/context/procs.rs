@@ -3,16 +3,18 @@
 //! daemon too. Seeded from /proc at start, then kept by the process family's records
 //! (exec, fork, exit); a pid it does not know is read from /proc on a miss (the caller
 //! bounds how many per tick). Bounded: past `max` entries the least recently used one is
-//! evicted (a clock sweep: a lookup only sets a bit) and counted.
+//! evicted and counted ([`super::bounded`]).
 //!
 //! Paths are bytes, as the kernel has them. A program's path is shared by the processes
 //! that run it (forks copy a reference, not the bytes).
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::rc::Rc;
+
+use super::bounded::Bounded;
 
 /// The audit login uid and session when unset ((uid_t)-1, (unsigned)-1).
 const UNSET: u32 = u32::MAX;
@@ -70,24 +72,9 @@ impl Proc {
     }
 }
 
-struct Entry {
-    proc: Proc,
-    /// Its place in `Table::ring`.
-    slot: usize,
-    /// Looked up since the sweep last passed it.
-    used: bool,
-}
-
 /// The table (see the module doc).
 pub struct Table {
-    entries: HashMap<u32, Entry>,
-    /// The pid in each slot; the clock hand sweeps it. Slots freed by exits wait in
-    /// `free`, so every other slot holds a live entry.
-    ring: Vec<u32>,
-    free: Vec<usize>,
-    hand: usize,
-    max: usize,
-    evictions: u64,
+    procs: Bounded<u32, Proc>,
     generations: u64,
     /// Every exe path in use, once: pruned of the ones no process holds when it grows
     /// past twice the table, so that execs of ever new files cannot grow it unbounded.
@@ -99,31 +86,24 @@ impl Table {
     /// An empty table of at most `max` processes (at least one).
     pub fn new(max: usize) -> Table {
         Table {
-            entries: HashMap::new(),
-            ring: Vec::new(),
-            free: Vec::new(),
-            hand: 0,
-            max: max.max(1),
-            evictions: 0,
+            procs: Bounded::new(max),
             generations: 0,
             exes: HashSet::new(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.procs.len()
     }
 
     /// Entries evicted to make room so far.
     pub fn evictions(&self) -> u64 {
-        self.evictions
+        self.procs.evictions()
     }
 
     /// What is known of `pid` (marks it used, so that it is evicted last).
     pub fn get(&mut self, pid: u32) -> Option<&Proc> {
-        let e = self.entries.get_mut(&pid)?;
-        e.used = true;
-        Some(&e.proc)
+        self.procs.get(&pid)
     }
 
     /// Puts `pid` in, replacing what was known of it.
@@ -131,64 +111,17 @@ impl Table {
         proc.exe = proc.exe.map(|x| self.shared(&x));
         self.generations += 1;
         proc.generation = self.generations;
-        if let Some(e) = self.entries.get_mut(&pid) {
-            e.proc = proc;
-            e.used = true;
-            return;
-        }
-        let slot = if let Some(slot) = self.free.pop() {
-            slot
-        } else if self.ring.len() < self.max {
-            self.ring.push(pid);
-            self.ring.len() - 1
-        } else {
-            self.evict()
-        };
-        self.ring[slot] = pid;
-        self.entries.insert(
-            pid,
-            Entry {
-                proc,
-                slot,
-                used: false,
-            },
-        );
-    }
-
-    /// Frees the slot of the first entry not used since the hand last passed it (every
-    /// slot holds a live entry when this is called: none is free and the ring is full).
-    fn evict(&mut self) -> usize {
-        for _ in 0..2 * self.ring.len() + 1 {
-            let slot = self.hand % self.ring.len();
-            self.hand = slot + 1;
-            let pid = self.ring[slot];
-            match self.entries.get_mut(&pid) {
-                Some(e) if e.slot == slot && e.used => e.used = false,
-                Some(e) if e.slot == slot => {
-                    self.entries.remove(&pid);
-                    self.evictions += 1;
-                    return slot;
-                }
-                _ => {}
-            }
-        }
-        // Not reached (two sweeps clear every bit); a slot is given anyway.
-        let slot = self.hand % self.ring.len();
-        if let Some(e) = self.entries.remove(&self.ring[slot]) {
-            debug_assert_eq!(e.slot, slot);
-            self.evictions += 1;
-        }
-        slot
+        self.procs.insert(pid, proc);
     }
 
     /// An exec: the process now is `proc`; what it was stays in `prev` for the events
     /// from before (`proc.since`) still on their way.
     pub fn exec(&mut self, pid: u32, mut proc: Proc) {
-        proc.prev = self.entries.get(&pid).map(|e| {
+        proc.prev = self.procs.peek(&pid).map(|p| {
             Rc::new(Prev {
-                exe: e.proc.exe.clone(),
-                exe_deleted: e.proc.exe_deleted,
-                comm: e.proc.comm.clone(),
+                exe: p.exe.clone(),
+                exe_deleted: p.exe_deleted,
+                comm: p.comm.clone(),
             })
         });
         self.insert(pid, proc);
@@ -199,7 +132,7 @@ impl Table {
         if let Some(x) = self.exes.get(exe) {
             return x.clone();
         }
-        if self.exes.len() >= 2 * self.max {
+        if self.exes.len() >= 2 * self.procs.max() {
             self.exes.retain(|x| Rc::strong_count(x) > 1);
         }
         let x: Rc<[u8]> = Rc::from(exe);
@@ -210,7 +143,7 @@ impl Table {
     /// A fork: the child runs what its parent does until it execs. Unknown parent:
     /// nothing is guessed (the child is read from /proc on its first miss).
     pub fn fork(&mut self, parent: u32, child: u32, ts: u64) {
-        let Some(p) = self.entries.get(&parent).map(|e| e.proc.clone()) else {
+        let Some(p) = self.procs.peek(&parent).cloned() else {
             return;
         };
         self.insert(
@@ -227,23 +160,22 @@ impl Table {
     /// A process's parent changed (it was reparented when its parent exited): events
     /// carry the kernel's current parent.
     pub fn reparent(&mut self, pid: u32, ppid: u32) {
-        if let Some(e) = self.entries.get_mut(&pid) {
-            self.generations += 1;
-            e.proc.ppid = ppid;
-            e.proc.generation = self.generations;
+        self.generations += 1;
+        let g = self.generations;
+        if let Some(p) = self.procs.peek_mut(&pid) {
+            p.ppid = ppid;
+            p.generation = g;
         }
     }
 
     /// What is known of `pid`, without marking it used.
     pub fn peek(&self, pid: u32) -> Option<&Proc> {
-        self.entries.get(&pid).map(|e| &e.proc)
+        self.procs.peek(&pid)
     }
 
     /// An exit: the process is gone.
     pub fn exit(&mut self, pid: u32) {
-        if let Some(e) = self.entries.remove(&pid) {
-            self.free.push(e.slot);
-        }
+        self.procs.remove(&pid);
     }
 
     /// The parent chain of `pid`, nearest first, at most `depth` known processes (a
@@ -252,7 +184,7 @@ impl Table {
         let mut out: Vec<(u32, Proc)> = Vec::new();
         let mut at = pid;
         while out.len() < depth {
-            let Some(ppid) = self.entries.get(&at).map(|e| e.proc.ppid) else {
+            let Some(ppid) = self.procs.peek(&at).map(|p| p.ppid) else {
                 break;
             };
             if ppid == 0 || ppid == pid || out.iter().any(|(p, _)| *p == ppid) {
