@@ -117,6 +117,11 @@ impl Table {
         self.cgroups.get(&id)
     }
 
+    /// The cgroup `id` if the table has it, without marking it used.
+    pub fn peek(&self, id: u64) -> Option<&Entry> {
+        self.cgroups.peek(&id)
+    }
+
     /// The cgroup `id`, asked of the kernel when the table does not have it (see the
     /// module doc); none when the kernel has no such cgroup (any more) or the table was
     /// made without a mount.

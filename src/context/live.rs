@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use super::ContextSettings;
+use super::cgroups;
 use super::procs::{self, Proc, Table};
 use super::users::Users;
 
@@ -35,6 +36,14 @@ pub enum Change<'a> {
     Exit {
         pid: u32,
     },
+    /// A cgroup of the v2 hierarchy made, `path` from its root (untruncated).
+    CgroupMkdir {
+        id: u64,
+        path: &'a [u8],
+    },
+    CgroupRmdir {
+        id: u64,
+    },
 }
 
 /// What an event is: the header's numbers the lookups key on.
@@ -44,6 +53,7 @@ pub struct Event {
     pub ppid: u32,
     pub uid: u32,
     pub ts: u64,
+    pub cgroup_id: u64,
 }
 
 /// The context of one event, borrowed from the tables.
@@ -61,6 +71,8 @@ pub struct Found<'a> {
     pub process: Option<Seen<'a>>,
     /// The name of the event's uid.
     pub user: Option<&'a str>,
+    /// The event's cgroup (v2): its path and what the path says.
+    pub cgroup: Option<&'a cgroups::Entry>,
 }
 
 impl Seen<'_> {
@@ -87,6 +99,7 @@ fn fold(k: u64, v: u64) -> u64 {
 pub struct Context {
     pub settings: ContextSettings,
     procs: Table,
+    cgroups: cgroups::Table,
     users: Users,
     passwd: PathBuf,
     passwd_mtime: Option<SystemTime>,
@@ -105,13 +118,33 @@ pub struct Context {
 }
 
 impl Context {
-    /// Tables seeded from `proc_root` (/proc) and `passwd` (/etc/passwd).
-    pub fn start(settings: ContextSettings, proc_root: &Path, passwd: &Path) -> Context {
+    /// Tables seeded from `proc_root` (/proc), the cgroup2 mount `cgroup_mount` (none:
+    /// cgroups are not named) and `passwd` (/etc/passwd).
+    pub fn start(
+        settings: ContextSettings,
+        proc_root: &Path,
+        cgroup_mount: Option<&Path>,
+        passwd: &Path,
+    ) -> Context {
         let mut procs = Table::new(settings.max_processes);
         let seeded = procs.seed(proc_root);
+        let cgroups = match cgroup_mount.map(|m| cgroups::Table::open(settings.max_cgroups, m)) {
+            Some(Ok(mut t)) => {
+                if let Some(m) = cgroup_mount {
+                    t.seed(m);
+                }
+                t
+            }
+            Some(Err(e)) => {
+                log::warn!("context: cgroups will not be named: {e}");
+                cgroups::Table::new(settings.max_cgroups)
+            }
+            None => cgroups::Table::new(settings.max_cgroups),
+        };
         let mut c = Context {
             settings,
             procs,
+            cgroups,
             users: Users::default(),
             passwd: passwd.to_path_buf(),
             passwd_mtime: None,
@@ -138,6 +171,16 @@ impl Context {
         self.procs.evictions()
     }
 
+    /// Cgroups in the table.
+    pub fn cgroups(&self) -> usize {
+        self.cgroups.len()
+    }
+
+    /// Cgroup entries evicted to stay within `max_cgroups`.
+    pub fn cgroup_evictions(&self) -> u64 {
+        self.cgroups.evictions()
+    }
+
     /// Once a tick: the /proc read budget comes back, the exits of two ticks ago go,
     /// and the passwd file is read again if it changed.
     pub fn tick(&mut self) {
@@ -153,6 +196,7 @@ impl Context {
             }
         }
         std::mem::swap(&mut self.exited, &mut self.exiting);
+        self.cgroups.reap();
         self.reload_users();
     }
 
@@ -204,6 +248,8 @@ impl Context {
                     self.exited.push((pid, p.generation));
                 }
             }
+            Change::CgroupMkdir { id, path } => self.cgroups.mkdir(id, path),
+            Change::CgroupRmdir { id } => self.cgroups.rmdir(id),
         }
     }
 
@@ -227,9 +273,15 @@ impl Context {
     /// not be read within the budget) and its user's name.
     pub fn lookup(&mut self, ev: Event) -> Found<'_> {
         let known = self.prepare(ev);
+        // A cgroup not in the table is asked of the kernel, within the same budget.
+        if self.cgroups.get(ev.cgroup_id).is_none() && self.reads_left > 0 {
+            self.reads_left -= 1;
+            self.cgroups.resolve(ev.cgroup_id);
+        }
         Found {
             process: if known { self.seen(ev) } else { None },
             user: self.users.name(ev.uid),
+            cgroup: self.cgroups.peek(ev.cgroup_id),
         }
     }
 
@@ -321,6 +373,7 @@ mod tests {
             ppid,
             uid: 1000,
             ts,
+            cgroup_id: 1,
         }
     }
 
@@ -418,6 +471,7 @@ mod tests {
             ..Context::start(
                 settings,
                 Path::new("/nonexistent"),
+                None,
                 Path::new("/etc/passwd"),
             )
         };

@@ -14,7 +14,7 @@ pub mod live;
 pub mod procs;
 pub mod users;
 
-pub use live::{Change, Context, Event, Seen};
+pub use live::{Change, Context, Event, Found};
 
 /// `[context]`: what every event is told about its process, and the tables' bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

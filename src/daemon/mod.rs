@@ -364,10 +364,20 @@ impl Daemon {
             return;
         }
         let t = Instant::now();
-        let ctx = Context::start(c, Path::new("/proc"), Path::new("/etc/passwd"));
+        let mount = crate::context::cgroups::find_mount();
+        let ctx = Context::start(
+            c,
+            Path::new("/proc"),
+            mount.as_deref(),
+            Path::new("/etc/passwd"),
+        );
         info!(
-            "context: {} processes known from /proc in {} ms{}",
+            "context: {} processes known from /proc, {} cgroups from {} in {} ms{}",
             ctx.processes(),
+            ctx.cgroups(),
+            mount
+                .as_ref()
+                .map_or("no cgroup2 mount".to_string(), |m| m.display().to_string()),
             t.elapsed().as_millis(),
             if self
                 .rings

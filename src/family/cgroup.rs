@@ -6,7 +6,8 @@ use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, prefix, view};
 use super::summary::{PRIO_INFO, by, quoted};
-use super::{KIB, MIB, Spec, max};
+use super::{KIB, MIB, Observed, Spec, max};
+use crate::context::Change;
 
 
 /// `enum rw_cgroup_type` (bpf/cgroup.h): the header's `type`.
@@ -30,7 +31,7 @@ pub const SPEC: Spec = Spec {
         (kind::CGROUP_ATTACH, "cgroup_attach"),
         (kind::OOM_KILL, "oom_kill"),
     ],
-    observe: None,
+    observe: Some(observe),
     own_context: &[],
 };
 
@@ -74,6 +75,34 @@ pub struct OomEvent {
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for OomEvent {}
+
+/// Cgroups made and removed in the v2 hierarchy (the one event headers' ids are of)
+/// keep the context's cgroup table; a truncated path is left to the table's lookup.
+fn observe<'a>(h: &'a Header, data: &'a [u8]) -> Option<Observed<'a>> {
+    if h.kind != kind::CGROUP_MKDIR && h.kind != kind::CGROUP_RMDIR {
+        return None;
+    }
+    let e: &CgroupEvent = view(data, h.kind).ok()?;
+    if e.hierarchy_id != 0 {
+        return None;
+    }
+    let change = if h.kind == kind::CGROUP_RMDIR {
+        Change::CgroupRmdir {
+            id: e.target_cgroup_id,
+        }
+    } else if e.flags & CGROUP_PATH_TRUNCATED == 0 {
+        Change::CgroupMkdir {
+            id: e.target_cgroup_id,
+            path: prefix(&e.path, e.path_len),
+        }
+    } else {
+        return None;
+    };
+    Some(Observed {
+        change,
+        context_only: false,
+    })
+}
 
 pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     if k == kind::OOM_KILL {

@@ -5,7 +5,7 @@
 use plain::Plain;
 
 use super::Family;
-use crate::context::{Context, Event, Seen};
+use crate::context::{Context, Event, Found};
 use crate::sys::clock::WallClock;
 
 pub const COMM_LEN: usize = 16;
@@ -157,19 +157,21 @@ pub fn walk_with(
             ppid: h.ppid,
             uid: h.uid,
             ts: h.ts_ns,
+            cgroup_id: h.cgroup_id,
         };
         let found = ctx.lookup(ev);
-        write_context(f, found.process.as_ref(), own, found.user);
+        write_context(f, &found, own);
     }
     Ok(())
 }
 
 /// The context fields of an event (issue 12): what the process table knows of its
 /// process (`exe`, `login_uid`, `session_id` unless the record carries its own,
-/// `ancestors`), or `context: "unknown"`; and `user`, the name of the header's uid.
-/// Fields not known are left out, never guessed.
-pub fn write_context(f: &mut impl Fields, seen: Option<&Seen<'_>>, own: bool, user: Option<&str>) {
-    match seen {
+/// `ancestors`), or `context: "unknown"`; `user`, the name of the header's uid; and what
+/// its cgroup says: `unit`, `cgroup`, `container_runtime`, `container_id`,
+/// `container_name`, `pod_uid`. Fields not known are left out, never guessed.
+pub fn write_context(f: &mut impl Fields, found: &Found<'_>, own: bool) {
+    match &found.process {
         None => f.str("context", "unknown"),
         Some(s) => {
             if !own {
@@ -208,8 +210,25 @@ pub fn write_context(f: &mut impl Fields, seen: Option<&Seen<'_>>, own: bool, us
             }
         }
     }
-    if let Some(u) = user {
+    if let Some(u) = found.user {
         f.str("user", u);
+    }
+    if let Some(cg) = found.cgroup {
+        let p = &cg.placement;
+        if let Some(u) = &p.unit {
+            f.str("unit", u);
+        }
+        f.bytes("cgroup", &cg.path);
+        if let Some(c) = &p.container {
+            f.str("container_runtime", c.runtime.as_str());
+            f.str("container_id", &c.id);
+            if let Some(n) = &c.name {
+                f.str("container_name", n);
+            }
+            if let Some(pod) = &c.pod_uid {
+                f.str("pod_uid", pod);
+            }
+        }
     }
 }
 
