@@ -348,6 +348,7 @@ mod tests {
         let mut c = Context::start(
             settings,
             Path::new("/nonexistent"),
+            None,
             Path::new("/nonexistent"),
         );
         c.users = Users::parse("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/a:/bin/sh\n");

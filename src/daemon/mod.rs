@@ -1150,6 +1150,18 @@ impl Daemon {
             losses: self.filters.as_ref().map_or_else(Vec::new, |f| {
                 snapshot::top_losses(f.losses(), snapshot::LOSSES_SHOWN)
             }),
+            context: {
+                let p = self.pipe.borrow();
+                p.context.as_ref().map(|c| snapshot::ContextStats {
+                    processes: c.processes() as u64,
+                    cgroups: c.cgroups() as u64,
+                    process_evictions: c.process_evictions(),
+                    cgroup_evictions: c.cgroup_evictions(),
+                    unknown: c.unknown,
+                    proc_reads: c.proc_reads,
+                    late: p.context_late,
+                })
+            },
         }
     }
 

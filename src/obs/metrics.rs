@@ -208,6 +208,46 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         "Records received only to keep the process context, not written out: execs the filters rejected, and the process family's records when it runs for the context alone.",
         |r| Val::Int(r.context_only),
     );
+    if let Some(c) = &s.context {
+        head(
+            o,
+            "ebpf_context_evictions_total",
+            "counter",
+            "Entries the context tables evicted to stay within [context] max_processes and max_cgroups: their next events read them again (or say context unknown).",
+        );
+        for (table, n) in [
+            ("processes", c.process_evictions),
+            ("cgroups", c.cgroup_evictions),
+        ] {
+            sample(
+                o,
+                "ebpf_context_evictions_total",
+                &[("table", table)],
+                Val::Int(n),
+            );
+        }
+        head(
+            o,
+            "ebpf_context_entries",
+            "gauge",
+            "Entries in the context tables.",
+        );
+        for (table, n) in [("processes", c.processes), ("cgroups", c.cgroups)] {
+            sample(o, "ebpf_context_entries", &[("table", table)], Val::Int(n));
+        }
+        head(
+            o,
+            "ringwarden_context_unknown_total",
+            "counter",
+            "Events whose process was not known (context \"unknown\"): gone before it could be read, or past the per-tick budget of /proc reads.",
+        );
+        sample(
+            o,
+            "ringwarden_context_unknown_total",
+            &[],
+            Val::Int(c.unknown),
+        );
+    }
     head(
         o,
         "ringwarden_sink_errors_total",
@@ -515,6 +555,10 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ebpf_ring_buffer_resizes_total",
             "ebpf_read_latency_seconds",
             "ringwarden_decode_errors_total",
+            "ringwarden_context_only_total",
+            "ebpf_context_evictions_total",
+            "ebpf_context_entries",
+            "ringwarden_context_unknown_total",
             "ringwarden_sink_errors_total",
             "ringwarden_resident_memory_bytes",
             "ringwarden_tamper_total",
