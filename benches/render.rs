@@ -3,9 +3,12 @@
 //! (`--output journal`, encoding only: the send is journald's cost). Under `cargo test`
 //! it runs a few records only, to check it still works. Prints ns per record (best of 5
 //! runs).
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Instant;
 
+use ringwarden::context::{Change, Context, ContextSettings};
 use ringwarden::family::{
     DecodeError, Header, file::OpenEvent, kind, process::ExecEvent, syscall::SyscallEvent,
 };
@@ -22,7 +25,7 @@ fn header(k: u32) -> Header {
         kind: k,
         pid: 31337,
         tid: 31338,
-        ppid: 1,
+        ppid: 1001,
         uid: 1000,
         gid: 1000,
         comm,
@@ -121,6 +124,54 @@ where
     (best, len)
 }
 
+/// A context as a host has it: the bench's pid 31337 under bash, sshd twice and init
+/// (four ancestors, the default depth), uid 1000 named, its cgroup a service's.
+fn context() -> Context {
+    let dir = std::env::temp_dir().join(format!("rw-bench-render-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let passwd = dir.join("passwd");
+    let _ = std::fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n",
+    );
+    let mut c = Context::start(
+        ContextSettings::default(),
+        Path::new("/nonexistent"),
+        None,
+        &passwd,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let chain: [(u32, u32, &[u8], &[u8]); 5] = [
+        (1, 0, b"/usr/lib/systemd/systemd", b"systemd"),
+        (900, 1, b"/usr/sbin/sshd", b"sshd"),
+        (1000, 900, b"/usr/sbin/sshd", b"sshd"),
+        (1001, 1000, b"/usr/bin/bash", b"bash"),
+        (
+            31337,
+            1001,
+            b"/usr/local/bin/ringwarden-load",
+            b"ringwarden-lo",
+        ),
+    ];
+    for (pid, ppid, exe, comm) in chain {
+        c.apply(Change::Exec {
+            pid,
+            ppid,
+            ts: 1,
+            exe: Some(exe),
+            exe_deleted: false,
+            comm,
+            login_uid: Some(1000),
+            session_id: Some(3),
+        });
+    }
+    c.apply(Change::CgroupMkdir {
+        id: 4242,
+        path: b"/system.slice/ssh.service",
+    });
+    c
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n: usize = if full { 1_000_000 } else { 1_000 };
@@ -133,5 +184,22 @@ fn main() {
     for (ring, what, rec) in records() {
         let (best, len) = time(journal::encode, ring, what, &rec, n, &clock);
         println!("  journal {what:<14} {best:7.1} ns/record  {len} bytes of journal entry");
+    }
+    // The same with the process context ([context] on, the default): exe, 4 ancestors,
+    // login uid, session, user, unit and cgroup looked up and written per record.
+    let ctx = RefCell::new(context());
+    let with = |r: &str, c: &WallClock, d: &[u8], b: &mut Vec<u8>| {
+        json::render_with(r, c, d, Some(&mut ctx.borrow_mut()), b)
+    };
+    for (ring, what, rec) in records() {
+        let (best, len) = time(with, ring, what, &rec, n, &clock);
+        println!("  context {what:<14} {best:7.1} ns/record  {len} bytes of JSON");
+    }
+    let with = |r: &str, c: &WallClock, d: &[u8], b: &mut Vec<u8>| {
+        journal::encode_with(r, c, d, Some(&mut ctx.borrow_mut()), b)
+    };
+    for (ring, what, rec) in records() {
+        let (best, len) = time(with, ring, what, &rec, n, &clock);
+        println!("  context journal {what:<6} {best:7.1} ns/record  {len} bytes of journal entry");
     }
 }

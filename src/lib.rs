@@ -12,7 +12,7 @@
 //! `fuzzing` (hidden) is the one door to private parsers, for the targets in `fuzz/`.
 mod cmd;
 mod config;
-mod context;
+pub mod context;
 mod daemon;
 pub mod family;
 #[doc(hidden)]

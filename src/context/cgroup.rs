@@ -50,7 +50,6 @@ pub enum Runtime {
     SystemdNspawn,
 }
 
-#[allow(dead_code)] // used by the process table in a later step (issue 12)
 impl Runtime {
     /// The runtime's name as the output writes it.
     pub fn as_str(self) -> &'static str {
@@ -92,7 +91,6 @@ const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".s
 
 /// The unit, slice and container of a cgroup path (see the module doc for the rules).
 /// Linear in the path's length; any text is accepted.
-#[allow(dead_code)] // used by the process table in a later step (issue 12)
 pub fn placement(path: &str) -> Placement {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     // Found once, so that the walk stays linear on long paths.

@@ -67,7 +67,6 @@ pub struct Table {
     dead: Vec<u64>,
 }
 
-#[allow(dead_code)] // used by the daemon's context in a later step (issue 12)
 impl Table {
     /// An empty table of at most `max` cgroups (at least one), which cannot resolve a
     /// miss ([`Table::open`] can).
@@ -101,6 +100,10 @@ impl Table {
             prefix: prefix.into(),
         });
         Ok(t)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
@@ -333,7 +336,6 @@ fn walk(mount: &Path, mut f: impl FnMut(u64, &[u8]) -> bool) {
 
 /// Where the cgroup v2 hierarchy is mounted in this mount namespace (/sys/fs/cgroup, or
 /// /sys/fs/cgroup/unified on a hybrid host), from /proc/self/mountinfo.
-#[allow(dead_code)] // used by the daemon's context in a later step (issue 12)
 pub fn find_mount() -> Option<PathBuf> {
     parse_mountinfo(&fs::read("/proc/self/mountinfo").ok()?)
 }

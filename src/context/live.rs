@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use super::ContextSettings;
+use super::bounded::IdMap;
 use super::cgroups;
 use super::procs::{self, Proc, Table};
 use super::users::Users;
@@ -75,26 +76,6 @@ pub struct Found<'a> {
     pub cgroup: Option<&'a cgroups::Entry>,
 }
 
-impl Seen<'_> {
-    /// A number that is the same for two lookups only if they render the same process
-    /// fields and ancestors (not the user: that is the header's uid): a renderer's
-    /// cache key.
-    pub fn key(&self) -> u64 {
-        let mut k = fold(u64::from(self.pid), self.proc.generation);
-        k = fold(k, u64::from(self.ts < self.proc.since));
-        for (pid, p) in &self.ancestors {
-            k = fold(fold(k, u64::from(*pid)), p.generation);
-            k = fold(k, u64::from(self.ts < p.since));
-        }
-        k
-    }
-}
-
-/// FNV-1a style mixing of one word: cheap, and collisions need equal generations.
-fn fold(k: u64, v: u64) -> u64 {
-    (k ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(17)
-}
-
 /// The tables (see the module doc).
 pub struct Context {
     pub settings: ContextSettings,
@@ -115,6 +96,15 @@ pub struct Context {
     /// Pids read from /proc into the table at start.
     pub seeded: usize,
     ancestors: Vec<u32>,
+    /// Rendered context fields by pid (see [`Context::fragment`]), and what the one
+    /// being looked up depends on.
+    frags: IdMap<u32, Frag>,
+    stamp: Vec<u64>,
+    /// The newest exec or fork time in the chain `prepare` found (`u64::MAX`: the event
+    /// is older than one of them).
+    newest: u64,
+    /// Bumped when the user names are read again: cached fragments name users.
+    users_generation: u64,
 }
 
 impl Context {
@@ -156,9 +146,19 @@ impl Context {
             proc_reads: 0,
             seeded,
             ancestors: Vec::new(),
+            frags: IdMap::default(),
+            stamp: Vec::new(),
+            newest: 0,
+            users_generation: 0,
         };
         c.reload_users();
         c
+    }
+
+    /// A new `ancestors` depth (a reload): fragments made for the old one go.
+    pub fn set_ancestors(&mut self, n: usize) {
+        self.settings.ancestors = n;
+        self.frags.clear();
     }
 
     /// Processes in the table.
@@ -193,6 +193,7 @@ impl Context {
                 .is_some_and(|p| p.generation == generation)
             {
                 self.procs.exit(pid);
+                self.frags.remove(&pid);
             }
         }
         std::mem::swap(&mut self.exited, &mut self.exiting);
@@ -204,6 +205,7 @@ impl Context {
         match Users::load(&self.passwd, self.passwd_mtime) {
             Ok(Some((users, mtime))) => {
                 self.users = users;
+                self.users_generation += 1;
                 self.passwd_mtime = Some(mtime);
             }
             Ok(None) => {}
@@ -269,17 +271,166 @@ impl Context {
         }
     }
 
-    /// What is known of the event: its process (none when it is not known and could
-    /// not be read within the budget) and its user's name.
-    pub fn lookup(&mut self, ev: Event) -> Found<'_> {
+    /// Makes the event's process and its parents known (reading /proc on a miss), lists
+    /// the parents in `self.ancestors` and what a fragment of them depends on in
+    /// `self.stamp` (see [`Context::fragment`]); false when the process is unknown. One
+    /// lookup a process.
+    fn prepare(&mut self, ev: Event) -> bool {
+        self.stamp.clear();
+        let facts = |p: &Proc| (p.ppid, p.generation, p.since);
+        let (mut ppid, mut generation, since) = match self.procs.get(ev.pid).map(facts) {
+            Some(f) => f,
+            None if self.read(ev.pid) => match self.procs.peek(ev.pid).map(facts) {
+                Some(f) => f,
+                None => return false,
+            },
+            None => {
+                self.unknown += 1;
+                return false;
+            }
+        };
+        // The kernel's parent at the event: a reparented process shows its new parent.
+        if ev.ppid != 0 && ev.ppid != ppid {
+            self.procs.reparent(ev.pid, ev.ppid);
+            ppid = ev.ppid;
+            generation = self.procs.peek(ev.pid).map_or(0, |p| p.generation);
+        }
+        // Generations are unique per change: equal stamps, equal fragments. The
+        // before-exec bit: an event older than the exec renders what ran before.
+        self.stamp.push(generation << 1 | u64::from(ev.ts < since));
+        self.newest = if ev.ts < since { u64::MAX } else { since };
+        self.ancestors.clear();
+        while self.ancestors.len() < self.settings.ancestors {
+            if ppid == 0 || ppid == ev.pid || self.ancestors.contains(&ppid) {
+                break;
+            }
+            let (next, generation, since) = match self.procs.get(ppid).map(facts) {
+                Some(f) => f,
+                None if self.read(ppid) => match self.procs.peek(ppid).map(facts) {
+                    Some(f) => f,
+                    None => break,
+                },
+                None => break,
+            };
+            self.stamp.push(generation << 1 | u64::from(ev.ts < since));
+            self.newest = if ev.ts < since {
+                u64::MAX
+            } else {
+                self.newest.max(since)
+            };
+            self.ancestors.push(ppid);
+            ppid = next;
+        }
+        true
+    }
+
+    /// The event's context fields as `build` writes them from what the tables know,
+    /// cached per pid: rebuilt only when the process, a parent, the user names or the
+    /// cgroup known changed (or `salt`, which says the format, differs). The cache is
+    /// bounded like the process table (emptied when it reaches it).
+    pub fn fragment(
+        &mut self,
+        ev: Event,
+        salt: u64,
+        build: impl FnOnce(&Found<'_>, &mut Vec<u8>),
+    ) -> &[u8] {
+        // Nothing changed since this pid's fragment was made for the same uid, parent,
+        // cgroup and output, and the event is not older than any exec it shows: the
+        // fragment holds (two lookups, the common case on a steady host).
+        let epoch = (self.procs.epoch(), self.users_generation);
+        let same = |f: &Frag| {
+            f.epoch == epoch
+                && f.quick == (salt, ev.uid, ev.ppid, ev.cgroup_id)
+                && ev.ts >= f.newest
+        };
+        if self.frags.get(&ev.pid).is_some_and(same) {
+            self.procs.touch(ev.pid);
+            return self.frags.get(&ev.pid).map_or(&[], |f| &f.bytes);
+        }
         let known = self.prepare(ev);
         // A cgroup not in the table is asked of the kernel, within the same budget.
-        if self.cgroups.get(ev.cgroup_id).is_none() && self.reads_left > 0 {
+        let mut cgroup = self.cgroups.get(ev.cgroup_id).is_some();
+        if !cgroup && self.reads_left > 0 {
             self.reads_left -= 1;
+            cgroup = self.cgroups.resolve(ev.cgroup_id).is_some();
+        }
+        self.stamp.extend([
+            salt,
+            u64::from(known),
+            u64::from(ev.uid),
+            self.users_generation,
+            ev.cgroup_id,
+            u64::from(cgroup),
+        ]);
+        // The quick check holds only for a known process in a known cgroup (what a
+        // miss would read later must not stay cached as unknown).
+        let newest = if known && cgroup {
+            self.newest
+        } else {
+            u64::MAX
+        };
+        let epoch = (self.procs.epoch(), self.users_generation);
+        if let Some(f) = self.frags.get_mut(&ev.pid)
+            && f.stamp == self.stamp
+        {
+            f.epoch = epoch;
+            f.quick = (salt, ev.uid, ev.ppid, ev.cgroup_id);
+            f.newest = newest;
+        }
+        if self
+            .frags
+            .get(&ev.pid)
+            .is_some_and(|f| f.stamp == self.stamp)
+        {
+            return self.frags.get(&ev.pid).map_or(&[], |f| &f.bytes);
+        }
+        let (mut bytes, mut stamp) = self
+            .frags
+            .remove(&ev.pid)
+            .map(|f| (f.bytes, f.stamp))
+            .unwrap_or_default();
+        bytes.clear();
+        stamp.clone_from(&self.stamp);
+        let found = Found {
+            process: if known {
+                seen(&self.procs, &self.ancestors, ev)
+            } else {
+                None
+            },
+            user: self.users.name(ev.uid),
+            cgroup: self.cgroups.peek(ev.cgroup_id),
+        };
+        build(&found, &mut bytes);
+        if self.frags.len() >= self.settings.max_processes {
+            self.frags.clear();
+        }
+        &self
+            .frags
+            .entry(ev.pid)
+            .insert_entry(Frag {
+                stamp,
+                bytes,
+                epoch,
+                quick: (salt, ev.uid, ev.ppid, ev.cgroup_id),
+                newest,
+            })
+            .into_mut()
+            .bytes
+    }
+
+    /// What is known of the event, uncached (tests; the renderers use [`Context::fragment`]).
+    #[cfg(test)]
+    pub fn lookup(&mut self, ev: Event) -> Found<'_> {
+        let known = self.prepare(ev);
+        if self.cgroups.get(ev.cgroup_id).is_none() {
             self.cgroups.resolve(ev.cgroup_id);
         }
         Found {
-            process: if known { self.seen(ev) } else { None },
+            process: if known {
+                seen(&self.procs, &self.ancestors, ev)
+            } else {
+                None
+            },
             user: self.users.name(ev.uid),
             cgroup: self.cgroups.peek(ev.cgroup_id),
         }
@@ -289,51 +440,31 @@ impl Context {
     fn process(&mut self, ev: Event) -> Option<Seen<'_>> {
         self.lookup(ev).process
     }
+}
 
-    /// Makes the event's process and its parents known (reading /proc on a miss) and
-    /// lists the parents in `self.ancestors`; false when the process is unknown.
-    fn prepare(&mut self, ev: Event) -> bool {
-        if self.procs.get(ev.pid).is_none() && !self.read(ev.pid) {
-            self.unknown += 1;
-            return false;
-        }
-        // The kernel's parent at the event: a reparented process shows its new parent.
-        if self.procs.peek(ev.pid).is_some_and(|p| p.ppid != ev.ppid) && ev.ppid != 0 {
-            self.procs.reparent(ev.pid, ev.ppid);
-        }
-        self.ancestors.clear();
-        let mut at = ev.pid;
-        while self.ancestors.len() < self.settings.ancestors {
-            let Some(ppid) = self.procs.peek(at).map(|p| p.ppid) else {
-                break;
-            };
-            if ppid == 0 || ppid == ev.pid || self.ancestors.contains(&ppid) {
-                break;
-            }
-            if self.procs.get(ppid).is_none() && !self.read(ppid) {
-                break;
-            }
-            self.ancestors.push(ppid);
-            at = ppid;
-        }
-        true
-    }
-
-    fn seen(&self, ev: Event) -> Option<Seen<'_>> {
-        let procs = &self.procs;
-        let proc = procs.peek(ev.pid)?;
-        let ancestors = self
-            .ancestors
+/// The event's process and the parents listed in `ancestors`, from the table.
+fn seen<'a>(procs: &'a Table, ancestors: &[u32], ev: Event) -> Option<Seen<'a>> {
+    let proc = procs.peek(ev.pid)?;
+    Some(Seen {
+        pid: ev.pid,
+        proc,
+        ts: ev.ts,
+        ancestors: ancestors
             .iter()
             .filter_map(|&pid| procs.peek(pid).map(|p| (pid, p)))
-            .collect();
-        Some(Seen {
-            pid: ev.pid,
-            proc,
-            ts: ev.ts,
-            ancestors,
-        })
-    }
+            .collect(),
+    })
+}
+
+/// A rendered fragment of context fields and the stamp it was rendered for.
+struct Frag {
+    stamp: Vec<u64>,
+    bytes: Vec<u8>,
+    /// The tables' epoch, and the event's output, uid, parent and cgroup, when the stamp
+    /// was last found to hold; the newest exec or fork in it (`u64::MAX`: never quick).
+    epoch: (u64, u64),
+    quick: (u64, u32, u32, u64),
+    newest: u64,
 }
 
 #[cfg(test)]
@@ -390,13 +521,60 @@ mod tests {
         c.apply(exec(11, 10, 300, b"/usr/bin/cat"));
         let s = c.process(ev(11, 10, 250)).expect("known");
         assert_eq!(s.proc.at(s.ts).exe, Some(&b"/usr/bin/bash"[..]));
-        let before = s.key();
+        c.prepare(ev(11, 10, 250));
+        let before = c.stamp.clone();
         let s = c.process(ev(11, 10, 350)).expect("known");
         assert_eq!(s.proc.at(s.ts).exe, Some(&b"/usr/bin/cat"[..]));
         assert_eq!(s.ancestors.len(), 1);
         assert_eq!(s.ancestors[0].0, 10);
-        assert_ne!(before, s.key(), "the cache must tell the two apart");
-        assert_eq!(s.key(), c.process(ev(11, 10, 351)).expect("known").key());
+        c.prepare(ev(11, 10, 350));
+        let after = c.stamp.clone();
+        assert_ne!(before, after, "the cache must tell the two apart");
+        c.prepare(ev(11, 10, 351));
+        assert_eq!(after, c.stamp);
+    }
+
+    /// What a renderer would write: the exe the event's process and its parent ran.
+    fn frag(c: &mut Context, e: Event) -> String {
+        let b = c.fragment(e, 1, |f, buf| {
+            let Some(s) = &f.process else {
+                buf.extend_from_slice(b"unknown");
+                return;
+            };
+            buf.extend_from_slice(s.proc.at(s.ts).exe.unwrap_or(b"?"));
+            for (_, a) in &s.ancestors {
+                buf.push(b' ');
+                buf.extend_from_slice(a.at(s.ts).exe.unwrap_or(b"?"));
+            }
+        });
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// The cached fragment follows every change it depends on: a parent's exec, an
+    /// event from before an exec, a reparent, an exit, the depth.
+    #[test]
+    fn a_cached_fragment_never_outlives_what_it_says() {
+        let mut c = ctx(100);
+        c.apply(exec(10, 1, 100, b"/bin/bash"));
+        c.apply(exec(11, 10, 200, b"/bin/cat"));
+        assert_eq!(frag(&mut c, ev(11, 10, 300)), "/bin/cat /bin/bash");
+        assert_eq!(frag(&mut c, ev(11, 10, 301)), "/bin/cat /bin/bash");
+        // The parent execs: the child's next event names the new program.
+        c.apply(exec(10, 1, 400, b"/bin/python3"));
+        assert_eq!(frag(&mut c, ev(11, 10, 500)), "/bin/cat /bin/python3");
+        // An event still on its way from before that exec: what ran then.
+        assert_eq!(frag(&mut c, ev(11, 10, 350)), "/bin/cat /bin/bash");
+        assert_eq!(frag(&mut c, ev(11, 10, 501)), "/bin/cat /bin/python3");
+        // Reparented to init (unknown here): no parent listed.
+        assert_eq!(frag(&mut c, ev(11, 1, 600)), "/bin/cat");
+        c.apply(exec(12, 10, 700, b"/bin/ls"));
+        assert_eq!(frag(&mut c, ev(12, 10, 800)), "/bin/ls /bin/python3");
+        c.set_ancestors(0);
+        assert_eq!(frag(&mut c, ev(12, 10, 801)), "/bin/ls");
+        c.apply(Change::Exit { pid: 12 });
+        c.tick();
+        c.tick();
+        assert_eq!(frag(&mut c, ev(12, 10, 900)), "unknown");
     }
 
     #[test]

@@ -81,7 +81,6 @@ pub struct Table {
     exes: HashSet<Rc<[u8]>>,
 }
 
-#[allow(dead_code)] // used by the daemon's context in a later step (issue 12)
 impl Table {
     /// An empty table of at most `max` processes (at least one).
     pub fn new(max: usize) -> Table {
@@ -90,6 +89,10 @@ impl Table {
             generations: 0,
             exes: HashSet::new(),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
@@ -175,7 +178,19 @@ impl Table {
 
     /// An exit: the process is gone.
     pub fn exit(&mut self, pid: u32) {
+        self.generations += 1;
         self.procs.remove(&pid);
+    }
+
+    /// Changes so far (inserts, execs, forks, reparents, exits): unchanged, every
+    /// lookup finds what it found before.
+    pub fn epoch(&self) -> u64 {
+        self.generations
+    }
+
+    /// Marks `pid` used (see [`Table::get`]) without looking at it.
+    pub fn touch(&mut self, pid: u32) {
+        self.procs.get(&pid);
     }
 
     /// The parent chain of `pid`, nearest first, at most `depth` known processes (a

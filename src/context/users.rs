@@ -21,7 +21,6 @@ pub struct Users {
     names: HashMap<u32, Box<str>>,
 }
 
-#[allow(dead_code)] // used by the process table in a later step (issue 12)
 impl Users {
     /// The users in a passwd file's text. The first line for a uid wins, as for
     /// getpwuid; malformed lines (and NIS `+`/`-` lines) are skipped; past

@@ -1046,7 +1046,7 @@ impl Daemon {
             ),
             Action::ContextAncestors(n) => {
                 if let Some(c) = &mut self.pipe.borrow_mut().context {
-                    c.settings.ancestors = n;
+                    c.set_ancestors(n);
                     info!("SIGHUP: [context] ancestors = {n} from now on");
                 }
             }

@@ -87,6 +87,13 @@ pub trait Fields {
     fn ascii_with(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>));
     /// The parent chain, nearest first (a list of objects).
     fn ancestors(&mut self, k: &str, list: &[Ancestor<'_>]);
+    /// Which output this is: fragments of fields cached for one are not another's.
+    const FORMAT: u64;
+    /// A writer of this output's fields into `buf`, going on after a record's first
+    /// fields: what it writes can be cached and appended with [`Fields::splice`].
+    fn continuing(buf: &mut Vec<u8>) -> impl Fields + '_;
+    /// Appends fields a [`Fields::continuing`] writer wrote.
+    fn splice(&mut self, fields: &[u8]);
 }
 
 /// One parent in an event's `ancestors`.
@@ -137,13 +144,13 @@ pub fn walk(
 
 /// [`walk`], then the event's context when `ctx` is given (see [`write_context`]).
 #[inline(always)]
-pub fn walk_with(
+pub fn walk_with<F: Fields>(
     ring: &str,
     clock: &WallClock,
     h: &Header,
     data: &[u8],
     ctx: Option<&mut Context>,
-    f: &mut impl Fields,
+    f: &mut F,
 ) -> Result<(), DecodeError> {
     let (family, name) = type_of(h.kind)?;
     f.str("type", name);
@@ -159,8 +166,11 @@ pub fn walk_with(
             ts: h.ts_ns,
             cgroup_id: h.cgroup_id,
         };
-        let found = ctx.lookup(ev);
-        write_context(f, &found, own);
+        let salt = F::FORMAT << 1 | u64::from(own);
+        let fields = ctx.fragment(ev, salt, |found, buf| {
+            write_context(&mut F::continuing(buf), found, own)
+        });
+        f.splice(fields);
     }
     Ok(())
 }

@@ -177,6 +177,14 @@ impl Fields for Entry<'_> {
         super::json::ancestors_array(self.buf, list);
         self.buf.push(b'\n');
     }
+
+    const FORMAT: u64 = 2;
+    fn continuing(buf: &mut Vec<u8>) -> impl Fields + '_ {
+        Entry::new(buf)
+    }
+    fn splice(&mut self, fields: &[u8]) {
+        self.buf.extend_from_slice(fields);
+    }
 }
 
 /// Writes the one-line `MESSAGE` of a record (its type, then its family's summary, see

@@ -55,6 +55,17 @@ impl Fields for Line<'_> {
     fn ancestors(&mut self, k: &str, list: &[Ancestor<'_>]) {
         self.raw_with(k, |b| ancestors_array(b, list))
     }
+    const FORMAT: u64 = 1;
+    fn continuing(buf: &mut Vec<u8>) -> impl Fields + '_ {
+        Line { buf, first: false }
+    }
+    #[inline(always)]
+    fn splice(&mut self, fields: &[u8]) {
+        if !fields.is_empty() {
+            self.buf.extend_from_slice(fields);
+            self.first = false;
+        }
+    }
 }
 
 /// Renders one ring record as one JSON line appended to `buf`.
