@@ -5,7 +5,6 @@
 //! runs).
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 use ringwarden::context::{Change, Context, ContextSettings};
@@ -134,12 +133,7 @@ fn context() -> Context {
         &passwd,
         "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n",
     );
-    let mut c = Context::start(
-        ContextSettings::default(),
-        Path::new("/nonexistent"),
-        None,
-        &passwd,
-    );
+    let mut c = Context::start(ContextSettings::default(), None, None, &passwd);
     let _ = std::fs::remove_dir_all(&dir);
     let chain: [(u32, u32, &[u8], &[u8]); 5] = [
         (1, 0, b"/usr/lib/systemd/systemd", b"systemd"),

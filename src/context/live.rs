@@ -84,7 +84,10 @@ pub struct Context {
     users: Users,
     passwd: PathBuf,
     passwd_mtime: Option<SystemTime>,
-    proc_root: PathBuf,
+    /// None: the /proc mounted here is a PID namespace's, whose pids are not the
+    /// kernel's that events carry: nothing is read from it (a wrong process is worse
+    /// than none).
+    proc_root: Option<PathBuf>,
     reads_left: u32,
     /// Exits seen since the last tick, and in the tick before: removed a tick late, so
     /// that the last events of a process, still in other rings, know it.
@@ -112,12 +115,12 @@ impl Context {
     /// cgroups are not named) and `passwd` (/etc/passwd).
     pub fn start(
         settings: ContextSettings,
-        proc_root: &Path,
+        proc_root: Option<&Path>,
         cgroup_mount: Option<&Path>,
         passwd: &Path,
     ) -> Context {
         let mut procs = Table::new(settings.max_processes);
-        let seeded = procs.seed(proc_root);
+        let seeded = proc_root.map_or(0, |r| procs.seed(r));
         let cgroups = match cgroup_mount.map(|m| cgroups::Table::open(settings.max_cgroups, m)) {
             Some(Ok(mut t)) => {
                 if let Some(m) = cgroup_mount {
@@ -138,7 +141,7 @@ impl Context {
             users: Users::default(),
             passwd: passwd.to_path_buf(),
             passwd_mtime: None,
-            proc_root: proc_root.to_path_buf(),
+            proc_root: proc_root.map(Path::to_path_buf),
             reads_left: READS_PER_TICK,
             exited: Vec::new(),
             exiting: Vec::new(),
@@ -257,12 +260,15 @@ impl Context {
 
     /// `pid` from /proc into the table, within the tick's budget.
     fn read(&mut self, pid: u32) -> bool {
+        let Some(root) = &self.proc_root else {
+            return false;
+        };
         if self.reads_left == 0 || pid == 0 {
             return false;
         }
         self.reads_left -= 1;
         self.proc_reads += 1;
-        match procs::read(&self.proc_root, pid) {
+        match procs::read(root, pid) {
             Some(p) => {
                 self.procs.insert(pid, p);
                 true
@@ -478,7 +484,7 @@ mod tests {
         };
         let mut c = Context::start(
             settings,
-            Path::new("/nonexistent"),
+            Some(Path::new("/nonexistent")),
             None,
             Path::new("/nonexistent"),
         );
@@ -647,19 +653,27 @@ mod tests {
         };
         let mut c = Context {
             procs: Table::new(10),
-            ..Context::start(
-                settings,
-                Path::new("/nonexistent"),
-                None,
-                Path::new("/etc/passwd"),
-            )
+            ..Context::start(settings, None, None, Path::new("/etc/passwd"))
         };
-        c.proc_root = PathBuf::from("/proc");
+        c.proc_root = Some(PathBuf::from("/proc"));
         let me = std::process::id();
         let s = c
             .process(ev(me, std::os::unix::process::parent_id(), 1))
             .expect("this process");
         assert!(s.proc.exe.is_some());
         assert_eq!(c.proc_reads, 2, "itself and its parent");
+    }
+
+    /// This host's /proc shows the kernel's pids; a directory that is no /proc of the
+    /// initial PID namespace does not.
+    #[test]
+    fn only_the_hosts_proc_is_read() {
+        assert!(super::super::proc_shows_kernel_pids(Path::new("/proc")));
+        assert!(!super::super::proc_shows_kernel_pids(Path::new(
+            "/nonexistent"
+        )));
+        let mut c = Context::start(ContextSettings::default(), None, None, Path::new("/x"));
+        assert!(c.process(ev(std::process::id(), 1, 1)).is_none());
+        assert_eq!(c.proc_reads, 0);
     }
 }

@@ -16,6 +16,17 @@ pub mod users;
 
 pub use live::{Change, Context, Event, Found};
 
+/// The kernel's initial PID namespace's inode number (PROC_PID_INIT_INO).
+const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
+
+/// Whether the /proc at `root` shows the kernel's own pids (the ones events carry): the
+/// daemon sees itself there in the initial PID namespace. In a PID namespace of its own
+/// (a container) it cannot tell whose pids a /proc shows, so it reads none.
+pub fn proc_shows_kernel_pids(root: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(root.join("self/ns/pid")).is_ok_and(|m| m.ino() == INIT_PIDNS_INO)
+}
+
 /// `[context]`: what every event is told about its process, and the tables' bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContextSettings {

@@ -365,9 +365,16 @@ impl Daemon {
         }
         let t = Instant::now();
         let mount = crate::context::cgroups::find_mount();
+        let proc_root = Path::new("/proc");
+        let host_proc = crate::context::proc_shows_kernel_pids(proc_root);
+        if !host_proc {
+            warn!(
+                "context: running in a PID namespace, so /proc is not read (its pids may not be the ones events carry): processes older than the daemon are unknown until they exec"
+            );
+        }
         let ctx = Context::start(
             c,
-            Path::new("/proc"),
+            host_proc.then_some(proc_root),
             mount.as_deref(),
             Path::new("/etc/passwd"),
         );
