@@ -14,6 +14,9 @@ use super::users::Users;
 
 /// /proc reads on a miss per tick (one costs ~30 us: ~8 ms a second at most).
 const READS_PER_TICK: u32 = 256;
+/// Cgroups asked of the kernel on a miss per tick (one costs ~10 us); most come from
+/// the cgroup family's mkdir records instead.
+const CGROUP_READS_PER_TICK: u32 = 1024;
 
 /// What a record tells the tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +92,7 @@ pub struct Context {
     /// than none).
     proc_root: Option<PathBuf>,
     reads_left: u32,
+    cgroup_reads_left: u32,
     /// Exits seen since the last tick, and in the tick before: removed a tick late, so
     /// that the last events of a process, still in other rings, know it.
     exited: Vec<(u32, u64)>,
@@ -143,6 +147,7 @@ impl Context {
             passwd_mtime: None,
             proc_root: proc_root.map(Path::to_path_buf),
             reads_left: READS_PER_TICK,
+            cgroup_reads_left: CGROUP_READS_PER_TICK,
             exited: Vec::new(),
             exiting: Vec::new(),
             unknown: 0,
@@ -188,6 +193,7 @@ impl Context {
     /// and the passwd file is read again if it changed.
     pub fn tick(&mut self) {
         self.reads_left = READS_PER_TICK;
+        self.cgroup_reads_left = CGROUP_READS_PER_TICK;
         for (pid, generation) in self.exiting.drain(..) {
             // A pid reused since (a new fork or a /proc read) is another process.
             if self
@@ -356,8 +362,8 @@ impl Context {
         let known = self.prepare(ev);
         // A cgroup not in the table is asked of the kernel, within the same budget.
         let mut cgroup = self.cgroups.get(ev.cgroup_id).is_some();
-        if !cgroup && self.reads_left > 0 {
-            self.reads_left -= 1;
+        if !cgroup && self.cgroup_reads_left > 0 {
+            self.cgroup_reads_left -= 1;
             cgroup = self.cgroups.resolve(ev.cgroup_id).is_some();
         }
         self.stamp.extend([
@@ -397,16 +403,7 @@ impl Context {
             .unwrap_or_default();
         bytes.clear();
         stamp.clone_from(&self.stamp);
-        let found = Found {
-            process: if known {
-                seen(&self.procs, &self.ancestors, ev)
-            } else {
-                None
-            },
-            user: self.users.name(ev.uid),
-            cgroup: self.cgroups.peek(ev.cgroup_id),
-        };
-        build(&found, &mut bytes);
+        build(&self.found(ev, known), &mut bytes);
         if self.frags.len() >= self.settings.max_processes {
             self.frags.clear();
         }
@@ -431,6 +428,11 @@ impl Context {
         if self.cgroups.get(ev.cgroup_id).is_none() {
             self.cgroups.resolve(ev.cgroup_id);
         }
+        self.found(ev, known)
+    }
+
+    /// What the tables hold for the event, once [`Context::prepare`] has run for it.
+    fn found(&self, ev: Event, known: bool) -> Found<'_> {
         Found {
             process: if known {
                 seen(&self.procs, &self.ancestors, ev)
