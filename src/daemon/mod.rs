@@ -39,9 +39,6 @@ use snapshot::{Program, ProgramState, Snapshot};
 
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
-/// Rounds of "drain the process ring, then go on" a ring's drain may take in one pass
-/// (see `Daemon::catch_up`).
-const HELD_ROUNDS: usize = 8;
 /// The shortest period a sizing decision is based on.
 const MIN_OBSERVATION: Duration = Duration::from_millis(500);
 
@@ -856,30 +853,17 @@ impl Daemon {
         let early = self.opts.settings.wakeup.mode == WakeupMode::Auto;
         let per_tick = (self.opts.settings.wakeup.batch_above * TICK.as_secs_f64()) as u64;
         let mut burst = false;
-        self.pipe.borrow_mut().may_hold = true;
-        for idx in 0..self.rings.len() {
-            let i = self.rings[idx].loaded.family.index();
+        for r in self.rings.iter_mut() {
+            let i = r.loaded.family.index();
             if self.pending[i] {
                 let t = clock::boot_ns();
-                let mut drained = self.rings[idx].drain(BUDGET);
-                // Bounded: each round consumed a record; a ring still busy after them
-                // stays pending for the next pass.
-                for _ in 0..HELD_ROUNDS {
-                    if !matches!(drained, Drained::Held) {
-                        break;
-                    }
-                    self.catch_up();
-                    drained = self.rings[idx].drain(BUDGET);
-                }
-                if matches!(drained, Drained::Held) {
-                    self.catch_up();
-                }
-                let r = &mut self.rings[idx];
+                let drained = r.drain(BUDGET);
+                self.pending[i] = matches!(drained, Drained::BudgetUsed);
                 if r.loaded.family == Family::Process && matches!(drained, Drained::Empty) {
+                    // Every exec and fork older than t is in the table now.
                     let mut p = self.pipe.borrow_mut();
                     p.covered_until = p.covered_until.max(t);
                 }
-                self.pending[i] = !matches!(drained, Drained::Empty);
                 r.settle(matches!(drained, Drained::Empty));
                 if early
                     && !r.batched
@@ -891,33 +875,9 @@ impl Daemon {
                 }
             }
         }
-        self.pipe.borrow_mut().may_hold = false;
         if burst {
             self.update_wakeups();
         }
-    }
-
-    /// A record was held back because its process's exec or fork may still be in the
-    /// process ring: drain that ring, so the table is current up to now, then render it.
-    /// A process ring that cannot be emptied (a flood of execs) still lets the record
-    /// through, with the table as far as it got.
-    fn catch_up(&mut self) {
-        let t = clock::boot_ns();
-        let emptied = match self
-            .rings
-            .iter()
-            .find(|r| r.loaded.family == Family::Process)
-        {
-            Some(p) => (0..HELD_ROUNDS).any(|_| matches!(p.drain(BUDGET), Drained::Empty)),
-            None => true,
-        };
-        let mut p = self.pipe.borrow_mut();
-        if emptied {
-            p.covered_until = p.covered_until.max(t);
-        } else {
-            p.context_late += 1;
-        }
-        p.render_held();
     }
 
     /// Every tick: each ring's policy sees the in-kernel high-water mark and the

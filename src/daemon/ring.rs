@@ -45,9 +45,9 @@ pub struct Pipeline {
     /// Boot-clock time up to which the process ring is known drained: every exec, fork
     /// and exit of an event older than this is in the process table.
     pub covered_until: u64,
-    /// Whether a record newer than `covered_until` may be held back (in the loop's
-    /// drains; not in the final drains of a resize or a stop, which render at once).
-    pub may_hold: bool,
+    /// The process ring's consumer, which [`catch_up`] drains (`None`: no process
+    /// family, nothing is held).
+    pub feed: Option<Rc<RingBuffer<'static>>>,
     /// A record held back until the process ring is caught up (see [`Pipeline::record`]).
     held: Option<Held>,
     held_buf: Vec<u8>,
@@ -70,7 +70,7 @@ impl Pipeline {
             context,
             emits: vec![true; Family::ALL.len()],
             covered_until: 0,
-            may_hold: false,
+            feed: None,
             held: None,
             held_buf: Vec::new(),
             context_late: 0,
@@ -120,7 +120,7 @@ impl Pipeline {
         if !self.sink.renders() {
             return 0;
         }
-        if self.may_hold
+        if self.feed.is_some()
             && self.context.is_some()
             && family != Family::Process
             && let Ok(h) = view::<Header>(data, 0)
@@ -214,6 +214,38 @@ impl Pipeline {
     }
 }
 
+/// Rounds of [`BUDGET`] records a catch-up drains from the process ring at most.
+const CATCH_UP_ROUNDS: usize = 8;
+
+/// A record was held back because its process's exec or fork may still be in the
+/// process ring (rings are drained one after another): drain that ring, so the table is
+/// current up to now, then render the record. A process ring that cannot be emptied (a
+/// flood of execs) still lets the record through, with the table as far as it got
+/// (counted as `context_late`). Called outside any ring callback.
+pub fn catch_up(pipe: &Rc<RefCell<Pipeline>>) {
+    let t = clock::boot_ns();
+    let feed = pipe.borrow().feed.clone();
+    let emptied = match feed {
+        Some(f) => (0..CATCH_UP_ROUNDS).any(|_| {
+            let n = f.consume_raw_n(BUDGET);
+            if n != 0 {
+                return false;
+            }
+            // As in `Ring::drain`: only a second pass after a fence proves it empty.
+            fence(Ordering::SeqCst);
+            f.consume_raw_n(BUDGET) == 0
+        }),
+        None => true,
+    };
+    let mut p = pipe.borrow_mut();
+    if emptied {
+        p.covered_until = p.covered_until.max(t);
+    } else {
+        p.context_late += 1;
+    }
+    p.render_held();
+}
+
 /// The userspace half of a ring's books: like the counter maps in the kernel, it
 /// continues when a family is switched off and on again, so that every counter the
 /// metrics export stays monotonic.
@@ -236,7 +268,8 @@ pub struct Books {
 /// One family's ring with its consumer and userspace counts.
 pub struct Ring {
     pub loaded: Loaded,
-    consumer: RingBuffer<'static>,
+    /// Shared with the pipeline for the process ring (see [`catch_up`]).
+    consumer: Rc<RingBuffer<'static>>,
     /// The userspace half of the books (counts, latency, resizes).
     pub books: Books,
     pipe: Rc<RefCell<Pipeline>>,
@@ -262,8 +295,6 @@ pub struct Ring {
 pub enum Drained {
     Empty,
     BudgetUsed,
-    /// A record is held back until the process ring catches up (see `Pipeline::record`).
-    Held,
 }
 
 impl Ring {
@@ -272,14 +303,17 @@ impl Ring {
     /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
     /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
     /// means the ring is really empty.
+    /// Up to `n` records; a record held back for the process ring (see
+    /// [`Pipeline::record`]) is rendered once that ring is caught up, and counts as one.
+    fn consume(&self, n: usize) -> i32 {
+        consume_from(&self.consumer, &self.pipe, n)
+    }
+
     pub fn drain(&self, budget: usize) -> Drained {
         self.books.latency.borrow_mut().new_pass();
         let mut left = budget;
         loop {
-            let n = self.consumer.consume_raw_n(left);
-            if n < 0 && self.pipe.borrow().holds() {
-                return Drained::Held;
-            }
+            let n = self.consume(left);
             let n = n.max(0) as usize;
             left = left.saturating_sub(n);
             if left == 0 {
@@ -289,11 +323,7 @@ impl Ring {
                 continue;
             }
             fence(Ordering::SeqCst);
-            let m = self.consumer.consume_raw_n(left);
-            if m < 0 && self.pipe.borrow().holds() {
-                return Drained::Held;
-            }
-            let m = m.max(0) as usize;
+            let m = self.consume(left).max(0) as usize;
             left = left.saturating_sub(m);
             if m == 0 {
                 return Drained::Empty;
@@ -390,11 +420,15 @@ impl Ring {
                 return Err(e.into());
             }
         };
+        let consumer = Rc::new(consumer);
+        if self.loaded.family == Family::Process && self.pipe.borrow().feed.is_some() {
+            self.pipe.borrow_mut().feed = Some(consumer.clone());
+        }
         let old_consumer = std::mem::replace(&mut self.consumer, consumer);
         // Final drain of the old ring: nothing can be added to it any more.
         self.books.latency.borrow_mut().new_pass();
         loop {
-            let n = old_consumer.consume_raw_n(usize::MAX >> 1);
+            let n = consume_from(&old_consumer, &self.pipe, usize::MAX >> 1);
             if n <= 0 {
                 break;
             }
@@ -484,7 +518,10 @@ pub fn make_ring(
     opts: &RunOptions,
     started: Instant,
 ) -> Result<Ring, RunError> {
-    let consumer = consumer(&loaded, &loaded.ring, pipe, &books)?;
+    let consumer = Rc::new(consumer(&loaded, &loaded.ring, pipe, &books)?);
+    if loaded.family == Family::Process && opts.settings.context.enabled {
+        pipe.borrow_mut().feed = Some(consumer.clone());
+    }
     let rs = *opts.settings.ring(loaded.family);
     let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
     let now = started.elapsed();
@@ -510,6 +547,31 @@ pub fn make_ring(
         burst: false,
         strays_logged: 0,
     })
+}
+
+/// Up to `n` records from `consumer` (see [`Ring::consume`]): libbpf stops at a record
+/// the callback held back; it is rendered after the catch-up and the consumption goes on.
+fn consume_from(consumer: &RingBuffer<'static>, pipe: &Rc<RefCell<Pipeline>>, n: usize) -> i32 {
+    let mut total = 0i32;
+    let mut left = n;
+    loop {
+        let got = consumer.consume_raw_n(left);
+        if got < 0 && pipe.borrow().holds() {
+            catch_up(pipe);
+            // The held record was consumed (libbpf advances past it before the callback).
+            total = total.saturating_add(1);
+            left = left.saturating_sub(1);
+            if left == 0 {
+                return total;
+            }
+            continue;
+        }
+        return if got < 0 && total == 0 {
+            got
+        } else {
+            total.saturating_add(got.max(0))
+        };
+    }
 }
 
 /// A libbpf consumer for `map`, rendering into the shared pipeline and counting into
@@ -571,6 +633,10 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
     // Nothing more can arrive: whatever is missing now is lost.
     for r in rings.iter_mut() {
         r.finish_gaps();
+    }
+    if rings.iter().any(|r| r.loaded.family == Family::Process) {
+        // The feed's consumer goes with its ring (it also holds the pipeline: a cycle).
+        pipe.borrow_mut().feed = None;
     }
     pipe.borrow_mut().sink.flush();
 }
