@@ -227,7 +227,14 @@ fn the_daemon_runs_on_the_file_with_the_command_line_over_it() {
     let rings = f.stats["rings"].as_object().expect("rings");
     let mut names: Vec<&str> = rings.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["anomaly", "cgroup", "network"], "{}", f.stderr);
+    // The process family too: context is on, and its records keep the process table.
+    assert_eq!(
+        names,
+        ["anomaly", "cgroup", "network", "process"],
+        "{}",
+        f.stderr
+    );
+    assert_eq!(f.read_from("process").count(), 0, "not written out");
     assert_eq!(rings["cgroup"]["size"], 256 * 1024);
     assert_eq!(rings["anomaly"]["size"], 64 * 1024);
     assert_eq!(rings["network"]["size"], 2 * 1024 * 1024);

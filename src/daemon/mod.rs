@@ -335,12 +335,19 @@ impl Daemon {
         Ok(())
     }
 
-    /// The configured families, and the process family when context is on: its records
-    /// keep the process table whether or not they are written out.
+    /// The configured families, and the process and cgroup families when context is on:
+    /// their records keep the process and cgroup tables whether or not they are written
+    /// out (a cgroup's path from its mkdir record: one removed before its events are
+    /// written could no longer be asked of the kernel).
     fn loaded_families(&self) -> Vec<Family> {
         let mut f = self.opts.families.clone();
-        if self.context_on && !f.contains(&Family::Process) {
-            f.insert(0, Family::Process);
+        if self.context_on {
+            for need in [Family::Process, Family::Cgroup] {
+                if !f.contains(&need) {
+                    f.push(need);
+                }
+            }
+            f.sort();
         }
         f
     }
