@@ -478,6 +478,17 @@ pub fn table(v: &Value) -> String {
             p.get("attach").as_str().unwrap_or("?")
         ));
     }
+    let c = v.get("context");
+    if c.get("processes").as_u64().is_some() {
+        out.push_str(&format!(
+            "context: {} processes, {} cgroups known; evicted {} processes, {} cgroups; {} events of unknown processes\n",
+            num(c.get("processes")),
+            num(c.get("cgroups")),
+            num(c.get("evictions").get("processes")),
+            num(c.get("evictions").get("cgroups")),
+            num(c.get("unknown")),
+        ));
+    }
     out.push_str(&format!(
         "uptime {}, pid {}, version {}, sink errors {}, memory {:.1} MiB\n",
         fmt_uptime(v.get("uptime_ms").as_u64().unwrap_or(0)),
@@ -570,6 +581,7 @@ losses by uid, largest first:
 programs: 1 attached, 1 failed, 1 not applicable
   not applicable: anomaly/handle_init_module (tracepoint/syscalls/sys_enter_init_module): no module support
   failed: network/handle_connect (tracepoint/syscalls/sys_exit_connect): attach: \"EPERM\"
+context: 120 processes, 30 cgroups known; evicted 7 processes, 1 cgroups; 2 events of unknown processes
 uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
 ",
             env!("CARGO_PKG_VERSION")
