@@ -77,6 +77,8 @@ fn spawn(dir: &Path, notify: &str, env: &[(&str, &str)]) -> Daemon {
             "getegid",
             "--output",
             "none",
+            // One ring, as the STATUS lines below say (context would add the process's).
+            "--no-context",
         ])
         .env("NOTIFY_SOCKET", notify)
         .envs(env)

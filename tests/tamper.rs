@@ -146,6 +146,8 @@ fn args(only: &str) -> Vec<&str> {
         "syscall=8MiB"
     };
     vec![
+        // The family's own maps alone (context would load the process family's too).
+        "--no-context",
         "--only",
         only,
         "--ring-size",
@@ -423,6 +425,8 @@ fn config_of(maps: &[(String, MapHandle)], family: &str) -> MapHandle {
 fn foreign_tgid_in_a_family_that_never_learns_is_raised() {
     let d = Daemon::builder("tamper-pidns-process")
         .args(&[
+            // The configs as the test writes them (no context flag).
+            "--no-context",
             "--only",
             "process,file",
             "--ring-size",
@@ -480,8 +484,8 @@ fn journal_entry_is_priority_crit() {
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let mut a = args("file");
-    a[1] = "cgroup"; // a quiet family: few entries besides ours
-    a[3] = "cgroup=1MiB";
+    a[2] = "cgroup"; // a quiet family: few entries besides ours
+    a[4] = "cgroup=1MiB";
     a.extend(["--output", "journal"]);
     let d = Daemon::builder("tamper-journal")
         .in_dir(&dir)
