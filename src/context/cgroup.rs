@@ -12,7 +12,7 @@
 //! | cri-o | `…/crio-ID.scope`, `…/kubepods/…/podUID/crio-ID` |
 //! | podman | `…/libpod-ID.scope`, `…/libpod_parent/…/libpod-ID`, `…/X.service/libpod-payload-ID` |
 //! | lxc | `…/lxc.payload.NAME`, `…/lxc.payload/NAME`, `…/lxc/NAME` |
-//! | systemd-nspawn | `…/machine-NAME.scope`, `…/systemd-nspawn@NAME.service` |
+//! | systemd-nspawn | `…/machine-NAME.scope`, `…/systemd-nspawn@NAME.service`, `…/machine.slice/NAME.scope/payload` |
 //!
 //! Choices, each because a wrong answer is worse than none:
 //! - IDs of docker, containerd, cri-o and podman must be 64 lowercase hex digits, and a bare
@@ -38,6 +38,9 @@
 //! - `machine-qemu…` and `machine-lxc…` scopes are libvirt's (a VM's emulator, a
 //!   libvirt-lxc domain), not nspawn's. systemd-vmspawn VMs use the same scope name as
 //!   nspawn and cannot be told apart from the path: they read as systemd-nspawn.
+//! - `systemd-nspawn --register=no` (no machined) gets a plain `NAME.scope` from systemd;
+//!   such a scope counts only in `machine.slice` and only for its `payload`, the one name
+//!   that says nspawn made it (nspawn itself stays in the scope).
 
 /// A container runtime recognised from its cgroup layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,9 +169,16 @@ fn container_at(
                 return oci(runtime, id);
             }
         }
-        return base
-            .strip_prefix("machine-")
-            .and_then(|name| nspawn(name, next));
+        if let Some(name) = base.strip_prefix("machine-") {
+            return nspawn(name, next);
+        }
+        // `systemd-nspawn --register=no`: nspawn asks systemd for `NAME.scope` in
+        // machine.slice (no `machine-` prefix) and stays in it itself; only its `payload`
+        // is the container.
+        if prev == Some("machine.slice") && next == Some("payload") {
+            return nspawn(base, next);
+        }
+        return None;
     }
     if let Some(base) = part.strip_suffix(".service") {
         // `machinectl start` runs nspawn as this template's instance (--keep-unit).
@@ -692,6 +702,29 @@ mod tests {
             (
                 "/machine.slice/machine-lxc\\x2d4242\\x2dweb.scope".into(),
                 host("machine-lxc\\x2d4242\\x2dweb.scope", ms),
+            ),
+            // `--register=no` (no machined): systemd's `NAME.scope`, nspawn itself in it and
+            // the container in `payload` (measured with systemd 252); NAME is mangled, not
+            // escaped: `-` stays.
+            (
+                "/machine.slice/fedora-39.scope/payload".into(),
+                inside(Some("fedora-39.scope"), ms, fedora()),
+            ),
+            (
+                "/machine.slice/debian.scope/payload/system.slice/sshd.service".into(),
+                inside(Some("debian.scope"), ms, deb()),
+            ),
+            ("/machine.slice/debian.scope".into(), host("debian.scope", ms)),
+            ("/machine.slice/debian.scope/supervisor".into(), host("debian.scope", ms)),
+            // Without `payload` below it, or outside machine.slice, a scope is no machine.
+            ("/machine.slice/debian.scope/other".into(), host("debian.scope", ms)),
+            (
+                "/system.slice/debian.scope/payload".into(),
+                host("debian.scope", Some("system.slice")),
+            ),
+            (
+                "/machine.slice/qemu\\x2d1\\x2dWin10.scope/payload".into(),
+                host("qemu\\x2d1\\x2dWin10.scope", ms),
             ),
         ]);
     }
