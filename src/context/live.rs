@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use super::ContextSettings;
-use super::bounded::IdMap;
+use super::bounded::Bounded;
 use super::cgroups;
-use super::procs::{self, Proc, Table};
+use super::procs::{self, Comm, Proc, Table};
 use super::users::Users;
 
 /// /proc reads on a miss per tick (one costs ~30 us: ~8 ms a second at most).
@@ -17,6 +17,10 @@ const READS_PER_TICK: u32 = 256;
 /// Cgroups asked of the kernel on a miss per tick (one costs ~10 us); most come from
 /// the cgroup family's mkdir records instead.
 const CGROUP_READS_PER_TICK: u32 = 1024;
+/// Rendered fragments kept (the most recently used processes'): ~500 bytes each, so
+/// that a host of tens of thousands of processes pays for the ones whose events come
+/// now, not for every one that ever had an event (a miss rebuilds one in ~500 ns).
+const FRAGMENTS: usize = 1024;
 
 /// What a record tells the tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,10 +107,11 @@ pub struct Context {
     /// Pids read from /proc into the table at start.
     pub seeded: usize,
     ancestors: Vec<u32>,
-    /// Rendered context fields by pid (see [`Context::fragment`]), and what the one
-    /// being looked up depends on.
-    frags: IdMap<u32, Frag>,
+    /// Rendered context fields by pid (see [`Context::fragment`]), what the one being
+    /// looked up depends on, and the buffer a fragment is built in.
+    frags: Bounded<u32, Frag>,
     stamp: Vec<u64>,
+    scratch: Vec<u8>,
     /// The newest exec or fork time in the chain `prepare` found (`u64::MAX`: the event
     /// is older than one of them).
     newest: u64,
@@ -154,8 +159,9 @@ impl Context {
             proc_reads: 0,
             seeded,
             ancestors: Vec::new(),
-            frags: IdMap::default(),
+            frags: Bounded::new(FRAGMENTS.min(settings.max_processes)),
             stamp: Vec::new(),
+            scratch: Vec::new(),
             newest: 0,
             users_generation: 0,
         };
@@ -240,7 +246,7 @@ impl Context {
                     ppid,
                     exe: exe.map(Rc::from),
                     exe_deleted,
-                    comm: Rc::from(comm),
+                    comm: Comm::new(comm),
                     login_uid,
                     session_id,
                     since: ts,
@@ -338,8 +344,8 @@ impl Context {
 
     /// The event's context fields as `build` writes them from what the tables know,
     /// cached per pid: rebuilt only when the process, a parent, the user names or the
-    /// cgroup known changed (or `salt`, which says the format, differs). The cache is
-    /// bounded like the process table (emptied when it reaches it).
+    /// cgroup known changed (or `salt`, which says the format, differs). The cache keeps
+    /// the [`FRAGMENTS`] most recently used (a clock sweep, like the tables).
     pub fn fragment(
         &mut self,
         ev: Event,
@@ -357,10 +363,10 @@ impl Context {
         };
         if self.frags.get(&ev.pid).is_some_and(same) {
             self.procs.touch(ev.pid);
-            return self.frags.get(&ev.pid).map_or(&[], |f| &f.bytes);
+            return self.frags.peek(&ev.pid).map_or(&[], |f| &f.bytes);
         }
         let known = self.prepare(ev);
-        // A cgroup not in the table is asked of the kernel, within the same budget.
+        // A cgroup not in the table is asked of the kernel, within its own budget.
         let mut cgroup = self.cgroups.get(ev.cgroup_id).is_some();
         if !cgroup && self.cgroup_reads_left > 0 {
             self.cgroup_reads_left -= 1;
@@ -382,43 +388,31 @@ impl Context {
             u64::MAX
         };
         let epoch = (self.procs.epoch(), self.users_generation);
+        let quick = (salt, ev.uid, ev.ppid, ev.cgroup_id);
         if let Some(f) = self.frags.get_mut(&ev.pid)
-            && f.stamp == self.stamp
+            && *f.stamp == *self.stamp
         {
             f.epoch = epoch;
-            f.quick = (salt, ev.uid, ev.ppid, ev.cgroup_id);
+            f.quick = quick;
             f.newest = newest;
+            return self.frags.peek(&ev.pid).map_or(&[], |f| &f.bytes);
         }
-        if self
-            .frags
-            .get(&ev.pid)
-            .is_some_and(|f| f.stamp == self.stamp)
-        {
-            return self.frags.get(&ev.pid).map_or(&[], |f| &f.bytes);
-        }
-        let (mut bytes, mut stamp) = self
-            .frags
-            .remove(&ev.pid)
-            .map(|f| (f.bytes, f.stamp))
-            .unwrap_or_default();
-        bytes.clear();
-        stamp.clone_from(&self.stamp);
-        build(&self.found(ev, known), &mut bytes);
-        if self.frags.len() >= self.settings.max_processes {
-            self.frags.clear();
-        }
-        &self
-            .frags
-            .entry(ev.pid)
-            .insert_entry(Frag {
-                stamp,
-                bytes,
+        // Built in a buffer kept for it, stored exact-size.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        build(&self.found(ev, known), &mut scratch);
+        self.frags.insert(
+            ev.pid,
+            Frag {
+                stamp: self.stamp.as_slice().into(),
+                bytes: scratch.as_slice().into(),
                 epoch,
-                quick: (salt, ev.uid, ev.ppid, ev.cgroup_id),
+                quick,
                 newest,
-            })
-            .into_mut()
-            .bytes
+            },
+        );
+        self.scratch = scratch;
+        self.frags.peek(&ev.pid).map_or(&[], |f| &f.bytes)
     }
 
     /// What is known of the event, uncached (tests; the renderers use [`Context::fragment`]).
@@ -466,8 +460,8 @@ fn seen<'a>(procs: &'a Table, ancestors: &[u32], ev: Event) -> Option<Seen<'a>> 
 
 /// A rendered fragment of context fields and the stamp it was rendered for.
 struct Frag {
-    stamp: Vec<u64>,
-    bytes: Vec<u8>,
+    stamp: Box<[u64]>,
+    bytes: Box<[u8]>,
     /// The tables' epoch, and the event's output, uid, parent and cgroup, when the stamp
     /// was last found to hold; the newest exec or fork in it (`u64::MAX`: never quick).
     epoch: (u64, u64),
@@ -583,6 +577,21 @@ mod tests {
         c.tick();
         c.tick();
         assert_eq!(frag(&mut c, ev(12, 10, 900)), "unknown");
+    }
+
+    /// The fragment cache keeps the most recently used within its bound, and one
+    /// evicted is rebuilt right.
+    #[test]
+    fn the_fragment_cache_is_bounded() {
+        let mut c = ctx(8);
+        for pid in 20..40 {
+            c.apply(exec(pid, 1, 100, b"/bin/sh"));
+            assert_eq!(frag(&mut c, ev(pid, 1, 200)), "/bin/sh");
+            assert!(c.frags.len() <= 8, "{}", c.frags.len());
+        }
+        assert_eq!(c.frags.len(), 8);
+        assert!(c.frags.peek(&20).is_none());
+        assert_eq!(frag(&mut c, ev(39, 1, 300)), "/bin/sh");
     }
 
     #[test]

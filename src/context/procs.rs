@@ -28,7 +28,7 @@ pub struct Proc {
     pub exe: Option<Rc<[u8]>>,
     /// The executable was unlinked (or replaced) since it was executed.
     pub exe_deleted: bool,
-    pub comm: Rc<[u8]>,
+    pub comm: Comm,
     pub login_uid: Option<u32>,
     pub session_id: Option<u32>,
     /// Boot-clock time of the exec (or fork) that made it what it is: an event older
@@ -46,7 +46,7 @@ pub struct Proc {
 pub struct Prev {
     pub exe: Option<Rc<[u8]>>,
     pub exe_deleted: bool,
-    pub comm: Rc<[u8]>,
+    pub comm: Comm,
 }
 
 /// What a process ran when an event happened.
@@ -67,8 +67,31 @@ impl Proc {
         Ran {
             exe: exe.as_deref(),
             exe_deleted,
-            comm,
+            comm: comm.as_bytes(),
         }
+    }
+}
+
+/// A task's comm, inline: the kernel's is at most 15 bytes (TASK_COMM_LEN 16 with its
+/// NUL), and an allocation of its own per process cost more than the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Comm {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl Comm {
+    /// At most 16 bytes of `b` (/proc shows some kernel threads' longer names).
+    pub fn new(b: &[u8]) -> Comm {
+        let mut c = Comm::default();
+        let n = b.len().min(c.bytes.len());
+        c.bytes[..n].copy_from_slice(&b[..n]);
+        c.len = n as u8;
+        c
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
@@ -124,7 +147,7 @@ impl Table {
             Rc::new(Prev {
                 exe: p.exe.clone(),
                 exe_deleted: p.exe_deleted,
-                comm: p.comm.clone(),
+                comm: p.comm,
             })
         });
         self.insert(pid, proc);
@@ -267,7 +290,7 @@ pub fn read(proc_root: &Path, pid: u32) -> Option<Proc> {
         ppid,
         exe,
         exe_deleted,
-        comm: Rc::from(comm),
+        comm: Comm::new(comm),
         login_uid: id("loginuid"),
         session_id: id("sessionid"),
         since: 0,
@@ -298,7 +321,7 @@ mod tests {
             ppid,
             exe: Some(Rc::from(exe.as_bytes())),
             exe_deleted: false,
-            comm: Rc::from(&b"x"[..]),
+            comm: Comm::new(b"x"),
             login_uid: None,
             session_id: None,
             since: 0,
