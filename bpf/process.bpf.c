@@ -18,17 +18,28 @@ _Static_assert((RW_ARGS_LEN & (RW_ARGS_LEN - 1)) == 0, "RW_ARGS_LEN must be a po
 RW_DECLARE_OUT_BUF(process);
 _Static_assert(sizeof(struct exec_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
 
+/* The filters judge the current task's record: false, not to be sent. One they reject
+ * is still sent, flagged RW_EXEC_CONTEXT_ONLY (and counted as filtered), while the daemon
+ * keeps process context: an exec, fork or exit it missed would leave the table wrong
+ * (a reused pid named as its old process). */
+static __always_inline bool rw_judge_process(__u32 *flags)
+{
+	if (!RW_FILTERED(process))
+		return true;
+	if (!rw_context_on())
+		return false;
+	*flags = RW_EXEC_CONTEXT_ONLY;
+	return true;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	if (rw_skip())
 		return 0;
 	__u32 flags = 0;
-	if (RW_FILTERED(process)) {
-		if (!rw_context_on())
-			return 0;
-		flags = RW_EXEC_CONTEXT_ONLY;
-	}
+	if (!rw_judge_process(&flags))
+		return 0;
 	struct rw_out_buf *b = process_out_buf();
 	struct rw_path_scratch *ps = rw_path_buf();
 	if (!b || !ps) {
@@ -131,14 +142,17 @@ int BPF_PROG(process_exit, struct task_struct *p)
 	/* Any other failure reports: better a rare duplicate than a lost exit. */
 	if (bpf_map_update_elem(&process_exited, &key, &one, BPF_NOEXIST) == -RW_EEXIST)
 		return 0;
-	struct exit_event *e = RW_RESERVE(process, struct exit_event, RW_EXIT);
+	__u32 flags = 0;
+	if (!rw_judge_process(&flags))
+		return 0;
+	struct exit_event *e = RW_RESERVE_JUDGED(process, struct exit_event, RW_EXIT);
 	if (!e)
 		return 0;
+	e->flags = flags;
 	int code = BPF_CORE_READ(p, exit_code);
 	e->exit_code = (code >> 8) & 0xff;
 	e->signal = code & 0x7f;
 	e->core_dumped = (code & 0x80) ? 1 : 0;
-	e->pad = 0;
 	__u64 start = key.start_boottime;
 	e->lifetime_ns = e->hdr.ts_ns > start ? e->hdr.ts_ns - start : 0;
 	RW_SUBMIT(process, e);
@@ -155,11 +169,16 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (cpid != ctgid)
 		return 0;
-	struct fork_event *e = RW_RESERVE(process, struct fork_event, RW_FORK);
+	__u32 flags = 0;
+	if (!rw_judge_process(&flags))
+		return 0;
+	struct fork_event *e = RW_RESERVE_JUDGED(process, struct fork_event, RW_FORK);
 	if (!e)
 		return 0;
 	e->child_pid = ctgid;
 	e->child_tid = cpid;
+	e->flags = flags;
+	e->pad = 0;
 	RW_SUBMIT(process, e);
 	return 0;
 }

@@ -23,7 +23,7 @@ enum rw_exec_flags {
 	RW_EXEC_FILENAME_TRUNCATED = 1,
 	RW_EXEC_ARGS_TRUNCATED = 2,
 	/* Rejected by the filters (and counted so), sent only to keep the daemon's process
-	 * table true: never written out. */
+	 * table true: never written out. Also in exit_event and fork_event .flags. */
 	RW_EXEC_CONTEXT_ONLY = 4,
 };
 
@@ -53,13 +53,15 @@ struct exit_event {
 	__u32 signal;    /* terminating signal, 0 for a normal exit */
 	__u64 lifetime_ns;
 	__u32 core_dumped;
-	__u32 pad;
+	__u32 flags; /* RW_EXEC_CONTEXT_ONLY or 0 */
 };
 
 struct fork_event {
 	struct rw_header hdr;
 	__u32 child_pid;
 	__u32 child_tid;
+	__u32 flags; /* RW_EXEC_CONTEXT_ONLY or 0 */
+	__u32 pad;
 };
 
 #endif

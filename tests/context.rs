@@ -142,8 +142,9 @@ fn ancestors_list_a_fork_exec_chain_of_depth_five() {
     assert_eq!(got, want, "{e}");
 }
 
-/// An exec the filters reject still reaches the table (marked for it alone), so its
-/// child's events name what it really ran, not what its parent ran before the exec.
+/// An exec, fork and exit the filters reject still reach the table (marked for it
+/// alone), so the child's events name what the shell really ran, not what its parent ran
+/// before the exec.
 #[test]
 fn a_filtered_exec_still_keeps_the_chain_true() {
     let dir = temp_dir("ctx-filtered");
@@ -163,12 +164,16 @@ fn a_filtered_exec_still_keeps_the_chain_true() {
     c.wait().expect("wait");
     let f = d.stop();
     f.assert_exact();
-    assert!(
-        f.of_type("exec").all(|e| u(&e["pid"]) != sh_pid),
-        "the filtered exec is not written"
-    );
+    for t in ["exec", "fork", "exit"] {
+        assert!(
+            f.of_type(t).all(|e| u(&e["pid"]) != sh_pid),
+            "the filtered {t} is not written"
+        );
+    }
+    // The shell's exec, its fork of cat and its exit: each filtered, each still sent for
+    // the table (a missed fork or exit would leave a reused pid named as the old process).
     let p = f.ring("process");
-    assert!(u(&p["context_only"]) >= 1, "{p}");
+    assert_eq!(u(&p["context_only"]), 3, "{p}");
     let ev = opens_of(&f, &marker);
     assert_eq!(ev.len(), 1);
     let a = &ev[0]["ancestors"][0];

@@ -218,7 +218,7 @@ fn records() -> Vec<Case> {
         signal,
         lifetime_ns,
         core_dumped: core,
-        pad: 0,
+        flags: 0,
     };
     let e = exit(hdr(kind::EXIT, next()), 0, 0, 0, 1_500_000_000);
     add("exit_0", "process", bytes_of(&e));
@@ -242,12 +242,16 @@ fn records() -> Vec<Case> {
         hdr: hdr(kind::FORK, next()),
         child_pid: 31400,
         child_tid: 31400,
+        flags: 0,
+        pad: 0,
     };
     add("fork", "process", bytes_of(&e));
     let e = ForkEvent {
         hdr: hdr(kind::FORK, next()),
         child_pid: 31337,
         child_tid: u32::MAX,
+        flags: 0,
+        pad: 0,
     };
     add("fork_thread", "process", bytes_of(&e));
 
@@ -807,6 +811,8 @@ fn records() -> Vec<Case> {
             hdr: h,
             child_pid: 1,
             child_tid: 2,
+            flags: 0,
+            pad: 0,
         };
         add(&format!("header_{name}"), "process", bytes_of(&e));
     }
@@ -815,6 +821,8 @@ fn records() -> Vec<Case> {
         hdr: hdr(kind::FORK, next()),
         child_pid: 3,
         child_tid: 3,
+        flags: 0,
+        pad: 0,
     };
     add("fork_ring_name_quoted", "pro\"cess", bytes_of(&e));
     out

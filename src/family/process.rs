@@ -80,7 +80,7 @@ pub struct ExitEvent {
     pub signal: u32,
     pub lifetime_ns: u64,
     pub core_dumped: u32,
-    pub pad: u32,
+    pub flags: u32,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for ExitEvent {}
@@ -91,6 +91,8 @@ pub struct ForkEvent {
     pub hdr: Header,
     pub child_pid: u32,
     pub child_tid: u32,
+    pub flags: u32,
+    pub pad: u32,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for ForkEvent {}
@@ -181,18 +183,24 @@ fn observe<'a>(h: &'a Header, data: &'a [u8]) -> Option<Observed<'a>> {
         }
         kind::FORK => {
             let e: &ForkEvent = view(data, h.kind).ok()?;
-            Change::Fork {
-                parent: h.pid,
-                child: e.child_pid,
-                ts: h.ts_ns,
-            }
+            (
+                Change::Fork {
+                    parent: h.pid,
+                    child: e.child_pid,
+                    ts: h.ts_ns,
+                },
+                e.flags,
+            )
         }
-        kind::EXIT => Change::Exit { pid: h.pid },
+        kind::EXIT => {
+            let e: &ExitEvent = view(data, h.kind).ok()?;
+            (Change::Exit { pid: h.pid }, e.flags)
+        }
         _ => return None,
     };
     Some(Observed {
-        change,
-        context_only: false,
+        change: change.0,
+        context_only: change.1 & EXEC_CONTEXT_ONLY != 0,
     })
 }
 
@@ -344,13 +352,13 @@ mod layout {
             Family::Process,
             "exit_event",
             ExitEvent,
-            [hdr, exit_code, signal, lifetime_ns, core_dumped, pad]
+            [hdr, exit_code, signal, lifetime_ns, core_dumped, flags]
         );
         assert_layout!(
             Family::Process,
             "fork_event",
             ForkEvent,
-            [hdr, child_pid, child_tid]
+            [hdr, child_pid, child_tid, flags, pad]
         );
     }
 
