@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use super::ContextSettings;
 use super::bounded::Bounded;
 use super::cgroups;
-use super::procs::{self, Comm, Proc, Table};
+use super::procs::{self, Comm, Era, Proc, Ran, Table};
 use super::users::Users;
 
 /// /proc reads on a miss per tick (one costs ~30 us: ~8 ms a second at most).
@@ -68,9 +68,11 @@ pub struct Event {
 pub struct Seen<'a> {
     pub pid: u32,
     pub proc: &'a Proc,
+    /// What it ran at the event.
+    pub ran: Ran<'a>,
     pub ts: u64,
-    /// Parents, nearest first.
-    pub ancestors: Vec<(u32, &'a Proc)>,
+    /// Parents, nearest first, and what each ran at the event.
+    pub ancestors: Vec<(u32, Ran<'a>)>,
 }
 
 /// What the tables know of one event.
@@ -251,6 +253,7 @@ impl Context {
                     session_id,
                     since: ts,
                     prev: None,
+                    read_at: 0,
                     generation: 0,
                 },
             ),
@@ -295,8 +298,8 @@ impl Context {
     /// lookup a process.
     fn prepare(&mut self, ev: Event) -> bool {
         self.stamp.clear();
-        let facts = |p: &Proc| (p.ppid, p.generation, p.since);
-        let (mut ppid, mut generation, since) = match self.procs.get(ev.pid).map(facts) {
+        let facts = |p: &Proc| (p.ppid, p.generation, p.since, p.era(ev.ts));
+        let (mut ppid, mut generation, since, era) = match self.procs.get(ev.pid).map(facts) {
             Some(f) => f,
             None if self.read(ev.pid) => match self.procs.peek(ev.pid).map(facts) {
                 Some(f) => f,
@@ -307,22 +310,29 @@ impl Context {
                 return false;
             }
         };
+        if era == Era::Unknown {
+            // The pid's previous process, or before what the table knows: unknown.
+            self.stamp.push(generation << 2 | era as u64);
+            self.newest = u64::MAX;
+            self.unknown += 1;
+            return false;
+        }
         // The kernel's parent at the event: a reparented process shows its new parent.
         if ev.ppid != 0 && ev.ppid != ppid {
             self.procs.reparent(ev.pid, ev.ppid);
             ppid = ev.ppid;
             generation = self.procs.peek(ev.pid).map_or(0, |p| p.generation);
         }
-        // Generations are unique per change: equal stamps, equal fragments. The
-        // before-exec bit: an event older than the exec renders what ran before.
-        self.stamp.push(generation << 1 | u64::from(ev.ts < since));
+        // Generations are unique per change: equal stamps, equal fragments. The era: an
+        // event older than the exec renders what ran before, or nothing when older still.
+        self.stamp.push(generation << 2 | era as u64);
         self.newest = if ev.ts < since { u64::MAX } else { since };
         self.ancestors.clear();
         while self.ancestors.len() < self.settings.ancestors {
             if ppid == 0 || ppid == ev.pid || self.ancestors.contains(&ppid) {
                 break;
             }
-            let (next, generation, since) = match self.procs.get(ppid).map(facts) {
+            let (next, generation, since, era) = match self.procs.get(ppid).map(facts) {
                 Some(f) => f,
                 None if self.read(ppid) => match self.procs.peek(ppid).map(facts) {
                     Some(f) => f,
@@ -330,12 +340,17 @@ impl Context {
                 },
                 None => break,
             };
-            self.stamp.push(generation << 1 | u64::from(ev.ts < since));
+            self.stamp.push(generation << 2 | era as u64);
             self.newest = if ev.ts < since {
                 u64::MAX
             } else {
                 self.newest.max(since)
             };
+            if era == Era::Unknown {
+                // What the parent ran then is not known: the chain ends (it could not
+                // be told from another process's).
+                break;
+            }
             self.ancestors.push(ppid);
             ppid = next;
         }
@@ -450,10 +465,11 @@ fn seen<'a>(procs: &'a Table, ancestors: &[u32], ev: Event) -> Option<Seen<'a>> 
     Some(Seen {
         pid: ev.pid,
         proc,
+        ran: proc.at(ev.ts)?,
         ts: ev.ts,
         ancestors: ancestors
             .iter()
-            .filter_map(|&pid| procs.peek(pid).map(|p| (pid, p)))
+            .map_while(|&pid| Some((pid, procs.peek(pid)?.at(ev.ts)?)))
             .collect(),
     })
 }
@@ -522,11 +538,11 @@ mod tests {
         });
         c.apply(exec(11, 10, 300, b"/usr/bin/cat"));
         let s = c.process(ev(11, 10, 250)).expect("known");
-        assert_eq!(s.proc.at(s.ts).exe, Some(&b"/usr/bin/bash"[..]));
+        assert_eq!(s.ran.exe, Some(&b"/usr/bin/bash"[..]));
         c.prepare(ev(11, 10, 250));
         let before = c.stamp.clone();
         let s = c.process(ev(11, 10, 350)).expect("known");
-        assert_eq!(s.proc.at(s.ts).exe, Some(&b"/usr/bin/cat"[..]));
+        assert_eq!(s.ran.exe, Some(&b"/usr/bin/cat"[..]));
         assert_eq!(s.ancestors.len(), 1);
         assert_eq!(s.ancestors[0].0, 10);
         c.prepare(ev(11, 10, 350));
@@ -543,10 +559,10 @@ mod tests {
                 buf.extend_from_slice(b"unknown");
                 return;
             };
-            buf.extend_from_slice(s.proc.at(s.ts).exe.unwrap_or(b"?"));
+            buf.extend_from_slice(s.ran.exe.unwrap_or(b"?"));
             for (_, a) in &s.ancestors {
                 buf.push(b' ');
-                buf.extend_from_slice(a.at(s.ts).exe.unwrap_or(b"?"));
+                buf.extend_from_slice(a.exe.unwrap_or(b"?"));
             }
         });
         String::from_utf8_lossy(b).into_owned()
@@ -668,11 +684,16 @@ mod tests {
         };
         c.proc_root = Some(PathBuf::from("/proc"));
         let me = std::process::id();
-        let s = c
-            .process(ev(me, std::os::unix::process::parent_id(), 1))
-            .expect("this process");
-        assert!(s.proc.exe.is_some());
+        let ppid = std::os::unix::process::parent_id();
+        let now = crate::sys::clock::boot_ns();
+        let s = c.process(ev(me, ppid, now)).expect("this process");
+        assert!(s.ran.exe.is_some());
+        assert_eq!(s.ancestors.len(), 1, "its parent");
         assert_eq!(c.proc_reads, 2, "itself and its parent");
+        // An event from before this process started was another process's with its pid:
+        // unknown, not this one.
+        assert!(c.process(ev(me, ppid, 1)).is_none());
+        assert_eq!(c.proc_reads, 2, "known now: no read");
     }
 
     /// This host's /proc shows the kernel's pids; a directory that is no /proc of the

@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::rc::Rc;
 
 use super::bounded::Bounded;
+use crate::sys::clock::boot_ns;
 
 /// The audit login uid and session when unset ((uid_t)-1, (unsigned)-1).
 const UNSET: u32 = u32::MAX;
@@ -32,10 +32,14 @@ pub struct Proc {
     pub login_uid: Option<u32>,
     pub session_id: Option<u32>,
     /// Boot-clock time of the exec (or fork) that made it what it is: an event older
-    /// than this happened while it was still what `prev` says. 0: read from /proc.
+    /// than this happened while it was still what `prev` says, or before the table
+    /// knew anything of it. Read from /proc: the process's start (to the clock tick).
     pub since: u64,
     /// What it ran before that exec, for events still in other rings from before it.
     pub prev: Option<Rc<Prev>>,
+    /// Boot-clock time it was read from /proc (0: made from records): what /proc showed
+    /// then may already be the result of an exec whose record comes later.
+    pub read_at: u64,
     /// Set by the table on every change: two lookups that see the same generations saw
     /// the same process (what a renderer's cache keys on).
     pub generation: u64,
@@ -47,6 +51,8 @@ pub struct Prev {
     pub exe: Option<Rc<[u8]>>,
     pub exe_deleted: bool,
     pub comm: Comm,
+    /// From when it ran that.
+    pub since: u64,
 }
 
 /// What a process ran when an event happened.
@@ -58,18 +64,43 @@ pub struct Ran<'a> {
 }
 
 impl Proc {
-    /// What it ran at `ts`: before its last exec, what ran then.
-    pub fn at(&self, ts: u64) -> Ran<'_> {
-        let (exe, exe_deleted, comm) = match &self.prev {
-            Some(p) if ts < self.since => (&p.exe, p.exe_deleted, &p.comm),
-            _ => (&self.exe, self.exe_deleted, &self.comm),
+    /// What it ran at `ts`: before its last exec, what ran then; none when `ts` is older
+    /// than what the table knows of it (the pid's previous process, or an exec before
+    /// the one in `prev`): unknown, never what ran later.
+    pub fn at(&self, ts: u64) -> Option<Ran<'_>> {
+        let (exe, exe_deleted, comm) = match self.era(ts) {
+            Era::Now => (&self.exe, self.exe_deleted, &self.comm),
+            Era::Prev => {
+                let p = self.prev.as_deref()?;
+                (&p.exe, p.exe_deleted, &p.comm)
+            }
+            Era::Unknown => return None,
         };
-        Ran {
+        Some(Ran {
             exe: exe.as_deref(),
             exe_deleted,
             comm: comm.as_bytes(),
+        })
+    }
+
+    /// Which of what the table knows [`Proc::at`] shows at `ts`.
+    pub fn era(&self, ts: u64) -> Era {
+        if ts >= self.since {
+            Era::Now
+        } else if self.prev.as_ref().is_some_and(|p| ts >= p.since) {
+            Era::Prev
+        } else {
+            Era::Unknown
         }
     }
+}
+
+/// What [`Proc::at`] finds at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    Now,
+    Prev,
+    Unknown,
 }
 
 /// A task's comm, inline: the kernel's is at most 15 bytes (TASK_COMM_LEN 16 with its
@@ -143,13 +174,20 @@ impl Table {
     /// An exec: the process now is `proc`; what it was stays in `prev` for the events
     /// from before (`proc.since`) still on their way.
     pub fn exec(&mut self, pid: u32, mut proc: Proc) {
-        proc.prev = self.procs.peek(&pid).map(|p| {
-            Rc::new(Prev {
-                exe: p.exe.clone(),
-                exe_deleted: p.exe_deleted,
-                comm: p.comm,
-            })
-        });
+        // An entry read from /proc after this exec may show its result already: then
+        // nothing is known of before it.
+        proc.prev = self
+            .procs
+            .peek(&pid)
+            .filter(|p| p.read_at <= proc.since)
+            .map(|p| {
+                Rc::new(Prev {
+                    exe: p.exe.clone(),
+                    exe_deleted: p.exe_deleted,
+                    comm: p.comm,
+                    since: p.since,
+                })
+            });
         self.insert(pid, proc);
     }
 
@@ -166,21 +204,41 @@ impl Table {
         x
     }
 
-    /// A fork: the child runs what its parent does until it execs. Unknown parent:
-    /// nothing is guessed (the child is read from /proc on its first miss).
+    /// A fork: the child runs what its parent ran at the fork until it execs. A parent
+    /// not known then (unknown, or read from /proc after the fork, when it may have
+    /// exec'd since): nothing is guessed, and whatever the child's pid named before goes
+    /// (the child is read from /proc on its first miss).
     pub fn fork(&mut self, parent: u32, child: u32, ts: u64) {
-        let Some(p) = self.procs.peek(&parent).cloned() else {
-            return;
-        };
-        self.insert(
-            child,
-            Proc {
-                ppid: parent,
-                since: ts,
-                prev: None,
-                ..p
-            },
-        );
+        let copy = self
+            .procs
+            .peek(&parent)
+            .filter(|p| p.read_at <= ts)
+            .and_then(|p| {
+                let (exe, exe_deleted, comm) = match p.era(ts) {
+                    Era::Now => (&p.exe, p.exe_deleted, p.comm),
+                    Era::Prev => {
+                        let q = p.prev.as_deref()?;
+                        (&q.exe, q.exe_deleted, q.comm)
+                    }
+                    Era::Unknown => return None,
+                };
+                Some(Proc {
+                    ppid: parent,
+                    exe: exe.clone(),
+                    exe_deleted,
+                    comm,
+                    login_uid: p.login_uid,
+                    session_id: p.session_id,
+                    since: ts,
+                    prev: None,
+                    read_at: 0,
+                    generation: 0,
+                })
+            });
+        match copy {
+            Some(c) => self.insert(child, c),
+            None => self.exit(child),
+        }
     }
 
     /// A process's parent changed (it was reparented when its parent exited): events
@@ -261,15 +319,16 @@ impl Table {
 
 /// One process as /proc shows it now; none when it is gone (or not readable).
 pub fn read(proc_root: &Path, pid: u32) -> Option<Proc> {
+    let read_at = boot_ns();
     let dir = proc_root.join(pid.to_string());
     let stat = fs::read(dir.join("stat")).ok()?;
-    let (comm, ppid) = parse_stat(&stat)?;
+    let (comm, ppid, start_ticks) = parse_stat(&stat)?;
     // The link's target names the file; " (deleted)" is appended when it was unlinked,
     // which a file could also be called: the inode's link count tells.
     let exe_path = dir.join("exe");
     let (exe, exe_deleted) = match fs::read_link(&exe_path) {
         Ok(t) => {
-            let deleted = fs::metadata(&exe_path).is_ok_and(|m| m.nlink() == 0);
+            let deleted = nlink_cached(&exe_path) == Some(0);
             let b = t.as_os_str().as_bytes();
             let b = if deleted {
                 b.strip_suffix(b" (deleted)").unwrap_or(b)
@@ -293,15 +352,46 @@ pub fn read(proc_root: &Path, pid: u32) -> Option<Proc> {
         comm: Comm::new(comm),
         login_uid: id("loginuid"),
         session_id: id("sessionid"),
-        since: 0,
+        since: start_ticks.saturating_mul(ns_per_tick()),
         prev: None,
+        read_at,
         generation: 0,
     })
 }
 
-/// comm and ppid from /proc/PID/stat: `pid (comm) state ppid ...`, where comm may hold
-/// spaces and parentheses (the last `)` ends it).
-fn parse_stat(stat: &[u8]) -> Option<(&[u8], u32)> {
+/// Nanoseconds per clock tick of /proc's times (USER_HZ: 100 on Linux).
+fn ns_per_tick() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz)
+        .ok()
+        .filter(|&h| h > 0)
+        .map_or(10_000_000, |h| 1_000_000_000 / h)
+}
+
+/// The link count of the file `path` leads to, from what the kernel has cached
+/// (AT_STATX_DONT_SYNC): an executable on a network or FUSE filesystem whose server
+/// does not answer must not hang the loop.
+fn nlink_cached(path: &Path) -> Option<u32> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: zeroed is a valid statx; the pointers outlive the call.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            libc::STATX_NLINK,
+            &mut st,
+        )
+    };
+    (r == 0 && st.stx_mask & libc::STATX_NLINK != 0).then_some(st.stx_nlink)
+}
+
+/// comm, ppid and start time (clock ticks since boot) from /proc/PID/stat: `pid (comm)
+/// state ppid ... starttime ...`, where comm may hold spaces and parentheses (the last
+/// `)` ends it).
+fn parse_stat(stat: &[u8]) -> Option<(&[u8], u32, u64)> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let comm = stat.get(open + 1..close)?;
@@ -309,7 +399,9 @@ fn parse_stat(stat: &[u8]) -> Option<(&[u8], u32)> {
     let mut f = rest.split_ascii_whitespace();
     let _state = f.next()?;
     let ppid = f.next()?.parse().ok()?;
-    Some((comm, ppid))
+    // Fields 5 to 21 (pgrp ... itrealvalue), then starttime.
+    let start = f.nth(17)?.parse().ok()?;
+    Some((comm, ppid, start))
 }
 
 #[cfg(test)]
@@ -326,20 +418,25 @@ mod tests {
             session_id: None,
             since: 0,
             prev: None,
+            read_at: 0,
             generation: 0,
         }
     }
 
     #[test]
     fn stat_with_odd_comm() {
+        let tail = " 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 1234 8000000 200";
+        let odd = format!("42 (a) b (c)) S 7{tail}");
         assert_eq!(
-            parse_stat(b"42 (a) b (c)) S 7 42 42 0 -1"),
-            Some((&b"a) b (c)"[..], 7))
+            parse_stat(odd.as_bytes()),
+            Some((&b"a) b (c)"[..], 7, 1234))
         );
-        assert_eq!(parse_stat(b"1 (init) S 0 1"), Some((&b"init"[..], 0)));
+        let init = format!("1 (init) S 0{tail}");
+        assert_eq!(parse_stat(init.as_bytes()), Some((&b"init"[..], 0, 1234)));
         assert_eq!(parse_stat(b"garbage"), None);
         assert_eq!(parse_stat(b"1 (x"), None);
         assert_eq!(parse_stat(b"1 (x) S"), None);
+        assert_eq!(parse_stat(b"1 (init) S 0 1"), None, "no start time");
     }
 
     #[test]
@@ -373,6 +470,69 @@ mod tests {
         // An unknown parent: nothing guessed.
         t.fork(999, 1000, 7);
         assert!(t.get(1000).is_none());
+    }
+
+    fn exe_at(t: &Table, pid: u32, ts: u64) -> Option<String> {
+        let ran = t.peek(pid)?.at(ts)?;
+        Some(String::from_utf8_lossy(ran.exe?).into_owned())
+    }
+
+    fn at(ppid: u32, exe: &str, since: u64) -> Proc {
+        Proc {
+            since,
+            ..p(ppid, exe)
+        }
+    }
+
+    /// An event older than all the table knows of its pid is unknown, never named by
+    /// what the pid ran later.
+    #[test]
+    fn nothing_older_than_what_is_known_is_named() {
+        let mut t = Table::new(100);
+        t.insert(10, at(1, "/bin/sh", 0));
+        // Two execs in a row: before the second, the first; before the first, unknown
+        // (one exec of history is kept).
+        t.exec(10, at(1, "/usr/bin/env", 100));
+        t.exec(10, at(1, "/usr/bin/make", 200));
+        assert_eq!(exe_at(&t, 10, 250).as_deref(), Some("/usr/bin/make"));
+        assert_eq!(exe_at(&t, 10, 150).as_deref(), Some("/usr/bin/env"));
+        assert_eq!(exe_at(&t, 10, 50), None);
+        // A pid reused by a fork: an event of the old process still on its way is not
+        // the new one's.
+        t.fork(10, 11, 300);
+        assert_eq!(exe_at(&t, 11, 310).as_deref(), Some("/usr/bin/make"));
+        assert_eq!(exe_at(&t, 11, 290), None);
+        // The exec of a pid not known: before it, unknown.
+        t.exec(20, at(1, "/usr/bin/cat", 400));
+        assert_eq!(exe_at(&t, 20, 399), None);
+        // A fork older than the parent's exec copies what the parent ran then.
+        t.fork(10, 12, 150);
+        assert_eq!(exe_at(&t, 12, 160).as_deref(), Some("/usr/bin/env"));
+    }
+
+    /// An entry read from /proc may show an exec whose record comes later: the exec
+    /// keeps no "before" from it, and a fork older than the read copies nothing.
+    #[test]
+    fn a_proc_read_is_not_history() {
+        let mut t = Table::new(100);
+        t.insert(
+            10,
+            Proc {
+                read_at: 500,
+                ..at(1, "/usr/bin/python3", 100)
+            },
+        );
+        t.insert(11, at(5, "/bin/stale", 0));
+        t.fork(10, 11, 400);
+        assert!(
+            t.get(11).is_none(),
+            "the stale entry goes, nothing is guessed"
+        );
+        t.exec(10, at(1, "/usr/bin/python3", 450));
+        assert!(t.peek(10).is_some_and(|p| p.prev.is_none()));
+        assert_eq!(exe_at(&t, 10, 420), None);
+        t.fork(10, 12, 600);
+        assert_eq!(exe_at(&t, 12, 610).as_deref(), Some("/usr/bin/python3"));
     }
 
     #[test]

@@ -185,7 +185,7 @@ pub fn write_context(f: &mut impl Fields, found: &Found<'_>, own: bool) {
         None => f.str("context", "unknown"),
         Some(s) => {
             if !own {
-                let ran = s.proc.at(s.ts);
+                let ran = s.ran;
                 if let Some(x) = ran.exe {
                     f.bytes("exe", x);
                     if ran.exe_deleted {
@@ -207,8 +207,7 @@ pub fn write_context(f: &mut impl Fields, found: &Found<'_>, own: bool) {
                     comm: &[],
                 }; crate::context::ContextSettings::MAX_ANCESTORS];
                 let n = s.ancestors.len().min(list.len());
-                for (a, (pid, p)) in list.iter_mut().zip(&s.ancestors) {
-                    let ran = p.at(s.ts);
+                for (a, (pid, ran)) in list.iter_mut().zip(&s.ancestors) {
                     *a = Ancestor {
                         pid: *pid,
                         exe: ran.exe,
