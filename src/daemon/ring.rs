@@ -54,6 +54,9 @@ pub struct Pipeline {
     /// Records rendered before the process ring could be caught up (an exec flood):
     /// their context may be older than they are.
     pub context_late: u64,
+    /// Records given to [`Pipeline::record`]: what a consumption took, since libbpf
+    /// reports no count when a callback stops it.
+    records: u64,
 }
 
 /// A record waiting for the process ring to catch up.
@@ -74,6 +77,7 @@ impl Pipeline {
             held: None,
             held_buf: Vec::new(),
             context_late: 0,
+            records: 0,
         }
     }
 
@@ -91,6 +95,7 @@ impl Pipeline {
     /// it ([`Pipeline::render_held`]).
     fn record(&mut self, name: &'static str, family: Family, books: &Books, data: &[u8]) -> i32 {
         books.received.set(books.received.get() + 1);
+        self.records += 1;
         // Before the renders() check: the books' `lost` must not depend on the output.
         if let Some(seq) = data.get(0..8).and_then(|b| b.try_into().ok())
             && let Some((first, last)) = books.gaps.borrow_mut().record(u64::from_ne_bytes(seq))
@@ -552,24 +557,27 @@ pub fn make_ring(
 /// Up to `n` records from `consumer` (see [`Ring::consume`]): libbpf stops at a record
 /// the callback held back; it is rendered after the catch-up and the consumption goes on.
 fn consume_from(consumer: &RingBuffer<'static>, pipe: &Rc<RefCell<Pipeline>>, n: usize) -> i32 {
-    let mut total = 0i32;
-    let mut left = n;
+    let records = || pipe.borrow().records;
+    let mut done = 0usize;
     loop {
-        let got = consumer.consume_raw_n(left);
+        let before = records();
+        let got = consumer.consume_raw_n(n - done);
+        // Counted by the callback: a consumption stopped by a held record returns an
+        // error, not the records it took before it (the held one included: libbpf
+        // advances past a record before its callback). The catch-up's records are the
+        // process ring's, outside this count.
+        done = done.saturating_add(usize::try_from(records() - before).unwrap_or(usize::MAX));
         if got < 0 && pipe.borrow().holds() {
             catch_up(pipe);
-            // The held record was consumed (libbpf advances past it before the callback).
-            total = total.saturating_add(1);
-            left = left.saturating_sub(1);
-            if left == 0 {
-                return total;
+            if done >= n {
+                return i32::try_from(done).unwrap_or(i32::MAX);
             }
             continue;
         }
-        return if got < 0 && total == 0 {
+        return if got < 0 && done == 0 {
             got
         } else {
-            total.saturating_add(got.max(0))
+            i32::try_from(done).unwrap_or(i32::MAX)
         };
     }
 }
