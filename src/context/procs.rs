@@ -131,8 +131,11 @@ pub struct Table {
     procs: Bounded<u32, Proc>,
     generations: u64,
     /// Every exe path in use, once: pruned of the ones no process holds when it grows
-    /// past twice the table, so that execs of ever new files cannot grow it unbounded.
+    /// past twice what the last prune kept, so that execs of ever new files cannot grow
+    /// it beyond the paths in use.
     exes: HashSet<Rc<[u8]>>,
+    /// Paths in `exes` after the last prune.
+    exes_kept: usize,
 }
 
 impl Table {
@@ -142,6 +145,7 @@ impl Table {
             procs: Bounded::new(max),
             generations: 0,
             exes: HashSet::new(),
+            exes_kept: 0,
         }
     }
 
@@ -196,8 +200,11 @@ impl Table {
         if let Some(x) = self.exes.get(exe) {
             return x.clone();
         }
-        if self.exes.len() >= 2 * self.procs.max() {
+        // Pruned once it doubled since the last prune: paths no process holds any more
+        // (execs of ever new files) stay at most as many as the live ones, plus 64.
+        if self.exes.len() >= 2 * self.exes_kept + 64 {
             self.exes.retain(|x| Rc::strong_count(x) > 1);
+            self.exes_kept = self.exes.len();
         }
         let x: Rc<[u8]> = Rc::from(exe);
         self.exes.insert(x.clone());
@@ -579,6 +586,17 @@ mod tests {
         let b = t.get(2).and_then(|x| x.exe.clone()).expect("exe");
         let c = t.get(3).and_then(|x| x.exe.clone()).expect("exe");
         assert!(Rc::ptr_eq(&a, &b) && Rc::ptr_eq(&a, &c));
+    }
+
+    /// One process exec'ing ever new files keeps a handful of paths, not all of them.
+    #[test]
+    fn paths_no_process_runs_are_let_go() {
+        let mut t = Table::new(32_768);
+        for i in 0..10_000 {
+            t.exec(7, p(1, &format!("/tmp/x/{i:04096}")));
+            // Two in use: what it runs and what it ran before (prev).
+            assert!(t.exes.len() <= 2 * 2 + 64, "{}", t.exes.len());
+        }
     }
 
     /// The real /proc: this test process and its parent are there, with the exe the kernel
