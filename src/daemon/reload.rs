@@ -121,7 +121,9 @@ fn context(before: &ContextSettings, after: &ContextSettings) -> Vec<Action> {
     if !restart.is_empty() {
         out.push(Action::ContextAtNextStart(restart));
     }
-    if before.enabled && after.ancestors != before.ancestors {
+    // Whether tables run is the daemon's to know (an `enabled` changed by an earlier
+    // reload waits for the next start): it applies a depth only where they do.
+    if after.ancestors != before.ancestors {
         out.push(Action::ContextAncestors(after.ancestors));
     }
     out
@@ -259,18 +261,23 @@ mod tests {
                 Action::RestartWakeups
             ]
         );
-        // Context off (--no-context or the file): a new depth waits for the start that
-        // turns it on; turning it on is a restart.
+        // A file that said `enabled = false` in an earlier reload (still running: it
+        // waits for the next start): a new depth is still planned, and the daemon applies
+        // it where tables run; turning context on is a restart.
         let mut off = before.clone();
         off.context.enabled = false;
         let mut deeper = off.clone();
         deeper.context.ancestors = 8;
-        assert_eq!(plan(&off, &deeper, &r), vec![Action::RestartWakeups]);
+        assert_eq!(
+            plan(&off, &deeper, &r),
+            vec![Action::ContextAncestors(8), Action::RestartWakeups]
+        );
         deeper.context.enabled = true;
         assert_eq!(
             plan(&off, &deeper, &r),
             vec![
                 Action::ContextAtNextStart(vec!["enabled"]),
+                Action::ContextAncestors(8),
                 Action::RestartWakeups
             ]
         );
