@@ -866,8 +866,12 @@ impl Daemon {
                 let t = clock::boot_ns();
                 let drained = r.drain(BUDGET);
                 self.pending[i] = matches!(drained, Drained::BudgetUsed);
-                if r.loaded.family == Family::Process && matches!(drained, Drained::Empty) {
-                    // Every exec and fork older than t is in the table now.
+                if r.loaded.family == Family::Process
+                    && matches!(drained, Drained::Empty)
+                    && !self.pipe.borrow().feed_pending()
+                {
+                    // Every exec and fork older than t is in the table now (none was
+                    // still being written: an empty consumption alone does not say).
                     let mut p = self.pipe.borrow_mut();
                     p.covered_until = p.covered_until.max(t);
                 }

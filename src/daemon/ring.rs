@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{AsRawLibbpf, MapHandle, RingBuffer, RingBufferBuilder};
 use log::{info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -81,6 +81,12 @@ impl Pipeline {
         }
     }
 
+    /// Whether the process ring holds records not yet read, or reserved and not yet
+    /// committed (see [`pending`]); false without one.
+    pub fn feed_pending(&self) -> bool {
+        self.feed.as_deref().is_some_and(pending)
+    }
+
     /// Whether a record was held back and waits for [`Pipeline::render_held`].
     pub fn holds(&self) -> bool {
         self.held.is_some()
@@ -125,12 +131,21 @@ impl Pipeline {
         if !self.sink.renders() {
             return 0;
         }
-        if self.feed.is_some()
+        if let Some(feed) = &self.feed
             && self.context.is_some()
             && family != Family::Process
             && let Ok(h) = view::<Header>(data, 0)
             && h.ts_ns > self.covered_until
         {
+            if !pending(feed) {
+                // Nothing reserved in the process ring is unread (in-flight reservations
+                // count): every exec and fork before this record is in the table. A
+                // load of two positions, not a stop and a catch-up per record when the
+                // drain keeps up with a producer.
+                self.covered_until = h.ts_ns;
+                self.render(name, books, data);
+                return 0;
+            }
             self.held_buf.clear();
             self.held_buf.extend_from_slice(data);
             self.held = Some(Held {
@@ -231,14 +246,13 @@ pub fn catch_up(pipe: &Rc<RefCell<Pipeline>>) {
     let t = clock::boot_ns();
     let feed = pipe.borrow().feed.clone();
     let emptied = match feed {
+        // Empty when nothing reserved is unread: a record another CPU reserved but has
+        // not committed yet (an exec older than the held record, perhaps) stops a
+        // consumption as if the ring were empty, so the positions decide.
         Some(f) => (0..CATCH_UP_ROUNDS).any(|_| {
-            let n = f.consume_raw_n(BUDGET);
-            if n != 0 {
-                return false;
-            }
-            // As in `Ring::drain`: only a second pass after a fence proves it empty.
+            f.consume_raw_n(BUDGET);
             fence(Ordering::SeqCst);
-            f.consume_raw_n(BUDGET) == 0
+            !pending(&f)
         }),
         None => true,
     };
@@ -552,6 +566,18 @@ pub fn make_ring(
         burst: false,
         strays_logged: 0,
     })
+}
+
+/// Whether the process ring holds bytes not yet consumed, reserved ones not yet committed
+/// included (the kernel advances the producer position at reservation).
+fn pending(feed: &RingBuffer<'static>) -> bool {
+    let rb = feed.as_libbpf_object().as_ptr();
+    // SAFETY: `rb` is the live consumer `feed` holds; ring 0 is its one map (see
+    // `consumer`), valid as long as `rb` is; both calls only read positions.
+    unsafe {
+        let ring = libbpf_rs::libbpf_sys::ring_buffer__ring(rb, 0);
+        ring.is_null() || libbpf_rs::libbpf_sys::ring__avail_data_size(ring) != 0
+    }
 }
 
 /// Up to `n` records from `consumer` (see [`Ring::consume`]): libbpf stops at a record
