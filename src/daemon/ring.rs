@@ -640,15 +640,29 @@ fn consumer(
 pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
     // The process family (first in the list) stops last: the execs and forks behind
     // the other families' last events are all recorded for their context.
-    for r in rings.iter_mut().rev() {
-        let stopped = r.loaded.stop().and_then(|()| r.loaded.sync());
-        if let Err(e) = stopped {
-            // Fall back to detaching now: slower, but nothing runs after it either.
-            warn!(
-                "stopping the {} programs: {e}; detaching them instead",
-                r.loaded.family
-            );
-            r.loaded.detach();
+    let mut stopped = Vec::with_capacity(rings.len());
+    for (i, r) in rings.iter_mut().enumerate().rev() {
+        match r.loaded.stop() {
+            Ok(()) => stopped.push(i),
+            Err(e) => {
+                // Fall back to detaching now: slower, but nothing runs after it either.
+                warn!(
+                    "stopping the {} programs: {e}; detaching them instead",
+                    r.loaded.family
+                );
+                r.loaded.detach();
+            }
+        }
+    }
+    // One RCU grace period (what a sync waits for) covers every family's programs:
+    // after it none still runs on a config from before its stop. One a family cost
+    // ~25 ms of every stop each.
+    if let Some(&first) = stopped.first()
+        && let Err(e) = rings[first].loaded.sync()
+    {
+        warn!("waiting for the stopped programs: {e}; detaching them instead");
+        for &i in &stopped {
+            rings[i].loaded.detach();
         }
     }
     let deadline = Instant::now() + DRAIN_DEADLINE;
