@@ -864,14 +864,18 @@ impl Daemon {
             let i = r.loaded.family.index();
             if self.pending[i] {
                 let t = clock::boot_ns();
+                let target = match r.loaded.family {
+                    Family::Process => self.pipe.borrow().feed_producer(),
+                    _ => None,
+                };
                 let drained = r.drain(BUDGET);
                 self.pending[i] = matches!(drained, Drained::BudgetUsed);
-                if r.loaded.family == Family::Process
-                    && matches!(drained, Drained::Empty)
-                    && !self.pipe.borrow().feed_pending()
+                if let Some(target) = target
+                    && self.pipe.borrow().feed_reached(target)
                 {
-                    // Every exec and fork older than t is in the table now (none was
-                    // still being written: an empty consumption alone does not say).
+                    // Every exec and fork older than t is in the table now (read up to
+                    // where the producer was then: an empty consumption alone does not
+                    // say, a record being written stops it).
                     let mut p = self.pipe.borrow_mut();
                     p.covered_until = p.covered_until.max(t);
                 }

@@ -81,10 +81,17 @@ impl Pipeline {
         }
     }
 
-    /// Whether the process ring holds records not yet read, or reserved and not yet
-    /// committed (see [`pending`]); false without one.
-    pub fn feed_pending(&self) -> bool {
-        self.feed.as_deref().is_some_and(pending)
+    /// The process ring's producer position now (see [`positions`]).
+    pub fn feed_producer(&self) -> Option<u64> {
+        self.feed.as_deref().and_then(positions).map(|(_, p)| p)
+    }
+
+    /// Whether the process ring was read up to `target` (a producer position).
+    pub fn feed_reached(&self, target: u64) -> bool {
+        self.feed
+            .as_deref()
+            .and_then(positions)
+            .is_some_and(|(c, _)| c >= target)
     }
 
     /// Whether a record was held back and waits for [`Pipeline::render_held`].
@@ -246,14 +253,18 @@ pub fn catch_up(pipe: &Rc<RefCell<Pipeline>>) {
     let t = clock::boot_ns();
     let feed = pipe.borrow().feed.clone();
     let emptied = match feed {
-        // Empty when nothing reserved is unread: a record another CPU reserved but has
-        // not committed yet (an exec older than the held record, perhaps) stops a
-        // consumption as if the ring were empty, so the positions decide.
-        Some(f) => (0..CATCH_UP_ROUNDS).any(|_| {
-            f.consume_raw_n(BUDGET);
-            fence(Ordering::SeqCst);
-            !pending(&f)
-        }),
+        // Read up to where the producer was at `t`: every record reserved before then,
+        // including one another CPU reserved but has not committed (an exec older than
+        // the held record, perhaps), which stops a consumption as if the ring were
+        // empty. Records reserved since do not matter, so a stream of execs cannot keep
+        // it from getting there.
+        Some(f) => match positions(&f) {
+            Some((_, target)) => (0..CATCH_UP_ROUNDS).any(|_| {
+                f.consume_raw_n(BUDGET);
+                positions(&f).is_some_and(|(c, _)| c >= target)
+            }),
+            None => false,
+        },
         None => true,
     };
     let mut p = pipe.borrow_mut();
@@ -568,16 +579,28 @@ pub fn make_ring(
     })
 }
 
-/// Whether the process ring holds bytes not yet consumed, reserved ones not yet committed
-/// included (the kernel advances the producer position at reservation).
-fn pending(feed: &RingBuffer<'static>) -> bool {
+/// The process ring's consumer and producer positions. The kernel moves the producer at
+/// reservation, so every record reserved before the producer was read lies below it,
+/// committed or not.
+fn positions(feed: &RingBuffer<'static>) -> Option<(u64, u64)> {
     let rb = feed.as_libbpf_object().as_ptr();
     // SAFETY: `rb` is the live consumer `feed` holds; ring 0 is its one map (see
-    // `consumer`), valid as long as `rb` is; both calls only read positions.
+    // `consumer`), valid as long as `rb` is; the calls only read positions.
     unsafe {
         let ring = libbpf_rs::libbpf_sys::ring_buffer__ring(rb, 0);
-        ring.is_null() || libbpf_rs::libbpf_sys::ring__avail_data_size(ring) != 0
+        if ring.is_null() {
+            return None;
+        }
+        Some((
+            libbpf_rs::libbpf_sys::ring__consumer_pos(ring),
+            libbpf_rs::libbpf_sys::ring__producer_pos(ring),
+        ))
     }
+}
+
+/// Whether the process ring holds records not yet read, or reserved and not committed.
+fn pending(feed: &RingBuffer<'static>) -> bool {
+    positions(feed).is_none_or(|(c, p)| c != p)
 }
 
 /// Up to `n` records from `consumer` (see [`Ring::consume`]): libbpf stops at a record
