@@ -27,6 +27,16 @@ fn opens_of<'a>(f: &'a Finished, marker: &'a str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A daemon on `args` with a file ring room for every test's burst here at once: the
+/// tests run in parallel and each daemon sees every process's opens (200 children of the
+/// bound test's at once), and the suite runs a debug build, which renders several times
+/// slower than the release.
+fn daemon(tag: &str, args: &[&str]) -> Daemon {
+    let mut a = args.to_vec();
+    a.extend(["--ring-size", "file=16MiB"]);
+    Daemon::start(tag, &a)
+}
+
 /// A config file with `[context]` set as `body` says.
 fn config(tag: &str, body: &str) -> String {
     let dir = temp_dir(tag);
@@ -49,7 +59,7 @@ fn a_process_older_than_the_daemon_is_known_from_proc() {
         .stdin(Stdio::piped())
         .spawn()
         .expect("spawn python3");
-    let d = Daemon::start("ctx-seed", &["--only", "file"]);
+    let d = daemon("ctx-seed", &["--only", "file"]);
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "go").expect("tell it to open");
     assert!(child.wait().expect("wait").success());
@@ -92,7 +102,7 @@ fn ancestors_list_a_fork_exec_chain_of_depth_five() {
     )
     .expect("write script");
     let cfg = config("ctx-chain-cfg", "ancestors = 6");
-    let d = Daemon::start("ctx-chain", &["--only", "file", "--config", &cfg]);
+    let d = daemon("ctx-chain", &["--only", "file", "--config", &cfg]);
     let st = Command::new("/bin/sh")
         .arg(&script)
         .arg("5")
@@ -152,7 +162,7 @@ fn a_filtered_exec_still_keeps_the_chain_true() {
     let shell = dir.join(&name);
     symlink("/bin/sh", &shell).expect("symlink");
     let marker = format!("/nonexistent-rw-ctx-filtered-{}", std::process::id());
-    let d = Daemon::start(
+    let d = daemon(
         "ctx-filtered",
         &["--only", "process,file", "--exclude-comm", &name],
     );
@@ -193,17 +203,19 @@ fn a_filtered_exec_still_keeps_the_chain_true() {
 #[test]
 fn a_table_at_its_bound_evicts_counts_and_events_flow_exactly() {
     let cfg = config("ctx-bound-cfg", "max_processes = 64");
-    let d = Daemon::start("ctx-bound", &["--only", "file", "--config", &cfg]);
+    let d = daemon("ctx-bound", &["--only", "file", "--config", &cfg]);
     let marker = format!("/nonexistent-rw-ctx-bound-{}", std::process::id());
     // Each child waits for a line, then opens the marker and exits: all 200 are alive
     // (and in the table, or evicted from it) before the first opens.
     let mut kids = Vec::new();
     for _ in 0..200 {
+        // Without cargo's LD_LIBRARY_PATH, each cat probes a few libc paths, not dozens.
         let c = Command::new("/bin/sh")
             .args([
                 "-c",
                 &format!("read x; /bin/cat {marker} 2>/dev/null; true"),
             ])
+            .env_remove("LD_LIBRARY_PATH")
             .stdin(Stdio::piped())
             .spawn()
             .expect("spawn");
@@ -239,7 +251,7 @@ fn a_table_at_its_bound_evicts_counts_and_events_flow_exactly() {
 #[test]
 fn no_context_leaves_events_as_they_were() {
     let marker = format!("/nonexistent-rw-ctx-off-{}", std::process::id());
-    let d = Daemon::start("ctx-off", &["--only", "file", "--no-context"]);
+    let d = daemon("ctx-off", &["--only", "file", "--no-context"]);
     let st = Command::new("/bin/cat")
         .arg(&marker)
         .stderr(Stdio::null())
@@ -261,7 +273,7 @@ fn no_context_leaves_events_as_they_were() {
 /// from.
 #[test]
 fn the_seed_is_logged() {
-    let d = Daemon::start("ctx-log", &["--only", "file"]);
+    let d = daemon("ctx-log", &["--only", "file"]);
     let f = d.stop();
     let line = BufReader::new(f.stderr.as_bytes())
         .lines()
