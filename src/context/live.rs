@@ -105,6 +105,8 @@ pub struct Context {
     exiting: Vec<(u32, u64)>,
     /// Events that found no process (counted, for the metrics).
     pub unknown: u64,
+    /// Times the process table was emptied after the process ring lost records.
+    pub forgotten: u64,
     pub proc_reads: u64,
     /// Pids read from /proc into the table at start.
     pub seeded: usize,
@@ -158,6 +160,7 @@ impl Context {
             exited: Vec::new(),
             exiting: Vec::new(),
             unknown: 0,
+            forgotten: 0,
             proc_reads: 0,
             seeded,
             ancestors: Vec::new(),
@@ -216,6 +219,19 @@ impl Context {
         std::mem::swap(&mut self.exited, &mut self.exiting);
         self.cgroups.reap();
         self.reload_users();
+    }
+
+    /// The process ring lost records: an exec, fork or exit the table never saw could
+    /// leave a process named by its parent's program, or a reused pid by the process
+    /// that had it. The table is emptied and filled again from /proc on each miss
+    /// (within the read budget: events say `context: "unknown"` rather than something
+    /// untrue meanwhile). Counted in `forgotten`.
+    pub fn forget_processes(&mut self) {
+        self.procs.clear();
+        self.frags.clear();
+        self.exited.clear();
+        self.exiting.clear();
+        self.forgotten += 1;
     }
 
     fn reload_users(&mut self) {
@@ -608,6 +624,20 @@ mod tests {
         assert_eq!(c.frags.len(), 8);
         assert!(c.frags.peek(&20).is_none());
         assert_eq!(frag(&mut c, ev(39, 1, 300)), "/bin/sh");
+    }
+
+    /// After the process ring lost records nothing known before is trusted: the
+    /// process is unknown until read again (here there is no /proc to read).
+    #[test]
+    fn a_loss_forgets_the_processes() {
+        let mut c = ctx(100);
+        c.apply(exec(10, 1, 100, b"/bin/sh"));
+        assert_eq!(frag(&mut c, ev(10, 1, 200)), "/bin/sh");
+        c.forget_processes();
+        assert_eq!(frag(&mut c, ev(10, 1, 201)), "unknown");
+        assert_eq!((c.processes(), c.forgotten), (0, 1));
+        c.apply(exec(10, 1, 300, b"/bin/cat"));
+        assert_eq!(frag(&mut c, ev(10, 1, 301)), "/bin/cat");
     }
 
     #[test]

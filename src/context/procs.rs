@@ -264,6 +264,13 @@ impl Table {
         self.procs.peek(&pid)
     }
 
+    /// Everything goes (evictions counted so far stay): what is needed again is read
+    /// from /proc on its miss.
+    pub fn clear(&mut self) {
+        self.generations += 1;
+        self.procs.clear();
+    }
+
     /// An exit: the process is gone.
     pub fn exit(&mut self, pid: u32) {
         self.generations += 1;

@@ -1142,6 +1142,7 @@ impl Daemon {
                     unknown: c.unknown,
                     proc_reads: c.proc_reads,
                     late: p.context_late,
+                    forgotten: c.forgotten,
                 })
             },
         }

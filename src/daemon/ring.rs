@@ -114,6 +114,11 @@ impl Pipeline {
             && let Some((first, last)) = books.gaps.borrow_mut().record(u64::from_ne_bytes(seq))
         {
             self.lost(name, books, first, last);
+            if family == Family::Process
+                && let Some(ctx) = &mut self.context
+            {
+                ctx.forget_processes();
+            }
         }
         // Latency from the program's timestamp (header bytes 8..16) to now.
         if let Some(ts) = data.get(8..16).and_then(|b| b.try_into().ok()) {

@@ -156,6 +156,8 @@ pub struct ContextStats {
     pub proc_reads: u64,
     /// Events rendered before the process ring could be caught up.
     pub late: u64,
+    /// Times the process table was emptied after the process ring lost records.
+    pub forgotten: u64,
 }
 
 /// Uids listed in `losses` (the stats document; `status` shows the first 10).
@@ -276,6 +278,7 @@ impl Snapshot {
                 o.u64("unknown", c.unknown);
                 o.u64("proc_reads", c.proc_reads);
                 o.u64("late", c.late);
+                o.u64("forgotten", c.forgotten);
             });
         }
         l.u64("sink_errors", self.sink_errors);
@@ -417,6 +420,7 @@ pub(crate) mod tests {
                 cgroup_evictions: 1,
                 unknown: 2,
                 proc_reads: 9,
+                forgotten: 0,
                 late: 0,
             }),
         }
@@ -427,14 +431,14 @@ pub(crate) mod tests {
         let s = sample();
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
-        assert!(text.contains("\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0}"), "{text}");
+        assert!(text.contains("\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}"), "{text}");
         assert!(text.starts_with(
             "{\"rings\":{\"file\":{\"size\":1048576,\"min\":1048576,\"max\":268435456,\"high_water\":786432,\"high_water_percent\":75.0,\"utilization\":0.7500,\"rate\":1500.0,\"resizes_up\":2,\"resizes_down\":1,\"latency_p50_ns\":300000,\"latency_p99_ns\":500000,\"latency_max_ns\":900000,\"produced\":1000,\"received\":990,\"dropped\":10,\"filtered\":7,\"rate_limited\":4,\"untracked\":3,\"decode_errors\":1,\"context_only\":0,\"lost\":8,\"lost_records\":2,\"loss_rate\":0.010000},\"syscall\":{"
         ), "{text}");
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }
@@ -453,7 +457,7 @@ pub(crate) mod tests {
         });
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.contains(
-            "\"not_applicable\":1},\"unseen\":{\"compat\":{\"total\":4,\"syscalls\":{\"open\":3,\"socketcall\":1}},\"io_uring\":{\"total\":7,\"opcodes\":{\"openat\":7}}},\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0},\"sink_errors\":4,"
+            "\"not_applicable\":1},\"unseen\":{\"compat\":{\"total\":4,\"syscalls\":{\"open\":3,\"socketcall\":1}},\"io_uring\":{\"total\":7,\"opcodes\":{\"openat\":7}}},\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0},\"sink_errors\":4,"
         ), "{text}");
     }
 
