@@ -368,6 +368,7 @@ impl Daemon {
             return;
         }
         let t = Instant::now();
+        let fed = self.has_ring(Family::Process);
         let mount = crate::context::cgroups::find_mount();
         let proc_root = Path::new("/proc");
         let host_proc = crate::context::proc_shows_kernel_pids(proc_root);
@@ -390,11 +391,7 @@ impl Daemon {
                 .as_ref()
                 .map_or("no cgroup2 mount".to_string(), |m| m.display().to_string()),
             t.elapsed().as_millis(),
-            if self
-                .rings
-                .iter()
-                .any(|r| r.loaded.family == Family::Process)
-            {
+            if fed {
                 ""
             } else {
                 " (the process family did not load: they will not be kept current)"
@@ -402,11 +399,7 @@ impl Daemon {
         );
         let mut p = self.pipe.borrow_mut();
         p.context = Some(ctx);
-        if !self
-            .rings
-            .iter()
-            .any(|r| r.loaded.family == Family::Process)
-        {
+        if !fed {
             // Nothing to wait for: no record is ever held back.
             p.covered_until = u64::MAX;
         }

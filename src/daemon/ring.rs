@@ -149,22 +149,20 @@ impl Pipeline {
             && let Ok(h) = view::<Header>(data, 0)
             && h.ts_ns > self.covered_until
         {
-            if !pending(feed) {
-                // Nothing reserved in the process ring is unread (in-flight reservations
-                // count): every exec and fork before this record is in the table. A
-                // load of two positions, not a stop and a catch-up per record when the
-                // drain keeps up with a producer.
-                self.covered_until = h.ts_ns;
-                self.render(name, books, data);
-                return 0;
+            if pending(feed) {
+                self.held_buf.clear();
+                self.held_buf.extend_from_slice(data);
+                self.held = Some(Held {
+                    name,
+                    books: books.clone(),
+                });
+                return -1;
             }
-            self.held_buf.clear();
-            self.held_buf.extend_from_slice(data);
-            self.held = Some(Held {
-                name,
-                books: books.clone(),
-            });
-            return -1;
+            // Nothing reserved in the process ring is unread (in-flight reservations
+            // count): every exec and fork before this record is in the table. A load of
+            // two positions, not a stop and a catch-up per record when the drain keeps up
+            // with a producer.
+            self.covered_until = h.ts_ns;
         }
         self.render(name, books, data);
         0
@@ -251,9 +249,9 @@ const CATCH_UP_ROUNDS: usize = 8;
 
 /// A record was held back because its process's exec or fork may still be in the
 /// process ring (rings are drained one after another): drain that ring, so the table is
-/// current up to now, then render the record. A process ring that cannot be emptied (a
-/// flood of execs) still lets the record through, with the table as far as it got
-/// (counted as `context_late`). Called outside any ring callback.
+/// current up to now, then render the record. A process ring that cannot be read that far
+/// in a few rounds (a flood of execs) still lets the record through, with the table as
+/// far as it got (counted as `context_late`). Called outside any ring callback.
 pub fn catch_up(pipe: &Rc<RefCell<Pipeline>>) {
     let t = clock::boot_ns();
     let feed = pipe.borrow().feed.clone();
@@ -333,23 +331,22 @@ pub enum Drained {
 }
 
 impl Ring {
-    /// Consumes up to `budget` records. A pass that ends empty is followed by a full
-    /// fence and a second pass: libbpf 1.7 publishes the consumer position without a
-    /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
-    /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
-    /// means the ring is really empty.
     /// Up to `n` records; a record held back for the process ring (see
     /// [`Pipeline::record`]) is rendered once that ring is caught up, and counts as one.
     fn consume(&self, n: usize) -> i32 {
         consume_from(&self.consumer, &self.pipe, n)
     }
 
+    /// Consumes up to `budget` records. A pass that ends empty is followed by a full
+    /// fence and a second pass: libbpf 1.7 publishes the consumer position without a
+    /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
+    /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
+    /// means the ring is really empty.
     pub fn drain(&self, budget: usize) -> Drained {
         self.books.latency.borrow_mut().new_pass();
         let mut left = budget;
         loop {
-            let n = self.consume(left);
-            let n = n.max(0) as usize;
+            let n = self.consume(left).max(0) as usize;
             left = left.saturating_sub(n);
             if left == 0 {
                 return Drained::BudgetUsed;
