@@ -131,20 +131,10 @@ pub fn all_or_nothing(
 }
 
 /// Visits every field of one record (whose header is `h`): `type`, `ring`, the header's
-/// fields, then the type's own. On an error some fields may have been written.
-pub fn walk(
-    ring: &str,
-    clock: &WallClock,
-    h: &Header,
-    data: &[u8],
-    f: &mut impl Fields,
-) -> Result<(), DecodeError> {
-    walk_with(ring, clock, h, data, None, f)
-}
-
-/// [`walk`], then the event's context when `ctx` is given (see [`write_context`]).
+/// fields, the type's own, then the event's context when `ctx` is given (see
+/// [`write_context`]). On an error some fields may have been written.
 #[inline(always)]
-pub fn walk_with<F: Fields>(
+pub fn walk<F: Fields>(
     ring: &str,
     clock: &WallClock,
     h: &Header,

@@ -222,7 +222,7 @@ pub fn encode_with(
         buf.extend_from_slice(b"\nPRIORITY=");
         buf.push(b'0' + priority);
         buf.extend_from_slice(b"\nSYSLOG_IDENTIFIER=ringwarden\n");
-        record::walk_with(ring, clock, h, data, ctx, &mut Entry::new(buf))
+        record::walk(ring, clock, h, data, ctx, &mut Entry::new(buf))
     })
 }
 

@@ -4,9 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::context::Context;
-use crate::family::record::{
-    Ancestor, DecodeError, Fields, Header, all_or_nothing, view, walk_with,
-};
+use crate::family::record::{Ancestor, DecodeError, Fields, Header, all_or_nothing, view, walk};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
 
@@ -89,7 +87,7 @@ pub fn render_with(
     let h: &Header = view(data, 0)?;
     all_or_nothing(buf, |buf| {
         let mut line = Line::begin(buf);
-        walk_with(ring, clock, h, data, ctx, &mut line)?;
+        walk(ring, clock, h, data, ctx, &mut line)?;
         line.end();
         Ok(())
     })
