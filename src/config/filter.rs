@@ -1,58 +1,40 @@
 //! `[filter]`, `[filter.file]` and `[filter.network]`: the in-kernel filters
 //! ([`Rules`]). Each list holds at most [`MAX_LIST`] entries; a bad entry is one line
 //! naming the key and the fix.
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
 
-use super::{Doc, Error, Leaf, kind, show};
+use super::{Doc, Error, Leaf, Value, kind, show, table};
 use crate::family::Family;
 use crate::family::filter::{
     Cidr, CommPattern, MAX_LIST, Rate, Rules, UidRange, check_path, parse_uid_range,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [filter] table")]
-pub(super) struct RawFilter {
-    families: Leaf,
-    include_comm: Leaf,
-    exclude_comm: Leaf,
-    include_uid: Leaf,
-    exclude_uid: Leaf,
-    include_cgroup: Leaf,
-    exclude_cgroup: Leaf,
-    include_pid_tree: Leaf,
-    file: Option<RawFileFilter>,
-    network: Option<RawNetworkFilter>,
+table! {
+    pub(super) struct RawFilter {
+        families,
+        include_comm,
+        exclude_comm,
+        include_uid,
+        exclude_uid,
+        include_cgroup,
+        exclude_cgroup,
+        include_pid_tree,
+        file,
+        network,
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [filter.file] table")]
-struct RawFileFilter {
-    include_path: Leaf,
-    exclude_path: Leaf,
-    only_writes: Leaf,
+table! {
+    struct RawFileFilter { include_path, exclude_path, only_writes }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [filter.network] table")]
-struct RawNetworkFilter {
-    include_port: Leaf,
-    exclude_port: Leaf,
-    include_cidr: Leaf,
-    exclude_cidr: Leaf,
+table! {
+    struct RawNetworkFilter { include_port, exclude_port, include_cidr, exclude_cidr }
 }
 
-/// `[rate_limit]`: a bucket per family, and one per (family, uid).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [rate_limit] table")]
-pub(super) struct RawRateLimit {
-    process: Leaf,
-    file: Leaf,
-    network: Leaf,
-    syscall: Leaf,
-    cgroup: Leaf,
-    anomaly: Leaf,
-    per_uid: Leaf,
+table! {
+    /// `[rate_limit]`: a bucket per family, and one per (family, uid).
+    pub(super) struct RawRateLimit { process, file, network, syscall, cgroup, anomaly, per_uid }
 }
 
 /// One list entry: its text, or why it is wrong.
@@ -282,7 +264,8 @@ impl Doc<'_> {
                     .ok_or_else(|| format!("{i} is not a pid"))
             },
         )?;
-        if let Some(f) = &r.file {
+        if let Some(v) = &r.file {
+            let f = RawFileFilter::read(self, v, "filter.file")?;
             out.include_path = self.strings(
                 &f.include_path,
                 "filter.file.include_path",
@@ -299,7 +282,8 @@ impl Doc<'_> {
                 out.only_writes = self.boolean(v, "filter.file.only_writes")?;
             }
         }
-        if let Some(n) = &r.network {
+        if let Some(v) = &r.network {
+            let n = RawNetworkFilter::read(self, v, "filter.network")?;
             let port = |i: i64| {
                 u16::try_from(i)
                     .ok()

@@ -1,7 +1,6 @@
 //! The configuration file (TOML, `/etc/ringwarden/ringwarden.toml` by default), its
 //! built-in default and its validation. Every problem is one line naming the key (and its
 //! line in the file) and the fix; the caller exits 78.
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -11,8 +10,8 @@ use std::time::Duration;
 pub mod cli;
 pub mod filter;
 
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
 
 use crate::context::ContextSettings;
 use crate::family::Family;
@@ -461,9 +460,9 @@ fn check_trusted(f: &std::fs::File, path: &Path) -> Result<(), Error> {
 pub type FileBounds = Vec<(bool, bool)>;
 
 fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
-    let raw: RawFile =
-        toml::from_str(src).map_err(|e| Error::Invalid(one_line(&serde_error(src, &e))))?;
+    let root = DeTable::parse(src).map_err(|e| Error::Invalid(one_line(&parse_error(src, &e))))?;
     let d = Doc { src };
+    let raw = RawFile::from(&d, root.get_ref(), "")?;
     let mut s = Settings::default();
     let mut bounds: FileBounds = vec![(false, false); Family::ALL.len()];
     if let Some(v) = &raw.output {
@@ -482,31 +481,38 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     if let Some(v) = &raw.stats_json {
         s.stats_json = Some(PathBuf::from(d.string(v, "stats_json")?));
     }
-    if let Some(r) = &raw.sizing {
-        d.sizing(r, &mut s.sizing)?;
+    if let Some(v) = &raw.sizing {
+        d.sizing(&RawSizing::read(&d, v, "sizing")?, &mut s.sizing)?;
     }
-    if let Some(a) = &raw.adaptive {
-        d.adaptive(a, &mut s.adaptive)?;
+    if let Some(v) = &raw.adaptive {
+        d.adaptive(&RawAdaptive::read(&d, v, "adaptive")?, &mut s.adaptive)?;
     }
-    if let Some(w) = &raw.wakeup {
-        d.wakeup(w, &mut s.wakeup)?;
+    if let Some(v) = &raw.wakeup {
+        d.wakeup(&RawWakeup::read(&d, v, "wakeup")?, &mut s.wakeup)?;
     }
-    if let Some(m) = &raw.metrics {
-        d.metrics(m, &mut s.metrics)?;
+    if let Some(v) = &raw.metrics {
+        d.metrics(&RawMetrics::read(&d, v, "metrics")?, &mut s.metrics)?;
     }
-    if let Some(c) = &raw.control {
-        d.control(c, &mut s.control)?;
+    if let Some(v) = &raw.control {
+        d.control(&RawControl::read(&d, v, "control")?, &mut s.control)?;
     }
-    if let Some(f) = &raw.filter {
-        d.filter(f, &mut s.filter)?;
+    if let Some(v) = &raw.filter {
+        d.filter(&filter::RawFilter::read(&d, v, "filter")?, &mut s.filter)?;
     }
-    if let Some(r) = &raw.rate_limit {
-        d.rate_limit(r, &mut s.filter)?;
+    if let Some(v) = &raw.rate_limit {
+        d.rate_limit(
+            &filter::RawRateLimit::read(&d, v, "rate_limit")?,
+            &mut s.filter,
+        )?;
     }
-    if let Some(c) = &raw.context {
-        d.context(c, &mut s.context)?;
+    if let Some(v) = &raw.context {
+        d.context(&RawContext::read(&d, v, "context")?, &mut s.context)?;
     }
-    for (name, r) in raw.rings.iter().flatten() {
+    let rings = match &raw.rings {
+        Some(v) => Some(d.map(v, "rings")?),
+        None => None,
+    };
+    for (name, v) in rings.into_iter().flatten() {
         let Some(f) = Family::parse(name.get_ref()) else {
             return Err(d.at(
                 name.span(),
@@ -514,9 +520,11 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
                 "unknown family; the tables are [rings.process], [rings.file], [rings.network], [rings.syscall], [rings.cgroup] and [rings.anomaly]",
             ));
         };
+        let key = format!("rings.{}", name.get_ref());
+        let r = RawRing::read(&d, &Spanned::new(v.span(), d.value(v, &key)?), &key)?;
         bounds[f as usize] = (r.min.is_some(), r.max.is_some());
         let sizing = s.sizing;
-        d.ring(f, name.span(), r, &sizing, page, s.ring_mut(f))?;
+        d.ring(f, name.span(), &r, &sizing, page, s.ring_mut(f))?;
     }
     Ok((s, bounds))
 }
@@ -742,89 +750,98 @@ pub fn one_line(s: &str) -> String {
         .collect()
 }
 
-type Leaf = Option<Spanned<Value>>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a ringwarden configuration")]
-struct RawFile {
-    output: Leaf,
-    families: Leaf,
-    syscalls: Leaf,
-    stats_interval: Leaf,
-    stats_json: Leaf,
-    rings: Option<BTreeMap<Spanned<String>, RawRing>>,
-    sizing: Option<RawSizing>,
-    adaptive: Option<RawAdaptive>,
-    wakeup: Option<RawWakeup>,
-    metrics: Option<RawMetrics>,
-    control: Option<RawControl>,
-    filter: Option<filter::RawFilter>,
-    rate_limit: Option<filter::RawRateLimit>,
-    context: Option<RawContext>,
+/// A value of the file as the checks read it. toml's own `Value` and serde's derives cost
+/// the binary ~200 KB (bench/notes.md, issue 12); its parser's `DeValue` is read here.
+#[derive(Debug)]
+enum Value<'t> {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+    Datetime,
+    Array(Vec<Value<'t>>),
+    Table(&'t DeTable<'t>),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [context] table")]
-struct RawContext {
-    enabled: Leaf,
-    ancestors: Leaf,
-    max_processes: Leaf,
-    max_cgroups: Leaf,
+type Leaf<'t> = Option<Spanned<Value<'t>>>;
+
+/// A table of the file as a struct of its keys, in the order messages list them; any
+/// other key is an error naming the valid ones.
+macro_rules! table {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($key:ident),* $(,)? }) => {
+        $(#[$m])*
+        $vis struct $name<'t> {
+            $($key: Leaf<'t>,)*
+        }
+
+        impl<'t> $name<'t> {
+            $vis fn from(d: &Doc, t: &'t ::toml::de::DeTable<'t>, path: &str) -> Result<Self, Error> {
+                let [$($key),*] = d.keys(t, path, [$(stringify!($key)),*])?;
+                Ok(Self { $($key),* })
+            }
+
+            #[allow(dead_code, reason = "the root is read with from")]
+            $vis fn read(d: &Doc, v: &Spanned<Value<'t>>, path: &str) -> Result<Self, Error> {
+                Self::from(d, d.map(v, path)?, path)
+            }
+        }
+    };
+}
+pub(crate) use table;
+
+table! {
+    struct RawFile {
+        output,
+        families,
+        syscalls,
+        stats_interval,
+        stats_json,
+        rings,
+        sizing,
+        adaptive,
+        wakeup,
+        metrics,
+        control,
+        filter,
+        rate_limit,
+        context,
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [metrics] table")]
-struct RawMetrics {
-    listen: Leaf,
-    allow_remote: Leaf,
-    allow_hosts: Leaf,
-    textfile: Leaf,
+table! {
+    struct RawContext { enabled, ancestors, max_processes, max_cgroups }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [control] table")]
-struct RawControl {
-    socket: Leaf,
+table! {
+    struct RawMetrics { listen, allow_remote, allow_hosts, textfile }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [wakeup] table")]
-struct RawWakeup {
-    mode: Leaf,
-    batch_above: Leaf,
-    threshold: Leaf,
-    latency: Leaf,
+table! {
+    struct RawControl { socket }
 }
 
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a table like [rings.file] with size, min, max or rate"
-)]
-struct RawRing {
-    size: Leaf,
-    min: Leaf,
-    max: Leaf,
-    rate: Leaf,
+table! {
+    struct RawWakeup { mode, batch_above, threshold, latency }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [sizing] table")]
-struct RawSizing {
-    buffer_time: Leaf,
-    safety_factor: Leaf,
+table! {
+    struct RawRing { size, min, max, rate }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "the [adaptive] table")]
-struct RawAdaptive {
-    enabled: Leaf,
-    policy: Leaf,
-    target_utilization: Leaf,
-    grow_above: Leaf,
-    shrink_below: Leaf,
-    adjustment_factor: Leaf,
-    cooldown: Leaf,
+table! {
+    struct RawSizing { buffer_time, safety_factor }
+}
+
+table! {
+    struct RawAdaptive {
+        enabled,
+        policy,
+        target_utilization,
+        grow_above,
+        shrink_below,
+        adjustment_factor,
+        cooldown,
+    }
 }
 
 /// The source, for line numbers.
@@ -842,6 +859,70 @@ impl Doc<'_> {
 
     fn err(&self, v: &Spanned<Value>, key: &str, msg: &str) -> Error {
         self.at(v.span(), key, msg)
+    }
+
+    /// The table `v` is, or why not.
+    fn map<'t>(&self, v: &Spanned<Value<'t>>, key: &str) -> Result<&'t DeTable<'t>, Error> {
+        match v.get_ref() {
+            Value::Table(t) => Ok(t),
+            other => Err(self.err(
+                v,
+                key,
+                &format!("expected a table like [{key}], found {}", kind(other)),
+            )),
+        }
+    }
+
+    /// The values of `names` in table `t` (at `path`); a key not in `names` is an error.
+    fn keys<'t, const N: usize>(
+        &self,
+        t: &'t DeTable<'t>,
+        path: &str,
+        names: [&str; N],
+    ) -> Result<[Leaf<'t>; N], Error> {
+        let mut out = [const { None }; N];
+        let mut unknown: Option<&Spanned<DeString>> = None;
+        for (k, v) in t.iter() {
+            match names.iter().position(|n| *n == k.get_ref().as_ref()) {
+                Some(i) => out[i] = Some(Spanned::new(v.span(), self.value(v, &dotted(path, k))?)),
+                // The first in the file, not in key order.
+                None if unknown.is_none_or(|u| k.span().start < u.span().start) => {
+                    unknown = Some(k)
+                }
+                None => {}
+            }
+        }
+        match unknown {
+            Some(k) => Err(self.at(
+                k.span(),
+                &dotted(path, k),
+                &format!("unknown key; valid keys are {}", names.join(", ")),
+            )),
+            None => Ok(out),
+        }
+    }
+
+    fn value<'t>(&self, v: &'t Spanned<DeValue<'t>>, key: &str) -> Result<Value<'t>, Error> {
+        Ok(match v.get_ref() {
+            DeValue::String(s) => Value::String(s.to_string()),
+            DeValue::Integer(i) => Value::Integer(
+                i64::from_str_radix(i.as_str(), i.radix())
+                    .map_err(|_| self.at(v.span(), key, &format!("{i} does not fit in 64 bits")))?,
+            ),
+            DeValue::Float(f) => Value::Float(
+                f.as_str()
+                    .parse()
+                    .map_err(|_| self.at(v.span(), key, &format!("{f} is not a number")))?,
+            ),
+            DeValue::Boolean(b) => Value::Boolean(*b),
+            DeValue::Datetime(_) => Value::Datetime,
+            DeValue::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.value(x, key))
+                    .collect::<Result<_, _>>()?,
+            ),
+            DeValue::Table(t) => Value::Table(t),
+        })
     }
 
     fn string<'v>(&self, v: &'v Spanned<Value>, key: &str) -> Result<&'v str, Error> {
@@ -966,12 +1047,12 @@ impl Doc<'_> {
         Ok(b)
     }
 
-    fn list<'v>(
+    fn list<'v, 't>(
         &self,
-        v: &'v Spanned<Value>,
+        v: &'v Spanned<Value<'t>>,
         key: &str,
         example: &str,
-    ) -> Result<&'v [Value], Error> {
+    ) -> Result<&'v [Value<'t>], Error> {
         match v.get_ref() {
             Value::Array(a) if !a.is_empty() => Ok(a),
             Value::Array(_) => Err(self.err(v, key, &format!("is empty; e.g. {key} = {example}"))),
@@ -1434,6 +1515,14 @@ impl Doc<'_> {
     }
 }
 
+/// `path.key`, or `key` at the root.
+fn dotted(path: &str, key: &Spanned<DeString>) -> String {
+    match path {
+        "" => key.get_ref().to_string(),
+        p => format!("{p}.{}", key.get_ref()),
+    }
+}
+
 /// The key to blame for a conflict between two: the one the file sets (the first if both).
 fn pick<'k>(a: &Leaf, a_key: &'k str, b: &Leaf, b_key: &'k str) -> (Range<usize>, &'k str) {
     match (a, b) {
@@ -1449,7 +1538,7 @@ fn kind(v: &Value) -> &'static str {
         Value::Integer(_) => "an integer",
         Value::Float(_) => "a float",
         Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a date",
+        Value::Datetime => "a date",
         Value::Array(_) => "a list",
         Value::Table(_) => "a table",
     }
@@ -1492,9 +1581,9 @@ fn header(line: &str) -> Option<String> {
     Some(inner[..end].split_whitespace().collect())
 }
 
-/// The dotted name of the key or value at `span`, as far as the text shows it: the
-/// `[table]` in force plus the key on the span's line. Inline tables only name the key.
-fn key_path(src: &str, span: &Range<usize>, is_key: bool) -> Option<String> {
+/// The dotted name of the value at `span`, as far as the text shows it: the `[table]` in
+/// force plus the key on the span's line. Inside an inline table: none.
+fn key_path(src: &str, span: &Range<usize>) -> Option<String> {
     // `get`, not indexing: a span is trusted no further than it has to be.
     let start = span.start.min(src.len());
     let line_start = src.get(..start)?.rfind('\n').map_or(0, |i| i + 1);
@@ -1513,17 +1602,9 @@ fn key_path(src: &str, span: &Range<usize>, is_key: bool) -> Option<String> {
     }
     let head = line.get(..col)?;
     if head.contains('{') {
-        return is_key
-            .then(|| src.get(span.clone()).map(str::to_string))
-            .flatten();
+        return None;
     }
-    let key: String = if is_key {
-        src.get(line_start..span.end.min(line_end))?
-            .split_whitespace()
-            .collect()
-    } else {
-        head.split_once('=')?.0.split_whitespace().collect()
-    };
+    let key: String = head.split_once('=')?.0.split_whitespace().collect();
     if key.is_empty() {
         return None;
     }
@@ -1533,29 +1614,13 @@ fn key_path(src: &str, span: &Range<usize>, is_key: bool) -> Option<String> {
     })
 }
 
-/// A toml or serde error as one line: "line 4: rings.file.sise: unknown key; valid keys
-/// are size, min, max, rate".
-fn serde_error(src: &str, e: &toml::de::Error) -> String {
-    // serde's word for a table is "map".
-    let msg = one_line(e.message()).replace("expected a map", "expected a table");
+/// A parse error as one line: "line 3: adaptive.enabled: duplicate key".
+fn parse_error(src: &str, e: &toml::de::Error) -> String {
+    let msg = one_line(e.message());
     let Some(span) = e.span() else {
         return msg;
     };
     let line = line_of(src, span.start);
-    if let Some(rest) = msg.strip_prefix("unknown field `")
-        && let Some((key, tail)) = rest.split_once('`')
-    {
-        let path = key_path(src, &span, true).unwrap_or_else(|| key.to_string());
-        let tail = tail.trim_start_matches(',').trim();
-        let valid = tail
-            .strip_prefix("expected one of ")
-            .or_else(|| tail.strip_prefix("expected "))
-            .map(|l| l.replace('`', ""));
-        return match valid {
-            Some(v) => format!("line {line}: {path}: unknown key; valid keys are {v}"),
-            None => format!("line {line}: {path}: unknown key; remove it"),
-        };
-    }
     let start = span.start.min(src.len());
     let col = start
         - src.as_bytes()[..start]
@@ -1563,7 +1628,7 @@ fn serde_error(src: &str, e: &toml::de::Error) -> String {
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1)
         + 1;
-    match key_path(src, &span, false) {
+    match key_path(src, &span) {
         Some(k) => format!("line {line}: {k}: {msg}"),
         None => format!("line {line}, column {col}: {msg}"),
     }
@@ -1724,6 +1789,24 @@ mod tests {
         error("[rings]\nfile = 5\n", "rings.file");
         error("x = [\n", "line 1");
         error("[adaptive]\nenabled = true\nenabled = false\n", "line 3");
+    }
+
+    #[test]
+    fn numbers_in_every_toml_form() {
+        let s = parse("syscalls = [0o73, 0x65]\n[rings.cgroup]\nsize = 0x1_0000\n[rings.file]\nrate = 1_000\n[wakeup]\nbatch_above = 1e3\n")
+            .expect("valid");
+        assert_eq!(s.syscalls, vec![59, 101]);
+        assert_eq!(s.ring(Family::Cgroup).size, 64 * KIB);
+        assert_eq!(s.ring(Family::File).rate, Some(1000.0));
+        assert_eq!(s.wakeup.batch_above, 1000.0);
+        let e = error(
+            "[adaptive]\ncooldown = 99999999999999999999\n",
+            "adaptive.cooldown",
+        );
+        assert!(e.starts_with("line 2: ") && e.contains("64 bits"), "{e}");
+        error("syscalls = [1, 99999999999999999999]\n", "syscalls");
+        error("output = 1979-05-27\n", "found a date");
+        error("[[filter]]\nfamilies = [\"file\"]\n", "filter");
     }
 
     #[test]
