@@ -462,7 +462,7 @@ pub type FileBounds = Vec<(bool, bool)>;
 fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     let root = DeTable::parse(src).map_err(|e| Error::Invalid(one_line(&parse_error(src, &e))))?;
     let d = Doc { src };
-    let raw = RawFile::from(&d, root.get_ref(), "")?;
+    let raw = RawFile::from_table(&d, root.get_ref(), "")?;
     let mut s = Settings::default();
     let mut bounds: FileBounds = vec![(false, false); Family::ALL.len()];
     if let Some(v) = &raw.output {
@@ -766,28 +766,38 @@ enum Value<'t> {
 type Leaf<'t> = Option<Spanned<Value<'t>>>;
 
 /// A table of the file as a struct of its keys, in the order messages list them; any
-/// other key is an error naming the valid ones.
+/// other key is an error naming the valid ones. Paths are absolute so that it expands the
+/// same in `config`'s submodules; fields stay private to the module declaring the table.
 macro_rules! table {
     ($(#[$m:meta])* $vis:vis struct $name:ident { $($key:ident),* $(,)? }) => {
         $(#[$m])*
         $vis struct $name<'t> {
-            $($key: Leaf<'t>,)*
+            $($key: $crate::config::Leaf<'t>,)*
         }
 
         impl<'t> $name<'t> {
-            $vis fn from(d: &Doc, t: &'t ::toml::de::DeTable<'t>, path: &str) -> Result<Self, Error> {
-                let [$($key),*] = d.keys(t, path, [$(stringify!($key)),*])?;
+            $vis fn from_table(
+                d: &$crate::config::Doc,
+                t: &'t ::toml::de::DeTable<'t>,
+                path: &str,
+            ) -> Result<Self, $crate::config::Error> {
+                // A keyword key is written r#type; the file says type.
+                let [$($key),*] = d.keys(t, path, [$(stringify!($key).trim_start_matches("r#")),*])?;
                 Ok(Self { $($key),* })
             }
 
-            #[allow(dead_code, reason = "the root is read with from")]
-            $vis fn read(d: &Doc, v: &Spanned<Value<'t>>, path: &str) -> Result<Self, Error> {
-                Self::from(d, d.map(v, path)?, path)
+            #[allow(dead_code, reason = "the root table is read with from_table")]
+            $vis fn read(
+                d: &$crate::config::Doc,
+                v: &::toml::Spanned<$crate::config::Value<'t>>,
+                path: &str,
+            ) -> Result<Self, $crate::config::Error> {
+                Self::from_table(d, d.map(v, path)?, path)
             }
         }
     };
 }
-pub(crate) use table;
+use table;
 
 table! {
     struct RawFile {
@@ -907,12 +917,15 @@ impl Doc<'_> {
             DeValue::String(s) => Value::String(s.to_string()),
             DeValue::Integer(i) => Value::Integer(
                 i64::from_str_radix(i.as_str(), i.radix())
-                    .map_err(|_| self.at(v.span(), key, &format!("{i} does not fit in 64 bits")))?,
+                    .map_err(|_| self.at(v.span(), key, &format!("{i} is too large a number")))?,
             ),
             DeValue::Float(f) => Value::Float(
                 f.as_str()
                     .parse()
-                    .map_err(|_| self.at(v.span(), key, &format!("{f} is not a number")))?,
+                    .ok()
+                    // As toml reads floats: an infinity only where the file says inf.
+                    .filter(|x: &f64| x.is_finite() || f.as_str().contains("inf"))
+                    .ok_or_else(|| self.at(v.span(), key, &format!("{f} is too large a number")))?,
             ),
             DeValue::Boolean(b) => Value::Boolean(*b),
             DeValue::Datetime(_) => Value::Datetime,
@@ -1516,10 +1529,20 @@ impl Doc<'_> {
 }
 
 /// `path.key`, or `key` at the root.
+/// A key that is not a bare TOML key is shown quoted and escaped, as it would be written.
 fn dotted(path: &str, key: &Spanned<DeString>) -> String {
+    let k: &str = key.get_ref();
+    let bare = !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let k = if bare {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    };
     match path {
-        "" => key.get_ref().to_string(),
-        p => format!("{p}.{}", key.get_ref()),
+        "" => k,
+        p => format!("{p}.{k}"),
     }
 }
 
@@ -1803,7 +1826,19 @@ mod tests {
             "[adaptive]\ncooldown = 99999999999999999999\n",
             "adaptive.cooldown",
         );
-        assert!(e.starts_with("line 2: ") && e.contains("64 bits"), "{e}");
+        assert!(e.starts_with("line 2: ") && e.contains("too large"), "{e}");
+        error("[wakeup]\nbatch_above = 1e999\n", "too large");
+        error(
+            "control = [\"/run/x.sock\"]\n",
+            "expected a table like [control]",
+        );
+        // Keys that are not bare are shown as written, escaped: one line, no tricks.
+        let e = error(
+            "[\"rings.file\"]\nsize = 1\n",
+            "\"rings.file\": unknown key",
+        );
+        assert!(e.starts_with("line 1: "), "{e}");
+        error("[sizing]\n\"a\\u202eb\" = 1\n", "sizing.\"a\\u{202e}b\"");
         error("syscalls = [1, 99999999999999999999]\n", "syscalls");
         error("output = 1979-05-27\n", "found a date");
         error("[[filter]]\nfamilies = [\"file\"]\n", "filter");
