@@ -326,11 +326,10 @@ impl Loaded {
             }
             found.extend(config);
         }
+        // slot_diff restores the slot itself, only when it changed: a write costs an RCU
+        // grace period (~15 ms here), which every tick would pay once per family.
         if let Some(f) = self.slot_diff() {
             found.push(f);
-        }
-        if let Err(e) = self.sync() {
-            log::error!("{}: restoring the ring slot: {e}", self.family);
         }
         if let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
             found.extend(self.filter_diff(m));
