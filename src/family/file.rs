@@ -25,6 +25,7 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::OPEN, "open")],
     observe: None,
     own_context: &[],
+    multi: &[],
 };
 
 pub const PATH_LEN: usize = 512;

@@ -39,6 +39,7 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::EXEC, "exec"), (kind::EXIT, "exit"), (kind::FORK, "fork")],
     observe: Some(observe),
     own_context: &[kind::EXEC],
+    multi: &[],
 };
 
 pub const FILENAME_LEN: usize = 512;

@@ -24,6 +24,7 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::SYSCALL, "syscall")],
     observe: None,
     own_context: &[],
+    multi: &[],
 };
 
 #[repr(C)]
