@@ -440,8 +440,428 @@ int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 	return emit(ctx->ret, RW_SYS_OPENAT2);
 }
 
+/* ---- Changes: unlink, rmdir, mkdir, rename, chmod, chown, link, symlink, truncate ----
+ *
+ * One enter and one exit program for every syscall of the kind, each attached to all of
+ * their tracepoints (src/family/file.rs, SPEC.multi): the syscalls tracepoints of one
+ * direction share a layout (the syscall's number, then its arguments or result), so the
+ * number says which call it is, and the verifier sees the exit's walks once instead of
+ * once per syscall. The entry keeps the arguments and a copy of each path; the exit
+ * pairs them with the result, reads the paths again (a change is flagged) and names
+ * from the kernel's objects the directory a relative path starts from (the directory
+ * fd's file, or the working directory) or, for a call on an fd, the file itself. */
+
+/* Syscall numbers (the tracepoints' id). x86_64, and the asm-generic table of arm64,
+ * which has only the *at forms (and fchmod, fchown, truncate, ftruncate). */
+#if defined(__TARGET_ARCH_x86)
+#define NR_UNLINK 87
+#define NR_UNLINKAT 263
+#define NR_RMDIR 84
+#define NR_MKDIR 83
+#define NR_MKDIRAT 258
+#define NR_RENAME 82
+#define NR_RENAMEAT 264
+#define NR_RENAMEAT2 316
+#define NR_CHMOD 90
+#define NR_FCHMOD 91
+#define NR_FCHMODAT 268
+#define NR_FCHMODAT2 452
+#define NR_CHOWN 92
+#define NR_LCHOWN 94
+#define NR_FCHOWN 93
+#define NR_FCHOWNAT 260
+#define NR_LINK 86
+#define NR_LINKAT 265
+#define NR_SYMLINK 88
+#define NR_SYMLINKAT 266
+#define NR_TRUNCATE 76
+#define NR_FTRUNCATE 77
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_UNLINK -1
+#define NR_UNLINKAT 35
+#define NR_RMDIR -1
+#define NR_MKDIR -1
+#define NR_MKDIRAT 34
+#define NR_RENAME -1
+#define NR_RENAMEAT 38
+#define NR_RENAMEAT2 276
+#define NR_CHMOD -1
+#define NR_FCHMOD 52
+#define NR_FCHMODAT 53
+#define NR_FCHMODAT2 452
+#define NR_CHOWN -1
+#define NR_LCHOWN -1
+#define NR_FCHOWN 55
+#define NR_FCHOWNAT 54
+#define NR_LINK -1
+#define NR_LINKAT 37
+#define NR_SYMLINK -1
+#define NR_SYMLINKAT 36
+#define NR_TRUNCATE 45
+#define NR_FTRUNCATE 46
+#else
+#error "syscall numbers for the file changes: x86_64 and arm64 only"
+#endif
+
+#define RW_AT_REMOVEDIR 0x200
+#define RW_AT_EMPTY_PATH 0x1000
+
+/* A change in flight: its arguments and the paths as they were at entry. */
+struct change_start {
+	__u64 p1; /* user pointers: 0 when the call has no such path */
+	__u64 p2;
+	__s64 length;
+	long nr; /* the tracepoint's syscall number: the exit must be this call's */
+	__u32 syscall;
+	__u32 type;
+	__u32 mode;
+	__u32 flags;
+	__u32 uid;
+	__u32 gid;
+	__s32 fd;
+	__s32 fd2;
+	__u32 active;
+	__u32 len1;
+	__u32 len2;
+	__u32 pf; /* RW_OPEN_PATH_* of the entry copies (path2's shifted) */
+	char path[RW_PATH_LEN];
+	char path2[RW_PATH_LEN];
+};
+
+/* Per thread, as file_inflight (see there). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct change_start);
+} change_inflight SEC(".maps");
+
+/* A change record: two paths and up to two resolved names, more than rw_out_buf holds. */
+#define RW_CHANGE_MASK 16383
+struct change_buf {
+	char rec[RW_CHANGE_MASK + 1];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct change_buf);
+} change_out SEC(".maps");
+
+_Static_assert(sizeof(struct change_event) + 2 * RW_RESOLVED_LEN <= RW_CHANGE_MASK,
+	       "record under the mask");
+
+/* The arguments of syscall `nr` into `s`; false for a number that is not a change. */
+static __always_inline bool change_args(long nr, const unsigned long *a, struct change_start *s)
+{
+	s->p1 = 0;
+	s->p2 = 0;
+	s->length = 0;
+	s->mode = 0;
+	s->flags = 0;
+	s->uid = 0;
+	s->gid = 0;
+	s->fd = RW_AT_FDCWD;
+	s->fd2 = RW_AT_FDCWD;
+	if (nr == NR_UNLINK) {
+		s->syscall = RW_SYS_UNLINK, s->type = RW_UNLINK, s->p1 = a[0];
+	} else if (nr == NR_UNLINKAT) {
+		s->syscall = RW_SYS_UNLINKAT, s->fd = a[0], s->p1 = a[1], s->flags = a[2];
+		s->type = (s->flags & RW_AT_REMOVEDIR) ? RW_RMDIR : RW_UNLINK;
+	} else if (nr == NR_RMDIR) {
+		s->syscall = RW_SYS_RMDIR, s->type = RW_RMDIR, s->p1 = a[0];
+	} else if (nr == NR_MKDIR) {
+		s->syscall = RW_SYS_MKDIR, s->type = RW_MKDIR, s->p1 = a[0], s->mode = a[1];
+	} else if (nr == NR_MKDIRAT) {
+		s->syscall = RW_SYS_MKDIRAT, s->type = RW_MKDIR, s->fd = a[0], s->p1 = a[1];
+		s->mode = a[2];
+	} else if (nr == NR_RENAME) {
+		s->syscall = RW_SYS_RENAME, s->type = RW_RENAME, s->p1 = a[0], s->p2 = a[1];
+	} else if (nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+		s->syscall = nr == NR_RENAMEAT ? RW_SYS_RENAMEAT : RW_SYS_RENAMEAT2;
+		s->type = RW_RENAME, s->fd = a[0], s->p1 = a[1], s->fd2 = a[2], s->p2 = a[3];
+		s->flags = nr == NR_RENAMEAT2 ? a[4] : 0;
+	} else if (nr == NR_CHMOD) {
+		s->syscall = RW_SYS_CHMOD, s->type = RW_CHMOD, s->p1 = a[0], s->mode = a[1];
+	} else if (nr == NR_FCHMOD) {
+		s->syscall = RW_SYS_FCHMOD, s->type = RW_CHMOD, s->fd = a[0], s->mode = a[1];
+	} else if (nr == NR_FCHMODAT || nr == NR_FCHMODAT2) {
+		s->syscall = nr == NR_FCHMODAT ? RW_SYS_FCHMODAT : RW_SYS_FCHMODAT2;
+		s->type = RW_CHMOD, s->fd = a[0], s->p1 = a[1], s->mode = a[2];
+		s->flags = nr == NR_FCHMODAT2 ? a[3] : 0;
+	} else if (nr == NR_CHOWN || nr == NR_LCHOWN) {
+		s->syscall = nr == NR_CHOWN ? RW_SYS_CHOWN : RW_SYS_LCHOWN;
+		s->type = RW_CHOWN, s->p1 = a[0], s->uid = a[1], s->gid = a[2];
+	} else if (nr == NR_FCHOWN) {
+		s->syscall = RW_SYS_FCHOWN, s->type = RW_CHOWN, s->fd = a[0], s->uid = a[1];
+		s->gid = a[2];
+	} else if (nr == NR_FCHOWNAT) {
+		s->syscall = RW_SYS_FCHOWNAT, s->type = RW_CHOWN, s->fd = a[0], s->p1 = a[1];
+		s->uid = a[2], s->gid = a[3], s->flags = a[4];
+	} else if (nr == NR_LINK) {
+		s->syscall = RW_SYS_LINK, s->type = RW_LINK, s->p1 = a[0], s->p2 = a[1];
+	} else if (nr == NR_LINKAT) {
+		s->syscall = RW_SYS_LINKAT, s->type = RW_LINK, s->fd = a[0], s->p1 = a[1];
+		s->fd2 = a[2], s->p2 = a[3], s->flags = a[4];
+	} else if (nr == NR_SYMLINK) {
+		s->syscall = RW_SYS_SYMLINK, s->type = RW_SYMLINK, s->p1 = a[0], s->p2 = a[1];
+	} else if (nr == NR_SYMLINKAT) {
+		s->syscall = RW_SYS_SYMLINKAT, s->type = RW_SYMLINK, s->p1 = a[0], s->fd2 = a[1];
+		s->p2 = a[2];
+	} else if (nr == NR_TRUNCATE) {
+		s->syscall = RW_SYS_TRUNCATE, s->type = RW_TRUNCATE, s->p1 = a[0];
+		s->length = a[1];
+	} else if (nr == NR_FTRUNCATE) {
+		s->syscall = RW_SYS_FTRUNCATE, s->type = RW_TRUNCATE, s->fd = a[0];
+		s->length = a[1];
+	} else {
+		return false;
+	}
+	return true;
+}
+
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int file_change_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (rw_skip())
+		return 0;
+	struct change_start *s = bpf_task_storage_get(&change_inflight, bpf_get_current_task_btf(),
+						      0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		RW_COUNT_UNTRACKED(file);
+		return 0;
+	}
+	s->active = 0;
+	long nr = ctx->id;
+	/* Read, not loaded from ctx: the kernel refuses to attach a program whose ctx loads
+	 * reach past a tracepoint's record (EACCES), and sys_enter_unlink's has one argument.
+	 * Bytes past the record are whatever its buffer holds; only the call's own are used. */
+	unsigned long a[5] = {};
+	bpf_probe_read_kernel(a, sizeof(a), &ctx->args[0]);
+	if (!change_args(nr, a, s))
+		return 0;
+	s->nr = nr;
+	__u32 pf = 0, pf2 = 0;
+	s->len1 = s->p1 ? read_path(s->path, s->p1, &pf) : 0;
+	s->len2 = s->p2 ? read_path(s->path2, s->p2, &pf2) : 0;
+	s->pf = pf | pf2 << RW_CHANGE_PATH2_SHIFT;
+	s->active = 1;
+	return 0;
+}
+
+/* Packing of the global functions' results (a global function returns one scalar). */
+#define RW_PACK_LEN_MASK 0x1fff /* a length, at most RW_RESOLVED_LEN */
+#define RW_PACK_FLAGS_SHIFT 13
+#define RW_PACK_UNAVAILABLE (1 << 17)
+
+/* The exit copy of the first (second: 1) path against its entry copy, into the record,
+ * as open does: the entry copy wins when they differ, flagged. Returns the length with
+ * the RW_OPEN_PATH_* flags above RW_PACK_FLAGS_SHIFT. Global: verified once, not once
+ * per path. */
+__noinline int rw_change_recheck(__u32 second)
+{
+	struct change_start *s =
+		bpf_task_storage_get(&change_inflight, bpf_get_current_task_btf(), 0, 0);
+	__u32 zero = 0;
+	struct change_buf *b = bpf_map_lookup_elem(&change_out, &zero);
+	if (!s || !b)
+		return 0;
+	struct change_event *e = (struct change_event *)b->rec;
+	char *out = second ? e->path2 : e->path;
+	const char *ent = second ? s->path2 : s->path;
+	__u64 user = second ? s->p2 : s->p1;
+	__u32 ent_len = second ? s->len2 : s->len1;
+	__u32 ent_pf = (second ? s->pf >> RW_CHANGE_PATH2_SHIFT : s->pf) & 15;
+	__u32 f = 0;
+	__u32 n = read_path(out, user, &f);
+	if (!(ent_pf & RW_OPEN_PATH_UNREADABLE)) {
+		bool changed = false;
+		if (f & RW_OPEN_PATH_UNREADABLE)
+			f = RW_OPEN_PATH_UNCHECKED;
+		else if (n != ent_len || differs(out, ent, n))
+			changed = true;
+		if ((f & RW_OPEN_PATH_UNCHECKED) || changed) {
+			bpf_probe_read_kernel(out, RW_PATH_LEN, ent);
+			n = ent_len;
+			f = (f & RW_OPEN_PATH_UNCHECKED) | (ent_pf & RW_OPEN_PATH_TRUNCATED);
+			if (changed)
+				f |= RW_OPEN_PATH_CHANGED;
+		}
+	} else if (!(f & RW_OPEN_PATH_UNREADABLE)) {
+		f |= RW_OPEN_PATH_UNCHECKED;
+	}
+	return (n & RW_PACK_LEN_MASK) | f << RW_PACK_FLAGS_SHIFT;
+}
+
+/* Names the file at `fd` of the current task, or its working directory for AT_FDCWD,
+ * into the record's names at byte `off` (0, or the first name's length). Returns the
+ * length with the RW_RESOLVE_* flags above RW_PACK_FLAGS_SHIFT, or RW_PACK_UNAVAILABLE
+ * when the fd names no file. Global: verified once, not once per name. */
+__noinline int rw_change_name(long fd, __u32 off)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct rw_path_scratch *p = rw_path_buf();
+	__u32 zero = 0;
+	struct change_buf *b = bpf_map_lookup_elem(&change_out, &zero);
+	if (!p || !b)
+		return 0;
+	struct path fp = {};
+	if (fd == RW_AT_FDCWD) {
+		bpf_core_read(&fp, sizeof(fp), &task->fs->pwd);
+	} else {
+		struct fdtable *fdt = task->files->fdt;
+		__u64 max = fdt->max_fds;
+		struct file **fds = fdt->fd;
+		struct file *file = NULL;
+		if ((__u64)fd < max)
+			bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+		if (!file)
+			return RW_PACK_UNAVAILABLE;
+		bpf_core_read(&fp, sizeof(fp), &file->f_path);
+	}
+	__u32 rf = 0;
+	__u32 pos = rw_resolve(task, &fp, p, &rf);
+	barrier_var(pos);
+	if (pos > RW_RESOLVED_LEN)
+		pos = RW_RESOLVED_LEN;
+	__u32 n = RW_RESOLVED_LEN - pos;
+	barrier_var(n);
+	if (n > RW_RESOLVED_LEN)
+		n = RW_RESOLVED_LEN;
+	barrier_var(off);
+	if (off > RW_RESOLVED_LEN)
+		off = RW_RESOLVED_LEN;
+	bpf_probe_read_kernel(b->rec + sizeof(struct change_event) + off, n,
+			      &p->tmp[pos & (RW_RESOLVED_LEN - 1)]);
+	return n | rf << RW_PACK_FLAGS_SHIFT;
+}
+
+/* What a path rule judges a change by: the file itself when resolved from an fd, else
+ * the path as given when it is absolute (a relative one is not held against it, as for
+ * a failed open). Then the rate limits. */
+static __always_inline bool change_filtered(struct change_event *e, const char *r1, __u32 r1_len)
+{
+	__u8 gen = 0;
+	struct rw_filter_set *set = rw_fset(&gen);
+	if (!set || !set->bits)
+		return false;
+	if (rw_task_filtered_by(&file_stats, set, gen))
+		return true;
+	if ((set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) && !own_view()) {
+		const char *path = NULL;
+		__u32 len = 0;
+		if (e->path_flags & RW_CHANGE_R1_FILE) {
+			if (r1_len &&
+			    !(e->path_flags & (RW_RESOLVE_TRUNCATED << RW_CHANGE_R1_SHIFT))) {
+				path = r1;
+				len = r1_len;
+			}
+		} else if (e->path[0] == '/') {
+			path = e->path;
+			len = e->path_len;
+		}
+		if (path && path_rejected(set, gen, path, len)) {
+			rw_count_filtered(&file_stats, (__u32)bpf_get_current_uid_gid());
+			return true;
+		}
+	}
+	return rw_rate_limited_current(&file_stats, set, gen);
+}
+
+SEC("tracepoint/syscalls/sys_exit_unlinkat")
+int file_change_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (rw_skip())
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct change_start *s = bpf_task_storage_get(&change_inflight, task, 0, 0);
+	if (!s || !s->active)
+		return 0;
+	s->active = 0;
+	if (s->nr != ctx->id) {
+		RW_COUNT_UNTRACKED(file);
+		return 0;
+	}
+	__u32 zero = 0;
+	struct change_buf *b = bpf_map_lookup_elem(&change_out, &zero);
+	if (!b) {
+		RW_COUNT_UNTRACKED(file);
+		return 0;
+	}
+	struct change_event *e = (struct change_event *)b->rec;
+	__u64 ts = bpf_ktime_get_boot_ns();
+	e->ret = ctx->ret;
+	e->length = s->length;
+	e->syscall = s->syscall;
+	e->mode = s->mode;
+	e->flags = s->flags;
+	e->uid = s->uid;
+	e->gid = s->gid;
+	e->fd = s->fd;
+	e->fd2 = s->fd2;
+
+	__u32 pf1 = 0, pf2 = 0;
+	e->path_len = 0;
+	e->path[0] = 0;
+	if (s->p1) {
+		int r = rw_change_recheck(0);
+		e->path_len = r & RW_PACK_LEN_MASK;
+		pf1 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
+	}
+	e->path2_len = 0;
+	e->path2[0] = 0;
+	if (s->p2) {
+		int r = rw_change_recheck(1);
+		e->path2_len = r & RW_PACK_LEN_MASK;
+		pf2 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
+	}
+	__u32 flags = pf1 | pf2 << RW_CHANGE_PATH2_SHIFT;
+
+	/* The first name: the file of an fd call (or AT_EMPTY_PATH with an empty path), or
+	 * the directory a relative path starts from. A symlink's target is text, not a path
+	 * the call resolves: only its link's directory is named. */
+	bool file = !s->p1 || ((s->flags & RW_AT_EMPTY_PATH) && e->path_len == 0 &&
+			       !(pf1 & RW_OPEN_PATH_UNREADABLE));
+	__u32 r1 = 0;
+	if (s->type != RW_SYMLINK && (file || (e->path_len && e->path[0] != '/'))) {
+		int r = rw_change_name(s->fd, 0);
+		r1 = r & RW_PACK_LEN_MASK;
+		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R1_SHIFT;
+		if (file)
+			flags |= RW_CHANGE_R1_FILE;
+		if (r & RW_PACK_UNAVAILABLE)
+			flags |= RW_CHANGE_R1_UNAVAILABLE;
+	}
+	if (r1 > RW_RESOLVED_LEN)
+		r1 = RW_RESOLVED_LEN;
+	e->path_flags = flags;
+	char *out = b->rec + sizeof(struct change_event);
+	if (change_filtered(e, out, r1))
+		return 0;
+	__u32 r2 = 0;
+	if (s->p2 && e->path2_len && e->path2[0] != '/') {
+		int r = rw_change_name(s->fd2, r1);
+		r2 = r & RW_PACK_LEN_MASK;
+		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R2_SHIFT;
+		if (r & RW_PACK_UNAVAILABLE)
+			flags |= RW_CHANGE_R2_UNAVAILABLE;
+	}
+	if (r2 > RW_RESOLVED_LEN)
+		r2 = RW_RESOLVED_LEN;
+	e->path_flags = flags;
+	e->resolved_len = r1;
+	e->resolved2_len = r2;
+	rw_fill_header(&e->hdr, s->type, ts);
+	RW_OUTPUT(file, &e->hdr, sizeof(*e) + r1 + r2, RW_CHANGE_MASK);
+	return 0;
+}
+
 RW_LAYOUT(open_event);
+RW_LAYOUT(change_event);
 RW_ENUM(rw_file_type);
 RW_ENUM(rw_open_syscall);
 RW_ENUM(rw_open_path_flags);
+RW_ENUM(rw_change_syscall);
+RW_ENUM(rw_change_flags);
 RW_ENUM(rw_resolve_flags);

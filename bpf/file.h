@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* File family records: open / openat / openat2. Mirrored in src/family/file.rs. */
+/* File family records: open / openat / openat2, and the changes (unlink, rmdir, mkdir,
+ * rename, chmod, chown, link, symlink, truncate). Mirrored in src/family/file.rs. */
 #ifndef RW_FILE_H
 #define RW_FILE_H
 #include "common.h"
@@ -10,6 +11,15 @@
 /* rw_header.type of this family's records */
 enum rw_file_type {
 	RW_OPEN = 4,
+	RW_UNLINK = 14,
+	RW_RMDIR = 15,
+	RW_MKDIR = 16,
+	RW_RENAME = 17,
+	RW_CHMOD = 18,
+	RW_CHOWN = 19,
+	RW_LINK = 20,
+	RW_SYMLINK = 21,
+	RW_TRUNCATE = 22,
 };
 
 /* open_event.syscall: which syscall the process made. */
@@ -59,6 +69,70 @@ struct open_event {
 	__u32 resolved_len;     /* bytes in resolved (no NUL); 0 when the open failed */
 	char path[RW_PATH_LEN]; /* from the process's memory: as it passed it */
 	char resolved[];        /* from the kernel's objects: what was opened */
+};
+
+/* change_event.syscall: which syscall the process made. */
+enum rw_change_syscall {
+	RW_SYS_UNLINK = 1,
+	RW_SYS_UNLINKAT = 2,
+	RW_SYS_RMDIR = 3,
+	RW_SYS_MKDIR = 4,
+	RW_SYS_MKDIRAT = 5,
+	RW_SYS_RENAME = 6,
+	RW_SYS_RENAMEAT = 7,
+	RW_SYS_RENAMEAT2 = 8,
+	RW_SYS_CHMOD = 9,
+	RW_SYS_FCHMOD = 10,
+	RW_SYS_FCHMODAT = 11,
+	RW_SYS_FCHMODAT2 = 12,
+	RW_SYS_CHOWN = 13,
+	RW_SYS_LCHOWN = 14,
+	RW_SYS_FCHOWN = 15,
+	RW_SYS_FCHOWNAT = 16,
+	RW_SYS_LINK = 17,
+	RW_SYS_LINKAT = 18,
+	RW_SYS_SYMLINK = 19,
+	RW_SYS_SYMLINKAT = 20,
+	RW_SYS_TRUNCATE = 21,
+	RW_SYS_FTRUNCATE = 22,
+};
+
+/* change_event.path_flags. The two paths as the process passed them have the
+ * RW_OPEN_PATH_* bits of open (path at 0, path2 shifted by RW_CHANGE_PATH2_SHIFT); each
+ * resolved name has the RW_RESOLVE_* bits (path.h) shifted by its own shift. */
+enum rw_change_flags {
+	RW_CHANGE_PATH2_SHIFT = 4,
+	RW_CHANGE_R1_SHIFT = 8,
+	RW_CHANGE_R2_SHIFT = 12,
+	/* resolved is the file the call changed (an fd: fchmod, fchown, ftruncate, or
+	 * AT_EMPTY_PATH), not the directory path starts from. */
+	RW_CHANGE_R1_FILE = 1 << 16,
+	/* The fd (or directory fd) named no file in the fd table: nothing resolved. */
+	RW_CHANGE_R1_UNAVAILABLE = 1 << 17,
+	RW_CHANGE_R2_UNAVAILABLE = 1 << 18,
+};
+
+/* One file change, paired from the syscall's entry and exit. Sent variable-size: the
+ * record ends after resolved_len + resolved2_len bytes. */
+struct change_event {
+	struct rw_header hdr;
+	__s64 ret;     /* 0 or -errno */
+	__s64 length;  /* truncate, ftruncate: the length asked for */
+	__u32 syscall; /* enum rw_change_syscall */
+	__u32 mode;    /* mkdir*, chmod*: as passed */
+	__u32 flags;   /* as passed: unlinkat, renameat2, fchmodat2, fchownat, linkat */
+	__u32 uid;     /* chown*: as passed ((u32)-1: unchanged) */
+	__u32 gid;
+	__s32 fd;  /* the fd of f* calls; the directory fd path starts from (AT_FDCWD) */
+	__s32 fd2; /* the directory fd path2 starts from (AT_FDCWD) */
+	__u32 path_len;
+	__u32 path2_len;
+	__u32 path_flags;       /* RW_CHANGE_*, RW_OPEN_PATH_* */
+	__u32 resolved_len;     /* bytes of resolved: the directory path starts from, or the file */
+	__u32 resolved2_len;    /* bytes of resolved2, right after resolved: path2's directory */
+	char path[RW_PATH_LEN]; /* the (first) path as passed: from the process's memory */
+	char path2[RW_PATH_LEN]; /* rename, link: the new name; symlink: the link's name */
+	char resolved[];         /* from the kernel's objects */
 };
 
 #endif

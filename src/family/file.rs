@@ -1,4 +1,6 @@
-//! File family records (bpf/file.h): one `open` per completed open, openat or openat2.
+//! File family records (bpf/file.h): one `open` per completed open, openat or openat2,
+//! and one change record (`unlink`, `rmdir`, `mkdir`, `rename`, `chmod`, `chown`, `link`,
+//! `symlink`, `truncate`) per completed call that makes one, failed calls included.
 use std::io::Write as _;
 use std::mem::size_of;
 
@@ -12,7 +14,50 @@ use super::{MIB, Spec};
 /// `enum rw_file_type` (bpf/file.h): the header's `type`.
 pub mod kind {
     pub const OPEN: u32 = 4;
+    pub const UNLINK: u32 = 14;
+    pub const RMDIR: u32 = 15;
+    pub const MKDIR: u32 = 16;
+    pub const RENAME: u32 = 17;
+    pub const CHMOD: u32 = 18;
+    pub const CHOWN: u32 = 19;
+    pub const LINK: u32 = 20;
+    pub const SYMLINK: u32 = 21;
+    pub const TRUNCATE: u32 = 22;
 }
+
+/// The change programs' tracepoints besides their own sections (sys_enter_unlinkat,
+/// sys_exit_unlinkat). arm64 has only the *at forms: the others are not applicable there.
+macro_rules! change_tracepoints {
+    ($dir:literal) => {
+        &[
+            concat!("syscalls/sys_", $dir, "_unlink"),
+            concat!("syscalls/sys_", $dir, "_rmdir"),
+            concat!("syscalls/sys_", $dir, "_mkdir"),
+            concat!("syscalls/sys_", $dir, "_mkdirat"),
+            concat!("syscalls/sys_", $dir, "_rename"),
+            concat!("syscalls/sys_", $dir, "_renameat"),
+            concat!("syscalls/sys_", $dir, "_renameat2"),
+            concat!("syscalls/sys_", $dir, "_chmod"),
+            concat!("syscalls/sys_", $dir, "_fchmod"),
+            concat!("syscalls/sys_", $dir, "_fchmodat"),
+            concat!("syscalls/sys_", $dir, "_fchmodat2"),
+            concat!("syscalls/sys_", $dir, "_chown"),
+            concat!("syscalls/sys_", $dir, "_lchown"),
+            concat!("syscalls/sys_", $dir, "_fchown"),
+            concat!("syscalls/sys_", $dir, "_fchownat"),
+            concat!("syscalls/sys_", $dir, "_link"),
+            concat!("syscalls/sys_", $dir, "_linkat"),
+            concat!("syscalls/sys_", $dir, "_symlink"),
+            concat!("syscalls/sys_", $dir, "_symlinkat"),
+            concat!("syscalls/sys_", $dir, "_truncate"),
+            concat!("syscalls/sys_", $dir, "_ftruncate"),
+        ]
+    };
+}
+
+const CHANGE_ENTERS: &[&str] = change_tracepoints!("enter");
+const CHANGE_EXITS: &[&str] = change_tracepoints!("exit");
+
 
 pub const SPEC: Spec = Spec {
     name: "file",
@@ -20,12 +65,27 @@ pub const SPEC: Spec = Spec {
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,
-    // Records are sent variable-size: this is the largest, a full resolved_path.
-    record_size: size_of::<OpenEvent>() + RESOLVED_LEN,
-    kinds: &[(kind::OPEN, "open")],
+    // Records are sent variable-size: this is the largest, a change with two full
+    // resolved names (an open is at most size_of::<OpenEvent>() + RESOLVED_LEN).
+    record_size: size_of::<ChangeEvent>() + 2 * RESOLVED_LEN,
+    kinds: &[
+        (kind::OPEN, "open"),
+        (kind::UNLINK, "unlink"),
+        (kind::RMDIR, "rmdir"),
+        (kind::MKDIR, "mkdir"),
+        (kind::RENAME, "rename"),
+        (kind::CHMOD, "chmod"),
+        (kind::CHOWN, "chown"),
+        (kind::LINK, "link"),
+        (kind::SYMLINK, "symlink"),
+        (kind::TRUNCATE, "truncate"),
+    ],
     observe: None,
     own_context: &[],
-    multi: &[],
+    multi: &[
+        ("file_change_enter", CHANGE_ENTERS),
+        ("file_change_exit", CHANGE_EXITS),
+    ],
 };
 
 pub const PATH_LEN: usize = 512;
@@ -192,6 +252,9 @@ pub fn write_flags_text(out: &mut Vec<u8>, flags: u64) {
 
 /// The journal's one-line summary (see `super::summary`).
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    if h.kind != kind::OPEN {
+        return change_summary(h, data, b);
+    }
     let e: &OpenEvent = view(data, h.kind)?;
     quoted(b, prefix(&e.path, e.path_len));
     by(b, h);
@@ -223,6 +286,9 @@ pub fn flags_text(flags: u64) -> String {
 }
 
 pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    if k != kind::OPEN {
+        return render_change(k, data, line);
+    }
     let e: &OpenEvent = view(data, k)?;
     line.str("syscall", syscall_name(e.syscall));
     line.i64("ret", e.ret);
@@ -260,6 +326,320 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     line.u64("mode", e.mode.into());
     line.i64("dfd", e.dfd.into());
     Ok(())
+}
+
+/// `enum rw_change_syscall`.
+pub mod change_sys {
+    pub const UNLINK: u32 = 1;
+    pub const UNLINKAT: u32 = 2;
+    pub const RMDIR: u32 = 3;
+    pub const MKDIR: u32 = 4;
+    pub const MKDIRAT: u32 = 5;
+    pub const RENAME: u32 = 6;
+    pub const RENAMEAT: u32 = 7;
+    pub const RENAMEAT2: u32 = 8;
+    pub const CHMOD: u32 = 9;
+    pub const FCHMOD: u32 = 10;
+    pub const FCHMODAT: u32 = 11;
+    pub const FCHMODAT2: u32 = 12;
+    pub const CHOWN: u32 = 13;
+    pub const LCHOWN: u32 = 14;
+    pub const FCHOWN: u32 = 15;
+    pub const FCHOWNAT: u32 = 16;
+    pub const LINK: u32 = 17;
+    pub const LINKAT: u32 = 18;
+    pub const SYMLINK: u32 = 19;
+    pub const SYMLINKAT: u32 = 20;
+    pub const TRUNCATE: u32 = 21;
+    pub const FTRUNCATE: u32 = 22;
+    /// In enum order, from UNLINK.
+    pub const NAMES: [&str; 22] = [
+        "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "rename", "renameat", "renameat2",
+        "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchown", "fchownat",
+        "link", "linkat", "symlink", "symlinkat", "truncate", "ftruncate",
+    ];
+}
+
+/// `enum rw_change_flags`: `ChangeEvent::path_flags`.
+pub const CHANGE_PATH2_SHIFT: u32 = 4;
+pub const CHANGE_R1_SHIFT: u32 = 8;
+pub const CHANGE_R2_SHIFT: u32 = 12;
+pub const CHANGE_R1_FILE: u32 = 1 << 16;
+pub const CHANGE_R1_UNAVAILABLE: u32 = 1 << 17;
+pub const CHANGE_R2_UNAVAILABLE: u32 = 1 << 18;
+
+/// A file change (C: `struct change_event`); `resolved_len` then `resolved2_len` bytes
+/// of names from the kernel follow it in the ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ChangeEvent {
+    pub hdr: Header,
+    pub ret: i64,
+    pub length: i64,
+    pub syscall: u32,
+    pub mode: u32,
+    pub flags: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub fd: i32,
+    pub fd2: i32,
+    pub path_len: u32,
+    pub path2_len: u32,
+    pub path_flags: u32,
+    pub resolved_len: u32,
+    pub resolved2_len: u32,
+    pub path: [u8; PATH_LEN],
+    pub path2: [u8; PATH_LEN],
+    pub resolved: [u8; 0],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for ChangeEvent {}
+
+/// The two names after the fixed part, each clamped to what the record holds.
+pub fn change_names<'a>(e: &ChangeEvent, data: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    let tail = data.get(size_of::<ChangeEvent>()..).unwrap_or(&[]);
+    let first = prefix(tail, e.resolved_len);
+    let second = prefix(tail.get(first.len()..).unwrap_or(&[]), e.resolved2_len);
+    (first, second)
+}
+
+pub fn change_syscall_name(sc: u32) -> &'static str {
+    sc.checked_sub(1)
+        .and_then(|i| change_sys::NAMES.get(i as usize))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// Whether the call takes flags (the field is written only for those).
+fn has_flags(sc: u32) -> bool {
+    use change_sys::*;
+    matches!(sc, UNLINKAT | RENAMEAT2 | FCHMODAT2 | FCHOWNAT | LINKAT)
+}
+
+/// The flags of renameat2 as `RENAME_NOREPLACE|...`, the AT_* flags of the others;
+/// unknown bits as one hex number.
+pub fn write_change_flags(out: &mut Vec<u8>, sc: u32, flags: u32) {
+    const RENAME: &[(u32, &str)] = &[
+        (1, "RENAME_NOREPLACE"),
+        (2, "RENAME_EXCHANGE"),
+        (4, "RENAME_WHITEOUT"),
+    ];
+    const AT: &[(u32, &str)] = &[
+        (0x100, "AT_SYMLINK_NOFOLLOW"),
+        (0x200, "AT_REMOVEDIR"),
+        (0x400, "AT_SYMLINK_FOLLOW"),
+        (0x800, "AT_NO_AUTOMOUNT"),
+        (0x1000, "AT_EMPTY_PATH"),
+    ];
+    let names = if sc == change_sys::RENAMEAT2 { RENAME } else { AT };
+    let mut left = flags;
+    for &(bit, n) in names {
+        if left & bit != 0 {
+            if left != flags {
+                out.push(b'|');
+            }
+            out.extend_from_slice(n.as_bytes());
+            left &= !bit;
+        }
+    }
+    if left != 0 {
+        if left != flags {
+            out.push(b'|');
+        }
+        let _ = write!(out, "0x{left:x}");
+    }
+}
+
+/// The path as passed with its RW_OPEN_PATH_* flags (`f`), as `key` and `key_*`.
+fn passed(line: &mut impl Fields, keys: [&str; 5], path: &[u8], f: u32) {
+    line.bytes(keys[0], path);
+    line.bool(keys[1], f & OPEN_PATH_TRUNCATED != 0);
+    line.bool(keys[2], f & OPEN_PATH_CHANGED != 0);
+    if f & OPEN_PATH_UNREADABLE != 0 {
+        line.bool(keys[3], true);
+    }
+    if f & OPEN_PATH_UNCHECKED != 0 {
+        line.bool(keys[4], true);
+    }
+}
+
+/// A name resolved from the kernel (`flags`: its RW_RESOLVE_* bits) as `keys[0]` with
+/// its flags (`keys[1..5]`, as [`super::path::render`]), or `keys[5]` when the fd named
+/// no file.
+fn named_from_kernel(line: &mut impl Fields, keys: [&str; 6], name: &[u8], flags: u32, unavailable: bool) {
+    if unavailable {
+        line.bool(keys[5], true);
+        return;
+    }
+    super::path::render(line, [keys[0], keys[1], keys[2], keys[3], keys[4]], name, flags);
+}
+
+const DIR: [&str; 6] = [
+    "dir",
+    "dir_truncated",
+    "dir_deleted",
+    "dir_pseudo",
+    "dir_outside_root",
+    "dir_unavailable",
+];
+const NEW_DIR: [&str; 6] = [
+    "new_dir",
+    "new_dir_truncated",
+    "new_dir_deleted",
+    "new_dir_pseudo",
+    "new_dir_outside_root",
+    "new_dir_unavailable",
+];
+const RESOLVED: [&str; 6] = [
+    "resolved_path",
+    "resolved_truncated",
+    "resolved_deleted",
+    "resolved_pseudo",
+    "resolved_outside_root",
+    "resolved_unavailable",
+];
+
+/// A change's fields. `path` is always the file the event is about (the one removed,
+/// made, changed, or the new link): for a symlink that is the link, and `target` the
+/// text it holds; a rename's and a link's second path is `new_path`. `dir` and `new_dir`
+/// are the directories the kernel started a relative path from (the directory fd's, or
+/// the working directory); `resolved_path` the file of a call on an fd.
+fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    let e: &ChangeEvent = view(data, k)?;
+    let (r1, r2) = change_names(e, data);
+    let f = e.path_flags;
+    let pf1 = f & 15;
+    let pf2 = (f >> CHANGE_PATH2_SHIFT) & 15;
+    let rf1 = (f >> CHANGE_R1_SHIFT) & 15;
+    let rf2 = (f >> CHANGE_R2_SHIFT) & 15;
+    let path1 = prefix(&e.path, e.path_len);
+    let path2 = prefix(&e.path2, e.path2_len);
+    line.str("syscall", change_syscall_name(e.syscall));
+    line.i64("ret", e.ret);
+    const PATH: [&str; 5] = [
+        "path",
+        "path_truncated",
+        "path_changed",
+        "path_unreadable",
+        "path_unchecked",
+    ];
+    const NEW: [&str; 5] = [
+        "new_path",
+        "new_path_truncated",
+        "new_path_changed",
+        "new_path_unreadable",
+        "new_path_unchecked",
+    ];
+    const TARGET: [&str; 5] = [
+        "target",
+        "target_truncated",
+        "target_changed",
+        "target_unreadable",
+        "target_unchecked",
+    ];
+    let fd_call = f & CHANGE_R1_FILE != 0;
+    if k == kind::SYMLINK {
+        passed(line, PATH, path2, pf2);
+        passed(line, TARGET, path1, pf1);
+        if e.resolved2_len > 0 || f & CHANGE_R2_UNAVAILABLE != 0 {
+            named_from_kernel(line, DIR, r2, rf2, f & CHANGE_R2_UNAVAILABLE != 0);
+        }
+    } else {
+        if e.path_len > 0 || !fd_call {
+            passed(line, PATH, path1, pf1);
+        }
+        if e.resolved_len > 0 || f & CHANGE_R1_UNAVAILABLE != 0 {
+            let keys = if fd_call { RESOLVED } else { DIR };
+            named_from_kernel(line, keys, r1, rf1, f & CHANGE_R1_UNAVAILABLE != 0);
+        }
+        if matches!(k, kind::RENAME | kind::LINK) {
+            passed(line, NEW, path2, pf2);
+            if e.resolved2_len > 0 || f & CHANGE_R2_UNAVAILABLE != 0 {
+                named_from_kernel(line, NEW_DIR, r2, rf2, f & CHANGE_R2_UNAVAILABLE != 0);
+            }
+        }
+    }
+    use change_sys::*;
+    match e.syscall {
+        FCHMOD | FCHOWN | FTRUNCATE => line.i64("fd", e.fd.into()),
+        UNLINK | RMDIR | MKDIR | RENAME | CHMOD | CHOWN | LCHOWN | LINK | SYMLINK | TRUNCATE => {
+        }
+        SYMLINKAT => line.i64("new_dfd", e.fd2.into()),
+        RENAMEAT | RENAMEAT2 | LINKAT => {
+            line.i64("dfd", e.fd.into());
+            line.i64("new_dfd", e.fd2.into());
+        }
+        _ => line.i64("dfd", e.fd.into()),
+    }
+    match k {
+        kind::MKDIR | kind::CHMOD => {
+            line.u64("mode", e.mode.into());
+            line.ascii_with("mode_octal", |b| {
+                let _ = write!(b, "{:04o}", e.mode);
+            });
+        }
+        // (u32)-1 is "leave as it is": shown as -1, as the caller wrote it.
+        kind::CHOWN => {
+            line.i64("owner_uid", i64::from(e.uid as i32));
+            line.i64("owner_gid", i64::from(e.gid as i32));
+        }
+        kind::TRUNCATE => line.i64("length", e.length),
+        _ => {}
+    }
+    if has_flags(e.syscall) {
+        line.u64("flags", e.flags.into());
+        line.ascii_with("flags_text", |b| write_change_flags(b, e.syscall, e.flags));
+    }
+    Ok(())
+}
+
+/// The journal's line for a change: `unlink "/tmp/x" by "rm" pid=1 uid=0 dir="/root"`.
+fn change_summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    let e: &ChangeEvent = view(data, h.kind)?;
+    let (r1, r2) = change_names(e, data);
+    let path1 = prefix(&e.path, e.path_len);
+    let path2 = prefix(&e.path2, e.path2_len);
+    let fd_call = e.path_flags & CHANGE_R1_FILE != 0;
+    match h.kind {
+        kind::SYMLINK => {
+            quoted(b, path2);
+            b.extend_from_slice(b" -> ");
+            quoted(b, path1);
+        }
+        kind::RENAME | kind::LINK => {
+            quoted(b, path1);
+            b.extend_from_slice(if h.kind == kind::RENAME { b" to " } else { b" as " });
+            quoted(b, path2);
+        }
+        _ if fd_call => quoted(b, r1),
+        _ => quoted(b, path1),
+    }
+    by(b, h);
+    match h.kind {
+        kind::MKDIR | kind::CHMOD => {
+            let _ = write!(b, " mode={:04o}", e.mode);
+        }
+        kind::CHOWN => {
+            let _ = write!(b, " owner={}:{}", e.uid as i32, e.gid as i32);
+        }
+        kind::TRUNCATE => {
+            let _ = write!(b, " length={}", e.length);
+        }
+        _ => {}
+    }
+    // Where a relative path started, from the kernel: the path above is the process's.
+    let dir = if h.kind == kind::SYMLINK { r2 } else if fd_call { &[][..] } else { r1 };
+    if !dir.is_empty() {
+        b.extend_from_slice(b" dir=");
+        quoted(b, dir);
+    }
+    if e.ret < 0 {
+        failed(b, e.ret);
+    }
+    if e.path_flags & (OPEN_PATH_CHANGED | OPEN_PATH_CHANGED << CHANGE_PATH2_SHIFT) != 0 {
+        b.extend_from_slice(b" (path changed during the call)");
+    }
+    Ok(PRIO_INFO)
 }
 
 #[cfg(test)]
@@ -467,10 +847,106 @@ mod layout {
     }
 
     #[test]
+    fn change_mirror_matches_c() {
+        assert_layout!(
+            Family::File,
+            "change_event",
+            ChangeEvent,
+            [
+                hdr,
+                ret,
+                length,
+                syscall,
+                mode,
+                flags,
+                uid,
+                gid,
+                fd,
+                fd2,
+                path_len,
+                path2_len,
+                path_flags,
+                resolved_len,
+                resolved2_len,
+                path,
+                path2,
+                resolved
+            ]
+        );
+        // docs/events.md quotes it.
+        assert_eq!(size_of::<ChangeEvent>(), 1152);
+    }
+
+    #[test]
+    fn change_constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::File;
+        assert_enum!(
+            f,
+            "rw_file_type",
+            [
+                RW_OPEN = kind::OPEN,
+                RW_UNLINK = kind::UNLINK,
+                RW_RMDIR = kind::RMDIR,
+                RW_MKDIR = kind::MKDIR,
+                RW_RENAME = kind::RENAME,
+                RW_CHMOD = kind::CHMOD,
+                RW_CHOWN = kind::CHOWN,
+                RW_LINK = kind::LINK,
+                RW_SYMLINK = kind::SYMLINK,
+                RW_TRUNCATE = kind::TRUNCATE,
+            ]
+        );
+        use change_sys::*;
+        assert_enum!(
+            f,
+            "rw_change_syscall",
+            [
+                RW_SYS_UNLINK = UNLINK,
+                RW_SYS_UNLINKAT = UNLINKAT,
+                RW_SYS_RMDIR = RMDIR,
+                RW_SYS_MKDIR = MKDIR,
+                RW_SYS_MKDIRAT = MKDIRAT,
+                RW_SYS_RENAME = RENAME,
+                RW_SYS_RENAMEAT = RENAMEAT,
+                RW_SYS_RENAMEAT2 = RENAMEAT2,
+                RW_SYS_CHMOD = CHMOD,
+                RW_SYS_FCHMOD = FCHMOD,
+                RW_SYS_FCHMODAT = FCHMODAT,
+                RW_SYS_FCHMODAT2 = FCHMODAT2,
+                RW_SYS_CHOWN = CHOWN,
+                RW_SYS_LCHOWN = LCHOWN,
+                RW_SYS_FCHOWN = FCHOWN,
+                RW_SYS_FCHOWNAT = FCHOWNAT,
+                RW_SYS_LINK = LINK,
+                RW_SYS_LINKAT = LINKAT,
+                RW_SYS_SYMLINK = SYMLINK,
+                RW_SYS_SYMLINKAT = SYMLINKAT,
+                RW_SYS_TRUNCATE = TRUNCATE,
+                RW_SYS_FTRUNCATE = FTRUNCATE,
+            ]
+        );
+        assert_eq!(change_syscall_name(FTRUNCATE), "ftruncate");
+        assert_eq!(change_syscall_name(UNLINK), "unlink");
+        assert_eq!(change_syscall_name(0), "unknown");
+        assert_enum!(
+            f,
+            "rw_change_flags",
+            [
+                RW_CHANGE_PATH2_SHIFT = CHANGE_PATH2_SHIFT,
+                RW_CHANGE_R1_SHIFT = CHANGE_R1_SHIFT,
+                RW_CHANGE_R2_SHIFT = CHANGE_R2_SHIFT,
+                RW_CHANGE_R1_FILE = CHANGE_R1_FILE,
+                RW_CHANGE_R1_UNAVAILABLE = CHANGE_R1_UNAVAILABLE,
+                RW_CHANGE_R2_UNAVAILABLE = CHANGE_R2_UNAVAILABLE,
+            ]
+        );
+    }
+
+    #[test]
     fn constants_match_c() {
         use crate::assert_enum;
         let f = Family::File;
-        assert_enum!(f, "rw_file_type", [RW_OPEN = kind::OPEN]);
         assert_enum!(
             f,
             "rw_open_syscall",
