@@ -511,7 +511,7 @@ struct change_start {
 	__u64 p1; /* user pointers: 0 when the call has no such path */
 	__u64 p2;
 	__s64 length;
-	long nr; /* the tracepoint's syscall number: the exit must be this call's */
+	int nr; /* the tracepoint's syscall number: the exit must be this call's */
 	__u32 syscall;
 	__u32 type;
 	__u32 mode;
@@ -523,7 +523,8 @@ struct change_start {
 	__u32 active;
 	__u32 len1;
 	__u32 len2;
-	__u32 pf; /* RW_OPEN_PATH_* of the entry copies (path2's shifted) */
+	__u32 pf;    /* RW_OPEN_PATH_* of the entry copies (path2's shifted) */
+	__u32 paths; /* which of p1 (1), p2 (2) the call takes: a NULL one is still read */
 	char path[RW_PATH_LEN];
 	char path2[RW_PATH_LEN];
 };
@@ -553,7 +554,7 @@ _Static_assert(sizeof(struct change_event) + 2 * RW_RESOLVED_LEN <= RW_CHANGE_MA
 	       "record under the mask");
 
 /* The arguments of syscall `nr` into `s`; false for a number that is not a change. */
-static __always_inline bool change_args(long nr, const unsigned long *a, struct change_start *s)
+static __always_inline bool change_args(int nr, const unsigned long *a, struct change_start *s)
 {
 	s->p1 = 0;
 	s->p2 = 0;
@@ -632,8 +633,14 @@ int file_change_enter(struct trace_event_raw_sys_enter *ctx)
 		RW_COUNT_UNTRACKED(file);
 		return 0;
 	}
+	/* An entry still waiting: its exit never came (an exit tracepoint that failed to
+	 * attach, a skipped run). Counted, not silently overwritten. */
+	if (s->active)
+		RW_COUNT_UNTRACKED(file);
 	s->active = 0;
-	long nr = ctx->id;
+	/* The kernel sets only the low 32 bits of the number (an int since 6.7; the rest of
+	 * the field is padding). */
+	int nr = (int)ctx->id;
 	/* Read, not loaded from ctx: the kernel refuses to attach a program whose ctx loads
 	 * reach past a tracepoint's record (EACCES), and sys_enter_unlink's has one argument.
 	 * Bytes past the record are whatever its buffer holds; only the call's own are used. */
@@ -642,9 +649,15 @@ int file_change_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!change_args(nr, a, s))
 		return 0;
 	s->nr = nr;
+	s->paths = 0;
+	if (s->syscall != RW_SYS_FCHMOD && s->syscall != RW_SYS_FCHOWN &&
+	    s->syscall != RW_SYS_FTRUNCATE)
+		s->paths = 1;
+	if (s->type == RW_RENAME || s->type == RW_LINK || s->type == RW_SYMLINK)
+		s->paths |= 2;
 	__u32 pf = 0, pf2 = 0;
-	s->len1 = s->p1 ? read_path(s->path, s->p1, &pf) : 0;
-	s->len2 = s->p2 ? read_path(s->path2, s->p2, &pf2) : 0;
+	s->len1 = (s->paths & 1) ? read_path(s->path, s->p1, &pf) : 0;
+	s->len2 = (s->paths & 2) ? read_path(s->path2, s->p2, &pf2) : 0;
 	s->pf = pf | pf2 << RW_CHANGE_PATH2_SHIFT;
 	s->active = 1;
 	return 0;
@@ -737,35 +750,29 @@ __noinline int rw_change_name(long fd, __u32 off)
 	return n | rf << RW_PACK_FLAGS_SHIFT;
 }
 
-/* What a path rule judges a change by: the file itself when resolved from an fd, else
- * the path as given when it is absolute (a relative one is not held against it, as for
- * a failed open). Then the rate limits. */
+/* The task rules, the path rules and the rate limits. The path rules judge a change only
+ * by a file named from the kernel (the file of an fd call): a path as passed is the
+ * process's word ("/tmp/../etc/x", a symlink, a buffer rewritten after the kernel read
+ * it), and a rule must never let a process hide its change by how it spells it. */
 static __always_inline bool change_filtered(struct change_event *e, const char *r1, __u32 r1_len)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
-	if (!set || !set->bits)
+	if (!set)
 		return false;
-	if (rw_task_filtered_by(&file_stats, set, gen))
-		return true;
-	if ((set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) && !own_view()) {
-		const char *path = NULL;
-		__u32 len = 0;
-		if (e->path_flags & RW_CHANGE_R1_FILE) {
-			if (r1_len &&
-			    !(e->path_flags & (RW_RESOLVE_TRUNCATED << RW_CHANGE_R1_SHIFT))) {
-				path = r1;
-				len = r1_len;
-			}
-		} else if (e->path[0] == '/') {
-			path = e->path;
-			len = e->path_len;
-		}
-		if (path && path_rejected(set, gen, path, len)) {
+	if (set->bits) {
+		if (rw_task_filtered_by(&file_stats, set, gen))
+			return true;
+		if ((set->bits & (RW_F_INCLUDE_PATH | RW_F_EXCLUDE_PATH)) && !own_view() &&
+		    (e->path_flags & RW_CHANGE_R1_FILE) && r1_len &&
+		    !(e->path_flags &
+		      ((RW_RESOLVE_TRUNCATED << RW_CHANGE_R1_SHIFT) | RW_CHANGE_R1_UNAVAILABLE)) &&
+		    path_rejected(set, gen, r1, r1_len)) {
 			rw_count_filtered(&file_stats, (__u32)bpf_get_current_uid_gid());
 			return true;
 		}
 	}
+	/* Rate limits apply with or without rules (a set with only rate limits has no bits). */
 	return rw_rate_limited_current(&file_stats, set, gen);
 }
 
@@ -779,7 +786,7 @@ int file_change_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!s || !s->active)
 		return 0;
 	s->active = 0;
-	if (s->nr != ctx->id) {
+	if (s->nr != (int)ctx->id) {
 		RW_COUNT_UNTRACKED(file);
 		return 0;
 	}
@@ -804,14 +811,14 @@ int file_change_exit(struct trace_event_raw_sys_exit *ctx)
 	__u32 pf1 = 0, pf2 = 0;
 	e->path_len = 0;
 	e->path[0] = 0;
-	if (s->p1) {
+	if (s->paths & 1) {
 		int r = rw_change_recheck(0);
 		e->path_len = r & RW_PACK_LEN_MASK;
 		pf1 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
 	}
 	e->path2_len = 0;
 	e->path2[0] = 0;
-	if (s->p2) {
+	if (s->paths & 2) {
 		int r = rw_change_recheck(1);
 		e->path2_len = r & RW_PACK_LEN_MASK;
 		pf2 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
@@ -821,11 +828,20 @@ int file_change_exit(struct trace_event_raw_sys_exit *ctx)
 	/* The first name: the file of an fd call (or AT_EMPTY_PATH with an empty path), or
 	 * the directory a relative path starts from. A symlink's target is text, not a path
 	 * the call resolves: only its link's directory is named. */
-	bool file = !s->p1 || ((s->flags & RW_AT_EMPTY_PATH) && e->path_len == 0 &&
-			       !(pf1 & RW_OPEN_PATH_UNREADABLE));
+	bool fd_call = s->syscall == RW_SYS_FCHMOD || s->syscall == RW_SYS_FCHOWN ||
+		       s->syscall == RW_SYS_FTRUNCATE;
+	/* AT_EMPTY_PATH with "": the call is on the directory fd's own file (the calls that
+	 * take the flag; the others refuse it). */
+	bool empty_path = (s->syscall == RW_SYS_FCHOWNAT || s->syscall == RW_SYS_FCHMODAT2 ||
+			   s->syscall == RW_SYS_LINKAT) &&
+			  (s->flags & RW_AT_EMPTY_PATH) && e->path_len == 0 &&
+			  !(pf1 & (RW_OPEN_PATH_UNREADABLE | RW_OPEN_PATH_UNCHECKED));
+	bool file = fd_call || empty_path;
 	__u32 r1 = 0;
 	if (s->type != RW_SYMLINK && (file || (e->path_len && e->path[0] != '/'))) {
-		int r = rw_change_name(s->fd, 0);
+		/* An fd call's fd is unsigned: -100 there is no AT_FDCWD. */
+		int r = fd_call && s->fd == RW_AT_FDCWD ? RW_PACK_UNAVAILABLE
+							: rw_change_name(s->fd, 0);
 		r1 = r & RW_PACK_LEN_MASK;
 		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R1_SHIFT;
 		if (file)
@@ -840,7 +856,7 @@ int file_change_exit(struct trace_event_raw_sys_exit *ctx)
 	if (change_filtered(e, out, r1))
 		return 0;
 	__u32 r2 = 0;
-	if (s->p2 && e->path2_len && e->path2[0] != '/') {
+	if ((s->paths & 2) && e->path2_len && e->path2[0] != '/') {
 		int r = rw_change_name(s->fd2, r1);
 		r2 = r & RW_PACK_LEN_MASK;
 		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R2_SHIFT;

@@ -304,6 +304,32 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
         ));
         assert_eq!(r, -i64::from(libc::ENOENT));
         call("unlink", "unlinkat", r, vec![("path", s(&at("link-dst")))]);
+        // A NULL path: EFAULT, reported as unreadable, and no directory or file named.
+        let r = sys(libc::syscall(libc::SYS_unlinkat, libc::AT_FDCWD, 0usize, 0));
+        assert_eq!(r, -i64::from(libc::EFAULT));
+        call(
+            "unlink",
+            "unlinkat",
+            r,
+            vec![
+                ("path", "".into()),
+                ("path_unreadable", true.into()),
+                ("dir", Value::Null),
+                ("resolved_path", Value::Null),
+            ],
+        );
+        // An fd call's fd is unsigned: -100 is a bad fd there, not the working directory.
+        let r = sys(libc::syscall(libc::SYS_fchmod, libc::AT_FDCWD, 0o600));
+        assert_eq!(r, -i64::from(libc::EBADF));
+        call(
+            "chmod",
+            "fchmod",
+            r,
+            vec![
+                ("resolved_unavailable", true.into()),
+                ("resolved_path", Value::Null),
+            ],
+        );
         // The legacy calls x86_64 still has.
         #[cfg(target_arch = "x86_64")]
         {
@@ -369,7 +395,7 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
         for (k, v) in &w.fields {
             assert_eq!(&e[*k], v, "{k} in {e}");
         }
-        if e.get("path").is_some() {
+        if e.get("path").is_some() && e.get("path_unreadable").is_none() {
             assert_eq!(e["path_changed"], false, "{e}");
             assert!(!bytes_of(e, "path").is_empty(), "{e}");
         }

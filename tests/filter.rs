@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Finished, run_cli, temp_dir, u};
+use common::{Daemon, Finished, i, run_cli, temp_dir, u};
 use serde_json::Value;
 
 /// A uid no other test (and no account) uses: `k` tells a test's workers apart.
@@ -910,5 +910,50 @@ fn rate_limits_let_exactly_the_bucket_through() {
         6,
         "no other bucket refused anything"
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A change named by a path is never judged by it (the path is the process's word:
+/// `/tmp/../etc/x` or a symlink says anything): two chmods by path under an excluded
+/// prefix, one spelled through `..`, are reported; a change on an fd, whose file the
+/// kernel names, is judged like an open.
+#[test]
+fn changes_are_judged_by_path_only_when_the_kernel_names_the_file() {
+    let dir = temp_dir("filter-change");
+    let skip = open_dir(&dir.join("skip"));
+    files(&skip, "c", 3);
+    let d = daemon_with(
+        "filter-change",
+        "file",
+        &dir,
+        &format!("[filter.file]\nexclude_path = [\"{}/\"]\n", skip.display()),
+    );
+    let uid = test_uid(20);
+    let s = skip.display();
+    // Not the files' owner: the chmods fail (EPERM) and are still changes attempted.
+    let work = format!(
+        "fd = os.open('{s}/c0', os.O_RDONLY)\ntry:\n    os.fchmod(fd, 0o600)\nexcept OSError:\n    pass\nfor p in ('{s}/c1', '{s}/../skip/c2'):\n    try:\n        os.chmod(p, 0o600)\n    except OSError:\n        pass\n"
+    );
+    let mut w = Worker::spawn(uid, "", &work);
+    let filtered = filtered_during(&d, &mut w, "file", uid);
+    let pid = w.pid();
+    w.finish();
+    let f = d.stop();
+    f.assert_exact();
+    let chmods = events_of(&f, "chmod", pid);
+    let paths: Vec<&str> = chmods
+        .iter()
+        .map(|e| e["path"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths,
+        [format!("{s}/c1"), format!("{s}/../skip/c2")],
+        "{chmods:?}"
+    );
+    for e in &chmods {
+        assert_eq!(i(&e["ret"]), -i64::from(libc::EPERM), "{e}");
+    }
+    // The open of c0 and the fchmod of its fd: both named by the kernel, both excluded.
+    assert_eq!(filtered, 2, "filtered for uid {uid}");
     let _ = fs::remove_dir_all(&dir);
 }

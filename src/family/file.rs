@@ -499,9 +499,9 @@ const RESOLVED: [&str; 6] = [
     "resolved_unavailable",
 ];
 
-/// A change's fields. `path` is always the file the event is about (the one removed,
-/// made, changed, or the new link): for a symlink that is the link, and `target` the
-/// text it holds; a rename's and a link's second path is `new_path`. `dir` and `new_dir`
+/// A change's fields. `path` is the file the event is about (the one removed, made or
+/// changed, the one a rename moves or a link links to; for a symlink the link, and
+/// `target` the text it holds); a rename's and a link's second path is `new_path`. `dir` and `new_dir`
 /// are the directories the kernel started a relative path from (the directory fd's, or
 /// the working directory); `resolved_path` the file of a call on an fd.
 fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
