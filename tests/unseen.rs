@@ -85,6 +85,61 @@ fn compat_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     );
 }
 
+/// The file changes are blind to compat calls too: N ia32 unlinks (10) of a missing
+/// file, each ENOENT, are no `unlink` event and exactly N counted compat unlinks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_unlinks_are_unseen_by_the_file_family_and_counted_exactly() {
+    const N: u64 = 13;
+    let _turn = turn();
+    // The path below 4 GiB, where a 32-bit call can point.
+    // SAFETY: a fresh anonymous mapping, checked below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    let path = b"/nonexistent-ringwarden-compat-unlink\0";
+    // SAFETY: the page holds 4096 bytes; the path is shorter.
+    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page.cast::<u8>(), path.len()) };
+    let d = Daemon::start("unseen-compat-unlink", &["--only", "file,syscall"]);
+    for _ in 0..N {
+        let mut ret: i32 = 10;
+        // SAFETY: ia32 unlink reads ebx (a NUL-terminated path below 4 GiB); int 0x80
+        // clobbers r8-r11; rbx is the compiler's: swapped in and out.
+        unsafe {
+            std::arch::asm!(
+                "xchg {p}, rbx",
+                "int 0x80",
+                "xchg {p}, rbx",
+                p = inout(reg) page as u64 => _,
+                inout("eax") ret,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                options(nostack),
+            );
+        }
+        assert_eq!(ret, -libc::ENOENT);
+    }
+    let f = d.stop();
+    f.assert_exact();
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(page, 4096) };
+    let unseen = &f.stats["unseen"];
+    assert_eq!(u(&unseen["compat"]["syscalls"]["unlink"]), N, "{unseen}");
+    let tid = u64::from(common::gettid());
+    let seen = f.of_type("unlink").filter(|e| u(&e["tid"]) == tid).count();
+    assert_eq!(seen, 0, "the file family is blind to them");
+}
+
 #[test]
 fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 23;

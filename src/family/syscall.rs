@@ -109,32 +109,60 @@ pub mod filter {
 /// ringwarden watches as 64-bit syscalls (numbers from the kernel UAPI header
 /// asm/unistd_32.h). Only these: telling a compat syscall apart costs the program a helper
 /// call (14-30 ns here), paid by every syscall of the machine with the same number (x86_64
-/// fstat is 5, getuid 102, ...); numbers 335-423 have no x86_64 syscall at all. Not here:
+/// fstat is 5, getuid 102, mmap 9, ioctl 16, ...); numbers 335-423 have no x86_64 syscall
+/// at all. Not here:
 /// execve (the process family and the exec rules see every exec) and io_uring_enter (its
 /// submissions are counted by opcode, whoever makes them).
 #[cfg(target_arch = "x86_64")]
 pub const COMPAT_WATCHED: &[(u32, &str)] = &[
     (5, "open"),
     (8, "creat"),
+    (9, "link"),
+    (10, "unlink"),
+    (15, "chmod"),
+    (16, "lchown"),
     (23, "setuid"),
     (26, "ptrace"),
+    (38, "rename"),
+    (39, "mkdir"),
+    (40, "rmdir"),
     (70, "setreuid"),
+    (83, "symlink"),
+    (92, "truncate"),
+    (93, "ftruncate"),
+    (94, "fchmod"),
+    (95, "fchown"),
     (102, "socketcall"),
     (128, "init_module"),
     (138, "setfsuid"),
     (164, "setresuid"),
+    (182, "chown"),
+    (193, "truncate64"),
+    (194, "ftruncate64"),
+    (198, "lchown32"),
     (203, "setreuid32"),
+    (207, "fchown32"),
     (208, "setresuid32"),
+    (212, "chown32"),
     (213, "setuid32"),
     (215, "setfsuid32"),
     (295, "openat"),
+    (296, "mkdirat"),
+    (298, "fchownat"),
+    (301, "unlinkat"),
+    (302, "renameat"),
+    (303, "linkat"),
+    (304, "symlinkat"),
+    (306, "fchmodat"),
     (342, "open_by_handle_at"),
     (350, "finit_module"),
+    (353, "renameat2"),
     (357, "bpf"),
     (359, "socket"),
     (362, "connect"),
     (364, "accept4"),
     (437, "openat2"),
+    (452, "fchmodat2"),
 ];
 
 /// Other architectures' compat syscalls are not told apart yet (bpf/syscall.bpf.c).
@@ -259,8 +287,10 @@ mod tests {
         assert_eq!(ia32_name(20), "nr_20", "getpid: not counted, not named");
         assert_eq!(filter_entry(5, false), filter::COMPAT);
         assert_eq!(filter_entry(5, true), filter::COMPAT | filter::REPORT);
-        assert_eq!(filter_entry(39, true), filter::REPORT);
-        assert_eq!(filter_entry(39, false), 0);
+        // 110: x86_64 getppid, ia32 iopl (not counted).
+        assert_eq!(filter_entry(110, true), filter::REPORT);
+        assert_eq!(filter_entry(110, false), 0);
+        assert_eq!(ia32_name(301), "unlinkat");
         assert!(COMPAT_WATCHED.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(io_uring_op_name(18), "openat");
         assert_eq!(io_uring_op_name(16), "connect");
