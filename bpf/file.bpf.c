@@ -224,7 +224,12 @@ static __always_inline bool path_rejected(struct rw_filter_set *set, __u8 gen, c
 		return false;
 	if (len > RW_FILTER_PATH_LEN)
 		len = RW_FILTER_PATH_LEN;
-	bpf_probe_read_kernel(k->key.path, len & RW_FILTER_PATH_MASK, path);
+	/* The mask on the very register the helper gets: the compiler drops it after the
+	 * check above, and 6.1's verifier does not carry the check to a copy of len (the
+	 * file changes' exit: "R1 min value is outside of the allowed memory range"). */
+	__u32 n = len;
+	barrier_var(n);
+	bpf_probe_read_kernel(k->key.path, n & RW_FILTER_PATH_MASK, path);
 	k->key.prefixlen = 16 + 8 * len;
 	k->key.gen = gen;
 	if (set->bits & RW_F_INCLUDE_PATH) {
