@@ -295,6 +295,35 @@ static __always_inline bool exit_filtered(const struct open_start *s, struct ope
 	return rw_rate_limited_current(&file_stats, set, gen);
 }
 
+/* The exit copy of a path (user pointer `user`) into `out`, against the entry copy `ent`
+ * (ent_len bytes, ent_pf its RW_OPEN_PATH_* bits): the entry copy wins when they differ
+ * (the kernel read the path right after entry), and the difference is flagged. Returns
+ * the length; *pf gets the flags. Opens and changes alike. */
+static __always_inline __u32 recheck_path(char *out, __u64 user, const char *ent, __u32 ent_len,
+					  __u32 ent_pf, __u32 *pf)
+{
+	__u32 f = 0;
+	__u32 n = read_path(out, user, &f);
+	if (!(ent_pf & RW_OPEN_PATH_UNREADABLE)) {
+		bool changed = false;
+		if (f & RW_OPEN_PATH_UNREADABLE)
+			f = RW_OPEN_PATH_UNCHECKED;
+		else if (n != ent_len || differs(out, ent, n))
+			changed = true;
+		if ((f & RW_OPEN_PATH_UNCHECKED) || changed) {
+			bpf_probe_read_kernel(out, RW_PATH_LEN, ent);
+			n = ent_len;
+			f = (f & RW_OPEN_PATH_UNCHECKED) | (ent_pf & RW_OPEN_PATH_TRUNCATED);
+			if (changed)
+				f |= RW_OPEN_PATH_CHANGED;
+		}
+	} else if (!(f & RW_OPEN_PATH_UNREADABLE)) {
+		f |= RW_OPEN_PATH_UNCHECKED;
+	}
+	*pf = f;
+	return n;
+}
+
 static __always_inline int emit(long ret, __u32 sc)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -353,27 +382,9 @@ static __always_inline int emit(long ret, __u32 sc)
 		bpf_probe_read_kernel(out, n, name);
 	}
 
-	/* The exit copy; the entry copy wins when they differ (the kernel read the path
-	 * right after entry), and the difference is flagged. */
+	/* The exit copy against the entry copy (recheck_path). */
 	__u32 pf = 0;
-	__u32 n = read_path(e->path, s->filename, &pf);
-	if (!(s->path_flags & RW_OPEN_PATH_UNREADABLE)) {
-		bool changed = false;
-		if (pf & RW_OPEN_PATH_UNREADABLE)
-			pf = RW_OPEN_PATH_UNCHECKED;
-		else if (n != s->path_len || differs(e->path, s->path, n))
-			changed = true;
-		if (pf & RW_OPEN_PATH_UNCHECKED || changed) {
-			bpf_probe_read_kernel(e->path, RW_PATH_LEN, s->path);
-			n = s->path_len;
-			pf = (pf & RW_OPEN_PATH_UNCHECKED) |
-			     (s->path_flags & RW_OPEN_PATH_TRUNCATED);
-			if (changed)
-				pf |= RW_OPEN_PATH_CHANGED;
-		}
-	} else if (!(pf & RW_OPEN_PATH_UNREADABLE)) {
-		pf |= RW_OPEN_PATH_UNCHECKED;
-	}
+	__u32 n = recheck_path(e->path, s->filename, s->path, s->path_len, s->path_flags, &pf);
 	e->path_len = n;
 	/* A failed open: judged by the path as given (exit_filtered). */
 	if (ret < 0 && exit_filtered(s, e, b->rec + sizeof(struct open_event), 0, 0))
@@ -692,23 +703,7 @@ __noinline int rw_change_recheck(__u32 second)
 	__u32 ent_len = second ? s->len2 : s->len1;
 	__u32 ent_pf = (second ? s->pf >> RW_CHANGE_PATH2_SHIFT : s->pf) & 15;
 	__u32 f = 0;
-	__u32 n = read_path(out, user, &f);
-	if (!(ent_pf & RW_OPEN_PATH_UNREADABLE)) {
-		bool changed = false;
-		if (f & RW_OPEN_PATH_UNREADABLE)
-			f = RW_OPEN_PATH_UNCHECKED;
-		else if (n != ent_len || differs(out, ent, n))
-			changed = true;
-		if ((f & RW_OPEN_PATH_UNCHECKED) || changed) {
-			bpf_probe_read_kernel(out, RW_PATH_LEN, ent);
-			n = ent_len;
-			f = (f & RW_OPEN_PATH_UNCHECKED) | (ent_pf & RW_OPEN_PATH_TRUNCATED);
-			if (changed)
-				f |= RW_OPEN_PATH_CHANGED;
-		}
-	} else if (!(f & RW_OPEN_PATH_UNREADABLE)) {
-		f |= RW_OPEN_PATH_UNCHECKED;
-	}
+	__u32 n = recheck_path(out, user, ent, ent_len, ent_pf, &f);
 	return (n & RW_PACK_LEN_MASK) | f << RW_PACK_FLAGS_SHIFT;
 }
 
