@@ -153,6 +153,24 @@ static __always_inline bool rw_skip(void)
 	return rw_learn_self(cfg, tgid);
 }
 
+/* x86: thread_info.status bit set for the duration of a 32-bit syscall (int 0x80,
+ * sysenter, 32-bit syscall), including its sys_exit. arch/x86/include/asm/thread_info.h. */
+#define RW_TS_COMPAT 0x0002
+
+/* Whether the current syscall is a 32-bit compat one. Its id is an ia32 number, which
+ * names another syscall in the 64-bit table (ia32 getpid 20 is x86_64 writev). */
+static __always_inline bool is_compat_syscall(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (!bpf_core_field_exists(task->thread_info.status))
+		return false;
+	return task->thread_info.status & RW_TS_COMPAT;
+#else
+	/* Other arches' compat syscalls are not told apart yet. */
+	return false;
+#endif
+}
+
 /* Whether the daemon keeps process context (see RW_CONFIG_CONTEXT). */
 static __always_inline bool rw_context_on(void)
 {

@@ -41,24 +41,6 @@ struct {
 	__type(value, struct syscall_start);
 } syscall_inflight SEC(".maps");
 
-/* x86: thread_info.status bit set for the duration of a 32-bit syscall (int 0x80,
- * sysenter, 32-bit syscall), including its sys_exit. arch/x86/include/asm/thread_info.h. */
-#define RW_TS_COMPAT 0x0002
-
-/* Whether the current syscall is a 32-bit compat one. Its id is an ia32 number, which
- * names another syscall in the 64-bit table (ia32 getpid 20 is x86_64 writev). */
-static __always_inline bool is_compat_syscall(struct task_struct *task)
-{
-#if defined(__TARGET_ARCH_x86)
-	if (!bpf_core_field_exists(task->thread_info.status))
-		return false;
-	return task->thread_info.status & RW_TS_COMPAT;
-#else
-	/* Other arches' compat syscalls are not told apart yet. */
-	return false;
-#endif
-}
-
 _Static_assert((RW_SYSCALL_MAX_NR & (RW_SYSCALL_MAX_NR - 1)) == 0, "masked as an index");
 
 /* The counts of struct syscall_unseen, in one entry so that userspace reads them with one

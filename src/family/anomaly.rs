@@ -26,7 +26,6 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::ANOMALY, "anomaly")],
     observe: None,
     own_context: &[],
-    multi: &[],
 };
 
 pub const DETAIL_LEN: usize = 256;

@@ -33,7 +33,6 @@ pub const SPEC: Spec = Spec {
     ],
     observe: Some(observe),
     own_context: &[],
-    multi: &[],
 };
 
 pub const PATH_LEN: usize = 256;

@@ -25,40 +25,6 @@ pub mod kind {
     pub const TRUNCATE: u32 = 22;
 }
 
-/// The change programs' tracepoints besides their own sections (sys_enter_unlinkat,
-/// sys_exit_unlinkat). arm64 has only the *at forms: the others are not applicable there.
-macro_rules! change_tracepoints {
-    ($dir:literal) => {
-        &[
-            concat!("syscalls/sys_", $dir, "_unlink"),
-            concat!("syscalls/sys_", $dir, "_rmdir"),
-            concat!("syscalls/sys_", $dir, "_mkdir"),
-            concat!("syscalls/sys_", $dir, "_mkdirat"),
-            concat!("syscalls/sys_", $dir, "_rename"),
-            concat!("syscalls/sys_", $dir, "_renameat"),
-            concat!("syscalls/sys_", $dir, "_renameat2"),
-            concat!("syscalls/sys_", $dir, "_chmod"),
-            concat!("syscalls/sys_", $dir, "_fchmod"),
-            concat!("syscalls/sys_", $dir, "_fchmodat"),
-            concat!("syscalls/sys_", $dir, "_fchmodat2"),
-            concat!("syscalls/sys_", $dir, "_chown"),
-            concat!("syscalls/sys_", $dir, "_lchown"),
-            concat!("syscalls/sys_", $dir, "_fchown"),
-            concat!("syscalls/sys_", $dir, "_fchownat"),
-            concat!("syscalls/sys_", $dir, "_link"),
-            concat!("syscalls/sys_", $dir, "_linkat"),
-            concat!("syscalls/sys_", $dir, "_symlink"),
-            concat!("syscalls/sys_", $dir, "_symlinkat"),
-            concat!("syscalls/sys_", $dir, "_truncate"),
-            concat!("syscalls/sys_", $dir, "_ftruncate"),
-        ]
-    };
-}
-
-const CHANGE_ENTERS: &[&str] = change_tracepoints!("enter");
-const CHANGE_EXITS: &[&str] = change_tracepoints!("exit");
-
-
 pub const SPEC: Spec = Spec {
     name: "file",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o.z")),
@@ -82,10 +48,6 @@ pub const SPEC: Spec = Spec {
     ],
     observe: None,
     own_context: &[],
-    multi: &[
-        ("file_change_enter", CHANGE_ENTERS),
-        ("file_change_exit", CHANGE_EXITS),
-    ],
 };
 
 pub const PATH_LEN: usize = 512;

@@ -804,35 +804,6 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             }
             Err(e) => Some(format!("attach failed: {}", first_line(&format!("{e:#}")))),
         };
-        // The same program on the other tracepoints its family lists for it: each its
-        // own line in `programs` (a syscall this kernel lacks is not applicable).
-        let extra = family.spec().multi.iter().find(|(n, _)| *n == name);
-        for tp in extra.map_or(&[][..], |(_, tps)| tps) {
-            let section = format!("tracepoint/{tp}");
-            let name = format!("{name}@{}", tp.rsplit('/').next().unwrap_or(tp));
-            let (error, not_applicable) = match not_applicable(&section) {
-                Some(why) => (None, Some(why)),
-                None => match tp.split_once('/').map(|(c, t)| {
-                    p.attach_tracepoint(libbpf_rs::TracepointCategory::Custom(c.into()), t)
-                }) {
-                    Some(Ok(link)) => {
-                        links.push(link);
-                        (None, None)
-                    }
-                    Some(Err(e)) => (
-                        Some(format!("attach failed: {}", first_line(&format!("{e:#}")))),
-                        None,
-                    ),
-                    None => (Some(format!("not a tracepoint: {tp}")), None),
-                },
-            };
-            programs.push(ProgramStatus {
-                name,
-                section,
-                error,
-                not_applicable,
-            });
-        }
         programs.push(ProgramStatus {
             name,
             section,

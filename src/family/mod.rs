@@ -47,10 +47,6 @@ pub struct Spec {
     /// Record types that carry their process's own context (exe, login uid, session):
     /// the context written after them leaves those fields out.
     pub own_context: &'static [u32],
-    /// Programs attached to more tracepoints than their own section's: (program, the
-    /// others as "category/name"). The syscalls tracepoints of one direction share one
-    /// layout, so one program serves many syscalls and is verified once.
-    pub multi: &'static [(&'static str, &'static [&'static str])],
 }
 
 /// Reads a record's news for the context tables.

@@ -37,7 +37,6 @@ pub const SPEC: Spec = Spec {
     ],
     observe: None,
     own_context: &[],
-    multi: &[],
 };
 
 pub const AF_INET: u16 = 2;

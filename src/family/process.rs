@@ -39,7 +39,6 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::EXEC, "exec"), (kind::EXIT, "exit"), (kind::FORK, "fork")],
     observe: Some(observe),
     own_context: &[kind::EXEC],
-    multi: &[],
 };
 
 pub const FILENAME_LEN: usize = 512;

@@ -24,7 +24,6 @@ pub const SPEC: Spec = Spec {
     kinds: &[(kind::SYSCALL, "syscall")],
     observe: None,
     own_context: &[],
-    multi: &[],
 };
 
 #[repr(C)]
