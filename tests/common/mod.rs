@@ -356,9 +356,12 @@ impl Daemon {
         }
     }
 
-    /// Events written so far (the daemon flushes after every loop pass).
+    /// Events written so far (the daemon flushes after every loop pass). Only whole
+    /// lines: a flush of a full buffer may end mid-line, and the rest is still to come.
     pub fn events_now(&self) -> Vec<Value> {
-        parse_lines(&fs::read_to_string(&self.output).unwrap_or_default())
+        let raw = fs::read_to_string(&self.output).unwrap_or_default();
+        let whole = raw.rfind('\n').map_or("", |n| &raw[..n]);
+        parse_lines(whole)
     }
 
     /// Lines written so far that contain `needle` (cheap: no JSON parsing).
