@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Network family: TCP connect and accept from the syscall tracepoints (the fd is resolved
- * to its struct sock through the task's fd table), close from tp_btf/inet_sock_set_state.
+/* Network family: TCP connect and accept, TCP and UDP bind, TCP listen from the syscall
+ * tracepoints (the fd is resolved to its struct sock through the task's fd table), close
+ * from tp_btf/inet_sock_set_state.
  * No kprobes or fentry: they are not available everywhere ringwarden runs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,11 +22,18 @@ RW_DECLARE_RING(network);
 #define RW_EALREADY 114
 #define RW_EINPROGRESS 115
 
-/* A connection attempt in flight on a thread, from its syscall's enter to its exit. */
+/* The syscalls followed from enter to exit. */
+enum net_call {
+	NET_CALL_CONNECT = 1,
+	NET_CALL_BIND = 2,
+	NET_CALL_LISTEN = 3,
+};
+
+/* A connect, bind or listen in flight on a thread, from its syscall's enter to its exit. */
 struct net_inflight {
-	/* connect(): the struct sock the fd named at entry. The exit reports this socket, not
-	 * whatever the fd names by then: another thread may have dup2()ed a decoy over it
-	 * while connect() blocked (the call holds its own reference to the real one). */
+	/* The struct sock the fd named at entry. The exit reports this socket, not whatever
+	 * the fd names by then: another thread may have dup2()ed a decoy over it while the
+	 * call ran (the call holds its own reference to the real one). */
 	__u64 sk;
 	__s32 fd;
 	__u32 addrlen; /* bytes of addr read from the caller */
@@ -35,7 +43,7 @@ struct net_inflight {
 	/* A TCP Fast Open connect (sendto/sendmsg with MSG_FASTOPEN) entered SYN_SENT in this
 	 * task; the exit of syscall tfo_nr reports it. */
 	__u8 tfo;
-	__u8 pad;
+	__u8 call; /* enum net_call: whose entry this is */
 	__u64 tfo_sk;
 	__s64 tfo_nr;
 	__s32 tfo_fd;
@@ -138,6 +146,21 @@ static __always_inline __u16 tcp_family(const struct sock *sk)
 	return family == RW_AF_INET || family == RW_AF_INET6 ? family : 0;
 }
 
+/* AF_INET or AF_INET6 TCP stream or UDP datagram socket: its family, else 0; its
+ * protocol in *proto. */
+static __always_inline __u16 inet_family(const struct sock *sk, __u16 *proto)
+{
+	if (!sk)
+		return 0;
+	__u16 type = BPF_CORE_READ(sk, sk_type);
+	__u16 p = BPF_CORE_READ(sk, sk_protocol);
+	if (!(type == SOCK_STREAM && p == IPPROTO_TCP) && !(type == SOCK_DGRAM && p == IPPROTO_UDP))
+		return 0;
+	*proto = p;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == RW_AF_INET || family == RW_AF_INET6 ? family : 0;
+}
+
 /* Zeroes the body (ring memory is not) and sets the endpoints from the socket. */
 static __always_inline void fill_body(struct net_event *e, const struct sock *sk, __u16 family)
 {
@@ -183,9 +206,10 @@ static __always_inline void remember_owner(const struct sock *sk, const struct n
 
 /* Whether the port and address rules of `set` reject an event with these endpoints. A
  * port rule matches either end; an address rule, the peer's address (IPv4 is looked up
- * as ::ffff:a.b.c.d, as the configuration's IPv4 ranges are stored). */
+ * as ::ffff:a.b.c.d, as the configuration's IPv4 ranges are stored), when the event has
+ * a peer (`peer`): a bind or listen has none, and no peer range may hide one. */
 static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen,
-					  const struct net_event *e)
+					  const struct net_event *e, bool peer)
 {
 	__u32 bits = set->bits;
 	if (bits & (RW_F_INCLUDE_PORT | RW_F_EXCLUDE_PORT)) {
@@ -204,7 +228,7 @@ static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen,
 				return true;
 		}
 	}
-	if (bits & (RW_F_INCLUDE_CIDR | RW_F_EXCLUDE_CIDR)) {
+	if (peer && (bits & (RW_F_INCLUDE_CIDR | RW_F_EXCLUDE_CIDR))) {
 		struct rw_fkey_addr k = { .prefixlen = 16 + 128, .gen = gen };
 		if (e->family == RW_AF_INET) {
 			k.addr[10] = 0xff;
@@ -237,7 +261,7 @@ enum net_who {
 /* Whether the filters reject the event, or the rate limits refuse it (judged by one
  * set); counted when they do. */
 static __always_inline bool net_filtered(const struct net_event *e, enum net_who who,
-					 const struct net_owner *o)
+					 const struct net_owner *o, bool peer)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
@@ -255,7 +279,7 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 							   o->comm, o->cgroup_id, false))
 			goto filtered;
 	}
-	if (!peer_rejected(set, gen, e))
+	if (!peer_rejected(set, gen, e, peer))
 		return rw_rate_limited(&network_stats, set, gen, uid);
 filtered:
 	rw_count_filtered(&network_stats, uid);
@@ -276,65 +300,99 @@ static __always_inline struct net_event *net_reserve(const struct net_event *ev,
 	return e;
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
+/* Keeps the socket `fd` names, and for connect and bind the caller's sockaddr, for the
+ * exit of syscall `call`. */
+static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u64 len, __u8 call)
 {
 	if (rw_skip())
-		return 0;
+		return NULL;
 	struct net_inflight *a = bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(),
 						      0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a) {
 		/* No memory for the entry (or storage busy in a nested program): on the books. */
 		RW_COUNT_UNTRACKED(network);
-		return 0;
+		return NULL;
 	}
-	a->fd = (__s32)ctx->args[0];
-	const void *uaddr = (const void *)ctx->args[1];
-	__u64 len = ctx->args[2];
+	/* An entry still waiting: its exit's run was skipped. Counted, not overwritten
+	 * silently. */
+	if (a->active)
+		RW_COUNT_UNTRACKED(network);
+	a->fd = fd;
 	if (len > sizeof(a->addr))
 		len = sizeof(a->addr);
 	a->addrlen = 0;
-	if (len >= 2 && !bpf_probe_read_user(a->addr, len, uaddr))
+	if (uaddr && len >= 2 && !bpf_probe_read_user(a->addr, len, (const void *)uaddr))
 		a->addrlen = len;
+	struct socket *sock = fd_to_socket(fd);
+	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
 	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
 	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
 	 * has completed, or its error), or fails (EALREADY, EISCONN). The call that started
 	 * the attempt was reported. socket_state is UAPI (linux/net.h): no CO-RE needed. */
-	struct socket *sock = fd_to_socket(a->fd);
-	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
-	a->busy = sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
+	a->busy = call == NET_CALL_CONNECT && sock && BPF_CORE_READ(sock, state) != SS_UNCONNECTED;
+	a->call = call;
 	a->active = 1;
+	return a;
+}
+
+/* The entry its exit pairs with, taken; NULL when there is none for this call. */
+static __always_inline struct net_inflight *net_take(__u8 call)
+{
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->active)
+		return NULL;
+	p->active = 0;
+	if (rw_skip())
+		return NULL;
+	/* Another call's entry: this call's enter run was skipped, that call's exit too. */
+	if (p->call != call) {
+		RW_COUNT_UNTRACKED(network);
+		return NULL;
+	}
+	return p;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	net_stash(ctx->args[0], ctx->args[1], ctx->args[2], NET_CALL_CONNECT);
 	return 0;
 }
 
-/* A failed connect may have cleared the peer in the socket: take it from the caller's
- * sockaddr when that is of the socket's family. */
-static __always_inline void daddr_from_args(struct net_event *e, const struct net_inflight *a)
+/* The caller's sockaddr, when it is of the socket's family, as the peer (a failed
+ * connect may have cleared it in the socket) or, `local`, the local end (a failed bind
+ * leaves the socket unbound). */
+static __always_inline void addr_from_args(struct net_event *e, const struct net_inflight *a,
+					   bool local)
 {
 	__u16 af = a->addr[0] | (a->addr[1] << 8); /* sa_family, host order (little endian) */
 	if (af != e->family)
 		return;
+	__u8 *out = local ? e->saddr : e->daddr;
 	if (af == RW_AF_INET && a->addrlen >= 8) {
-		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		__builtin_memcpy(e->daddr, &a->addr[4], 4);
+		__builtin_memset(out, 0, 16);
+		__builtin_memcpy(out, &a->addr[4], 4);
 	} else if (af == RW_AF_INET6 && a->addrlen >= 24) {
-		__builtin_memcpy(e->daddr, &a->addr[8], 16);
+		__builtin_memcpy(out, &a->addr[8], 16);
 	} else {
 		return;
 	}
-	e->dport = (a->addr[2] << 8) | a->addr[3];
-	e->flags |= RW_NET_DADDR_FROM_ARGS;
+	__u16 port = (a->addr[2] << 8) | a->addr[3];
+	if (local) {
+		e->sport = port;
+		e->flags |= RW_NET_SADDR_FROM_ARGS;
+	} else {
+		e->dport = port;
+		e->flags |= RW_NET_DADDR_FROM_ARGS;
+	}
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	struct net_inflight *p =
-		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
-	if (!p || !p->active)
-		return 0;
-	p->active = 0;
-	if (rw_skip())
+	struct net_inflight *p = net_take(NET_CALL_CONNECT);
+	if (!p)
 		return 0;
 	long ret = ctx->ret;
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
@@ -359,13 +417,69 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	/* A failed connect's socket has already been through TCP_CLOSE. (The owner was kept
 	 * when the socket entered SYN_SENT: net_syn_sent.) */
 	if (ret != 0 && ret != -RW_EINPROGRESS)
-		daddr_from_args(&ev, p);
-	if (net_filtered(&ev, NET_CURRENT, NULL))
+		addr_from_args(&ev, p, false);
+	if (net_filtered(&ev, NET_CURRENT, NULL, true))
 		return 0;
 	struct net_event *e = net_reserve(&ev, RW_CONNECT, (__u32)bpf_get_current_uid_gid());
 	if (e)
 		RW_SUBMIT(network, e);
 	return 0;
+}
+
+/* bind and listen: the socket's local end as the kernel has it after the call (a port 0
+ * bind reports the port chosen; a listen on an unbound socket, the one it bound), from
+ * the socket the fd named at entry. A failed bind reports the sockaddr asked for. */
+static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
+{
+	struct net_inflight *p = net_take(call);
+	if (!p)
+		return 0;
+	struct sock *sk = (struct sock *)p->sk;
+	__u16 proto = 0;
+	__u16 family = inet_family(sk, &proto);
+	if (!family)
+		return 0;
+	struct net_event ev;
+	fill_body(&ev, sk, family);
+	ev.protocol = proto;
+	ev.ret = ret;
+	ev.fd = p->fd;
+	if (type == RW_LISTEN)
+		ev.backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	else if (ret != 0)
+		addr_from_args(&ev, p, true);
+	if (net_filtered(&ev, NET_CURRENT, NULL, false))
+		return 0;
+	struct net_event *e = net_reserve(&ev, type, (__u32)bpf_get_current_uid_gid());
+	if (e)
+		RW_SUBMIT(network, e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int net_bind_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	net_stash(ctx->args[0], ctx->args[1], ctx->args[2], NET_CALL_BIND);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int net_bind_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_bind_listen_exit(ctx->ret, NET_CALL_BIND, RW_BIND);
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int net_listen_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	net_stash(ctx->args[0], 0, 0, NET_CALL_LISTEN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int net_listen_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_bind_listen_exit(ctx->ret, NET_CALL_LISTEN, RW_LISTEN);
 }
 
 /* A TCP Fast Open connect: sendto/sendmsg(MSG_FASTOPEN) on an unconnected socket connects
@@ -397,7 +511,7 @@ static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
 		ev.dport = p->tfo_dport;
 		ev.flags |= RW_NET_DADDR_FROM_ARGS;
 	}
-	if (net_filtered(&ev, NET_CURRENT, NULL))
+	if (net_filtered(&ev, NET_CURRENT, NULL, true))
 		return 0;
 	struct net_event *e = net_reserve(&ev, RW_CONNECT, (__u32)bpf_get_current_uid_gid());
 	if (e)
@@ -507,7 +621,7 @@ static __always_inline int on_accept(long ret)
 	fill_body(&ev, sk, family);
 	ev.fd = ret;
 	remember_owner(sk, &ev);
-	if (net_filtered(&ev, NET_CURRENT, NULL))
+	if (net_filtered(&ev, NET_CURRENT, NULL, true))
 		return 0;
 	struct net_event *e = net_reserve(&ev, RW_ACCEPT, (__u32)bpf_get_current_uid_gid());
 	if (e)
@@ -577,7 +691,7 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		return 0;
 	struct net_event ev;
 	fill_body(&ev, sk, family);
-	if (net_filtered(&ev, owned ? NET_OWNER : NET_UNKNOWN, &o))
+	if (net_filtered(&ev, owned ? NET_OWNER : NET_UNKNOWN, &o, true))
 		return 0;
 	struct net_event *e = net_reserve(&ev, RW_CLOSE, owned ? o.uid : RW_LOSS_OTHER);
 	if (!e)

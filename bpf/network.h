@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Network family records: TCP connect, accept, close. Mirrored in src/family/network.rs. */
+/* Network family records: TCP connect, accept, close; TCP and UDP bind, TCP listen.
+ * Mirrored in src/family/network.rs. */
 #ifndef RW_NETWORK_H
 #define RW_NETWORK_H
 #include "common.h"
@@ -9,6 +10,8 @@ enum rw_network_type {
 	RW_CONNECT = 5,
 	RW_ACCEPT = 6,
 	RW_CLOSE = 7,
+	RW_BIND = 23,
+	RW_LISTEN = 24,
 };
 
 /* net_event.family */
@@ -28,6 +31,9 @@ enum rw_net_flags {
 	RW_NET_DADDR_FROM_ARGS = 2,
 	/* close: the peer's FIN was received (an orderly close by the peer, not a reset) */
 	RW_NET_PEER_FIN = 4,
+	/* bind: saddr/sport are the caller's sockaddr (a failed bind leaves the socket
+	 * unbound); otherwise they are the socket's own, as the kernel bound it. */
+	RW_NET_SADDR_FROM_ARGS = 8,
 };
 
 /* net_event.via: how a connect was made */
@@ -36,12 +42,13 @@ enum rw_net_via {
 	RW_NET_VIA_FASTOPEN = 1, /* sendto/sendmsg/sendmmsg with MSG_FASTOPEN (TCP Fast Open) */
 };
 
-/* One record for connect, accept and close; fields a type does not use are zero.
+/* One record for every type; fields a type does not use are zero.
  * Addresses are in network byte order (4 bytes for IPv4, 16 for IPv6), ports in host
  * order; saddr/sport are the local end, daddr/dport the peer. */
 struct net_event {
 	struct rw_header hdr;
-	__s64 ret; /* connect: 0, -EINPROGRESS or -errno; Fast Open: the send's return */
+	__s64 ret; /* connect: 0, -EINPROGRESS or -errno; Fast Open: the send's return;
+		    * bind, listen: 0 or -errno */
 	/* close, from struct tcp_sock: */
 	__u64 bytes_sent;     /* payload bytes sent, retransmissions included */
 	__u64 bytes_received; /* payload bytes received in order (the kernel's count less
@@ -53,12 +60,14 @@ struct net_event {
 	__u16 sport;
 	__u16 dport;
 	__u16 family;   /* AF_INET or AF_INET6 */
-	__u16 protocol; /* IPPROTO_TCP */
-	__s32 fd;       /* connect: the socket; accept: the new socket; close: -1 */
+	__u16 protocol; /* IPPROTO_TCP, or IPPROTO_UDP (bind) */
+	__s32 fd;       /* connect, bind, listen: the socket; accept: the new socket; close: -1 */
 	__u8 oldstate;  /* close: the TCP state the socket left */
 	__u8 flags;
 	__u8 via; /* connect: enum rw_net_via */
 	__u8 pad;
+	__u32 backlog; /* listen: the queue length the kernel kept (capped at somaxconn) */
+	__u32 pad2;
 };
 
 #endif

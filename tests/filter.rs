@@ -662,8 +662,19 @@ fn port_and_address_rules() {
         2 * N,
         "both ends of each"
     );
-    // Each connection left out is four events: connect, accept and two closes.
-    assert_eq!(filtered, 4 * 2 * M as u64, "filtered for uid {uid}");
+    // Each listener is a bind and a listen, which have no peer: the address rule does
+    // not apply to them, the port rule does.
+    for ty in ["bind", "listen"] {
+        let kept = events_of(&f, ty, pid);
+        assert_eq!(kept.len(), 2, "{ty}: {kept:?}");
+        assert!(
+            kept.iter().all(|e| u(&e["sport"]) == u64::from(p_in)),
+            "{kept:?}"
+        );
+    }
+    // Each connection left out is four events: connect, accept and two closes; the
+    // listener on the excluded port two.
+    assert_eq!(filtered, 4 * 2 * M as u64 + 2, "filtered for uid {uid}");
     let _ = fs::remove_dir_all(&dir);
 }
 

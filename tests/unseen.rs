@@ -140,6 +140,93 @@ fn compat_unlinks_are_unseen_by_the_file_family_and_counted_exactly() {
     assert_eq!(seen, 0, "the file family is blind to them");
 }
 
+/// ia32 `int 0x80` with three arguments (ebx, ecx, edx): the call's return.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: i32, a: u64, b: u64, c: u64) -> i32 {
+    let mut ret = nr;
+    // SAFETY: the caller passes arguments valid for syscall `nr`; int 0x80 clobbers
+    // r8-r11; rbx is the compiler's: swapped in and out.
+    unsafe {
+        std::arch::asm!(
+            "xchg {p}, rbx",
+            "int 0x80",
+            "xchg {p}, rbx",
+            p = inout(reg) a => _,
+            inout("eax") ret,
+            in("ecx") b as u32,
+            in("edx") c as u32,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// The network family's bind and listen are blind to compat calls: N ia32 binds of fresh
+/// TCP sockets to 127.0.0.1 port 0 and N ia32 listens give no event and exactly N counted
+/// of each.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_binds_and_listens_are_unseen_by_the_network_family_and_counted_exactly() {
+    const N: usize = 7;
+    const IA32_BIND: i32 = 361;
+    const IA32_LISTEN: i32 = 363;
+    let _turn = turn();
+    // The sockaddr below 4 GiB, where a 32-bit call can point.
+    // SAFETY: a fresh anonymous mapping, checked below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    // SAFETY: the page holds 4096 bytes, more than a sockaddr_in.
+    unsafe {
+        let sa = page.cast::<libc::sockaddr_in>();
+        sa.write(std::mem::zeroed());
+        (*sa).sin_family = libc::AF_INET as u16;
+        (*sa).sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    }
+    let len = std::mem::size_of::<libc::sockaddr_in>() as u64;
+    let d = Daemon::start("unseen-compat-bind", &["--only", "network,syscall"]);
+    let mut fds = Vec::new();
+    for _ in 0..N {
+        // SAFETY: a plain socket call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0);
+        fds.push(fd);
+        assert_eq!(int80(IA32_BIND, fd as u64, page as u64, len), 0);
+        assert_eq!(int80(IA32_LISTEN, fd as u64, 4, 0), 0);
+    }
+    let f = d.stop();
+    f.assert_exact();
+    for fd in fds {
+        // SAFETY: closing the sockets made above.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(page, 4096) };
+    let unseen = &f.stats["unseen"];
+    let n = N as u64;
+    assert_eq!(u(&unseen["compat"]["syscalls"]["bind"]), n, "{unseen}");
+    assert_eq!(u(&unseen["compat"]["syscalls"]["listen"]), n, "{unseen}");
+    let tid = u64::from(common::gettid());
+    let seen = f
+        .events
+        .iter()
+        .filter(|e| u(&e["tid"]) == tid && (e["type"] == "bind" || e["type"] == "listen"))
+        .count();
+    assert_eq!(seen, 0, "the network family is blind to them");
+}
+
 #[test]
 fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 23;

@@ -1,7 +1,9 @@
-//! Network family records (bpf/network.h): TCP connect, accept, close.
-//! JSON: `family` (ipv4/ipv6), `protocol` (tcp), `saddr`/`sport` (local end),
-//! `daddr`/`dport` (peer); connect adds `ret`, `fd`, `daddr_from_args`, `via` (`connect`, or
-//! `fastopen` for a send with MSG_FASTOPEN); accept adds `fd`;
+//! Network family records (bpf/network.h): TCP connect, accept, close; TCP and UDP bind,
+//! TCP listen.
+//! JSON: `family` (ipv4/ipv6), `protocol` (tcp, udp), `saddr`/`sport` (local end),
+//! `daddr`/`dport` (peer; not for bind and listen); connect adds `ret`, `fd`,
+//! `daddr_from_args`, `via` (`connect`, or `fastopen` for a send with MSG_FASTOPEN); accept
+//! adds `fd`; bind adds `ret`, `fd`, `saddr_from_args`; listen adds `ret`, `fd`, `backlog`;
 //! close adds `bytes_sent` (payload, retransmissions included), `bytes_received` (payload),
 //! `bytes_acked` (sequence space: SYN and FIN count one), `bytes_retrans`, `oldstate`,
 //! `peer_fin` and `owner_known` (the header names who connected or accepted the socket).
@@ -21,6 +23,8 @@ pub mod kind {
     pub const CONNECT: u32 = 5;
     pub const ACCEPT: u32 = 6;
     pub const CLOSE: u32 = 7;
+    pub const BIND: u32 = 23;
+    pub const LISTEN: u32 = 24;
 }
 
 pub const SPEC: Spec = Spec {
@@ -34,6 +38,8 @@ pub const SPEC: Spec = Spec {
         (kind::CONNECT, "connect"),
         (kind::ACCEPT, "accept"),
         (kind::CLOSE, "close"),
+        (kind::BIND, "bind"),
+        (kind::LISTEN, "listen"),
     ],
     observe: None,
     own_context: &[],
@@ -42,9 +48,11 @@ pub const SPEC: Spec = Spec {
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;
 pub const NET_OWNER_KNOWN: u8 = 1;
 pub const NET_DADDR_FROM_ARGS: u8 = 2;
 pub const NET_PEER_FIN: u8 = 4;
+pub const NET_SADDR_FROM_ARGS: u8 = 8;
 /// `enum rw_net_via`: how a connect was made.
 pub const NET_VIA_CONNECT: u8 = 0;
 pub const NET_VIA_FASTOPEN: u8 = 1;
@@ -69,6 +77,8 @@ pub struct NetEvent {
     pub flags: u8,
     pub via: u8,
     pub pad: u8,
+    pub backlog: u32,
+    pub pad2: u32,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for NetEvent {}
@@ -128,16 +138,18 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     );
     line.str(
         "protocol",
-        if e.protocol == IPPROTO_TCP {
-            "tcp"
-        } else {
-            "unknown"
+        match e.protocol {
+            IPPROTO_TCP => "tcp",
+            IPPROTO_UDP => "udp",
+            _ => "unknown",
         },
     );
     line.display("saddr", addr(e.family, &e.saddr));
     line.u64("sport", e.sport.into());
-    line.display("daddr", addr(e.family, &e.daddr));
-    line.u64("dport", e.dport.into());
+    if k != kind::BIND && k != kind::LISTEN {
+        line.display("daddr", addr(e.family, &e.daddr));
+        line.u64("dport", e.dport.into());
+    }
     match k {
         kind::CONNECT => {
             line.i64("ret", e.ret);
@@ -150,6 +162,15 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             }
         }
         kind::ACCEPT => line.i64("fd", e.fd.into()),
+        kind::BIND | kind::LISTEN => {
+            line.i64("ret", e.ret);
+            line.i64("fd", e.fd.into());
+            if k == kind::BIND {
+                line.bool("saddr_from_args", e.flags & NET_SADDR_FROM_ARGS != 0);
+            } else {
+                line.u64("backlog", e.backlog.into());
+            }
+        }
         _ => {
             line.u64("bytes_sent", e.bytes_sent);
             line.u64("bytes_received", e.bytes_received);
@@ -173,6 +194,17 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             let e: &NetEvent = view(data, k)?;
             quoted(b, comm);
             let _ = write!(b, " pid={} uid={} ", h.pid, h.uid);
+            if k == kind::BIND || k == kind::LISTEN {
+                b.extend_from_slice(if e.protocol == IPPROTO_UDP { b"udp " } else { b"tcp " });
+                endpoint(b, e.family, &e.saddr, e.sport);
+                if k == kind::LISTEN {
+                    let _ = write!(b, " backlog={}", e.backlog);
+                }
+                if e.ret < 0 {
+                    failed(b, e.ret);
+                }
+                return Ok(PRIO_INFO);
+            }
             endpoint(b, e.family, &e.saddr, e.sport);
             b.extend_from_slice(if k == kind::ACCEPT { b" <- " } else { b" -> " });
             endpoint(b, e.family, &e.daddr, e.dport);
@@ -296,7 +328,9 @@ mod layout {
                 oldstate,
                 flags,
                 via,
-                pad
+                pad,
+                backlog,
+                pad2
             ]
         );
     }
@@ -312,6 +346,8 @@ mod layout {
                 RW_CONNECT = kind::CONNECT,
                 RW_ACCEPT = kind::ACCEPT,
                 RW_CLOSE = kind::CLOSE,
+                RW_BIND = kind::BIND,
+                RW_LISTEN = kind::LISTEN,
             ]
         );
         assert_enum!(
@@ -326,6 +362,7 @@ mod layout {
                 RW_NET_OWNER_KNOWN = NET_OWNER_KNOWN,
                 RW_NET_DADDR_FROM_ARGS = NET_DADDR_FROM_ARGS,
                 RW_NET_PEER_FIN = NET_PEER_FIN,
+                RW_NET_SADDR_FROM_ARGS = NET_SADDR_FROM_ARGS,
             ]
         );
         assert_enum!(

@@ -1,0 +1,111 @@
+//! Network family bind and listen against the real kernel: TCP and UDP over 127.0.0.1 and
+//! [::1], as root and as uid 65534 -> exactly one event per call, in order, whose local
+//! end is the socket's as the kernel bound it (a port 0 bind and a listen that binds on
+//! its own say the port the kernel chose), and failed calls with their errno and, for a
+//! bind, the address asked for.
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Daemon, as_nobody, u};
+use serde_json::Value;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Makes the calls and prints, as its last line, the events they must give: per socket
+/// family and type, ROUNDS rounds of a port 0 bind, a listen (EOPNOTSUPP for UDP) and a
+/// bind of a second socket to the same port (EADDRINUSE); then a listen on an unbound TCP
+/// socket, and for a user without CAP_NET_BIND_SERVICE a bind to port 80 (EACCES).
+const SCRIPT: &str = r#"
+import errno, json, os, socket
+ROUNDS = 3
+out, keep = [], []
+def call(f):
+    try:
+        f()
+        return 0
+    except OSError as e:
+        return -e.errno
+for fam, host, name in ((socket.AF_INET, "127.0.0.1", "ipv4"), (socket.AF_INET6, "::1", "ipv6")):
+    for typ, proto in ((socket.SOCK_STREAM, "tcp"), (socket.SOCK_DGRAM, "udp")):
+        for k in range(ROUNDS):
+            s = socket.socket(fam, typ)
+            keep.append(s)
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+            base = {"family": name, "protocol": proto, "saddr": host, "sport": port}
+            out.append(dict(base, type="bind", fd=s.fileno(), ret=0, saddr_from_args=False))
+            ret = call(lambda: s.listen(5 + k))
+            out.append(dict(base, type="listen", fd=s.fileno(), ret=ret,
+                            backlog=5 + k if ret == 0 else 0))
+            t = socket.socket(fam, typ)
+            keep.append(t)
+            ret = call(lambda: t.bind((host, port)))
+            assert ret == -errno.EADDRINUSE, ret
+            out.append(dict(base, type="bind", fd=t.fileno(), ret=ret, saddr_from_args=True))
+s = socket.socket()
+keep.append(s)
+s.listen(2)
+out.append({"type": "listen", "family": "ipv4", "protocol": "tcp", "saddr": "0.0.0.0",
+            "sport": s.getsockname()[1], "fd": s.fileno(), "ret": 0, "backlog": 2})
+if os.getuid() != 0:
+    s = socket.socket()
+    keep.append(s)
+    ret = call(lambda: s.bind(("127.0.0.1", 80)))
+    assert ret == -errno.EACCES, ret
+    out.append({"type": "bind", "family": "ipv4", "protocol": "tcp", "saddr": "127.0.0.1",
+                "sport": 80, "fd": s.fileno(), "ret": ret, "saddr_from_args": True})
+print(json.dumps(out))
+"#;
+
+/// Runs SCRIPT through `cmd`; returns its pid (setpriv execs python in the same process)
+/// and the events it expects.
+fn run(mut cmd: Command) -> (u64, Vec<Value>) {
+    let child = cmd
+        .args(["-c", SCRIPT])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let pid = u64::from(child.id());
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success(), "python failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().expect("python printed its result");
+    let want: Vec<Value> = serde_json::from_str(last).expect("python printed JSON");
+    (pid, want)
+}
+
+/// The fields `want` names, taken from `e`.
+fn picked(e: &Value, want: &Value) -> Value {
+    let keys = want.as_object().expect("an object");
+    Value::Object(keys.keys().map(|k| (k.clone(), e[k].clone())).collect())
+}
+
+#[test]
+fn every_bind_and_listen_is_one_event_with_the_kernels_local_end() {
+    let d = Daemon::start("network-bind", &["--only", "network"]);
+    let root = run(Command::new(PYTHON));
+    let nobody = run(as_nobody(PYTHON));
+    std::thread::sleep(Duration::from_millis(200));
+    let f = d.stop();
+    f.assert_exact();
+    for (who, (pid, want)) in [("root", root), ("nobody", nobody)] {
+        let got: Vec<&Value> = f
+            .events
+            .iter()
+            .filter(|e| u(&e["pid"]) == pid && (e["type"] == "bind" || e["type"] == "listen"))
+            .collect();
+        // 2 families x 2 types x 3 rounds x 3 calls, the unbound listen, and for nobody
+        // the privileged port.
+        let n = 2 * 2 * 3 * 3 + 1 + usize::from(who == "nobody");
+        assert_eq!(want.len(), n, "{who}: the script's own count");
+        assert_eq!(got.len(), n, "{who}: events {got:#?}");
+        for (e, w) in got.iter().zip(&want) {
+            assert_eq!(picked(e, w), *w, "{who}: event {e}");
+            assert!(e.get("daddr").is_none(), "{who}: no peer on {e}");
+            let uid = if who == "root" { 0 } else { 65534 };
+            assert_eq!(u(&e["uid"]), uid, "{who}: {e}");
+        }
+    }
+}
