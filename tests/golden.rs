@@ -391,6 +391,108 @@ fn records() -> Vec<Case> {
     );
     add("open_path_directory", "file", resolved(e, b"/"));
 
+    // --- file changes: each type, a name from the kernel after the fixed part
+    use file::change_sys as cs;
+    let mut change = |k: u32,
+                      sys: u32,
+                      ret: i64,
+                      p: [&[u8]; 2],
+                      names: &[u8],
+                      f: &dyn Fn(&mut file::ChangeEvent)| {
+        let mut e: file::ChangeEvent = zeroed();
+        e.hdr = hdr(k, next());
+        e.ret = ret;
+        e.syscall = sys;
+        e.fd = -100;
+        e.fd2 = -100;
+        e.path_len = put(&mut e.path, p[0]);
+        e.path2_len = put(&mut e.path2, p[1]);
+        e.resolved_len = names.len() as u32;
+        f(&mut e);
+        let mut b = bytes_of(&e);
+        b.extend_from_slice(names);
+        b
+    };
+    let none = |_: &mut file::ChangeEvent| {};
+    let b = change(
+        kind::UNLINK,
+        cs::UNLINKAT,
+        0,
+        [b"x.tmp", b""],
+        b"/home/u",
+        &none,
+    );
+    add("unlink_relative", "file", b);
+    let b = change(kind::RMDIR, cs::RMDIR, -2, [b"/gone", b""], b"", &none);
+    add("rmdir_enoent", "file", b);
+    let b = change(kind::MKDIR, cs::MKDIRAT, 0, [b"/srv/new", b""], b"", &|e| {
+        e.mode = 0o750
+    });
+    add("mkdir_mode", "file", b);
+    let b = change(
+        kind::RENAME,
+        cs::RENAMEAT2,
+        0,
+        [b"/etc/a", b"/etc/b"],
+        b"",
+        &|e| {
+            e.flags = 2 // RENAME_EXCHANGE
+        },
+    );
+    add("rename_exchange", "file", b);
+    let b = change(
+        kind::CHMOD,
+        cs::FCHMOD,
+        0,
+        [b"", b""],
+        b"/usr/bin/tool",
+        &|e| {
+            e.mode = 0o4755;
+            e.fd = 3;
+            e.path_flags = file::CHANGE_R1_FILE;
+        },
+    );
+    add("chmod_fd_setuid", "file", b);
+    let b = change(
+        kind::CHOWN,
+        cs::FCHOWNAT,
+        -1,
+        [b"/etc/shadow", b""],
+        b"",
+        &|e| {
+            e.uid = 0;
+            e.gid = u32::MAX;
+        },
+    );
+    add("chown_eperm_gid_kept", "file", b);
+    let b = change(
+        kind::LINK,
+        cs::LINK,
+        0,
+        [b"/etc/passwd", b"/tmp/p"],
+        b"",
+        &none,
+    );
+    add("link_both_paths", "file", b);
+    let b = change(
+        kind::SYMLINK,
+        cs::SYMLINKAT,
+        0,
+        [b"../../etc", b"/tmp/l"],
+        b"",
+        &none,
+    );
+    add("symlink_target_text", "file", b);
+    let b = change(
+        kind::TRUNCATE,
+        cs::TRUNCATE,
+        0,
+        [b"/var/log/auth.log", b""],
+        b"",
+        &none,
+    );
+    add("truncate_log", "file", b);
+
     // --- network: connect, accept, close over IPv4 and IPv6
     let v4 = |a: [u8; 4]| {
         let mut b = [0u8; 16];
@@ -514,9 +616,39 @@ fn records() -> Vec<Case> {
     add("close_v6_unknown_state", "network", bytes_of(&e));
     let mut e = net(kind::CLOSE, 0, [0xab; 16], 1, [0xcd; 16], 2);
     e.hdr.seq = next();
-    e.protocol = 17;
+    e.protocol = 132;
     e.oldstate = 7;
     add("close_unknown_family_protocol", "network", bytes_of(&e));
+    let mut e = net(
+        kind::BIND,
+        network::AF_INET,
+        v4([0, 0, 0, 0]),
+        8080,
+        [0; 16],
+        0,
+    );
+    e.hdr.seq = next();
+    e.fd = 3;
+    add("bind_v4_tcp", "network", bytes_of(&e));
+    let mut e = net(kind::BIND, network::AF_INET6, v6("::1"), 53, [0; 16], 0);
+    e.hdr.seq = next();
+    e.protocol = network::IPPROTO_UDP;
+    e.ret = -13;
+    e.fd = 4;
+    e.flags = network::NET_SADDR_FROM_ARGS;
+    add("bind_v6_udp_refused", "network", bytes_of(&e));
+    let mut e = net(
+        kind::LISTEN,
+        network::AF_INET,
+        v4([127, 0, 0, 1]),
+        8080,
+        [0; 16],
+        0,
+    );
+    e.hdr.seq = next();
+    e.fd = 3;
+    e.backlog = 4096;
+    add("listen_v4", "network", bytes_of(&e));
 
     // --- syscall
     let sys = |nr: u32, ret: i64, args: [u64; 6], latency_ns: u64, seq: u64| SyscallEvent {
@@ -1026,22 +1158,11 @@ fn records_cover_every_record_type() {
         .iter()
         .map(|c| plain::from_bytes::<Header>(&c.data).expect("header").kind)
         .collect();
-    let all = [
-        kind::EXEC,
-        kind::EXIT,
-        kind::FORK,
-        kind::OPEN,
-        kind::CONNECT,
-        kind::ACCEPT,
-        kind::CLOSE,
-        kind::SYSCALL,
-        kind::CGROUP_MKDIR,
-        kind::CGROUP_RMDIR,
-        kind::CGROUP_ATTACH,
-        kind::OOM_KILL,
-        kind::ANOMALY,
-    ];
-    assert_eq!(types, all.into_iter().collect(), "a record of every type");
+    let all: std::collections::BTreeSet<u32> = ringwarden::family::Family::ALL
+        .iter()
+        .flat_map(|f| f.spec().kinds.iter().map(|(k, _)| *k))
+        .collect();
+    assert_eq!(types, all, "a record of every type");
     let json = render_all(&cases).json;
     let lines: Vec<&[u8]> = json
         .split(|&b| b == b'\n')
