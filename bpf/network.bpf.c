@@ -208,13 +208,13 @@ static __always_inline void remember_owner(const struct sock *sk, const struct n
  * port rule matches either end; an address rule, the peer's address (IPv4 is looked up
  * as ::ffff:a.b.c.d, as the configuration's IPv4 ranges are stored), when the event has
  * a peer (`peer`): a bind or listen has none, and no peer range may hide one. */
-static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen,
-					  const struct net_event *e, bool peer)
+static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen, __u16 family,
+					  const void *daddr, __u16 sport, __u16 dport, bool peer)
 {
 	__u32 bits = set->bits;
 	if (bits & (RW_F_INCLUDE_PORT | RW_F_EXCLUDE_PORT)) {
-		struct rw_fkey_port ks = { .gen = gen, .port = e->sport };
-		struct rw_fkey_port kd = { .gen = gen, .port = e->dport };
+		struct rw_fkey_port ks = { .gen = gen, .port = sport };
+		struct rw_fkey_port kd = { .gen = gen, .port = dport };
 		if (bits & RW_F_INCLUDE_PORT) {
 			ks.list = kd.list = RW_FL_INCLUDE;
 			if (!bpf_map_lookup_elem(&rw_filter_port, &ks) &&
@@ -230,12 +230,12 @@ static __always_inline bool peer_rejected(struct rw_filter_set *set, __u8 gen,
 	}
 	if (peer && (bits & (RW_F_INCLUDE_CIDR | RW_F_EXCLUDE_CIDR))) {
 		struct rw_fkey_addr k = { .prefixlen = 16 + 128, .gen = gen };
-		if (e->family == RW_AF_INET) {
+		if (family == RW_AF_INET) {
 			k.addr[10] = 0xff;
 			k.addr[11] = 0xff;
-			__builtin_memcpy(&k.addr[12], e->daddr, 4);
+			__builtin_memcpy(&k.addr[12], daddr, 4);
 		} else {
-			__builtin_memcpy(k.addr, e->daddr, 16);
+			__builtin_memcpy(k.addr, daddr, 16);
 		}
 		if (bits & RW_F_INCLUDE_CIDR) {
 			k.list = RW_FL_INCLUDE;
@@ -258,10 +258,10 @@ enum net_who {
 	NET_UNKNOWN, /* nobody's known: only the port and address rules apply */
 };
 
-/* Whether the filters reject the event, or the rate limits refuse it (judged by one
- * set); counted when they do. */
-static __always_inline bool net_filtered(const struct net_event *e, enum net_who who,
-					 const struct net_owner *o, bool peer)
+/* Whether the filters reject an event with these endpoints, or the rate limits refuse
+ * it (judged by one set); counted when they do. */
+static __always_inline bool net_judged(__u16 family, const void *daddr, __u16 sport, __u16 dport,
+				       enum net_who who, const struct net_owner *o, bool peer)
 {
 	__u8 gen = 0;
 	struct rw_filter_set *set = rw_fset(&gen);
@@ -269,8 +269,9 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 		return false;
 	/* Whose losses these are: an unknown owner's are nobody's in particular (the current
 	 * task of a softirq is unrelated): the catch-all uid, also for the per-uid limit. */
-	__u32 uid = who == NET_UNKNOWN ? RW_LOSS_OTHER : (__u32)bpf_get_current_uid_gid();
+	__u32 uid = RW_LOSS_OTHER;
 	if (who == NET_CURRENT) {
+		uid = (__u32)bpf_get_current_uid_gid();
 		if (rw_task_filtered_by(&network_stats, set, gen))
 			return true;
 	} else if (who == NET_OWNER) {
@@ -279,11 +280,18 @@ static __always_inline bool net_filtered(const struct net_event *e, enum net_who
 							   o->comm, o->cgroup_id, false))
 			goto filtered;
 	}
-	if (!peer_rejected(set, gen, e, peer))
+	if (!peer_rejected(set, gen, family, daddr, sport, dport, peer))
 		return rw_rate_limited(&network_stats, set, gen, uid);
 filtered:
 	rw_count_filtered(&network_stats, uid);
 	return true;
+}
+
+/* The same for an event built on the stack. */
+static __always_inline bool net_filtered(const struct net_event *e, enum net_who who,
+					 const struct net_owner *o, bool peer)
+{
+	return net_judged(e->family, e->daddr, e->sport, e->dport, who, o, peer);
 }
 
 /* Reserves a record for `ev` (built on the stack and judged) and copies its body in. */
@@ -723,6 +731,282 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 	}
 	RW_SUBMIT(network, e);
 	return 0;
+}
+
+/* ---- UDP flows: cgroup_skb on the cgroup v2 root ----
+ *
+ * Every UDP datagram a socket sends or receives passes the cgroup v2 hooks of its
+ * socket's cgroup, whatever made it (send, sendmmsg, io_uring, splice): the programs
+ * below see the datagram the kernel built or received, with its real addresses, not a
+ * syscall's arguments. A flow is (socket, peer). Its first datagram gives a udp_flow;
+ * its counts are kept in the socket's own storage and reported once, in a udp_close,
+ * when the socket is released (cgroup/sock_release) or when the flow leaves the
+ * socket's table (RW_UDP_SLOTS, least recently used first: RW_NET_FLOW_EVICTED). The
+ * programs never refuse a packet or a socket: they return 1 on every path. */
+
+#define RW_ETH_P_IP 0x0800
+#define RW_ETH_P_IPV6 0x86DD
+#define RW_UDP_SLOTS 8
+
+struct udp_slot {
+	__u64 peer[2]; /* an address as it is in the datagram (IPv4: 4 bytes, then zeroes) */
+	__u64 local[2];
+	__u64 tx_bytes;
+	__u64 tx_packets;
+	__u64 rx_bytes;
+	__u64 rx_packets;
+	__u32 last; /* the socket's tick at the flow's last datagram */
+	__u16 pport;
+	__u16 lport;
+	__u16 family; /* of the datagrams */
+	__u8 used;
+	__u8 inbound;
+};
+
+/* One per UDP socket: its owner (the task that created it, when the daemon saw that)
+ * and its flows. */
+struct udp_state {
+	struct bpf_spin_lock lock;
+	__u32 tick;
+	struct net_owner owner;
+	__u32 owner_known;
+	__u32 pad;
+	struct udp_slot flows[RW_UDP_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct udp_state);
+} network_udp SEC(".maps");
+
+/* The task creating a UDP socket is its owner: a datagram is often received in softirq
+ * context, where the current task is someone else. */
+SEC("cgroup/sock_create")
+int net_udp_create(struct bpf_sock *ctx)
+{
+	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
+		return 1;
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
+		return 1;
+	struct udp_state *us =
+		bpf_sk_storage_get(&network_udp, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!us)
+		return 1; /* no memory: its flows say owner_known false */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+	us->owner.cgroup_id = bpf_get_current_cgroup_id();
+	us->owner.pid = id >> 32;
+	us->owner.tid = (__u32)id;
+	us->owner.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	us->owner.uid = (__u32)ug;
+	us->owner.gid = ug >> 32;
+	us->owner.tree = rw_current_tree_bits();
+	bpf_get_current_comm(us->owner.comm, sizeof(us->owner.comm));
+	us->owner_known = 1;
+	return 1;
+}
+
+/* A record for flow `f` of socket `us`, judged by its owner, reserved and sent. Built
+ * in the ring, not on the stack: the stack is the limit here (512 bytes for the whole
+ * chain of calls). */
+static __noinline int udp_emit(struct udp_state *us, const struct udp_slot *f, __u32 type,
+			       __u32 flags)
+{
+	if (!us || !f)
+		return 0;
+	/* The owner in place: written once, when the socket was created. */
+	const struct net_owner *o = &us->owner;
+	bool owned = us->owner_known;
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED) || (owned && o->pid == cfg->self_tgid))
+		return 0;
+	if (net_judged(f->family, f->peer, f->lport, f->pport, owned ? NET_OWNER : NET_UNKNOWN, o,
+		       true))
+		return 0;
+	__u32 uid = owned ? o->uid : RW_LOSS_OTHER;
+	struct net_event *e =
+		rw_reserve_of(&network_rings, &network_stats, sizeof(struct net_event), &uid);
+	if (!e)
+		return 0;
+	__builtin_memset((char *)e + sizeof(__u64), 0, sizeof(*e) - sizeof(__u64));
+	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	e->hdr.type = type;
+	if (owned) {
+		e->hdr.cgroup_id = o->cgroup_id;
+		e->hdr.pid = o->pid;
+		e->hdr.tid = o->tid;
+		e->hdr.ppid = o->ppid;
+		e->hdr.uid = o->uid;
+		e->hdr.gid = o->gid;
+		__builtin_memcpy(e->hdr.comm, o->comm, sizeof(o->comm));
+	}
+	e->family = f->family;
+	e->protocol = IPPROTO_UDP;
+	__builtin_memcpy(e->saddr, f->local, 16);
+	__builtin_memcpy(e->daddr, f->peer, 16);
+	e->sport = f->lport;
+	e->dport = f->pport;
+	e->bytes_sent = f->tx_bytes;
+	e->bytes_received = f->rx_bytes;
+	e->packets_sent = f->tx_packets;
+	e->packets_received = f->rx_packets;
+	e->fd = -1;
+	e->flags =
+		flags | (f->inbound ? RW_NET_FLOW_INBOUND : 0) | (owned ? RW_NET_OWNER_KNOWN : 0);
+	RW_SUBMIT(network, e);
+	return 0;
+}
+
+/* The flow of `skb`'s datagram as a new slot: peer and local end from the datagram's
+ * headers, its UDP payload counted once; false when it is no UDP datagram this can read
+ * (an IPv6 extension header before the UDP header). */
+static __always_inline bool udp_parse(struct __sk_buff *skb, bool egress, struct udp_slot *f)
+{
+	__u32 l4;
+	__builtin_memset(f, 0, sizeof(*f));
+	__u64 *src = egress ? f->local : f->peer;
+	__u64 *dst = egress ? f->peer : f->local;
+	if (skb->protocol == bpf_htons(RW_ETH_P_IP)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_UDP)
+			return false;
+		l4 = ip.ihl * 4;
+		src[0] = ip.saddr;
+		dst[0] = ip.daddr;
+		f->family = RW_AF_INET;
+	} else if (skb->protocol == bpf_htons(RW_ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_UDP)
+			return false;
+		l4 = sizeof(ip6);
+		__builtin_memcpy(src, &ip6.saddr, 16);
+		__builtin_memcpy(dst, &ip6.daddr, 16);
+		f->family = RW_AF_INET6;
+	} else {
+		return false;
+	}
+	struct udphdr uh;
+	if (bpf_skb_load_bytes(skb, l4, &uh, sizeof(uh)))
+		return false;
+	__u16 sport = bpf_ntohs(uh.source), dport = bpf_ntohs(uh.dest);
+	f->lport = egress ? sport : dport;
+	f->pport = egress ? dport : sport;
+	__u64 payload = skb->len > l4 + sizeof(uh) ? skb->len - l4 - sizeof(uh) : 0;
+	if (egress) {
+		f->tx_bytes = payload;
+		f->tx_packets = 1;
+	} else {
+		f->rx_bytes = payload;
+		f->rx_packets = 1;
+		f->inbound = 1;
+	}
+	f->used = 1;
+	return true;
+}
+
+/* Counts a datagram of `skb`'s UDP socket; a new flow is reported. */
+static __always_inline int udp_count(struct __sk_buff *skb, bool egress)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_UDP || sk->type != SOCK_DGRAM)
+		return 1;
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
+		return 1;
+	struct udp_slot now;
+	if (!udp_parse(skb, egress, &now)) {
+		/* A datagram of a UDP socket not followed (an IPv6 extension header): on the
+		 * books. */
+		RW_COUNT_UNTRACKED(network);
+		return 1;
+	}
+	/* A socket created before the daemon started has no storage yet: its owner is not
+	 * known (zeroed). */
+	struct udp_state *us = bpf_sk_storage_get(&network_udp, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!us) {
+		RW_COUNT_UNTRACKED(network);
+		return 1;
+	}
+	struct udp_slot old;
+	int found = -1, slot = 0;
+	__u32 oldest = 0xffffffff;
+	bpf_spin_lock(&us->lock);
+	__u32 tick = ++us->tick;
+	now.last = tick;
+	for (int i = 0; i < RW_UDP_SLOTS; i++) {
+		struct udp_slot *f = &us->flows[i];
+		if (f->used && f->family == now.family && f->pport == now.pport &&
+		    f->peer[0] == now.peer[0] && f->peer[1] == now.peer[1]) {
+			found = i;
+			break;
+		}
+		__u32 age = f->used ? f->last : 0;
+		if (age < oldest) {
+			oldest = age;
+			slot = i;
+		}
+	}
+	if (found >= 0 && found < RW_UDP_SLOTS) {
+		struct udp_slot *f = &us->flows[found];
+		f->tx_bytes += now.tx_bytes;
+		f->tx_packets += now.tx_packets;
+		f->rx_bytes += now.rx_bytes;
+		f->rx_packets += now.rx_packets;
+		f->last = tick;
+		bpf_spin_unlock(&us->lock);
+		return 1;
+	}
+	if (slot < 0 || slot >= RW_UDP_SLOTS) {
+		bpf_spin_unlock(&us->lock);
+		return 1;
+	}
+	old = us->flows[slot];
+	us->flows[slot] = now;
+	bpf_spin_unlock(&us->lock);
+	if (old.used)
+		udp_emit(us, &old, RW_UDP_CLOSE, RW_NET_FLOW_EVICTED);
+	udp_emit(us, &now, RW_UDP_FLOW, 0);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int net_udp_egress(struct __sk_buff *skb)
+{
+	return udp_count(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int net_udp_ingress(struct __sk_buff *skb)
+{
+	return udp_count(skb, false);
+}
+
+/* A UDP socket released: one udp_close per flow it still has. */
+SEC("cgroup/sock_release")
+int net_udp_release(struct bpf_sock *ctx)
+{
+	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
+		return 1;
+	struct udp_state *us = bpf_sk_storage_get(&network_udp, ctx, 0, 0);
+	if (!us)
+		return 1;
+	for (int i = 0; i < RW_UDP_SLOTS; i++) {
+		struct udp_slot f;
+		bpf_spin_lock(&us->lock);
+		f = us->flows[i];
+		us->flows[i].used = 0;
+		bpf_spin_unlock(&us->lock);
+		if (f.used)
+			udp_emit(us, &f, RW_UDP_CLOSE, 0);
+	}
+	return 1;
 }
 
 RW_LAYOUT(net_event);

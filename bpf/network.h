@@ -12,6 +12,8 @@ enum rw_network_type {
 	RW_CLOSE = 7,
 	RW_BIND = 23,
 	RW_LISTEN = 24,
+	RW_UDP_FLOW = 25,
+	RW_UDP_CLOSE = 26,
 };
 
 /* net_event.family */
@@ -34,6 +36,11 @@ enum rw_net_flags {
 	/* bind: saddr/sport are the caller's sockaddr (a failed bind leaves the socket
 	 * unbound); otherwise they are the socket's own, as the kernel bound it. */
 	RW_NET_SADDR_FROM_ARGS = 8,
+	/* udp_close: the socket's flow table was full and this flow, the least recently
+	 * used, made room for a new one; a datagram of it later is a new udp_flow. */
+	RW_NET_FLOW_EVICTED = 16,
+	/* udp_flow, udp_close: the flow's first datagram was received, not sent. */
+	RW_NET_FLOW_INBOUND = 32,
 };
 
 /* net_event.via: how a connect was made */
@@ -49,12 +56,15 @@ struct net_event {
 	struct rw_header hdr;
 	__s64 ret; /* connect: 0, -EINPROGRESS or -errno; Fast Open: the send's return;
 		    * bind, listen: 0 or -errno */
-	/* close, from struct tcp_sock: */
+	/* close, from struct tcp_sock; udp_flow, udp_close: UDP payload bytes */
 	__u64 bytes_sent;     /* payload bytes sent, retransmissions included */
 	__u64 bytes_received; /* payload bytes received in order (the kernel's count less
 			       * the FIN's sequence number) */
 	__u64 bytes_acked;    /* sequence space acked by the peer: SYN and FIN count one */
 	__u64 bytes_retrans;  /* payload bytes retransmitted */
+	/* udp_flow (its first datagram), udp_close (all): datagrams of the flow */
+	__u64 packets_sent;
+	__u64 packets_received;
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;

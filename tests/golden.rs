@@ -649,6 +649,38 @@ fn records() -> Vec<Case> {
     e.fd = 3;
     e.backlog = 4096;
     add("listen_v4", "network", bytes_of(&e));
+    let mut e = net(
+        kind::UDP_FLOW,
+        network::AF_INET,
+        v4([10, 0, 0, 2]),
+        53,
+        v4([10, 0, 0, 9]),
+        40123,
+    );
+    e.hdr.seq = next();
+    e.protocol = network::IPPROTO_UDP;
+    e.fd = -1;
+    e.bytes_received = 33;
+    e.packets_received = 1;
+    e.flags = network::NET_FLOW_INBOUND | network::NET_OWNER_KNOWN;
+    add("udp_flow_v4_inbound", "network", bytes_of(&e));
+    let mut e = net(
+        kind::UDP_CLOSE,
+        network::AF_INET6,
+        v6("2001:db8::1"),
+        40000,
+        v6("2001:db8::53"),
+        53,
+    );
+    e.hdr.seq = next();
+    e.protocol = network::IPPROTO_UDP;
+    e.fd = -1;
+    e.bytes_sent = 330;
+    e.packets_sent = 10;
+    e.bytes_received = 1_200;
+    e.packets_received = 10;
+    e.flags = network::NET_FLOW_EVICTED;
+    add("udp_close_v6_evicted", "network", bytes_of(&e));
 
     // --- syscall
     let sys = |nr: u32, ret: i64, args: [u64; 6], latency_ns: u64, seq: u64| SyscallEvent {

@@ -797,12 +797,18 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             });
             return;
         }
-        let error = match p.attach() {
+        let attached = if section.starts_with("cgroup") {
+            attach_cgroup(p)
+        } else {
+            p.attach()
+                .map_err(|e| first_line(&format!("{e:#}")).to_string())
+        };
+        let error = match attached {
             Ok(link) => {
                 links.push(link);
                 None
             }
-            Err(e) => Some(format!("attach failed: {}", first_line(&format!("{e:#}")))),
+            Err(e) => Some(format!("attach failed: {e}")),
         };
         programs.push(ProgramStatus {
             name,
@@ -837,6 +843,16 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
         programs,
         links,
     })
+}
+
+/// Attaches a cgroup program (`cgroup_skb/...`, `cgroup/sock_...`) to the root of the
+/// cgroup v2 hierarchy: every socket of the host is in it or below it.
+fn attach_cgroup(p: &mut libbpf_rs::ProgramMut<'_>) -> Result<Link, String> {
+    let root = crate::context::cgroups::find_mount()
+        .ok_or_else(|| "no cgroup v2 hierarchy is mounted".to_string())?;
+    let dir = std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    p.attach_cgroup(dir.as_raw_fd())
+        .map_err(|e| first_line(&format!("{e:#}")).to_string())
 }
 
 /// Whether a program's section is a syscall's exit (`tracepoint/syscalls/sys_exit_open`,

@@ -4,6 +4,10 @@
 //! `daddr`/`dport` (peer; not for bind and listen); connect adds `ret`, `fd`,
 //! `daddr_from_args`, `via` (`connect`, or `fastopen` for a send with MSG_FASTOPEN); accept
 //! adds `fd`; bind adds `ret`, `fd`, `saddr_from_args`; listen adds `ret`, `fd`, `backlog`;
+//! udp_flow (a socket's first datagram with a peer) and udp_close (the flow's totals, when
+//! the socket is released or the flow evicted) add `first` (sent/received), `bytes_sent`,
+//! `bytes_received`, `packets_sent`, `packets_received` (UDP payload), `owner_known`, and
+//! for udp_close `evicted`;
 //! close adds `bytes_sent` (payload, retransmissions included), `bytes_received` (payload),
 //! `bytes_acked` (sequence space: SYN and FIN count one), `bytes_retrans`, `oldstate`,
 //! `peer_fin` and `owner_known` (the header names who connected or accepted the socket).
@@ -25,6 +29,8 @@ pub mod kind {
     pub const CLOSE: u32 = 7;
     pub const BIND: u32 = 23;
     pub const LISTEN: u32 = 24;
+    pub const UDP_FLOW: u32 = 25;
+    pub const UDP_CLOSE: u32 = 26;
 }
 
 pub const SPEC: Spec = Spec {
@@ -40,6 +46,8 @@ pub const SPEC: Spec = Spec {
         (kind::CLOSE, "close"),
         (kind::BIND, "bind"),
         (kind::LISTEN, "listen"),
+        (kind::UDP_FLOW, "udp_flow"),
+        (kind::UDP_CLOSE, "udp_close"),
     ],
     observe: None,
     own_context: &[],
@@ -53,6 +61,8 @@ pub const NET_OWNER_KNOWN: u8 = 1;
 pub const NET_DADDR_FROM_ARGS: u8 = 2;
 pub const NET_PEER_FIN: u8 = 4;
 pub const NET_SADDR_FROM_ARGS: u8 = 8;
+pub const NET_FLOW_EVICTED: u8 = 16;
+pub const NET_FLOW_INBOUND: u8 = 32;
 /// `enum rw_net_via`: how a connect was made.
 pub const NET_VIA_CONNECT: u8 = 0;
 pub const NET_VIA_FASTOPEN: u8 = 1;
@@ -66,6 +76,8 @@ pub struct NetEvent {
     pub bytes_received: u64,
     pub bytes_acked: u64,
     pub bytes_retrans: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
     pub sport: u16,
@@ -162,6 +174,24 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             }
         }
         kind::ACCEPT => line.i64("fd", e.fd.into()),
+        kind::UDP_FLOW | kind::UDP_CLOSE => {
+            line.str(
+                "first",
+                if e.flags & NET_FLOW_INBOUND != 0 {
+                    "received"
+                } else {
+                    "sent"
+                },
+            );
+            line.u64("bytes_sent", e.bytes_sent);
+            line.u64("bytes_received", e.bytes_received);
+            line.u64("packets_sent", e.packets_sent);
+            line.u64("packets_received", e.packets_received);
+            if k == kind::UDP_CLOSE {
+                line.bool("evicted", e.flags & NET_FLOW_EVICTED != 0);
+            }
+            line.bool("owner_known", e.flags & NET_OWNER_KNOWN != 0);
+        }
         kind::BIND | kind::LISTEN => {
             line.i64("ret", e.ret);
             line.i64("fd", e.fd.into());
@@ -216,6 +246,15 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
                     b.extend_from_slice(b" (in progress)");
                 } else if e.ret < 0 {
                     failed(b, e.ret);
+                }
+            } else if k == kind::UDP_FLOW || k == kind::UDP_CLOSE {
+                b.extend_from_slice(b" udp");
+                if k == kind::UDP_CLOSE {
+                    let _ = write!(
+                        b,
+                        " sent={}/{} received={}/{}",
+                        e.bytes_sent, e.packets_sent, e.bytes_received, e.packets_received
+                    );
                 }
             } else if k == kind::CLOSE {
                 let _ = write!(b, " sent={} received={}", e.bytes_sent, e.bytes_received);
@@ -318,6 +357,8 @@ mod layout {
                 bytes_received,
                 bytes_acked,
                 bytes_retrans,
+                packets_sent,
+                packets_received,
                 saddr,
                 daddr,
                 sport,
@@ -348,6 +389,8 @@ mod layout {
                 RW_CLOSE = kind::CLOSE,
                 RW_BIND = kind::BIND,
                 RW_LISTEN = kind::LISTEN,
+                RW_UDP_FLOW = kind::UDP_FLOW,
+                RW_UDP_CLOSE = kind::UDP_CLOSE,
             ]
         );
         assert_enum!(
@@ -363,6 +406,8 @@ mod layout {
                 RW_NET_DADDR_FROM_ARGS = NET_DADDR_FROM_ARGS,
                 RW_NET_PEER_FIN = NET_PEER_FIN,
                 RW_NET_SADDR_FROM_ARGS = NET_SADDR_FROM_ARGS,
+                RW_NET_FLOW_EVICTED = NET_FLOW_EVICTED,
+                RW_NET_FLOW_INBOUND = NET_FLOW_INBOUND,
             ]
         );
         assert_enum!(
