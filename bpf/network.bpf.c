@@ -861,10 +861,201 @@ static __noinline int udp_emit(struct udp_state *us, const struct udp_slot *f, _
 	return 0;
 }
 
+/* ---- DNS: every datagram to or from port 53 of a UDP socket, parsed here ----
+ *
+ * From the datagram (bpf_skb_load_bytes: the kernel's copy, not the process's memory),
+ * into the record in the ring: the header, the one question (its name in wire format,
+ * checked label by label: at most 63 bytes each, 255 in all, no pointer), and for a
+ * response the A and AAAA answers (up to RW_DNS_ADDRS of the first 16 answers). Anything
+ * that does not hold up makes it a dns_malformed with the reason; nothing past the
+ * failing point is read or trusted. DNS over TCP is not read. */
+
+#define RW_DNS_MAX_ANSWERS 16
+#define RW_DNS_TYPE_A 1
+#define RW_DNS_TYPE_AAAA 28
+#define RW_DNS_CLASS_IN 1
+
+/* The position after the name at `pos` (labels or a pointer), or a negative
+ * rw_dns_malformed; -RW_DNS_ANSWERS_PARTIAL << 8 (a name of over 32 labels): stop
+ * reading. Global: verified once, not once per answer. */
+__noinline int rw_dns_skip_name(struct __sk_buff *skb, __u32 pos, __u32 end)
+{
+	for (int i = 0; i < 32; i++) {
+		__u8 l = 0;
+		if (pos >= end || bpf_skb_load_bytes(skb, pos, &l, 1))
+			return -RW_DNS_TRUNCATED_ANSWER;
+		if ((l & 0xc0) == 0xc0)
+			return pos + 2 <= end ? (int)(pos + 2) : -RW_DNS_TRUNCATED_ANSWER;
+		if (l > 63)
+			return -RW_DNS_BAD_ANSWER_NAME;
+		pos += 1 + l;
+		if (l == 0)
+			return pos;
+	}
+	return -(RW_DNS_ANSWERS_PARTIAL << 8);
+}
+
+/* The answer's fixed part at `pos`: its type, class and rdata length packed as
+ * type << 32 | class << 16 | rdlength, or a negative rw_dns_malformed. */
+__noinline long rw_dns_rr(struct __sk_buff *skb, __u32 pos, __u32 end)
+{
+	__u8 rr[10] = {};
+	if (pos + 10 > end || bpf_skb_load_bytes(skb, pos, rr, sizeof(rr)))
+		return -RW_DNS_TRUNCATED_ANSWER;
+	__u32 rdlen = rr[8] << 8 | rr[9];
+	if (pos + 10 + rdlen > end)
+		return -RW_DNS_TRUNCATED_ANSWER;
+	return (long)(rr[0] << 8 | rr[1]) << 32 | (rr[2] << 8 | rr[3]) << 16 | rdlen;
+}
+
+/* Parses the message at `off` (`len` bytes) into `e`; 0, or the rw_dns_malformed. */
+static __always_inline __u32 dns_parse(struct __sk_buff *skb, __u32 off, __u32 len,
+				       struct dns_event *e)
+{
+	__u8 h[12] = {};
+	if (len < sizeof(h) || bpf_skb_load_bytes(skb, off, h, sizeof(h)))
+		return RW_DNS_SHORT;
+	e->id = h[0] << 8 | h[1];
+	e->dns_flags = h[2] << 8 | h[3];
+	e->ancount = h[6] << 8 | h[7];
+	if ((h[4] << 8 | h[5]) != 1)
+		return RW_DNS_QDCOUNT;
+	__u32 end = off + len;
+	__u32 pos = off + sizeof(h);
+	__u32 n = 0;
+	bool done = false;
+	/* 255 bytes in labels of at least 2 bytes: 128 labels at most. */
+	for (int i = 0; i < 128 && !done; i++) {
+		__u8 l = 0;
+		if (pos >= end || bpf_skb_load_bytes(skb, pos, &l, 1))
+			return RW_DNS_TRUNCATED_NAME;
+		if (l == 0) {
+			pos++;
+			done = true;
+			break;
+		}
+		if (l > 63)
+			return RW_DNS_BAD_LABEL;
+		if (n + 1 + l > RW_DNS_NAME_MAX)
+			return RW_DNS_NAME_TOO_LONG;
+		if (pos + 1 + l > end)
+			return RW_DNS_TRUNCATED_NAME;
+		__u32 at = n;
+		barrier_var(at);
+		if (at > RW_DNS_NAME_MAX)
+			return RW_DNS_NAME_TOO_LONG;
+		if (bpf_skb_load_bytes(skb, pos, &e->qname[at], (l & 63) + 1))
+			return RW_DNS_TRUNCATED_NAME;
+		n += 1 + l;
+		e->qname_len = n;
+		pos += 1 + l;
+	}
+	if (!done)
+		return RW_DNS_NAME_TOO_LONG;
+	__u8 q[4] = {};
+	if (pos + 4 > end || bpf_skb_load_bytes(skb, pos, q, sizeof(q)))
+		return RW_DNS_TRUNCATED_QUESTION;
+	e->qtype = q[0] << 8 | q[1];
+	e->qclass = q[2] << 8 | q[3];
+	pos += 4;
+	if (!(e->dns_flags & 0x8000))
+		return 0; /* a query: nothing more is read */
+	__u32 k = 0;
+	for (int a = 0; a < RW_DNS_MAX_ANSWERS; a++) {
+		if (a >= e->ancount)
+			return 0;
+		int p = rw_dns_skip_name(skb, pos, end);
+		if (p == -(RW_DNS_ANSWERS_PARTIAL << 8)) {
+			e->flags |= RW_DNS_ANSWERS_PARTIAL;
+			return 0;
+		}
+		if (p < 0)
+			return -p;
+		pos = p;
+		long rr = rw_dns_rr(skb, pos, end);
+		if (rr < 0)
+			return -rr;
+		__u32 type = rr >> 32, class = (rr >> 16) & 0xffff, rdlen = rr & 0xffff;
+		pos += 10;
+		if (class == RW_DNS_CLASS_IN && k < RW_DNS_ADDRS &&
+		    ((type == RW_DNS_TYPE_A && rdlen == 4) ||
+		     (type == RW_DNS_TYPE_AAAA && rdlen == 16))) {
+			__u32 i = k;
+			barrier_var(i);
+			i &= RW_DNS_ADDRS - 1;
+			e->addr_family[i] = rdlen == 4 ? RW_AF_INET : RW_AF_INET6;
+			if (bpf_skb_load_bytes(skb, pos, e->addrs[i], rdlen == 4 ? 4 : 16))
+				return RW_DNS_TRUNCATED_ANSWER;
+			k++;
+			e->naddrs = k;
+		}
+		pos += rdlen;
+	}
+	if (e->ancount > RW_DNS_MAX_ANSWERS)
+		e->flags |= RW_DNS_ANSWERS_PARTIAL;
+	return 0;
+}
+
+/* Fills a record's header from the socket's owner (zeroes when it is not known). */
+static __always_inline void owner_header(struct rw_header *h, const struct udp_state *us,
+					 __u32 type)
+{
+	const struct net_owner *o = &us->owner;
+	bool owned = us->owner_known;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->type = type;
+	h->cgroup_id = owned ? o->cgroup_id : 0;
+	h->pid = owned ? o->pid : 0;
+	h->tid = owned ? o->tid : 0;
+	h->ppid = owned ? o->ppid : 0;
+	h->uid = owned ? o->uid : 0;
+	h->gid = owned ? o->gid : 0;
+	__builtin_memset(h->comm, 0, sizeof(h->comm));
+	if (owned)
+		__builtin_memcpy(h->comm, o->comm, sizeof(o->comm));
+}
+
+/* A dns (or dns_malformed) record for the datagram of `skb` whose payload is at `off`,
+ * of flow `f` of socket `us`, judged by the socket's owner. */
+static __noinline int dns_emit(struct __sk_buff *skb, struct udp_state *us,
+			       const struct udp_slot *f, __u32 off, bool egress)
+{
+	if (!us || !f)
+		return 0;
+	const struct net_owner *o = &us->owner;
+	bool owned = us->owner_known;
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED) || (owned && o->pid == cfg->self_tgid))
+		return 0;
+	if (net_judged(f->family, f->peer, f->lport, f->pport, owned ? NET_OWNER : NET_UNKNOWN, o,
+		       true))
+		return 0;
+	__u32 uid = owned ? o->uid : RW_LOSS_OTHER;
+	struct dns_event *e =
+		rw_reserve_of(&network_rings, &network_stats, sizeof(struct dns_event), &uid);
+	if (!e)
+		return 0;
+	__builtin_memset((char *)e + sizeof(__u64), 0, sizeof(*e) - sizeof(__u64));
+	__builtin_memcpy(e->saddr, f->local, 16);
+	__builtin_memcpy(e->daddr, f->peer, 16);
+	e->sport = f->lport;
+	e->dport = f->pport;
+	e->family = f->family;
+	__u32 len = skb->len > off ? skb->len - off : 0;
+	e->length = len;
+	e->flags = (owned ? RW_DNS_OWNER_KNOWN : 0) | (egress ? RW_DNS_OUTBOUND : 0);
+	__u32 reason = dns_parse(skb, off, len, e);
+	e->reason = reason;
+	owner_header(&e->hdr, us, reason ? RW_DNS_MALFORMED : RW_DNS);
+	RW_SUBMIT(network, e);
+	return 0;
+}
+
 /* The flow of `skb`'s datagram as a new slot: peer and local end from the datagram's
  * headers, its UDP payload counted once; false when it is no UDP datagram this can read
  * (an IPv6 extension header before the UDP header). */
-static __always_inline bool udp_parse(struct __sk_buff *skb, bool egress, struct udp_slot *f)
+static __always_inline bool udp_parse(struct __sk_buff *skb, bool egress, struct udp_slot *f,
+				      __u32 *payload_off)
 {
 	__u32 l4;
 	__builtin_memset(f, 0, sizeof(*f));
@@ -896,6 +1087,7 @@ static __always_inline bool udp_parse(struct __sk_buff *skb, bool egress, struct
 	f->lport = egress ? sport : dport;
 	f->pport = egress ? dport : sport;
 	__u64 payload = skb->len > l4 + sizeof(uh) ? skb->len - l4 - sizeof(uh) : 0;
+	*payload_off = l4 + sizeof(uh);
 	if (egress) {
 		f->tx_bytes = payload;
 		f->tx_packets = 1;
@@ -921,7 +1113,8 @@ static __always_inline int udp_count(struct __sk_buff *skb, bool egress)
 	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
 		return 1;
 	struct udp_slot now;
-	if (!udp_parse(skb, egress, &now)) {
+	__u32 off = 0;
+	if (!udp_parse(skb, egress, &now, &off)) {
 		/* A datagram of a UDP socket not followed (an IPv6 extension header): on the
 		 * books. */
 		RW_COUNT_UNTRACKED(network);
@@ -961,18 +1154,18 @@ static __always_inline int udp_count(struct __sk_buff *skb, bool egress)
 		f->rx_packets += now.rx_packets;
 		f->last = tick;
 		bpf_spin_unlock(&us->lock);
-		return 1;
-	}
-	if (slot < 0 || slot >= RW_UDP_SLOTS) {
+	} else if (slot >= 0 && slot < RW_UDP_SLOTS) {
+		old = us->flows[slot];
+		us->flows[slot] = now;
 		bpf_spin_unlock(&us->lock);
-		return 1;
+		if (old.used)
+			udp_emit(us, &old, RW_UDP_CLOSE, RW_NET_FLOW_EVICTED);
+		udp_emit(us, &now, RW_UDP_FLOW, 0);
+	} else {
+		bpf_spin_unlock(&us->lock);
 	}
-	old = us->flows[slot];
-	us->flows[slot] = now;
-	bpf_spin_unlock(&us->lock);
-	if (old.used)
-		udp_emit(us, &old, RW_UDP_CLOSE, RW_NET_FLOW_EVICTED);
-	udp_emit(us, &now, RW_UDP_FLOW, 0);
+	if (now.lport == 53 || now.pport == 53)
+		dns_emit(skb, us, &now, off, egress);
 	return 1;
 }
 
@@ -1010,7 +1203,10 @@ int net_udp_release(struct bpf_sock *ctx)
 }
 
 RW_LAYOUT(net_event);
+RW_LAYOUT(dns_event);
 RW_ENUM(rw_network_type);
 RW_ENUM(rw_net_family);
 RW_ENUM(rw_net_flags);
 RW_ENUM(rw_net_via);
+RW_ENUM(rw_dns_flags);
+RW_ENUM(rw_dns_malformed);

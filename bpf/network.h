@@ -14,6 +14,8 @@ enum rw_network_type {
 	RW_LISTEN = 24,
 	RW_UDP_FLOW = 25,
 	RW_UDP_CLOSE = 26,
+	RW_DNS = 27,
+	RW_DNS_MALFORMED = 28,
 };
 
 /* net_event.family */
@@ -78,6 +80,59 @@ struct net_event {
 	__u8 pad;
 	__u32 backlog; /* listen: the queue length the kernel kept (capped at somaxconn) */
 	__u32 pad2;
+};
+
+/* dns_event.reason: why a datagram to or from port 53 is no DNS message this reads */
+enum rw_dns_malformed {
+	RW_DNS_SHORT = 1,              /* shorter than the 12-byte header */
+	RW_DNS_QDCOUNT = 2,            /* not exactly one question */
+	RW_DNS_BAD_LABEL = 3,          /* a label over 63 bytes, or a pointer in the question */
+	RW_DNS_NAME_TOO_LONG = 4,      /* the question's name over 255 bytes */
+	RW_DNS_TRUNCATED_NAME = 5,     /* the name runs past the datagram */
+	RW_DNS_TRUNCATED_QUESTION = 6, /* no room for the question's type and class */
+	RW_DNS_TRUNCATED_ANSWER = 7,   /* an answer runs past the datagram */
+	RW_DNS_BAD_ANSWER_NAME = 8,    /* an answer's name has a label over 63 bytes */
+};
+
+/* dns_event.flags */
+enum rw_dns_flags {
+	RW_DNS_OWNER_KNOWN = 1, /* the header names the socket's creator */
+	RW_DNS_OUTBOUND = 2,    /* the datagram was sent (else received) */
+	/* a response whose answers were not all read (over 16, or a name of over 32 labels
+	 * that is no pointer): addrs has those before */
+	RW_DNS_ANSWERS_PARTIAL = 4,
+};
+
+#define RW_DNS_NAME_MAX 255
+#define RW_DNS_ADDRS 8
+
+/* A DNS message over UDP, to or from port 53, read from the datagram itself; or, with
+ * `reason` set, one that is malformed (its fields read so far are kept, never trusted
+ * further). */
+struct dns_event {
+	struct rw_header hdr;
+	__u8 saddr[16]; /* the datagram's local end */
+	__u8 daddr[16]; /* its peer */
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 id;
+	__u16 dns_flags; /* the header's second word: QR, opcode, AA, TC, RD, RA, Z, rcode */
+	__u16 qtype;
+	__u16 qclass;
+	__u16 ancount;   /* the header's answer count */
+	__u16 qname_len; /* bytes of qname */
+	__u16 naddrs;    /* addresses in addrs */
+	__u16 reason;    /* dns_malformed: enum rw_dns_malformed */
+	__u16 flags;     /* enum rw_dns_flags */
+	__u32 length;    /* the message's length (the UDP payload) */
+	__u32 pad;
+	__u8 addr_family[RW_DNS_ADDRS]; /* AF_INET (A) or AF_INET6 (AAAA) per address */
+	__u8 addrs[RW_DNS_ADDRS][16];
+	/* The question's name in wire format: length-prefixed labels, without the root's
+	 * terminating 0 (userspace writes it dotted, escaped). Room past 255 for the copy of
+	 * a last label. */
+	__u8 qname[RW_DNS_NAME_MAX + 1 + 64];
 };
 
 #endif

@@ -681,6 +681,51 @@ fn records() -> Vec<Case> {
     e.packets_received = 10;
     e.flags = network::NET_FLOW_EVICTED;
     add("udp_close_v6_evicted", "network", bytes_of(&e));
+    let mut dns = |k: u32, flags: u16, reason: u16, wire: &[u8]| {
+        let mut e: network::DnsEvent = zeroed();
+        e.hdr = hdr(k, next());
+        e.family = network::AF_INET;
+        e.saddr = v4([10, 0, 0, 2]);
+        e.daddr = v4([10, 0, 0, 53]);
+        e.sport = 40000;
+        e.dport = 53;
+        e.id = 0xbeef;
+        e.dns_flags = flags;
+        e.qtype = 1;
+        e.qclass = 1;
+        e.reason = reason;
+        e.length = 60;
+        e.qname_len = put(&mut e.qname, wire) as u16;
+        e.flags = network::DNS_OWNER_KNOWN | network::DNS_OUTBOUND;
+        e
+    };
+    let e = dns(kind::DNS, 0x0100, 0, b"\x07example\x03com");
+    add("dns_query_a", "network", bytes_of(&e));
+    let mut e = dns(kind::DNS, 0x8180, 0, b"\x03a.b\x07example\x03com");
+    e.flags = network::DNS_OWNER_KNOWN;
+    e.ancount = 20;
+    e.naddrs = 2;
+    e.addr_family = [
+        network::AF_INET as u8,
+        network::AF_INET6 as u8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    e.addrs[0] = v4([192, 0, 2, 1]);
+    e.addrs[1] = v6("2001:db8::1");
+    e.flags |= network::DNS_ANSWERS_PARTIAL;
+    add("dns_response_escaped_partial", "network", bytes_of(&e));
+    let mut e = dns(kind::DNS, 0x8183, 0, b"\x04nope\x04test");
+    e.qtype = 4242;
+    add("dns_nxdomain_unknown_type", "network", bytes_of(&e));
+    let e = dns(kind::DNS_MALFORMED, 0, 1, b"");
+    add("dns_malformed_short", "network", bytes_of(&e));
+    let e = dns(kind::DNS_MALFORMED, 0x8180, 99, b"\x01x");
+    add("dns_malformed_unknown_reason", "network", bytes_of(&e));
 
     // --- syscall
     let sys = |nr: u32, ret: i64, args: [u64; 6], latency_ns: u64, seq: u64| SyscallEvent {

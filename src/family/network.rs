@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use plain::Plain;
 
 use super::record::{DecodeError, Fields, Header, cstr, view};
-use super::summary::{PRIO_INFO, failed, quoted};
+use super::summary::{PRIO_INFO, PRIO_NOTICE, failed, quoted};
 use super::{KIB, MIB, Spec};
 
 
@@ -31,6 +31,8 @@ pub mod kind {
     pub const LISTEN: u32 = 24;
     pub const UDP_FLOW: u32 = 25;
     pub const UDP_CLOSE: u32 = 26;
+    pub const DNS: u32 = 27;
+    pub const DNS_MALFORMED: u32 = 28;
 }
 
 pub const SPEC: Spec = Spec {
@@ -39,7 +41,8 @@ pub const SPEC: Spec = Spec {
     ring_size: 512 * KIB,
     ring_min: 256 * KIB,
     ring_max: 256 * MIB,
-    record_size: size_of::<NetEvent>(),
+    // The largest record: a DNS message's.
+    record_size: size_of::<DnsEvent>(),
     kinds: &[
         (kind::CONNECT, "connect"),
         (kind::ACCEPT, "accept"),
@@ -48,6 +51,8 @@ pub const SPEC: Spec = Spec {
         (kind::LISTEN, "listen"),
         (kind::UDP_FLOW, "udp_flow"),
         (kind::UDP_CLOSE, "udp_close"),
+        (kind::DNS, "dns"),
+        (kind::DNS_MALFORMED, "dns_malformed"),
     ],
     observe: None,
     own_context: &[],
@@ -95,6 +100,195 @@ pub struct NetEvent {
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for NetEvent {}
 
+/// `enum rw_dns_flags`: `DnsEvent::flags`.
+pub const DNS_OWNER_KNOWN: u16 = 1;
+pub const DNS_OUTBOUND: u16 = 2;
+pub const DNS_ANSWERS_PARTIAL: u16 = 4;
+pub const DNS_NAME_MAX: usize = 255;
+pub const DNS_ADDRS: usize = 8;
+
+/// `enum rw_dns_malformed`, in order from 1.
+pub const DNS_MALFORMED: [&str; 8] = [
+    "short",
+    "qdcount",
+    "bad_label",
+    "name_too_long",
+    "truncated_name",
+    "truncated_question",
+    "truncated_answer",
+    "bad_answer_name",
+];
+
+/// `struct dns_event` (bpf/network.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DnsEvent {
+    pub hdr: Header,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    pub id: u16,
+    pub dns_flags: u16,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub ancount: u16,
+    pub qname_len: u16,
+    pub naddrs: u16,
+    pub reason: u16,
+    pub flags: u16,
+    pub length: u32,
+    pub pad: u32,
+    pub addr_family: [u8; DNS_ADDRS],
+    pub addrs: [[u8; 16]; DNS_ADDRS],
+    pub qname: [u8; DNS_NAME_MAX + 1 + 64],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for DnsEvent {}
+
+/// A name in wire format (length-prefixed labels, no root label) as text: labels joined
+/// by dots, `.` and `\` in a label escaped with `\`, other bytes outside printable ASCII
+/// as `\DDD` (as dig writes them); the root is `.`. A length past the bytes ends it.
+pub fn dns_name(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < wire.len() {
+        let n = usize::from(wire[i]);
+        let label = wire.get(i + 1..i + 1 + n).unwrap_or(&wire[i + 1..]);
+        for &b in label {
+            match b {
+                b'.' | b'\\' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                0x21..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('.');
+        i += 1 + n;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// A query type's mnemonic (RFC 1035 and later), or None.
+fn dns_type_name(t: u16) -> Option<&'static str> {
+    Some(match t {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        35 => "NAPTR",
+        43 => "DS",
+        48 => "DNSKEY",
+        64 => "SVCB",
+        65 => "HTTPS",
+        255 => "ANY",
+        257 => "CAA",
+        _ => return None,
+    })
+}
+
+/// A response code's name (RFC 1035, 2136), or None.
+fn dns_rcode_name(r: u16) -> Option<&'static str> {
+    Some(match r {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => return None,
+    })
+}
+
+fn render_dns(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    let e: &DnsEvent = view(data, k)?;
+    line.str(
+        "family",
+        match e.family {
+            AF_INET => "ipv4",
+            AF_INET6 => "ipv6",
+            _ => "unknown",
+        },
+    );
+    line.str("protocol", "udp");
+    line.display("saddr", addr(e.family, &e.saddr));
+    line.u64("sport", e.sport.into());
+    line.display("daddr", addr(e.family, &e.daddr));
+    line.u64("dport", e.dport.into());
+    line.str(
+        "direction",
+        if e.flags & DNS_OUTBOUND != 0 {
+            "sent"
+        } else {
+            "received"
+        },
+    );
+    line.u64("length", e.length.into());
+    if k == kind::DNS_MALFORMED {
+        let r = usize::from(e.reason);
+        match r.checked_sub(1).and_then(|i| DNS_MALFORMED.get(i)) {
+            Some(n) => line.str("reason", n),
+            None => line.display("reason", format_args!("unknown({r})")),
+        }
+    }
+    line.u64("id", e.id.into());
+    line.str(
+        "qr",
+        if e.dns_flags & 0x8000 != 0 {
+            "response"
+        } else {
+            "query"
+        },
+    );
+    line.u64("opcode", ((e.dns_flags >> 11) & 15).into());
+    let rcode = e.dns_flags & 15;
+    match dns_rcode_name(rcode) {
+        Some(n) => line.str("rcode", n),
+        None => line.display("rcode", format_args!("unknown({rcode})")),
+    }
+    let bits: Vec<&str> = [(0x400, "AA"), (0x200, "TC"), (0x100, "RD"), (0x80, "RA")]
+        .iter()
+        .filter(|(b, _)| e.dns_flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    line.str("flags_text", &bits.join("|"));
+    let n = usize::from(e.qname_len).min(DNS_NAME_MAX);
+    if n > 0 || k == kind::DNS {
+        line.str("qname", &dns_name(&e.qname[..n]));
+        match dns_type_name(e.qtype) {
+            Some(t) => line.str("qtype", t),
+            None => line.display("qtype", format_args!("TYPE{}", e.qtype)),
+        }
+        line.u64("qclass", e.qclass.into());
+    }
+    line.u64("ancount", e.ancount.into());
+    if e.dns_flags & 0x8000 != 0 {
+        let answers: Vec<String> = (0..usize::from(e.naddrs).min(DNS_ADDRS))
+            .map(|i| addr(u16::from(e.addr_family[i]), &e.addrs[i]).to_string())
+            .collect();
+        line.bytes_list("answers", answers.iter().map(|a| a.as_bytes()));
+        line.bool("answers_partial", e.flags & DNS_ANSWERS_PARTIAL != 0);
+    }
+    line.bool("owner_known", e.flags & DNS_OWNER_KNOWN != 0);
+    Ok(())
+}
+
 /// An address of `family` as the kernel stored it (network byte order).
 enum Addr {
     V4(Ipv4Addr),
@@ -139,6 +333,9 @@ pub fn tcp_state_name(s: u8) -> Option<&'static str> {
 }
 
 pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    if k == kind::DNS || k == kind::DNS_MALFORMED {
+        return render_dns(k, data, line);
+    }
     let e: &NetEvent = view(data, k)?;
     line.str(
         "family",
@@ -221,6 +418,48 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
 pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
     let k = h.kind;
     let comm = cstr(&h.comm);
+    if k == kind::DNS || k == kind::DNS_MALFORMED {
+        let e: &DnsEvent = view(data, k)?;
+        quoted(b, comm);
+        let _ = write!(b, " pid={} uid={} ", h.pid, h.uid);
+        if k == kind::DNS_MALFORMED {
+            let r = usize::from(e.reason);
+            let why = r.checked_sub(1).and_then(|i| DNS_MALFORMED.get(i));
+            let _ = write!(b, "malformed ({}) ", why.unwrap_or(&"unknown"));
+        }
+        let qr = e.dns_flags & 0x8000 != 0;
+        b.extend_from_slice(if qr { b"response " } else { b"query " });
+        if k == kind::DNS {
+            let n = usize::from(e.qname_len).min(DNS_NAME_MAX);
+            match dns_type_name(e.qtype) {
+                Some(t) => b.extend_from_slice(t.as_bytes()),
+                None => {
+                    let _ = write!(b, "TYPE{}", e.qtype);
+                }
+            }
+            let _ = write!(b, " {}", dns_name(&e.qname[..n]));
+            if qr {
+                match dns_rcode_name(e.dns_flags & 15) {
+                    Some(r) => {
+                        let _ = write!(b, " {r}");
+                    }
+                    None => {
+                        let _ = write!(b, " rcode={}", e.dns_flags & 15);
+                    }
+                }
+                let _ = write!(b, " answers={}", e.naddrs);
+            }
+            b.push(b' ');
+        }
+        let out = e.flags & DNS_OUTBOUND != 0;
+        b.extend_from_slice(if out { b"to " } else { b"from " });
+        endpoint(b, e.family, &e.daddr, e.dport);
+        return Ok(if k == kind::DNS_MALFORMED {
+            PRIO_NOTICE
+        } else {
+            PRIO_INFO
+        });
+    }
             let e: &NetEvent = view(data, k)?;
             quoted(b, comm);
             let _ = write!(b, " pid={} uid={} ", h.pid, h.uid);
@@ -294,6 +533,15 @@ mod tests {
         render(k, data, &mut line).expect("renders");
         line.end();
         serde_json::from_slice(&buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn dns_names_are_dotted_and_escaped() {
+        assert_eq!(dns_name(b""), ".");
+        assert_eq!(dns_name(b"\x07example\x03com"), "example.com.");
+        assert_eq!(dns_name(b"\x03a.b\x02\\\x00"), "a\\.b.\\\\\\000.");
+        // A length past the bytes: what is there, no panic.
+        assert_eq!(dns_name(b"\x05ab"), "ab.");
     }
 
     #[test]
@@ -377,6 +625,37 @@ mod layout {
     }
 
     #[test]
+    fn dns_mirror_matches_c() {
+        assert_layout!(
+            Family::Network,
+            "dns_event",
+            DnsEvent,
+            [
+                hdr,
+                saddr,
+                daddr,
+                sport,
+                dport,
+                family,
+                id,
+                dns_flags,
+                qtype,
+                qclass,
+                ancount,
+                qname_len,
+                naddrs,
+                reason,
+                flags,
+                length,
+                pad,
+                addr_family,
+                addrs,
+                qname
+            ]
+        );
+    }
+
+    #[test]
     fn constants_match_c() {
         use crate::assert_enum;
         let f = Family::Network;
@@ -391,6 +670,8 @@ mod layout {
                 RW_LISTEN = kind::LISTEN,
                 RW_UDP_FLOW = kind::UDP_FLOW,
                 RW_UDP_CLOSE = kind::UDP_CLOSE,
+                RW_DNS = kind::DNS,
+                RW_DNS_MALFORMED = kind::DNS_MALFORMED,
             ]
         );
         assert_enum!(
@@ -408,6 +689,29 @@ mod layout {
                 RW_NET_SADDR_FROM_ARGS = NET_SADDR_FROM_ARGS,
                 RW_NET_FLOW_EVICTED = NET_FLOW_EVICTED,
                 RW_NET_FLOW_INBOUND = NET_FLOW_INBOUND,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_dns_flags",
+            [
+                RW_DNS_OWNER_KNOWN = DNS_OWNER_KNOWN,
+                RW_DNS_OUTBOUND = DNS_OUTBOUND,
+                RW_DNS_ANSWERS_PARTIAL = DNS_ANSWERS_PARTIAL,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_dns_malformed",
+            [
+                RW_DNS_SHORT = 1,
+                RW_DNS_QDCOUNT = 2,
+                RW_DNS_BAD_LABEL = 3,
+                RW_DNS_NAME_TOO_LONG = 4,
+                RW_DNS_TRUNCATED_NAME = 5,
+                RW_DNS_TRUNCATED_QUESTION = 6,
+                RW_DNS_TRUNCATED_ANSWER = 7,
+                RW_DNS_BAD_ANSWER_NAME = 8,
             ]
         );
         assert_enum!(
