@@ -831,6 +831,9 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	if (!is_change_nr(nr))
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
+	/* A compat call's number is another syscall's: its enter kept nothing. */
+	if (is_compat_syscall(task))
+		return 0;
 	struct change_start *s = bpf_task_storage_get(&change_inflight, task, 0, 0);
 	if (!s || !s->active)
 		return 0;
