@@ -770,7 +770,7 @@ struct udp_state {
 	__u32 tick;
 	struct net_owner owner;
 	__u32 owner_known;
-	__u32 pad;
+	__u32 released; /* set by cgroup/sock_release: no flow starts or counts after it */
 	struct udp_slot flows[RW_UDP_SLOTS];
 };
 
@@ -896,7 +896,8 @@ __noinline int rw_dns_skip_name(struct __sk_buff *skb, __u32 pos, __u32 end)
 }
 
 /* The answer's fixed part at `pos`: its type, class and rdata length packed as
- * type << 32 | class << 16 | rdlength, or a negative rw_dns_malformed. */
+ * type << 32 | class << 16 | rdlength (at most 2^48: never negative), or a negative
+ * rw_dns_malformed. */
 __noinline long rw_dns_rr(struct __sk_buff *skb, __u32 pos, __u32 end)
 {
 	__u8 rr[10] = {};
@@ -905,7 +906,9 @@ __noinline long rw_dns_rr(struct __sk_buff *skb, __u32 pos, __u32 end)
 	__u32 rdlen = rr[8] << 8 | rr[9];
 	if (pos + 10 + rdlen > end)
 		return -RW_DNS_TRUNCATED_ANSWER;
-	return (long)(rr[0] << 8 | rr[1]) << 32 | (rr[2] << 8 | rr[3]) << 16 | rdlen;
+	/* Unsigned: a class of 0x8000 or more must not make the result negative. */
+	__u64 type = rr[0] << 8 | rr[1], class = rr[2] << 8 | rr[3];
+	return (long)(type << 32 | class << 16 | rdlen);
 }
 
 /* Parses the message at `off` (`len` bytes) into `e`; 0, or the rw_dns_malformed. */
@@ -936,7 +939,8 @@ static __always_inline __u32 dns_parse(struct __sk_buff *skb, __u32 off, __u32 l
 		}
 		if (l > 63)
 			return RW_DNS_BAD_LABEL;
-		if (n + 1 + l > RW_DNS_NAME_MAX)
+		/* 255 octets in all, the root's terminating zero included (RFC 1035 2.3.4). */
+		if (n + 1 + l + 1 > RW_DNS_NAME_MAX)
 			return RW_DNS_NAME_TOO_LONG;
 		if (pos + 1 + l > end)
 			return RW_DNS_TRUNCATED_NAME;
@@ -947,11 +951,12 @@ static __always_inline __u32 dns_parse(struct __sk_buff *skb, __u32 off, __u32 l
 		if (bpf_skb_load_bytes(skb, pos, &e->qname[at], (l & 63) + 1))
 			return RW_DNS_TRUNCATED_NAME;
 		n += 1 + l;
-		e->qname_len = n;
 		pos += 1 + l;
 	}
 	if (!done)
 		return RW_DNS_NAME_TOO_LONG;
+	/* Set only now: a name not read to its end is not reported. */
+	e->qname_len = n;
 	__u8 q[4] = {};
 	if (pos + 4 > end || bpf_skb_load_bytes(skb, pos, q, sizeof(q)))
 		return RW_DNS_TRUNCATED_QUESTION;
@@ -977,9 +982,12 @@ static __always_inline __u32 dns_parse(struct __sk_buff *skb, __u32 off, __u32 l
 			return -rr;
 		__u32 type = rr >> 32, class = (rr >> 16) & 0xffff, rdlen = rr & 0xffff;
 		pos += 10;
-		if (class == RW_DNS_CLASS_IN && k < RW_DNS_ADDRS &&
-		    ((type == RW_DNS_TYPE_A && rdlen == 4) ||
-		     (type == RW_DNS_TYPE_AAAA && rdlen == 16))) {
+		bool address =
+			class == RW_DNS_CLASS_IN && ((type == RW_DNS_TYPE_A && rdlen == 4) ||
+						     (type == RW_DNS_TYPE_AAAA && rdlen == 16));
+		if (address && k >= RW_DNS_ADDRS)
+			e->flags |= RW_DNS_ANSWERS_PARTIAL;
+		if (address && k < RW_DNS_ADDRS) {
 			__u32 i = k;
 			barrier_var(i);
 			i &= RW_DNS_ADDRS - 1;
@@ -1088,12 +1096,14 @@ static __always_inline bool udp_parse(struct __sk_buff *skb, bool egress, struct
 	f->pport = egress ? dport : sport;
 	__u64 payload = skb->len > l4 + sizeof(uh) ? skb->len - l4 - sizeof(uh) : 0;
 	*payload_off = l4 + sizeof(uh);
+	/* A UDP_SEGMENT send (or a UDP_GRO receive) is several datagrams in one skb. */
+	__u64 segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
 	if (egress) {
 		f->tx_bytes = payload;
-		f->tx_packets = 1;
+		f->tx_packets = segs;
 	} else {
 		f->rx_bytes = payload;
-		f->rx_packets = 1;
+		f->rx_packets = segs;
 		f->inbound = 1;
 	}
 	f->used = 1;
@@ -1112,6 +1122,10 @@ static __always_inline int udp_count(struct __sk_buff *skb, bool egress)
 	struct rw_config *cfg = rw_cfg();
 	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
 		return 1;
+	/* A socket of the kernel's own (WireGuard, VXLAN, NFS) passes no sock_create or
+	 * sock_release hook: its flows are reported when they start and closed only when
+	 * evicted. (Its sk_kern_sock bit cannot be read here: no arithmetic on a socket
+	 * pointer, and bpf_cast_to_kern_ctx is 6.3+.) */
 	struct udp_slot now;
 	__u32 off = 0;
 	if (!udp_parse(skb, egress, &now, &off)) {
@@ -1131,6 +1145,13 @@ static __always_inline int udp_count(struct __sk_buff *skb, bool egress)
 	int found = -1, slot = 0;
 	__u32 oldest = 0xffffffff;
 	bpf_spin_lock(&us->lock);
+	if (us->released) {
+		/* A datagram after the socket's release closed its flows (one in flight on
+		 * another CPU): not followed, on the books. */
+		bpf_spin_unlock(&us->lock);
+		RW_COUNT_UNTRACKED(network);
+		return 1;
+	}
 	__u32 tick = ++us->tick;
 	now.last = tick;
 	for (int i = 0; i < RW_UDP_SLOTS; i++) {
@@ -1187,12 +1208,16 @@ int net_udp_release(struct bpf_sock *ctx)
 {
 	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
 		return 1;
-	struct udp_state *us = bpf_sk_storage_get(&network_udp, ctx, 0, 0);
+	/* Created if missing: a socket that never had a datagram yet must still refuse new
+	 * flows from now on (a datagram may be on its way on another CPU). */
+	struct udp_state *us =
+		bpf_sk_storage_get(&network_udp, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!us)
 		return 1;
 	for (int i = 0; i < RW_UDP_SLOTS; i++) {
 		struct udp_slot f;
 		bpf_spin_lock(&us->lock);
+		us->released = 1;
 		f = us->flows[i];
 		us->flows[i].used = 0;
 		bpf_spin_unlock(&us->lock);

@@ -52,6 +52,9 @@ fn serve(sock: UdpSocket) {
             continue;
         };
         let name = &q[12..end - 4];
+        if name.len() > 255 {
+            continue; // no DNS name: no answer
+        }
         let mut r = q[..end].to_vec();
         r[2] = 0x81; // QR, RD
         r[3] = 0x80; // RA, NOERROR
@@ -69,6 +72,11 @@ fn serve(sock: UdpSocket) {
         } else if name == b"\x03six\x04test\x00" {
             let six: std::net::Ipv6Addr = "2001:db8::6".parse().expect("v6");
             answers.push(rr(28, &six.octets()));
+        } else if name == b"\x02hi\x04test\x00" {
+            // Class 0x8001 (mDNS's cache-flush bit): no IN address, and no sign trouble.
+            let mut a = rr(1, &[192, 0, 2, 9]);
+            a[4] = 0x80;
+            answers.push(a);
         } else if name == b"\x03cut\x04test\x00" {
             answers.push(rr(1, &[192, 0, 2, 3]));
             let mut cut = rr(1, &[192, 0, 2, 4]);
@@ -97,7 +105,9 @@ def query(qid, qname, qtype, qd=1):
     return struct.pack(">HHHHHH", qid, 0x0100, qd, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
 for qid, qname, qtype in ((0x1001, name(b"a", b"test"), 1), (0x1002, name(b"six", b"test"), 28),
                           (0x1003, name(b"nope", b"test"), 1), (0x1004, name(b"c.d", b"test"), 1),
-                          (0x1005, name(b"cut", b"test"), 1)):
+                          (0x1005, name(b"cut", b"test"), 1),
+                          (0x1006, name(b"x" * 63, b"y" * 63, b"z" * 63, b"w" * 61), 1),
+                          (0x1007, name(b"hi", b"test"), 1)):
     s.sendto(query(qid, qname, qtype), server)
     s.recv(512)
 bad = [
@@ -107,6 +117,7 @@ bad = [
     query(9, name(b"two", b"test"), 1, qd=2),                          # qdcount
     struct.pack(">HHHHHH", 10, 0x0100, 1, 0, 0, 0) + b"\x05ab",         # truncated_name
     struct.pack(">HHHHHH", 11, 0x0100, 1, 0, 0, 0) + name(b"q") + b"\0", # truncated_question
+    query(12, name(b"x" * 63, b"y" * 63, b"z" * 63, b"w" * 62), 1),      # name_too_long: 256
 ]
 for b in bad:
     s.sendto(b, server)
@@ -149,8 +160,8 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
     let me = u64::from(std::process::id());
 
     let dns = dns_of(&f.events, "dns", client);
-    // 5 queries and 4 whole responses, each seen by both sockets.
-    assert_eq!(dns.len(), 2 * (5 + 4), "{dns:#?}");
+    // 7 queries and 6 whole responses, each seen by both sockets.
+    assert_eq!(dns.len(), 2 * (7 + 6), "{dns:#?}");
     for e in &dns {
         let sent = e["direction"] == "sent";
         let client_side = e["daddr"] == SERVER;
@@ -164,6 +175,14 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
         // A query goes client -> server, a response back.
         assert_eq!(sent == client_side, e["qr"] == "query", "{e}");
     }
+    // The longest name: 255 octets with the root's zero.
+    let longest = format!(
+        "{}.{}.{}.{}.",
+        "x".repeat(63),
+        "y".repeat(63),
+        "z".repeat(63),
+        "w".repeat(61)
+    );
     let one = |id: u64, qr: &str| -> Vec<&&Value> {
         dns.iter()
             .filter(|e| u(&e["id"]) == id && e["qr"] == qr)
@@ -180,6 +199,8 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
         (0x1002, "six.test.", "AAAA", "NOERROR", vec!["2001:db8::6"]),
         (0x1003, "nope.test.", "A", "NXDOMAIN", vec![]),
         (0x1004, "c\\.d.test.", "A", "NXDOMAIN", vec![]),
+        (0x1006, longest.as_str(), "A", "NXDOMAIN", vec![]),
+        (0x1007, "hi.test.", "A", "NOERROR", vec![]),
     ] {
         let q = one(id, "query");
         let r = one(id, "response");
@@ -206,7 +227,12 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
     let bad = dns_of(&f.events, "dns_malformed", client);
     let mut reasons: Vec<(u64, &str)> = bad
         .iter()
-        .map(|e| (u(&e["id"]), e["reason"].as_str().expect("reason")))
+        .map(|e| {
+            (
+                e["id"].as_u64().unwrap_or(0),
+                e["reason"].as_str().expect("reason"),
+            )
+        })
         .collect();
     reasons.sort();
     let mut want = vec![
@@ -216,13 +242,14 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
         (9, "qdcount"),
         (10, "truncated_name"),
         (11, "truncated_question"),
+        (12, "name_too_long"),
         (0x1005, "truncated_answer"),
     ];
     want.extend(want.clone());
     want.sort();
     assert_eq!(reasons, want, "{bad:#?}");
     // The cut response: its first address was read before the answer that runs past.
-    for e in bad.iter().filter(|e| u(&e["id"]) == 0x1005) {
+    for e in bad.iter().filter(|e| e["id"].as_u64() == Some(0x1005)) {
         assert_eq!(e["qr"], "response", "{e}");
         assert_eq!(e["answers"][0], "192.0.2.3", "{e}");
     }

@@ -797,7 +797,15 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             });
             return;
         }
-        let attached = if section.starts_with("cgroup") {
+        // A flow counted on the packet hooks is closed by sock_release: without it, the
+        // counts could never be reported (sock_release attaches first, below).
+        let release_missing = section.starts_with("cgroup_skb/")
+            && !programs
+                .iter()
+                .any(|s| s.section == "cgroup/sock_release" && s.error.is_none());
+        let attached = if release_missing {
+            Err("cgroup/sock_release, which closes its flows, did not attach".to_string())
+        } else if section.starts_with("cgroup") {
             attach_cgroup(p)
         } else {
             p.attach()
@@ -819,10 +827,11 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     };
     // Syscall exits first: every syscall entry a program sees then has its exit seen, so
     // no entry is left waiting for an exit that never comes (which a later exit of the
-    // same thread would be paired with).
-    for exits in [true, false] {
+    // same thread would be paired with). Then the socket hooks (cgroup/sock_*) before the
+    // packet hooks: every flow a packet hook starts has its socket's release seen.
+    for pass in 0..3 {
         for mut p in obj.progs_mut() {
-            if syscall_exit(&p.section().to_string_lossy()) == exits {
+            if attach_pass(&p.section().to_string_lossy()) == pass {
                 attach(&mut p);
             }
         }
@@ -853,6 +862,17 @@ fn attach_cgroup(p: &mut libbpf_rs::ProgramMut<'_>) -> Result<Link, String> {
     let dir = std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     p.attach_cgroup(dir.as_raw_fd())
         .map_err(|e| first_line(&format!("{e:#}")).to_string())
+}
+
+/// When a program of this section attaches: 0 syscall exits, 1 socket hooks, 2 the rest.
+fn attach_pass(section: &str) -> u8 {
+    if syscall_exit(section) {
+        0
+    } else if section.starts_with("cgroup/") {
+        1
+    } else {
+        2
+    }
 }
 
 /// Whether a program's section is a syscall's exit (`tracepoint/syscalls/sys_exit_open`,

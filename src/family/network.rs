@@ -247,6 +247,15 @@ fn render_dns(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             None => line.display("reason", format_args!("unknown({r})")),
         }
     }
+    // What a malformed message's reason says was read: the header unless it was short,
+    // the question's type and class once the whole question was read.
+    const SHORT: u16 = 1;
+    const TRUNCATED_ANSWER: u16 = 7;
+    let malformed = k == kind::DNS_MALFORMED;
+    if malformed && e.reason == SHORT {
+        line.bool("owner_known", e.flags & DNS_OWNER_KNOWN != 0);
+        return Ok(());
+    }
     line.u64("id", e.id.into());
     line.str(
         "qr",
@@ -269,7 +278,7 @@ fn render_dns(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
         .collect();
     line.str("flags_text", &bits.join("|"));
     let n = usize::from(e.qname_len).min(DNS_NAME_MAX);
-    if n > 0 || k == kind::DNS {
+    if !malformed || e.reason >= TRUNCATED_ANSWER {
         line.str("qname", &dns_name(&e.qname[..n]));
         match dns_type_name(e.qtype) {
             Some(t) => line.str("qtype", t),
@@ -428,7 +437,10 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
             let _ = write!(b, "malformed ({}) ", why.unwrap_or(&"unknown"));
         }
         let qr = e.dns_flags & 0x8000 != 0;
-        b.extend_from_slice(if qr { b"response " } else { b"query " });
+        // A short message's header was not read: no word on what it is.
+        if k == kind::DNS || e.reason != 1 {
+            b.extend_from_slice(if qr { b"response " } else { b"query " });
+        }
         if k == kind::DNS {
             let n = usize::from(e.qname_len).min(DNS_NAME_MAX);
             match dns_type_name(e.qtype) {
