@@ -810,40 +810,52 @@ int net_udp_create(struct bpf_sock *ctx)
 	return 1;
 }
 
-/* A record for flow `f` of socket `us`, judged by its owner, reserved and sent. Built
- * in the ring, not on the stack: the stack is the limit here (512 bytes for the whole
- * chain of calls). */
-static __noinline int udp_emit(struct udp_state *us, const struct udp_slot *f, __u32 type,
-			       __u32 flags)
+/* A record of `size` bytes for flow `f` of socket `us`, judged by the socket's owner and
+ * reserved, zeroed, its header from the owner (zeroes when it is not known); NULL when it
+ * is not to be sent (stopped, the daemon's own, filtered, or dropped: each counted where
+ * it counts). Records are built in the ring, not on the stack: the stack is the limit
+ * here (512 bytes for the whole chain of calls). Always inlined: `size` stays a constant
+ * for the verifier. */
+static __always_inline void *udp_reserve(struct udp_state *us, const struct udp_slot *f, __u32 size,
+					 __u32 type)
 {
-	if (!us || !f)
-		return 0;
 	/* The owner in place: written once, when the socket was created. */
 	const struct net_owner *o = &us->owner;
 	bool owned = us->owner_known;
 	struct rw_config *cfg = rw_cfg();
 	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED) || (owned && o->pid == cfg->self_tgid))
-		return 0;
+		return NULL;
 	if (net_judged(f->family, f->peer, f->lport, f->pport, owned ? NET_OWNER : NET_UNKNOWN, o,
 		       true))
-		return 0;
+		return NULL;
 	__u32 uid = owned ? o->uid : RW_LOSS_OTHER;
-	struct net_event *e =
-		rw_reserve_of(&network_rings, &network_stats, sizeof(struct net_event), &uid);
+	struct rw_header *h = rw_reserve_of(&network_rings, &network_stats, size, &uid);
+	if (!h)
+		return NULL;
+	__builtin_memset((char *)h + sizeof(__u64), 0, size - sizeof(__u64));
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->type = type;
+	if (owned) {
+		h->cgroup_id = o->cgroup_id;
+		h->pid = o->pid;
+		h->tid = o->tid;
+		h->ppid = o->ppid;
+		h->uid = o->uid;
+		h->gid = o->gid;
+		__builtin_memcpy(h->comm, o->comm, sizeof(o->comm));
+	}
+	return h;
+}
+
+/* A udp_flow or udp_close record for flow `f` of socket `us`. */
+static __noinline int udp_emit(struct udp_state *us, const struct udp_slot *f, __u32 type,
+			       __u32 flags)
+{
+	if (!us || !f)
+		return 0;
+	struct net_event *e = udp_reserve(us, f, sizeof(struct net_event), type);
 	if (!e)
 		return 0;
-	__builtin_memset((char *)e + sizeof(__u64), 0, sizeof(*e) - sizeof(__u64));
-	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
-	e->hdr.type = type;
-	if (owned) {
-		e->hdr.cgroup_id = o->cgroup_id;
-		e->hdr.pid = o->pid;
-		e->hdr.tid = o->tid;
-		e->hdr.ppid = o->ppid;
-		e->hdr.uid = o->uid;
-		e->hdr.gid = o->gid;
-		__builtin_memcpy(e->hdr.comm, o->comm, sizeof(o->comm));
-	}
 	e->family = f->family;
 	e->protocol = IPPROTO_UDP;
 	__builtin_memcpy(e->saddr, f->local, 16);
@@ -855,8 +867,8 @@ static __noinline int udp_emit(struct udp_state *us, const struct udp_slot *f, _
 	e->packets_sent = f->tx_packets;
 	e->packets_received = f->rx_packets;
 	e->fd = -1;
-	e->flags =
-		flags | (f->inbound ? RW_NET_FLOW_INBOUND : 0) | (owned ? RW_NET_OWNER_KNOWN : 0);
+	e->flags = flags | (f->inbound ? RW_NET_FLOW_INBOUND : 0) |
+		   (us->owner_known ? RW_NET_OWNER_KNOWN : 0);
 	RW_SUBMIT(network, e);
 	return 0;
 }
@@ -1004,25 +1016,6 @@ static __always_inline __u32 dns_parse(struct __sk_buff *skb, __u32 off, __u32 l
 	return 0;
 }
 
-/* Fills a record's header from the socket's owner (zeroes when it is not known). */
-static __always_inline void owner_header(struct rw_header *h, const struct udp_state *us,
-					 __u32 type)
-{
-	const struct net_owner *o = &us->owner;
-	bool owned = us->owner_known;
-	h->ts_ns = bpf_ktime_get_boot_ns();
-	h->type = type;
-	h->cgroup_id = owned ? o->cgroup_id : 0;
-	h->pid = owned ? o->pid : 0;
-	h->tid = owned ? o->tid : 0;
-	h->ppid = owned ? o->ppid : 0;
-	h->uid = owned ? o->uid : 0;
-	h->gid = owned ? o->gid : 0;
-	__builtin_memset(h->comm, 0, sizeof(h->comm));
-	if (owned)
-		__builtin_memcpy(h->comm, o->comm, sizeof(o->comm));
-}
-
 /* A dns (or dns_malformed) record for the datagram of `skb` whose payload is at `off`,
  * of flow `f` of socket `us`, judged by the socket's owner. */
 static __noinline int dns_emit(struct __sk_buff *skb, struct udp_state *us,
@@ -1030,20 +1023,9 @@ static __noinline int dns_emit(struct __sk_buff *skb, struct udp_state *us,
 {
 	if (!us || !f)
 		return 0;
-	const struct net_owner *o = &us->owner;
-	bool owned = us->owner_known;
-	struct rw_config *cfg = rw_cfg();
-	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED) || (owned && o->pid == cfg->self_tgid))
-		return 0;
-	if (net_judged(f->family, f->peer, f->lport, f->pport, owned ? NET_OWNER : NET_UNKNOWN, o,
-		       true))
-		return 0;
-	__u32 uid = owned ? o->uid : RW_LOSS_OTHER;
-	struct dns_event *e =
-		rw_reserve_of(&network_rings, &network_stats, sizeof(struct dns_event), &uid);
+	struct dns_event *e = udp_reserve(us, f, sizeof(struct dns_event), RW_DNS);
 	if (!e)
 		return 0;
-	__builtin_memset((char *)e + sizeof(__u64), 0, sizeof(*e) - sizeof(__u64));
 	__builtin_memcpy(e->saddr, f->local, 16);
 	__builtin_memcpy(e->daddr, f->peer, 16);
 	e->sport = f->lport;
@@ -1051,10 +1033,11 @@ static __noinline int dns_emit(struct __sk_buff *skb, struct udp_state *us,
 	e->family = f->family;
 	__u32 len = skb->len > off ? skb->len - off : 0;
 	e->length = len;
-	e->flags = (owned ? RW_DNS_OWNER_KNOWN : 0) | (egress ? RW_DNS_OUTBOUND : 0);
+	e->flags = (us->owner_known ? RW_DNS_OWNER_KNOWN : 0) | (egress ? RW_DNS_OUTBOUND : 0);
 	__u32 reason = dns_parse(skb, off, len, e);
 	e->reason = reason;
-	owner_header(&e->hdr, us, reason ? RW_DNS_MALFORMED : RW_DNS);
+	if (reason)
+		e->hdr.type = RW_DNS_MALFORMED;
 	RW_SUBMIT(network, e);
 	return 0;
 }

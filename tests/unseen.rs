@@ -93,18 +93,7 @@ fn compat_unlinks_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 13;
     let _turn = turn();
     // The path below 4 GiB, where a 32-bit call can point.
-    // SAFETY: a fresh anonymous mapping, checked below.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(page, libc::MAP_FAILED);
+    let page = low_page();
     let path = b"/nonexistent-ringwarden-compat-unlink\0";
     // SAFETY: the page holds 4096 bytes; the path is shorter.
     unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page.cast::<u8>(), path.len()) };
@@ -138,6 +127,24 @@ fn compat_unlinks_are_unseen_by_the_file_family_and_counted_exactly() {
     let tid = u64::from(common::gettid());
     let seen = f.of_type("unlink").filter(|e| u(&e["tid"]) == tid).count();
     assert_eq!(seen, 0, "the file family is blind to them");
+}
+
+/// A fresh page below 4 GiB, where a 32-bit call's pointer can point (munmap it).
+#[cfg(target_arch = "x86_64")]
+fn low_page() -> *mut libc::c_void {
+    // SAFETY: a fresh anonymous mapping, checked below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    page
 }
 
 /// ia32 `int 0x80` with three arguments (ebx, ecx, edx): the call's return.
@@ -176,18 +183,7 @@ fn compat_binds_and_listens_are_unseen_by_the_network_family_and_counted_exactly
     const IA32_LISTEN: i32 = 363;
     let _turn = turn();
     // The sockaddr below 4 GiB, where a 32-bit call can point.
-    // SAFETY: a fresh anonymous mapping, checked below.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(page, libc::MAP_FAILED);
+    let page = low_page();
     // SAFETY: the page holds 4096 bytes, more than a sockaddr_in.
     unsafe {
         let sa = page.cast::<libc::sockaddr_in>();
