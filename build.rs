@@ -27,6 +27,9 @@ fn main() {
         .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
         .collect();
     sources.sort();
+    // Release builds leave out the BTF line info (the verifier log's source lines): 79 KB of
+    // the 2 MB budget. Debug builds keep it for reading verifier failures.
+    let release = env::var("PROFILE").is_ok_and(|p| p == "release");
     for src in &sources {
         let name = src
             .file_name()
@@ -53,7 +56,11 @@ fn main() {
             .clang_args(args(&[]))
             .build()
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
-        let bytes = std::fs::read(&obj).expect("read the BPF object");
+        let mut bytes = std::fs::read(&obj).expect("read the BPF object");
+        if release {
+            drop_line_info(&mut bytes)
+                .unwrap_or_else(|e| panic!("{}: BTF line info: {e}", obj.display()));
+        }
         let z = miniz_oxide::deflate::compress_to_vec(&bytes, 10);
         std::fs::write(out.join(format!("{name}.bpf.o.z")), z).expect("write the deflated object");
         SkeletonBuilder::new()
@@ -65,4 +72,72 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed=vmlinux");
+}
+
+/// Empties the `.BTF.ext` line info of a little-endian ELF64 BPF object in place: the records
+/// become zeros with a length of 0 (libbpf skips an empty section), and the source lines they
+/// named become spaces, so both deflate to almost nothing. A string is blanked only if it
+/// holds a character no type, field, section or CO-RE access string can hold (a space, `;`,
+/// `(`...), so nothing else that names it changes. Sizes and offsets stay as they are.
+fn drop_line_info(b: &mut [u8]) -> Result<(), String> {
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at =
+        |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let u64_at =
+        |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")) as usize;
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return Err("not a little-endian ELF64 object".into());
+    }
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(b, 0x28),
+        u16_at(b, 0x3a),
+        u16_at(b, 0x3c),
+        u16_at(b, 0x3e),
+    );
+    let section = |b: &[u8], i: usize| {
+        let h = shoff + i * shentsize;
+        (u32_at(b, h), u64_at(b, h + 0x18), u64_at(b, h + 0x20))
+    };
+    let names = section(b, shstrndx).1;
+    let find = |b: &[u8], want: &[u8]| {
+        (0..shnum).map(|i| section(b, i)).find(|&(n, _, _)| {
+            let at = names + n;
+            b[at..].starts_with(want) && b.get(at + want.len()) == Some(&0)
+        })
+    };
+    let (_, btf, _) = find(b, b".BTF").ok_or("no .BTF section")?;
+    let (_, ext, _) = find(b, b".BTF.ext").ok_or("no .BTF.ext section")?;
+    // struct btf_header: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len.
+    let strings = btf + u32_at(b, btf + 4) + u32_at(b, btf + 16);
+    // struct btf_ext_header: magic, version, flags, hdr_len, func_info off/len, line_info off/len.
+    let lines = ext + u32_at(b, ext + 4) + u32_at(b, ext + 16);
+    let len = u32_at(b, ext + 20);
+    if len == 0 {
+        return Ok(());
+    }
+    let rec = u32_at(b, lines);
+    let (mut p, end) = (lines + 4, lines + len);
+    while p < end {
+        let count = u32_at(b, p + 4);
+        p += 8;
+        for _ in 0..count {
+            // struct bpf_line_info: insn_off, file_name_off, line_off, line_col.
+            let at = strings + u32_at(b, p + 8);
+            let n = b[at..]
+                .iter()
+                .position(|&c| c == 0)
+                .ok_or("unterminated string")?;
+            let text = &mut b[at..at + n];
+            if text
+                .iter()
+                .any(|&c| !(c.is_ascii_alphanumeric() || b"_:/.".contains(&c)))
+            {
+                text.fill(b' ');
+            }
+            p += rec;
+        }
+    }
+    b[lines..end].fill(0);
+    b[ext + 20..ext + 24].fill(0);
+    Ok(())
 }
