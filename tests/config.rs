@@ -52,14 +52,16 @@ fn the_printed_default_validates_and_check_shows_every_ring() {
         out.contains("context: on, 4 ancestors, up to 32768 processes and 4096 cgroups"),
         "{out}"
     );
-    for fam in ["process", "file", "network", "syscall", "cgroup", "anomaly"] {
+    for fam in [
+        "process", "file", "network", "syscall", "cgroup", "anomaly", "tls",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with(fam)),
             "no {fam} row:\n{out}"
         );
     }
     // The built-in start sizes suit a small host.
-    assert!(out.contains("start: 3.38 MiB"), "{out}");
+    assert!(out.contains("start: 3.50 MiB"), "{out}");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -27,6 +27,7 @@ use ringwarden::family::file::{self, OpenEvent};
 use ringwarden::family::network::{self, NetEvent};
 use ringwarden::family::process::{self, ExecEvent, ExitEvent, ForkEvent};
 use ringwarden::family::syscall::SyscallEvent;
+use ringwarden::family::tls;
 use ringwarden::family::{Header, kind};
 use ringwarden::output::journal::{encode as encode_journal, summary as journal_summary};
 use ringwarden::output::json::render as render_json;
@@ -1034,6 +1035,105 @@ fn records() -> Vec<Case> {
         pad: 0,
     };
     add("fork_ring_name_quoted", "pro\"cess", bytes_of(&e));
+
+    // --- tls: lib_load (the path follows the fixed part), handshakes and closes
+    let lib = |path: &[u8], via: u32, flags: u32, seq: u64| {
+        let e = tls::LibLoadEvent {
+            hdr: hdr(kind::LIB_LOAD, seq),
+            addr: 0x7f00_1234_0000,
+            len: 380_928,
+            offset: 126_976,
+            inode: 131_077,
+            dev: (254 << 20) | 1,
+            via,
+            path_len: path.len() as u32,
+            path_flags: flags,
+            path: [],
+        };
+        let mut b = bytes_of(&e);
+        b.extend_from_slice(path);
+        b
+    };
+    let b = lib(
+        b"/usr/lib/x86_64-linux-gnu/libssl.so.3",
+        tls::LIB_VIA_MMAP,
+        0,
+        next(),
+    );
+    add("lib_load_libssl", "tls", b);
+    let b = lib(b"/usr/lib/libc.so.6", tls::LIB_VIA_MMAP, 0, next());
+    add("lib_load_not_crypto", "tls", b);
+    let b = lib(
+        b"/memfd:x (deleted)",
+        tls::LIB_VIA_MPROTECT,
+        ringwarden::family::path::RESOLVE_PSEUDO,
+        next(),
+    );
+    add("lib_load_mprotect_memfd", "tls", b);
+    let b = lib(&nasty(), tls::LIB_VIA_MMAP, 0, next());
+    add("lib_load_nasty_path", "tls", b);
+    let session = |role: u32, sni: &[u8], from: u32, flags: u32| {
+        let mut s: tls::TlsSession = zeroed();
+        s.ssl = 0x55d0_0000_1000;
+        s.start_ns = 1;
+        s.bytes_read = 7000;
+        s.bytes_written = 5000;
+        s.reads = 2;
+        s.writes = 1;
+        s.result = 1;
+        s.call = tls::CALL_DO_HANDSHAKE;
+        s.role = role;
+        s.flags = flags | tls::TLS_HANDSHAKE_SEEN | tls::TLS_HANDSHAKE_DONE;
+        s.sni_from = from;
+        s.sni_len = put(&mut s.sni, sni);
+        s
+    };
+    let tls_event = |k: u32, s: tls::TlsSession, ended: u32, seq: u64| tls::TlsEvent {
+        hdr: hdr(k, seq),
+        handshake_ns: 3_137_793,
+        ended,
+        pad: 0,
+        s,
+    };
+    let s = session(tls::ROLE_CLIENT, b"example.com", tls::SNI_SET, 0);
+    add(
+        "tls_handshake_client",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_HANDSHAKE, s, 0, next())),
+    );
+    let s = session(tls::ROLE_SERVER, &nasty(), tls::SNI_ASKED, 0);
+    add(
+        "tls_handshake_server_nasty_sni",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_HANDSHAKE, s, 0, next())),
+    );
+    let mut s = session(tls::ROLE_UNKNOWN, b"", tls::SNI_NONE, 0);
+    s.flags &= !tls::TLS_HANDSHAKE_DONE;
+    s.result = -1;
+    add(
+        "tls_handshake_failed",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_HANDSHAKE, s, 0, next())),
+    );
+    let mut s = session(tls::ROLE_CLIENT, b"x", tls::SNI_SET, tls::TLS_SNI_TRUNCATED);
+    s.call = tls::CALL_IMPLICIT;
+    add(
+        "tls_handshake_implicit_truncated_sni",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_HANDSHAKE, s, 0, next())),
+    );
+    for (ended, name) in [
+        (tls::ENDED_SHUTDOWN, "shutdown"),
+        (tls::ENDED_FREE, "free"),
+        (tls::ENDED_EXIT, "exit"),
+    ] {
+        let s = session(tls::ROLE_SERVER, b"example.com", tls::SNI_ASKED, 0);
+        add(
+            &format!("tls_close_{name}"),
+            "tls",
+            bytes_of(&tls_event(kind::TLS_CLOSE, s, ended, next())),
+        );
+    }
     out
 }
 

@@ -807,6 +807,24 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             Err("cgroup/sock_release, which closes its flows, did not attach".to_string())
         } else if section.starts_with("cgroup") {
             attach_cgroup(p)
+        } else if let Some(u) = uprobe_target(&section) {
+            match attach_uprobes(p, &u) {
+                Ok(mut l) => {
+                    let last = l.pop();
+                    links.append(&mut l);
+                    last.ok_or_else(|| format!("no {} to attach to", u.lib))
+                }
+                Err(Missing::Symbol(why)) => {
+                    programs.push(ProgramStatus {
+                        name,
+                        section,
+                        error: None,
+                        not_applicable: Some(why),
+                    });
+                    return;
+                }
+                Err(Missing::Attach(e)) => Err(e),
+            }
         } else {
             p.attach()
                 .map_err(|e| first_line(&format!("{e:#}")).to_string())
@@ -864,9 +882,161 @@ fn attach_cgroup(p: &mut libbpf_rs::ProgramMut<'_>) -> Result<Link, String> {
         .map_err(|e| first_line(&format!("{e:#}")).to_string())
 }
 
-/// When a program of this section attaches: 0 syscall exits, 1 socket hooks, 2 the rest.
+/// A uprobe section as the programs name their targets, `uprobe/LIB:F1,F2,...` (or
+/// `uretprobe/`, `uprobe.multi/`, `uretprobe.multi/`). Function N of the list gets cookie
+/// N + 1, which the program reads to know which function it is in.
+struct Uprobes<'a> {
+    lib: &'a str,
+    funcs: Vec<&'a str>,
+    retprobe: bool,
+    /// One uprobe_multi link for every function (kernel 6.6 on), else a link per function.
+    multi: bool,
+}
+
+fn uprobe_target(section: &str) -> Option<Uprobes<'_>> {
+    let (kind, rest) = section.split_once('/')?;
+    let (retprobe, multi) = match kind {
+        "uprobe" => (false, false),
+        "uretprobe" => (true, false),
+        "uprobe.multi" => (false, true),
+        "uretprobe.multi" => (true, true),
+        _ => return None,
+    };
+    let (lib, funcs) = rest.split_once(':')?;
+    Some(Uprobes {
+        lib,
+        funcs: funcs.split(',').collect(),
+        retprobe,
+        multi,
+    })
+}
+
+/// Whether the kernel attaches many uprobes with one link (BPF_TRACE_UPROBE_MULTI, 6.6):
+/// its BTF has the link's type.
+fn has_uprobe_multi() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|b| {
+            let name = b"\0bpf_uprobe_multi_link\0";
+            b.windows(name.len()).any(|w| w == name)
+        })
+    })
+}
+
+/// Why a uprobe program has nothing to attach to, or failed to.
+enum Missing {
+    /// Not applicable: no such library on the host, or its files lack a function.
+    Symbol(String),
+    Attach(String),
+}
+
+/// Why a uprobe program does not run here: the kernel's other variant runs, or there is
+/// no such library.
+fn uprobe_not_applicable(u: &Uprobes<'_>) -> Option<String> {
+    if u.multi != has_uprobe_multi() {
+        return Some(if u.multi {
+            "this kernel has no uprobe_multi links (6.6): one uprobe per function runs instead"
+                .to_string()
+        } else {
+            "the kernel's uprobe_multi link attaches these functions at once".to_string()
+        });
+    }
+    uprobe_files(u.lib).err()
+}
+
+/// The files of `lib` the linker cache names, or why there are none.
+fn uprobe_files(lib: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    let files = sys::ldcache::find(std::path::Path::new(sys::ldcache::CACHE), lib);
+    if files.is_empty() {
+        return Err(format!(
+            "no {lib} on this host (none in the linker cache, {})",
+            sys::ldcache::CACHE
+        ));
+    }
+    Ok(files)
+}
+
+/// Attaches a uprobe program to its functions in every file of its library (a host may
+/// have two OpenSSL versions): the links, or why none attached. A file that lacks one
+/// of the functions is skipped; if every file does, the program is not applicable.
+fn attach_uprobes(
+    p: &mut libbpf_rs::ProgramMut<'_>,
+    u: &Uprobes<'_>,
+) -> Result<Vec<Link>, Missing> {
+    let files = uprobe_files(u.lib).map_err(Missing::Symbol)?;
+    let mut links = Vec::new();
+    let mut failures = Vec::new();
+    let mut lacking = Vec::new();
+    for f in &files {
+        let attach = || -> Result<Vec<Link>, libbpf_rs::Error> {
+            if u.multi {
+                // Offsets, not names: libbpf's name lookup for uprobe_multi fails here.
+                let b = std::fs::read(f).map_err(|e| {
+                    libbpf_rs::Error::from(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", f.display()),
+                    ))
+                })?;
+                let offsets = sys::elf::function_offsets(&b, &u.funcs);
+                let Some(offsets) = offsets
+                    .into_iter()
+                    .map(|o| o.and_then(|o| usize::try_from(o).ok()))
+                    .collect::<Option<Vec<usize>>>()
+                else {
+                    return Err(libbpf_rs::Error::from(std::io::Error::from(
+                        std::io::ErrorKind::NotFound,
+                    )));
+                };
+                let opts = libbpf_rs::UprobeMultiOpts {
+                    offsets,
+                    cookies: (1..=u.funcs.len() as u64).collect(),
+                    retprobe: u.retprobe,
+                    ..Default::default()
+                };
+                return Ok(vec![p.attach_uprobe_multi_with_opts(-1, f, "", opts)?]);
+            }
+            let mut one = Vec::new();
+            for (i, func) in u.funcs.iter().enumerate() {
+                let opts = libbpf_rs::UprobeOpts {
+                    retprobe: u.retprobe,
+                    func_name: Some(func.to_string()),
+                    cookie: i as u64 + 1,
+                    ..Default::default()
+                };
+                one.push(p.attach_uprobe_with_opts(-1, f, 0, opts)?);
+            }
+            Ok(one)
+        };
+        match attach() {
+            Ok(mut l) => links.append(&mut l),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {
+                log::debug!("{}: {e:#}", f.display());
+                lacking.push(f.display().to_string())
+            }
+            Err(e) => failures.push(format!(
+                "{}: {}",
+                f.display(),
+                first_line(&format!("{e:#}"))
+            )),
+        }
+    }
+    if !links.is_empty() {
+        return Ok(links);
+    }
+    if lacking.len() == files.len() {
+        return Err(Missing::Symbol(format!(
+            "{} lacks one of {}",
+            lacking.join(", "),
+            u.funcs.join(", ")
+        )));
+    }
+    Err(Missing::Attach(failures.join("; ")))
+}
+
+/// When a program of this section attaches: 0 syscall exits and function returns, 1
+/// socket hooks, 2 the rest.
 fn attach_pass(section: &str) -> u8 {
-    if syscall_exit(section) {
+    if syscall_exit(section) || section.starts_with("uretprobe") {
         0
     } else if section.starts_with("cgroup/") {
         1
@@ -927,6 +1097,9 @@ fn set_syscall_filter(filter: &MapHandle, nrs: &[u32]) -> Result<(), (u32, Error
 /// without module support, open on arm64) has nothing to watch: nobody can make that
 /// call. It is left out and reported as not applicable rather than failed.
 fn not_applicable(section: &str) -> Option<String> {
+    if let Some(u) = uprobe_target(section) {
+        return uprobe_not_applicable(&u);
+    }
     if let Some(tp) = section.strip_prefix("tracepoint/io_uring/") {
         return io_uring_not_applicable(tp);
     }

@@ -1,0 +1,396 @@
+//! TLS family records (bpf/tls.h): executable library mappings (`lib_load`) and the
+//! sessions of the host's libssl (`tls_handshake`, `tls_close`).
+use std::io::Write as _;
+use std::mem::size_of;
+
+use plain::Plain;
+
+use super::path::{self, RESOLVED_LEN};
+use super::record::{DecodeError, Fields, Header, prefix, view};
+use super::summary::{PRIO_INFO, PRIO_NOTICE, by, quoted};
+use super::{KIB, MIB, Spec, max};
+
+/// `enum rw_tls_type` (bpf/tls.h): the header's `type`.
+pub mod kind {
+    pub const LIB_LOAD: u32 = 29;
+    pub const TLS_HANDSHAKE: u32 = 30;
+    pub const TLS_CLOSE: u32 = 31;
+}
+
+pub const SPEC: Spec = Spec {
+    name: "tls",
+    object: include_bytes!(concat!(env!("OUT_DIR"), "/tls.bpf.o.z")),
+    // Every exec maps its libraries (~5-20 lib_load records of ~150 bytes with their
+    // paths): the cgroup family's sizes hold a few hundred execs between drains.
+    ring_size: 128 * KIB,
+    ring_min: 64 * KIB,
+    ring_max: 16 * MIB,
+    // lib_load is sent variable-size: costed with a full path, an overestimate.
+    record_size: max(
+        size_of::<LibLoadEvent>() + RESOLVED_LEN,
+        size_of::<TlsEvent>(),
+    ),
+    kinds: &[
+        (kind::LIB_LOAD, "lib_load"),
+        (kind::TLS_HANDSHAKE, "tls_handshake"),
+        (kind::TLS_CLOSE, "tls_close"),
+    ],
+    observe: None,
+    own_context: &[],
+};
+
+pub const SNI_LEN: usize = 256;
+pub const LIB_VIA_MMAP: u32 = 1;
+pub const LIB_VIA_MPROTECT: u32 = 2;
+pub const CALL_DO_HANDSHAKE: u32 = 1;
+pub const CALL_IMPLICIT: u32 = 2;
+pub const ROLE_UNKNOWN: u32 = 0;
+pub const ROLE_CLIENT: u32 = 1;
+pub const ROLE_SERVER: u32 = 2;
+pub const SNI_NONE: u32 = 0;
+pub const SNI_SET: u32 = 1;
+pub const SNI_ASKED: u32 = 2;
+pub const TLS_SNI_TRUNCATED: u32 = 1;
+pub const TLS_HANDSHAKE_DONE: u32 = 2;
+pub const TLS_HANDSHAKE_SEEN: u32 = 4;
+pub const TLS_REPORTED: u32 = 8;
+pub const TLS_SHUTDOWN: u32 = 16;
+pub const ENDED_SHUTDOWN: u32 = 1;
+pub const ENDED_FREE: u32 = 2;
+pub const ENDED_EXIT: u32 = 3;
+
+/// The fixed part of a lib_load record; `path_len` bytes of path follow it in the ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LibLoadEvent {
+    pub hdr: Header,
+    pub addr: u64,
+    pub len: u64,
+    pub offset: u64,
+    pub inode: u64,
+    pub dev: u32,
+    pub via: u32,
+    pub path_len: u32,
+    /// `RESOLVE_*` (super::path).
+    pub path_flags: u32,
+    pub path: [u8; 0],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for LibLoadEvent {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TlsSession {
+    pub ssl: u64,
+    pub start_ns: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub result: i32,
+    pub call: u32,
+    pub role: u32,
+    pub flags: u32,
+    pub sni_from: u32,
+    pub sni_len: u32,
+    pub sni: [u8; SNI_LEN],
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for TlsSession {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TlsEvent {
+    pub hdr: Header,
+    pub handshake_ns: u64,
+    pub ended: u32,
+    pub pad: u32,
+    pub s: TlsSession,
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for TlsEvent {}
+
+/// The crypto library a mapped file is, by its file name (`libssl.so.3`: OpenSSL;
+/// `libssl3.so` is NSS's).
+pub fn crypto_library(path: &[u8]) -> Option<&'static str> {
+    let name = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
+    const LIBS: &[(&[u8], &str)] = &[
+        (b"libssl.so", "openssl"),
+        (b"libcrypto.so", "openssl"),
+        (b"libgnutls.so", "gnutls"),
+        (b"libssl3.so", "nss"),
+        (b"libnss3.so", "nss"),
+        (b"libboringssl", "boringssl"),
+        (b"libsodium.so", "libsodium"),
+        (b"libmbedtls.so", "mbedtls"),
+        (b"libmbedcrypto.so", "mbedtls"),
+        (b"libmbedx509.so", "mbedtls"),
+    ];
+    LIBS.iter().find_map(|(prefix, lib)| {
+        let rest = name.strip_prefix(*prefix)?;
+        // The name itself or a version after it (`.3`, `.1.1`), not `libssl.so.3-foo`.
+        let version = rest.first() == Some(&b'.')
+            && rest[1..].iter().all(|c| c.is_ascii_digit() || *c == b'.');
+        (rest.is_empty() || version || *prefix == b"libboringssl").then_some(*lib)
+    })
+}
+
+/// The mapped file after the fixed part: `path_len` bytes, clamped to the record.
+pub fn lib_path<'a>(e: &LibLoadEvent, data: &'a [u8]) -> &'a [u8] {
+    prefix(
+        data.get(size_of::<LibLoadEvent>()..).unwrap_or(&[]),
+        e.path_len,
+    )
+}
+
+fn call_name(call: u32) -> &'static str {
+    match call {
+        CALL_DO_HANDSHAKE => "SSL_do_handshake",
+        CALL_IMPLICIT => "implicit",
+        _ => "none",
+    }
+}
+
+fn role_name(role: u32) -> &'static str {
+    match role {
+        ROLE_CLIENT => "client",
+        ROLE_SERVER => "server",
+        _ => "unknown",
+    }
+}
+
+fn sni(s: &TlsSession) -> &[u8] {
+    prefix(&s.sni, s.sni_len)
+}
+
+pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
+    if k == kind::LIB_LOAD {
+        let e: &LibLoadEvent = view(data, k)?;
+        let p = lib_path(e, data);
+        path::render(
+            line,
+            [
+                "path",
+                "path_truncated",
+                "path_deleted",
+                "path_pseudo",
+                "path_outside_root",
+            ],
+            p,
+            e.path_flags,
+        );
+        if let Some(lib) = crypto_library(p) {
+            line.str("crypto", lib);
+        }
+        line.str(
+            "via",
+            if e.via == LIB_VIA_MPROTECT {
+                "mprotect"
+            } else {
+                "mmap"
+            },
+        );
+        line.u64("addr", e.addr);
+        line.u64("len", e.len);
+        line.u64("offset", e.offset);
+        line.u64("inode", e.inode);
+        // The kernel's dev_t: major in the high 12 bits, minor in the low 20.
+        line.display("dev", format_args!("{}:{}", e.dev >> 20, e.dev & 0xf_ffff));
+        return Ok(());
+    }
+    let e: &TlsEvent = view(data, k)?;
+    let s = &e.s;
+    line.u64("ssl", s.ssl);
+    line.str("role", role_name(s.role));
+    if s.sni_from != SNI_NONE {
+        line.bytes("sni", sni(s));
+        line.bool("sni_truncated", s.flags & TLS_SNI_TRUNCATED != 0);
+        line.str("sni_from", if s.sni_from == SNI_ASKED { "asked" } else { "set" });
+    }
+    if s.flags & TLS_HANDSHAKE_SEEN != 0 {
+        line.str("handshake_call", call_name(s.call));
+        line.i64("handshake_result", s.result.into());
+        line.bool("handshake_done", s.flags & TLS_HANDSHAKE_DONE != 0);
+    }
+    if k == kind::TLS_HANDSHAKE {
+        line.u64("handshake_ns", e.handshake_ns);
+        return Ok(());
+    }
+    line.str(
+        "ended",
+        match e.ended {
+            ENDED_SHUTDOWN => "shutdown",
+            ENDED_EXIT => "exit",
+            _ => "free",
+        },
+    );
+    line.u64("bytes_read", s.bytes_read);
+    line.u64("bytes_written", s.bytes_written);
+    line.u64("reads", s.reads);
+    line.u64("writes", s.writes);
+    Ok(())
+}
+
+/// The journal's one-line summary (see `super::summary`).
+pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
+    let k = h.kind;
+    if k == kind::LIB_LOAD {
+        let e: &LibLoadEvent = view(data, k)?;
+        let p = lib_path(e, data);
+        quoted(b, p);
+        if let Some(lib) = crypto_library(p) {
+            let _ = write!(b, " ({lib})");
+        }
+        if e.via == LIB_VIA_MPROTECT {
+            b.extend_from_slice(b" via mprotect");
+        }
+        by(b, h);
+        return Ok(if e.via == LIB_VIA_MPROTECT {
+            PRIO_NOTICE
+        } else {
+            PRIO_INFO
+        });
+    }
+    let e: &TlsEvent = view(data, k)?;
+    let s = &e.s;
+    b.extend_from_slice(role_name(s.role).as_bytes());
+    if s.sni_from != SNI_NONE {
+        b.extend_from_slice(b" sni=");
+        quoted(b, sni(s));
+    }
+    if k == kind::TLS_HANDSHAKE {
+        if s.flags & TLS_HANDSHAKE_DONE == 0 {
+            let _ = write!(b, " failed: result {}", s.result);
+        }
+    } else {
+        let _ = write!(b, " read={} written={}", s.bytes_read, s.bytes_written);
+    }
+    by(b, h);
+    Ok(PRIO_INFO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::Family;
+
+    #[test]
+    fn crypto_libraries_by_file_name() {
+        for (p, want) in [
+            (&b"/usr/lib/x86_64-linux-gnu/libssl.so.3"[..], Some("openssl")),
+            (b"/usr/lib/libcrypto.so.1.1", Some("openssl")),
+            (b"/lib/x86_64-linux-gnu/libssl3.so", Some("nss")),
+            (b"/lib/libgnutls.so.30", Some("gnutls")),
+            (b"/lib/libsodium.so.23", Some("libsodium")),
+            (b"/lib/libmbedtls.so.14", Some("mbedtls")),
+            (b"/opt/libboringssl.so", Some("boringssl")),
+            (b"/lib/libssl.so.3-evil", None),
+            (b"/lib/libc.so.6", None),
+            (b"libssl.so", Some("openssl")),
+        ] {
+            assert_eq!(crypto_library(p), want, "{}", String::from_utf8_lossy(p));
+        }
+    }
+
+    #[test]
+    fn mirrors_match_c() {
+        use crate::assert_layout;
+        let f = Family::Tls;
+        assert_layout!(
+            f,
+            "lib_load_event",
+            LibLoadEvent,
+            [hdr, addr, len, offset, inode, dev, via, path_len, path_flags, path]
+        );
+        assert_layout!(
+            f,
+            "tls_session",
+            TlsSession,
+            [
+                ssl,
+                start_ns,
+                bytes_read,
+                bytes_written,
+                reads,
+                writes,
+                result,
+                call,
+                role,
+                flags,
+                sni_from,
+                sni_len,
+                sni
+            ]
+        );
+        assert_layout!(f, "tls_event", TlsEvent, [hdr, handshake_ns, ended, pad, s]);
+    }
+
+    #[test]
+    fn constants_match_c() {
+        use crate::assert_enum;
+        let f = Family::Tls;
+        assert_enum!(
+            f,
+            "rw_tls_type",
+            [
+                RW_LIB_LOAD = kind::LIB_LOAD,
+                RW_TLS_HANDSHAKE = kind::TLS_HANDSHAKE,
+                RW_TLS_CLOSE = kind::TLS_CLOSE,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_lib_via",
+            [
+                RW_LIB_VIA_MMAP = LIB_VIA_MMAP,
+                RW_LIB_VIA_MPROTECT = LIB_VIA_MPROTECT
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_tls_call",
+            [
+                RW_TLS_CALL_DO_HANDSHAKE = CALL_DO_HANDSHAKE,
+                RW_TLS_CALL_IMPLICIT = CALL_IMPLICIT,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_tls_role",
+            [
+                RW_TLS_ROLE_UNKNOWN = ROLE_UNKNOWN,
+                RW_TLS_ROLE_CLIENT = ROLE_CLIENT,
+                RW_TLS_ROLE_SERVER = ROLE_SERVER,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_tls_sni_from",
+            [
+                RW_TLS_SNI_NONE = SNI_NONE,
+                RW_TLS_SNI_SET = SNI_SET,
+                RW_TLS_SNI_ASKED = SNI_ASKED,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_tls_flags",
+            [
+                RW_TLS_SNI_TRUNCATED = TLS_SNI_TRUNCATED,
+                RW_TLS_HANDSHAKE_DONE = TLS_HANDSHAKE_DONE,
+                RW_TLS_HANDSHAKE_SEEN = TLS_HANDSHAKE_SEEN,
+                RW_TLS_REPORTED = TLS_REPORTED,
+                RW_TLS_SHUTDOWN = TLS_SHUTDOWN,
+            ]
+        );
+        assert_enum!(
+            f,
+            "rw_tls_ended",
+            [
+                RW_TLS_ENDED_SHUTDOWN = ENDED_SHUTDOWN,
+                RW_TLS_ENDED_FREE = ENDED_FREE,
+                RW_TLS_ENDED_EXIT = ENDED_EXIT,
+            ]
+        );
+    }
+}
