@@ -370,14 +370,15 @@ static __always_inline int io_exit(long ret)
 	__u64 n = 0;
 	if (call.call & TLS_IO_EX) {
 		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.out))
-			return 0;
+			n = 0;
 	} else if (ret > 0) {
 		n = ret;
 	}
-	if (!n)
-		return 0;
 	struct tls_session *s = tls_session_of(call.ssl, true);
 	if (!s)
+		return 0;
+	s->flags |= RW_TLS_BYTES_COUNTED;
+	if (!n)
 		return 0;
 	if (call.call & TLS_IO_READ) {
 		s->bytes_read += n;
@@ -436,28 +437,34 @@ static __always_inline int tls_free(__u64 ssl)
 }
 
 /* The probed functions, in the order the sections list them: the probe's cookie is the
- * position + 1. The ones whose return is probed come first, in the same order in both
- * lists. SSL_connect and SSL_accept are not probed: they set the role and run
- * SSL_do_handshake, whose probes see them. */
-enum tls_fn {
+ * position + 1, and the functions whose return is probed come first, so both lists of a
+ * group share the numbers. SSL_connect and SSL_accept are not probed: they set the role
+ * and run SSL_do_handshake, whose probes see them.
+ *
+ * Two groups: the session's calls (a few per connection) and its reads and writes (one
+ * per call: a probe costs ~2 us whatever the program does, so they are attached only
+ * with `[tls] count_bytes`, src/family/tls.rs). */
+enum tls_session_fn {
 	FN_DO_HANDSHAKE = 1,
 	FN_GET_SERVERNAME,
-	FN_READ,
-	FN_READ_EX,
-	FN_WRITE,
-	FN_WRITE_EX,
 	FN_SET_CONNECT_STATE,
 	FN_SET_ACCEPT_STATE,
 	FN_CTRL,
 	FN_SHUTDOWN,
 	FN_FREE,
 };
-#define TLS_ENTRIES                                                                                \
-	"libssl.so:SSL_do_handshake,SSL_get_servername,SSL_read,SSL_read_ex,SSL_write,"            \
-	"SSL_write_ex,SSL_set_connect_state,SSL_set_accept_state,SSL_ctrl,SSL_shutdown,SSL_free"
-#define TLS_RETURNS                                                                                \
-	"libssl.so:SSL_do_handshake,SSL_get_servername,SSL_read,SSL_read_ex,SSL_write,SSL_write_"  \
-	"ex"
+#define TLS_SESSION_ENTRIES                                                                        \
+	"libssl.so:SSL_do_handshake,SSL_get_servername,SSL_set_connect_state,"                     \
+	"SSL_set_accept_state,SSL_ctrl,SSL_shutdown,SSL_free"
+#define TLS_SESSION_RETURNS "libssl.so:SSL_do_handshake,SSL_get_servername"
+
+enum tls_io_fn {
+	FN_READ = 1,
+	FN_READ_EX,
+	FN_WRITE,
+	FN_WRITE_EX,
+};
+#define TLS_IO "libssl.so:SSL_read,SSL_read_ex,SSL_write,SSL_write_ex"
 
 static __always_inline int tls_enter(struct pt_regs *ctx)
 {
@@ -471,14 +478,6 @@ static __always_inline int tls_enter(struct pt_regs *ctx)
 		if (PT_REGS_PARM2(ctx) != RW_TLSEXT_NAMETYPE_HOST_NAME)
 			return 0;
 		return io_enter(ssl, 0, TLS_IO_SERVERNAME);
-	case FN_READ:
-		return io_enter(ssl, 0, TLS_IO_READ);
-	case FN_READ_EX:
-		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_READ | TLS_IO_EX);
-	case FN_WRITE:
-		return io_enter(ssl, 0, TLS_IO_WRITE);
-	case FN_WRITE_EX:
-		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_WRITE | TLS_IO_EX);
 	case FN_SET_CONNECT_STATE:
 		return set_role(ssl, RW_TLS_ROLE_CLIENT);
 	case FN_SET_ACCEPT_STATE:
@@ -501,31 +500,73 @@ static __always_inline int tls_return(struct pt_regs *ctx)
 	return io_exit(PT_REGS_RC(ctx));
 }
 
-/* Where the kernel has uprobe_multi (6.6 on): one link for every function, so stopping
- * waits for one grace period, not one per function (~120 ms each here). */
-SEC("uprobe.multi/" TLS_ENTRIES)
+static __always_inline int tls_io_enter(struct pt_regs *ctx)
+{
+	if (rw_skip())
+		return 0;
+	__u64 ssl = PT_REGS_PARM1(ctx);
+	switch (bpf_get_attach_cookie(ctx)) {
+	case FN_READ:
+		return io_enter(ssl, 0, TLS_IO_READ);
+	case FN_READ_EX:
+		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_READ | TLS_IO_EX);
+	case FN_WRITE:
+		return io_enter(ssl, 0, TLS_IO_WRITE);
+	case FN_WRITE_EX:
+		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_WRITE | TLS_IO_EX);
+	}
+	return 0;
+}
+
+/* Where the kernel has uprobe_multi (6.6 on): one link per group and direction, so
+ * stopping waits for one grace period each, not one per function (~120 ms each here). */
+SEC("uprobe.multi/" TLS_SESSION_ENTRIES)
 int tls_enter_multi(struct pt_regs *ctx)
 {
 	return tls_enter(ctx);
 }
 
-SEC("uretprobe.multi/" TLS_RETURNS)
+SEC("uretprobe.multi/" TLS_SESSION_RETURNS)
 int tls_return_multi(struct pt_regs *ctx)
 {
 	return tls_return(ctx);
 }
 
+SEC("uprobe.multi/" TLS_IO)
+int tls_io_enter_multi(struct pt_regs *ctx)
+{
+	return tls_io_enter(ctx);
+}
+
+SEC("uretprobe.multi/" TLS_IO)
+int tls_io_return_multi(struct pt_regs *ctx)
+{
+	return io_exit(PT_REGS_RC(ctx));
+}
+
 /* Older kernels: one uprobe per function, each with its cookie. */
-SEC("uprobe/" TLS_ENTRIES)
+SEC("uprobe/" TLS_SESSION_ENTRIES)
 int tls_enter_one(struct pt_regs *ctx)
 {
 	return tls_enter(ctx);
 }
 
-SEC("uretprobe/" TLS_RETURNS)
+SEC("uretprobe/" TLS_SESSION_RETURNS)
 int tls_return_one(struct pt_regs *ctx)
 {
 	return tls_return(ctx);
+}
+
+SEC("uprobe/" TLS_IO)
+int tls_io_enter_one(struct pt_regs *ctx)
+{
+	return tls_io_enter(ctx);
+}
+
+SEC("uretprobe/" TLS_IO)
+int tls_io_return_one(struct pt_regs *ctx)
+{
+	return io_exit(PT_REGS_RC(ctx));
 }
 
 struct exit_walk {

@@ -68,6 +68,8 @@ enum rw_tls_flags {
 	RW_TLS_HANDSHAKE_SEEN = 4, /* a handshake call was made */
 	RW_TLS_REPORTED = 8,       /* the tls_handshake record was sent */
 	RW_TLS_SHUTDOWN = 16,      /* SSL_shutdown was called */
+	/* Its reads and writes were counted (`[tls] count_bytes`, and it made one). */
+	RW_TLS_BYTES_COUNTED = 32,
 };
 
 /* tls_close_event.ended */

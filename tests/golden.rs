@@ -1127,13 +1127,25 @@ fn records() -> Vec<Case> {
         (tls::ENDED_FREE, "free"),
         (tls::ENDED_EXIT, "exit"),
     ] {
-        let s = session(tls::ROLE_SERVER, b"example.com", tls::SNI_ASKED, 0);
+        let s = session(
+            tls::ROLE_SERVER,
+            b"example.com",
+            tls::SNI_ASKED,
+            tls::TLS_BYTES_COUNTED,
+        );
         add(
             &format!("tls_close_{name}"),
             "tls",
             bytes_of(&tls_event(kind::TLS_CLOSE, s, ended, next())),
         );
     }
+    // Reads and writes not probed ([tls] count_bytes off): no byte counts.
+    let s = session(tls::ROLE_CLIENT, b"example.com", tls::SNI_SET, 0);
+    add(
+        "tls_close_bytes_not_counted",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_CLOSE, s, tls::ENDED_FREE, next())),
+    );
     out
 }
 

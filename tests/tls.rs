@@ -4,6 +4,8 @@
 //! (set by the client, asked for by the server), and one `tls_close` with the exact
 //! bytes each side read and wrote; a session whose process exits without freeing it is
 //! closed at the exit; a handshake with a peer that speaks no TLS is reported failed.
+//! The byte counts come with `[tls] count_bytes = true`; without it the same records come
+//! without them.
 //! `lib_load`: `import ssl` maps libssl and libcrypto once each, and a file made
 //! executable with mprotect after a read-only mmap (a way around watching mmap alone) is
 //! reported as such, by an unprivileged process.
@@ -117,10 +119,26 @@ fn of<'a>(events: &'a [Value], ty: &str, pid: u64) -> Vec<&'a Value> {
 
 #[test]
 fn sessions_report_handshake_sni_and_exact_bytes_once() {
+    sessions(true);
+}
+
+/// By default reads and writes are not probed: the same sessions, the same handshakes
+/// and closes, without byte counts.
+#[test]
+fn sessions_without_count_bytes_have_no_byte_fields() {
+    sessions(false);
+}
+
+fn sessions(count_bytes: bool) {
     let (n, k, m) = (3u64, 5000u64, 70_000u64);
     let dir = temp_dir("tls");
     let (cert, key) = certificate(&dir);
-    let d = Daemon::start("tls", &["--only", "tls"]);
+    let cfg = dir.join("ringwarden.toml");
+    std::fs::write(&cfg, format!("[tls]\ncount_bytes = {count_bytes}\n")).expect("config");
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod config");
+    let cfg = cfg.to_str().expect("utf-8 path");
+    let d = Daemon::start("tls", &["--only", "tls", "--config", cfg]);
 
     let mut server = Command::new(PYTHON)
         .args(["-c", SCRIPT, "server", &cert, &key])
@@ -201,6 +219,14 @@ fn sessions_report_handshake_sni_and_exact_bytes_once() {
             closes.iter().partition(|c| c["ended"] == "shutdown");
         assert_eq!(whole.len() as u64, n, "{role}: {closes:#?}");
         assert_eq!(cut.len(), 1, "{role}: {closes:#?}");
+        if !count_bytes {
+            for c in &closes {
+                assert!(c.get("bytes_read").is_none(), "{c}");
+            }
+            let ended = if role == "client" { "exit" } else { "free" };
+            assert_eq!(cut[0]["ended"], ended, "{}", cut[0]);
+            continue;
+        }
         let (read, written) = if role == "client" { (m, k) } else { (k, m) };
         for c in &whole {
             assert_eq!(
@@ -241,10 +267,8 @@ fn sessions_report_handshake_sni_and_exact_bytes_once() {
         (h["role"].as_str(), h["sni"].as_str()),
         (Some("client"), Some("plain.test"))
     );
-    assert_eq!(
-        (u(&closes[0]["bytes_read"]), u(&closes[0]["bytes_written"])),
-        (0, 0)
-    );
+    // It never read or wrote: no byte counts, whichever the setting.
+    assert!(closes[0].get("bytes_read").is_none(), "{}", closes[0]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

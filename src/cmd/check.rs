@@ -61,6 +61,12 @@ pub fn run() -> ExitCode {
             reuse: None,
             filter_maps,
             context: false,
+            // The default settings' programs: what a start on them attaches.
+            skip: if family == Family::Tls {
+                crate::family::tls::TlsSettings::default().programs_off()
+            } else {
+                Vec::new()
+            },
         };
         match family.load(&opts) {
             Ok(loaded) => {

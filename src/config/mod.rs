@@ -50,6 +50,8 @@ pub struct Settings {
     pub filter: crate::family::filter::Rules,
     /// `[context]`: what events are told about their process (`--no-context`: off).
     pub context: ContextSettings,
+    /// `[tls]`: what the tls family probes.
+    pub tls: crate::family::tls::TlsSettings,
 }
 
 /// `[context] max_processes`: fewer would evict processes that still run on any host.
@@ -251,6 +253,7 @@ impl Default for Settings {
             control: ControlSettings::default(),
             filter: crate::family::filter::Rules::none(),
             context: ContextSettings::default(),
+            tls: crate::family::tls::TlsSettings::default(),
         }
     }
 }
@@ -508,6 +511,12 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     if let Some(v) = &raw.context {
         d.context(&RawContext::read(&d, v, "context")?, &mut s.context)?;
     }
+    if let Some(v) = &raw.tls {
+        let t = RawTls::read(&d, v, "tls")?;
+        if let Some(v) = &t.count_bytes {
+            s.tls.count_bytes = d.boolean(v, "tls.count_bytes")?;
+        }
+    }
     let rings = match &raw.rings {
         Some(v) => Some(d.map(v, "rings")?),
         None => None,
@@ -673,6 +682,12 @@ max_processes = {cmp}
 # Cgroups (id -> path, for unit and container): {cminc} to {cmaxc}.
 max_cgroups = {cmc}
 
+[tls]
+# Count each TLS session's bytes (tls_close's bytes_read, bytes_written): probes
+# SSL_read, SSL_write and their _ex variants, so every such call of every process on
+# the host traps into the kernel (~2 us each on a small VM). SIGHUP applies a change.
+count_bytes = {tcb}
+
 # In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and
 # is counted (filtered, per ring and per uid). No rule by default. include_* lists
 # narrow, exclude_* lists remove; at most 64 entries each. The task rules apply to
@@ -726,6 +741,7 @@ max_cgroups = {cmc}
         cmc = d.context.max_cgroups,
         cminc = CONTEXT_MIN_CGROUPS,
         cmaxc = CONTEXT_MAX_CGROUPS,
+        tcb = d.tls.count_bytes,
     );
     s
 }
@@ -815,11 +831,16 @@ table! {
         filter,
         rate_limit,
         context,
+        tls,
     }
 }
 
 table! {
     struct RawContext { enabled, ancestors, max_processes, max_cgroups }
+}
+
+table! {
+    struct RawTls { count_bytes }
 }
 
 table! {

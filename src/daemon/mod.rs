@@ -740,6 +740,11 @@ impl Daemon {
                 None => Vec::new(),
             },
             context: self.context_on,
+            skip: if family == Family::Tls {
+                self.opts.settings.tls.programs_off()
+            } else {
+                Vec::new()
+            },
         };
         let loaded = family.load(&lo)?;
         for p in &loaded.programs {

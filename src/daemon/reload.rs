@@ -72,6 +72,13 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
             actions.push(Action::Enable(*f));
         }
     }
+    // `[tls]` chooses which programs the family attaches: a change reloads it (its
+    // books continue, as for a family switched off and on).
+    let tls_kept = kept.iter().any(|r| r.family == Family::Tls);
+    if tls_kept && after.families.contains(&Family::Tls) && before.tls != after.tls {
+        actions.push(Action::Retire(Family::Tls));
+        actions.push(Action::Enable(Family::Tls));
+    }
     for r in &kept {
         let f = r.family;
         let (old, new) = (before.ring(f), after.ring(f));
@@ -149,6 +156,34 @@ mod tests {
     fn nothing_changed_only_restarts_wakeups() {
         let s = Settings::default();
         assert_eq!(plan(&s, &s, &running(&s)), vec![Action::RestartWakeups]);
+    }
+
+    #[test]
+    fn a_tls_change_reloads_the_running_tls_family_only() {
+        let before = Settings::default();
+        let mut after = before.clone();
+        after.tls.count_bytes = true;
+        assert_eq!(
+            plan(&before, &after, &running(&before)),
+            vec![
+                Action::Retire(Family::Tls),
+                Action::Enable(Family::Tls),
+                Action::RestartWakeups
+            ]
+        );
+        // Not running (switched off): nothing to reload; switched on: loaded once.
+        let mut off = before.clone();
+        off.families.retain(|f| *f != Family::Tls);
+        let mut off_after = off.clone();
+        off_after.tls.count_bytes = true;
+        assert_eq!(
+            plan(&off, &off_after, &running(&off)),
+            vec![Action::RestartWakeups]
+        );
+        assert_eq!(
+            plan(&off, &after, &running(&off)),
+            vec![Action::Enable(Family::Tls), Action::RestartWakeups]
+        );
     }
 
     #[test]

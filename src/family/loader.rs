@@ -95,6 +95,9 @@ pub struct LoadOptions {
     /// The daemon keeps process context: records that keep its tables are sent even
     /// when filtered, marked for the tables only (RW_CONFIG_CONTEXT).
     pub context: bool,
+    /// Programs of the family the configuration leaves out, each with why (reported as
+    /// not applicable).
+    pub skip: Vec<(&'static str, String)>,
 }
 
 /// The maps whose contents must outlive one loaded object: the books and the high-water mark.
@@ -658,7 +661,10 @@ fn open_load(
     let mut obj = open(family)?;
     for mut p in obj.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        if !keep(&name) || not_applicable(&p.section().to_string_lossy()).is_some() {
+        if !keep(&name)
+            || opts.skip.iter().any(|(n, _)| *n == name)
+            || not_applicable(&p.section().to_string_lossy()).is_some()
+        {
             p.set_autoload(false);
         }
     }
@@ -788,7 +794,12 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
             }
             return;
         }
-        if let Some(why) = not_applicable(&section) {
+        let off = opts
+            .skip
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, w)| w.clone());
+        if let Some(why) = off.or_else(|| not_applicable(&section)) {
             programs.push(ProgramStatus {
                 name,
                 section,

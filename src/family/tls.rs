@@ -55,6 +55,7 @@ pub const TLS_HANDSHAKE_DONE: u32 = 2;
 pub const TLS_HANDSHAKE_SEEN: u32 = 4;
 pub const TLS_REPORTED: u32 = 8;
 pub const TLS_SHUTDOWN: u32 = 16;
+pub const TLS_BYTES_COUNTED: u32 = 32;
 pub const ENDED_SHUTDOWN: u32 = 1;
 pub const ENDED_FREE: u32 = 2;
 pub const ENDED_EXIT: u32 = 3;
@@ -109,6 +110,36 @@ pub struct TlsEvent {
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for TlsEvent {}
+
+/// `[tls]` in the configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Probe SSL_read, SSL_write and their `_ex` variants for `tls_close`'s byte counts.
+    /// Off by default: every such call of every process then traps into the kernel
+    /// (~2 us each on a small VM, whatever the program does; docs/benchmarks.md).
+    pub count_bytes: bool,
+}
+
+/// The programs that count a session's bytes (bpf/tls.bpf.c, `TLS_IO`).
+const IO_PROGRAMS: [&str; 4] = [
+    "tls_io_enter_multi",
+    "tls_io_return_multi",
+    "tls_io_enter_one",
+    "tls_io_return_one",
+];
+
+impl TlsSettings {
+    /// The family's programs these settings leave out, each with why.
+    pub fn programs_off(&self) -> Vec<(&'static str, String)> {
+        if self.count_bytes {
+            return Vec::new();
+        }
+        IO_PROGRAMS
+            .iter()
+            .map(|&p| (p, "off: [tls] count_bytes = false".to_string()))
+            .collect()
+    }
+}
 
 /// The crypto library a mapped file is, by its file name (`libssl.so.3`: OpenSSL;
 /// `libssl3.so` is NSS's).
@@ -224,10 +255,13 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
             _ => "free",
         },
     );
-    line.u64("bytes_read", s.bytes_read);
-    line.u64("bytes_written", s.bytes_written);
-    line.u64("reads", s.reads);
-    line.u64("writes", s.writes);
+    // Only when its reads and writes were watched: a 0 would otherwise say "none".
+    if s.flags & TLS_BYTES_COUNTED != 0 {
+        line.u64("bytes_read", s.bytes_read);
+        line.u64("bytes_written", s.bytes_written);
+        line.u64("reads", s.reads);
+        line.u64("writes", s.writes);
+    }
     Ok(())
 }
 
@@ -262,7 +296,7 @@ pub fn summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeErr
         if s.flags & TLS_HANDSHAKE_DONE == 0 {
             let _ = write!(b, " failed: result {}", s.result);
         }
-    } else {
+    } else if s.flags & TLS_BYTES_COUNTED != 0 {
         let _ = write!(b, " read={} written={}", s.bytes_read, s.bytes_written);
     }
     by(b, h);
@@ -381,6 +415,7 @@ mod tests {
                 RW_TLS_HANDSHAKE_SEEN = TLS_HANDSHAKE_SEEN,
                 RW_TLS_REPORTED = TLS_REPORTED,
                 RW_TLS_SHUTDOWN = TLS_SHUTDOWN,
+                RW_TLS_BYTES_COUNTED = TLS_BYTES_COUNTED,
             ]
         );
         assert_enum!(
