@@ -685,7 +685,7 @@ max_cgroups = {cmc}
 [tls]
 # Count each TLS session's bytes (tls_close's bytes_read, bytes_written): probes
 # SSL_read, SSL_write and their _ex variants, so every such call of every process on
-# the host traps into the kernel (~2 us each on a small VM). SIGHUP applies a change.
+# the host traps into the kernel (~2 us each on a small VM). A change needs a restart.
 count_bytes = {tcb}
 
 # In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and

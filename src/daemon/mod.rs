@@ -1009,6 +1009,9 @@ impl Daemon {
         let registry = self.poll.registry();
         match action {
             Action::OutputChanged => warn!("SIGHUP: a new output takes effect at the next start"),
+            Action::TlsAtNextStart => warn!(
+                "SIGHUP: a [tls] change takes effect at the next start (or when the tls family is next switched on)"
+            ),
             // The process family stays loaded for the context: only its output stops.
             Action::Retire(f) if self.has_ring(f) && self.loaded_families().contains(&f) => {
                 info!(

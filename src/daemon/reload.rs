@@ -28,6 +28,8 @@ pub enum Action {
     /// `[context]` keys that take effect at the next start (said, not done): `enabled`,
     /// `max_processes`, `max_cgroups`, in that order, each only when it changed.
     ContextAtNextStart(Vec<&'static str>),
+    /// `[tls]` changed: it takes effect when the family is next loaded (said, not done).
+    TlsAtNextStart,
     /// `[context] ancestors` changed while context runs: events list this many parents
     /// from now on. The daemon takes the depth from the settings in force for each
     /// event, so this step only says so.
@@ -72,12 +74,9 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
             actions.push(Action::Enable(*f));
         }
     }
-    // `[tls]` chooses which programs the family attaches: a change reloads it (its
-    // books continue, as for a family switched off and on).
-    let tls_kept = kept.iter().any(|r| r.family == Family::Tls);
-    if tls_kept && after.families.contains(&Family::Tls) && before.tls != after.tls {
-        actions.push(Action::Retire(Family::Tls));
-        actions.push(Action::Enable(Family::Tls));
+    // `[tls]` chooses which programs the family attaches when it loads.
+    if before.tls != after.tls {
+        actions.push(Action::TlsAtNextStart);
     }
     for r in &kept {
         let f = r.family;
@@ -159,30 +158,24 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_change_reloads_the_running_tls_family_only() {
+    fn a_tls_change_waits_for_the_next_start() {
         let before = Settings::default();
         let mut after = before.clone();
         after.tls.count_bytes = true;
         assert_eq!(
             plan(&before, &after, &running(&before)),
-            vec![
-                Action::Retire(Family::Tls),
-                Action::Enable(Family::Tls),
-                Action::RestartWakeups
-            ]
+            vec![Action::TlsAtNextStart, Action::RestartWakeups]
         );
-        // Not running (switched off): nothing to reload; switched on: loaded once.
+        // Switched on by the same reload: it loads with the new settings.
         let mut off = before.clone();
         off.families.retain(|f| *f != Family::Tls);
-        let mut off_after = off.clone();
-        off_after.tls.count_bytes = true;
-        assert_eq!(
-            plan(&off, &off_after, &running(&off)),
-            vec![Action::RestartWakeups]
-        );
         assert_eq!(
             plan(&off, &after, &running(&off)),
-            vec![Action::Enable(Family::Tls), Action::RestartWakeups]
+            vec![
+                Action::Enable(Family::Tls),
+                Action::TlsAtNextStart,
+                Action::RestartWakeups
+            ]
         );
     }
 
