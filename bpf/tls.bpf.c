@@ -77,7 +77,7 @@ static __always_inline void lib_load(__u64 addr, __u32 via)
 	rw_fill_header(&e->hdr, RW_LIB_LOAD, bpf_ktime_get_boot_ns());
 	e->addr = v.start;
 	e->len = v.end - v.start;
-	e->offset = v.pgoff << 12;
+	e->pgoff = v.pgoff;
 	e->via = via;
 	/* A local: BPF_CORE_READ(v.file, ...) would make vma_seen itself relocatable. */
 	struct file *file = v.file;
@@ -187,6 +187,15 @@ struct {
 	__type(value, struct tls_pending);
 } tls_in_io SEC(".maps");
 
+/* SSL_get_servername runs inside a read's handshake (a server's name callback): its own
+ * map, so it does not take the read's entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct tls_pending);
+} tls_in_name SEC(".maps");
+
 enum tls_io {
 	TLS_IO_READ = 1,
 	TLS_IO_WRITE = 2,
@@ -202,7 +211,8 @@ static __always_inline void tls_live_add(__s64 n)
 		__sync_fetch_and_add(live, n);
 }
 
-static __always_inline struct tls_session *tls_session_of(__u64 ssl, bool create)
+/* The session of `ssl`, made if `create` (then *made says so). */
+static __always_inline struct tls_session *tls_session_made(__u64 ssl, bool create, bool *made)
 {
 	struct tls_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = ssl };
 	struct tls_session *s = bpf_map_lookup_elem(&tls_state, &k);
@@ -220,7 +230,14 @@ static __always_inline struct tls_session *tls_session_of(__u64 ssl, bool create
 		return NULL;
 	}
 	s->ssl = ssl;
+	*made = true;
 	return s;
+}
+
+static __always_inline struct tls_session *tls_session_of(__u64 ssl, bool create)
+{
+	bool made = false;
+	return tls_session_made(ssl, create, &made);
 }
 
 /* Sends a handshake or close record of session `s` (`ended` 0: the handshake). */
@@ -289,7 +306,10 @@ static __always_inline int hs_exit(int ret)
 	if (!s)
 		return 0;
 	/* A non-blocking handshake returns -1 (want read, want write) until it is done: the
-	 * record waits for the 1, or for the session's end. */
+	 * record waits for the 1, or for the session's end. A call after that changes
+	 * nothing (renegotiation, TLS 1.3 key updates). */
+	if (s->flags & RW_TLS_HANDSHAKE_DONE)
+		return 0;
 	s->result = ret;
 	if (ret == 1) {
 		s->flags |= RW_TLS_HANDSHAKE_DONE;
@@ -350,7 +370,35 @@ static __always_inline int io_enter(__u64 ssl, __u64 out, __u32 call)
 	return 0;
 }
 
-static __always_inline int io_exit(long ret)
+static __always_inline int name_enter(__u64 ssl)
+{
+	if (!ssl)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_pending n = { .ssl = ssl, .call = TLS_IO_SERVERNAME };
+	bpf_map_update_elem(&tls_in_name, &id, &n, BPF_ANY);
+	return 0;
+}
+
+/* The server asks what the client sent; the client gets what it set. */
+static __always_inline int name_exit(__u64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_name, &id);
+	if (!p)
+		return 0;
+	__u64 ssl = p->ssl;
+	bpf_map_delete_elem(&tls_in_name, &id);
+	if (rw_skip())
+		return 0;
+	struct tls_session *s = tls_session_of(ssl, true);
+	if (s && ret && s->sni_from != RW_TLS_SNI_SET)
+		take_sni(s, (const void *)ret, RW_TLS_SNI_ASKED);
+	return 0;
+}
+
+/* `ret`: the int these calls return (the upper half of the register is not theirs). */
+static __always_inline int io_exit(int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_io, &id);
@@ -360,13 +408,6 @@ static __always_inline int io_exit(long ret)
 	bpf_map_delete_elem(&tls_in_io, &id);
 	if (rw_skip())
 		return 0;
-	if (call.call & TLS_IO_SERVERNAME) {
-		/* The server asks what the client sent; the client gets what it set. */
-		struct tls_session *s = tls_session_of(call.ssl, true);
-		if (s && ret && s->sni_from != RW_TLS_SNI_SET)
-			take_sni(s, (const void *)ret, RW_TLS_SNI_ASKED);
-		return 0;
-	}
 	__u64 n = 0;
 	if (call.call & TLS_IO_EX) {
 		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.out))
@@ -374,9 +415,14 @@ static __always_inline int io_exit(long ret)
 	} else if (ret > 0) {
 		n = ret;
 	}
-	struct tls_session *s = tls_session_of(call.ssl, true);
+	bool made = false;
+	struct tls_session *s = tls_session_made(call.ssl, true, &made);
 	if (!s)
 		return 0;
+	/* First seen at a read or write: it began before the daemon (or this program)
+	 * started watching. Its handshake is not known; its bytes count from here. */
+	if (made)
+		s->flags |= RW_TLS_JOINED;
 	s->flags |= RW_TLS_BYTES_COUNTED;
 	if (!n)
 		return 0;
@@ -388,7 +434,7 @@ static __always_inline int io_exit(long ret)
 		s->writes++;
 	}
 	/* Application data moved: the handshake is done, whichever call ran it. */
-	if (!(s->flags & RW_TLS_HANDSHAKE_DONE)) {
+	if (!(s->flags & (RW_TLS_HANDSHAKE_DONE | RW_TLS_JOINED))) {
 		s->flags |= RW_TLS_HANDSHAKE_DONE;
 		s->result = 1;
 		if (!(s->flags & RW_TLS_HANDSHAKE_SEEN)) {
@@ -420,7 +466,7 @@ static __always_inline void tls_end(struct tls_key *k, struct tls_session *s, __
 	/* A handshake that never completed is reported with its last result. */
 	if (s->flags & RW_TLS_HANDSHAKE_SEEN)
 		tls_handshake_over(s);
-	if (s->flags & RW_TLS_SHUTDOWN)
+	if ((s->flags & RW_TLS_SHUTDOWN) && ended == RW_TLS_ENDED_FREE)
 		ended = RW_TLS_ENDED_SHUTDOWN;
 	tls_send(s, RW_TLS_CLOSE, ended);
 }
@@ -477,7 +523,7 @@ static __always_inline int tls_enter(struct pt_regs *ctx)
 	case FN_GET_SERVERNAME:
 		if (PT_REGS_PARM2(ctx) != RW_TLSEXT_NAMETYPE_HOST_NAME)
 			return 0;
-		return io_enter(ssl, 0, TLS_IO_SERVERNAME);
+		return name_enter(ssl);
 	case FN_SET_CONNECT_STATE:
 		return set_role(ssl, RW_TLS_ROLE_CLIENT);
 	case FN_SET_ACCEPT_STATE:
@@ -497,7 +543,7 @@ static __always_inline int tls_return(struct pt_regs *ctx)
 {
 	if (bpf_get_attach_cookie(ctx) == FN_DO_HANDSHAKE)
 		return hs_exit(PT_REGS_RC(ctx));
-	return io_exit(PT_REGS_RC(ctx));
+	return name_exit(PT_REGS_RC(ctx));
 }
 
 static __always_inline int tls_io_enter(struct pt_regs *ctx)

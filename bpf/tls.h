@@ -29,7 +29,7 @@ struct lib_load_event {
 	struct rw_header hdr;
 	__u64 addr;       /* start of the executable mapping */
 	__u64 len;        /* its length in bytes */
-	__u64 offset;     /* where in the file it starts, in bytes */
+	__u64 pgoff;      /* where in the file it starts, in pages (vm_pgoff) */
 	__u64 inode;      /* the mapped file's inode number */
 	__u32 dev;        /* and its file system's device (the kernel's dev_t encoding) */
 	__u32 via;        /* RW_LIB_VIA_* */
@@ -70,6 +70,8 @@ enum rw_tls_flags {
 	RW_TLS_SHUTDOWN = 16,      /* SSL_shutdown was called */
 	/* Its reads and writes were counted (`[tls] count_bytes`, and it made one). */
 	RW_TLS_BYTES_COUNTED = 32,
+	/* First seen at a read or write: begun before it was watched; no handshake record. */
+	RW_TLS_JOINED = 64,
 };
 
 /* tls_close_event.ended */
@@ -96,9 +98,9 @@ struct tls_session {
 	char sni[RW_SNI_LEN];
 };
 
-/* tls_handshake: when a handshake call returns 1, or when the session ends without one
- * (result then holds the last failure). tls_close: at SSL_shutdown or SSL_free, with the
- * session's byte counts. */
+/* tls_handshake: when a handshake call returns 1 (or data first moves), or when the
+ * session ends without one (result then holds the last failure). tls_close: at SSL_free,
+ * or at the process's exit for an object never freed. */
 struct tls_event {
 	struct rw_header hdr;
 	__u64 handshake_ns; /* from the first handshake call to this record (handshake) */

@@ -1042,7 +1042,7 @@ fn records() -> Vec<Case> {
             hdr: hdr(kind::LIB_LOAD, seq),
             addr: 0x7f00_1234_0000,
             len: 380_928,
-            offset: 126_976,
+            pgoff: 31,
             inode: 131_077,
             dev: (254 << 20) | 1,
             via,
@@ -1139,6 +1139,19 @@ fn records() -> Vec<Case> {
             bytes_of(&tls_event(kind::TLS_CLOSE, s, ended, next())),
         );
     }
+    // First seen at a read: begun before the daemon watched.
+    let mut s = session(
+        tls::ROLE_UNKNOWN,
+        b"",
+        tls::SNI_NONE,
+        tls::TLS_BYTES_COUNTED | tls::TLS_JOINED,
+    );
+    s.flags &= !(tls::TLS_HANDSHAKE_SEEN | tls::TLS_HANDSHAKE_DONE);
+    add(
+        "tls_close_joined",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_CLOSE, s, tls::ENDED_EXIT, next())),
+    );
     // Reads and writes not probed ([tls] count_bytes off): no byte counts.
     let s = session(tls::ROLE_CLIENT, b"example.com", tls::SNI_SET, 0);
     add(

@@ -56,6 +56,7 @@ pub const TLS_HANDSHAKE_SEEN: u32 = 4;
 pub const TLS_REPORTED: u32 = 8;
 pub const TLS_SHUTDOWN: u32 = 16;
 pub const TLS_BYTES_COUNTED: u32 = 32;
+pub const TLS_JOINED: u32 = 64;
 pub const ENDED_SHUTDOWN: u32 = 1;
 pub const ENDED_FREE: u32 = 2;
 pub const ENDED_EXIT: u32 = 3;
@@ -67,7 +68,8 @@ pub struct LibLoadEvent {
     pub hdr: Header,
     pub addr: u64,
     pub len: u64,
-    pub offset: u64,
+    /// In pages: the daemon's page size makes it bytes (the kernel's, 4 KiB to 64 KiB).
+    pub pgoff: u64,
     pub inode: u64,
     pub dev: u32,
     pub via: u32,
@@ -223,7 +225,7 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
         );
         line.u64("addr", e.addr);
         line.u64("len", e.len);
-        line.u64("offset", e.offset);
+        line.u64("offset", e.pgoff.saturating_mul(crate::sys::page_size()));
         line.u64("inode", e.inode);
         // The kernel's dev_t: major in the high 12 bits, minor in the low 20.
         line.display("dev", format_args!("{}:{}", e.dev >> 20, e.dev & 0xf_ffff));
@@ -246,6 +248,9 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     if k == kind::TLS_HANDSHAKE {
         line.u64("handshake_ns", e.handshake_ns);
         return Ok(());
+    }
+    if s.flags & TLS_JOINED != 0 {
+        line.bool("joined", true);
     }
     line.str(
         "ended",
@@ -334,7 +339,7 @@ mod tests {
             f,
             "lib_load_event",
             LibLoadEvent,
-            [hdr, addr, len, offset, inode, dev, via, path_len, path_flags, path]
+            [hdr, addr, len, pgoff, inode, dev, via, path_len, path_flags, path]
         );
         assert_layout!(
             f,
@@ -416,6 +421,7 @@ mod tests {
                 RW_TLS_REPORTED = TLS_REPORTED,
                 RW_TLS_SHUTDOWN = TLS_SHUTDOWN,
                 RW_TLS_BYTES_COUNTED = TLS_BYTES_COUNTED,
+                RW_TLS_JOINED = TLS_JOINED,
             ]
         );
         assert_enum!(
