@@ -223,6 +223,60 @@ fn compat_binds_and_listens_are_unseen_by_the_network_family_and_counted_exactly
     assert_eq!(seen, 0, "the network family is blind to them");
 }
 
+/// The tls family's lib_load is blind to compat calls: N ia32 mprotects that make a file's
+/// page executable give no event and exactly N counted.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_mprotects_are_unseen_by_the_tls_family_and_counted_exactly() {
+    const N: usize = 5;
+    const IA32_MPROTECT: i32 = 125;
+    let _turn = turn();
+    let dir = common::temp_dir("unseen-compat-mprotect");
+    let path = dir.join("page.bin");
+    std::fs::write(&path, vec![0xc3u8; 4096]).expect("write the file");
+    let file = std::fs::File::open(&path).expect("open the file");
+    // A read-only mapping of the file below 4 GiB, where a 32-bit call can point.
+    // SAFETY: a fresh private mapping of an open file, checked below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_32BIT,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    let d = Daemon::start("unseen-compat-mprotect", &["--only", "tls,syscall"]);
+    for _ in 0..N {
+        let rx = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+        assert_eq!(int80(IA32_MPROTECT, page as u64, 4096, rx), 0);
+        assert_eq!(
+            int80(IA32_MPROTECT, page as u64, 4096, libc::PROT_READ as u64),
+            0
+        );
+    }
+    let f = d.stop();
+    f.assert_exact();
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(page, 4096) };
+    let unseen = &f.stats["unseen"];
+    assert_eq!(
+        u(&unseen["compat"]["syscalls"]["mprotect"]),
+        2 * N as u64,
+        "{unseen}"
+    );
+    let tid = u64::from(common::gettid());
+    let seen = f
+        .events
+        .iter()
+        .filter(|e| u(&e["tid"]) == tid && e["type"] == "lib_load")
+        .count();
+    assert_eq!(seen, 0, "the tls family is blind to them");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn io_uring_opens_are_unseen_by_the_file_family_and_counted_exactly() {
     const N: u64 = 23;
