@@ -292,8 +292,14 @@ static __always_inline int hs_exit(int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_handshake, &id);
-	if (!p)
+	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
+	 * call in flight when the probes came has no return probe at all: those go on at a
+	 * function's entry.) */
+	if (!p) {
+		if (!rw_skip())
+			RW_COUNT_UNTRACKED(tls);
 		return 0;
+	}
 	if (p->depth > 1) {
 		p->depth--;
 		return 0;
@@ -385,8 +391,14 @@ static __always_inline int name_exit(__u64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_name, &id);
-	if (!p)
+	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
+	 * call in flight when the probes came has no return probe at all: those go on at a
+	 * function's entry.) */
+	if (!p) {
+		if (!rw_skip())
+			RW_COUNT_UNTRACKED(tls);
 		return 0;
+	}
 	__u64 ssl = p->ssl;
 	bpf_map_delete_elem(&tls_in_name, &id);
 	if (rw_skip())
@@ -402,8 +414,14 @@ static __always_inline int io_exit(int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_io, &id);
-	if (!p)
+	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
+	 * call in flight when the probes came has no return probe at all: those go on at a
+	 * function's entry.) */
+	if (!p) {
+		if (!rw_skip())
+			RW_COUNT_UNTRACKED(tls);
 		return 0;
+	}
 	struct tls_pending call = *p;
 	bpf_map_delete_elem(&tls_in_io, &id);
 	if (rw_skip())
