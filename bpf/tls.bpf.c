@@ -147,6 +147,13 @@ struct {
 	__type(value, struct tls_session);
 } tls_state SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tls_settings);
+} tls_settings SEC(".maps");
+
 /* A zeroed session to insert from (it is larger than the stack allows). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -167,6 +174,7 @@ struct {
  * died inside a call leaves its entry to be evicted. */
 struct tls_pending {
 	__u64 ssl;
+	__u64 buf; /* SSL_read, SSL_write: the data's buffer */
 	__u64 out; /* SSL_read_ex, SSL_write_ex: where libssl writes the byte count */
 	__u64 start_ns;
 	__u32 call;  /* RW_TLS_CALL_* for handshakes; TLS_IO_* for reads and writes */
@@ -366,14 +374,51 @@ static __always_inline int tls_ctrl(__u64 ssl, long cmd, long larg, void *parg)
 	return 0;
 }
 
-static __always_inline int io_enter(__u64 ssl, __u64 out, __u32 call)
+static __always_inline int io_enter(__u64 ssl, __u64 buf, __u64 out, __u32 call)
 {
 	if (!ssl)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_pending n = { .ssl = ssl, .out = out, .call = call };
+	struct tls_pending n = { .ssl = ssl, .buf = buf, .out = out, .call = call };
 	bpf_map_update_elem(&tls_in_io, &id, &n, BPF_ANY);
 	return 0;
+}
+
+/* Copies up to `want - have` of the `n` bytes at `from` to `dst + have`; the new length.
+ * The size is in [1, RW_TLS_CAPTURE_MAX] and the offset below it by masks the verifier
+ * reads, so the copy stays within the session (sni follows the captures). */
+static __always_inline __u32 capture_into(char *dst, __u32 have, __u32 want, __u64 n, __u64 from)
+{
+	if (have >= want)
+		return have;
+	__u64 take = want - have;
+	if (take > n)
+		take = n;
+	__u32 off = have & (RW_TLS_CAPTURE_MAX - 1);
+	__u32 size = take;
+	barrier_var(size);
+	size = ((size - 1) & (RW_TLS_CAPTURE_MAX - 1)) + 1;
+	if (bpf_probe_read_user(dst + off, size, (const void *)from))
+		return have;
+	return have + size;
+}
+
+/* `[tls] capture_bytes`: the first bytes of each direction, from the call's buffer as it
+ * returned (what libssl took from it or put in it; the process's own memory). */
+static __always_inline void capture(struct tls_session *s, struct tls_pending *call, __u64 n)
+{
+	__u32 zero = 0;
+	struct tls_settings *cfg = bpf_map_lookup_elem(&tls_settings, &zero);
+	__u32 want = cfg ? cfg->capture_bytes : 0;
+	if (!want || !call->buf)
+		return;
+	if (want > RW_TLS_CAPTURE_MAX)
+		want = RW_TLS_CAPTURE_MAX;
+	s->flags |= RW_TLS_CAPTURED;
+	if (call->call & TLS_IO_READ)
+		s->cap_recv_len = capture_into(s->cap_recv, s->cap_recv_len, want, n, call->buf);
+	else
+		s->cap_sent_len = capture_into(s->cap_sent, s->cap_sent_len, want, n, call->buf);
 }
 
 static __always_inline int name_enter(__u64 ssl)
@@ -451,6 +496,7 @@ static __always_inline int io_exit(int ret)
 		s->bytes_written += n;
 		s->writes++;
 	}
+	capture(s, &call, n);
 	/* Application data moved: the handshake is done, whichever call ran it. */
 	if (!(s->flags & (RW_TLS_HANDSHAKE_DONE | RW_TLS_JOINED))) {
 		s->flags |= RW_TLS_HANDSHAKE_DONE;
@@ -571,13 +617,15 @@ static __always_inline int tls_io_enter(struct pt_regs *ctx)
 	__u64 ssl = PT_REGS_PARM1(ctx);
 	switch (bpf_get_attach_cookie(ctx)) {
 	case FN_READ:
-		return io_enter(ssl, 0, TLS_IO_READ);
+		return io_enter(ssl, PT_REGS_PARM2(ctx), 0, TLS_IO_READ);
 	case FN_READ_EX:
-		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_READ | TLS_IO_EX);
+		return io_enter(ssl, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
+				TLS_IO_READ | TLS_IO_EX);
 	case FN_WRITE:
-		return io_enter(ssl, 0, TLS_IO_WRITE);
+		return io_enter(ssl, PT_REGS_PARM2(ctx), 0, TLS_IO_WRITE);
 	case FN_WRITE_EX:
-		return io_enter(ssl, PT_REGS_PARM4(ctx), TLS_IO_WRITE | TLS_IO_EX);
+		return io_enter(ssl, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
+				TLS_IO_WRITE | TLS_IO_EX);
 	}
 	return 0;
 }
@@ -672,4 +720,5 @@ RW_ENUM(rw_tls_role);
 RW_ENUM(rw_tls_sni_from);
 RW_ENUM(rw_tls_flags);
 RW_ENUM(rw_tls_ended);
+RW_LAYOUT(tls_settings);
 RW_ENUM(rw_resolve_flags);

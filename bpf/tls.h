@@ -8,6 +8,8 @@
 
 /* A server name: the SNI extension's host_name holds at most 255 bytes. */
 #define RW_SNI_LEN 256
+/* The most plaintext `[tls] capture_bytes` keeps per direction (a power of two). */
+#define RW_TLS_CAPTURE_MAX 256
 
 /* rw_header.type of this family's records */
 enum rw_tls_type {
@@ -72,6 +74,8 @@ enum rw_tls_flags {
 	RW_TLS_BYTES_COUNTED = 32,
 	/* First seen at a read or write: begun before it was watched; no handshake record. */
 	RW_TLS_JOINED = 64,
+	/* Plaintext is captured (`[tls] capture_bytes`): cap_sent and cap_recv are set. */
+	RW_TLS_CAPTURED = 128,
 };
 
 /* tls_close_event.ended */
@@ -95,6 +99,13 @@ struct tls_session {
 	__u32 flags;    /* RW_TLS_* */
 	__u32 sni_from; /* RW_TLS_SNI_* */
 	__u32 sni_len;  /* bytes in sni (no NUL) */
+	/* The first bytes written and read (`[tls] capture_bytes`), from the process's
+	 * buffers as each call returned. sni follows them: a capture's bounds stay within
+	 * the struct for the verifier. */
+	__u32 cap_sent_len;
+	__u32 cap_recv_len;
+	char cap_sent[RW_TLS_CAPTURE_MAX];
+	char cap_recv[RW_TLS_CAPTURE_MAX];
 	char sni[RW_SNI_LEN];
 };
 
@@ -107,6 +118,12 @@ struct tls_event {
 	__u32 ended;        /* RW_TLS_ENDED_* (close), 0 for a handshake */
 	__u32 pad;
 	struct tls_session s;
+};
+
+/* What userspace sets for the family's programs (map tls_settings, key 0). */
+struct tls_settings {
+	__u32 capture_bytes; /* 0 (off) to RW_TLS_CAPTURE_MAX */
+	__u32 pad;
 };
 
 #endif

@@ -1152,6 +1152,20 @@ fn records() -> Vec<Case> {
         "tls",
         bytes_of(&tls_event(kind::TLS_CLOSE, s, tls::ENDED_EXIT, next())),
     );
+    // Plaintext captured ([tls] capture_bytes), control bytes and all.
+    let mut s = session(
+        tls::ROLE_CLIENT,
+        b"example.com",
+        tls::SNI_SET,
+        tls::TLS_BYTES_COUNTED | tls::TLS_CAPTURED,
+    );
+    s.cap_sent_len = put(&mut s.cap_sent, b"GET / HTTP/1.1\r\nHost: example.com\r\n");
+    s.cap_recv_len = put(&mut s.cap_recv, b"HTTP/1.1 200 OK\r\n\xff\x00");
+    add(
+        "tls_close_captured",
+        "tls",
+        bytes_of(&tls_event(kind::TLS_CLOSE, s, tls::ENDED_SHUTDOWN, next())),
+    );
     // Reads and writes not probed ([tls] count_bytes off): no byte counts.
     let s = session(tls::ROLE_CLIENT, b"example.com", tls::SNI_SET, 0);
     add(

@@ -147,7 +147,13 @@ fn sessions(count_bytes: bool) {
     let dir = temp_dir("tls");
     let (cert, key) = certificate(&dir);
     let cfg = dir.join("ringwarden.toml");
-    std::fs::write(&cfg, format!("[tls]\ncount_bytes = {count_bytes}\n")).expect("config");
+    // Counting bytes also captures the first 16 of each direction.
+    let capture = if count_bytes { 16 } else { 0 };
+    std::fs::write(
+        &cfg,
+        format!("[tls]\ncount_bytes = {count_bytes}\ncapture_bytes = {capture}\n"),
+    )
+    .expect("config");
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .expect("chmod config");
     let cfg = cfg.to_str().expect("utf-8 path");
@@ -235,18 +241,26 @@ fn sessions(count_bytes: bool) {
         if !count_bytes {
             for c in &closes {
                 assert!(c.get("bytes_read").is_none(), "{c}");
+                assert!(c.get("captured_sent").is_none(), "{c}");
             }
             let ended = if role == "client" { "exit" } else { "free" };
             assert_eq!(cut[0]["ended"], ended, "{}", cut[0]);
             continue;
         }
         let (read, written) = if role == "client" { (m, k) } else { (k, m) };
+        let (sent, received) = if role == "client" {
+            ("x", "y")
+        } else {
+            ("y", "x")
+        };
         for c in &whole {
             assert_eq!(
                 (u(&c["bytes_read"]), u(&c["bytes_written"])),
                 (read, written),
                 "{c}"
             );
+            assert_eq!(c["captured_sent"], sent.repeat(16), "{c}");
+            assert_eq!(c["captured_received"], received.repeat(16), "{c}");
             assert!(u(&c["writes"]) >= 1 && u(&c["reads"]) >= 1, "{c}");
         }
         // The abandoned session: the client exited without SSL_free after writing 100

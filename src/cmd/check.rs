@@ -67,6 +67,7 @@ pub fn run() -> ExitCode {
             } else {
                 Vec::new()
             },
+            map_values: Vec::new(),
         };
         match family.load(&opts) {
             Ok(loaded) => {

@@ -516,6 +516,16 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
         if let Some(v) = &t.count_bytes {
             s.tls.count_bytes = d.boolean(v, "tls.count_bytes")?;
         }
+        if let Some(v) = &t.capture_bytes {
+            let max = crate::family::tls::CAPTURE_MAX;
+            s.tls.capture_bytes = d.count(
+                v,
+                "tls.capture_bytes",
+                0,
+                max,
+                &format!("use 0 (off) to {max} bytes of each direction, e.g. 64"),
+            )? as u32;
+        }
     }
     let rings = match &raw.rings {
         Some(v) => Some(d.map(v, "rings")?),
@@ -687,6 +697,10 @@ max_cgroups = {cmc}
 # SSL_read, SSL_write and their _ex variants, so every such call of every process on
 # the host traps into the kernel (~2 us each on a small VM). A change needs a restart.
 count_bytes = {tcb}
+# SENSITIVE: keep the first N bytes (0 to {tcm}) of plaintext each way of every session
+# in tls_close (captured_sent, captured_received): passwords, cookies and tokens
+# included. 0 is off. Probes reads and writes as count_bytes does. Needs a restart.
+capture_bytes = {tcap}
 
 # In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and
 # is counted (filtered, per ring and per uid). No rule by default. include_* lists
@@ -742,6 +756,8 @@ count_bytes = {tcb}
         cminc = CONTEXT_MIN_CGROUPS,
         cmaxc = CONTEXT_MAX_CGROUPS,
         tcb = d.tls.count_bytes,
+        tcm = crate::family::tls::CAPTURE_MAX,
+        tcap = d.tls.capture_bytes,
     );
     s
 }
@@ -840,7 +856,7 @@ table! {
 }
 
 table! {
-    struct RawTls { count_bytes }
+    struct RawTls { count_bytes, capture_bytes }
 }
 
 table! {
@@ -2116,6 +2132,29 @@ mod tests {
                 ..ContextSettings::default()
             }
         );
+    }
+
+    #[test]
+    fn tls_settings_and_their_bad_values() {
+        let s = parse("[tls]\ncount_bytes = true\ncapture_bytes = 256\n").expect("valid");
+        assert_eq!(
+            s.tls,
+            crate::family::tls::TlsSettings {
+                count_bytes: true,
+                capture_bytes: 256
+            }
+        );
+        assert_eq!(
+            parse("").expect("valid").tls,
+            crate::family::tls::TlsSettings::default()
+        );
+        let e = error("[tls]\ncapture_bytes = 257\n", "tls.capture_bytes");
+        assert_eq!(
+            e,
+            "line 2: tls.capture_bytes: 257 is out of range; use 0 (off) to 256 bytes of each direction, e.g. 64"
+        );
+        error("[tls]\ncount_bytes = 1\n", "tls.count_bytes");
+        error("[tls]\ncapture = 1\n", "capture");
     }
 
     #[test]

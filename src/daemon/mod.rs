@@ -745,6 +745,11 @@ impl Daemon {
             } else {
                 Vec::new()
             },
+            map_values: if family == Family::Tls {
+                self.opts.settings.tls.map_values()
+            } else {
+                Vec::new()
+            },
         };
         let loaded = family.load(&lo)?;
         for p in &loaded.programs {

@@ -98,6 +98,8 @@ pub struct LoadOptions {
     /// Programs of the family the configuration leaves out, each with why (reported as
     /// not applicable).
     pub skip: Vec<(&'static str, String)>,
+    /// Values the family's own maps start with (map name, value of key 0).
+    pub map_values: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// The maps whose contents must outlive one loaded object: the books and the high-water mark.
@@ -1071,6 +1073,14 @@ const SYSCALL_FILTER: &str = "syscall_filter";
 
 /// Settings written into the family's own maps, before anything is attached.
 fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
+    for (name, value) in &opts.map_values {
+        let (_, m) = maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::Map(format!("the BPF object has no map {name}")))?;
+        m.update(&0u32.to_ne_bytes(), value, MapFlags::ANY)
+            .map_err(|e| Error::Map(format!("writing {name}: {e}")))?;
+    }
     match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
         Some((_, m)) => set_syscall_filter(m, &opts.syscalls).map_err(|(_, e)| e),
         None => Ok(()),

@@ -40,6 +40,8 @@ pub const SPEC: Spec = Spec {
 };
 
 pub const SNI_LEN: usize = 256;
+/// `RW_TLS_CAPTURE_MAX`: the most `[tls] capture_bytes` keeps per direction.
+pub const CAPTURE_MAX: usize = 256;
 pub const LIB_VIA_MMAP: u32 = 1;
 pub const LIB_VIA_MPROTECT: u32 = 2;
 pub const CALL_DO_HANDSHAKE: u32 = 1;
@@ -57,6 +59,7 @@ pub const TLS_REPORTED: u32 = 8;
 pub const TLS_SHUTDOWN: u32 = 16;
 pub const TLS_BYTES_COUNTED: u32 = 32;
 pub const TLS_JOINED: u32 = 64;
+pub const TLS_CAPTURED: u32 = 128;
 pub const ENDED_SHUTDOWN: u32 = 1;
 pub const ENDED_FREE: u32 = 2;
 pub const ENDED_EXIT: u32 = 3;
@@ -96,6 +99,10 @@ pub struct TlsSession {
     pub flags: u32,
     pub sni_from: u32,
     pub sni_len: u32,
+    pub cap_sent_len: u32,
+    pub cap_recv_len: u32,
+    pub cap_sent: [u8; CAPTURE_MAX],
+    pub cap_recv: [u8; CAPTURE_MAX],
     pub sni: [u8; SNI_LEN],
 }
 // SAFETY: plain old data, every bit pattern valid.
@@ -120,7 +127,23 @@ pub struct TlsSettings {
     /// Off by default: every such call of every process then traps into the kernel
     /// (~2 us each on a small VM, whatever the program does; docs/benchmarks.md).
     pub count_bytes: bool,
+    /// Keep the first N bytes of plaintext of each direction of each session (0 to
+    /// [`CAPTURE_MAX`]; 0: off). Sensitive: passwords, tokens, personal data.
+    pub capture_bytes: u32,
 }
+
+/// `struct tls_settings` (bpf/tls.h): the family's settings map's one value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelSettings {
+    pub capture_bytes: u32,
+    pub pad: u32,
+}
+// SAFETY: plain old data, every bit pattern valid.
+unsafe impl Plain for KernelSettings {}
+
+/// The map the programs read [`KernelSettings`] from.
+pub const SETTINGS_MAP: &str = "tls_settings";
 
 /// The programs that count a session's bytes (bpf/tls.bpf.c, `TLS_IO`).
 const IO_PROGRAMS: [&str; 4] = [
@@ -133,13 +156,23 @@ const IO_PROGRAMS: [&str; 4] = [
 impl TlsSettings {
     /// The family's programs these settings leave out, each with why.
     pub fn programs_off(&self) -> Vec<(&'static str, String)> {
-        if self.count_bytes {
+        if self.count_bytes || self.capture_bytes > 0 {
             return Vec::new();
         }
         IO_PROGRAMS
             .iter()
             .map(|&p| (p, "off: [tls] count_bytes = false".to_string()))
             .collect()
+    }
+
+    /// What the loader writes into the family's maps (name, value of key 0).
+    pub fn map_values(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let k = KernelSettings {
+            capture_bytes: self.capture_bytes,
+            pad: 0,
+        };
+        // SAFETY: KernelSettings is repr(C) plain data.
+        vec![(SETTINGS_MAP, unsafe { plain::as_bytes(&k) }.to_vec())]
     }
 }
 
@@ -252,6 +285,10 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     if s.flags & TLS_JOINED != 0 {
         line.bool("joined", true);
     }
+    if s.flags & TLS_CAPTURED != 0 {
+        line.bytes("captured_sent", prefix(&s.cap_sent, s.cap_sent_len));
+        line.bytes("captured_received", prefix(&s.cap_recv, s.cap_recv_len));
+    }
     line.str(
         "ended",
         match e.ended {
@@ -358,10 +395,15 @@ mod tests {
                 flags,
                 sni_from,
                 sni_len,
+                cap_sent_len,
+                cap_recv_len,
+                cap_sent,
+                cap_recv,
                 sni
             ]
         );
         assert_layout!(f, "tls_event", TlsEvent, [hdr, handshake_ns, ended, pad, s]);
+        assert_layout!(f, "tls_settings", KernelSettings, [capture_bytes, pad]);
     }
 
     #[test]
@@ -422,6 +464,7 @@ mod tests {
                 RW_TLS_SHUTDOWN = TLS_SHUTDOWN,
                 RW_TLS_BYTES_COUNTED = TLS_BYTES_COUNTED,
                 RW_TLS_JOINED = TLS_JOINED,
+                RW_TLS_CAPTURED = TLS_CAPTURED,
             ]
         );
         assert_enum!(
