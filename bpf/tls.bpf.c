@@ -85,21 +85,7 @@ static __always_inline void lib_load(__u64 addr, __u32 via)
 	e->inode = BPF_CORE_READ(ino, i_ino);
 	e->dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	e->path_flags = 0;
-	__u32 path_len = 0;
-	struct path fp = {};
-	bpf_core_read(&fp, sizeof(fp), &file->f_path);
-	__u32 pos = rw_resolve(task, &fp, ps, &e->path_flags);
-	if (pos < RW_RESOLVED_LEN) {
-		path_len = RW_RESOLVED_LEN - pos;
-		/* Bounds on the registers the helper gets (see rw_walk_step). */
-		barrier_var(path_len);
-		if (path_len > RW_RESOLVED_LEN)
-			path_len = RW_RESOLVED_LEN;
-		__u32 at = pos;
-		barrier_var(at);
-		at &= RW_RESOLVED_LEN - 1;
-		bpf_probe_read_kernel(e->path, path_len, &ps->tmp[at]);
-	}
+	__u32 path_len = rw_resolve_file(task, file, ps, e->path, &e->path_flags);
 	e->path_len = path_len;
 	RW_OUTPUT(tls, &e->hdr, sizeof(*e) + path_len, RW_OUT_MASK);
 }
@@ -300,14 +286,10 @@ static __always_inline int hs_exit(int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_handshake, &id);
-	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
-	 * call in flight when the probes came has no return probe at all: those go on at a
-	 * function's entry.) */
-	if (!p) {
-		if (!rw_skip())
-			RW_COUNT_UNTRACKED(tls);
+	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
+	 * call, a name type other than host_name). */
+	if (!p)
 		return 0;
-	}
 	if (p->depth > 1) {
 		p->depth--;
 		return 0;
@@ -436,14 +418,10 @@ static __always_inline int name_exit(__u64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_name, &id);
-	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
-	 * call in flight when the probes came has no return probe at all: those go on at a
-	 * function's entry.) */
-	if (!p) {
-		if (!rw_skip())
-			RW_COUNT_UNTRACKED(tls);
+	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
+	 * call, a name type other than host_name). */
+	if (!p)
 		return 0;
-	}
 	__u64 ssl = p->ssl;
 	bpf_map_delete_elem(&tls_in_name, &id);
 	if (rw_skip())
@@ -459,14 +437,10 @@ static __always_inline int io_exit(int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_io, &id);
-	/* A return without its entry: the LRU map evicted it. Not followed, and counted. (A
-	 * call in flight when the probes came has no return probe at all: those go on at a
-	 * function's entry.) */
-	if (!p) {
-		if (!rw_skip())
-			RW_COUNT_UNTRACKED(tls);
+	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
+	 * call, a name type other than host_name). */
+	if (!p)
 		return 0;
-	}
 	struct tls_pending call = *p;
 	bpf_map_delete_elem(&tls_in_io, &id);
 	if (rw_skip())
