@@ -189,5 +189,27 @@ static __always_inline __u32 rw_resolve(struct task_struct *task, const struct p
 	return pos;
 }
 
+/* Names `file` as seen from `task`'s root into `dst` (room for RW_RESOLVED_LEN bytes, no
+ * NUL): returns the length (0 when it has no name) and adds RW_RESOLVE_* to *flags. */
+static __always_inline __u32 rw_resolve_file(struct task_struct *task, struct file *file,
+					     struct rw_path_scratch *ps, char *dst, __u32 *flags)
+{
+	struct path fp = {};
+	bpf_core_read(&fp, sizeof(fp), &file->f_path);
+	__u32 pos = rw_resolve(task, &fp, ps, flags);
+	if (pos >= RW_RESOLVED_LEN)
+		return 0;
+	__u32 len = RW_RESOLVED_LEN - pos;
+	/* Bounds on the registers the helper gets (see rw_walk_step). */
+	barrier_var(len);
+	if (len > RW_RESOLVED_LEN)
+		len = RW_RESOLVED_LEN;
+	__u32 at = pos;
+	barrier_var(at);
+	at &= RW_RESOLVED_LEN - 1;
+	bpf_probe_read_kernel(dst, len, &ps->tmp[at]);
+	return len;
+}
+
 #endif /* __BPF__ */
 #endif /* RW_PATH_H */

@@ -87,22 +87,8 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	e->exe_flags = 0;
 	__u32 exe_len = 0;
 	struct file *file = bprm->file;
-	if (file) {
-		struct path fp = {};
-		bpf_core_read(&fp, sizeof(fp), &file->f_path);
-		__u32 pos = rw_resolve(p, &fp, ps, &e->exe_flags);
-		if (pos < RW_RESOLVED_LEN) {
-			exe_len = RW_RESOLVED_LEN - pos;
-			/* Bounds on the registers the helper gets (see rw_walk_step). */
-			barrier_var(exe_len);
-			if (exe_len > RW_RESOLVED_LEN)
-				exe_len = RW_RESOLVED_LEN;
-			__u32 at = pos;
-			barrier_var(at);
-			at &= RW_RESOLVED_LEN - 1;
-			bpf_probe_read_kernel(e->exe, exe_len, &ps->tmp[at]);
-		}
-	}
+	if (file)
+		exe_len = rw_resolve_file(p, file, ps, e->exe, &e->exe_flags);
 	e->exe_len = exe_len;
 	RW_OUTPUT(process, &e->hdr, sizeof(*e) + exe_len, RW_OUT_MASK);
 	return 0;
