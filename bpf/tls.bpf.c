@@ -657,14 +657,28 @@ int tls_io_return_one(struct pt_regs *ctx)
 
 struct exit_walk {
 	__u32 tgid;
+	__u32 ended;
 };
 
 static long end_of_process(struct bpf_map *map, struct tls_key *k, struct tls_session *s,
 			   struct exit_walk *w)
 {
 	if (k->tgid == w->tgid)
-		tls_end(k, s, RW_TLS_ENDED_EXIT);
+		tls_end(k, s, w->ended);
 	return 0;
+}
+
+/* Ends every session of process `tgid` (a walk of the map, only while any is open). */
+static __always_inline void end_all(__u32 tgid, __u32 ended)
+{
+	__u32 zero = 0;
+	__s64 *live = bpf_map_lookup_elem(&tls_live, &zero);
+	if (!live || *live <= 0)
+		return;
+	if (rw_skip())
+		return;
+	struct exit_walk w = { .tgid = tgid, .ended = ended };
+	bpf_for_each_map_elem(&tls_state, end_of_process, &w, 0);
 }
 
 /* A process that exits without SSL_free ends its sessions here. */
@@ -673,14 +687,16 @@ int BPF_PROG(tls_process_exit, struct task_struct *p)
 {
 	if (p->signal->live.counter != 0)
 		return 0;
-	__u32 zero = 0;
-	__s64 *live = bpf_map_lookup_elem(&tls_live, &zero);
-	if (!live || *live <= 0)
-		return 0;
-	if (rw_skip())
-		return 0;
-	struct exit_walk w = { .tgid = p->tgid };
-	bpf_for_each_map_elem(&tls_state, end_of_process, &w, 0);
+	end_all(p->tgid, RW_TLS_ENDED_EXIT);
+	return 0;
+}
+
+/* An exec replaces the program: its SSL objects are gone with the old memory (a new one
+ * at the same address is another session). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(tls_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	end_all(p->tgid, RW_TLS_ENDED_EXEC);
 	return 0;
 }
 

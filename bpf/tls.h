@@ -83,6 +83,7 @@ enum rw_tls_ended {
 	RW_TLS_ENDED_SHUTDOWN = 1, /* SSL_shutdown */
 	RW_TLS_ENDED_FREE = 2,     /* SSL_free without SSL_shutdown before it */
 	RW_TLS_ENDED_EXIT = 3,     /* the process exited without SSL_free */
+	RW_TLS_ENDED_EXEC = 4,     /* the process exec'd another program without SSL_free */
 };
 
 /* What the family keeps per SSL object (tls_state map) and sends in both records. */

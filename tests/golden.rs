@@ -1126,6 +1126,7 @@ fn records() -> Vec<Case> {
         (tls::ENDED_SHUTDOWN, "shutdown"),
         (tls::ENDED_FREE, "free"),
         (tls::ENDED_EXIT, "exit"),
+        (tls::ENDED_EXEC, "exec"),
     ] {
         let s = session(
             tls::ROLE_SERVER,

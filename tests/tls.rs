@@ -69,6 +69,14 @@ elif mode == "client":
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=sni)
     s.sendall(b"z" * 100)
     os._exit(0)
+elif mode == "execs":
+    port = int(sys.argv[2])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="exec.test")
+    s.sendall(b"e" * 10)
+    os.execv("/bin/true", ["true"])
 elif mode == "held":
     port, k, m = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -462,4 +470,40 @@ fn read_line(r: &mut impl Read) -> String {
         line.push(b[0]);
     }
     String::from_utf8(line).expect("utf-8 line")
+}
+
+/// A process that execs with a session open: its close says `exec`, once; the server's
+/// side ends at its free.
+#[test]
+fn a_session_left_open_across_exec_ends_there() {
+    let dir = temp_dir("tls-exec");
+    let (cert, key) = certificate(&dir);
+    let d = Daemon::start("tls-exec", &["--only", "tls"]);
+    let mut server = Command::new(PYTHON)
+        .args(["-c", SCRIPT, "server", &cert, &key, "1", "1000", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python server");
+    let mut out = server.stdout.take().expect("server stdout");
+    let v: Value = serde_json::from_str(&read_line(&mut out)).expect("server printed its port");
+    let port = u(&v["port"]).to_string();
+    let client = as_nobody(PYTHON)
+        .args(["-c", SCRIPT, "execs", &port])
+        .spawn()
+        .expect("python client as nobody");
+    let client_pid = u64::from(client.id());
+    let st = client.wait_with_output().expect("client");
+    assert!(st.status.success(), "client: {st:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("server output");
+    assert!(server.wait().expect("server").success(), "server failed");
+    let f = d.stop();
+    f.assert_exact();
+    for (pid, ended) in [(client_pid, "exec"), (u64::from(server.id()), "free")] {
+        let hs = of(&f.events, "tls_handshake", pid);
+        let closes = of(&f.events, "tls_close", pid);
+        assert_eq!((hs.len(), closes.len()), (1, 1), "{hs:#?} {closes:#?}");
+        assert_eq!(closes[0]["ended"], ended, "{}", closes[0]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -63,6 +63,7 @@ pub const TLS_CAPTURED: u32 = 128;
 pub const ENDED_SHUTDOWN: u32 = 1;
 pub const ENDED_FREE: u32 = 2;
 pub const ENDED_EXIT: u32 = 3;
+pub const ENDED_EXEC: u32 = 4;
 
 /// The fixed part of a lib_load record; `path_len` bytes of path follow it in the ring.
 #[repr(C)]
@@ -294,6 +295,7 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
         match e.ended {
             ENDED_SHUTDOWN => "shutdown",
             ENDED_EXIT => "exit",
+            ENDED_EXEC => "exec",
             _ => "free",
         },
     );
@@ -474,6 +476,7 @@ mod tests {
                 RW_TLS_ENDED_SHUTDOWN = ENDED_SHUTDOWN,
                 RW_TLS_ENDED_FREE = ENDED_FREE,
                 RW_TLS_ENDED_EXIT = ENDED_EXIT,
+                RW_TLS_ENDED_EXEC = ENDED_EXEC,
             ]
         );
     }
