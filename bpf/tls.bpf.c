@@ -23,6 +23,8 @@ _Static_assert(sizeof(struct lib_load_event) + RW_RESOLVED_LEN <= RW_OUT_MASK,
 /* SSL_CTRL_SET_TLSEXT_HOSTNAME and TLSEXT_NAMETYPE_host_name (openssl/tls1.h). */
 #define RW_SSL_CTRL_SET_TLSEXT_HOSTNAME 55
 #define RW_TLSEXT_NAMETYPE_HOST_NAME 0
+/* capture_into's answer when the buffer could not be read. */
+#define RW_TLS_CAPTURE_STOPPED 0xffffffffU
 
 /* ---- lib_load ---------------------------------------------------------------------- */
 
@@ -287,7 +289,7 @@ static __always_inline int hs_exit(int ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_handshake, &id);
 	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
-	 * call, a name type other than host_name). */
+	 * call), or one evicted from the 4,096-thread table (a documented limit). */
 	if (!p)
 		return 0;
 	if (p->depth > 1) {
@@ -376,12 +378,17 @@ static __always_inline __u32 capture_into(char *dst, __u32 have, __u32 want, __u
 	__u64 take = want - have;
 	if (take > n)
 		take = n;
-	__u32 off = have & (RW_TLS_CAPTURE_MAX - 1);
+	/* The mask on a copy the compiler cannot prove below the maximum (it knows have <
+	 * want <= 256), which pre-6.8 verifiers need to bound dst + off. */
+	__u32 off = have;
+	barrier_var(off);
+	off &= RW_TLS_CAPTURE_MAX - 1;
 	__u32 size = take;
 	barrier_var(size);
 	size = ((size - 1) & (RW_TLS_CAPTURE_MAX - 1)) + 1;
+	/* Unreadable: the capture stops there, so it stays the first bytes, and says so. */
 	if (bpf_probe_read_user(dst + off, size, (const void *)from))
-		return have;
+		return RW_TLS_CAPTURE_STOPPED;
 	return have + size;
 }
 
@@ -397,10 +404,22 @@ static __always_inline void capture(struct tls_session *s, struct tls_pending *c
 	if (want > RW_TLS_CAPTURE_MAX)
 		want = RW_TLS_CAPTURE_MAX;
 	s->flags |= RW_TLS_CAPTURED;
-	if (call->call & TLS_IO_READ)
-		s->cap_recv_len = capture_into(s->cap_recv, s->cap_recv_len, want, n, call->buf);
+	bool rd = call->call & TLS_IO_READ;
+	if (s->flags & (rd ? RW_TLS_CAPTURE_CUT_RECV : RW_TLS_CAPTURE_CUT_SENT))
+		return;
+	__u32 len;
+	if (rd)
+		len = capture_into(s->cap_recv, s->cap_recv_len, want, n, call->buf);
 	else
-		s->cap_sent_len = capture_into(s->cap_sent, s->cap_sent_len, want, n, call->buf);
+		len = capture_into(s->cap_sent, s->cap_sent_len, want, n, call->buf);
+	if (len == RW_TLS_CAPTURE_STOPPED) {
+		s->flags |= rd ? RW_TLS_CAPTURE_CUT_RECV : RW_TLS_CAPTURE_CUT_SENT;
+		return;
+	}
+	if (rd)
+		s->cap_recv_len = len;
+	else
+		s->cap_sent_len = len;
 }
 
 static __always_inline int name_enter(__u64 ssl)
@@ -419,7 +438,7 @@ static __always_inline int name_exit(__u64 ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_name, &id);
 	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
-	 * call, a name type other than host_name). */
+	 * call, a name type other than host_name), or one evicted (a documented limit). */
 	if (!p)
 		return 0;
 	__u64 ssl = p->ssl;
@@ -438,7 +457,7 @@ static __always_inline int io_exit(int ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_pending *p = bpf_map_lookup_elem(&tls_in_io, &id);
 	/* No entry: one the entry probe left out on purpose (no SSL object, the daemon's own
-	 * call, a name type other than host_name). */
+	 * call), or one evicted from the 4,096-thread table (a documented limit). */
 	if (!p)
 		return 0;
 	struct tls_pending call = *p;

@@ -76,6 +76,9 @@ enum rw_tls_flags {
 	RW_TLS_JOINED = 64,
 	/* Plaintext is captured (`[tls] capture_bytes`): cap_sent and cap_recv are set. */
 	RW_TLS_CAPTURED = 128,
+	/* A buffer could not be read: that direction's capture stopped before N bytes. */
+	RW_TLS_CAPTURE_CUT_SENT = 256,
+	RW_TLS_CAPTURE_CUT_RECV = 512,
 };
 
 /* tls_close_event.ended */
@@ -112,7 +115,7 @@ struct tls_session {
 
 /* tls_handshake: when a handshake call returns 1 (or data first moves), or when the
  * session ends without one (result then holds the last failure). tls_close: at SSL_free,
- * or at the process's exit for an object never freed. */
+ * or at the process's exit or exec for an object never freed. */
 struct tls_event {
 	struct rw_header hdr;
 	__u64 handshake_ns; /* from the first handshake call to this record (handshake) */

@@ -155,11 +155,12 @@ fn sessions(count_bytes: bool) {
     let dir = temp_dir("tls");
     let (cert, key) = certificate(&dir);
     let cfg = dir.join("ringwarden.toml");
-    // Counting bytes also captures the first 16 of each direction.
+    // Capturing the first 16 bytes of each direction turns the read and write probes on,
+    // and with them the byte counts (count_bytes itself is left at false).
     let capture = if count_bytes { 16 } else { 0 };
     std::fs::write(
         &cfg,
-        format!("[tls]\ncount_bytes = {count_bytes}\ncapture_bytes = {capture}\n"),
+        format!("[tls]\ncount_bytes = false\ncapture_bytes = {capture}\n"),
     )
     .expect("config");
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -504,6 +505,64 @@ fn a_session_left_open_across_exec_ends_there() {
         let closes = of(&f.events, "tls_close", pid);
         assert_eq!((hs.len(), closes.len()), (1, 1), "{hs:#?} {closes:#?}");
         assert_eq!(closes[0]["ended"], ended, "{}", closes[0]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `systemctl reload` with `capture_bytes = 0` stops the capture at once: the next
+/// session has its byte counts (the probes stay until a restart) and no plaintext.
+#[test]
+fn a_reload_to_capture_bytes_0_stops_capturing_at_once() {
+    let dir = temp_dir("tls-reload");
+    let (cert, key) = certificate(&dir);
+    let cfg = dir.join("ringwarden.toml");
+    let write = |n: u32| {
+        std::fs::write(&cfg, format!("[tls]\ncapture_bytes = {n}\n")).expect("config");
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod config");
+    };
+    write(32);
+    let d = Daemon::start(
+        "tls-reload",
+        &[
+            "--only",
+            "tls",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+        ],
+    );
+    write(0);
+    d.signal(libc::SIGHUP);
+    d.wait_for_log(
+        "[tls] capture_bytes is 0 now",
+        std::time::Duration::from_secs(10),
+    );
+    let mut server = Command::new(PYTHON)
+        .args(["-c", SCRIPT, "server", &cert, &key, "2", "150", "200"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python server");
+    let mut out = server.stdout.take().expect("server stdout");
+    let v: Value = serde_json::from_str(&read_line(&mut out)).expect("server printed its port");
+    let port = u(&v["port"]).to_string();
+    // One whole session, then the abandoned one the client mode always adds.
+    let client = as_nobody(PYTHON)
+        .args(["-c", SCRIPT, "client", &port, SNI, "1", "150", "200"])
+        .spawn()
+        .expect("python client");
+    let client_pid = u64::from(client.id());
+    assert!(client.wait_with_output().expect("client").status.success());
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("server output");
+    assert!(server.wait().expect("server").success(), "server failed");
+    let f = d.stop();
+    f.assert_exact();
+    let closes = of(&f.events, "tls_close", client_pid);
+    assert_eq!(closes.len(), 2, "{closes:#?}");
+    for c in closes {
+        let written = if c["ended"] == "shutdown" { 150 } else { 100 };
+        assert_eq!(u(&c["bytes_written"]), written, "{c}");
+        assert!(c.get("captured_sent").is_none(), "{c}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

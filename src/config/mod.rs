@@ -699,7 +699,8 @@ max_cgroups = {cmc}
 count_bytes = {tcb}
 # SENSITIVE: keep the first N bytes (0 to {tcm}) of plaintext each way of every session
 # in tls_close (captured_sent, captured_received): passwords, cookies and tokens
-# included. 0 is off. Probes reads and writes as count_bytes does. Needs a restart.
+# included. 0 is off. Probes reads and writes as count_bytes does. SIGHUP applies a
+# new size (0 stops it); turning the probes on or off needs a restart.
 capture_bytes = {tcap}
 
 # In-kernel filters (docs/filters.md): an event a rule rejects takes no ring space and

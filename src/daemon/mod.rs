@@ -1077,6 +1077,15 @@ impl Daemon {
                 }
                 self.update_wakeups();
             }
+            Action::TlsCapture(n) => {
+                let values = self.opts.settings.tls.map_values();
+                if let Some(r) = self.rings.iter().find(|r| r.loaded.family == Family::Tls) {
+                    match r.loaded.write_map_values(&values) {
+                        Ok(()) => info!("SIGHUP: [tls] capture_bytes is {n} now"),
+                        Err(e) => error!("SIGHUP: tls: {e}"),
+                    }
+                }
+            }
             Action::SetSyscalls(family) => {
                 let nrs = self.opts.syscalls.clone();
                 if let Some(r) = self.rings.iter_mut().find(|r| r.loaded.family == family)

@@ -28,8 +28,12 @@ pub enum Action {
     /// `[context]` keys that take effect at the next start (said, not done): `enabled`,
     /// `max_processes`, `max_cgroups`, in that order, each only when it changed.
     ContextAtNextStart(Vec<&'static str>),
-    /// `[tls]` changed: it takes effect when the family is next loaded (said, not done).
+    /// `[tls]` changed which programs run: it takes effect when the family is next
+    /// loaded (said, not done).
     TlsAtNextStart,
+    /// `[tls] capture_bytes` changed while the family runs: written to its settings map,
+    /// so capture shrinks or stops at once.
+    TlsCapture(u32),
     /// `[context] ancestors` changed while context runs: events list this many parents
     /// from now on. The daemon takes the depth from the settings in force for each
     /// event, so this step only says so.
@@ -74,9 +78,14 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
             actions.push(Action::Enable(*f));
         }
     }
-    // `[tls]` chooses which programs the family attaches when it loads.
-    if before.tls != after.tls {
+    // `[tls]` chooses which programs the family attaches when it loads; the capture
+    // size is a map the programs read on every call.
+    if before.tls.programs_off() != after.tls.programs_off() {
         actions.push(Action::TlsAtNextStart);
+    }
+    let tls_runs = running.iter().any(|r| r.family == Family::Tls);
+    if before.tls.capture_bytes != after.tls.capture_bytes && tls_runs {
+        actions.push(Action::TlsCapture(after.tls.capture_bytes));
     }
     for r in &kept {
         let f = r.family;
@@ -158,13 +167,31 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_change_waits_for_the_next_start() {
+    fn a_tls_change_waits_for_the_next_start_but_capture_applies_now() {
         let before = Settings::default();
         let mut after = before.clone();
         after.tls.count_bytes = true;
         assert_eq!(
             plan(&before, &after, &running(&before)),
             vec![Action::TlsAtNextStart, Action::RestartWakeups]
+        );
+        // Capture on with counting already on: the probes stay, the size is written.
+        let mut capture = after.clone();
+        capture.tls.capture_bytes = 32;
+        assert_eq!(
+            plan(&after, &capture, &running(&after)),
+            vec![Action::TlsCapture(32), Action::RestartWakeups]
+        );
+        // Capture off: at once, and the probes it needed wait for the next start.
+        let mut off = before.clone();
+        off.tls.capture_bytes = 64;
+        assert_eq!(
+            plan(&off, &before, &running(&off)),
+            vec![
+                Action::TlsAtNextStart,
+                Action::TlsCapture(0),
+                Action::RestartWakeups
+            ]
         );
         // Switched on by the same reload: it loads with the new settings.
         let mut off = before.clone();

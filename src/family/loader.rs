@@ -505,6 +505,12 @@ impl Loaded {
     }
 
     /// One of the family's own maps, by name.
+    /// New values for the family's settings maps ([`LoadOptions::map_values`]), while it
+    /// runs: the programs read them on their next event.
+    pub fn write_map_values(&self, values: &[(&'static str, Vec<u8>)]) -> Result<(), Error> {
+        write_values(&self.maps, values)
+    }
+
     pub fn map(&self, name: &str) -> Option<&MapHandle> {
         self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
     }
@@ -1073,7 +1079,19 @@ const SYSCALL_FILTER: &str = "syscall_filter";
 
 /// Settings written into the family's own maps, before anything is attached.
 fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
-    for (name, value) in &opts.map_values {
+    write_values(maps, &opts.map_values)?;
+    match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
+        Some((_, m)) => set_syscall_filter(m, &opts.syscalls).map_err(|(_, e)| e),
+        None => Ok(()),
+    }
+}
+
+/// Writes each (map name, value) into key 0 of that map of the family's.
+fn write_values(
+    maps: &[(String, MapHandle)],
+    values: &[(&'static str, Vec<u8>)],
+) -> Result<(), Error> {
+    for (name, value) in values {
         let (_, m) = maps
             .iter()
             .find(|(n, _)| n == name)
@@ -1081,10 +1099,7 @@ fn init(maps: &[(String, MapHandle)], opts: &LoadOptions) -> Result<(), Error> {
         m.update(&0u32.to_ne_bytes(), value, MapFlags::ANY)
             .map_err(|e| Error::Map(format!("writing {name}: {e}")))?;
     }
-    match maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
-        Some((_, m)) => set_syscall_filter(m, &opts.syscalls).map_err(|(_, e)| e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Makes the syscall family report exactly `nrs` (numbers >= `syscalls::MAX_NR` are

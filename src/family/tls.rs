@@ -60,6 +60,8 @@ pub const TLS_SHUTDOWN: u32 = 16;
 pub const TLS_BYTES_COUNTED: u32 = 32;
 pub const TLS_JOINED: u32 = 64;
 pub const TLS_CAPTURED: u32 = 128;
+pub const TLS_CAPTURE_CUT_SENT: u32 = 256;
+pub const TLS_CAPTURE_CUT_RECV: u32 = 512;
 pub const ENDED_SHUTDOWN: u32 = 1;
 pub const ENDED_FREE: u32 = 2;
 pub const ENDED_EXIT: u32 = 3;
@@ -162,7 +164,12 @@ impl TlsSettings {
         }
         IO_PROGRAMS
             .iter()
-            .map(|&p| (p, "off: [tls] count_bytes = false".to_string()))
+            .map(|&p| {
+                (
+                    p,
+                    "off: [tls] count_bytes = false and capture_bytes = 0".to_string(),
+                )
+            })
             .collect()
     }
 
@@ -289,6 +296,15 @@ pub fn render(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeE
     if s.flags & TLS_CAPTURED != 0 {
         line.bytes("captured_sent", prefix(&s.cap_sent, s.cap_sent_len));
         line.bytes("captured_received", prefix(&s.cap_recv, s.cap_recv_len));
+        // A buffer the kernel could not read stopped that direction's capture early.
+        for (bit, k) in [
+            (TLS_CAPTURE_CUT_SENT, "captured_sent_cut"),
+            (TLS_CAPTURE_CUT_RECV, "captured_received_cut"),
+        ] {
+            if s.flags & bit != 0 {
+                line.bool(k, true);
+            }
+        }
     }
     line.str(
         "ended",
@@ -368,6 +384,28 @@ mod tests {
         ] {
             assert_eq!(crypto_library(p), want, "{}", String::from_utf8_lossy(p));
         }
+    }
+
+    #[test]
+    fn the_read_and_write_probes_run_for_counts_or_captures() {
+        let off = |count_bytes, capture_bytes| {
+            TlsSettings {
+                count_bytes,
+                capture_bytes,
+            }
+            .programs_off()
+            .len()
+        };
+        assert_eq!(off(false, 0), IO_PROGRAMS.len());
+        assert_eq!((off(true, 0), off(false, 1), off(true, 256)), (0, 0, 0));
+        let v = TlsSettings {
+            count_bytes: false,
+            capture_bytes: 40,
+        }
+        .map_values();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].0, SETTINGS_MAP);
+        assert_eq!(v[0].1[..4], 40u32.to_ne_bytes());
     }
 
     #[test]
@@ -467,6 +505,8 @@ mod tests {
                 RW_TLS_BYTES_COUNTED = TLS_BYTES_COUNTED,
                 RW_TLS_JOINED = TLS_JOINED,
                 RW_TLS_CAPTURED = TLS_CAPTURED,
+                RW_TLS_CAPTURE_CUT_SENT = TLS_CAPTURE_CUT_SENT,
+                RW_TLS_CAPTURE_CUT_RECV = TLS_CAPTURE_CUT_RECV,
             ]
         );
         assert_enum!(
