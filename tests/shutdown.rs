@@ -98,6 +98,31 @@ fn counting_sink_counts_every_event_and_writes_none() {
     assert!(u(&r["received"]) >= 30_000, "{r}");
 }
 
+/// A parent that left SIGINT, SIGTERM and SIGHUP ignored (`ringwarden &` in a script,
+/// `nohup`) does not make them dead letters: the kernel keeps a blocked signal pending
+/// even when ignored, so the signalfd still gets it. SIGHUP reloads, SIGINT stops, and
+/// the stop is as exact as any.
+#[test]
+fn signals_a_parent_left_ignored_still_reload_and_stop() {
+    let d = Daemon::builder("ignored-signals")
+        .args(&["--only", "syscall", "--syscalls", "getppid"])
+        .ignoring(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+        .start();
+    d.signal(libc::SIGHUP);
+    d.wait_for_log("SIGHUP: reloading", Duration::from_secs(10));
+    let tid = u64::from(common::gettid());
+    common::syscall_n(libc::SYS_getppid, 1000);
+    d.signal(libc::SIGINT);
+    let f = d.finish();
+    assert!(f.status.success(), "{:?}\n{}", f.status, f.stderr);
+    f.assert_exact();
+    let mine = f
+        .of_type("syscall")
+        .filter(|e| u(&e["tid"]) == tid && e["name"] == "getppid")
+        .count();
+    assert_eq!(mine, 1000);
+}
+
 /// The stats file the daemon wrote at exit: it must be there and parse.
 fn stats_of(f: &common::Finished) -> &serde_json::Value {
     assert!(!f.stats.is_null(), "stats: no stats file, or not JSON");

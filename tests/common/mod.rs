@@ -111,6 +111,7 @@ pub struct DaemonBuilder {
     stdout_piped: bool,
     pid_namespace: bool,
     wait_ready: bool,
+    ignored: Vec<i32>,
 }
 
 impl DaemonBuilder {
@@ -181,6 +182,12 @@ impl DaemonBuilder {
     }
 
     /// Returns at once, without waiting for `ready: `.
+    /// Starts the daemon with these signals ignored, as a parent may leave them.
+    pub fn ignoring(mut self, signals: &[i32]) -> Self {
+        self.ignored.extend_from_slice(signals);
+        self
+    }
+
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
         self
@@ -255,6 +262,18 @@ impl DaemonBuilder {
                 None => cmd.env_remove(k),
             };
         }
+        if !self.ignored.is_empty() {
+            let ignored = self.ignored.clone();
+            // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    for &s in &ignored {
+                        libc::signal(s, libc::SIG_IGN);
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "spawn {}: {e}",
@@ -297,6 +316,7 @@ impl Daemon {
             stdout_piped: false,
             pid_namespace: false,
             wait_ready: true,
+            ignored: Vec::new(),
         }
     }
 
