@@ -1,7 +1,9 @@
-//! What an open event names cannot be forged or hidden by an unprivileged user (issue 10,
+//! What an open or a file change event names cannot be forged or hidden by an unprivileged user (issue 10,
 //! attacks 1 and 3), run for real as uid 65534:
 //! - a thread rewrites its path buffer while its open of a FIFO blocks: `path_changed`,
 //!   and `resolved_path` names the FIFO, taken from the kernel's objects;
+//! - the same for a file change: a thread rewrites its path buffer while its truncate()
+//!   waits for a lease the process holds to be given up (the kernel has the name then);
 //! - a 1,500-byte `/./././…/etc/hostname`: `resolved_path` still names the real file;
 //! - 20,000 threads blocked in open() of a FIFO do not blind the family: another
 //!   process's opens are reported meanwhile and `untracked` stays 0.
@@ -125,6 +127,91 @@ fn a_path_rewritten_during_a_blocked_open_is_flagged_and_resolved() {
     assert_eq!(bytes_of(e, "path"), fifo.as_os_str().as_bytes(), "{e}");
     let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&fifo).expect("fifo"));
     assert_eq!(u(&e["ino"]), ino, "{e}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// truncate() breaks the read lease its own process holds on the file and waits, past
+/// the path lookup, until the lease is given up: the buffer is rewritten to a decoy in
+/// that wait. SIGIO (the lease-break notice) is ignored, not fatal.
+const TRUNCATE_TOCTOU: &str = r#"
+import ctypes, fcntl, json, os, signal, sys, threading, time
+signal.signal(signal.SIGIO, signal.SIG_IGN)
+libc = ctypes.CDLL(None, use_errno=True)
+victim, decoy, nr = sys.argv[1], sys.argv[2], sys.argv[3]
+held = os.open(victim, os.O_RDONLY)
+fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+buf = ctypes.create_string_buffer(victim.encode(), 4096)
+got = {}
+def truncater():
+    got["tid"] = threading.get_native_id()
+    r = libc.truncate(buf, ctypes.c_long(0))
+    got["ret"] = r if r == 0 else -ctypes.get_errno()
+t = threading.Thread(target=truncater)
+t.start()
+while "tid" not in got:
+    time.sleep(0.001)
+task = "/proc/self/task/%d/" % got["tid"]
+deadline = time.time() + 30
+while True:
+    state = open(task + "stat").read().rsplit(")", 1)[1].split()[0]
+    sc = open(task + "syscall").read().split()[0]
+    if state == "S" and sc == nr:
+        break
+    assert time.time() < deadline, "truncate never waited for the lease"
+    time.sleep(0.01)
+forged = decoy.encode() + b"\0"
+ctypes.memmove(buf, forged, len(forged))
+fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+t.join()
+print(json.dumps(got), flush=True)
+"#;
+
+#[test]
+fn a_path_rewritten_during_a_waiting_truncate_is_flagged() {
+    let dir = common::temp_dir("truncate-toctou");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (victim, decoy) = (dir.join("victim"), dir.join("decoy"));
+    for p in [&victim, &decoy] {
+        fs::write(p, b"twelve bytes").expect("write");
+        // The attacker's own files: a lease needs the owner.
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
+    }
+    let d = Daemon::start(
+        "truncate-toctou",
+        &["--only", "file", "--ring-size", "file=8MiB"],
+    );
+    let mut c = Attacker(
+        as_nobody(PY)
+            .args(["-c", TRUNCATE_TOCTOU])
+            .arg(&victim)
+            .arg(&decoy)
+            .arg(libc::SYS_truncate.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the attacker"),
+    );
+    let mut out = BufReader::new(c.0.stdout.take().expect("stdout"));
+    let got = line(&mut out);
+    assert!(c.0.wait().expect("wait").success(), "attacker failed");
+    assert_eq!(i(&got["ret"]), 0, "the truncate succeeded: {got}");
+    // The kernel truncated the file it looked up before the rewrite.
+    assert_eq!(fs::metadata(&victim).expect("victim").len(), 0);
+    assert_eq!(fs::metadata(&decoy).expect("decoy").len(), 12);
+    let tid = u(&got["tid"]);
+    let f = d.stop();
+    f.assert_exact();
+    let evs: Vec<&Value> = f
+        .of_type("truncate")
+        .filter(|e| u(&e["tid"]) == tid)
+        .collect();
+    assert_eq!(evs.len(), 1, "one truncate by the thread: {evs:?}");
+    let e = evs[0];
+    assert_eq!(u(&e["uid"]), 65534, "{e}");
+    assert_eq!((i(&e["ret"]), i(&e["length"])), (0, 0), "{e}");
+    assert_eq!(e["syscall"], "truncate", "{e}");
+    // The copy taken at entry names the victim; the exit copy said decoy: flagged.
+    assert_eq!(bytes_of(e, "path"), victim.as_os_str().as_bytes(), "{e}");
+    assert_eq!(e["path_changed"], true, "{e}");
     let _ = fs::remove_dir_all(&dir);
 }
 
