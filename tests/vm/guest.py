@@ -478,6 +478,102 @@ def check_stop(inv, rings):
     result("stop", ok, detail)
 
 
+# Both ends of one TLS session in one process over a socketpair, through Debian's libssl:
+# anonymous ECDH suites (TLS 1.2, security level 0) need no certificate in the guest.
+TLS_SESSION = r"""
+import json, os, socket, ssl, threading
+def ctx(side):
+    c = ssl.SSLContext(side)
+    if side == ssl.PROTOCOL_TLS_CLIENT:
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+    c.maximum_version = ssl.TLSVersion.TLSv1_2
+    c.set_ciphers("aNULL:@SECLEVEL=0")
+    return c
+srv = ctx(ssl.PROTOCOL_TLS_SERVER)
+seen = []
+srv.sni_callback = lambda s, name, c: seen.append(name)
+a, b = socket.socketpair()
+def serve():
+    s = srv.wrap_socket(a, server_side=True)
+    got = 0
+    while got < 5000:
+        got += len(s.recv(65536))
+    s.sendall(b"y" * 70000)
+    s.unwrap().close()
+t = threading.Thread(target=serve)
+t.start()
+c = ctx(ssl.PROTOCOL_TLS_CLIENT).wrap_socket(b, server_hostname="guest.test")
+c.sendall(b"x" * 5000)
+got = 0
+while got < 70000:
+    got += len(c.recv(65536))
+c.unwrap().close()
+t.join()
+print(json.dumps({"pid": os.getpid(), "sni": seen}))
+"""
+
+
+def check_tls_bytes():
+    """The tls family's opt-in read/write probes (off in the packaged configuration) on
+    this kernel: a second daemon, tls only, with capture_bytes = 16, sees one session's
+    two ends: one handshake and one close each, with the exact bytes and the first 16 of
+    each direction."""
+    d = "/run/rwvm-tls"
+    os.makedirs(d, exist_ok=True)
+    cfg, events, log = f"{d}/tls.toml", f"{d}/events.jsonl", f"{d}/daemon.log"
+    with open(cfg, "w") as f:
+        f.write("[tls]\ncapture_bytes = 16\n")
+    os.chmod(cfg, 0o600)
+    with open(log, "w") as err:
+        daemon = subprocess.Popen(["ringwarden", "run", "--only", "tls", "--config", cfg,
+                                   "--control-socket", "off", "--output", events],
+                                  stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(lambda: "ready:" in open(log).read() or daemon.poll() is not None, 240, step=1)
+        started = "ready:" in open(log).read()
+        rc, out = run(["python3", "-c", TLS_SESSION], 120, save="tls-session.txt") if started else (None, "")
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    text = open(log).read()
+    with open(os.path.join(OUT, "tls-daemon-log.txt"), "w") as f:
+        f.write(text)
+    if not started:
+        result("tls-bytes", False, f"no ready line (exit {daemon.returncode}): {text.strip()[-300:]}")
+        return
+    evs = []
+    for line in open(events):
+        try:
+            evs.append(json.loads(line))
+        except ValueError:
+            pass
+    try:
+        said = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        said = {}
+    sessions = [e for e in evs if e.get("type") in ("tls_handshake", "tls_close") and e.get("pid") == said.get("pid")]
+    def first16(v):  # "x" for 16 x's, else what it was
+        return v[0] if isinstance(v, str) and len(v) == 16 and v == v[0] * 16 else v
+    want = {("client", 70000, 5000, "x", "y"), ("server", 5000, 70000, "y", "x")}
+    got = {(e.get("role"), e.get("bytes_read"), e.get("bytes_written"),
+            first16(e.get("captured_sent")), first16(e.get("captured_received")))
+           for e in sessions if e["type"] == "tls_close"}
+    handshakes = sorted((e.get("role"), e.get("sni"), e.get("handshake_done")) for e in sessions if e["type"] == "tls_handshake")
+    final = re.search(r"final ring tls size=\d+ produced=(\d+) received=(\d+) dropped=(\d+) .*exact=(\w+)", text)
+    exact = bool(final) and final.group(4) == "yes"
+    ok = (rc == 0 and said.get("sni") == ["guest.test"] and len(sessions) == 4 and got == want and exact
+          and handshakes == [("client", "guest.test", True), ("server", "guest.test", True)])
+    ready_at = re.search(r"ready: [^\n]*", text)
+    result("tls-bytes", ok, f"{ready_at.group(0) if ready_at else ''}; python exit {rc}; "
+                            f"{len(sessions)} session records: handshakes {handshakes}, closes {sorted(got, key=str)}; "
+                            f"books {final.group(0) if final else 'no final tls line'}")
+
+
 def check_purge():
     _, listed = run(["dpkg-query", "-L", "ringwarden"], 15)
     files = [p for p in listed.splitlines() if p.startswith("/")]
@@ -540,6 +636,7 @@ def main():
                 timed("metrics", check_metrics, rings)
                 timed("reload", check_reload, rings, inv, doc)
                 timed("stop", check_stop, inv, rings)
+                timed("tls-bytes", check_tls_bytes)
             timed("purge", check_purge)
     except Exception as e:  # a bug in a check must still give results and a powered-off guest
         import traceback
