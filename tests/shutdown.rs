@@ -108,6 +108,16 @@ fn signals_a_parent_left_ignored_still_reload_and_stop() {
         .args(&["--only", "syscall", "--syscalls", "getppid"])
         .ignoring(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
         .start();
+    // The premise: the daemon runs with them ignored (it blocks them, it never handles
+    // them), bits 1, 2 and 15 of SigIgn.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).expect("status");
+    let ign = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("SigIgn");
+    let want = 1 << (libc::SIGHUP - 1) | 1 << (libc::SIGINT - 1) | 1 << (libc::SIGTERM - 1);
+    assert_eq!(ign & want, want, "SigIgn {ign:#x}");
     d.signal(libc::SIGHUP);
     d.wait_for_log("SIGHUP: reloading", Duration::from_secs(10));
     let tid = u64::from(common::gettid());

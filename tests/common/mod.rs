@@ -181,13 +181,13 @@ impl DaemonBuilder {
         self
     }
 
-    /// Returns at once, without waiting for `ready: `.
     /// Starts the daemon with these signals ignored, as a parent may leave them.
     pub fn ignoring(mut self, signals: &[i32]) -> Self {
         self.ignored.extend_from_slice(signals);
         self
     }
 
+    /// Returns at once, without waiting for `ready: `.
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
         self
