@@ -182,7 +182,8 @@ fn a_path_rewritten_during_a_waiting_truncate_is_flagged() {
     }
     let dir = common::temp_dir("truncate-toctou");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
-    let (victim, decoy) = (dir.join("victim"), dir.join("decoy"));
+    // Same length, one last byte apart: the compare of the two copies must see it.
+    let (victim, decoy) = (dir.join("victim-a"), dir.join("victim-b"));
     for p in [&victim, &decoy] {
         fs::write(p, b"twelve bytes").expect("write");
         // The attacker's own files: a lease needs the owner.
