@@ -45,6 +45,22 @@ impl Drop for Attacker {
     }
 }
 
+/// Runs `script` as uid 65534 with `args` to its end; the JSON line it printed.
+fn attack(script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    let mut c = Attacker(
+        as_nobody(PY)
+            .args(["-c", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the attacker"),
+    );
+    let mut out = BufReader::new(c.0.stdout.take().expect("stdout"));
+    let got = line(&mut out);
+    assert!(c.0.wait().expect("wait").success(), "attacker failed");
+    got
+}
+
 /// Lines the attacker prints as JSON.
 fn line(out: &mut impl BufRead) -> Value {
     let mut l = String::new();
@@ -94,18 +110,8 @@ fn a_path_rewritten_during_a_blocked_open_is_flagged_and_resolved() {
         "open-toctou",
         &["--only", "file", "--ring-size", "file=8MiB"],
     );
-    let mut c = Attacker(
-        as_nobody(PY)
-            .args(["-c", TOCTOU])
-            .arg(&fifo)
-            .arg(libc::SYS_openat.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the attacker"),
-    );
-    let mut out = BufReader::new(c.0.stdout.take().expect("stdout"));
-    let got = line(&mut out);
-    assert!(c.0.wait().expect("wait").success(), "attacker failed");
+    let nr = libc::SYS_openat.to_string();
+    let got = attack(TOCTOU, &[fifo.as_os_str(), nr.as_ref()]);
     let (tid, fd) = (u(&got["tid"]), i(&got["fd"]));
     assert!(fd >= 0, "the open of the FIFO succeeded: {got}");
     let f = d.stop();
@@ -202,19 +208,11 @@ fn a_path_rewritten_during_a_waiting_truncate_is_flagged() {
             "off",
         ],
     );
-    let mut c = Attacker(
-        as_nobody(PY)
-            .args(["-c", TRUNCATE_TOCTOU])
-            .arg(&victim)
-            .arg(&decoy)
-            .arg(libc::SYS_truncate.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the attacker"),
+    let nr = libc::SYS_truncate.to_string();
+    let got = attack(
+        TRUNCATE_TOCTOU,
+        &[victim.as_os_str(), decoy.as_os_str(), nr.as_ref()],
     );
-    let mut out = BufReader::new(c.0.stdout.take().expect("stdout"));
-    let got = line(&mut out);
-    assert!(c.0.wait().expect("wait").success(), "attacker failed");
     assert_eq!(i(&got["ret"]), 0, "the truncate succeeded: {got}");
     // The kernel truncated the file it looked up before the rewrite.
     assert_eq!(fs::metadata(&victim).expect("victim").len(), 0);
