@@ -494,26 +494,23 @@ srv = ctx(ssl.PROTOCOL_TLS_SERVER)
 seen = []
 srv.sni_callback = lambda s, name, c: seen.append(name)
 a, b = socket.socketpair()
-def serve():
-    s = srv.wrap_socket(a, server_side=True)
+def read(s, n):  # up to n bytes, or to EOF
     got = 0
-    while got < 5000:
+    while got < n:
         data = s.recv(65536)
         if not data:
             break
         got += len(data)
+def serve():
+    s = srv.wrap_socket(a, server_side=True)
+    read(s, 5000)
     s.sendall(b"y" * 70000)
     s.unwrap().close()
 t = threading.Thread(target=serve)
 t.start()
 c = ctx(ssl.PROTOCOL_TLS_CLIENT).wrap_socket(b, server_hostname="guest.test")
 c.sendall(b"x" * 5000)
-got = 0
-while got < 70000:
-    data = c.recv(65536)
-    if not data:
-        break
-    got += len(data)
+read(c, 70000)
 c.unwrap().close()
 t.join()
 print(json.dumps({"pid": os.getpid(), "sni": seen}))
