@@ -586,7 +586,11 @@ struct {
 	__type(value, struct change_buf);
 } change_out SEC(".maps");
 
-_Static_assert(sizeof(struct change_event) + 2 * RW_RESOLVED_LEN <= RW_CHANGE_MASK,
+/* Where a name may start in the record's names: after the paths (each under RW_PATH_LEN)
+ * and the first resolved name. */
+#define RW_CHANGE_NAMES_OFF_MAX (2 * RW_PATH_LEN + RW_RESOLVED_LEN)
+_Static_assert(sizeof(struct change_event) + RW_CHANGE_NAMES_OFF_MAX + RW_RESOLVED_LEN <=
+		       RW_CHANGE_MASK,
 	       "record under the mask");
 
 /* The arguments of syscall `nr` into `s`; false for a number that is not a change. */
@@ -747,11 +751,11 @@ int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 #define RW_PACK_FLAGS_SHIFT 13
 #define RW_PACK_UNAVAILABLE (1 << 17)
 
-/* The exit copy of the first (second: 1) path against its entry copy, into the record,
- * as open does: the entry copy wins when they differ, flagged. Returns the length with
- * the RW_OPEN_PATH_* flags above RW_PACK_FLAGS_SHIFT. Global: verified once, not once
- * per path. */
-__noinline int rw_change_recheck(__u32 second)
+/* The exit copy of the first (second: 1) path against its entry copy, into the record's
+ * names at byte `off` (0, or the first path's length), as open does: the entry copy wins
+ * when they differ, flagged. Returns the length with the RW_OPEN_PATH_* flags above
+ * RW_PACK_FLAGS_SHIFT. Global: verified once, not once per path. */
+__noinline int rw_change_recheck(__u32 second, __u32 off)
 {
 	struct change_start *s =
 		bpf_task_storage_get(&change_inflight, bpf_get_current_task_btf(), 0, 0);
@@ -760,7 +764,7 @@ __noinline int rw_change_recheck(__u32 second)
 	if (!s || !b)
 		return 0;
 	struct change_event *e = (struct change_event *)b->rec;
-	char *out = second ? e->path2 : e->path;
+	char *out = e->names + (off & (RW_PATH_LEN - 1));
 	const char *ent = second ? s->path2 : s->path;
 	__u64 user = second ? s->p2 : s->p1;
 	__u32 ent_len = second ? s->len2 : s->len1;
@@ -806,8 +810,8 @@ __noinline int rw_change_name(long fd, __u32 off)
 	if (n > RW_RESOLVED_LEN)
 		n = RW_RESOLVED_LEN;
 	barrier_var(off);
-	if (off > RW_RESOLVED_LEN)
-		off = RW_RESOLVED_LEN;
+	if (off > RW_CHANGE_NAMES_OFF_MAX)
+		off = RW_CHANGE_NAMES_OFF_MAX;
 	bpf_probe_read_kernel(b->rec + sizeof(struct change_event) + off, n,
 			      &p->tmp[pos & (RW_RESOLVED_LEN - 1)]);
 	return n | rf << RW_PACK_FLAGS_SHIFT;
@@ -879,21 +883,22 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	e->fd = s->fd;
 	e->fd2 = s->fd2;
 
+	/* The names back to back: path, path2, then the resolved ones. Each path is under
+	 * RW_PATH_LEN (read_path's length leaves out the NUL). */
 	__u32 pf1 = 0, pf2 = 0;
-	e->path_len = 0;
-	e->path[0] = 0;
+	__u32 l1 = 0, l2 = 0;
 	if (s->paths & 1) {
-		int r = rw_change_recheck(0);
-		e->path_len = r & RW_PACK_LEN_MASK;
+		int r = rw_change_recheck(0, 0);
+		l1 = (r & RW_PACK_LEN_MASK) & (RW_PATH_LEN - 1);
 		pf1 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
 	}
-	e->path2_len = 0;
-	e->path2[0] = 0;
 	if (s->paths & 2) {
-		int r = rw_change_recheck(1);
-		e->path2_len = r & RW_PACK_LEN_MASK;
+		int r = rw_change_recheck(1, l1);
+		l2 = (r & RW_PACK_LEN_MASK) & (RW_PATH_LEN - 1);
 		pf2 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
 	}
+	e->path_len = l1;
+	e->path2_len = l2;
 	__u32 flags = pf1 | pf2 << RW_CHANGE_PATH2_SHIFT;
 
 	/* The first name: the file of an fd call (or AT_EMPTY_PATH with an empty path), or
@@ -909,10 +914,10 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 			  !(pf1 & (RW_OPEN_PATH_UNREADABLE | RW_OPEN_PATH_UNCHECKED));
 	bool file = fd_call || empty_path;
 	__u32 r1 = 0;
-	if (s->type != RW_SYMLINK && (file || (e->path_len && e->path[0] != '/'))) {
+	if (s->type != RW_SYMLINK && (file || (l1 && e->names[0] != '/'))) {
 		/* An fd call's fd is unsigned: -100 there is no AT_FDCWD. */
 		int r = fd_call && s->fd == RW_AT_FDCWD ? RW_PACK_UNAVAILABLE
-							: rw_change_name(s->fd, 0);
+							: rw_change_name(s->fd, l1 + l2);
 		r1 = r & RW_PACK_LEN_MASK;
 		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R1_SHIFT;
 		if (file)
@@ -923,12 +928,12 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	if (r1 > RW_RESOLVED_LEN)
 		r1 = RW_RESOLVED_LEN;
 	e->path_flags = flags;
-	char *out = b->rec + sizeof(struct change_event);
+	char *out = e->names + l1 + l2;
 	if (change_filtered(e, out, r1))
 		return 0;
 	__u32 r2 = 0;
-	if ((s->paths & 2) && e->path2_len && e->path2[0] != '/') {
-		int r = rw_change_name(s->fd2, r1);
+	if ((s->paths & 2) && l2 && e->names[l1] != '/') {
+		int r = rw_change_name(s->fd2, l1 + l2 + r1);
 		r2 = r & RW_PACK_LEN_MASK;
 		flags |= ((r >> RW_PACK_FLAGS_SHIFT) & 15) << RW_CHANGE_R2_SHIFT;
 		if (r & RW_PACK_UNAVAILABLE)
@@ -940,7 +945,7 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	e->resolved_len = r1;
 	e->resolved2_len = r2;
 	rw_fill_header(&e->hdr, s->type, ts);
-	RW_OUTPUT(file, &e->hdr, sizeof(*e) + r1 + r2, RW_CHANGE_MASK);
+	RW_OUTPUT(file, &e->hdr, sizeof(*e) + l1 + l2 + r1 + r2, RW_CHANGE_MASK);
 	return 0;
 }
 

@@ -113,7 +113,10 @@ enum rw_change_flags {
 };
 
 /* One file change, paired from the syscall's entry and exit. Sent variable-size: the
- * record ends after resolved_len + resolved2_len bytes. */
+ * names follow the fixed part back to back, each only as long as it is (a rename of two
+ * short paths is ~150 bytes, not the 1.2 KB of two full path fields: 8 times as many
+ * fit a ring, and the copy into it is shorter): path (path_len), path2 (path2_len),
+ * resolved (resolved_len), resolved2 (resolved2_len). */
 struct change_event {
 	struct rw_header hdr;
 	__s64 ret;     /* 0 or -errno */
@@ -123,16 +126,14 @@ struct change_event {
 	__u32 flags;   /* as passed: unlinkat, renameat2, fchmodat2, fchownat, linkat */
 	__u32 uid;     /* chown*: as passed ((u32)-1: unchanged) */
 	__u32 gid;
-	__s32 fd;  /* the fd of f* calls; the directory fd path starts from (AT_FDCWD) */
-	__s32 fd2; /* the directory fd path2 starts from (AT_FDCWD) */
-	__u32 path_len;
-	__u32 path2_len;
-	__u32 path_flags;       /* RW_CHANGE_*, RW_OPEN_PATH_* */
-	__u32 resolved_len;     /* bytes of resolved: the directory path starts from, or the file */
-	__u32 resolved2_len;    /* bytes of resolved2, right after resolved: path2's directory */
-	char path[RW_PATH_LEN]; /* the (first) path as passed: from the process's memory */
-	char path2[RW_PATH_LEN]; /* rename, link: the new name; symlink: the link's name */
-	char resolved[];         /* from the kernel's objects */
+	__s32 fd;            /* the fd of f* calls; the directory fd path starts from (AT_FDCWD) */
+	__s32 fd2;           /* the directory fd path2 starts from (AT_FDCWD) */
+	__u32 path_len;      /* the (first) path as passed: from the process's memory */
+	__u32 path2_len;     /* rename, link: the new name; symlink: the link's name */
+	__u32 path_flags;    /* RW_CHANGE_*, RW_OPEN_PATH_* */
+	__u32 resolved_len;  /* from the kernel: the directory path starts from, or the file */
+	__u32 resolved2_len; /* from the kernel: path2's directory */
+	char names[];
 };
 
 #endif

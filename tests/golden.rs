@@ -406,11 +406,13 @@ fn records() -> Vec<Case> {
         e.syscall = sys;
         e.fd = -100;
         e.fd2 = -100;
-        e.path_len = put(&mut e.path, p[0]);
-        e.path2_len = put(&mut e.path2, p[1]);
+        e.path_len = p[0].len() as u32;
+        e.path2_len = p[1].len() as u32;
         e.resolved_len = names.len() as u32;
         f(&mut e);
         let mut b = bytes_of(&e);
+        b.extend_from_slice(p[0]);
+        b.extend_from_slice(p[1]);
         b.extend_from_slice(names);
         b
     };

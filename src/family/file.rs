@@ -33,7 +33,7 @@ pub const SPEC: Spec = Spec {
     ring_max: 256 * MIB,
     // Records are sent variable-size: this is the largest, a change with two full
     // resolved names (an open is at most size_of::<OpenEvent>() + RESOLVED_LEN).
-    record_size: size_of::<ChangeEvent>() + 2 * RESOLVED_LEN,
+    record_size: size_of::<ChangeEvent>() + 2 * (PATH_LEN - 1) + 2 * RESOLVED_LEN,
     kinds: &[
         (kind::OPEN, "open"),
         (kind::UNLINK, "unlink"),
@@ -330,8 +330,8 @@ pub const CHANGE_R1_FILE: u32 = 1 << 16;
 pub const CHANGE_R1_UNAVAILABLE: u32 = 1 << 17;
 pub const CHANGE_R2_UNAVAILABLE: u32 = 1 << 18;
 
-/// A file change (C: `struct change_event`); `resolved_len` then `resolved2_len` bytes
-/// of names from the kernel follow it in the ring.
+/// A file change (C: `struct change_event`); its names follow it in the ring back to
+/// back: `path_len`, `path2_len`, `resolved_len` then `resolved2_len` bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ChangeEvent {
@@ -350,19 +350,33 @@ pub struct ChangeEvent {
     pub path_flags: u32,
     pub resolved_len: u32,
     pub resolved2_len: u32,
-    pub path: [u8; PATH_LEN],
-    pub path2: [u8; PATH_LEN],
-    pub resolved: [u8; 0],
+    pub names: [u8; 0],
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl Plain for ChangeEvent {}
 
-/// The two names after the fixed part, each clamped to what the record holds.
-pub fn change_names<'a>(e: &ChangeEvent, data: &'a [u8]) -> (&'a [u8], &'a [u8]) {
-    let tail = data.get(size_of::<ChangeEvent>()..).unwrap_or(&[]);
-    let first = prefix(tail, e.resolved_len);
-    let second = prefix(tail.get(first.len()..).unwrap_or(&[]), e.resolved2_len);
-    (first, second)
+/// A change's names after its fixed part: the two paths as passed, then the two names
+/// from the kernel, each clamped to what the record holds.
+pub struct ChangeNames<'a> {
+    pub path: &'a [u8],
+    pub path2: &'a [u8],
+    pub resolved: &'a [u8],
+    pub resolved2: &'a [u8],
+}
+
+pub fn change_names<'a>(e: &ChangeEvent, data: &'a [u8]) -> ChangeNames<'a> {
+    let mut tail = data.get(size_of::<ChangeEvent>()..).unwrap_or(&[]);
+    let mut next = |len: u32| {
+        let name = prefix(tail, len);
+        tail = tail.get(name.len()..).unwrap_or(&[]);
+        name
+    };
+    ChangeNames {
+        path: next(e.path_len),
+        path2: next(e.path2_len),
+        resolved: next(e.resolved_len),
+        resolved2: next(e.resolved2_len),
+    }
 }
 
 pub fn change_syscall_name(sc: u32) -> &'static str {
@@ -468,14 +482,17 @@ const RESOLVED: [&str; 6] = [
 /// the working directory); `resolved_path` the file of a call on an fd.
 fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &ChangeEvent = view(data, k)?;
-    let (r1, r2) = change_names(e, data);
+    let ChangeNames {
+        path: path1,
+        path2,
+        resolved: r1,
+        resolved2: r2,
+    } = change_names(e, data);
     let f = e.path_flags;
     let pf1 = f & 15;
     let pf2 = (f >> CHANGE_PATH2_SHIFT) & 15;
     let rf1 = (f >> CHANGE_R1_SHIFT) & 15;
     let rf2 = (f >> CHANGE_R2_SHIFT) & 15;
-    let path1 = prefix(&e.path, e.path_len);
-    let path2 = prefix(&e.path2, e.path2_len);
     line.str("syscall", change_syscall_name(e.syscall));
     line.i64("ret", e.ret);
     const PATH: [&str; 5] = [
@@ -558,9 +575,12 @@ fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Deco
 /// The journal's line for a change: `unlink "/tmp/x" by "rm" pid=1 uid=0 dir="/root"`.
 fn change_summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
     let e: &ChangeEvent = view(data, h.kind)?;
-    let (r1, r2) = change_names(e, data);
-    let path1 = prefix(&e.path, e.path_len);
-    let path2 = prefix(&e.path2, e.path2_len);
+    let ChangeNames {
+        path: path1,
+        path2,
+        resolved: r1,
+        resolved2: r2,
+    } = change_names(e, data);
     let fd_call = e.path_flags & CHANGE_R1_FILE != 0;
     match h.kind {
         kind::SYMLINK => {
@@ -830,13 +850,11 @@ mod layout {
                 path_flags,
                 resolved_len,
                 resolved2_len,
-                path,
-                path2,
-                resolved
+                names
             ]
         );
         // docs/events.md quotes it.
-        assert_eq!(size_of::<ChangeEvent>(), 1152);
+        assert_eq!(size_of::<ChangeEvent>(), 128);
     }
 
     #[test]
