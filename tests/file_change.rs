@@ -70,6 +70,34 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
     };
     assert!(fd >= 0);
 
+    // Two ~500-byte relative paths, made before the daemon starts (not calls to count).
+    let long = |c: char| {
+        format!(
+            "{}/{}/{}",
+            c.to_string().repeat(200),
+            c.to_string().repeat(200),
+            c.to_string().repeat(100)
+        )
+    };
+    let (la, lb) = (long('a'), long('b'));
+    let mut dfds = Vec::new();
+    for (sub, rel) in [("ld-a", &la), ("ld-b", &lb)] {
+        let parent = at(sub).join(rel);
+        let parent = parent.parent().expect("a parent");
+        fs::create_dir_all(parent).expect("long dirs");
+        let p = c(&at(sub));
+        // SAFETY: valid path.
+        let dfd = unsafe {
+            libc::open(
+                p.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        assert!(dfd >= 0);
+        dfds.push(dfd);
+    }
+    fs::write(at("ld-a").join(&la), b"l").expect("long file");
+
     let d = Daemon::start(
         "file-change",
         &["--only", "file", "--ring-size", "file=8MiB"],
@@ -179,6 +207,32 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
                 ("new_path", "r-c".into()),
             ],
         );
+        // Two ~500-byte relative paths from two directory fds: the record's names sit
+        // back to back (path, new_path, dir, new_dir), none over another.
+        let (a, b) = (cs(&la), cs(&lb));
+        let r = sys(libc::syscall(
+            libc::SYS_renameat,
+            dfds[0],
+            a.as_ptr(),
+            dfds[1],
+            b.as_ptr(),
+        ));
+        assert_eq!(r, 0);
+        call(
+            "rename",
+            "renameat",
+            r,
+            vec![
+                ("path", la.as_str().into()),
+                ("new_path", lb.as_str().into()),
+                ("dir", s(&at("ld-a"))),
+                ("new_dir", s(&at("ld-b"))),
+                ("new_path_changed", false.into()),
+            ],
+        );
+        for dfd in dfds {
+            libc::close(dfd);
+        }
         // chmod by path and by fd (the file named from the kernel).
         let p = c(&at("chmod-me"));
         let r = sys(libc::syscall(
