@@ -775,7 +775,8 @@ __noinline int rw_change_recheck(__u32 second, __u32 off)
 }
 
 /* Names the file at `fd` of the current task, or its working directory for AT_FDCWD,
- * into the record's names at byte `off` (0, or the first name's length). Returns the
+ * into the record's names at byte `off` (after the paths, and for the second after the
+ * first resolved name; clamped to RW_CHANGE_NAMES_OFF_MAX). Returns the
  * length with the RW_RESOLVE_* flags above RW_PACK_FLAGS_SHIFT, or RW_PACK_UNAVAILABLE
  * when the fd names no file. Global: verified once, not once per name. */
 __noinline int rw_change_name(long fd, __u32 off)
