@@ -31,8 +31,8 @@ pub const SPEC: Spec = Spec {
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,
-    // Records are sent variable-size: this is the largest, a change with two full
-    // resolved names (an open is at most size_of::<OpenEvent>() + RESOLVED_LEN).
+    // Records are sent variable-size: this is the largest, a change with two full paths
+    // and two full resolved names (an open is at most size_of::<OpenEvent>() + RESOLVED_LEN).
     record_size: size_of::<ChangeEvent>() + 2 * (PATH_LEN - 1) + 2 * RESOLVED_LEN,
     kinds: &[
         (kind::OPEN, "open"),
@@ -358,10 +358,10 @@ unsafe impl Plain for ChangeEvent {}
 /// A change's names after its fixed part: the two paths as passed, then the two names
 /// from the kernel, each clamped to what the record holds.
 pub struct ChangeNames<'a> {
-    pub path: &'a [u8],
+    pub path1: &'a [u8],
     pub path2: &'a [u8],
-    pub resolved: &'a [u8],
-    pub resolved2: &'a [u8],
+    pub r1: &'a [u8],
+    pub r2: &'a [u8],
 }
 
 pub fn change_names<'a>(e: &ChangeEvent, data: &'a [u8]) -> ChangeNames<'a> {
@@ -372,10 +372,10 @@ pub fn change_names<'a>(e: &ChangeEvent, data: &'a [u8]) -> ChangeNames<'a> {
         name
     };
     ChangeNames {
-        path: next(e.path_len),
+        path1: next(e.path_len),
         path2: next(e.path2_len),
-        resolved: next(e.resolved_len),
-        resolved2: next(e.resolved2_len),
+        r1: next(e.resolved_len),
+        r2: next(e.resolved2_len),
     }
 }
 
@@ -482,12 +482,7 @@ const RESOLVED: [&str; 6] = [
 /// the working directory); `resolved_path` the file of a call on an fd.
 fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), DecodeError> {
     let e: &ChangeEvent = view(data, k)?;
-    let ChangeNames {
-        path: path1,
-        path2,
-        resolved: r1,
-        resolved2: r2,
-    } = change_names(e, data);
+    let ChangeNames { path1, path2, r1, r2 } = change_names(e, data);
     let f = e.path_flags;
     let pf1 = f & 15;
     let pf2 = (f >> CHANGE_PATH2_SHIFT) & 15;
@@ -575,12 +570,7 @@ fn render_change(k: u32, data: &[u8], line: &mut impl Fields) -> Result<(), Deco
 /// The journal's line for a change: `unlink "/tmp/x" by "rm" pid=1 uid=0 dir="/root"`.
 fn change_summary(h: &Header, data: &[u8], b: &mut Vec<u8>) -> Result<u8, DecodeError> {
     let e: &ChangeEvent = view(data, h.kind)?;
-    let ChangeNames {
-        path: path1,
-        path2,
-        resolved: r1,
-        resolved2: r2,
-    } = change_names(e, data);
+    let ChangeNames { path1, path2, r1, r2 } = change_names(e, data);
     let fd_call = e.path_flags & CHANGE_R1_FILE != 0;
     match h.kind {
         kind::SYMLINK => {
