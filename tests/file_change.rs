@@ -21,6 +21,20 @@ fn cs(p: &str) -> CString {
     CString::new(p).expect("no NUL")
 }
 
+/// A directory fd for the *at calls.
+fn open_dir(p: &Path) -> libc::c_int {
+    let p = c(p);
+    // SAFETY: valid path.
+    let fd = unsafe {
+        libc::open(
+            p.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    assert!(fd >= 0, "open the directory");
+    fd
+}
+
 /// A raw syscall's result as the kernel gives it: the value, or -errno.
 fn sys(r: libc::c_long) -> i64 {
     if r < 0 {
@@ -49,17 +63,7 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
     let dir = common::temp_dir("file-change");
     let dirv = s(&dir);
     let at = |n: &str| dir.join(n);
-    let dirfd = {
-        let p = c(&dir);
-        // SAFETY: valid path.
-        unsafe {
-            libc::open(
-                p.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        }
-    };
-    assert!(dirfd >= 0);
+    let dirfd = open_dir(&dir);
     for n in ["chmod-me", "chown-me", "trunc-me", "link-src", "fd-file"] {
         fs::write(at(n), b"0123456789").expect("create");
     }
@@ -85,16 +89,7 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
         let parent = at(sub).join(rel);
         let parent = parent.parent().expect("a parent");
         fs::create_dir_all(parent).expect("long dirs");
-        let p = c(&at(sub));
-        // SAFETY: valid path.
-        let dfd = unsafe {
-            libc::open(
-                p.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        assert!(dfd >= 0);
-        dfds.push(dfd);
+        dfds.push(open_dir(&at(sub)));
     }
     fs::write(at("ld-a").join(&la), b"l").expect("long file");
 
