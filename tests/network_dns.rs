@@ -80,6 +80,8 @@ fn dotted(mut wire: &[u8]) -> String {
 
 const A_TEST: &[u8] = b"\x01a\x04test\x00";
 const SIX_TEST: &[u8] = b"\x03six\x04test\x00";
+/// Ten addresses: more than a record holds (RW_DNS_ADDRS, 8).
+const MANY_TEST: &[u8] = b"\x04many\x04test\x00";
 
 /// Answers what the client asks, by name and type: a.test A (two) and AAAA (one),
 /// six.test AAAA (one) and no answer to its other types, hi.test one A of class 0x8001,
@@ -123,6 +125,7 @@ fn serve(sock: UdpSocket, log: &Mutex<Log>) {
             (A_TEST, 28) => vec![v6("2001:db8::a")],
             (A_TEST, _) => vec![v4(1), v4(2)],
             (SIX_TEST, 28) => vec![v6("2001:db8::6")],
+            (MANY_TEST, _) => (10..20).map(v4).collect(),
             _ => Vec::new(),
         };
         let mut answers: Vec<Vec<u8>> = addrs
@@ -133,7 +136,7 @@ fn serve(sock: UdpSocket, log: &Mutex<Log>) {
             })
             .collect();
         match name {
-            A_TEST | SIX_TEST => {}
+            A_TEST | SIX_TEST | MANY_TEST => {}
             b"\x02hi\x04test\x00" => {
                 // Class 0x8001 (mDNS's cache-flush bit): no IN address, and no sign trouble.
                 let mut a = rr(1, &[192, 0, 2, 9]);
@@ -192,7 +195,7 @@ for qid, qname, qtype in ((0x1001, name(b"a", b"test"), 1), (0x1002, name(b"six"
                           (0x1003, name(b"nope", b"test"), 1), (0x1004, name(b"c.d", b"test"), 1),
                           (0x1005, name(b"cut", b"test"), 1),
                           (0x1006, name(b"x" * 63, b"y" * 63, b"z" * 63, b"w" * 61), 1),
-                          (0x1007, name(b"hi", b"test"), 1)):
+                          (0x1007, name(b"hi", b"test"), 1), (0x1008, name(b"many", b"test"), 1)):
     s.sendto(query(qid, qname, qtype), server)
     s.recv(512)
 bad = [
@@ -245,8 +248,8 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
     let me = u64::from(std::process::id());
 
     let dns = dns_of(&f.events, "dns", client);
-    // 7 queries and 6 whole responses, each seen by both sockets.
-    assert_eq!(dns.len(), 2 * (7 + 6), "{dns:#?}");
+    // 8 queries and 7 whole responses, each seen by both sockets.
+    assert_eq!(dns.len(), 2 * (8 + 7), "{dns:#?}");
     for e in &dns {
         let sent = e["direction"] == "sent";
         let client_side = e["daddr"] == SERVER;
@@ -308,6 +311,15 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
         }
     }
     assert_eq!(one(0x1005, "query").len(), 2);
+    // Ten addresses: the first eight, and the record says there were more.
+    let many = one(0x1008, "response");
+    assert_eq!(many.len(), 2, "{many:#?}");
+    let first8: Vec<String> = (10..18).map(|d| format!("192.0.2.{d}")).collect();
+    for e in many {
+        assert_eq!(e["qname"], "many.test.", "{e}");
+        assert_eq!(e["answers"], serde_json::json!(first8), "{e}");
+        assert_eq!(e["answers_partial"], true, "{e}");
+    }
 
     let bad = dns_of(&f.events, "dns_malformed", client);
     let mut reasons: Vec<(u64, &str)> = bad
