@@ -660,6 +660,18 @@ pub(super) fn inflate(name: &str, deflated: &[u8]) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Load(format!("inflating the {name} BPF object: {e:?}")))
 }
 
+/// The verifier's log for `program` as `RINGWARDEN_VERIFIER_LOG` asks (a developer's
+/// knob: the start is mostly verification): `stats` gives every program's time and
+/// instructions walked (level 4), a program's name its whole walk (levels 2 and 4).
+/// libbpf prints it at trace level (`RUST_LOG=libbpf=trace`).
+fn verifier_log_level(program: &str) -> Option<u32> {
+    match std::env::var("RINGWARDEN_VERIFIER_LOG").ok()?.as_str() {
+        "stats" => Some(4),
+        name if name == program => Some(2 | 4),
+        _ => None,
+    }
+}
+
 /// Opens and loads the object with only the programs `keep` accepts.
 fn open_load(
     family: Family,
@@ -674,6 +686,9 @@ fn open_load(
             || not_applicable(&p.section().to_string_lossy()).is_some()
         {
             p.set_autoload(false);
+        }
+        if let Some(level) = verifier_log_level(&name) {
+            p.set_log_level(level);
         }
     }
     let ring_size = opts.ring_size;
