@@ -143,37 +143,58 @@ struct cmp_ctx {
 #error "cmp_step masks a word's first bytes as its low ones"
 #endif
 
-/* Eight bytes a step: a callback run costs more than the compare (a byte a step took
- * ~250 ns of a rename's exit for its two short paths). */
+/* Sixty-four bytes a callback run, eight a word: each run is a call (with its return
+ * thunk), which costs more than its compare (at eight bytes a run, a 20-byte path took
+ * four runs). Most paths take one. No branch on what the words hold: the verifier walks
+ * one path through the words, not one per way out. */
 static long cmp_step(__u32 i, struct cmp_ctx *c)
 {
-	__u32 off = i * 8;
-	if (off >= c->n || off > RW_PATH_LEN - 8)
+	__u32 base = i * 64;
+	__u32 n = c->n;
+	if (base >= n || base > RW_PATH_LEN - 64)
 		return 1;
-	__u64 x, y;
-	__builtin_memcpy(&x, c->a + off, 8);
-	__builtin_memcpy(&y, c->b + off, 8);
-	__u32 left = c->n - off;
-	/* The last word's bytes past n are not compared: the reads do not clear them.
-	 * Little endian: the first bytes are the low ones. */
-	if (left < 8) {
-		__u64 keep = (1ULL << (left * 8)) - 1;
-		x &= keep;
-		y &= keep;
+	__u64 acc = 0;
+#pragma unroll
+	for (__u32 w = 0; w < 8; w++) {
+		__u32 off = base + w * 8;
+		if (off >= n)
+			break;
+		/* Plain 8-byte loads: a memcpy here is eight byte loads and shifts (the
+		 * paths need not be 8-aligned; the kernel allows unaligned loads of map
+		 * memory on the machines with efficient unaligned access this runs on). */
+		__u64 x = *(const __u64 *)(c->a + off);
+		__u64 y = *(const __u64 *)(c->b + off);
+		/* The last word's bytes past n are not compared: the reads do not clear
+		 * them. Little endian: the first bytes are the low ones. `partial` is 1 when
+		 * fewer than 8 bytes are left (left - 8 wraps), and the mask keeps `left`
+		 * bytes then, all eight otherwise. */
+		__u32 left = n - off;
+		__u32 partial = (left - 8) >> 31;
+		acc |= (x ^ y) & (~0ULL >> (partial * (64 - left * 8)));
 	}
-	if (x != y) {
+	if (acc) {
 		c->differ = 1;
 		return 1;
 	}
 	return 0;
 }
 
-/* Whether the first n bytes differ. A bpf_loop callback: a byte loop open-coded in each
- * of the three exit programs took ~60 ms of the daemon's start to verify. */
-static __always_inline bool differs(const char *a, const char *b, __u32 n)
+/* A path buffer, as the type of a global function's argument: the verifier lets the
+ * function read the type's size. */
+struct rw_path_bytes {
+	char s[RW_PATH_LEN];
+};
+
+/* Whether the first n bytes of a and b differ. A bpf_loop callback: a byte loop
+ * open-coded in each of the three exit programs took ~60 ms of the daemon's start to
+ * verify. Global: the verifier walks the callback until its states converge, and inlined
+ * it did so once for each state its callers reach (~20 passes in an open's exit). */
+__noinline int rw_differs(const struct rw_path_bytes *a, const struct rw_path_bytes *b, __u32 n)
 {
-	struct cmp_ctx c = { .a = a, .b = b, .n = n };
-	bpf_loop(RW_PATH_LEN / 8, cmp_step, &c, 0);
+	if (!a || !b)
+		return 1; /* never: the verifier asks a global to check */
+	struct cmp_ctx c = { .a = a->s, .b = b->s, .n = n };
+	bpf_loop(RW_PATH_LEN / 64, cmp_step, &c, 0);
 	return c.differ;
 }
 
@@ -325,7 +346,8 @@ static __always_inline __u32 recheck_path(char *out, __u64 user, const char *ent
 		bool changed = false;
 		if (f & RW_OPEN_PATH_UNREADABLE)
 			f = RW_OPEN_PATH_UNCHECKED;
-		else if (n != ent_len || differs(out, ent, n))
+		else if (n != ent_len || rw_differs((const struct rw_path_bytes *)out,
+						    (const struct rw_path_bytes *)ent, n))
 			changed = true;
 		if ((f & RW_OPEN_PATH_UNCHECKED) || changed) {
 			bpf_probe_read_kernel(out, RW_PATH_LEN, ent);
@@ -751,11 +773,16 @@ int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 #define RW_PACK_FLAGS_SHIFT 13
 #define RW_PACK_UNAVAILABLE (1 << 17)
 
-/* The exit copy of the first (second: 1) path against its entry copy, into the record's
- * names at byte `off` (0, or the first path's length), as open does: the entry copy wins
- * when they differ, flagged. Returns the length with the RW_OPEN_PATH_* flags above
- * RW_PACK_FLAGS_SHIFT. Global: verified once, not once per path. */
-__noinline int rw_change_recheck(__u32 second, __u32 off)
+/* The exit copies of the call's paths against their entry copies, back to back at the
+ * start of the record's names, as open does: an entry copy wins when they differ, flagged.
+ * Returns both lengths and their RW_OPEN_PATH_* flags packed (RW_RECHECK_*). Global:
+ * verified once, not once per exit; one call and one storage lookup for both paths. */
+#define RW_RECHECK_LEN_BITS 9 /* a length under RW_PATH_LEN */
+#define RW_RECHECK_HALF 13    /* a length and its 4 flag bits */
+#define RW_RECHECK_LEN_MASK ((1 << RW_RECHECK_LEN_BITS) - 1)
+_Static_assert(RW_PATH_LEN == 1 << RW_RECHECK_LEN_BITS, "a length fits its bits");
+
+__noinline int rw_change_recheck(void)
 {
 	struct change_start *s =
 		bpf_task_storage_get(&change_inflight, bpf_get_current_task_btf(), 0, 0);
@@ -764,14 +791,17 @@ __noinline int rw_change_recheck(__u32 second, __u32 off)
 	if (!s || !b)
 		return 0;
 	struct change_event *e = (struct change_event *)b->rec;
-	char *out = e->names + (off & (RW_PATH_LEN - 1));
-	const char *ent = second ? s->path2 : s->path;
-	__u64 user = second ? s->p2 : s->p1;
-	__u32 ent_len = second ? s->len2 : s->len1;
-	__u32 ent_pf = (second ? s->pf >> RW_CHANGE_PATH2_SHIFT : s->pf) & 15;
-	__u32 f = 0;
-	__u32 n = recheck_path(out, user, ent, ent_len, ent_pf, &f);
-	return (n & RW_PACK_LEN_MASK) | f << RW_PACK_FLAGS_SHIFT;
+	__u32 f1 = 0, f2 = 0, n1 = 0, n2 = 0;
+	if (s->paths & 1)
+		n1 = recheck_path(e->names, s->p1, s->path, s->len1, s->pf & 15, &f1) &
+		     RW_RECHECK_LEN_MASK;
+	if (s->paths & 2)
+		n2 = recheck_path(e->names + n1, s->p2, s->path2, s->len2,
+				  (s->pf >> RW_CHANGE_PATH2_SHIFT) & 15, &f2) &
+		     RW_RECHECK_LEN_MASK;
+	__u32 first = n1 | (f1 & 15) << RW_RECHECK_LEN_BITS;
+	__u32 second = n2 | (f2 & 15) << RW_RECHECK_LEN_BITS;
+	return first | second << RW_RECHECK_HALF;
 }
 
 /* Names the file at `fd` of the current task, or its working directory for AT_FDCWD,
@@ -886,18 +916,11 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 
 	/* The names back to back: path, path2, then the resolved ones. Each path is under
 	 * RW_PATH_LEN (read_path's length leaves out the NUL). */
-	__u32 pf1 = 0, pf2 = 0;
-	__u32 l1 = 0, l2 = 0;
-	if (s->paths & 1) {
-		int r = rw_change_recheck(0, 0);
-		l1 = (r & RW_PACK_LEN_MASK) & (RW_PATH_LEN - 1);
-		pf1 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
-	}
-	if (s->paths & 2) {
-		int r = rw_change_recheck(1, l1);
-		l2 = (r & RW_PACK_LEN_MASK) & (RW_PATH_LEN - 1);
-		pf2 = (r >> RW_PACK_FLAGS_SHIFT) & 15;
-	}
+	__u32 rc = s->paths ? rw_change_recheck() : 0;
+	__u32 l1 = rc & RW_RECHECK_LEN_MASK;
+	__u32 pf1 = (rc >> RW_RECHECK_LEN_BITS) & 15;
+	__u32 l2 = (rc >> RW_RECHECK_HALF) & RW_RECHECK_LEN_MASK;
+	__u32 pf2 = (rc >> (RW_RECHECK_HALF + RW_RECHECK_LEN_BITS)) & 15;
 	e->path_len = l1;
 	e->path2_len = l2;
 	__u32 flags = pf1 | pf2 << RW_CHANGE_PATH2_SHIFT;
