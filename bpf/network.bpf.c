@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Network family: TCP connect and accept, TCP and UDP bind, TCP listen from the syscall
- * tracepoints (the fd is resolved to its struct sock through the task's fd table), close
+ * tracepoints (the fd is resolved to its struct sock through the task's fd table, and the
+ * kernel's own socket taken where a hook names it: post_bind, SYN_SENT, LISTEN), close
  * from tp_btf/inet_sock_set_state.
  * No kprobes or fentry: they are not available everywhere ringwarden runs. */
 #include "vmlinux.h"
@@ -31,10 +32,17 @@ enum net_call {
 
 /* A connect, bind or listen in flight on a thread, from its syscall's enter to its exit. */
 struct net_inflight {
-	/* The struct sock the fd named at entry. The exit reports this socket, not whatever
-	 * the fd names by then: another thread may have dup2()ed a decoy over it while the
-	 * call ran (the call holds its own reference to the real one). */
+	/* The struct sock the fd named at entry. The exit reports this socket (unless the
+	 * kernel named its own: kernel_sk, bound_note), not whatever the fd names by then:
+	 * another thread may have dup2()ed a decoy over it while the call ran (the call
+	 * holds its own reference to the real one). */
 	__u64 sk;
+	/* The socket the kernel itself worked on, when the call passed a hook that names it
+	 * in this task: SYN_SENT for connect, LISTEN for listen (net_note_call_sk); 0 when
+	 * none did. The entry's fd lookup comes a moment before the kernel's own, so another
+	 * thread's dup2() in between makes `sk` a decoy; this one is the truth. */
+	__u64 kernel_sk;
+	__u64 ts; /* when the entry ran (boot clock): older notes are another call's */
 	__s32 fd;
 	__u32 addrlen; /* bytes of addr read from the caller */
 	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
@@ -333,6 +341,8 @@ static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u
 		a->addrlen = len;
 	struct socket *sock = fd_to_socket(fd);
 	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
+	a->kernel_sk = 0;
+	a->ts = bpf_ktime_get_boot_ns();
 	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
 	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
 	 * has completed, or its error), or fails (EALREADY, EISCONN). The call that started
@@ -359,6 +369,64 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 		return NULL;
 	}
 	return p;
+}
+
+/* The socket a successful bind bound, noted by the thread that bound it: cgroup/post_bind4
+ * and post_bind6 run in the binding task with the very socket the kernel bound. A cgroup
+ * program has no task storage on every kernel this runs on (6.1), so an LRU keyed by
+ * thread id, written moments before that thread's bind exit takes it: an entry pushed out
+ * (more threads between those two moments than it holds) leaves the exit with the socket
+ * of the entry, as without it. */
+struct bound_note {
+	__u64 sk;
+	__u64 ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct bound_note);
+} network_bound SEC(".maps");
+
+/* A cgroup socket program's context is the kernel's struct sock: its address is what the
+ * entry's fd lookup gave (net_inflight.sk). */
+static __always_inline int note_bound(struct bpf_sock *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct bound_note b = { .sk = (__u64)ctx, .ts = bpf_ktime_get_boot_ns() };
+	bpf_map_update_elem(&network_bound, &tid, &b, BPF_ANY);
+	return 1;
+}
+
+SEC("cgroup/post_bind4")
+int net_post_bind4(struct bpf_sock *ctx)
+{
+	return note_bound(ctx);
+}
+
+SEC("cgroup/post_bind6")
+int net_post_bind6(struct bpf_sock *ctx)
+{
+	return note_bound(ctx);
+}
+
+/* The socket the call worked on: the kernel's own when a hook named it during the call
+ * (`bound`: a successful bind's note; connect and listen: kernel_sk), else the one the fd
+ * named at entry. */
+static __always_inline __u64 call_sk(const struct net_inflight *p, bool bound)
+{
+	__u64 sk = p->kernel_sk;
+	if (bound) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct bound_note *b = bpf_map_lookup_elem(&network_bound, &tid);
+		if (b) {
+			if (b->ts >= p->ts)
+				sk = b->sk;
+			bpf_map_delete_elem(&network_bound, &tid);
+		}
+	}
+	return sk ? sk : p->sk;
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -406,14 +474,15 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
 	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
 		return 0;
-	/* No new attempt (see net_connect_enter), whatever it returned. */
-	if (p->busy)
+	/* No new attempt (see net_connect_enter), whatever it returned; unless the socket
+	 * the kernel connected was another than the entry's (kernel_sk). */
+	if (p->busy && !p->kernel_sk)
 		return 0;
 	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
 	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
 		return 0;
 	/* The socket the call was made on, whatever the fd names now. */
-	struct sock *sk = (struct sock *)p->sk;
+	struct sock *sk = (struct sock *)call_sk(p, false);
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -436,13 +505,13 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 
 /* bind and listen: the socket's local end as the kernel has it after the call (a port 0
  * bind reports the port chosen; a listen on an unbound socket, the one it bound), from
- * the socket the fd named at entry. A failed bind reports the sockaddr asked for. */
+ * the socket the call worked on (call_sk). A failed bind reports the sockaddr asked for. */
 static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 {
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;
-	struct sock *sk = (struct sock *)p->sk;
+	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND && ret == 0);
 	__u16 proto = 0;
 	__u16 family = inet_family(sk, &proto);
 	if (!family)
@@ -617,6 +686,17 @@ static __always_inline void net_syn_sent(const struct sock *sk)
 	p->tfo = 1;
 }
 
+/* The socket a connect (SYN_SENT) or listen (LISTEN) of this task's call in flight
+ * works on: these transitions run in the calling task, on the socket the kernel looked
+ * up (see net_inflight.kernel_sk). */
+static __always_inline void net_note_call_sk(const struct sock *sk, __u8 call)
+{
+	struct net_inflight *p =
+		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (p && p->active && p->call == call)
+		p->kernel_sk = (__u64)sk;
+}
+
 static __always_inline int on_accept(long ret)
 {
 	if (ret < 0)
@@ -660,8 +740,14 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	if (newstate == TCP_SYN_SENT) {
-		if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
 			net_syn_sent(sk);
+			net_note_call_sk(sk, NET_CALL_CONNECT);
+		}
+		return 0;
+	}
+	if (newstate == TCP_LISTEN) {
+		net_note_call_sk(sk, NET_CALL_LISTEN);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN)
