@@ -372,11 +372,12 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 }
 
 /* The socket a successful bind bound, noted by the thread that bound it: cgroup/post_bind4
- * and post_bind6 run in the binding task with the very socket the kernel bound. A cgroup
- * program has no task storage on every kernel this runs on (6.1), so an LRU keyed by
- * thread id, written moments before that thread's bind exit takes it: an entry pushed out
- * (more threads between those two moments than it holds) leaves the exit with the socket
- * of the entry, as without it. */
+ * and post_bind6 run in the binding task with the very socket the kernel bound (not for a
+ * port 0 bind with IP_BIND_ADDRESS_NO_PORT: the kernel runs them only once it has a port).
+ * A cgroup program has no task storage on every kernel this runs on (6.1), so an LRU keyed
+ * by thread id, written moments before that thread's bind exit takes it (every bind exit
+ * deletes its thread's note, so it holds little more than the binds under way): a note
+ * pushed out leaves the exit with the socket of the entry, as without it. */
 struct bound_note {
 	__u64 sk;
 	__u64 ts;
@@ -384,7 +385,7 @@ struct bound_note {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct bound_note);
 } network_bound SEC(".maps");
@@ -412,20 +413,24 @@ int net_post_bind6(struct bpf_sock *ctx)
 }
 
 /* The socket the call worked on: the kernel's own when a hook named it during the call
- * (`bound`: a successful bind's note; connect and listen: kernel_sk), else the one the fd
- * named at entry. */
-static __always_inline __u64 call_sk(const struct net_inflight *p, bool bound)
+ * (a bind's note, `bound` when the bind succeeded; connect and listen: kernel_sk), else
+ * the one the fd named at entry. A socket of the kernel's own (sk_kern_sock: the subflow
+ * of an MPTCP socket, the TCP socket under an SMC one) is not the caller's: the call's
+ * own socket is the entry's, which the protocol checks then judge as before. */
+static __always_inline __u64 call_sk(const struct net_inflight *p, bool bind, bool bound)
 {
 	__u64 sk = p->kernel_sk;
-	if (bound) {
+	if (bind) {
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
 		struct bound_note *b = bpf_map_lookup_elem(&network_bound, &tid);
 		if (b) {
-			if (b->ts >= p->ts)
+			if (bound && b->ts >= p->ts)
 				sk = b->sk;
 			bpf_map_delete_elem(&network_bound, &tid);
 		}
 	}
+	if (sk && BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk, sk_kern_sock))
+		sk = 0;
 	return sk ? sk : p->sk;
 }
 
@@ -482,7 +487,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
 		return 0;
 	/* The socket the call was made on, whatever the fd names now. */
-	struct sock *sk = (struct sock *)call_sk(p, false);
+	struct sock *sk = (struct sock *)call_sk(p, false, false);
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -511,7 +516,7 @@ static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;
-	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND && ret == 0);
+	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND, ret == 0);
 	__u16 proto = 0;
 	__u16 family = inet_family(sk, &proto);
 	if (!family)
@@ -896,12 +901,12 @@ int net_udp_create(struct bpf_sock *ctx)
 	return 1;
 }
 
-/* A record of `size` bytes for flow `f` of socket `us`, judged by the socket's owner and
- * reserved, zeroed, its header from the owner (zeroes when it is not known); NULL when it
- * is not to be sent (stopped, the daemon's own, filtered, or dropped: each counted where
- * it counts). Records are built in the ring, not on the stack: the stack is the limit
- * here (512 bytes for the whole chain of calls). Always inlined: `size` stays a constant
- * for the verifier. */
+/* A record of `size` bytes for flow `f` of a socket whose owner is `o` (`owned`: known),
+ * judged by that owner and reserved, zeroed, its header from the owner (zeroes when it is
+ * not known); NULL when it is not to be sent (stopped, the daemon's own, filtered, or
+ * dropped: each counted where it counts). Records are built in the ring, not on the
+ * stack: the stack is the limit here (512 bytes for the whole chain of calls). Always
+ * inlined: `size` stays a constant for the verifier. */
 static __always_inline void *udp_reserve(const struct net_owner *o, bool owned,
 					 const struct udp_slot *f, __u32 size, __u32 type)
 {
