@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Network family: TCP connect and accept, TCP and UDP bind, TCP listen from the syscall
  * tracepoints (the fd is resolved to its struct sock through the task's fd table, and the
- * kernel's own socket taken where a hook names it: post_bind, SYN_SENT, LISTEN), close
+ * kernel's own socket taken where a hook names it: pre-bind, SYN_SENT, LISTEN), close
  * from tp_btf/inet_sock_set_state.
  * No kprobes or fentry: they are not available everywhere ringwarden runs. */
 #include "vmlinux.h"
@@ -371,13 +371,14 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 	return p;
 }
 
-/* The socket a successful bind bound, noted by the thread that bound it: cgroup/post_bind4
- * and post_bind6 run in the binding task with the very socket the kernel bound (not for a
- * port 0 bind with IP_BIND_ADDRESS_NO_PORT: the kernel runs them only once it has a port).
- * A cgroup program has no task storage on every kernel this runs on (6.1), so an LRU keyed
- * by thread id, written moments before that thread's bind exit takes it (every bind exit
- * deletes its thread's note, so it holds little more than the binds under way): a note
- * pushed out leaves the exit with the socket of the entry, as without it. */
+/* The socket a bind works on, noted by the thread that binds: cgroup/bind4 and bind6,
+ * the kernel's pre-bind hooks, run in the binding task for every bind of an inet socket
+ * (failed ones and port 0 binds with IP_BIND_ADDRESS_NO_PORT included), with the very
+ * socket the kernel looked up. A cgroup program has no task storage on every kernel this
+ * runs on (6.1), so an LRU keyed by thread id, written moments before that thread's bind
+ * exit takes it (every bind exit deletes its thread's note, so it holds little more than
+ * the binds under way): a note pushed out leaves the exit with the socket of the entry,
+ * as without it. */
 struct bound_note {
 	__u64 sk;
 	__u64 ts;
@@ -390,41 +391,44 @@ struct {
 	__type(value, struct bound_note);
 } network_bound SEC(".maps");
 
-/* A cgroup socket program's context is the kernel's struct sock: its address is what the
- * entry's fd lookup gave (net_inflight.sk). */
-static __always_inline int note_bound(struct bpf_sock *ctx)
+/* ctx->sk is the kernel's struct sock: its address is what the entry's fd lookup gave
+ * (net_inflight.sk). 1: the bind goes on. */
+static __always_inline int note_bind(struct bpf_sock_addr *ctx)
 {
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return 1;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct bound_note b = { .sk = (__u64)ctx, .ts = bpf_ktime_get_boot_ns() };
+	struct bound_note b = { .sk = (__u64)sk, .ts = bpf_ktime_get_boot_ns() };
 	bpf_map_update_elem(&network_bound, &tid, &b, BPF_ANY);
 	return 1;
 }
 
-SEC("cgroup/post_bind4")
-int net_post_bind4(struct bpf_sock *ctx)
+SEC("cgroup/bind4")
+int net_bind4(struct bpf_sock_addr *ctx)
 {
-	return note_bound(ctx);
+	return note_bind(ctx);
 }
 
-SEC("cgroup/post_bind6")
-int net_post_bind6(struct bpf_sock *ctx)
+SEC("cgroup/bind6")
+int net_bind6(struct bpf_sock_addr *ctx)
 {
-	return note_bound(ctx);
+	return note_bind(ctx);
 }
 
 /* The socket the call worked on: the kernel's own when a hook named it during the call
- * (a bind's note, `bound` when the bind succeeded; connect and listen: kernel_sk), else
- * the one the fd named at entry. A socket of the kernel's own (sk_kern_sock: the subflow
+ * (`bind`: the bind's note; connect and listen: kernel_sk), else the one the fd named at
+ * entry. A socket of the kernel's own (sk_kern_sock: the subflow
  * of an MPTCP socket, the TCP socket under an SMC one) is not the caller's: the call's
  * own socket is the entry's, which the protocol checks then judge as before. */
-static __always_inline __u64 call_sk(const struct net_inflight *p, bool bind, bool bound)
+static __always_inline __u64 call_sk(const struct net_inflight *p, bool bind)
 {
 	__u64 sk = p->kernel_sk;
 	if (bind) {
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
 		struct bound_note *b = bpf_map_lookup_elem(&network_bound, &tid);
 		if (b) {
-			if (bound && b->ts >= p->ts)
+			if (b->ts >= p->ts)
 				sk = b->sk;
 			bpf_map_delete_elem(&network_bound, &tid);
 		}
@@ -487,7 +491,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
 		return 0;
 	/* The socket the call was made on, whatever the fd names now. */
-	struct sock *sk = (struct sock *)call_sk(p, false, false);
+	struct sock *sk = (struct sock *)call_sk(p, false);
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -516,7 +520,7 @@ static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;
-	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND, ret == 0);
+	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND);
 	__u16 proto = 0;
 	__u16 family = inet_family(sk, &proto);
 	if (!family)

@@ -124,6 +124,11 @@ fn every_bind_and_listen_is_one_event_with_the_kernels_local_end() {
 /// connected) that round:
 /// the event must name that socket's port, never the other's (unbound: 0).
 fn race(call: &str, protocol: &str) {
+    // bind_noport: a bind with IP_BIND_ADDRESS_NO_PORT, no port until the socket is used.
+    let (ty, noport) = match call {
+        "bind_noport" => ("bind", true),
+        c => (c, false),
+    };
     const ROUNDS: usize = 10_000;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = common::temp_dir(&format!("{call}-race"));
@@ -173,7 +178,7 @@ fn race(call: &str, protocol: &str) {
     let mut got: Vec<&Value> = f
         .events
         .iter()
-        .filter(|e| e["type"] == call && u(&e["pid"]) == pid && u(&e["tid"]) == tid)
+        .filter(|e| e["type"] == ty && u(&e["pid"]) == pid && u(&e["tid"]) == tid)
         .collect();
     got.sort_by_key(|e| u(&e["seq"]));
     assert_eq!(got.len(), ROUNDS, "one {call} event a round");
@@ -184,11 +189,20 @@ fn race(call: &str, protocol: &str) {
         // Exactly one of the two has a port: the one the kernel bound.
         assert!((t == 0) != (dport == 0), "one socket bound: {round:?}");
         decoy += usize::from(dport != 0);
-        assert_eq!(
-            e["sport"].as_i64(),
-            Some(t.max(dport)),
-            "the kernel's socket: {e} {round:?}"
-        );
+        if noport {
+            // The socket bound to 127.0.0.1 (the other has no address): still no port.
+            assert_eq!(
+                (e["saddr"].as_str(), e["sport"].as_i64()),
+                (Some("127.0.0.1"), Some(0)),
+                "the kernel's socket: {e} {round:?}"
+            );
+        } else {
+            assert_eq!(
+                e["sport"].as_i64(),
+                Some(t.max(dport)),
+                "the kernel's socket: {e} {round:?}"
+            );
+        }
         assert_eq!(e["fd"].as_i64(), Some(fd), "{e}");
         assert_eq!(e["protocol"], protocol, "{e}");
     }
@@ -200,6 +214,11 @@ fn race(call: &str, protocol: &str) {
 #[test]
 fn a_bind_raced_by_dup2_names_the_socket_the_kernel_bound() {
     race("bind", "udp");
+}
+
+#[test]
+fn a_bind_without_a_port_raced_by_dup2_names_the_socket_the_kernel_bound() {
+    race("bind_noport", "udp");
 }
 
 #[test]

@@ -6,7 +6,9 @@
 // the syscall's entry ran. Prints "TID X", then a line a round: "ret T's-port D's-port"
 // (an unbound socket's port is 0). C, not Python: two Python threads take turns on the
 // interpreter's lock and almost never race.
-// Usage: fd_race ROUNDS bind|listen|connect
+// bind_noport binds to 127.0.0.1 with IP_BIND_ADDRESS_NO_PORT: no port yet, so the line
+// says 1 for the socket bound to the address and 0 for the other, instead of ports.
+// Usage: fd_race ROUNDS bind|bind_noport|listen|connect
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <sched.h>
@@ -42,12 +44,17 @@ static void *swapper(void *arg)
 	return NULL;
 }
 
+static int noport;
+
+/* The socket's port; with noport, 1 when it is bound to an address. */
 static int port_of(int s)
 {
 	struct sockaddr_in a;
 	socklen_t l = sizeof(a);
 	if (getsockname(s, (struct sockaddr *)&a, &l))
 		return -1;
+	if (noport)
+		return a.sin_addr.s_addr != 0;
 	return ntohs(a.sin_port);
 }
 
@@ -55,6 +62,7 @@ int main(int argc, char **argv)
 {
 	int n = atoi(argv[1]);
 	int listen_call = !strcmp(argv[2], "listen"), connect_call = !strcmp(argv[2], "connect");
+	noport = !strcmp(argv[2], "bind_noport");
 	int type = listen_call || connect_call ? SOCK_STREAM : SOCK_DGRAM;
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_port = 0 };
 	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -68,7 +76,10 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, swapper, NULL);
 	printf("%ld %d\n", (long)syscall(SYS_gettid), X);
 	for (int i = 0; i < n; i++) {
-		int t = socket(AF_INET, type, 0), d = socket(AF_INET, type, 0);
+		int t = socket(AF_INET, type, 0), d = socket(AF_INET, type, 0), one = 1;
+		if (noport && (setsockopt(t, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) ||
+			       setsockopt(d, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one))))
+			return 1;
 		dup2(t, X);
 		atomic_store(&cur_d, d);
 		atomic_store(&cur_t, t);
