@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Network family: TCP connect and accept, TCP and UDP bind, TCP listen from the syscall
  * tracepoints (the fd is resolved to its struct sock through the task's fd table, and the
- * kernel's own socket taken where a hook names it: pre-bind, SYN_SENT, LISTEN), close
- * from tp_btf/inet_sock_set_state.
+ * kernel's own socket and sockaddr taken where a hook names them: pre-bind, pre-connect,
+ * SYN_SENT, LISTEN), close from tp_btf/inet_sock_set_state.
  * No kprobes or fentry: they are not available everywhere ringwarden runs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -42,12 +42,17 @@ struct net_inflight {
 	 * none did. The entry's fd lookup comes a moment before the kernel's own, so another
 	 * thread's dup2() in between makes `sk` a decoy; this one is the truth. */
 	__u64 kernel_sk;
+	/* The same from the pre-bind or pre-connect hook (call_note), taken at the exit; its
+	 * sockaddr then replaces `addr`. */
+	__u64 note_sk;
 	__u64 ts; /* when the entry ran (boot clock): older notes are another call's */
 	__s32 fd;
-	__u32 addrlen; /* bytes of addr read from the caller */
-	__u8 addr[28]; /* sizeof(struct sockaddr_in6) */
-	__u8 busy;     /* the socket had an attempt under way or done before the call */
-	__u8 active;   /* between connect()'s enter and exit */
+	__u32 addrlen; /* bytes of addr known */
+	/* The caller's sockaddr: as the entry read it from the caller's memory, until the
+	 * exit takes the kernel's own copy from the hook's note. sizeof(struct sockaddr_in6) */
+	__u8 addr[28];
+	__u8 busy;   /* the socket had an attempt under way or done before the call */
+	__u8 active; /* between connect()'s enter and exit */
 	/* A TCP Fast Open connect (sendto/sendmsg with MSG_FASTOPEN) entered SYN_SENT in this
 	 * task; the exit of syscall tfo_nr reports it. */
 	__u8 tfo;
@@ -342,6 +347,7 @@ static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u
 	struct socket *sock = fd_to_socket(fd);
 	a->sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
 	a->kernel_sk = 0;
+	a->note_sk = 0;
 	a->ts = bpf_ktime_get_boot_ns();
 	/* A connect on a socket past SS_UNCONNECTED starts no new attempt: it waits for or
 	 * collects the outcome of the one under way (returning 0 once a non-blocking connect
@@ -353,11 +359,122 @@ static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u
 	return a;
 }
 
-/* The entry its exit pairs with, taken; NULL when there is none for this call. */
+/* The socket and address a bind or connect works on, as the kernel has them: noted by
+ * its pre-call hooks (cgroup/bind4, bind6, connect4, connect6) on the v2 root, which run
+ * in the calling task with the very socket the kernel looked up and its own copy of the
+ * caller's sockaddr. The bind hooks run for every bind of an inet socket (failed ones and
+ * port 0 binds with IP_BIND_ADDRESS_NO_PORT included); the connect hooks for every new
+ * attempt (a socket unconnected and closed, a sockaddr long enough), before a route or a
+ * SYN. The entry's fd lookup and its read of the caller's memory come a moment before the
+ * kernel's: another thread can dup2() a decoy over the fd, or rewrite the sockaddr, in
+ * between.
+ * A cgroup program has no task storage on every kernel this runs on (6.1), so an LRU
+ * keyed by thread id, written moments before that thread's exit takes it (every bind and
+ * connect exit deletes its thread's note, so it holds little more than the calls under
+ * way): a note pushed out leaves the exit with the entry's socket and sockaddr, as
+ * without it. */
+struct call_note {
+	__u64 sk;
+	__u64 ts;
+	__u8 call; /* enum net_call */
+	__u8 pad[3];
+	__u8 addr[28]; /* the sockaddr as the kernel copied it, in sockaddr_in6 layout */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call_note);
+} network_call_note SEC(".maps");
+
+/* Notes ctx->sk (the kernel's struct sock: its address is what the entry's fd lookup
+ * gives, net_inflight.sk) and the sockaddr. `v6`: a bind6/connect6 hook (user_ip6 is
+ * readable there, user_ip4 only in the IPv4 ones). 1: the call goes on. */
+static __always_inline int note_call(struct bpf_sock_addr *ctx, __u8 call, bool v6)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return 1;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_note n = { .sk = (__u64)sk, .ts = bpf_ktime_get_boot_ns(), .call = call };
+	__u16 family = ctx->user_family;
+	__u32 port = ctx->user_port; /* network order in its first two bytes, as in sockaddr */
+	__builtin_memcpy(&n.addr[0], &family, 2);
+	__builtin_memcpy(&n.addr[2], &port, 2);
+	if (v6) {
+		/* One by one: the verifier takes no pointer arithmetic on the context. */
+		__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1];
+		__u32 w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
+		__builtin_memcpy(&n.addr[8], &w0, 4);
+		__builtin_memcpy(&n.addr[12], &w1, 4);
+		__builtin_memcpy(&n.addr[16], &w2, 4);
+		__builtin_memcpy(&n.addr[20], &w3, 4);
+	} else {
+		__u32 ip = ctx->user_ip4;
+		__builtin_memcpy(&n.addr[4], &ip, 4);
+	}
+	bpf_map_update_elem(&network_call_note, &tid, &n, BPF_ANY);
+	return 1;
+}
+
+SEC("cgroup/bind4")
+int net_bind4(struct bpf_sock_addr *ctx)
+{
+	return note_call(ctx, NET_CALL_BIND, false);
+}
+
+SEC("cgroup/bind6")
+int net_bind6(struct bpf_sock_addr *ctx)
+{
+	return note_call(ctx, NET_CALL_BIND, true);
+}
+
+SEC("cgroup/connect4")
+int net_connect4(struct bpf_sock_addr *ctx)
+{
+	return note_call(ctx, NET_CALL_CONNECT, false);
+}
+
+SEC("cgroup/connect6")
+int net_connect6(struct bpf_sock_addr *ctx)
+{
+	return note_call(ctx, NET_CALL_CONNECT, true);
+}
+
+/* The socket the call worked on: the kernel's own when a hook named it during the call
+ * (note_sk: the pre-bind or pre-connect hook; kernel_sk: SYN_SENT, LISTEN), else the one
+ * the fd named at entry. A socket of the kernel's own (sk_kern_sock: the subflow of an
+ * MPTCP socket, the TCP socket under an SMC one) is not the caller's: the call's own
+ * socket is the entry's, which the protocol checks then judge as before. */
+static __always_inline __u64 call_sk(const struct net_inflight *p)
+{
+	__u64 sk = p->note_sk ? p->note_sk : p->kernel_sk;
+	if (sk && BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk, sk_kern_sock))
+		sk = 0;
+	return sk ? sk : p->sk;
+}
+
+/* The entry its exit pairs with, taken; NULL when there is none for this call. A bind's
+ * or connect's note is taken with it, and deleted whoever's it is. */
 static __always_inline struct net_inflight *net_take(__u8 call)
 {
 	struct net_inflight *p =
 		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	if (call != NET_CALL_LISTEN) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct call_note *n = bpf_map_lookup_elem(&network_call_note, &tid);
+		if (n) {
+			/* This call's, when written after its entry by its own kind of hook. */
+			if (p && p->active && p->call == call && n->call == call &&
+			    n->ts >= p->ts) {
+				p->note_sk = n->sk;
+				__builtin_memcpy(p->addr, n->addr, sizeof(p->addr));
+				p->addrlen = sizeof(p->addr);
+			}
+			bpf_map_delete_elem(&network_call_note, &tid);
+		}
+	}
 	if (!p || !p->active)
 		return NULL;
 	p->active = 0;
@@ -371,73 +488,6 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 	return p;
 }
 
-/* The socket a bind works on, noted by the thread that binds: cgroup/bind4 and bind6,
- * the kernel's pre-bind hooks, run in the binding task for every bind of an inet socket
- * (failed ones and port 0 binds with IP_BIND_ADDRESS_NO_PORT included), with the very
- * socket the kernel looked up. A cgroup program has no task storage on every kernel this
- * runs on (6.1), so an LRU keyed by thread id, written moments before that thread's bind
- * exit takes it (every bind exit deletes its thread's note, so it holds little more than
- * the binds under way): a note pushed out leaves the exit with the socket of the entry,
- * as without it. */
-struct bound_note {
-	__u64 sk;
-	__u64 ts;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct bound_note);
-} network_bound SEC(".maps");
-
-/* ctx->sk is the kernel's struct sock: its address is what the entry's fd lookup gave
- * (net_inflight.sk). 1: the bind goes on. */
-static __always_inline int note_bind(struct bpf_sock_addr *ctx)
-{
-	struct bpf_sock *sk = ctx->sk;
-	if (!sk)
-		return 1;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct bound_note b = { .sk = (__u64)sk, .ts = bpf_ktime_get_boot_ns() };
-	bpf_map_update_elem(&network_bound, &tid, &b, BPF_ANY);
-	return 1;
-}
-
-SEC("cgroup/bind4")
-int net_bind4(struct bpf_sock_addr *ctx)
-{
-	return note_bind(ctx);
-}
-
-SEC("cgroup/bind6")
-int net_bind6(struct bpf_sock_addr *ctx)
-{
-	return note_bind(ctx);
-}
-
-/* The socket the call worked on: the kernel's own when a hook named it during the call
- * (`bind`: the bind's note; connect and listen: kernel_sk), else the one the fd named at
- * entry. A socket of the kernel's own (sk_kern_sock: the subflow
- * of an MPTCP socket, the TCP socket under an SMC one) is not the caller's: the call's
- * own socket is the entry's, which the protocol checks then judge as before. */
-static __always_inline __u64 call_sk(const struct net_inflight *p, bool bind)
-{
-	__u64 sk = p->kernel_sk;
-	if (bind) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct bound_note *b = bpf_map_lookup_elem(&network_bound, &tid);
-		if (b) {
-			if (b->ts >= p->ts)
-				sk = b->sk;
-			bpf_map_delete_elem(&network_bound, &tid);
-		}
-	}
-	if (sk && BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk, sk_kern_sock))
-		sk = 0;
-	return sk ? sk : p->sk;
-}
-
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -445,9 +495,9 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* The caller's sockaddr, when it is of the socket's family, as the peer (a failed
- * connect may have cleared it in the socket) or, `local`, the local end (a failed bind
- * leaves the socket unbound). */
+/* The caller's sockaddr (the kernel's copy where a hook noted it, see net_take), when it
+ * is of the socket's family, as the peer (a failed connect may have cleared it in the
+ * socket) or, `local`, the local end (a failed bind leaves the socket unbound). */
 static __always_inline void addr_from_args(struct net_event *e, const struct net_inflight *a,
 					   bool local)
 {
@@ -483,15 +533,20 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	/* Not a connection attempt: no socket, or a repeated connect on one in progress. */
 	if (ret == -RW_EBADF || ret == -RW_ENOTSOCK || ret == -RW_EALREADY || ret == -RW_EISCONN)
 		return 0;
-	/* No new attempt (see net_connect_enter), whatever it returned; unless the socket
-	 * the kernel connected was another than the entry's (kernel_sk). */
-	if (p->busy && !p->kernel_sk)
-		return 0;
-	/* connect(AF_UNSPEC) dissolves an association; it is no connection either. */
-	if (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)
+	/* A hook that named the kernel's socket says the call started a new attempt: the
+	 * pre-connect hook runs for each (not for connect(AF_UNSPEC), which dissolves an
+	 * association, nor on a socket past SS_UNCONNECTED), and a TCP connect that succeeds
+	 * or goes on in the background entered SYN_SENT in this call. Without either (no
+	 * hook attached, or the note pushed out), the entry judges: a busy socket (see
+	 * net_stash) or an AF_UNSPEC sockaddr starts nothing; and a success without SYN_SENT
+	 * was none, whatever the entry read (an AF_UNSPEC disconnect whose sockaddr another
+	 * thread rewrote after the entry read it). */
+	if (!p->note_sk && !p->kernel_sk &&
+	    (p->busy || ret == 0 || ret == -RW_EINPROGRESS ||
+	     (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)))
 		return 0;
 	/* The socket the call was made on, whatever the fd names now. */
-	struct sock *sk = (struct sock *)call_sk(p, false);
+	struct sock *sk = (struct sock *)call_sk(p);
 	__u16 family = tcp_family(sk);
 	if (!family)
 		return 0;
@@ -520,7 +575,7 @@ static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;
-	struct sock *sk = (struct sock *)call_sk(p, call == NET_CALL_BIND);
+	struct sock *sk = (struct sock *)call_sk(p);
 	__u16 proto = 0;
 	__u16 family = inet_family(sk, &proto);
 	if (!family)

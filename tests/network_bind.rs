@@ -2,12 +2,16 @@
 //! [::1], as root and as uid 65534 -> exactly one event per call, in order, whose local
 //! end is the socket's as the kernel bound it (a port 0 bind and a listen that binds on
 //! its own say the port the kernel chose), and failed calls with their errno and, for a
-//! bind, the address asked for. And the attack on the fd: binds, listens and connects
-//! raced by another thread's dup2() name the socket the kernel worked on.
+//! bind, the address asked for. And the attacks as uid 65534 (tests/attacks/fd_race.c):
+//! binds, listens and connects raced by another thread's dup2() name the socket the kernel
+//! worked on, connects refused before their SYN included; and failed binds and connects
+//! whose sockaddr another thread rewrites during the call report the address the kernel
+//! copied, not the one the caller's memory held a moment before.
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{Daemon, as_nobody, u};
@@ -119,28 +123,43 @@ fn every_bind_and_listen_is_one_event_with_the_kernels_local_end() {
     }
 }
 
-/// Runs tests/attacks/fd_race.c for `call` as uid 65534 under a network-only daemon and
-/// checks every event of the racing thread against the socket the kernel bound (or
-/// connected) that round:
-/// the event must name that socket's port, never the other's (unbound: 0).
-fn race(call: &str, protocol: &str) {
-    // bind_noport: a bind with IP_BIND_ADDRESS_NO_PORT, no port until the socket is used.
-    let (ty, noport) = match call {
-        "bind_noport" => ("bind", true),
-        c => (c, false),
-    };
-    const ROUNDS: usize = 10_000;
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = common::temp_dir(&format!("{call}-race"));
-    let bin = dir.join("fd_race");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/attacks/fd_race.c");
-    let built = Command::new("clang")
-        .args(["-O2", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(src)
-        .status()
-        .expect("run clang (scripts/prereqs.sh installs it)");
-    assert!(built.success(), "clang {src}");
+/// tests/attacks/fd_race.c, compiled once for every race of this file.
+fn fd_race() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = common::temp_dir("fd-race").join("fd_race");
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/attacks/fd_race.c");
+        let built = Command::new("clang")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(src)
+            .status()
+            .expect("run clang (scripts/prereqs.sh installs it)");
+        assert!(built.success(), "clang {src}");
+        bin
+    })
+}
+
+const ROUNDS: usize = 10_000;
+
+/// What one run of fd_race gave: the numbers of its first line, a line of numbers a
+/// round, and the events of type `ty` of its racing thread on the raced fd (the first
+/// line says the thread first and the fd last), in order.
+struct Race {
+    head: Vec<i64>,
+    rounds: Vec<Vec<i64>>,
+    events: Vec<Value>,
+}
+
+impl Race {
+    /// Asserts that every round gave one event.
+    fn one_a_round(&self, call: &str) {
+        assert_eq!(self.events.len(), ROUNDS, "one {call} event a round");
+    }
+}
+
+/// Runs fd_race `call` as uid 65534 under a network-only daemon, ROUNDS rounds.
+fn run_race(call: &str, ty: &str) -> Race {
     // A ring that holds the whole race (a connect round is four events: connect, accept
     // and two closes) even if the daemon gets no CPU meanwhile.
     let d = Daemon::start(
@@ -154,7 +173,7 @@ fn race(call: &str, protocol: &str) {
             "off",
         ],
     );
-    let child = as_nobody(bin.to_str().expect("utf-8 path"))
+    let child = as_nobody(fd_race().to_str().expect("utf-8 path"))
         .args([&ROUNDS.to_string(), call])
         .stdout(Stdio::piped())
         .spawn()
@@ -171,19 +190,43 @@ fn race(call: &str, protocol: &str) {
             .map(|w| w.parse::<i64>().expect("a number"))
             .collect::<Vec<_>>()
     });
-    let head = lines.next().expect("tid and fd");
-    let (tid, fd) = (head[0] as u64, head[1]);
+    let head = lines.next().expect("the first line");
+    let (tid, fd) = (head[0] as u64, head[head.len() - 1]);
     let rounds: Vec<Vec<i64>> = lines.collect();
     assert_eq!(rounds.len(), ROUNDS, "one line a round");
-    let mut got: Vec<&Value> = f
+    let mut events: Vec<Value> = f
         .events
-        .iter()
-        .filter(|e| e["type"] == ty && u(&e["pid"]) == pid && u(&e["tid"]) == tid)
+        .into_iter()
+        .filter(|e| {
+            e["type"] == ty
+                && u(&e["pid"]) == pid
+                && u(&e["tid"]) == tid
+                && e["fd"].as_i64() == Some(fd)
+        })
         .collect();
-    got.sort_by_key(|e| u(&e["seq"]));
-    assert_eq!(got.len(), ROUNDS, "one {call} event a round");
+    events.sort_by_key(|e| u(&e["seq"]));
+    Race {
+        head,
+        rounds,
+        events,
+    }
+}
+
+/// The dup2() race for `call`: checks every event of the racing thread against the
+/// socket the kernel bound (or connected) that round: the event must name that socket's
+/// port, never the other's (unbound: 0).
+fn race(call: &str, protocol: &str) {
+    // bind_noport: a bind with IP_BIND_ADDRESS_NO_PORT, no port until the socket is used.
+    let (ty, noport) = match call {
+        "bind_noport" => ("bind", true),
+        c => (c, false),
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run_race(call, ty);
+    r.one_a_round(call);
+    let fd = r.head[1];
     let mut decoy = 0;
-    for (e, round) in got.iter().zip(&rounds) {
+    for (e, round) in r.events.iter().zip(&r.rounds) {
         let (ret, t, dport) = (round[0], round[1], round[2]);
         assert_eq!(ret, 0, "every round's {call} succeeds: {round:?}");
         // Exactly one of the two has a port: the one the kernel bound.
@@ -210,7 +253,6 @@ fn race(call: &str, protocol: &str) {
     // after it): shown, not asserted; it depends on the machine.
     eprintln!("{call}: the decoy was the kernel's socket in {decoy} of {ROUNDS} rounds");
 }
-
 #[test]
 fn a_bind_raced_by_dup2_names_the_socket_the_kernel_bound() {
     race("bind", "udp");
@@ -229,4 +271,150 @@ fn a_listen_raced_by_dup2_names_the_socket_the_kernel_listens_on() {
 #[test]
 fn a_connect_raced_by_dup2_names_the_socket_the_kernel_connected() {
     race("connect", "tcp");
+}
+
+/// A connect that fails before any SYN (ENETUNREACH: an IPV6_V6ONLY socket asked for an
+/// IPv4-mapped peer) names the kernel's socket too: only the pre-connect hook sees it.
+#[test]
+fn a_connect_refused_before_its_syn_raced_by_dup2_names_the_kernels_socket() {
+    const ENETUNREACH: i64 = 101;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run_race("connect_v6only", "connect");
+    r.one_a_round("connect_v6only");
+    let fd = r.head[1];
+    let mut decoy = 0;
+    for (e, round) in r.events.iter().zip(&r.rounds) {
+        let (ret, t, d) = (round[0], round[1], round[2]);
+        // T (IPV6_V6ONLY) refuses the mapped address; D connects.
+        let kernels = match ret {
+            0 => d,
+            r if r == -ENETUNREACH => t,
+            _ => panic!("a connect that neither refused nor connected: {round:?}"),
+        };
+        decoy += usize::from(ret == 0);
+        assert_eq!(e["ret"].as_i64(), Some(ret), "{e} {round:?}");
+        assert_eq!(
+            e["sport"].as_i64(),
+            Some(kernels),
+            "the kernel's socket: {e} {round:?}"
+        );
+        assert_eq!(
+            (e["family"].as_str(), e["fd"].as_i64()),
+            (Some("ipv6"), Some(fd)),
+            "{e}"
+        );
+        if ret != 0 {
+            assert_eq!(e["daddr"], "::ffff:127.0.0.1", "{e}");
+            assert_eq!(e["daddr_from_args"], true, "{e}");
+        }
+    }
+    eprintln!("connect_v6only: the decoy was the kernel's socket in {decoy} of {ROUNDS} rounds");
+}
+
+/// A failed bind reports the address the kernel was asked for, not what the caller's
+/// memory said a moment before: another thread flips the sockaddr between port 0
+/// (bound) and a port another socket holds (EADDRINUSE) while the bind runs.
+#[test]
+fn a_bind_whose_sockaddr_is_rewritten_reports_the_address_the_kernel_used() {
+    const EADDRINUSE: i64 = 98;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run_race("bind_addr", "bind");
+    r.one_a_round("bind_addr");
+    let held = r.head[1];
+    let mut failed = 0;
+    for (e, round) in r.events.iter().zip(&r.rounds) {
+        let (ret, port) = (round[0], round[1]);
+        assert_eq!(e["ret"].as_i64(), Some(ret), "{e} {round:?}");
+        assert_eq!(e["saddr"], "127.0.0.1", "{e}");
+        if ret == 0 {
+            assert!(port > 0, "bound: {round:?}");
+            assert_eq!(e["sport"].as_i64(), Some(port), "{e} {round:?}");
+            assert_eq!(e["saddr_from_args"], false, "{e}");
+        } else {
+            assert_eq!(ret, -EADDRINUSE, "{round:?}");
+            failed += 1;
+            assert_eq!(
+                (e["sport"].as_i64(), &e["saddr_from_args"]),
+                (Some(held), &Value::Bool(true)),
+                "the port the kernel was asked for: {e} {round:?}"
+            );
+        }
+    }
+    eprintln!("bind_addr: {failed} of {ROUNDS} binds asked for the held port");
+}
+
+/// A failed connect reports the peer the kernel was asked for: another thread flips the
+/// sockaddr between a listener (connects), a closed port (ECONNREFUSED, after the SYN)
+/// and a multicast address (ENETUNREACH, before any SYN) while the connect runs.
+#[test]
+fn a_connect_whose_sockaddr_is_rewritten_reports_the_peer_the_kernel_used() {
+    const ECONNREFUSED: i64 = 111;
+    const ENETUNREACH: i64 = 101;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run_race("connect_addr", "connect");
+    r.one_a_round("connect_addr");
+    let (listening, closed) = (r.head[1], r.head[2]);
+    let mut outcomes = [0usize; 3];
+    for (e, round) in r.events.iter().zip(&r.rounds) {
+        let ret = round[0];
+        assert_eq!(e["ret"].as_i64(), Some(ret), "{e} {round:?}");
+        let (daddr, dport) = (e["daddr"].as_str(), e["dport"].as_i64());
+        match ret {
+            0 => {
+                outcomes[0] += 1;
+                assert_eq!((daddr, dport), (Some("127.0.0.1"), Some(listening)), "{e}");
+            }
+            r if r == -ECONNREFUSED => {
+                outcomes[1] += 1;
+                assert_eq!(
+                    (daddr, dport, &e["daddr_from_args"]),
+                    (Some("127.0.0.1"), Some(closed), &Value::Bool(true)),
+                    "the peer the kernel was asked for: {e} {round:?}"
+                );
+            }
+            r if r == -ENETUNREACH => {
+                outcomes[2] += 1;
+                // The port may be either: the kernel copies the sockaddr in pieces of
+                // its own choosing, so a copy may mix two of the writer's values.
+                assert_eq!(
+                    (daddr, &e["daddr_from_args"]),
+                    (Some("224.0.0.1"), &Value::Bool(true)),
+                    "the peer the kernel was asked for: {e} {round:?}"
+                );
+            }
+            _ => panic!("an outcome none of the addresses gives: {round:?}"),
+        }
+    }
+    eprintln!("connect_addr: connected, refused, unreachable: {outcomes:?} of {ROUNDS}");
+}
+
+/// connect(AF_UNSPEC) is no connection, and a real connect is one, whatever the caller's
+/// memory said when the entry read it: another thread flips the sockaddr's family
+/// between AF_INET (the listener) and AF_UNSPEC while the connect runs. Exactly the
+/// rounds whose socket got a peer are connect events.
+#[test]
+fn a_connect_whose_family_is_rewritten_is_reported_as_the_kernel_took_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = run_race("connect_unspec", "connect");
+    let listening = r.head[1];
+    let connected = r.rounds.iter().filter(|round| round[1] == 1).count();
+    for round in &r.rounds {
+        assert_eq!(
+            round[0], 0,
+            "a connect to the listener or a disconnect: {round:?}"
+        );
+    }
+    assert_eq!(
+        r.events.len(),
+        connected,
+        "one event a connection, none a disconnect"
+    );
+    for e in &r.events {
+        assert_eq!(
+            (e["ret"].as_i64(), e["daddr"].as_str(), e["dport"].as_i64()),
+            (Some(0), Some("127.0.0.1"), Some(listening)),
+            "{e}"
+        );
+    }
+    eprintln!("connect_unspec: {connected} of {ROUNDS} rounds connected");
 }
