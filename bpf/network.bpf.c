@@ -1183,12 +1183,13 @@ __noinline __u32 rw_dns_parse(struct __sk_buff *skb, __u32 off, __u32 len, struc
 	return 0;
 }
 
-/* A dns (or dns_malformed) record for the datagram of `skb` whose payload is at `off`,
- * of flow `f`, judged by the socket's owner `o` (as rw_udp_emit's); `how` says whether
- * the owner is known and the datagram was sent (the five arguments a global allows). */
+/* rw_dns_emit's `how`: the owner is known; the datagram was sent. */
 #define DNS_EMIT_OWNED 1
 #define DNS_EMIT_EGRESS 2
 
+/* A dns (or dns_malformed) record for the datagram of `skb` whose payload is at `off`,
+ * of flow `f`, judged by the socket's owner `o` (as rw_udp_emit's); `how` says whether
+ * the owner is known and the datagram was sent (the five arguments a global allows). */
 __noinline int rw_dns_emit(struct __sk_buff *skb, const struct net_owner *o, __u32 how,
 			   const struct udp_slot *f, __u32 off)
 {
