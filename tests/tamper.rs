@@ -11,6 +11,7 @@ use std::fs;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use common::maps::{daemon_maps, map};
 use common::{Daemon, Finished, gettid, u};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, RingBufferBuilder};
 use serde_json::Value;
@@ -22,32 +23,6 @@ const STOPPED: u32 = 1;
 /// print what they measured): on a busy 2-core host a tick can come late, and what they
 /// prove is that the change is raised exactly once and undone, not how fast.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Every map the daemon `pid` holds an fd of, by the ids in its /proc fdinfo; so only
-/// this test's daemon, whatever other daemons run at the same time.
-fn daemon_maps(pid: u32) -> Vec<(String, MapHandle)> {
-    let mut ids = HashSet::new();
-    for e in fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the daemon's fdinfo") {
-        let text = fs::read_to_string(e.expect("fdinfo entry").path()).unwrap_or_default();
-        if let Some(id) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("map_id:"))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-        {
-            ids.insert(id);
-        }
-    }
-    ids.into_iter()
-        .filter_map(|id| MapHandle::from_map_id(id).ok())
-        .map(|m| (m.name().to_string_lossy().into_owned(), m))
-        .collect()
-}
-
-fn map(maps: &[(String, MapHandle)], name: &str) -> MapHandle {
-    let found: Vec<_> = maps.iter().filter(|(n, _)| n == name).collect();
-    assert_eq!(found.len(), 1, "the daemon holds one map {name}");
-    MapHandle::try_from(&found[0].1).expect("dup map fd")
-}
 
 /// `struct rw_config`'s first two members: self_tgid, flags.
 fn config(m: &MapHandle) -> (u32, u32, Vec<u8>) {

@@ -2,6 +2,7 @@
 //! Tests filter events by the pids/tids they spawn: the whole machine reaches the programs.
 #![allow(dead_code)]
 
+pub mod maps;
 pub mod obs;
 
 use std::fs;
