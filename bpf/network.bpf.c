@@ -33,7 +33,7 @@ enum net_call {
 /* A connect, bind or listen in flight on a thread, from its syscall's enter to its exit. */
 struct net_inflight {
 	/* The struct sock the fd named at entry. The exit reports this socket (unless the
-	 * kernel named its own: kernel_sk, bound_note), not whatever the fd names by then:
+	 * kernel named its own: kernel_sk, note_sk), not whatever the fd names by then:
 	 * another thread may have dup2()ed a decoy over it while the call ran (the call
 	 * holds its own reference to the real one). */
 	__u64 sk;
@@ -368,11 +368,14 @@ static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u
  * SYN. The entry's fd lookup and its read of the caller's memory come a moment before the
  * kernel's: another thread can dup2() a decoy over the fd, or rewrite the sockaddr, in
  * between.
- * A cgroup program has no task storage on every kernel this runs on (6.1), so an LRU
- * keyed by thread id, written moments before that thread's exit takes it (every bind and
- * connect exit deletes its thread's note, so it holds little more than the calls under
- * way): a note pushed out leaves the exit with the entry's socket and sockaddr, as
- * without it. */
+ * A cgroup program has no task storage (not even on 6.18), so a table keyed by thread
+ * id, written moments before that thread's exit takes it: every bind and connect exit
+ * deletes its thread's note, and a thread's exit deletes the one a hook left that no such
+ * exit followed (a Fast Open send, io_uring, a kernel_connect), so it holds at most one
+ * note per live thread. A hash, not an LRU: nobody's burst of calls can push out another
+ * call's note. When it is full (16,384 threads inside a bind or connect at once, say
+ * blocked in connect()), the hook's note is counted as untracked and that call's exit
+ * falls back to the entry's socket and sockaddr. */
 struct call_note {
 	__u64 sk;
 	__u64 ts;
@@ -382,11 +385,11 @@ struct call_note {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct call_note);
-} network_call_note SEC(".maps");
+} network_notes SEC(".maps");
 
 /* Notes ctx->sk (the kernel's struct sock: its address is what the entry's fd lookup
  * gives, net_inflight.sk) and the sockaddr. `v6`: a bind6/connect6 hook (user_ip6 is
@@ -398,7 +401,8 @@ static __always_inline int note_call(struct bpf_sock_addr *ctx, __u8 call, bool 
 		return 1;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_note n = { .sk = (__u64)sk, .ts = bpf_ktime_get_boot_ns(), .call = call };
-	__u16 family = ctx->user_family;
+	/* A full 4-byte load: the verifier refuses a narrower one of user_family. */
+	__u32 family = *(volatile __u32 *)&ctx->user_family;
 	__u32 port = ctx->user_port; /* network order in its first two bytes, as in sockaddr */
 	__builtin_memcpy(&n.addr[0], &family, 2);
 	__builtin_memcpy(&n.addr[2], &port, 2);
@@ -414,7 +418,8 @@ static __always_inline int note_call(struct bpf_sock_addr *ctx, __u8 call, bool 
 		__u32 ip = ctx->user_ip4;
 		__builtin_memcpy(&n.addr[4], &ip, 4);
 	}
-	bpf_map_update_elem(&network_call_note, &tid, &n, BPF_ANY);
+	if (bpf_map_update_elem(&network_notes, &tid, &n, BPF_ANY))
+		RW_COUNT_UNTRACKED(network);
 	return 1;
 }
 
@@ -442,6 +447,15 @@ int net_connect6(struct bpf_sock_addr *ctx)
 	return note_call(ctx, NET_CALL_CONNECT, true);
 }
 
+/* A thread's note dies with it (see call_note). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(net_thread_exit, struct task_struct *t)
+{
+	__u32 tid = t->pid;
+	bpf_map_delete_elem(&network_notes, &tid);
+	return 0;
+}
+
 /* The socket the call worked on: the kernel's own when a hook named it during the call
  * (note_sk: the pre-bind or pre-connect hook; kernel_sk: SYN_SENT, LISTEN), else the one
  * the fd named at entry. A socket of the kernel's own (sk_kern_sock: the subflow of an
@@ -463,7 +477,7 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
 	if (call != NET_CALL_LISTEN) {
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct call_note *n = bpf_map_lookup_elem(&network_call_note, &tid);
+		struct call_note *n = bpf_map_lookup_elem(&network_notes, &tid);
 		if (n) {
 			/* This call's, when written after its entry by its own kind of hook. */
 			if (p && p->active && p->call == call && n->call == call &&
@@ -472,7 +486,7 @@ static __always_inline struct net_inflight *net_take(__u8 call)
 				__builtin_memcpy(p->addr, n->addr, sizeof(p->addr));
 				p->addrlen = sizeof(p->addr);
 			}
-			bpf_map_delete_elem(&network_call_note, &tid);
+			bpf_map_delete_elem(&network_notes, &tid);
 		}
 	}
 	if (!p || !p->active)
@@ -537,18 +551,20 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	 * pre-connect hook runs for each (not for connect(AF_UNSPEC), which dissolves an
 	 * association, nor on a socket past SS_UNCONNECTED), and a TCP connect that succeeds
 	 * or goes on in the background entered SYN_SENT in this call. Without either (no
-	 * hook attached, or the note pushed out), the entry judges: a busy socket (see
-	 * net_stash) or an AF_UNSPEC sockaddr starts nothing; and a success without SYN_SENT
-	 * was none, whatever the entry read (an AF_UNSPEC disconnect whose sockaddr another
-	 * thread rewrote after the entry read it). */
-	if (!p->note_sk && !p->kernel_sk &&
-	    (p->busy || ret == 0 || ret == -RW_EINPROGRESS ||
-	     (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)))
+	 * hook attached, or no room for its note), the entry judges: a busy socket (see
+	 * net_stash) or an AF_UNSPEC sockaddr starts nothing; and a success whose socket
+	 * has no peer was none, whatever the entry read (an AF_UNSPEC disconnect whose
+	 * sockaddr another thread rewrote after the entry read it). */
+	bool named = p->note_sk || p->kernel_sk;
+	if (!named && (p->busy || (p->addrlen >= 2 && p->addr[0] == 0 && p->addr[1] == 0)))
 		return 0;
 	/* The socket the call was made on, whatever the fd names now. */
 	struct sock *sk = (struct sock *)call_sk(p);
 	__u16 family = tcp_family(sk);
 	if (!family)
+		return 0;
+	if (!named && (ret == 0 || ret == -RW_EINPROGRESS) &&
+	    !BPF_CORE_READ(sk, __sk_common.skc_dport))
 		return 0;
 	struct net_event ev;
 	fill_body(&ev, sk, family);

@@ -418,3 +418,61 @@ fn a_connect_whose_family_is_rewritten_is_reported_as_the_kernel_took_it() {
     }
     eprintln!("connect_unspec: {connected} of {ROUNDS} rounds connected");
 }
+
+/// A hook that no bind or connect exit follows leaves its thread's note (here a TCP Fast
+/// Open send, which connects from inside sendto); the thread's exit takes it. 300 threads
+/// as uid 65534 each make such a send and exit: none of their tids is left in the table,
+/// while the note of the thread that made one and lives on is still there.
+#[test]
+fn the_notes_of_threads_that_are_gone_are_gone() {
+    const THREADS: usize = 300;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("network-notes", &["--only", "network"]);
+    let mut child = as_nobody(PYTHON)
+        .args([
+            "-c",
+            r#"
+import json, socket, sys, threading
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1024)
+tids = []
+def send():
+    tids.append(threading.get_native_id())
+    s = socket.socket()
+    s.sendto(b"x", socket.MSG_FASTOPEN, l.getsockname())
+    s.close()
+for _ in range(int(sys.argv[1])):
+    t = threading.Thread(target=send)
+    t.start()
+    t.join()
+send()  # this thread lives on
+print(json.dumps({"gone": tids[:-1], "alive": tids[-1]}), flush=True)
+sys.stdin.readline()
+"#,
+            &THREADS.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python as nobody");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("the tids");
+    let r: Value = serde_json::from_str(&line).expect("JSON");
+    let notes = common::maps::map(&common::maps::daemon_maps(d.pid()), "network_notes");
+    let keys: Vec<u64> = libbpf_rs::MapCore::keys(&notes)
+        .map(|k| u64::from(u32::from_ne_bytes(k[..4].try_into().expect("a u32 key"))))
+        .collect();
+    drop(child.stdin.take());
+    assert!(child.wait().expect("python").success());
+    let gone: Vec<u64> = r["gone"].as_array().expect("tids").iter().map(u).collect();
+    assert_eq!(gone.len(), THREADS);
+    let left = gone.iter().filter(|t| keys.contains(t)).count();
+    assert_eq!(left, 0, "notes of threads that exited");
+    assert!(keys.contains(&u(&r["alive"])), "the live thread's note");
+    d.stop().assert_exact();
+}
