@@ -62,6 +62,8 @@ Options for run (each overrides the configuration file):
       --metrics-listen ADDR    serve Prometheus metrics at http://ADDR/metrics (IP:PORT, e.g.
                                127.0.0.1:9731), or off [default: off]
       --metrics-allow-remote   allow a --metrics-listen address that is not loopback
+      --program-stats          turn on the kernel's BPF run statistics and show each
+                               program's runs and time ([metrics] program_stats)
       --control-socket PATH    Unix socket for `ringwarden status`, or off
                                [default: /run/ringwarden/control.sock]
       --no-context             events carry only their records' fields: no exe, ancestors,
@@ -505,6 +507,14 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                     ));
                 }
                 ov.metrics_allow_remote = true;
+            }
+            "--program-stats" => {
+                if inline.is_some() {
+                    return Err(usage(
+                        "--program-stats takes no value; give it or leave it out".into(),
+                    ));
+                }
+                ov.program_stats = true;
             }
             "--no-context" => {
                 if inline.is_some() {

@@ -30,6 +30,8 @@ pub struct Overrides {
     /// `Some(None)`: --metrics-listen off.
     pub metrics_listen: Option<Option<SocketAddr>>,
     pub metrics_allow_remote: bool,
+    /// `--program-stats`: `[metrics] program_stats = true`.
+    pub program_stats: bool,
     pub control_socket: Option<Option<PathBuf>>,
     pub filter: super::filter::FilterOverrides,
     /// `--no-context`: `[context] enabled = false` whatever the file says.
@@ -109,6 +111,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
         s.metrics.listen = m;
     }
     s.metrics.allow_remote |= ov.metrics_allow_remote;
+    s.metrics.program_stats |= ov.program_stats;
     if let Some(c) = &ov.control_socket {
         s.control.socket = c.clone();
     }

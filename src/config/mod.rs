@@ -75,6 +75,9 @@ pub struct MetricsSettings {
     /// (lowercase). Non-empty: `Host` is checked on any listener, not only on loopback.
     pub allow_hosts: Vec<String>,
     pub textfile: Option<PathBuf>,
+    /// Turn on the kernel's BPF run-time statistics and export each program's runs and
+    /// time (they cost every program run two clock reads).
+    pub program_stats: bool,
 }
 
 /// `[control]`: the socket `ringwarden status` asks.
@@ -670,6 +673,11 @@ allow_remote = {ar}
 # The same metrics for node_exporter's textfile collector, rewritten atomically every
 # second (a *.prom file; removed when the daemon stops). Off without this key.
 # textfile = "/var/lib/prometheus/node-exporter/ringwarden.prom"
+# Each BPF program's runs and time (ebpf_program_runs_total,
+# ebpf_program_run_seconds_total; `ringwarden status` lists them by cost), from the
+# kernel's run-time statistics, which this turns on while the daemon runs: they add two
+# clock reads (~20-40 ns) to every run of every BPF program on the host.
+program_stats = false
 
 [control]
 # Unix socket `ringwarden status` asks (mode 0600, its directory created 0755 if
@@ -861,7 +869,7 @@ table! {
 }
 
 table! {
-    struct RawMetrics { listen, allow_remote, allow_hosts, textfile }
+    struct RawMetrics { listen, allow_remote, allow_hosts, textfile, program_stats }
 }
 
 table! {
@@ -1288,6 +1296,9 @@ impl Doc<'_> {
                 ));
             }
             m.textfile = Some(p);
+        }
+        if let Some(v) = &r.program_stats {
+            m.program_stats = self.boolean(v, "metrics.program_stats")?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::family::filter::Filters;
 use crate::output::Throttle;
 use std::cell::{LazyCell, RefCell};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ use crate::systemd::notify::{self, Notifier};
 use crate::units::{fmt_size, human};
 use reload::Action;
 use ring::{BUDGET, Books, Drained, Pipeline, Ring, make_ring, shutdown, stats_line};
-use snapshot::{Program, ProgramState, Snapshot};
+use snapshot::{Program, ProgramState, RunStats, Snapshot};
 
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
 const TICK: Duration = Duration::from_secs(1);
@@ -266,6 +266,9 @@ struct Daemon {
     throttle: throttle::Tracker,
     /// Process context is kept (from the start: a reload changes it at the next start).
     context_on: bool,
+    /// `[metrics] program_stats`: the fd that keeps the kernel's run-time statistics on,
+    /// and since when.
+    program_stats: Option<(OwnedFd, Instant)>,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -314,12 +317,36 @@ impl Daemon {
             filters: None,
             throttle: throttle::Tracker::default(),
             context_on,
+            program_stats: None,
         })
+    }
+
+    /// Keeps the kernel's run-time statistics on while `[metrics] program_stats` says so
+    /// (closing the fd turns them off, unless something else holds them on).
+    fn set_program_stats(&mut self) {
+        let want = self.opts.settings.metrics.program_stats;
+        match (&self.program_stats, want) {
+            (None, true) => match family::loader::enable_run_stats() {
+                Ok(fd) => {
+                    info!("program run statistics on (BPF_ENABLE_STATS)");
+                    self.program_stats = Some((fd, Instant::now()));
+                }
+                Err(e) => warn!(
+                    "program_stats: the kernel's run statistics could not be turned on: {e}; no per-program costs are shown"
+                ),
+            },
+            (Some(_), false) => {
+                self.program_stats = None;
+                info!("program run statistics off");
+            }
+            _ => {}
+        }
     }
 
     /// Every configured family; one that cannot load is logged and left out. Errors
     /// only when no program at all could be attached.
     fn load_families(&mut self) -> Result<(), RunError> {
+        self.set_program_stats();
         self.load_filters()?;
         for family in self.loaded_families() {
             if let Err(e) = self.enable(family) {
@@ -986,6 +1013,7 @@ impl Daemon {
             self.apply(a);
         }
         self.set_filters(&rules);
+        self.set_program_stats();
     }
 
     /// SIGHUP with other rules: written whole, then switched to at once; the rules in
@@ -1131,6 +1159,11 @@ impl Daemon {
                         section: p.section.clone(),
                         state,
                         reason,
+                        runs: self
+                            .program_stats
+                            .as_ref()
+                            .and_then(|_| r.loaded.run_stats(&p.name))
+                            .map(|(runs, ns)| RunStats { runs, ns }),
                     }
                 })
             })
@@ -1160,6 +1193,7 @@ impl Daemon {
                     forgotten: c.forgotten,
                 })
             },
+            program_stats_for: self.program_stats.as_ref().map(|(_, t)| t.elapsed()),
         }
     }
 

@@ -121,6 +121,16 @@ pub struct Program {
     pub state: ProgramState,
     /// Why it failed or is not applicable.
     pub reason: Option<String>,
+    /// The kernel's run statistics, with `[metrics] program_stats` (`None` without).
+    pub runs: Option<RunStats>,
+}
+
+/// How often a program ran and how long, as the kernel counts them while its run-time
+/// statistics are on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub runs: u64,
+    pub ns: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -141,6 +151,8 @@ pub struct Snapshot {
     pub losses: Vec<Loss>,
     /// The process context's tables (`None`: `--no-context`).
     pub context: Option<ContextStats>,
+    /// How long the kernel's run-time statistics have been on (`None`: off).
+    pub program_stats_for: Option<Duration>,
 }
 
 /// The context tables' numbers at one moment.
@@ -234,6 +246,10 @@ impl Snapshot {
                     po.str("family", p.family);
                     po.str("attach", &p.section);
                     po.bool("attached", p.state == ProgramState::Attached);
+                    if let Some(r) = p.runs {
+                        po.u64("runs", r.runs);
+                        po.u64("run_ns", r.ns);
+                    }
                     match (p.state, &p.reason) {
                         (ProgramState::Failed, Some(e)) => po.str("error", e),
                         (ProgramState::NotApplicable, Some(why)) => po.str("not_applicable", why),
@@ -242,6 +258,9 @@ impl Snapshot {
                 });
             }
         });
+        if let Some(d) = self.program_stats_for {
+            l.u64("program_stats_ms", d.as_millis() as u64);
+        }
         l.object("program_counts", |o| {
             for st in ProgramState::ALL {
                 o.u64(st.name(), self.programs_in(st) as u64);
@@ -372,6 +391,10 @@ pub(crate) mod tests {
                     section: "tracepoint/syscalls/sys_enter_openat".into(),
                     state: ProgramState::Attached,
                     reason: None,
+                    runs: Some(RunStats {
+                        runs: 1000,
+                        ns: 250_000,
+                    }),
                 },
                 Program {
                     family: "anomaly",
@@ -379,6 +402,7 @@ pub(crate) mod tests {
                     section: "tracepoint/syscalls/sys_enter_init_module".into(),
                     state: ProgramState::NotApplicable,
                     reason: Some("no module support".into()),
+                    runs: None,
                 },
                 Program {
                     family: "network",
@@ -386,6 +410,7 @@ pub(crate) mod tests {
                     section: "tracepoint/syscalls/sys_exit_connect".into(),
                     state: ProgramState::Failed,
                     reason: Some("attach: \"EPERM\"".into()),
+                    runs: None,
                 },
             ],
             sink_errors: 4,
@@ -423,6 +448,7 @@ pub(crate) mod tests {
                 forgotten: 0,
                 late: 0,
             }),
+            program_stats_for: Some(Duration::from_secs(10)),
         }
     }
 

@@ -5,7 +5,7 @@ use super::Family;
 use crate::sys;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, Object, ObjectBuilder, OpenObject};
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Why a family, one of its maps or its ring could not be had. Runtime errors (exit 1):
 /// at start a family that cannot load is logged and left out.
@@ -78,6 +78,8 @@ pub struct Loaded {
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     links: Vec<Link>,
+    /// The attached programs' own fds (by name), for their run-time statistics.
+    prog_fds: Vec<(String, OwnedFd)>,
 }
 
 /// Family settings written into its maps after load.
@@ -181,6 +183,14 @@ impl Loaded {
 
     pub fn attached(&self) -> usize {
         self.links.len()
+    }
+
+    /// The kernel's run statistics of the attached program `name`: (runs, ns spent),
+    /// counted while run-time statistics are on (see [`enable_run_stats`]); `None` when
+    /// the kernel could not tell.
+    pub fn run_stats(&self, name: &str) -> Option<(u64, u64)> {
+        let (_, fd) = self.prog_fds.iter().find(|(n, _)| n == name)?;
+        prog_run_stats(fd.as_fd())
     }
 
     /// Makes every program of the family stop reporting, at once (one map write; see
@@ -808,6 +818,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     let ring_size = u64::from(ring.max_entries());
     let ring_id = map_id(&ring);
     let mut links = Vec::new();
+    let mut prog_fds = Vec::new();
     let mut attach = |p: &mut libbpf_rs::ProgramMut<'_>| {
         let name = p.name().to_string_lossy().into_owned();
         let section = p.section().to_string_lossy().into_owned();
@@ -866,6 +877,11 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
         let error = match attached {
             Ok(link) => {
                 links.push(link);
+                // A fd of its own (the object is dropped after attaching) to ask the
+                // kernel for the program's run statistics; without one, none are shown.
+                if let Ok(fd) = p.as_fd().try_clone_to_owned() {
+                    prog_fds.push((name.clone(), fd));
+                }
                 None
             }
             Err(e) => Some(format!("attach failed: {e}")),
@@ -903,6 +919,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
         ring_size,
         programs,
         links,
+        prog_fds,
     })
 }
 
@@ -1289,6 +1306,34 @@ macro_rules! assert_enum {
         let rust: Vec<(String, i64)> = vec![$((stringify!($member).to_string(), i64::from($value))),*];
         assert_eq!(rust, c, "enum {}", $cname);
     }};
+}
+
+/// Turns on the kernel's BPF run-time statistics (run counts and time per program) for
+/// as long as the returned fd is open (BPF_ENABLE_STATS); they cost every program run
+/// two clock reads, so only `[metrics] program_stats` asks for them.
+pub fn enable_run_stats() -> Result<OwnedFd, String> {
+    // SAFETY: a plain syscall wrapper; it returns a new fd or -errno.
+    let fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd).to_string());
+    }
+    // SAFETY: the fd was just made for us and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// (run_cnt, run_time_ns) of the program `fd`, from BPF_OBJ_GET_INFO_BY_FD without any
+/// of the arrays (instructions, maps), so one cheap syscall.
+fn prog_run_stats(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is a zeroed bpf_prog_info of `len` bytes: its array pointers are
+    // null, so the kernel fills only the scalar fields.
+    let r = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
+    };
+    (r == 0).then_some((info.run_cnt, info.run_time_ns))
 }
 
 #[cfg(test)]

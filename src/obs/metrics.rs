@@ -82,6 +82,37 @@ fn push_float(out: &mut String, f: f64) {
     }
 }
 
+/// Each program's runs and time, with `[metrics] program_stats` (nothing without).
+fn program_costs(o: &mut String, s: &Snapshot) {
+    if s.programs.iter().all(|p| p.runs.is_none()) {
+        return;
+    }
+    for (name, kind, help) in [
+        (
+            "ebpf_program_runs_total",
+            "counter",
+            "Runs of each BPF program of ringwarden's while the kernel's run statistics are on ([metrics] program_stats).",
+        ),
+        (
+            "ebpf_program_run_seconds_total",
+            "counter",
+            "Time spent in each BPF program of ringwarden's while the kernel's run statistics are on ([metrics] program_stats).",
+        ),
+    ] {
+        head(o, name, kind, help);
+        for p in &s.programs {
+            if let Some(r) = p.runs {
+                let v = if name == "ebpf_program_runs_total" {
+                    Val::Int(r.runs)
+                } else {
+                    Val::Float(r.ns as f64 / 1e9)
+                };
+                sample(o, name, &[("family", p.family), ("program", &p.name)], v);
+            }
+        }
+    }
+}
+
 /// One per-ring metric family.
 fn per_ring(
     out: &mut String,
@@ -293,6 +324,7 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
             Val::Int(s.programs_in(st) as u64),
         );
     }
+    program_costs(o, s);
     losses(o, &s.losses);
     if let Some(u) = &s.unseen {
         unseen(o, u);
@@ -563,11 +595,21 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ringwarden_resident_memory_bytes",
             "ringwarden_tamper_total",
             "ringwarden_programs",
+            "ebpf_program_runs_total",
+            "ebpf_program_run_seconds_total",
             "ringwarden_uid_lost_events_total",
             "ringwarden_uptime_seconds",
             "ringwarden_metrics_renders_total",
         ];
         assert_eq!(seen, want);
+        let text = render(&snapshot(), 1);
+        assert!(
+            text.contains(
+                "ebpf_program_runs_total{family=\"file\",program=\"handle_openat\"} 1000\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ebpf_program_run_seconds_total{family=\"file\",program=\"handle_openat\"} 0.00025\n"), "{text}");
     }
 
     #[test]
