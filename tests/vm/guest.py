@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The checks of tests/vm/run, inside the Debian 12 guest (python3, standard library only).
+"""The checks of tests/vm/run, inside the Debian guest (python3 >= 3.9, standard library only).
 
 Runs as root once the guest's system is up: installs the package with apt (offline: its
 dependencies are in the image), then checks the installed service for real and writes one line

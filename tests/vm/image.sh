@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# Builds the Debian 12 guest for tests/vm/run into DIR: rootfs.img (ext4, made with
-# mkfs.ext4 -d, no loop mount), vmlinuz and initrd.img (Debian's own 6.1 cloud kernel, with
-# BTF), taken from the root file system for qemu's -kernel/-initrd.
-# tests/vm/run keys its cache on a hash of this file: any change here builds a new image.
-# Usage: image.sh DIR   (root; needs debootstrap, e2fsprogs and the Debian mirror)
+# Builds a Debian guest for tests/vm/run into DIR: rootfs.img (ext4, made with mkfs.ext4
+# -d, no loop mount), vmlinuz and initrd.img (the release's own cloud kernel, with BTF:
+# 5.10 in Debian 11, 6.1 in 12, 6.12 in 13), taken from the root file system for qemu's
+# -kernel/-initrd.
+# tests/vm/run keys its cache on the release and a hash of this file: any change here
+# builds new images.
+# Usage: image.sh DIR [SUITE]   (root; needs debootstrap, e2fsprogs and the Debian mirror;
+#                                SUITE: bullseye, bookworm (the default) or trixie)
 set -euo pipefail
 
-out=${1:?usage: image.sh DIR}
-suite=bookworm
+out=${1:?usage: image.sh DIR [SUITE]}
+suite=${2:-bookworm}
 mirror=http://deb.debian.org/debian
 # systemd + journald, apt (in minbase), iproute2, curl for /metrics, libelf1 and zlib1g so the
 # package's dependencies are already there (the guest has no network), python3 to read JSON
 # in the checks, procps for ps/pgrep when something has to be diagnosed, man-db so the check
 # that `man ringwarden` works after the install has a man to run.
 packages=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,linux-image-cloud-amd64,iproute2,curl,libelf1,zlib1g,python3,procps,man-db
+case $suite in
+bullseye | bookworm) ;;
+# The 64-bit time_t transition renamed libelf1 (its libelf1t64 provides libelf1, which is
+# what the package depends on, but debootstrap wants the real name).
+trixie) packages=${packages/libelf1/libelf1t64} ;;
+*)
+  echo "image.sh: unknown suite $suite (bullseye, bookworm or trixie)" >&2
+  exit 2
+  ;;
+esac
 
 root="$out/rootfs"
 cleanup() {
