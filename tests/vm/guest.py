@@ -9,6 +9,7 @@ it saw (check output, logs, metrics) as files in OUT. Every command has a timeou
 
 Usage: guest.py IN OUT   (IN holds the .deb and env.json)
 """
+import glob
 import json
 import stat
 import os
@@ -287,6 +288,65 @@ def check_exec(n):
         result(name, ok, detail)
     with open(os.path.join(OUT, "exec-pids.json"), "w") as f:
         json.dump({"spawned": expected, "unit": summary["unit"], "field": summary["field"]}, f)
+
+
+def ringwarden_entries(args, path):
+    """The RINGWARDEN_* fields of every journal entry `journalctl ARGS` gives for an exec of
+    `path` (JSON output), sorted: what a central journal must hold too."""
+    _, out = run(["journalctl", "--no-pager", "-o", "json", *args, "RINGWARDEN_TYPE=exec"], 120)
+    got = []
+    for line in out.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        fields = {k: v for k, v in entry.items() if k.startswith("RINGWARDEN_")}
+        if path in fields.values():
+            got.append(fields)
+    return sorted(got, key=lambda f: json.dumps(f, sort_keys=True))
+
+
+def check_forward(n):
+    """A fleet's path to a central place: systemd-journal-upload ships this host's journal
+    to systemd-journal-remote (here on loopback, plain HTTP, into a journal file of its
+    own), and the receiving side holds exactly the N exec events of a fresh marker, each
+    with every RINGWARDEN_* field as the local journal has it."""
+    tool = lambda name: (glob.glob(f"/usr/lib/systemd/{name}") + glob.glob(f"/lib/systemd/{name}") + [name])[0]
+    where = "/var/tmp/rwvm-remote"
+    os.makedirs(where, exist_ok=True)
+    remote_file = os.path.join(where, "remote.journal")
+    log = open(os.path.join(OUT, "journal-remote.txt"), "w")
+    remote = subprocess.Popen([tool("systemd-journal-remote"), "--listen-http=19532", "--split-mode=none",
+                               f"--output={remote_file}"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        path = f"/usr/local/bin/{ENV['marker']}-fwd"
+        with open("/usr/bin/true", "rb") as src, open(path, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(path, 0o755)
+        for _ in range(n):
+            subprocess.run([path], timeout=30)
+        local_args = [f"_SYSTEMD_UNIT={UNIT}", "_UID=0"]
+        wait_for(lambda: len(ringwarden_entries(local_args, path)) >= n, 60, step=1)
+        time.sleep(2)
+        local = ringwarden_entries(local_args, path)
+        # Everything the journal holds so far, then exit (no --follow): what it sent is in.
+        rc, up = run([tool("systemd-journal-upload"), "--url=http://127.0.0.1:19532", "--follow=no",
+                      f"--save-state={where}/state"], 300, save="journal-upload.txt")
+        remote.terminate()
+        remote.wait(30)
+        got = ringwarden_entries(["--file", remote_file, *local_args], path)
+        ok = rc == 0 and len(local) == n and got == local
+        detail = (f"systemd-journal-upload (exit {rc}) -> systemd-journal-remote: {len(got)} exec entries of "
+                  f"{path} in the remote journal for {n} runs ({len(local)} locally)")
+        if ok:
+            keys = sorted(got[0]) if got else []
+            detail += f", every RINGWARDEN_* field equal ({len(keys)} fields each, e.g. {', '.join(keys[:4])})"
+        elif got != local and len(got) == len(local):
+            detail += "; the fields differ"
+        result("forward", ok, detail)
+    finally:
+        if remote.poll() is None:
+            remote.kill()
 
 
 def sink_errors():
@@ -645,6 +705,7 @@ def main():
             timed("check", check_check)
             if active:
                 timed("exec", check_exec, int(ENV["n"]))
+                timed("forward", check_forward, int(ENV["n"]))
                 timed("burst", check_burst, 5000)
                 doc = timed("status", check_status)
                 timed("metrics", check_metrics, rings)
@@ -654,7 +715,7 @@ def main():
             timed("purge", check_purge)
     except Exception as e:  # a bug in a check must still give results and a powered-off guest
         import traceback
-        say("check crashed: " + "".join(traceback.format_exception(e)))
+        say("check crashed: " + "".join(traceback.format_exception(type(e), e, e.__traceback__)))
         result("guest", False, f"a check crashed: {e!r}")
     run("journalctl --no-pager -b -o short-monotonic | grep -v ': {\"type\"' | tail -n 400", 60,
         save="journal-tail.txt")

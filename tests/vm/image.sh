@@ -15,8 +15,9 @@ mirror=http://deb.debian.org/debian
 # systemd + journald, apt (in minbase), iproute2, curl for /metrics, libelf1 and zlib1g so the
 # package's dependencies are already there (the guest has no network), python3 to read JSON
 # in the checks, procps for ps/pgrep when something has to be diagnosed, man-db so the check
-# that `man ringwarden` works after the install has a man to run.
-packages=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,linux-image-cloud-amd64,iproute2,curl,libelf1,zlib1g,python3,procps,man-db
+# that `man ringwarden` works after the install has a man to run, systemd-journal-remote for
+# the forwarding check (journal-upload to journal-remote).
+packages=systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,linux-image-cloud-amd64,iproute2,curl,libelf1,zlib1g,python3,procps,man-db,systemd-journal-remote
 case $suite in
 bullseye | bookworm) ;;
 # The 64-bit time_t transition renamed libelf1 (its libelf1t64 provides libelf1, which is
