@@ -407,18 +407,6 @@ fn include_uid_leaves_out_nobody() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Mount point of the cgroup v2 hierarchy.
-fn cgroup2_root() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup2 mount")
-}
-
 /// A cgroup directory removed at the end, also when the test fails.
 struct Cgroup(PathBuf);
 
@@ -449,7 +437,7 @@ fn include_cgroup_keeps_the_cgroup_and_children_made_later() {
     let files_dir = open_dir(&dir.join("files"));
     files(&files_dir, "f", N);
     let name = format!("ringwarden-filter-{}", std::process::id());
-    let top = Cgroup::create(cgroup2_root().join(&name));
+    let top = Cgroup::create(common::cgroup2_root().join(&name));
     let d = Daemon::start(
         "filter-cgroup",
         &["--only", "file", "--include-cgroup", &format!("/{name}")],
@@ -497,7 +485,7 @@ fn deep_cgroups_are_judged_from_the_root() {
     let spoof = format!("ringwarden-filter-spoof-{}", std::process::id());
     // /top/l2/l3/l4/l5/spoof/l7/.../l21: 21 levels, the spoof at the 6th (the 16th from the
     // bottom).
-    let mut chain = vec![Cgroup::create(cgroup2_root().join(&top))];
+    let mut chain = vec![Cgroup::create(common::cgroup2_root().join(&top))];
     for level in 2..=21 {
         let name = if level == 6 {
             spoof.clone()

@@ -7,24 +7,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::obs::{metrics_port, num, scrape, status, wait_until};
 use common::{Daemon, run_cli, temp_dir, u};
 use serde_json::Value;
-
-/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup/unified` on a hybrid host).
-fn cgroup2() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup v2 mount")
-}
 
 /// The cgroup family's programs with their runs and ns, from a status document.
 fn cgroup_runs(s: &Value) -> HashMap<String, (u64, u64)> {
@@ -57,7 +44,7 @@ fn each_programs_runs_add_up_to_its_rings_produced() {
         ],
     );
     let port = metrics_port(&d);
-    let root = cgroup2();
+    let root = common::cgroup2_root();
     let tag = format!("ringwarden-stats-{}", std::process::id());
     for k in 0..N {
         let p = root.join(format!("{tag}-{k}"));

@@ -754,3 +754,15 @@ pub fn run_load(mut cmd: Command, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// Mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup/unified` on a hybrid host).
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+        })
+        .expect("a cgroup2 mount")
+}
