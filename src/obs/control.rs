@@ -368,7 +368,7 @@ fn program_costs(out: &mut String, v: &Value) {
         .collect();
     rows.sort_by(|a, b| b.3.cmp(&a.3).then_with(|| a.0.cmp(&b.0)));
     out.push_str(&format!(
-        "program costs over {} (run statistics on): {} programs ran\n",
+        "program costs over {} (run statistics on): programs that ran: {}\n",
         fmt_uptime(ms),
         rows.len()
     ));
@@ -621,7 +621,7 @@ losses by uid, largest first:
 programs: 1 attached, 1 failed, 1 not applicable
   not applicable: anomaly/handle_init_module (tracepoint/syscalls/sys_enter_init_module): no module support
   failed: network/handle_connect (tracepoint/syscalls/sys_exit_connect): attach: \"EPERM\"
-program costs over 10s (run statistics on): 1 programs ran
+program costs over 10s (run statistics on): programs that ran: 1
   file/handle_openat: 1000 runs, 250 ns/run, 0.003% of a CPU
 context: 120 processes, 30 cgroups known; evicted 7 processes, 1 cgroups; 2 events of unknown processes
 uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB

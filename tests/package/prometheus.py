@@ -17,6 +17,7 @@ Usage: prometheus.py RINGWARDEN ALERT_RULES WORKDIR
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,12 +78,18 @@ def main():
         failed += not ok
         print(f"{'pass' if ok else 'FAIL'}: prometheus: {what}" + ("" if ok else f": {detail}"), flush=True)
 
-    log = open(os.path.join(work, "prom-daemon.log"), "w+")
+    if not shutil.which("prometheus"):
+        verdict(False, "setup", "no prometheus binary (apt-get install prometheus)")
+        return 1
+    log_path = os.path.join(work, "prom-daemon.log")
+    log = open(log_path, "w")
     daemon = subprocess.Popen(
         [bin_, "run", "--config", "/dev/null", "--output", "none", "--no-context", "--control-socket", "off",
          "--only", "syscall", "--syscalls", SYSCALL, "--ring-size", "syscall=4KiB", "--adaptive", "off",
          "--metrics-listen", f"127.0.0.1:{metrics}"],
         stdout=subprocess.DEVNULL, stderr=log)
+    read_log = lambda: open(log_path).read()
+    server = producer = None
     cfg = os.path.join(work, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write(f"""global:
@@ -96,13 +103,12 @@ scrape_configs:
       - targets: ["127.0.0.1:{metrics}"]
 """)
     plog = open(os.path.join(work, "prometheus.log"), "w")
-    server = subprocess.Popen(
-        ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
-         f"--web.listen-address=127.0.0.1:{prom}"],
-        stdout=plog, stderr=subprocess.STDOUT)
-    producer = None
     try:
-        wait("the daemon's ready line", 60, lambda: (log.seek(0), "ready:" in log.read())[1])
+        server = subprocess.Popen(
+            ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
+             f"--web.listen-address=127.0.0.1:{prom}"],
+            stdout=plog, stderr=subprocess.STDOUT)
+        wait("the daemon's ready line", 60, lambda: "ready:" in read_log())
         wait("Prometheus's first scrape", 60,
              lambda: query(prom, f'up{{job="ringwarden"}}') == 1.0)
         # Flat out: the one-page ring overflows at once, and keeps dropping.
@@ -131,28 +137,31 @@ scrape_configs:
             return len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] and None not in v
         wait("the scrapes settle", 60, settled, every=1.1)
         books = dict(zip(names, (int(x) for x in seen[-1])))
-    except TimeoutError as e:
+    except (TimeoutError, OSError) as e:
         verdict(False, "setup", str(e))
         books = None
     finally:
         if producer:
             producer.kill()
+            producer.wait()
         daemon.send_signal(signal.SIGINT)
         try:
             daemon.wait(60)
         except subprocess.TimeoutExpired:
             daemon.kill()
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            daemon.wait()
+        if server:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     if books is None:
         return 1
-    log.seek(0)
-    final = re.search(r"final ring syscall .*?produced=(\d+) received=(\d+) dropped=(\d+)", log.read())
+    final = re.search(r"final ring syscall .*?produced=(\d+) received=(\d+) dropped=(\d+)", read_log())
     if not final:
-        verdict(False, "the daemon's final books", "no `final ring syscall` line in " + log.name)
+        verdict(False, "the daemon's final books", "no `final ring syscall` line in " + log_path)
         return 1
     logged = dict(zip(names, (int(x) for x in final.groups())))
     verdict(books == logged and books["dropped"] > 0

@@ -316,8 +316,12 @@ def check_forward(n):
     os.makedirs(where, exist_ok=True)
     remote_file = os.path.join(where, "remote.journal")
     log = open(os.path.join(OUT, "journal-remote.txt"), "w")
-    remote = subprocess.Popen([tool("systemd-journal-remote"), "--listen-http=19532", "--split-mode=none",
-                               f"--output={remote_file}"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        remote = subprocess.Popen([tool("systemd-journal-remote"), "--listen-http=19532", "--split-mode=none",
+                                   f"--output={remote_file}"], stdout=log, stderr=subprocess.STDOUT)
+    except OSError as e:
+        result("forward", False, f"systemd-journal-remote did not start: {e}")
+        return
     try:
         path = f"/usr/local/bin/{ENV['marker']}-fwd"
         with open("/usr/bin/true", "rb") as src, open(path, "wb") as dst:
@@ -333,7 +337,11 @@ def check_forward(n):
         rc, up = run([tool("systemd-journal-upload"), "--url=http://127.0.0.1:19532", "--follow=no",
                       f"--save-state={where}/state"], 300, save="journal-upload.txt")
         remote.terminate()
-        remote.wait(30)
+        try:
+            remote.wait(30)
+        except subprocess.TimeoutExpired:
+            remote.kill()
+            remote.wait()
         got = ringwarden_entries(["--file", remote_file, *local_args], path)
         ok = rc == 0 and len(local) == n and got == local
         detail = (f"systemd-journal-upload (exit {rc}) -> systemd-journal-remote: {len(got)} exec entries of "
@@ -344,9 +352,12 @@ def check_forward(n):
         elif got != local and len(got) == len(local):
             detail += "; the fields differ"
         result("forward", ok, detail)
+    except (OSError, subprocess.SubprocessError) as e:
+        result("forward", False, f"the check failed: {e!r}")
     finally:
         if remote.poll() is None:
             remote.kill()
+            remote.wait()
 
 
 def sink_errors():
