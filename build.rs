@@ -72,6 +72,30 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed=vmlinux");
+    link_sysroot(&arch);
+}
+
+/// With RINGWARDEN_SYSROOT (scripts/package sets it to scripts/sysroot's output), the binary
+/// links against that root's glibc instead of this host's, so the package installs on the
+/// oldest release it supports. gcc's --sysroot alone still finds the host's libc.so through
+/// its own library path: -B and -L put the sysroot's crt files and libraries first.
+fn link_sysroot(arch: &str) {
+    println!("cargo:rerun-if-env-changed=RINGWARDEN_SYSROOT");
+    let Some(root) = env::var_os("RINGWARDEN_SYSROOT").filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    let lib = root.join("usr/lib").join(format!("{arch}-linux-gnu"));
+    if !lib.join("libc.so").exists() {
+        panic!("RINGWARDEN_SYSROOT: no {}/libc.so", lib.display());
+    }
+    for arg in [
+        format!("--sysroot={}", root.display()),
+        format!("-B{}", lib.display()),
+        format!("-L{}", lib.display()),
+    ] {
+        println!("cargo:rustc-link-arg-bins={arg}");
+    }
 }
 
 /// Empties the `.BTF.ext` line info of a little-endian ELF64 BPF object in place: the records
