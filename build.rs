@@ -42,27 +42,33 @@ fn main() {
                 vmlinux.clone().into_os_string(),
                 "-I".into(),
                 bpf.clone().into_os_string(),
-                // v3 gives atomic fetch-and-add, used for sequence numbers (kernel >= 5.12).
+                // v3: 32-bit jumps and ALU (5.1) and atomic fetch-and-add, used for the
+                // sequence numbers (5.12; not in the 5.10 variant, see bpf/kernel.h).
                 "-mcpu=v3".into(),
                 "-Wall".into(),
             ];
             a.extend(extra.iter().map(Into::into));
             a
         };
-        let obj = out.join(format!("{name}.bpf.o"));
-        SkeletonBuilder::new()
-            .source(src)
-            .obj(&obj)
-            .clang_args(args(&[]))
-            .build()
-            .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
-        let mut bytes = std::fs::read(&obj).expect("read the BPF object");
-        if release {
-            drop_line_info(&mut bytes)
-                .unwrap_or_else(|e| panic!("{}: BTF line info: {e}", obj.display()));
+        // The object, and its variant for kernels 5.10 and 5.11 (bpf/kernel.h), which a
+        // family embeds only if it declares one (Spec::object_510).
+        for (variant, defines) in [("", &[][..]), (".510", &["-DRW_KERNEL_510"][..])] {
+            let obj = out.join(format!("{name}{variant}.bpf.o"));
+            SkeletonBuilder::new()
+                .source(src)
+                .obj(&obj)
+                .clang_args(args(defines))
+                .build()
+                .unwrap_or_else(|e| panic!("building {}{variant}: {e:#}", src.display()));
+            let mut bytes = std::fs::read(&obj).expect("read the BPF object");
+            if release {
+                drop_line_info(&mut bytes)
+                    .unwrap_or_else(|e| panic!("{}: BTF line info: {e}", obj.display()));
+            }
+            let z = miniz_oxide::deflate::compress_to_vec(&bytes, 10);
+            std::fs::write(out.join(format!("{name}{variant}.bpf.o.z")), z)
+                .expect("write the deflated object");
         }
-        let z = miniz_oxide::deflate::compress_to_vec(&bytes, 10);
-        std::fs::write(out.join(format!("{name}.bpf.o.z")), z).expect("write the deflated object");
         SkeletonBuilder::new()
             .source(src)
             .obj(out.join(format!("{name}.layout.o")))

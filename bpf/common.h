@@ -275,6 +275,18 @@ static __noinline bool rw_judged_out(void *stats)
  * without a rule (measured: getppid events per second, one producer). */
 #define RW_FILTERED(fam) (rw_rules_active() && rw_judged_out(&fam##_stats))
 
+/* Counts an attempt: its seq is produced's old value (RW_SEQ_NONE in the 5.10 variant,
+ * whose atomic add returns nothing: see kernel.h). */
+static __always_inline __u64 rw_take_seq(struct rw_counters *c)
+{
+#if RW_HAS_FETCH
+	return __sync_fetch_and_add(&c->produced, 1);
+#else
+	__sync_fetch_and_add(&c->produced, 1);
+	return RW_SEQ_NONE;
+#endif
+}
+
 /* Counts the attempt, takes its sequence number and reserves; counts a failure as a drop
  * of `*uid`'s (NULL: the current task's). Always inlined so that `size` stays a constant
  * for the verifier. */
@@ -284,7 +296,7 @@ static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size,
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
 	if (!c)
 		return NULL;
-	__u64 seq = __sync_fetch_and_add(&c->produced, 1);
+	__u64 seq = rw_take_seq(c);
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	struct rw_header *h = rb ? bpf_ringbuf_reserve(rb, size, 0) : NULL;
 	if (!h) {
@@ -366,11 +378,16 @@ static __always_inline void rw_mark(void *fill, __u64 avail)
 	struct rw_fill *f = bpf_map_lookup_elem(fill, &slot);
 	if (!f)
 		return;
+#if RW_HAS_FETCH
 	for (int i = 0; i < 2; i++) {
 		__u64 old = f->high_water;
 		if (avail <= old || __sync_val_compare_and_swap(&f->high_water, old, avail) == old)
 			break;
 	}
+#else
+	if (avail > f->high_water)
+		f->high_water = avail;
+#endif
 }
 
 /* Commits a record with the wake-up rule and records the ring's occupancy. The
@@ -400,7 +417,7 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
 	if (!c)
 		return;
-	h->seq = __sync_fetch_and_add(&c->produced, 1);
+	h->seq = rw_take_seq(c);
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	if (!rb) {
 		rw_count_drop(c);

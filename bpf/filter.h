@@ -11,6 +11,8 @@
 #ifndef RW_FILTER_H
 #define RW_FILTER_H
 
+#include "kernel.h"
+
 /* Bytes of a path (file, cgroup) that prefixes are compared against: the key (gen, list,
  * path) fills the 256 bytes an LPM trie's data may have. */
 #define RW_FILTER_PATH_LEN 250
@@ -298,6 +300,8 @@ struct {
  * one more than RW_CG_WALK levels deep is not judged at all. */
 #define RW_CG_DEPTH 16
 #define RW_CG_WALK 8192
+/* Levels the 5.10 variant walks up (a bounded loop: the verifier walks every step). */
+#define RW_CG_WALK_510 32
 
 /* The walk from the task's cgroup up to the root, then down again writing names. */
 struct rw_cg_walk {
@@ -381,8 +385,10 @@ __noinline int rw_loss_count(__u32 family, __u32 uid, __u32 kind)
 {
 	/* Fibonacci hashing: the top 8 bits of uid * 2^32/phi. */
 	__u32 i = (family & (RW_FAMILIES - 1)) * RW_LOSS_SLOTS + ((uid * 2654435769U) >> 24);
-	struct rw_loss_slot *slot = bpf_map_lookup_elem(&rw_uid_loss_slots, &i);
 	struct rw_loss *l = NULL;
+#if RW_HAS_FETCH
+	/* Without compare-and-swap two uids could claim one slot: 5.10 counts in the hash. */
+	struct rw_loss_slot *slot = bpf_map_lookup_elem(&rw_uid_loss_slots, &i);
 	if (slot) {
 		__u64 tag = (__u64)uid + 1;
 		__u64 held = slot->tag;
@@ -391,6 +397,7 @@ __noinline int rw_loss_count(__u32 family, __u32 uid, __u32 kind)
 		if (!held || held == tag)
 			l = &slot->loss;
 	}
+#endif
 	if (!l) {
 		struct rw_loss zero = {};
 		l = rw_uid_entry(&rw_uid_loss, family, uid, &zero);
@@ -423,8 +430,14 @@ static __always_inline bool rw_bucket_take(struct rw_bucket *b, const struct rw_
 			__sync_fetch_and_add(&b->suppressed, 1);
 			return false;
 		}
+#if RW_HAS_FETCH
 		if (__sync_val_compare_and_swap(&b->tat, old, t + r->interval_ns) == old)
 			break;
+#else
+		/* Racing CPUs may each let one event through. */
+		b->tat = t + r->interval_ns;
+		break;
+#endif
 	}
 	if (b->refusing)
 		b->refusing = 0;
@@ -587,11 +600,11 @@ static __always_inline __u32 rw_cgroup_path(struct rw_filter_scratch *s)
 	w->cut = 0;
 	if (!w->kn)
 		return 0;
-	bpf_loop(RW_CG_WALK, rw_cg_up, NULL, 0);
+	RW_LOOP(RW_CG_WALK, RW_CG_WALK_510, rw_cg_up, NULL);
 	if (!w->done)
 		return 0;
 	__u32 levels = w->depth < RW_CG_DEPTH ? w->depth : RW_CG_DEPTH;
-	bpf_loop(levels, rw_cg_down, NULL, 0);
+	RW_LOOP(levels, RW_CG_DEPTH, rw_cg_down, NULL);
 	__u32 pos = w->pos;
 	bool whole = !w->cut && w->depth <= RW_CG_DEPTH;
 	if (pos >= RW_FILTER_PATH_LEN - 1) {

@@ -31,6 +31,8 @@ enum rw_resolve_flags {
 /* Steps of the walk to the root: components and mount crossings. A path that fits
  * RW_RESOLVED_LEN has fewer than RW_RESOLVED_LEN / 2 components. */
 #define RW_WALK_STEPS 4096
+/* Steps of the 5.10 variant (a bounded loop: the verifier walks every step). */
+#define RW_WALK_STEPS_510 48
 
 /* Per CPU: the path is written from the end of tmp (the walk goes from the file up);
  * tracing programs do not nest on a CPU (the kernel's recursion guard), so one is
@@ -176,7 +178,7 @@ static __always_inline __u32 rw_resolve(struct task_struct *task, const struct p
 		.root_vm = task->fs->root.mnt,
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 	};
-	bpf_loop(RW_WALK_STEPS, rw_walk_step, &c, 0);
+	RW_LOOP(RW_WALK_STEPS, RW_WALK_STEPS_510, rw_walk_step, &c);
 	if (!c.done)
 		c.flags |= RW_RESOLVE_TRUNCATED;
 	__u32 pos = b->pos;

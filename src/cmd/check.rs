@@ -3,6 +3,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::family::filter::Filters;
+use crate::family::kernel::Kernel;
 use crate::family::syscalls;
 use crate::family::{self, Family, LoadOptions};
 use crate::sys;
@@ -28,6 +29,14 @@ pub fn run() -> ExitCode {
     match sys::ensure_tracefs() {
         Ok(p) => println!("tracefs: {p}"),
         Err(e) => println!("tracefs: {e}"),
+    }
+    let kernel = Kernel::get();
+    let has = |b: bool| if b { "yes" } else { "no" };
+    println!("atomic fetch-and-add (5.12): {}", has(kernel.fetch));
+    println!("bpf_loop (5.17): {}", has(kernel.bpf_loop));
+    let old = kernel.variant_510();
+    if let Some(why) = &old {
+        println!("variant: 5.10 where a family has one ({why}): {VARIANT_510}");
     }
     let mut all = true;
     let (mut count, mut na) = (0, 0);
@@ -71,6 +80,9 @@ pub fn run() -> ExitCode {
         };
         match family.load(&opts) {
             Ok(loaded) => {
+                if loaded.variant_510.is_some() {
+                    println!("family {family}: the 5.10 variant runs");
+                }
                 for p in &loaded.programs {
                     count += 1;
                     match (&p.error, &p.not_applicable) {
@@ -88,7 +100,11 @@ pub fn run() -> ExitCode {
             }
             Err(e) => {
                 all = false;
-                println!("family {family}: FAILED: {e}");
+                let why = match (&old, family.spec().object_510) {
+                    (Some(_), None) => " (it has no 5.10 variant)",
+                    _ => "",
+                };
+                println!("family {family}: FAILED: {e}{why}");
             }
         }
     }
@@ -103,3 +119,8 @@ pub fn run() -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// What the 5.10 variant gives up (bpf/kernel.h), as `check` says it.
+const VARIANT_510: &str = "records carry no seq (drops are counted and reported as lost \
+records from the counters), rate limits and high-water marks are approximate under racing \
+CPUs, and a file path or cgroup deeper than the walk's steps is cut short and flagged";

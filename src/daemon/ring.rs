@@ -16,7 +16,7 @@ use super::gaps::Gaps;
 use super::snapshot::{LE_NS, RingStats};
 use crate::config::cli::RunOptions;
 use crate::context::Context;
-use crate::family::record::view;
+use crate::family::record::{SEQ_NONE, view};
 use crate::family::{Counters, Family, Header, Loaded, Tamper};
 use crate::output::{Lost, Raised, Sink, Throttle, What};
 use crate::sizing::latency::Histogram;
@@ -111,9 +111,11 @@ impl Pipeline {
         self.records += 1;
         // Before the renders() check: the books' `lost` must not depend on the output.
         if let Some(seq) = data.get(0..8).and_then(|b| b.try_into().ok())
-            && let Some((first, last)) = books.gaps.borrow_mut().record(u64::from_ne_bytes(seq))
+            && let seq = u64::from_ne_bytes(seq)
+            && seq != SEQ_NONE
+            && let Some((first, last)) = books.gaps.borrow_mut().record(seq)
         {
-            self.lost(name, books, first, last);
+            self.lost(books, Lost::seqs(name, first, last));
             if family == Family::Process
                 && let Some(ctx) = &mut self.context
             {
@@ -210,13 +212,8 @@ impl Pipeline {
 
     /// Seqs `first..=last` of ring `name` will never arrive: counted in the ring's books
     /// (`lost`, `lost_records`) and raised as a `lost` record.
-    fn lost(&mut self, name: &'static str, books: &Books, first: u64, last: u64) {
-        let l = Lost {
-            ring: name,
-            first_seq: first,
-            last_seq: last,
-        };
-        books.lost.set(books.lost.get() + l.count());
+    fn lost(&mut self, books: &Books, l: Lost) {
+        books.lost.set(books.lost.get() + l.count);
         books.lost_records.set(books.lost_records.get() + 1);
         self.raise(What::Lost(l));
     }
@@ -371,6 +368,10 @@ impl Ring {
     /// as many records consumed as it can hold (a record takes at least 16 bytes: the
     /// kernel's 8-byte header and 8 of ours).
     pub fn tick_gaps(&self) {
+        if self.loaded.variant_510.is_some() {
+            self.lost_counted();
+            return;
+        }
         let cap = self.loaded.ring_size / 16;
         let produced = self.loaded.try_counters().map(|c| c.produced);
         self.books
@@ -396,6 +397,10 @@ impl Ring {
     /// Once the programs are stopped and the ring drained to the end: every seq below
     /// `produced` that was not received is lost.
     pub fn finish_gaps(&mut self) {
+        if self.loaded.variant_510.is_some() {
+            self.lost_counted();
+            return;
+        }
         let produced = self.loaded.try_counters().map(|c| c.produced);
         let mut found = Vec::new();
         let strays = {
@@ -406,12 +411,25 @@ impl Ring {
         self.raise_lost(&found, strays);
     }
 
+    /// A ring whose records carry no seq (a 5.10 variant): the drops its counters gained
+    /// since the last report are lost, at once (a drop is never late), in one record.
+    fn lost_counted(&self) {
+        let Some(c) = self.loaded.try_counters() else {
+            return;
+        };
+        let declared = self.books.lost.get();
+        if c.dropped > declared {
+            let l = Lost::counted(self.loaded.family.name(), c.dropped - declared);
+            self.pipe.borrow_mut().lost(&self.books, l);
+        }
+    }
+
     fn raise_lost(&mut self, found: &[(u64, u64)], strays: u64) {
         let name = self.loaded.family.name();
         if !found.is_empty() {
             let mut p = self.pipe.borrow_mut();
             for &(first, last) in found {
-                p.lost(name, &self.books, first, last);
+                p.lost(&self.books, Lost::seqs(name, first, last));
             }
         }
         if strays > self.strays_logged {
@@ -539,6 +557,7 @@ impl Ring {
             context_only: self.books.context_only.get(),
             lost: self.books.lost.get(),
             lost_records: self.books.lost_records.get(),
+            variant: self.loaded.variant_510.as_ref().map(|_| "5.10"),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct RingStats {
     /// and how many such records were raised.
     pub lost: u64,
     pub lost_records: u64,
+    /// `Some("5.10")` when the family's 5.10 variant runs (bpf/kernel.h): its records
+    /// carry no seq and its `lost` records only a count.
+    pub variant: Option<&'static str>,
 }
 
 impl RingStats {
@@ -233,6 +236,9 @@ impl Snapshot {
                     r.u64("context_only", s.context_only);
                     r.u64("lost", s.lost);
                     r.u64("lost_records", s.lost_records);
+                    if let Some(v) = s.variant {
+                        r.str("variant", v);
+                    }
                     // Exponent-free: JSON has exponents, but some readers choke on them.
                     r.raw_with("loss_rate", |b| {
                         b.extend_from_slice(format!("{:.6}", s.loss_rate()).as_bytes())
@@ -375,6 +381,7 @@ pub(crate) mod tests {
                     context_only: 0,
                     lost: 8,
                     lost_records: 2,
+                    variant: None,
                 },
                 RingStats {
                     name: "syscall",

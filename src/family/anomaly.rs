@@ -19,6 +19,7 @@ pub mod kind {
 pub const SPEC: Spec = Spec {
     name: "anomaly",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/anomaly.bpf.o.z")),
+    object_510: None,
     ring_size: 256 * KIB,
     ring_min: 64 * KIB,
     ring_max: 32 * MIB,

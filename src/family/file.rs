@@ -28,6 +28,7 @@ pub mod kind {
 pub const SPEC: Spec = Spec {
     name: "file",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o.z")),
+    object_510: None,
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,

@@ -77,6 +77,9 @@ pub struct Loaded {
     syscalls: Vec<u32>,
     pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
+    /// Why the 5.10 variant runs (bpf/kernel.h), or `None` for the full object. The
+    /// variant's records carry no seq: its drops are reported from the counters.
+    pub variant_510: Option<String>,
     links: Vec<Link>,
     /// The attached programs' own fds (by name), for their run-time statistics.
     prog_fds: Vec<(String, OwnedFd)>,
@@ -655,13 +658,24 @@ fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), Error> {
 /// one copy per skeleton type (~100 KB of the stripped binary), and an object owns its
 /// storage (no leaked skeleton storage per load).
 fn open(family: Family) -> Result<OpenObject, Error> {
-    let elf = inflate(family.name(), family.spec().object)?;
+    let spec = family.spec();
+    let object = match (variant_510(family), spec.object_510) {
+        (Some(_), Some(old)) => old,
+        _ => spec.object,
+    };
+    let elf = inflate(family.name(), object)?;
     // libbpf is done with the buffer when the open returns (bpf_object__elf_finish).
     ObjectBuilder::default()
         // As the skeletons named it: libbpf derives the internal maps' names from it.
         .name(format!("{family}_bpf"))
         .and_then(|b| b.open_memory(&elf))
         .map_err(|e| Error::Load(format!("opening the {family} BPF object: {e}")))
+}
+
+/// Why `family`'s 5.10 variant loads here, if it has one and this kernel needs it.
+pub(super) fn variant_510(family: Family) -> Option<String> {
+    family.spec().object_510?;
+    super::kernel::Kernel::get().variant_510()
 }
 
 /// An embedded object as build.rs deflated it, back to its ELF bytes (~1 ms each).
@@ -918,6 +932,7 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
         syscalls,
         ring_size,
         programs,
+        variant_510: variant_510(family),
         links,
         prog_fds,
     })

@@ -4,6 +4,7 @@
 //! one-line summary journald shows. [`registry!`] below is the one list of families:
 //! nothing else names a family or counts them.
 pub mod filter;
+pub mod kernel;
 pub mod loader;
 pub mod path;
 pub mod record;
@@ -39,6 +40,9 @@ pub struct Spec {
     /// Its compiled BPF object (build.rs: bpf/NAME.bpf.c), embedded in the binary
     /// deflated (the loader inflates it).
     pub object: &'static [u8],
+    /// Its 5.10 variant (bpf/kernel.h), if it has one: loaded instead of `object` on a
+    /// kernel without atomic fetch-and-add or bpf_loop. Its records carry no seq.
+    pub object_510: Option<&'static [u8]>,
     /// Its record types: the value of the C enum (the header's `type`) and the JSON
     /// `type` name. Values are unique across families (a test checks).
     pub kinds: &'static [(u32, &'static str)],

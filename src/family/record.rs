@@ -231,8 +231,14 @@ pub fn write_context(f: &mut impl Fields, found: &Found<'_>, own: bool) {
     }
 }
 
+/// `RW_SEQ_NONE` (bpf/kernel.h): the seq of a record from a 5.10 variant, which has none.
+/// Such a record is written without `seq`.
+pub const SEQ_NONE: u64 = u64::MAX;
+
 fn write_common(line: &mut impl Fields, h: &Header, clock: &WallClock) {
-    line.u64("seq", h.seq);
+    if h.seq != SEQ_NONE {
+        line.u64("seq", h.seq);
+    }
     line.ascii_with("ts", |b| clock.write_rfc3339(b, h.ts_ns));
     line.u64("ts_ns", h.ts_ns);
     line.u64("pid", h.pid.into());

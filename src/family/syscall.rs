@@ -17,6 +17,7 @@ pub mod kind {
 pub const SPEC: Spec = Spec {
     name: "syscall",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o.z")),
+    object_510: None,
     ring_size: MIB,
     ring_min: 512 * KIB,
     ring_max: 64 * MIB,

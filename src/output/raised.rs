@@ -41,17 +41,32 @@ pub struct Throttle {
     pub since_ns: u64,
 }
 
-/// A run of consecutive seqs of one ring, `first..=last`, that will never arrive.
+/// Events of one ring that will never arrive: a run of consecutive seqs, or, from a ring
+/// whose records carry no seq (a 5.10 variant, bpf/kernel.h), the drops its counters
+/// gained since the last report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub ring: &'static str,
-    pub first_seq: u64,
-    pub last_seq: u64,
+    /// `first..=last`, or `None` when the ring has no seqs.
+    pub seqs: Option<(u64, u64)>,
+    pub count: u64,
 }
 
 impl Lost {
-    pub fn count(&self) -> u64 {
-        self.last_seq - self.first_seq + 1
+    pub fn seqs(ring: &'static str, first: u64, last: u64) -> Lost {
+        Lost {
+            ring,
+            seqs: Some((first, last)),
+            count: last - first + 1,
+        }
+    }
+
+    pub fn counted(ring: &'static str, count: u64) -> Lost {
+        Lost {
+            ring,
+            seqs: None,
+            count,
+        }
     }
 }
 
@@ -80,9 +95,11 @@ impl Raised<'_> {
                 f.str("origin", "daemon");
                 f.str("ring", l.ring);
                 self.stamp(clock, f);
-                f.u64("first_seq", l.first_seq);
-                f.u64("last_seq", l.last_seq);
-                f.u64("count", l.count());
+                if let Some((first, last)) = l.seqs {
+                    f.u64("first_seq", first);
+                    f.u64("last_seq", last);
+                }
+                f.u64("count", l.count);
             }
             What::Throttle(t) => {
                 f.str("type", "throttle");
@@ -126,13 +143,15 @@ impl Raised<'_> {
                 severity_priority(TAMPER_SEVERITY)
             }
             What::Lost(l) => {
-                let _ = match l.count() {
-                    1 => write!(b, "ring {} lost 1 event (seq {})", l.ring, l.first_seq),
-                    n => write!(
-                        b,
-                        "ring {} lost {n} events (seq {}..{})",
-                        l.ring, l.first_seq, l.last_seq
-                    ),
+                let _ = match (l.count, l.seqs) {
+                    (1, Some((first, _))) => {
+                        write!(b, "ring {} lost 1 event (seq {first})", l.ring)
+                    }
+                    (n, Some((first, last))) => {
+                        write!(b, "ring {} lost {n} events (seq {first}..{last})", l.ring)
+                    }
+                    (1, None) => write!(b, "ring {} lost 1 event", l.ring),
+                    (n, None) => write!(b, "ring {} lost {n} events", l.ring),
                 };
                 PRIO_WARNING
             }
@@ -219,11 +238,7 @@ mod tests {
         Raised {
             ts_ns: 1_500_000_000,
             pid: 4242,
-            what: What::Lost(Lost {
-                ring: "file",
-                first_seq,
-                last_seq,
-            }),
+            what: What::Lost(Lost::seqs("file", first_seq, last_seq)),
         }
     }
 

@@ -1,0 +1,114 @@
+//! Which of a family's two objects this kernel runs (bpf/kernel.h): the one built for
+//! 5.12 and later, or the 5.10 variant for kernels without atomic fetch-and-add (5.12) or
+//! `bpf_loop` (5.17). Probed once, by asking the kernel to load a two-line program of each.
+use libbpf_rs::libbpf_sys as sys;
+use std::sync::OnceLock;
+
+/// What the kernel lacks that the newer objects use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    /// `BPF_ATOMIC | BPF_FETCH` (5.12): the per-ring seq, compare-and-swap.
+    pub fetch: bool,
+    /// `bpf_loop` (5.17): path and cgroup walks of any depth.
+    pub bpf_loop: bool,
+}
+
+/// `RINGWARDEN_KERNEL_VARIANT=5.10` loads the 5.10 variants on any kernel: a developer's
+/// and the tests' knob, so the variant is exercised where the suite runs.
+const FORCE: &str = "RINGWARDEN_KERNEL_VARIANT";
+
+impl Kernel {
+    /// This kernel, probed on first use.
+    pub fn get() -> Kernel {
+        static K: OnceLock<Kernel> = OnceLock::new();
+        *K.get_or_init(|| Kernel {
+            fetch: probe_fetch(),
+            bpf_loop: probe_helper(sys::BPF_FUNC_loop),
+        })
+    }
+
+    /// Whether the 5.10 variants run here, and why (the features missing, with the release
+    /// that brought each), or `None` when the full objects run.
+    pub fn variant_510(self) -> Option<String> {
+        if std::env::var(FORCE).is_ok_and(|v| v == "5.10") {
+            return Some(format!("{FORCE}=5.10"));
+        }
+        let mut missing = Vec::new();
+        if !self.fetch {
+            missing.push("atomic fetch-and-add (5.12)");
+        }
+        if !self.bpf_loop {
+            missing.push("bpf_loop (5.17)");
+        }
+        (!missing.is_empty()).then(|| format!("this kernel has no {}", missing.join(", no ")))
+    }
+}
+
+/// Whether the verifier takes `r1 = atomic_fetch_add((u64 *)(r10 - 8), r1)`: 5.10 refuses
+/// the fetch ("BPF_XADD uses reserved fields").
+fn probe_fetch() -> bool {
+    // code, dst | src << 4, off, imm: the instruction encoding of linux/bpf.h.
+    const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+        code as u64
+            | ((dst | src << 4) as u64) << 8
+            | (off as u16 as u64) << 16
+            | (imm as u32 as u64) << 32
+    }
+    const MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+    const STX_DW: u8 = 0x7b; // BPF_STX | BPF_MEM | BPF_DW
+    const ATOMIC_DW: u8 = 0xdb; // BPF_STX | BPF_ATOMIC | BPF_DW
+    const FETCH_ADD: i32 = 0x01; // BPF_ADD | BPF_FETCH
+    const EXIT: u8 = 0x95;
+    let prog: [u64; 6] = [
+        insn(MOV64_IMM, 1, 0, 0, 0),
+        insn(STX_DW, 10, 1, -8, 0),
+        insn(MOV64_IMM, 1, 0, 0, 1),
+        insn(ATOMIC_DW, 10, 1, -8, FETCH_ADD),
+        insn(MOV64_IMM, 0, 0, 0, 0),
+        insn(EXIT, 0, 0, 0, 0),
+    ];
+    // SAFETY: six 8-byte instructions in struct bpf_insn's layout, a NUL-terminated
+    // license; no options. The fd returned, if any, is closed here.
+    let fd = unsafe {
+        sys::bpf_prog_load(
+            sys::BPF_PROG_TYPE_SOCKET_FILTER,
+            std::ptr::null(),
+            c"GPL".as_ptr(),
+            prog.as_ptr().cast(),
+            prog.len() as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a fd the call above opened and nothing else holds.
+        unsafe { libc::close(fd) };
+    }
+    fd >= 0
+}
+
+/// Whether a raw tracepoint program may call `helper`.
+fn probe_helper(helper: sys::bpf_func_id) -> bool {
+    // SAFETY: no options; libbpf loads and closes a probe program.
+    unsafe {
+        sys::libbpf_probe_bpf_helper(sys::BPF_PROG_TYPE_RAW_TRACEPOINT, helper, std::ptr::null())
+            == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine the suite runs on (6.18) has both; run as root, as the suite is.
+    #[test]
+    fn this_kernel_runs_the_full_objects() {
+        let k = Kernel::get();
+        assert_eq!(
+            k,
+            Kernel {
+                fetch: true,
+                bpf_loop: true
+            }
+        );
+    }
+}
