@@ -573,7 +573,7 @@ impl Daemon {
             match Signal::try_from(si.ssi_signo as i32) {
                 Ok(Signal::SIGHUP) => {
                     notifier.reloading();
-                    self.reload();
+                    self.reload(&mut || notifier.alive());
                     observer.reload(&self.opts.settings, self.poll.registry());
                     notifier.ready(&self.status());
                 }
@@ -980,7 +980,10 @@ impl Daemon {
 
     /// SIGHUP: re-read the configuration. A bad file is reported and changes nothing;
     /// otherwise [`reload::plan`] says what to do and this does it.
-    fn reload(&mut self) {
+    /// `alive` tells systemd's watchdog the loop lives: loading a family can take seconds
+    /// (under emulation, a family the kernel refuses took 2-10 s to be tried program by
+    /// program), and a reload that switched several on outlasted the 30 s watchdog.
+    fn reload(&mut self, alive: &mut dyn FnMut()) {
         let new = match self.opts.reload() {
             Ok(n) => n,
             Err(e) => {
@@ -1010,6 +1013,7 @@ impl Daemon {
         let rules = new.settings.filter.clone();
         self.opts = new;
         for a in actions {
+            alive();
             self.apply(a);
         }
         self.set_filters(&rules);

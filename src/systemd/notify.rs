@@ -115,6 +115,14 @@ impl Notifier {
         self.send("STOPPING=1\nSTATUS=stopping: draining the rings");
     }
 
+    /// A ping outside the timer, between long steps of one pass of the loop (a reload);
+    /// nothing before `ready` armed the watchdog.
+    pub fn alive(&mut self) {
+        if self.armed {
+            self.send("WATCHDOG=1");
+        }
+    }
+
     /// The watchdog timer fired: one ping, however many periods passed.
     pub fn watchdog_tick(&mut self) {
         let Some((t, _)) = &self.watchdog else {
