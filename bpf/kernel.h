@@ -11,8 +11,9 @@
  * - the seq: a record carries RW_SEQ_NONE (produced is still counted, with an atomic add
  *   that returns nothing), and the daemon reports drops from the counters;
  * - exactness of a rate limit and a high-water mark under racing CPUs (plain stores);
- * - depth: walks are bounded loops of fewer steps (RW_LOOP), a deeper one is cut short
- *   and flagged as a cut one is on any kernel. */
+ * - depth: walks are bounded loops of fewer steps (RW_LOOP): a deeper file path is cut
+ *   short and flagged, a task in a deeper cgroup is not judged by cgroup rules (as past
+ *   RW_CG_WALK levels on any kernel). */
 #ifndef RW_KERNEL_H
 #define RW_KERNEL_H
 

@@ -100,9 +100,11 @@ pub fn run() -> ExitCode {
             }
             Err(e) => {
                 all = false;
-                let why = match (&old, family.spec().object_510) {
-                    (Some(_), None) => " (it has no 5.10 variant)",
-                    _ => "",
+                let lacks = family::kernel::lacking(family.spec().needs);
+                let why = if lacks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (this kernel has no {lacks})")
                 };
                 println!("family {family}: FAILED: {e}{why}");
             }
@@ -123,4 +125,5 @@ pub fn run() -> ExitCode {
 /// What the 5.10 variant gives up (bpf/kernel.h), as `check` says it.
 const VARIANT_510: &str = "records carry no seq (drops are counted and reported as lost \
 records from the counters), rate limits and high-water marks are approximate under racing \
-CPUs, and a file path or cgroup deeper than the walk's steps is cut short and flagged";
+CPUs, a file path deeper than 48 steps is cut short and flagged, and a task in a cgroup more \
+than 32 levels deep is not judged by cgroup rules";

@@ -20,6 +20,10 @@ pub const SPEC: Spec = Spec {
     name: "anomaly",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/anomaly.bpf.o.z")),
     object_510: None,
+    needs: &{
+        use super::kernel::Feature::*;
+        [TaskStorage, TaskBtf, Loop, Fetch]
+    },
     ring_size: 256 * KIB,
     ring_min: 64 * KIB,
     ring_max: 32 * MIB,

@@ -22,6 +22,7 @@ pub const SPEC: Spec = Spec {
     name: "cgroup",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/cgroup.bpf.o.z")),
     object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/cgroup.510.bpf.o.z"))),
+    needs: &[],
     ring_size: 128 * KIB,
     ring_min: 64 * KIB,
     ring_max: 16 * MIB,

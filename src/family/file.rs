@@ -29,6 +29,10 @@ pub const SPEC: Spec = Spec {
     name: "file",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o.z")),
     object_510: None,
+    needs: &{
+        use super::kernel::Feature::*;
+        [TaskStorage, TaskBtf, Loop]
+    },
     ring_size: MIB,
     ring_min: MIB,
     ring_max: 256 * MIB,

@@ -13,6 +13,70 @@ pub struct Kernel {
     pub bpf_loop: bool,
 }
 
+/// What a family's programs use beyond 5.10 that no variant replaces: a family that does
+/// not load names those this kernel lacks (`ringwarden check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    TaskStorage,
+    TaskBtf,
+    ForEachMapElem,
+    TaskPtRegs,
+    Loop,
+    Fetch,
+}
+
+impl Feature {
+    /// Its name and the release that brought it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::TaskStorage => "task storage (5.11)",
+            Feature::TaskBtf => "bpf_get_current_task_btf (5.11)",
+            Feature::ForEachMapElem => "bpf_for_each_map_elem (5.13)",
+            Feature::TaskPtRegs => "bpf_task_pt_regs (5.15)",
+            Feature::Loop => "bpf_loop (5.17)",
+            Feature::Fetch => "atomic fetch-and-add (5.12)",
+        }
+    }
+
+    /// Whether this kernel has it (probed, each at most once).
+    pub fn here(self) -> bool {
+        static TASK_STORAGE: OnceLock<bool> = OnceLock::new();
+        static TASK_BTF: OnceLock<bool> = OnceLock::new();
+        static FOR_EACH: OnceLock<bool> = OnceLock::new();
+        static PT_REGS: OnceLock<bool> = OnceLock::new();
+        match self {
+            Feature::TaskStorage => *TASK_STORAGE.get_or_init(|| {
+                // SAFETY: no options; libbpf creates and closes a probe map.
+                unsafe {
+                    sys::libbpf_probe_bpf_map_type(sys::BPF_MAP_TYPE_TASK_STORAGE, std::ptr::null())
+                        == 1
+                }
+            }),
+            Feature::TaskBtf => {
+                *TASK_BTF.get_or_init(|| probe_helper(sys::BPF_FUNC_get_current_task_btf))
+            }
+            Feature::ForEachMapElem => {
+                *FOR_EACH.get_or_init(|| probe_helper(sys::BPF_FUNC_for_each_map_elem))
+            }
+            Feature::TaskPtRegs => {
+                *PT_REGS.get_or_init(|| probe_helper(sys::BPF_FUNC_task_pt_regs))
+            }
+            Feature::Loop => Kernel::get().bpf_loop,
+            Feature::Fetch => Kernel::get().fetch,
+        }
+    }
+}
+
+/// Of `needs`, what this kernel lacks, as `check` says it ("" when nothing).
+pub fn lacking(needs: &[Feature]) -> String {
+    let names: Vec<&str> = needs
+        .iter()
+        .filter(|f| !f.here())
+        .map(|f| f.name())
+        .collect();
+    names.join(", ")
+}
+
 /// `RINGWARDEN_KERNEL_VARIANT=5.10` loads the 5.10 variants on any kernel: a developer's
 /// and the tests' knob, so the variant is exercised where the suite runs.
 const FORCE: &str = "RINGWARDEN_KERNEL_VARIANT";
@@ -45,7 +109,7 @@ impl Kernel {
 }
 
 /// Whether the verifier takes `r1 = atomic_fetch_add((u64 *)(r10 - 8), r1)`: 5.10 refuses
-/// the fetch ("BPF_XADD uses reserved fields").
+/// the fetch ("BPF_XADD uses reserved fields", EINVAL).
 fn probe_fetch() -> bool {
     // code, dst | src << 4, off, imm: the instruction encoding of linux/bpf.h.
     const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
@@ -83,7 +147,9 @@ fn probe_fetch() -> bool {
         // SAFETY: a fd the call above opened and nothing else holds.
         unsafe { libc::close(fd) };
     }
-    fd >= 0
+    // Only the verifier's refusal says the kernel lacks it: any other failure (EPERM
+    // without CAP_BPF, say) keeps the full objects, whose own load then tells.
+    fd != -libc::EINVAL
 }
 
 /// Whether a raw tracepoint program may call `helper`.
@@ -99,7 +165,21 @@ fn probe_helper(helper: sys::bpf_func_id) -> bool {
 mod tests {
     use super::*;
 
-    /// The machine the suite runs on (6.18) has both; run as root, as the suite is.
+    /// The machine the suite runs on (6.18) has all; run as root, as the suite is.
+    #[test]
+    fn this_kernel_has_every_feature() {
+        use Feature::*;
+        let all = [
+            TaskStorage,
+            TaskBtf,
+            ForEachMapElem,
+            TaskPtRegs,
+            Loop,
+            Fetch,
+        ];
+        assert_eq!(lacking(&all), "");
+    }
+
     #[test]
     fn this_kernel_runs_the_full_objects() {
         let k = Kernel::get();

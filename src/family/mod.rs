@@ -43,6 +43,9 @@ pub struct Spec {
     /// Its 5.10 variant (bpf/kernel.h), if it has one: loaded instead of `object` on a
     /// kernel without atomic fetch-and-add or bpf_loop. Its records carry no seq.
     pub object_510: Option<&'static [u8]>,
+    /// What its programs use beyond 5.10 that no variant replaces (what `check` names
+    /// when the family does not load).
+    pub needs: &'static [kernel::Feature],
     /// Its record types: the value of the C enum (the header's `type`) and the JSON
     /// `type` name. Values are unique across families (a test checks).
     pub kinds: &'static [(u32, &'static str)],

@@ -22,6 +22,7 @@ pub const SPEC: Spec = Spec {
     name: "process",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/process.bpf.o.z")),
     object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/process.510.bpf.o.z"))),
+    needs: &[],
     ring_size: 512 * KIB,
     // The sizing spec (appendix B.2) has no process family: its records are the largest
     // (exec: filename and argv), its rate bursty (a build forks thousands of processes a

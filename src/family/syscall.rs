@@ -18,6 +18,10 @@ pub const SPEC: Spec = Spec {
     name: "syscall",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o.z")),
     object_510: None,
+    needs: &{
+        use super::kernel::Feature::*;
+        [TaskStorage, TaskBtf]
+    },
     ring_size: MIB,
     ring_min: 512 * KIB,
     ring_max: 64 * MIB,

@@ -21,6 +21,10 @@ pub const SPEC: Spec = Spec {
     name: "tls",
     object: include_bytes!(concat!(env!("OUT_DIR"), "/tls.bpf.o.z")),
     object_510: None,
+    needs: &{
+        use super::kernel::Feature::*;
+        [TaskBtf, ForEachMapElem, TaskPtRegs]
+    },
     // Every exec maps its libraries (~5-20 lib_load records of ~150 bytes with their
     // paths): the cgroup family's sizes hold a few hundred execs between drains.
     ring_size: 128 * KIB,
