@@ -419,8 +419,18 @@ impl Ring {
         };
         let declared = self.books.lost.get();
         if c.dropped > declared {
-            let l = Lost::counted(self.loaded.family.name(), c.dropped - declared);
-            self.pipe.borrow_mut().lost(&self.books, l);
+            let family = self.loaded.family;
+            let mut p = self.pipe.borrow_mut();
+            p.lost(
+                &self.books,
+                Lost::counted(family.name(), c.dropped - declared),
+            );
+            // As a gap in the seqs does: a lost exec, fork or exit leaves the table wrong.
+            if family == Family::Process
+                && let Some(ctx) = &mut p.context
+            {
+                ctx.forget_processes();
+            }
         }
     }
 
