@@ -920,10 +920,15 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     }
     // Programs failed and none attached (the rest not applicable): the family does not
     // run, rather than a ring that nothing writes to (tls on 5.10).
-    if !programs.iter().any(ProgramStatus::attached)
-        && let Some(e) = programs.iter().find_map(|p| p.error.as_deref())
-    {
-        return Err(Error::Load(format!("no {family} program loads: {e}")));
+    let failed: Vec<String> = programs
+        .iter()
+        .filter_map(|p| Some(format!("{}: {}", p.name, p.error.as_deref()?)))
+        .collect();
+    if !failed.is_empty() && !programs.iter().any(ProgramStatus::attached) {
+        return Err(Error::Load(format!(
+            "no {family} program runs ({})",
+            failed.join("; ")
+        )));
     }
     Ok(Loaded {
         family,
