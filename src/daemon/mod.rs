@@ -1013,7 +1013,10 @@ impl Daemon {
         let rules = new.settings.filter.clone();
         self.opts = new;
         for a in actions {
-            alive();
+            // Switching a family on loads it: the one step that takes seconds.
+            if matches!(a, Action::Enable(_)) {
+                alive();
+            }
             self.apply(a);
         }
         self.set_filters(&rules);
