@@ -3,7 +3,6 @@
 //! The Debian 11 guest (tests/vm/run --debian 11) runs them on 5.10 itself.
 mod common;
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -18,20 +17,7 @@ fn the_510_variant_gives_exact_exec_exit_fork() {
         .args(&["--only", "process"])
         .env(FORCE.0, FORCE.1)
         .start();
-    let mut pids = HashMap::new();
-    for n in 0..200u32 {
-        let (prog, code) = if n % 10 == 9 {
-            ("/bin/false", 1)
-        } else {
-            ("/bin/true", 0)
-        };
-        let mut c = Command::new(prog)
-            .arg(format!("arg-{n}"))
-            .spawn()
-            .expect("spawn");
-        pids.insert(u64::from(c.id()), (prog, n, code));
-        assert_eq!(c.wait().expect("wait").code(), Some(code));
-    }
+    let pids = common::true_false_children(200, &[]);
     let f = d.stop();
     f.assert_exact();
     assert_eq!(f.ring("process")["variant"], "5.10", "{}", f.stats);

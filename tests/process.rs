@@ -10,23 +10,7 @@ use common::{Daemon, i, u};
 fn two_hundred_children_give_exact_exec_exit_fork() {
     let d = Daemon::start("process", &["--only", "process"]);
     let me = std::process::id() as u64;
-    let mut pids = HashMap::new();
-    for n in 0..200u32 {
-        // Every tenth child fails, so exit codes are checked both ways.
-        let (prog, code) = if n % 10 == 9 {
-            ("/bin/false", 1)
-        } else {
-            ("/bin/true", 0)
-        };
-        let mut c = Command::new(prog)
-            .arg(format!("arg-{n}"))
-            .arg("second arg")
-            .spawn()
-            .expect("spawn");
-        pids.insert(c.id() as u64, (prog, n, code));
-        let st = c.wait().expect("wait");
-        assert_eq!(st.code(), Some(code));
-    }
+    let pids = common::true_false_children(200, &["second arg"]);
     let f = d.stop();
     f.assert_exact();
 

@@ -97,13 +97,11 @@ impl Kernel {
         if std::env::var(FORCE).is_ok_and(|v| v == "5.10") {
             return Some(format!("{FORCE}=5.10"));
         }
-        let mut missing = Vec::new();
-        if !self.fetch {
-            missing.push("atomic fetch-and-add (5.12)");
-        }
-        if !self.bpf_loop {
-            missing.push("bpf_loop (5.17)");
-        }
+        let missing: Vec<&str> = [(self.fetch, Feature::Fetch), (self.bpf_loop, Feature::Loop)]
+            .into_iter()
+            .filter(|&(has, _)| !has)
+            .map(|(_, f)| f.name())
+            .collect();
         (!missing.is_empty()).then(|| format!("this kernel has no {}", missing.join(", no ")))
     }
 }

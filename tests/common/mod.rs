@@ -645,6 +645,31 @@ pub fn bytes_of(e: &Value, k: &str) -> Vec<u8> {
     }
 }
 
+/// Runs `n` children one after the other, every tenth `/bin/false` (exit 1) and the rest
+/// `/bin/true` (exit 0), each with `arg-N` and then `extra` as arguments: by pid, the program,
+/// N and the exit code, so exec and exit events are checked both ways.
+pub fn true_false_children(
+    n: u32,
+    extra: &[&str],
+) -> std::collections::HashMap<u64, (&'static str, u32, i32)> {
+    let mut pids = std::collections::HashMap::new();
+    for k in 0..n {
+        let (prog, code) = if k % 10 == 9 {
+            ("/bin/false", 1)
+        } else {
+            ("/bin/true", 0)
+        };
+        let mut c = Command::new(prog)
+            .arg(format!("arg-{k}"))
+            .args(extra)
+            .spawn()
+            .expect("spawn");
+        pids.insert(u64::from(c.id()), (prog, k, code));
+        assert_eq!(c.wait().expect("wait").code(), Some(code));
+    }
+    pids
+}
+
 /// The calling thread's id (tests run as threads of one process).
 pub fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions.
