@@ -164,7 +164,7 @@ static __always_inline bool is_compat_syscall(struct task_struct *task)
 #if defined(__TARGET_ARCH_x86)
 	if (!bpf_core_field_exists(task->thread_info.status))
 		return false;
-	return task->thread_info.status & RW_TS_COMPAT;
+	return RW_LOAD(task, thread_info.status) & RW_TS_COMPAT;
 #elif defined(__TARGET_ARCH_arm64)
 	/* TIF_32BIT (arch/arm64/include/asm/thread_info.h): an AArch32 task, every syscall
 	 * of which is a compat one with an arm32 number. */

@@ -13,7 +13,12 @@
  * - exactness of a rate limit and a high-water mark under racing CPUs (plain stores);
  * - depth: walks are bounded loops of fewer steps (RW_LOOP): a deeper file path is cut
  *   short and flagged, a task in a deeper cgroup is not judged by cgroup rules (as past
- *   RW_CG_WALK levels on any kernel). */
+ *   RW_CG_WALK levels on any kernel);
+ * - task local storage and bpf_get_current_task_btf (5.11): per-thread state is a
+ *   preallocated hash keyed by tid (RW_THREAD_MAP), whose entries the family's
+ *   RW_THREAD_PROGS delete at thread exit and move when a thread's execve takes its
+ *   leader's tid; a full map is counted like a failed storage get. The task's members are
+ *   read with CO-RE reads (RW_LOAD) instead of plain loads. */
 #ifndef RW_KERNEL_H
 #define RW_KERNEL_H
 
@@ -30,9 +35,90 @@
 			if (cb(__i, ctx))                                                          \
 				break;                                                             \
 	} while (0)
+
+/* Threads with state in one RW_THREAD_MAP at once; the rest are counted as untracked. */
+#define RW_THREADS_510 4096
+#define RW_THREAD_MAP(name, vtype)                                                                 \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
+		__uint(max_entries, RW_THREADS_510);                                               \
+		__type(key, __u32);                                                                \
+		__type(value, vtype);                                                              \
+	} name SEC(".maps")
+
+/* The current thread's entry of `map` (of `type`), created zeroed if `create`; NULL when
+ * it has none, or the map is full. */
+#define RW_THREAD_GET(map, type, create)                                                           \
+	({                                                                                         \
+		__u32 __tid = (__u32)bpf_get_current_pid_tgid();                                   \
+		type *__v = bpf_map_lookup_elem(map, &__tid);                                      \
+		if (!__v && (create)) {                                                            \
+			type __z = {};                                                             \
+			bpf_map_update_elem(map, &__tid, &__z, BPF_NOEXIST);                       \
+			__v = bpf_map_lookup_elem(map, &__tid);                                    \
+		}                                                                                  \
+		__v;                                                                               \
+	})
+
+/* The current thread's entry is gone with it. */
+#define RW_THREAD_FORGET(map)                                                                      \
+	({                                                                                         \
+		__u32 __tid = (__u32)bpf_get_current_pid_tgid();                                   \
+		bpf_map_delete_elem(map, &__tid);                                                  \
+	})
+
+/* After an execve by a non-leader thread, which now has its leader's tid (`old` was its
+ * own): its entry follows it. The leader's own entry went at the leader's exit. */
+#define RW_THREAD_MOVE(map, type, old)                                                             \
+	({                                                                                         \
+		__u32 __old = (old), __tid = (__u32)bpf_get_current_pid_tgid();                    \
+		type *__v = __old != __tid ? bpf_map_lookup_elem(map, &__old) : NULL;              \
+		if (__v) {                                                                         \
+			type __copy = *__v;                                                        \
+			bpf_map_update_elem(map, &__tid, &__copy, BPF_ANY);                        \
+			bpf_map_delete_elem(map, &__old);                                          \
+		}                                                                                  \
+	})
+
+/* A family's two programs that keep its RW_THREAD_MAPs true to the threads: `forget` and
+ * `move` are statements of RW_THREAD_FORGET and RW_THREAD_MOVE(..., old_pid). */
+#define RW_THREAD_PROGS(family, forget, move)                                                      \
+	SEC("tp_btf/sched_process_exit")                                                           \
+	int BPF_PROG(family##_thread_exit)                                                         \
+	{                                                                                          \
+		forget;                                                                            \
+		return 0;                                                                          \
+	}                                                                                          \
+	SEC("tp_btf/sched_process_exec")                                                           \
+	int BPF_PROG(family##_thread_exec, struct task_struct *p, pid_t old_pid)                   \
+	{                                                                                          \
+		move;                                                                              \
+		return 0;                                                                          \
+	}
+
+#define rw_current_task() ((struct task_struct *)bpf_get_current_task())
+#define RW_LOAD(...) BPF_CORE_READ(__VA_ARGS__)
 #else
 #define RW_HAS_FETCH 1
 #define RW_LOOP(n, cap, cb, ctx) bpf_loop((n), (cb), (ctx), 0)
+
+/* Task local storage: cheaper than a hash (no hashing, no bucket lock) and gone with the
+ * task by itself. */
+#define RW_THREAD_MAP(name, vtype)                                                                 \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_TASK_STORAGE);                                           \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                                              \
+		__type(key, int);                                                                  \
+		__type(value, vtype);                                                              \
+	} name SEC(".maps")
+#define RW_THREAD_GET(map, type, create)                                                           \
+	((type *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0,                          \
+				      (create) ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0))
+#define RW_THREAD_PROGS(family, forget, move)
+
+/* A BTF pointer: its members are plain loads. */
+#define rw_current_task() bpf_get_current_task_btf()
+#define RW_LOAD(...) ___arrow(__VA_ARGS__)
 #endif
 
 #endif /* RW_KERNEL_H */

@@ -29,17 +29,13 @@ struct syscall_start {
 	__u64 args[6];
 };
 
-/* Per thread (task local storage), not a hash keyed by tid: cheaper on the hot path
- * (no hashing, no bucket lock, no freelist; perf showed the hash at ~10 % of a getppid
- * storm), and it lives and dies with the task: a thread that exits inside a syscall
- * leaves nothing behind, and a non-leader thread whose execve takes over the leader's
- * pid keeps its own entry, so no exec/exit bookkeeping programs are needed. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct syscall_start);
-} syscall_inflight SEC(".maps");
+/* Per thread (task local storage, RW_THREAD_MAP), not a hash keyed by tid: cheaper on the
+ * hot path (no hashing, no bucket lock, no freelist; perf showed the hash at ~10 % of a
+ * getppid storm), and it lives and dies with the task: a thread that exits inside a
+ * syscall leaves nothing behind, and a non-leader thread whose execve takes over the
+ * leader's pid keeps its own entry, so no exec/exit bookkeeping programs are needed
+ * (except in the 5.10 variant, whose map is that hash: RW_THREAD_PROGS below). */
+RW_THREAD_MAP(syscall_inflight, struct syscall_start);
 
 _Static_assert((RW_SYSCALL_MAX_NR & (RW_SYSCALL_MAX_NR - 1)) == 0, "masked as an index");
 
@@ -72,7 +68,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 	__u8 *f = bpf_map_lookup_elem(&syscall_filter, &nr);
 	if (!f || !*f)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	/* Compat syscalls carry ia32 numbers, which name other syscalls in the 64-bit table
 	 * (ia32 getpid 20 is x86_64 writev), so only numbers with a bit set are looked at:
 	 * telling compat apart takes a helper call (14-30 ns per syscall measured here), and
@@ -96,8 +92,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 	}
 	if (!(*f & RW_FILTER_REPORT) || rw_skip())
 		return 0;
-	struct syscall_start *s =
-		bpf_task_storage_get(&syscall_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct syscall_start *s = RW_THREAD_GET(&syscall_inflight, struct syscall_start, true);
 	if (!s) {
 		/* No memory for the entry (or storage busy in a nested program): on the books. */
 		RW_COUNT_UNTRACKED(syscall);
@@ -120,8 +115,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 {
 	/* Only threads that made a syscall of the set have storage: for every other exit
 	 * of the machine this is a NULL check. */
-	struct syscall_start *sp =
-		bpf_task_storage_get(&syscall_inflight, bpf_get_current_task_btf(), 0, 0);
+	struct syscall_start *sp = RW_THREAD_GET(&syscall_inflight, struct syscall_start, false);
 	if (!sp || !sp->active)
 		return 0;
 	sp->active = 0;
@@ -140,6 +134,9 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 	RW_SUBMIT(syscall, e);
 	return 0;
 }
+
+RW_THREAD_PROGS(syscall, RW_THREAD_FORGET(&syscall_inflight),
+		RW_THREAD_MOVE(&syscall_inflight, struct syscall_start, old_pid));
 
 /* The tracepoints' records (trace_event_raw_*), reduced to the one member read: CO-RE
  * finds `opcode` wherever the running kernel's record has it. io_uring_submit_req is

@@ -15,6 +15,27 @@ fn calls<'a>(f: &'a Finished, tid: u32, name: &'a str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The daemon on `args`, running the 5.10 variant (bpf/kernel.h) if `v510`: its per-thread
+/// map is a hash keyed by tid, kept by exit and exec programs, not task storage.
+fn start(tag: &str, args: &[&str], v510: bool) -> Daemon {
+    let b = Daemon::builder(tag).args(args);
+    if v510 {
+        b.env("RINGWARDEN_KERNEL_VARIANT", "5.10").start()
+    } else {
+        b.start()
+    }
+}
+
+/// The ring's books are the 5.10 variant's if `v510`.
+fn assert_variant(f: &Finished, v510: bool) {
+    let want = if v510 { "5.10" } else { "" };
+    let got = f.ring("syscall")["variant"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(got, want, "{}", f.stats);
+}
+
 /// `arg0`: None for syscalls without arguments (the register holds whatever it held).
 fn check(e: &Value, nr: i64, arg0: Option<u64>, ret: i64) {
     assert_eq!(i(&e["nr"]), nr, "{e}");
@@ -31,14 +52,24 @@ fn check(e: &Value, nr: i64, arg0: Option<u64>, ret: i64) {
 
 #[test]
 fn configured_set_gives_exact_counts_args_and_returns() {
-    let d = Daemon::start(
-        "syscall",
+    configured_set(false);
+}
+
+#[test]
+fn the_510_variant_gives_exact_counts_args_and_returns() {
+    configured_set(true);
+}
+
+fn configured_set(v510: bool) {
+    let d = start(
+        if v510 { "syscall-510" } else { "syscall" },
         &[
             "--only",
             "syscall",
             "--syscalls",
             "getppid,getpgid,personality",
         ],
+        v510,
     );
     let tid = gettid();
     // libc::syscall, not the libc wrappers: every call must really enter the kernel.
@@ -62,6 +93,7 @@ fn configured_set_gives_exact_counts_args_and_returns() {
     }
     let f = d.stop();
     f.assert_exact();
+    assert_variant(&f, v510);
 
     let getppid = calls(&f, tid, "getppid");
     assert_eq!(getppid.len(), 1000, "getppid events of this thread");
@@ -89,6 +121,10 @@ fn configured_set_gives_exact_counts_args_and_returns() {
         .filter(|e| u(&e["tid"]) == u64::from(tid))
         .count();
     assert_eq!(mine, 1015);
+    if v510 {
+        assert!(getppid.iter().all(|e| e.get("seq").is_none()), "no seqs");
+        return;
+    }
     // In order, one sequence number each.
     let seqs: Vec<u64> = getppid.iter().map(|e| u(&e["seq"])).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
@@ -138,9 +174,24 @@ fn exec_helper() {
 
 #[test]
 fn execve_returns_in_the_new_image() {
-    let d = Daemon::start(
-        "syscall-exec",
+    execve_returns(false);
+}
+
+/// The variant's entry moves with a thread whose execve takes its leader's tid.
+#[test]
+fn the_510_variant_follows_execve_to_the_leaders_tid() {
+    execve_returns(true);
+}
+
+fn execve_returns(v510: bool) {
+    let d = start(
+        if v510 {
+            "syscall-exec-510"
+        } else {
+            "syscall-exec"
+        },
         &["--only", "syscall", "--syscalls", "execve"],
+        v510,
     );
     // 20 plain children: one execve each, returning 0 in the new image.
     let mut kids = Vec::new();
@@ -163,6 +214,7 @@ fn execve_returns_in_the_new_image() {
     );
     let f = d.stop();
     f.assert_exact();
+    assert_variant(&f, v510);
 
     for pid in &kids {
         let ev: Vec<_> = f
@@ -198,11 +250,28 @@ fn execve_returns_in_the_new_image() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn compat_syscalls_are_counted_not_misreported() {
+    compat_syscalls(false);
+}
+
+/// The same with the variant's CO-RE read of the task's compat bit.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_510_variant_counts_compat_syscalls() {
+    compat_syscalls(true);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn compat_syscalls(v510: bool) {
     const COMPAT: u64 = 10;
     const NATIVE: usize = 3;
-    let d = Daemon::start(
-        "syscall-compat",
+    let d = start(
+        if v510 {
+            "syscall-compat-510"
+        } else {
+            "syscall-compat"
+        },
         &["--only", "syscall", "--syscalls", "writev"],
+        v510,
     );
     let tid = gettid();
     for _ in 0..COMPAT {
@@ -234,6 +303,7 @@ fn compat_syscalls_are_counted_not_misreported() {
         f.status,
         f.stderr
     );
+    assert_variant(&f, v510);
     let r = f.ring("syscall");
     assert_eq!(
         u(&r["produced"]),
@@ -252,4 +322,47 @@ fn compat_syscalls_are_counted_not_misreported() {
         check(e, libc::SYS_writev, Some(devnull.as_raw_fd() as u64), 4);
     }
     assert_eq!(u(&r["untracked"]), COMPAT, "compat calls counted: {r}");
+}
+
+/// The variant's per-thread hash keeps nothing of a thread that ends inside a syscall
+/// (exit_group never returns: its enter makes an entry, no exit takes it): the variant's
+/// exit program deletes it, as task storage goes with the task by itself, so the map does
+/// not fill up with the dead.
+#[test]
+fn the_510_variant_forgets_a_thread_that_ends_inside_a_syscall() {
+    use libbpf_rs::MapCore as _;
+    let d = start(
+        "syscall-exit-510",
+        &["--only", "syscall", "--syscalls", "exit_group"],
+        true,
+    );
+    let maps = common::maps::daemon_maps(d.pid());
+    // The kernel keeps 15 bytes of a map's name.
+    let m = common::maps::map(&maps, "syscall_infligh");
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let mut c = Command::new("/bin/true").spawn().expect("spawn true");
+        ids.push(c.id());
+        assert!(c.wait().expect("wait").success());
+    }
+    let left: std::collections::HashSet<u32> = m
+        .keys()
+        .filter_map(|k| k.get(..4).and_then(|b| b.try_into().ok()))
+        .map(u32::from_ne_bytes)
+        .collect();
+    assert!(
+        ids.iter().all(|id| !left.contains(id)),
+        "the exited threads' entries are gone: {ids:?} in {left:?}"
+    );
+    let f = d.stop();
+    f.assert_exact();
+    assert_variant(&f, true);
+    let theirs = f
+        .of_type("syscall")
+        .filter(|e| ids.iter().any(|id| u(&e["pid"]) == u64::from(*id)))
+        .count();
+    assert_eq!(
+        theirs, 0,
+        "an exit_group, which never returns, is not reported"
+    );
 }
