@@ -383,10 +383,10 @@ static __always_inline void *rw_uid_entry(void *map, __u32 family, __u32 uid, vo
 /* Adds one to the uid's count of `kind` (enum rw_loss_kind) in the family. */
 __noinline int rw_loss_count(__u32 family, __u32 uid, __u32 kind)
 {
-	/* Fibonacci hashing: the top 8 bits of uid * 2^32/phi. */
-	__u32 i = (family & (RW_FAMILIES - 1)) * RW_LOSS_SLOTS + ((uid * 2654435769U) >> 24);
 	struct rw_loss *l = NULL;
 #if RW_HAS_FETCH
+	/* Fibonacci hashing: the top 8 bits of uid * 2^32/phi. */
+	__u32 i = (family & (RW_FAMILIES - 1)) * RW_LOSS_SLOTS + ((uid * 2654435769U) >> 24);
 	/* Without compare-and-swap two uids could claim one slot: 5.10 counts in the hash. */
 	struct rw_loss_slot *slot = bpf_map_lookup_elem(&rw_uid_loss_slots, &i);
 	if (slot) {

@@ -15,7 +15,7 @@
  *   short and flagged, a task in a deeper cgroup is not judged by cgroup rules (as past
  *   RW_CG_WALK levels on any kernel);
  * - task local storage and bpf_get_current_task_btf (5.11): per-thread state is a
- *   preallocated hash keyed by tid (RW_THREAD_MAP), whose entries the family's
+ *   hash keyed by tid (RW_THREAD_MAP), whose entries the family's
  *   RW_THREAD_PROGS delete at thread exit and move when a thread's execve takes its
  *   leader's tid; a full map is counted like a failed storage get. The task's members are
  *   read with CO-RE reads (RW_LOAD) instead of plain loads. */
@@ -36,25 +36,29 @@
 				break;                                                             \
 	} while (0)
 
-/* Threads with state in one RW_THREAD_MAP at once; the rest are counted as untracked. */
-#define RW_THREADS_510 4096
+/* Threads with state in one RW_THREAD_MAP at once; more are counted as untracked. Not
+ * preallocated: like task storage, memory only for the threads that use it (a change_start
+ * is over 1 KiB), and as many entries as a user would need threads to fill it. */
+#define RW_THREADS_510 65536
 #define RW_THREAD_MAP(name, vtype)                                                                 \
 	struct {                                                                                   \
 		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                                              \
 		__uint(max_entries, RW_THREADS_510);                                               \
 		__type(key, __u32);                                                                \
 		__type(value, vtype);                                                              \
 	} name SEC(".maps")
 
-/* The current thread's entry of `map` (of `type`), created zeroed if `create`; NULL when
- * it has none, or the map is full. */
+/* The current thread's entry of `map` (of `type`), created zeroed if `create` (from a
+ * zeroed constant: a value can be larger than the stack); NULL when it has none, or the map
+ * is full. */
 #define RW_THREAD_GET(map, type, create)                                                           \
 	({                                                                                         \
 		__u32 __tid = (__u32)bpf_get_current_pid_tgid();                                   \
 		type *__v = bpf_map_lookup_elem(map, &__tid);                                      \
 		if (!__v && (create)) {                                                            \
-			type __z = {};                                                             \
-			bpf_map_update_elem(map, &__tid, &__z, BPF_NOEXIST);                       \
+			static const type __zero = {};                                             \
+			bpf_map_update_elem(map, &__tid, &__zero, BPF_NOEXIST);                    \
 			__v = bpf_map_lookup_elem(map, &__tid);                                    \
 		}                                                                                  \
 		__v;                                                                               \
@@ -74,8 +78,7 @@
 		__u32 __old = (old), __tid = (__u32)bpf_get_current_pid_tgid();                    \
 		type *__v = __old != __tid ? bpf_map_lookup_elem(map, &__old) : NULL;              \
 		if (__v) {                                                                         \
-			type __copy = *__v;                                                        \
-			bpf_map_update_elem(map, &__tid, &__copy, BPF_ANY);                        \
+			bpf_map_update_elem(map, &__tid, __v, BPF_ANY);                            \
 			bpf_map_delete_elem(map, &__old);                                          \
 		}                                                                                  \
 	})
