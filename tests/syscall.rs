@@ -18,22 +18,7 @@ fn calls<'a>(f: &'a Finished, tid: u32, name: &'a str) -> Vec<&'a Value> {
 /// The daemon on `args`, running the 5.10 variant (bpf/kernel.h) if `v510`: its per-thread
 /// map is a hash keyed by tid, kept by exit and exec programs, not task storage.
 fn start(tag: &str, args: &[&str], v510: bool) -> Daemon {
-    let b = Daemon::builder(tag).args(args);
-    if v510 {
-        b.env("RINGWARDEN_KERNEL_VARIANT", "5.10").start()
-    } else {
-        b.start()
-    }
-}
-
-/// The ring's books are the 5.10 variant's if `v510`.
-fn assert_variant(f: &Finished, v510: bool) {
-    let want = if v510 { "5.10" } else { "" };
-    let got = f.ring("syscall")["variant"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    assert_eq!(got, want, "{}", f.stats);
+    Daemon::builder(tag).args(args).variant_510(v510).start()
 }
 
 /// `arg0`: None for syscalls without arguments (the register holds whatever it held).
@@ -93,7 +78,7 @@ fn configured_set(v510: bool) {
     }
     let f = d.stop();
     f.assert_exact();
-    assert_variant(&f, v510);
+    f.assert_variant("syscall", v510);
 
     let getppid = calls(&f, tid, "getppid");
     assert_eq!(getppid.len(), 1000, "getppid events of this thread");
@@ -214,7 +199,7 @@ fn execve_returns(v510: bool) {
     );
     let f = d.stop();
     f.assert_exact();
-    assert_variant(&f, v510);
+    f.assert_variant("syscall", v510);
 
     for pid in &kids {
         let ev: Vec<_> = f
@@ -303,7 +288,7 @@ fn compat_syscalls(v510: bool) {
         f.status,
         f.stderr
     );
-    assert_variant(&f, v510);
+    f.assert_variant("syscall", v510);
     let r = f.ring("syscall");
     assert_eq!(
         u(&r["produced"]),
@@ -330,33 +315,25 @@ fn compat_syscalls(v510: bool) {
 /// not fill up with the dead.
 #[test]
 fn the_510_variant_forgets_a_thread_that_ends_inside_a_syscall() {
-    use libbpf_rs::MapCore as _;
     let d = start(
         "syscall-exit-510",
         &["--only", "syscall", "--syscalls", "exit_group"],
         true,
     );
-    let maps = common::maps::daemon_maps(d.pid());
-    // The kernel keeps 15 bytes of a map's name.
-    let m = common::maps::map(&maps, "syscall_infligh");
     let mut ids = Vec::new();
     for _ in 0..50 {
         let mut c = Command::new("/bin/true").spawn().expect("spawn true");
         ids.push(c.id());
         assert!(c.wait().expect("wait").success());
     }
-    let left: std::collections::HashSet<u32> = m
-        .keys()
-        .filter_map(|k| k.get(..4).and_then(|b| b.try_into().ok()))
-        .map(u32::from_ne_bytes)
-        .collect();
+    let left = common::map_tids(d.pid(), "syscall_infligh");
     assert!(
         ids.iter().all(|id| !left.contains(id)),
         "the exited threads' entries are gone: {ids:?} in {left:?}"
     );
     let f = d.stop();
     f.assert_exact();
-    assert_variant(&f, true);
+    f.assert_variant("syscall", true);
     let theirs = f
         .of_type("syscall")
         .filter(|e| ids.iter().any(|id| u(&e["pid"]) == u64::from(*id)))

@@ -128,6 +128,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// The 5.10 variants (bpf/kernel.h) instead of the full objects if `on`, as on a kernel
+    /// without atomic fetch-and-add or bpf_loop.
+    pub fn variant_510(self, on: bool) -> Self {
+        if on { self.env(V510.0, V510.1) } else { self }
+    }
+
     /// Several [`DaemonBuilder::env`] at once.
     pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
         for (k, v) in vars {
@@ -619,6 +625,29 @@ impl Finished {
     pub fn ring(&self, name: &str) -> &Value {
         &self.stats["rings"][name]
     }
+
+    /// Ring `name` ran the 5.10 variant if `v510`, the full object if not.
+    pub fn assert_variant(&self, name: &str, v510: bool) -> &Self {
+        let got = self.ring(name)["variant"].as_str().unwrap_or("");
+        assert_eq!(got, if v510 { "5.10" } else { "" }, "{}", self.stats);
+        self
+    }
+}
+
+/// The variable that makes the daemon load the 5.10 variants on any kernel (the same code
+/// as on 5.10 itself, where the Debian 11 guest runs it).
+pub const V510: (&str, &str) = ("RINGWARDEN_KERNEL_VARIANT", "5.10");
+
+/// The tids holding an entry in the daemon's map `name` (a 5.10 variant's per-thread hash,
+/// keyed by tid; the kernel keeps 15 bytes of a map's name).
+pub fn map_tids(daemon_pid: u32, name: &str) -> std::collections::HashSet<u32> {
+    use libbpf_rs::MapCore as _;
+    let maps = maps::daemon_maps(daemon_pid);
+    maps::map(&maps, name)
+        .keys()
+        .filter_map(|k| k.get(..4).and_then(|b| b.try_into().ok()))
+        .map(u32::from_ne_bytes)
+        .collect()
 }
 
 pub fn u(v: &Value) -> u64 {
