@@ -37,13 +37,9 @@ struct open_start {
 /* Per thread (task local storage), not a table keyed by tid: nothing another user can
  * fill (a fixed-size table full of threads blocked in open hid everyone else's opens),
  * nothing evicted, and it goes away with the thread. Its memory is per thread that ever
- * opened while the daemon ran. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct open_start);
-} file_inflight SEC(".maps");
+ * opened while the daemon ran. (The 5.10 variant's is that table, of RW_THREADS_510
+ * threads: bpf/kernel.h.) */
+RW_THREAD_MAP(file_inflight, struct open_start);
 
 RW_DECLARE_OUT_BUF(file);
 _Static_assert(sizeof(struct open_event) + RW_RESOLVED_LEN <= RW_OUT_MASK, "record under the mask");
@@ -97,14 +93,12 @@ static __always_inline int stash(__u64 filename, __u64 flags, __u32 mode, __s32 
 		/* An older entry whose exit was missed must not pair with this exit: the exits
 		 * attach first, but a program run can still be skipped (the kernel's recursion
 		 * guard, a busy task storage). */
-		struct open_start *old =
-			bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0, 0);
+		struct open_start *old = RW_THREAD_GET(&file_inflight, struct open_start, false);
 		if (old)
 			old->active = 0;
 		return 0;
 	}
-	struct open_start *s = bpf_task_storage_get(&file_inflight, bpf_get_current_task_btf(), 0,
-						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct open_start *s = RW_THREAD_GET(&file_inflight, struct open_start, true);
 	if (!s) {
 		/* No memory for the entry (or storage busy): on the books. */
 		RW_COUNT_UNTRACKED(file);
@@ -189,12 +183,12 @@ struct rw_path_bytes {
  * open-coded in each of the three exit programs took ~60 ms of the daemon's start to
  * verify. Global: the verifier walks the callback until its states converge, and inlined
  * it did so once for each state its callers reach (~20 passes in an open's exit). */
-__noinline int rw_differs(const struct rw_path_bytes *a, const struct rw_path_bytes *b, __u32 n)
+RW_GLOBAL int rw_differs(const struct rw_path_bytes *a, const struct rw_path_bytes *b, __u32 n)
 {
 	if (!a || !b)
 		return 1; /* never: the verifier asks a global to check */
 	struct cmp_ctx c = { .a = a->s, .b = b->s, .n = n };
-	bpf_loop(RW_PATH_LEN / 64, cmp_step, &c, 0);
+	RW_LOOP(RW_PATH_LEN / 64, RW_PATH_LEN / 64, cmp_step, &c);
 	return c.differ;
 }
 
@@ -206,8 +200,27 @@ __noinline int rw_differs(const struct rw_path_bytes *a, const struct rw_path_by
 static const char pipe_fmt[] = "pipe:[%llu]";
 static const char socket_fmt[] = "socket:[%llu]";
 
-/* Names the file at fd `fd` of the task (the current one, as a BTF pointer: its fields
- * are plain loads, not helper calls); returns its length, the file in *filep (its inode
+#ifdef RW_KERNEL_510
+/* bpf_snprintf(o, 32, fmt, ino) without it (5.13): fmt's text up to its "%llu", the
+ * decimal ino, and "]". Returns the length. */
+static __always_inline __u32 pseudo_name(char *o, const char *fmt, __u64 ino)
+{
+	__u32 n = 0;
+	for (; n < 8 && fmt[n] != '%'; n++)
+		o[n] = fmt[n];
+	__u32 k = 1; /* digits */
+	for (__u64 v = ino / 10; v && k < 20; v /= 10)
+		k++;
+	__u64 v = ino;
+	for (__u32 j = 0; j < 20 && j < k; j++, v /= 10)
+		o[(n + k - 1 - j) & 31] = '0' + v % 10;
+	o[(n + k) & 31] = ']';
+	return n + k + 1;
+}
+#endif
+
+/* Names the file at fd `fd` of the task (the current one, rw_current_task(): its fields
+ * are plain loads, not helper calls, except in the 5.10 variant); returns its length, the file in *filep (its inode
  * is read only for an open the filters keep) and in *at where the name starts in p->tmp,
  * at most RW_RESOLVED_LEN (it is copied into the record only once the filters keep the
  * open). The name is always in p->tmp: a pointer that could be into either of two
@@ -217,9 +230,9 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct r
 				     __u32 *at)
 {
 	*at = RW_RESOLVED_LEN;
-	struct fdtable *fdt = task->files->fdt;
-	__u64 max = fdt->max_fds;
-	struct file **fds = fdt->fd;
+	struct fdtable *fdt = RW_LOAD(task, files, fdt);
+	__u64 max = RW_LOAD(fdt, max_fds);
+	struct file **fds = RW_LOAD(fdt, fd);
 	struct file *file = NULL;
 	if ((__u64)fd < max)
 		bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
@@ -244,8 +257,12 @@ static __always_inline __u32 resolve(struct task_struct *task, long fd, struct r
 			return 0;
 		__u64 ino = BPF_CORE_READ(file, f_inode, i_ino);
 		e->ino = ino;
+#ifdef RW_KERNEL_510
+		return pseudo_name(&p->tmp[RW_RESOLVED_LEN], fmt, ino);
+#else
 		long n = bpf_snprintf(&p->tmp[RW_RESOLVED_LEN], 32, fmt, &ino, sizeof(ino));
 		return n > 1 && n <= 32 ? (__u32)n - 1 : 0;
+#endif
 	}
 	*at = pos;
 	return RW_RESOLVED_LEN - pos;
@@ -365,8 +382,8 @@ static __always_inline __u32 recheck_path(char *out, __u64 user, const char *ent
 
 static __always_inline int emit(long ret, __u32 sc)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct open_start *s = bpf_task_storage_get(&file_inflight, task, 0, 0);
+	struct task_struct *task = rw_current_task();
+	struct open_start *s = RW_THREAD_GET(&file_inflight, struct open_start, false);
 	if (!s || !s->active)
 		return 0;
 	s->active = 0;
@@ -588,12 +605,7 @@ struct change_start {
 };
 
 /* Per thread, as file_inflight (see there). */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct change_start);
-} change_inflight SEC(".maps");
+RW_THREAD_MAP(change_inflight, struct change_start);
 
 /* A change record: two paths and up to two resolved names, more than rw_out_buf holds. */
 #define RW_CHANGE_MASK 16383
@@ -729,13 +741,12 @@ int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 {
 	if (!is_change_nr(id))
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	/* A 32-bit call's number is an ia32 one, another syscall here: those are counted
 	 * unseen by the syscall family (COMPAT_WATCHED), not misread. */
 	if (is_compat_syscall(task) || rw_skip())
 		return 0;
-	struct change_start *s =
-		bpf_task_storage_get(&change_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, true);
 	if (!s) {
 		RW_COUNT_UNTRACKED(file);
 		return 0;
@@ -784,8 +795,7 @@ _Static_assert(RW_PATH_LEN == 1 << RW_RECHECK_LEN_BITS, "a length fits its bits"
 
 __noinline int rw_change_recheck(void)
 {
-	struct change_start *s =
-		bpf_task_storage_get(&change_inflight, bpf_get_current_task_btf(), 0, 0);
+	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, false);
 	__u32 zero = 0;
 	struct change_buf *b = bpf_map_lookup_elem(&change_out, &zero);
 	if (!s || !b)
@@ -811,7 +821,7 @@ __noinline int rw_change_recheck(void)
  * when the fd names no file. Global: verified once, not once per name. */
 __noinline int rw_change_name(long fd, __u32 off)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	struct rw_path_scratch *p = rw_path_buf();
 	__u32 zero = 0;
 	struct change_buf *b = bpf_map_lookup_elem(&change_out, &zero);
@@ -819,11 +829,12 @@ __noinline int rw_change_name(long fd, __u32 off)
 		return 0;
 	struct path fp = {};
 	if (fd == RW_AT_FDCWD) {
-		bpf_core_read(&fp, sizeof(fp), &task->fs->pwd);
+		struct fs_struct *fs = RW_LOAD(task, fs);
+		bpf_core_read(&fp, sizeof(fp), &fs->pwd);
 	} else {
-		struct fdtable *fdt = task->files->fdt;
-		__u64 max = fdt->max_fds;
-		struct file **fds = fdt->fd;
+		struct fdtable *fdt = RW_LOAD(task, files, fdt);
+		__u64 max = RW_LOAD(fdt, max_fds);
+		struct file **fds = RW_LOAD(fdt, fd);
 		struct file *file = NULL;
 		if ((__u64)fd < max)
 			bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
@@ -882,11 +893,11 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	int nr = RW_SYSCALL_NR(regs);
 	if (!is_change_nr(nr))
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	/* A compat call's number is another syscall's: its enter kept nothing. */
 	if (is_compat_syscall(task))
 		return 0;
-	struct change_start *s = bpf_task_storage_get(&change_inflight, task, 0, 0);
+	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, false);
 	if (!s || !s->active)
 		return 0;
 	s->active = 0;
@@ -972,6 +983,10 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	RW_OUTPUT(file, &e->hdr, sizeof(*e) + l1 + l2 + r1 + r2, RW_CHANGE_MASK);
 	return 0;
 }
+
+RW_THREAD_PROGS(file, (RW_THREAD_FORGET(&file_inflight), RW_THREAD_FORGET(&change_inflight)),
+		(RW_THREAD_MOVE(&file_inflight, struct open_start, old_pid),
+		 RW_THREAD_MOVE(&change_inflight, struct change_start, old_pid)));
 
 RW_LAYOUT(open_event);
 RW_LAYOUT(change_event);

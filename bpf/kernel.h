@@ -100,6 +100,9 @@
 	}
 
 #define rw_current_task() ((struct task_struct *)bpf_get_current_task())
+/* 5.10's verifier takes only scalars and the context as a global function's arguments
+ * (pointers came in 5.12): such a function is a static one, verified per call. */
+#define RW_GLOBAL static __noinline
 #define RW_LOAD(...) BPF_CORE_READ(__VA_ARGS__)
 #else
 #define RW_HAS_FETCH 1
@@ -121,6 +124,7 @@
 
 /* A BTF pointer: its members are plain loads. */
 #define rw_current_task() bpf_get_current_task_btf()
+#define RW_GLOBAL __noinline
 #define RW_LOAD(...) ___arrow(__VA_ARGS__)
 #endif
 

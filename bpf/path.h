@@ -160,8 +160,8 @@ static long rw_walk_step(__u32 i, struct rw_walk *c)
 	return 0;
 }
 
-/* Names the file at `fp` (its f_path) as seen from `task`'s root (a BTF pointer: its
- * fields are plain loads) into b->tmp: returns where the name starts (it ends at
+/* Names the file at `fp` (its f_path) as seen from `task`'s root (rw_current_task():
+ * RW_LOAD reads its fields) into b->tmp: returns where the name starts (it ends at
  * RW_RESOLVED_LEN; RW_RESOLVED_LEN when there is none, e.g. a pseudo file the kernel
  * names from its inode) and adds RW_RESOLVE_* to *flags. */
 static __always_inline __u32 rw_resolve(struct task_struct *task, const struct path *fp,
@@ -174,8 +174,8 @@ static __always_inline __u32 rw_resolve(struct task_struct *task, const struct p
 		.d = fd_d,
 		.vm = fp->mnt,
 		.vm_root = BPF_CORE_READ(fp->mnt, mnt_root),
-		.root_d = task->fs->root.dentry,
-		.root_vm = task->fs->root.mnt,
+		.root_d = RW_LOAD(task, fs, root.dentry),
+		.root_vm = RW_LOAD(task, fs, root.mnt),
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 	};
 	RW_LOOP(RW_WALK_STEPS, RW_WALK_STEPS_510, rw_walk_step, &c);

@@ -60,7 +60,22 @@ fn s(v: &Path) -> Value {
 
 #[test]
 fn each_change_gives_exactly_one_event_with_its_arguments() {
-    let dir = common::temp_dir("file-change");
+    each_change(false);
+}
+
+/// The same in the 5.10 variant: the entries in a tid-keyed hash, the names resolved with
+/// CO-RE reads of the task's files and working directory.
+#[test]
+fn the_510_variant_gives_one_event_per_change() {
+    each_change(true);
+}
+
+fn each_change(v510: bool) {
+    let dir = common::temp_dir(if v510 {
+        "file-change-510"
+    } else {
+        "file-change"
+    });
     let dirv = s(&dir);
     let at = |n: &str| dir.join(n);
     let dirfd = open_dir(&dir);
@@ -93,10 +108,14 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
     }
     fs::write(at("ld-a").join(&la), b"l").expect("long file");
 
-    let d = Daemon::start(
-        "file-change",
-        &["--only", "file", "--ring-size", "file=8MiB"],
-    );
+    let d = Daemon::builder(if v510 {
+        "file-change-510"
+    } else {
+        "file-change"
+    })
+    .args(&["--only", "file", "--ring-size", "file=8MiB"])
+    .variant_510(v510)
+    .start();
     let mut want: Vec<Want> = Vec::new();
     let mut call = |ty, syscall, ret: i64, fields: Vec<(&'static str, Value)>| {
         want.push(Want {
@@ -421,7 +440,7 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
         }
     }
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("file", v510);
     // The calls really ran as asked.
     assert_eq!(fs::metadata(at("chown-me")).expect("chown-me").uid(), 0);
     assert_eq!(fs::metadata(at("trunc-me")).expect("trunc-me").len(), 3);
@@ -455,4 +474,48 @@ fn each_change_gives_exactly_one_event_with_its_arguments() {
         libc::close(dirfd);
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// The variant's per-thread hashes keep nothing of a thread once it has exited: 50
+/// children that open a file and make a change leave no entry in either map.
+#[test]
+fn the_510_variant_forgets_exited_threads() {
+    let dir = common::temp_dir("file-forget-510");
+    let d = Daemon::builder("file-forget-510")
+        .args(&["--only", "file", "--ring-size", "file=8MiB"])
+        .variant_510(true)
+        .start();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let p = dir.join(format!("f-{n}"));
+        let mut c = std::process::Command::new("/bin/sh")
+            .args(["-c", "echo x > \"$1\" && exec chmod 600 \"$1\"", "sh"])
+            .arg(&p)
+            .spawn()
+            .expect("spawn sh");
+        ids.push(c.id());
+        assert!(c.wait().expect("wait").success());
+    }
+    let opens = common::map_tids(d.pid(), "file_inflight");
+    let changes = common::map_tids(d.pid(), "change_inflight");
+    let f = d.stop();
+    f.assert_exact().assert_variant("file", true);
+    for (name, left) in [("file_inflight", &opens), ("change_inflight", &changes)] {
+        assert!(
+            ids.iter().all(|id| !left.contains(id)),
+            "{name}: the exited threads' entries are gone: {ids:?} in {left:?}"
+        );
+    }
+    // They were there: each child's open of its file and its chmod were reported.
+    for n in 0..50 {
+        let p = dir.join(format!("f-{n}"));
+        let path = p.as_os_str().as_bytes();
+        let theirs = |ty: &str| {
+            f.of_type(ty)
+                .filter(|e| ids.iter().any(|id| u(&e["pid"]) == u64::from(*id)))
+                .filter(|e| common::bytes_of(e, "path") == path)
+                .count()
+        };
+        assert_eq!((theirs("open"), theirs("chmod")), (1, 1), "{}", p.display());
+    }
 }

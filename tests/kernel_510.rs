@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::{Daemon, bytes_of, u};
 
-const FORCE: (&str, &str) = ("RINGWARDEN_KERNEL_VARIANT", "5.10");
+use common::V510 as FORCE;
 
 #[test]
 fn the_510_variant_gives_exact_exec_exit_fork() {
@@ -136,5 +136,5 @@ fn check_names_the_variant_and_why() {
                 .strip_suffix(": the 5.10 variant runs")
         })
         .collect();
-    assert_eq!(variants, ["process", "syscall", "cgroup"], "{text}");
+    assert_eq!(variants, ["process", "file", "syscall", "cgroup"], "{text}");
 }
