@@ -99,18 +99,27 @@ struct pending {
 
 /* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
  * user can fill (each thread holds one entry at most, freed with the thread), and a
- * thread killed inside the syscall leaves nothing behind. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pending);
-} anomaly_pending SEC(".maps");
+ * thread killed inside the syscall leaves nothing behind. (The 5.10 variant's is that
+ * hash, bpf/kernel.h, whose entries anomaly_exit and anomaly_exec delete.) */
+RW_THREAD_MAP(anomaly_pending, struct pending);
+
+/* *x's value, leaving 0 (less what others add meanwhile). The 5.10 variant has no
+ * exchange: it subtracts what it read, so a concurrent add is kept, not lost. */
+static __always_inline __u64 take_all(__u64 *x)
+{
+#if RW_HAS_FETCH
+	return __sync_lock_test_and_set(x, 0);
+#else
+	__u64 n = *x;
+	if (n)
+		__sync_fetch_and_add(x, -n);
+	return n;
+#endif
+}
 
 static __always_inline struct pending *pending_new(__u32 code)
 {
-	struct pending *p = bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0,
-						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct pending *p = RW_THREAD_GET(&anomaly_pending, struct pending, true);
 	if (!p) {
 		/* No memory (or storage busy in a nested program): on the books. */
 		RW_COUNT_UNTRACKED(anomaly);
@@ -124,8 +133,7 @@ static __always_inline struct pending *pending_new(__u32 code)
  * used once. Threads that never made such a syscall have no storage: a NULL check. */
 static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out)
 {
-	struct pending *p =
-		bpf_task_storage_get(&anomaly_pending, bpf_get_current_task_btf(), 0, 0);
+	struct pending *p = RW_THREAD_GET(&anomaly_pending, struct pending, false);
 	if (!p || p->code < lo || p->code > hi)
 		return false;
 	*out = *p;
@@ -179,13 +187,17 @@ static __always_inline void remember_rate_uid(__u32 uid, __u32 rule)
 	__u32 i = rule - RW_RULE_PTRACE_ATTACH;
 	if (i > 1)
 		return;
-	struct task_struct *leader = bpf_get_current_task_btf()->group_leader;
-	struct pending *p =
-		bpf_task_storage_get(&anomaly_pending, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct pending *p = RW_TASK_GET(&anomaly_pending, struct pending,
+					RW_LOAD(rw_current_task(), group_leader),
+					bpf_get_current_pid_tgid() >> 32, true);
 	if (!p)
 		return;
 	p->rate_uid[i] = uid;
+#if RW_HAS_FETCH
 	__sync_fetch_and_or(&p->rate_mask, 1U << i);
+#else
+	p->rate_mask |= 1U << i; /* no atomic or (5.12): two threads' notes can race */
+#endif
 }
 
 /* Whether this failure is reported; *slot is where the suppressed count is to be taken
@@ -212,9 +224,15 @@ static __always_inline bool rate_pass(__u32 uid, __u32 rule, struct rate_val **s
 		*over = true;
 	}
 	__u64 last = v->last_ns;
-	/* One CPU wins a window; the others count themselves as suppressed. */
+	/* One CPU wins a window; the others count themselves as suppressed. (5.10 has no
+	 * compare-and-swap: CPUs racing at a window's start may each pass.) */
+#if RW_HAS_FETCH
 	if (now - last >= RW_RATE_WINDOW_NS &&
 	    __sync_val_compare_and_swap(&v->last_ns, last, now) == last) {
+#else
+	if (now - last >= RW_RATE_WINDOW_NS) {
+		v->last_ns = now;
+#endif
 		*slot = v;
 		return true;
 	}
@@ -226,7 +244,7 @@ static __always_inline bool rate_pass(__u32 uid, __u32 rule, struct rate_val **s
 
 static __always_inline __u64 rate_take(struct rate_val *slot)
 {
-	return slot ? __sync_lock_test_and_set(&slot->suppressed, 0) : 0;
+	return slot ? take_all(&slot->suppressed) : 0;
 }
 
 /* ---- setuid_root ----------------------------------------------------------------- */
@@ -235,7 +253,7 @@ static __always_inline int uid_enter(__u32 code)
 {
 	if (rw_skip())
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 	/* A root user cannot gain root (the common case: nothing to remember). A non-root
 	 * user running a setuid-root binary (euid 0) still can: setuid(0) makes it root. */
@@ -258,7 +276,7 @@ static __always_inline int uid_exit(struct rw_sys_exit_ctx *ctx)
 	/* setfsuid returns the previous fsuid, not 0: only the creds tell. */
 	if (old.code != RW_SC_SETFSUID && ctx->ret != 0)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 	__u32 euid = BPF_CORE_READ(task, cred, euid.val);
 	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
@@ -347,6 +365,8 @@ int anomaly_setfsuid_exit(struct rw_sys_exit_ctx *ctx)
  * arbitrarily deep by relative steps: a walk that does not reach the root within this
  * bound reports location "unknown" rather than nothing. */
 #define RW_WALK_MAX 8192
+/* The 5.10 variant's walk is unrolled by the verifier: fewer steps (deeper: "unknown"). */
+#define RW_WALK_MAX_510 48
 
 /* First 8 bytes of a dentry's name; returns bpf_probe_read_kernel_str's length. */
 static __always_inline long dname8(struct dentry *d, char buf[8])
@@ -368,7 +388,7 @@ struct walk_ctx {
 	__u64 mnt_off;
 	struct dentry *top;
 	struct dentry *second;
-	__u32 depth;
+	__u32 depth; /* steps taken, up to 3 */
 	__u32 reached;
 	__u32 ended; /* the walk stopped by itself (root, or a disconnected dentry) */
 	__u32 pad;
@@ -407,7 +427,10 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	}
 	c->second = c->top;
 	c->top = d;
-	c->depth++;
+	/* Only depths 0-3 are told apart: an exact count would make each step a state of
+	 * its own for a verifier that unrolls the walk (the 5.10 variant's, E2BIG). */
+	if (c->depth < 3)
+		c->depth++;
 	c->d = up;
 	return 0;
 }
@@ -424,7 +447,7 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 		.root_vm = BPF_CORE_READ(task, fs, root.mnt),
 		.mnt_off = bpf_core_field_offset(struct mount, mnt),
 	};
-	bpf_loop(RW_WALK_MAX, walk_step, &c, 0);
+	RW_LOOP(RW_WALK_MAX, RW_WALK_MAX_510, walk_step, &c);
 	if (!c.ended)
 		return RW_LOC_UNKNOWN;
 	/* The file itself must be below the directory, not the directory. */
@@ -447,6 +470,13 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+#ifdef RW_KERNEL_510
+	/* A thread that took its leader's tid by execve: its own entry (nothing in flight: it
+	 * is in execve) goes; the leader's, with the group's rate notes, stays. */
+	__u32 old = old_pid;
+	if (old != (__u32)bpf_get_current_pid_tgid())
+		bpf_map_delete_elem(&anomaly_pending, &old);
+#endif
 	if (rw_skip())
 		return 0;
 	struct file *file = BPF_CORE_READ(bprm, file);
@@ -634,7 +664,7 @@ static __always_inline void flush_val(struct rate_val *v, __u32 tgid, __u32 rule
 		return;
 	/* Taken before the reserve (threads of a dying group may race here), given back
 	 * if the record cannot be had. */
-	__u64 n = __sync_lock_test_and_set(&v->suppressed, 0);
+	__u64 n = take_all(&v->suppressed);
 	if (!n)
 		return;
 	struct anomaly_event *e = reserve_rule(rule, RW_SEV_MEDIUM);
@@ -669,17 +699,26 @@ int BPF_PROG(anomaly_exit, struct task_struct *p)
 {
 	/* Once per process: when its thread group is dead (signal->live is decremented
 	 * before this tracepoint). */
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
-		return 0;
-	if (rw_skip())
-		return 0;
-	/* The uid each rule's latest failure was counted under, as noted on the group
-	 * leader (alive until reaped, after this); without a note, the uid now. */
-	struct pending *lp = bpf_task_storage_get(&anomaly_pending, p->group_leader, 0, 0);
-	__u32 uid = (__u32)bpf_get_current_uid_gid();
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-	flush_rule(lp, uid, tgid, RW_RULE_PTRACE_ATTACH);
-	flush_rule(lp, uid, tgid, RW_RULE_BPF_PROG_LOAD);
+	bool last = BPF_CORE_READ(p, signal, live.counter) == 0;
+	if (last && !rw_skip()) {
+		__u32 tgid = BPF_CORE_READ(p, tgid);
+		/* The uid each rule's latest failure was counted under, as noted on the group
+		 * leader (alive until reaped, after this); without a note, the uid now. */
+		struct pending *lp =
+			RW_TASK_GET(&anomaly_pending, struct pending, p->group_leader, tgid, false);
+		__u32 uid = (__u32)bpf_get_current_uid_gid();
+		flush_rule(lp, uid, tgid, RW_RULE_PTRACE_ATTACH);
+		flush_rule(lp, uid, tgid, RW_RULE_BPF_PROG_LOAD);
+	}
+#ifdef RW_KERNEL_510
+	/* The variant's hash keeps entries until deleted: a thread's own goes with it, the
+	 * leader's (with the group's rate notes) with the group, once flushed. */
+	__u32 tid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+	if (tid != tgid || last)
+		bpf_map_delete_elem(&anomaly_pending, &tid);
+	if (last && tid != tgid)
+		bpf_map_delete_elem(&anomaly_pending, &tgid);
+#endif
 	return 0;
 }
 

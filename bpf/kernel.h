@@ -53,15 +53,19 @@
  * zeroed constant: a value can be larger than the stack); NULL when it has none, or the map
  * is full. */
 #define RW_THREAD_GET(map, type, create)                                                           \
+	RW_TASK_GET(map, type, , (__u32)bpf_get_current_pid_tgid(), create)
+
+/* The entry of `task`, whose tid is `tid` (the variant's key; `task` is not evaluated). */
+#define RW_TASK_GET(map, type, task, tid, create)                                                  \
 	({                                                                                         \
-		__u32 __tid = (__u32)bpf_get_current_pid_tgid();                                   \
-		type *__v = bpf_map_lookup_elem(map, &__tid);                                      \
-		if (!__v && (create)) {                                                            \
+		__u32 __key = (tid);                                                               \
+		type *__t = bpf_map_lookup_elem(map, &__key);                                      \
+		if (!__t && (create)) {                                                            \
 			static const type __zero = {};                                             \
-			bpf_map_update_elem(map, &__tid, &__zero, BPF_NOEXIST);                    \
-			__v = bpf_map_lookup_elem(map, &__tid);                                    \
+			bpf_map_update_elem(map, &__key, &__zero, BPF_NOEXIST);                    \
+			__t = bpf_map_lookup_elem(map, &__key);                                    \
 		}                                                                                  \
-		__v;                                                                               \
+		__t;                                                                               \
 	})
 
 /* The current thread's entry is gone with it. */
@@ -120,6 +124,8 @@
 #define RW_THREAD_GET(map, type, create)                                                           \
 	((type *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0,                          \
 				      (create) ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0))
+#define RW_TASK_GET(map, type, task, tid, create)                                                  \
+	((type *)bpf_task_storage_get(map, task, 0, (create) ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0))
 #define RW_THREAD_PROGS(family, forget, move)
 
 /* A BTF pointer: its members are plain loads. */

@@ -70,7 +70,20 @@ impl Drop for Remove {
 
 #[test]
 fn ptrace_attach_is_reported_once() {
-    let d = Daemon::start("anomaly-ptrace", &["--only", "anomaly"]);
+    ptrace_attach_is_reported_once_on(false);
+}
+
+/// The same with the 5.10 variant (bpf/kernel.h).
+#[test]
+fn the_510_variant_ptrace_attach_is_reported_once() {
+    ptrace_attach_is_reported_once_on(true);
+}
+
+fn ptrace_attach_is_reported_once_on(v510: bool) {
+    let d = Daemon::builder("anomaly-ptrace")
+        .args(&["--only", "anomaly"])
+        .variant_510(v510)
+        .start();
     let mut c = Command::new("sleep")
         .arg("30")
         .spawn()
@@ -99,7 +112,7 @@ fn ptrace_attach_is_reported_once() {
     c.kill().expect("kill");
     c.wait().expect("wait");
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("anomaly", v510);
     let tid = u64::from(gettid());
     let ev: Vec<_> = rule(&f, "ptrace_attach")
         .filter(|e| u(&e["tid"]) == tid)
@@ -117,7 +130,20 @@ fn ptrace_attach_is_reported_once() {
 
 #[test]
 fn exec_from_shm_tmp_and_memfd() {
-    let d = Daemon::start("anomaly-exec", &["--only", "anomaly"]);
+    exec_from_shm_tmp_and_memfd_on(false);
+}
+
+/// The same with the 5.10 variant (bpf/kernel.h).
+#[test]
+fn the_510_variant_exec_from_shm_tmp_and_memfd() {
+    exec_from_shm_tmp_and_memfd_on(true);
+}
+
+fn exec_from_shm_tmp_and_memfd_on(v510: bool) {
+    let d = Daemon::builder("anomaly-exec")
+        .args(&["--only", "anomaly"])
+        .variant_510(v510)
+        .start();
 
     // /dev/shm: its own tmpfs mount here, so the walk crosses a mount point.
     let shm_name = unique("shm");
@@ -161,7 +187,7 @@ fn exec_from_shm_tmp_and_memfd() {
     unsafe { libc::close(fd) };
 
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("anomaly", v510);
 
     let shm_ev: Vec<_> = rule(&f, "exec_from_tmp")
         .filter(|e| shm_pids.contains(&u(&e["pid"])))
@@ -216,7 +242,20 @@ fn exec_from_shm_tmp_and_memfd() {
 
 #[test]
 fn uid_change_to_root_by_non_root_is_critical() {
-    let d = Daemon::start("anomaly-setuid", &["--only", "anomaly"]);
+    uid_change_to_root_by_non_root_is_critical_on(false);
+}
+
+/// The same with the 5.10 variant (bpf/kernel.h).
+#[test]
+fn the_510_variant_uid_change_to_root_by_non_root_is_critical() {
+    uid_change_to_root_by_non_root_is_critical_on(true);
+}
+
+fn uid_change_to_root_by_non_root_is_critical_on(v510: bool) {
+    let d = Daemon::builder("anomaly-setuid")
+        .args(&["--only", "anomaly"])
+        .variant_510(v510)
+        .start();
     // Drop to nobody keeping saved uid 0, then take root back: one gain of root.
     let gain = run_ok(|| {
         let mut c = Command::new("/bin/true");
@@ -248,7 +287,7 @@ fn uid_change_to_root_by_non_root_is_critical() {
         c
     });
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("anomaly", v510);
     let ev: Vec<_> = rule(&f, "setuid_root")
         .filter(|e| u(&e["pid"]) == gain)
         .collect();
@@ -359,9 +398,22 @@ struct ProgLoadAttr {
 
 #[test]
 fn bpf_prog_load_by_another_process() {
+    bpf_prog_load_by_another_process_on(false);
+}
+
+/// The same with the 5.10 variant (bpf/kernel.h).
+#[test]
+fn the_510_variant_bpf_prog_load_by_another_process() {
+    bpf_prog_load_by_another_process_on(true);
+}
+
+fn bpf_prog_load_by_another_process_on(v510: bool) {
     const BPF_PROG_LOAD: libc::c_long = 5;
     const SOCKET_FILTER: u32 = 1;
-    let d = Daemon::start("anomaly-bpf", &["--only", "anomaly"]);
+    let d = Daemon::builder("anomaly-bpf")
+        .args(&["--only", "anomaly"])
+        .variant_510(v510)
+        .start();
     // mov r0, 0; exit
     let insns: [u64; 2] = [0xb7, 0x95];
     let license = c"GPL";
@@ -395,7 +447,7 @@ fn bpf_prog_load_by_another_process() {
         unsafe { libc::close(fd as i32) };
     }
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("anomaly", v510);
     let tid = u64::from(gettid());
     let ev: Vec<_> = rule(&f, "bpf_prog_load")
         .filter(|e| u(&e["tid"]) == tid)
@@ -581,5 +633,42 @@ fn exec_from_tmp_at_any_depth() {
         assert_eq!(ev[0]["location"], loc, "depth {depth}");
         assert_eq!(ev[0]["file"], "true", "depth {depth}");
         assert_eq!(u(&ev[0]["uid"]), 65534);
+    }
+}
+
+/// The 5.10 variant's walk is a bounded loop of 48 steps: an exec 20 levels under /tmp is
+/// placed there, one 70 levels down is reported with location "unknown", not missed.
+#[test]
+fn the_510_variant_walks_48_steps_then_says_unknown() {
+    let d = Daemon::builder("anomaly-deep-510")
+        .args(&["--only", "anomaly"])
+        .variant_510(true)
+        .start();
+    let mut runs = Vec::new();
+    let mut trees = Vec::new();
+    for (depth, loc) in [(20, "/tmp"), (70, "unknown")] {
+        let base = PathBuf::from("/tmp").join(unique("deep510"));
+        fs::create_dir(&base).expect("mkdir base");
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).expect("chmod");
+        trees.push(RemoveTree(base.clone()));
+        let _dir = deep_dir(&base, depth);
+        let mut p = base.clone();
+        for _ in 0..depth {
+            p.push("d");
+        }
+        p.push("true");
+        let p = p.to_str().expect("utf-8").to_string();
+        runs.push((depth, loc, run_ok(|| common::as_nobody(&p))));
+    }
+    let f = d.stop();
+    f.assert_exact().assert_variant("anomaly", true);
+    for (depth, loc, pid) in runs {
+        let ev: Vec<_> = f
+            .of_type("anomaly")
+            .filter(|e| u(&e["pid"]) == pid)
+            .collect();
+        assert_eq!(ev.len(), 1, "depth {depth}: one anomaly: {ev:?}");
+        assert_eq!(ev[0]["rule"], "exec_from_tmp", "depth {depth}");
+        assert_eq!(ev[0]["location"], loc, "depth {depth}");
     }
 }

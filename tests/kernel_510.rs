@@ -136,5 +136,9 @@ fn check_names_the_variant_and_why() {
                 .strip_suffix(": the 5.10 variant runs")
         })
         .collect();
-    assert_eq!(variants, ["process", "file", "syscall", "cgroup"], "{text}");
+    assert_eq!(
+        variants,
+        ["process", "file", "syscall", "cgroup", "anomaly"],
+        "{text}"
+    );
 }
