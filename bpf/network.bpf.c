@@ -65,15 +65,37 @@ struct net_inflight {
 	__u8 tfo_daddr[16]; /* the peer when the SYN left: a failed attempt clears it */
 };
 
-/* Per thread (task local storage), not a table keyed by tid: a fixed-size table could be
- * filled by any user's threads blocked in connect(), blinding the family to everyone
- * else's; this lives and dies with the task, so each entry costs its owner a thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct net_inflight);
-} network_inflight SEC(".maps");
+/* Per thread (task local storage, RW_THREAD_MAP), not a table keyed by tid: a fixed-size
+ * table could be filled by any user's threads blocked in connect(), blinding the family to
+ * everyone else's; this lives and dies with the task, so each entry costs its owner a
+ * thread. The 5.10 variant has no task storage: there it is such a table, of
+ * RW_THREADS_510 threads, and has that limit: a call made while it is full is counted as
+ * untracked. An entry there lives only for its call (each exit deletes its thread's:
+ * NET_FORGET_AT_RETURN), so only threads inside a connect, bind, listen or Fast Open send
+ * fill it; RW_THREAD_PROGS below delete whatever a thread still has when it ends. */
+RW_THREAD_MAP(network_inflight, struct net_inflight);
+
+#ifdef RW_KERNEL_510
+static __always_inline void net_forget(__u8 *unused)
+{
+	RW_THREAD_FORGET(&network_inflight);
+}
+
+static __always_inline void net_forget_taken(struct net_inflight **p)
+{
+	if (*p)
+		RW_THREAD_FORGET(&network_inflight);
+}
+
+/* The variant deletes its thread's entry at every return of the function this is declared
+ * in (a cleanup: after the entry's last use); _IF_TAKEN, of a pointer to the entry, when
+ * there is one. Nothing in the full object, whose entries go with their threads. */
+#define NET_FORGET_AT_RETURN __u8 __net_forget __attribute__((unused, cleanup(net_forget))) = 0
+#define NET_FORGET_IF_TAKEN __attribute__((cleanup(net_forget_taken)))
+#else
+#define NET_FORGET_AT_RETURN
+#define NET_FORGET_IF_TAKEN
+#endif
 
 /* Who connected or accepted a socket: a close often runs in softirq context, where the
  * current task is unrelated. */
@@ -88,6 +110,37 @@ struct net_owner {
 	char comm[RW_COMM_LEN];
 };
 
+#ifdef RW_KERNEL_510
+/* The 5.10 variant: tracing programs have socket storage from 5.11 on, so the owners of
+ * connecting sockets are a hash keyed by the socket's address, set when the socket enters
+ * SYN_SENT in the connecting task and deleted when it enters TCP_CLOSE (every full TCP
+ * socket does before it is freed, a failed connect's included: net_sk_owner_take), so
+ * none is left for a later socket at that address. It holds the sockets between SYN_SENT
+ * and TCP_CLOSE, RW_SK_OWNERS_510 at most: past them (any user's connections can fill it)
+ * a connect's owner is counted as untracked and not kept, and its close says owner_known
+ * false. */
+#define RW_SK_OWNERS_510 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Memory only for the sockets held (preallocated, 65536 owners are ~7 MB). */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, RW_SK_OWNERS_510);
+	__type(key, __u64);
+	__type(value, struct net_owner);
+} network_sk_owner SEC(".maps");
+
+/* The owner of `sk` into *o, its entry deleted; false when it has none. */
+static __always_inline bool net_sk_owner_take(const struct sock *sk, struct net_owner *o)
+{
+	__u64 key = (__u64)sk;
+	struct net_owner *op = bpf_map_lookup_elem(&network_sk_owner, &key);
+	if (!op)
+		return false;
+	*o = *op;
+	bpf_map_delete_elem(&network_sk_owner, &key);
+	return true;
+}
+#else
 /* Owners of connecting sockets: socket local storage, set when the socket enters
  * SYN_SENT in the connecting task. It lives and dies with the socket, so no other user's
  * sockets can push an entry out, and none is left behind. */
@@ -97,6 +150,7 @@ struct {
 	__type(key, int);
 	__type(value, struct net_owner);
 } network_sk_owner SEC(".maps");
+#endif
 
 /* Owners of accepted sockets, set at accept's exit, a classic tracepoint that only knows
  * the socket by address (socket storage needs the kernel's own pointer): an LRU, so
@@ -327,8 +381,7 @@ static __always_inline struct net_inflight *net_stash(__s32 fd, __u64 uaddr, __u
 {
 	if (rw_skip())
 		return NULL;
-	struct net_inflight *a = bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(),
-						      0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct net_inflight *a = RW_THREAD_GET(&network_inflight, struct net_inflight, true);
 	if (!a) {
 		/* No memory for the entry (or storage busy in a nested program): on the books. */
 		RW_COUNT_UNTRACKED(network);
@@ -473,8 +526,7 @@ static __always_inline __u64 call_sk(const struct net_inflight *p)
  * or connect's note is taken with it, and deleted whoever's it is. */
 static __always_inline struct net_inflight *net_take(__u8 call)
 {
-	struct net_inflight *p =
-		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	struct net_inflight *p = RW_THREAD_GET(&network_inflight, struct net_inflight, false);
 	if (call != NET_CALL_LISTEN) {
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
 		struct call_note *n = bpf_map_lookup_elem(&network_notes, &tid);
@@ -540,6 +592,7 @@ static __always_inline void addr_from_args(struct net_event *e, const struct net
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	NET_FORGET_AT_RETURN;
 	struct net_inflight *p = net_take(NET_CALL_CONNECT);
 	if (!p)
 		return 0;
@@ -588,6 +641,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
  * the socket the call worked on (call_sk). A failed bind reports the sockaddr asked for. */
 static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 {
+	NET_FORGET_AT_RETURN;
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;
@@ -644,8 +698,8 @@ int net_listen_exit(struct trace_event_raw_sys_exit *ctx)
  * is chosen only after SYN_SENT is entered), marked by net_syn_sent. */
 static __always_inline int on_send_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	struct net_inflight *p =
-		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	struct net_inflight *p NET_FORGET_IF_TAKEN =
+		RW_THREAD_GET(&network_inflight, struct net_inflight, false);
 	if (!p || !p->tfo)
 		return 0;
 	p->tfo = 0;
@@ -694,6 +748,47 @@ int net_sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
 	return on_send_exit(ctx);
 }
 
+#ifdef RW_KERNEL_510
+#define RW_MSG_FASTOPEN 0x20000000
+
+/* The 5.10 variant has no bpf_task_pt_regs (5.15) to read, at SYN_SENT, the number and fd
+ * of the send that connects (current_syscall): a send with MSG_FASTOPEN in its flags (the
+ * only syscall sends that net_syn_sent marks) keeps them at its enter in its thread's
+ * entry, which its exit deletes. Not the user registers at task->stack + THREAD_SIZE:
+ * THREAD_SIZE is a constant of the kernel's build (page size, KASAN) that CO-RE cannot
+ * relocate, and these tracepoints are exact. */
+static __always_inline int net_send_enter(struct trace_event_raw_sys_enter *ctx, __u64 flags)
+{
+	if (!(flags & RW_MSG_FASTOPEN) || rw_skip())
+		return 0;
+	struct net_inflight *p = RW_THREAD_GET(&network_inflight, struct net_inflight, true);
+	if (!p) {
+		RW_COUNT_UNTRACKED(network);
+		return 0;
+	}
+	p->tfo_nr = ctx->id;
+	p->tfo_fd = ctx->args[0];
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int net_sendto_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_send_enter(ctx, ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int net_sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_send_enter(ctx, ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int net_sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_send_enter(ctx, ctx->args[3]);
+}
+#else
 /* The syscall number and first argument (the fd) of the current task's syscall. */
 static __always_inline void current_syscall(struct task_struct *task, __s64 *nr, __s32 *fd)
 {
@@ -712,15 +807,21 @@ static __always_inline void current_syscall(struct task_struct *task, __s64 *nr,
 #endif
 	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 }
+#endif
 
 /* Keeps the current task as the owner of a socket it is connecting. Kept for the daemon
  * too, so that the close of its own socket is known to be its own (skip_owner). */
 static __always_inline void keep_connect_owner(const struct sock *sk, struct task_struct *task)
 {
+#ifdef RW_KERNEL_510
+	struct net_owner owner = {};
+	struct net_owner *o = &owner;
+#else
 	struct net_owner *o = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0,
 						 BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o)
 		return; /* no memory: its close will say owner_known false */
+#endif
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ug = bpf_get_current_uid_gid();
 	o->cgroup_id = bpf_get_current_cgroup_id();
@@ -731,6 +832,11 @@ static __always_inline void keep_connect_owner(const struct sock *sk, struct tas
 	o->uid = (__u32)ug;
 	o->gid = ug >> 32;
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
+#ifdef RW_KERNEL_510
+	__u64 key = (__u64)sk;
+	if (bpf_map_update_elem(&network_sk_owner, &key, o, BPF_ANY))
+		RW_COUNT_UNTRACKED(network); /* the map is full: its close says owner_known false */
+#endif
 }
 
 /* A TCP socket entering SYN_SENT: always in the task that connects it (connect(), a Fast
@@ -743,10 +849,17 @@ static __always_inline void net_syn_sent(const struct sock *sk)
 	struct rw_config *cfg = rw_cfg();
 	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
 		return;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = rw_current_task();
 	keep_connect_owner(sk, task);
 	if (!BPF_CORE_READ((const struct tcp_sock *)sk, fastopen_req) || rw_skip())
 		return;
+#ifdef RW_KERNEL_510
+	/* Only a send whose enter kept its number and fd (net_send_enter) is followed: one
+	 * that found the table full was counted there. */
+	struct net_inflight *p = RW_THREAD_GET(&network_inflight, struct net_inflight, false);
+	if (!p)
+		return;
+#else
 	struct net_inflight *p =
 		bpf_task_storage_get(&network_inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p) {
@@ -754,6 +867,7 @@ static __always_inline void net_syn_sent(const struct sock *sk)
 		return;
 	}
 	current_syscall(task, &p->tfo_nr, &p->tfo_fd);
+#endif
 	p->tfo_sk = (__u64)sk;
 	p->tfo_dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	__builtin_memset(p->tfo_daddr, 0, sizeof(p->tfo_daddr));
@@ -771,8 +885,7 @@ static __always_inline void net_syn_sent(const struct sock *sk)
  * up (see net_inflight.kernel_sk). */
 static __always_inline void net_note_call_sk(const struct sock *sk, __u8 call)
 {
-	struct net_inflight *p =
-		bpf_task_storage_get(&network_inflight, bpf_get_current_task_btf(), 0, 0);
+	struct net_inflight *p = RW_THREAD_GET(&network_inflight, struct net_inflight, false);
 	if (p && p->active && p->call == call)
 		p->kernel_sk = (__u64)sk;
 }
@@ -834,6 +947,12 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		return 0;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+#ifdef RW_KERNEL_510
+	/* The variant's owner entry goes at every TCP_CLOSE, also where nothing is reported
+	 * (a failed connect's): none is left behind for a later socket at this address. */
+	struct net_owner kept;
+	bool sk_owned = net_sk_owner_take(sk, &kept);
+#endif
 	struct owner_key key = {
 		.sk = (__u64)sk,
 		.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport)),
@@ -846,10 +965,14 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
 		return 0;
 	/* The self check goes by the owner: in softirq context the daemon may be current
 	 * for someone else's close. A connected socket's owner is in its storage (kept, not
-	 * deleted: it goes with the socket, and a new connect on it replaces it); an accepted
-	 * one's in the LRU. */
+	 * deleted: it goes with the socket, and a new connect on it replaces it; in the 5.10
+	 * variant, taken above); an accepted one's in the LRU. */
 	struct net_owner o = {};
+#ifdef RW_KERNEL_510
+	struct net_owner *op = sk_owned ? &kept : NULL;
+#else
 	struct net_owner *op = bpf_sk_storage_get(&network_sk_owner, (struct sock *)sk, 0, 0);
+#endif
 	bool owned = op != NULL;
 	if (op) {
 		o = *op;
@@ -909,6 +1032,15 @@ int BPF_PROG(net_state, const struct sock *sk, const int oldstate, const int new
  * when the socket is released (cgroup/sock_release) or when the flow leaves the
  * socket's table (RW_UDP_SLOTS, least recently used first: RW_NET_FLOW_EVICTED). The
  * programs never refuse a packet or a socket: they return 1 on every path. */
+
+/* A global function is verified once, whatever state its callers reach it in. 5.10 takes
+ * no pointer but the context as a global's argument (5.12 does), so the 5.10 variant's
+ * functions that take one are static ones, verified at each call. */
+#ifdef RW_KERNEL_510
+#define NET_GLOBAL static __noinline
+#else
+#define NET_GLOBAL __noinline
+#endif
 
 #define RW_ETH_P_IP 0x0800
 #define RW_ETH_P_IPV6 0x86DD
@@ -1014,7 +1146,7 @@ static __always_inline void *udp_reserve(const struct net_owner *o, bool owned,
  * in its storage: written once, when the socket was created), `owned` when the daemon saw
  * that. Global, and so given the owner rather than the storage with its lock: verified
  * once, not once for each of the states its callers reach it in. */
-__noinline int rw_udp_emit(const struct net_owner *o, __u32 owned, const struct udp_slot *f,
+NET_GLOBAL int rw_udp_emit(const struct net_owner *o, __u32 owned, const struct udp_slot *f,
 			   __u32 type, __u32 flags)
 {
 	if (!o || !f)
@@ -1094,7 +1226,7 @@ __noinline long rw_dns_rr(struct __sk_buff *skb, __u32 pos, __u32 end)
  * plus 1 << 32 when an address was kept; or a negative as rw_dns_skip_name's. Global,
  * as one call per answer: inline, the answers' count of kept addresses multiplied the
  * states the verifier walked (~70,000 instructions of 16 answers, against ~4,000). */
-__noinline long rw_dns_answer(struct __sk_buff *skb, __u32 pos, __u32 end, struct dns_event *e,
+NET_GLOBAL long rw_dns_answer(struct __sk_buff *skb, __u32 pos, __u32 end, struct dns_event *e,
 			      __u32 k)
 {
 	if (!e)
@@ -1126,7 +1258,7 @@ __noinline long rw_dns_answer(struct __sk_buff *skb, __u32 pos, __u32 end, struc
 
 /* Parses the message at `off` (`len` bytes) into `e`; 0, or the rw_dns_malformed.
  * Global: verified once, whatever state its caller reaches it in. */
-__noinline __u32 rw_dns_parse(struct __sk_buff *skb, __u32 off, __u32 len, struct dns_event *e)
+NET_GLOBAL __u32 rw_dns_parse(struct __sk_buff *skb, __u32 off, __u32 len, struct dns_event *e)
 {
 	if (!e)
 		return 0;
@@ -1206,7 +1338,7 @@ __noinline __u32 rw_dns_parse(struct __sk_buff *skb, __u32 off, __u32 len, struc
 /* A dns (or dns_malformed) record for the datagram of `skb` whose payload is at `off`,
  * of flow `f`, judged by the socket's owner `o` (as rw_udp_emit's); `how` says whether
  * the owner is known and the datagram was sent (the five arguments a global allows). */
-__noinline int rw_dns_emit(struct __sk_buff *skb, const struct net_owner *o, __u32 how,
+NET_GLOBAL int rw_dns_emit(struct __sk_buff *skb, const struct net_owner *o, __u32 how,
 			   const struct udp_slot *f, __u32 off)
 {
 	if (!o || !f)
@@ -1401,6 +1533,9 @@ int net_udp_release(struct bpf_sock *ctx)
 	}
 	return 1;
 }
+
+RW_THREAD_PROGS(network, RW_THREAD_FORGET(&network_inflight),
+		RW_THREAD_MOVE(&network_inflight, struct net_inflight, old_pid));
 
 RW_LAYOUT(net_event);
 RW_LAYOUT(dns_event);

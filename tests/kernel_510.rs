@@ -138,7 +138,7 @@ fn check_names_the_variant_and_why() {
         .collect();
     assert_eq!(
         variants,
-        ["process", "file", "syscall", "cgroup", "anomaly"],
+        ["process", "file", "network", "syscall", "cgroup", "anomaly"],
         "{text}"
     );
 }

@@ -101,7 +101,21 @@ fn is_close_of(e: &Value, family: &str, lport: u16, ports: &HashSet<u16>) -> boo
 
 #[test]
 fn tcp_connect_accept_close_over_ipv4_and_ipv6() {
-    let d = Daemon::start("network", &["--only", "network"]);
+    connect_accept_close(false);
+}
+
+/// The same counts from the 5.10 variant: per-thread state in a tid-keyed hash, the
+/// owners of connected sockets in a hash keyed by the socket (bpf/network.bpf.c).
+#[test]
+fn the_510_variant_gives_exact_connect_accept_close() {
+    connect_accept_close(true);
+}
+
+fn connect_accept_close(v510: bool) {
+    let d = Daemon::builder(if v510 { "network-510" } else { "network" })
+        .args(&["--only", "network"])
+        .variant_510(v510)
+        .start();
     let me = std::process::id() as u64;
     let tid = u64::from(gettid());
     let runs = [
@@ -130,7 +144,7 @@ fn tcp_connect_accept_close_over_ipv4_and_ipv6() {
     // Anything extra would have come by now.
     std::thread::sleep(Duration::from_millis(200));
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("network", v510);
 
     for (fam, ip, (lport, conns)) in &runs {
         let lport = u64::from(*lport);
@@ -230,6 +244,16 @@ fn tcp_connect_accept_close_over_ipv4_and_ipv6() {
 
 #[test]
 fn refused_connect_reports_errno_and_peer_but_no_close() {
+    refused_connect(false);
+}
+
+/// The variant deletes a socket's owner at its TCP_CLOSE, a refused connect's included.
+#[test]
+fn the_510_variant_reports_a_refused_connect() {
+    refused_connect(true);
+}
+
+fn refused_connect(v510: bool) {
     // A port bound but not listening answers SYN with RST: ECONNREFUSED, and nobody
     // else can be listening on it meanwhile.
     // SAFETY: plain socket calls on a fd this test owns.
@@ -245,7 +269,14 @@ fn refused_connect_reports_errno_and_peer_but_no_close() {
         assert_eq!(libc::getsockname(fd, (&raw mut sa).cast(), &mut len), 0);
         (fd, u16::from_be(sa.sin_port))
     };
-    let d = Daemon::start("network-refused", &["--only", "network"]);
+    let d = Daemon::builder(if v510 {
+        "network-refused-510"
+    } else {
+        "network-refused"
+    })
+    .args(&["--only", "network"])
+    .variant_510(v510)
+    .start();
     let me = std::process::id() as u64;
     const TRIES: usize = 5;
     for _ in 0..TRIES {
@@ -256,7 +287,7 @@ fn refused_connect_reports_errno_and_peer_but_no_close() {
     let f = d.stop();
     // SAFETY: closing the fd opened above.
     unsafe { libc::close(fd) };
-    f.assert_exact();
+    f.assert_exact().assert_variant("network", v510);
     let port = u64::from(port);
     let connects: Vec<&Value> = f
         .of_type("connect")

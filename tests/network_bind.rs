@@ -96,13 +96,30 @@ fn picked(e: &Value, want: &Value) -> Value {
 
 #[test]
 fn every_bind_and_listen_is_one_event_with_the_kernels_local_end() {
+    binds_and_listens(false);
+}
+
+/// The same from the 5.10 variant, whose per-thread entries are deleted at each exit.
+#[test]
+fn the_510_variant_gives_every_bind_and_listen() {
+    binds_and_listens(true);
+}
+
+fn binds_and_listens(v510: bool) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start("network-bind", &["--only", "network"]);
+    let d = Daemon::builder(if v510 {
+        "network-bind-510"
+    } else {
+        "network-bind"
+    })
+    .args(&["--only", "network"])
+    .variant_510(v510)
+    .start();
     let root = run(Command::new(PYTHON));
     let nobody = run(as_nobody(PYTHON));
     std::thread::sleep(Duration::from_millis(200));
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("network", v510);
     for (who, (pid, want)) in [("root", root), ("nobody", nobody)] {
         let got: Vec<&Value> = f
             .events

@@ -223,9 +223,26 @@ fn dns_of<'a>(events: &'a [Value], ty: &str, client: u16) -> Vec<&'a Value> {
         .collect()
 }
 
+/// One test at a time on SERVER's port 53.
+static PORT_53: Mutex<()> = Mutex::new(());
+
 #[test]
 fn queries_responses_and_malformed_datagrams_on_port_53() {
-    let d = Daemon::start("dns", &["--only", "network"]);
+    queries_responses_and_malformed(false);
+}
+
+/// The same from the 5.10 variant (its parser's functions are static ones).
+#[test]
+fn the_510_variant_reads_queries_responses_and_malformed_datagrams() {
+    queries_responses_and_malformed(true);
+}
+
+fn queries_responses_and_malformed(v510: bool) {
+    let _one = PORT_53.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::builder(if v510 { "dns-510" } else { "dns" })
+        .args(&["--only", "network"])
+        .variant_510(v510)
+        .start();
     let sock = UdpSocket::bind((SERVER, 53)).expect("bind 127.53.0.1:53");
     let server = std::thread::spawn(move || serve(sock, &Mutex::default()));
     let child = as_nobody(PYTHON)
@@ -244,7 +261,7 @@ fn queries_responses_and_malformed_datagrams_on_port_53() {
         .expect("stop the server");
     server.join().expect("server thread");
     let f = d.stop();
-    f.assert_exact();
+    f.assert_exact().assert_variant("network", v510);
     let me = u64::from(std::process::id());
 
     let dns = dns_of(&f.events, "dns", client);

@@ -626,10 +626,17 @@ impl Finished {
         &self.stats["rings"][name]
     }
 
-    /// Ring `name` ran the 5.10 variant if `v510`, the full object if not.
+    /// Ring `name` ran the 5.10 variant if `v510`, the full object if not; and the
+    /// variant's records carry no seq.
     pub fn assert_variant(&self, name: &str, v510: bool) -> &Self {
         let got = self.ring(name)["variant"].as_str().unwrap_or("");
         assert_eq!(got, if v510 { "5.10" } else { "" }, "{}", self.stats);
+        if v510 {
+            assert!(
+                self.read_from(name).all(|e| e.get("seq").is_none()),
+                "no seq from the 5.10 variant"
+            );
+        }
         self
     }
 }
