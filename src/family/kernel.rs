@@ -14,14 +14,15 @@ pub struct Kernel {
 }
 
 /// What a family's programs use beyond 5.10 that no variant replaces: a family that does
-/// not load names those this kernel lacks (`ringwarden check`).
+/// not load names those this kernel lacks (`ringwarden check`). Only tls has such needs now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature {
-    TaskStorage,
     TaskBtf,
     ForEachMapElem,
     TaskPtRegs,
+    AttachCookie,
     Loop,
+    FindVma,
     Fetch,
 }
 
@@ -29,10 +30,11 @@ impl Feature {
     /// Its name and the release that brought it.
     pub fn name(self) -> &'static str {
         match self {
-            Feature::TaskStorage => "task storage (5.11)",
             Feature::TaskBtf => "bpf_get_current_task_btf (5.11)",
             Feature::ForEachMapElem => "bpf_for_each_map_elem (5.13)",
             Feature::TaskPtRegs => "bpf_task_pt_regs (5.15)",
+            Feature::AttachCookie => "bpf_get_attach_cookie in uprobes (5.15)",
+            Feature::FindVma => "bpf_find_vma (5.17)",
             Feature::Loop => "bpf_loop (5.17)",
             Feature::Fetch => "atomic fetch-and-add (5.12)",
         }
@@ -40,18 +42,12 @@ impl Feature {
 
     /// Whether this kernel has it (probed, each at most once).
     pub fn here(self) -> bool {
-        static TASK_STORAGE: OnceLock<bool> = OnceLock::new();
         static TASK_BTF: OnceLock<bool> = OnceLock::new();
         static FOR_EACH: OnceLock<bool> = OnceLock::new();
         static PT_REGS: OnceLock<bool> = OnceLock::new();
+        static COOKIE: OnceLock<bool> = OnceLock::new();
+        static FIND_VMA: OnceLock<bool> = OnceLock::new();
         match self {
-            Feature::TaskStorage => *TASK_STORAGE.get_or_init(|| {
-                // SAFETY: no options; libbpf creates and closes a probe map.
-                unsafe {
-                    sys::libbpf_probe_bpf_map_type(sys::BPF_MAP_TYPE_TASK_STORAGE, std::ptr::null())
-                        == 1
-                }
-            }),
             Feature::TaskBtf => {
                 *TASK_BTF.get_or_init(|| probe_helper(sys::BPF_FUNC_get_current_task_btf))
             }
@@ -61,6 +57,11 @@ impl Feature {
             Feature::TaskPtRegs => {
                 *PT_REGS.get_or_init(|| probe_helper(sys::BPF_FUNC_task_pt_regs))
             }
+            // Uprobe programs are of the kprobe type.
+            Feature::AttachCookie => *COOKIE.get_or_init(|| {
+                probe_helper_in(sys::BPF_PROG_TYPE_KPROBE, sys::BPF_FUNC_get_attach_cookie)
+            }),
+            Feature::FindVma => *FIND_VMA.get_or_init(|| probe_helper(sys::BPF_FUNC_find_vma)),
             Feature::Loop => Kernel::get().bpf_loop,
             Feature::Fetch => Kernel::get().fetch,
         }
@@ -152,11 +153,13 @@ fn probe_fetch() -> bool {
 
 /// Whether a raw tracepoint program may call `helper`.
 fn probe_helper(helper: sys::bpf_func_id) -> bool {
+    probe_helper_in(sys::BPF_PROG_TYPE_RAW_TRACEPOINT, helper)
+}
+
+/// Whether a program of type `prog` may call `helper`.
+fn probe_helper_in(prog: sys::bpf_prog_type, helper: sys::bpf_func_id) -> bool {
     // SAFETY: no options; libbpf loads and closes a probe program.
-    unsafe {
-        sys::libbpf_probe_bpf_helper(sys::BPF_PROG_TYPE_RAW_TRACEPOINT, helper, std::ptr::null())
-            == 1
-    }
+    unsafe { sys::libbpf_probe_bpf_helper(prog, helper, std::ptr::null()) == 1 }
 }
 
 #[cfg(test)]
@@ -168,11 +171,12 @@ mod tests {
     fn this_kernel_has_every_feature() {
         use Feature::*;
         let all = [
-            TaskStorage,
             TaskBtf,
             ForEachMapElem,
             TaskPtRegs,
+            AttachCookie,
             Loop,
+            FindVma,
             Fetch,
         ];
         assert_eq!(lacking(&all), "");

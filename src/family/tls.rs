@@ -23,7 +23,7 @@ pub const SPEC: Spec = Spec {
     object_510: None,
     needs: &{
         use super::kernel::Feature::*;
-        [TaskBtf, ForEachMapElem, TaskPtRegs]
+        [TaskBtf, ForEachMapElem, TaskPtRegs, AttachCookie, FindVma]
     },
     // Every exec maps its libraries (~5-20 lib_load records of ~150 bytes with their
     // paths): the cgroup family's sizes hold a few hundred execs between drains.
