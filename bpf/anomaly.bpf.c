@@ -99,8 +99,9 @@ struct pending {
 
 /* Per thread (task local storage), not a hash keyed by tid: no table an unprivileged
  * user can fill (each thread holds one entry at most, freed with the thread), and a
- * thread killed inside the syscall leaves nothing behind. (The 5.10 variant's is that
- * hash, bpf/kernel.h, whose entries anomaly_exit and anomaly_exec delete.) */
+ * thread killed inside the syscall leaves nothing behind. (The 5.10 variant's is a hash,
+ * bpf/kernel.h: a thread's entry lasts its call; the group leader's rate notes are kept
+ * under the tgid until anomaly_exit.) */
 RW_THREAD_MAP(anomaly_pending, struct pending);
 
 /* *x's value, leaving 0 (less what others add meanwhile). The 5.10 variant has no
@@ -137,7 +138,11 @@ static __always_inline bool pending_take(__u32 lo, __u32 hi, struct pending *out
 	if (!p || p->code < lo || p->code > hi)
 		return false;
 	*out = *p;
+#ifdef RW_KERNEL_510
+	RW_THREAD_FORGET(&anomaly_pending); /* the call is over: its entry is not kept */
+#else
 	p->code = 0;
+#endif
 	return true;
 }
 
@@ -470,13 +475,6 @@ static __always_inline __u32 tmp_location(struct task_struct *task, struct file 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(anomaly_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-#ifdef RW_KERNEL_510
-	/* A thread that took its leader's tid by execve: its own entry (nothing in flight: it
-	 * is in execve) goes; the leader's, with the group's rate notes, stays. */
-	__u32 old = old_pid;
-	if (old != (__u32)bpf_get_current_pid_tgid())
-		bpf_map_delete_elem(&anomaly_pending, &old);
-#endif
 	if (rw_skip())
 		return 0;
 	struct file *file = BPF_CORE_READ(bprm, file);
@@ -711,13 +709,14 @@ int BPF_PROG(anomaly_exit, struct task_struct *p)
 		flush_rule(lp, uid, tgid, RW_RULE_BPF_PROG_LOAD);
 	}
 #ifdef RW_KERNEL_510
-	/* The variant's hash keeps entries until deleted: a thread's own goes with it, the
-	 * leader's (with the group's rate notes) with the group, once flushed. */
-	__u32 tid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
-	if (tid != tgid || last)
-		bpf_map_delete_elem(&anomaly_pending, &tid);
-	if (last && tid != tgid)
-		bpf_map_delete_elem(&anomaly_pending, &tgid);
+	/* The variant's hash: the thread's own entry (left by a call it never returned
+	 * from) goes with it, the group's rate notes (keyed by tgid) with the group, once
+	 * flushed. */
+	RW_THREAD_FORGET(&anomaly_pending);
+	if (last) {
+		__u64 g = BPF_CORE_READ(p, tgid);
+		bpf_map_delete_elem(&anomaly_pending, &g);
+	}
 #endif
 	return 0;
 }

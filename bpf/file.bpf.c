@@ -386,6 +386,7 @@ static __always_inline int emit(long ret, __u32 sc)
 	struct open_start *s = RW_THREAD_GET(&file_inflight, struct open_start, false);
 	if (!s || !s->active)
 		return 0;
+	RW_THREAD_DONE_AT_RETURN(file_inflight);
 	s->active = 0;
 	/* An enter of another syscall whose exit was not seen (e.g. its exit program was not
 	 * attached yet), and this syscall's enter was not either: neither is followed. */
@@ -900,6 +901,7 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, false);
 	if (!s || !s->active)
 		return 0;
+	RW_THREAD_DONE_AT_RETURN(change_inflight);
 	s->active = 0;
 	if (rw_skip())
 		return 0;
@@ -984,9 +986,7 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-RW_THREAD_PROGS(file, (RW_THREAD_FORGET(&file_inflight), RW_THREAD_FORGET(&change_inflight)),
-		(RW_THREAD_MOVE(&file_inflight, struct open_start, old_pid),
-		 RW_THREAD_MOVE(&change_inflight, struct change_start, old_pid)));
+RW_THREAD_PROGS(file, (RW_THREAD_FORGET(&file_inflight), RW_THREAD_FORGET(&change_inflight)));
 
 RW_LAYOUT(open_event);
 RW_LAYOUT(change_event);

@@ -15,10 +15,9 @@
  *   short and flagged, a task in a deeper cgroup is not judged by cgroup rules (as past
  *   RW_CG_WALK levels on any kernel);
  * - task local storage and bpf_get_current_task_btf (5.11): per-thread state is a
- *   hash keyed by tid (RW_THREAD_MAP), whose entries the family's
- *   RW_THREAD_PROGS delete at thread exit and move when a thread's execve takes its
- *   leader's tid; a full map is counted like a failed storage get. The task's members are
- *   read with CO-RE reads (RW_LOAD) instead of plain loads. */
+ *   preallocated hash keyed by the task's address (RW_THREAD_MAP) that holds a thread for
+ *   the length of its call, RW_THREADS_510 at once; a full map is counted like a failed
+ *   storage get. The task's members are read with CO-RE reads (RW_LOAD). */
 #ifndef RW_KERNEL_H
 #define RW_KERNEL_H
 
@@ -36,70 +35,68 @@
 				break;                                                             \
 	} while (0)
 
-/* Threads with state in one RW_THREAD_MAP at once; more are counted as untracked. Not
- * preallocated: like task storage, memory only for the threads that use it (a change_start
- * is over 1 KiB), and as many entries as a user would need threads to fill it. */
-#define RW_THREADS_510 65536
-#define RW_THREAD_MAP(name, vtype)                                                                 \
-	struct {                                                                                   \
-		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
-		__uint(map_flags, BPF_F_NO_PREALLOC);                                              \
-		__uint(max_entries, RW_THREADS_510);                                               \
-		__type(key, __u32);                                                                \
-		__type(value, vtype);                                                              \
+/* Calls in flight in one RW_THREAD_MAP at once; more are counted as untracked. The map is
+ * preallocated (see prealloc_hashes in src/family/kernel.rs: before 6.1 a tracepoint
+ * program's run-time allocated hash taints the kernel) and holds a thread only for the
+ * length of its call (RW_THREAD_DONE_AT_RETURN), so it is small: a change_start is over
+ * 1 KiB. */
+#define RW_THREADS_510 1024
+#define RW_THREAD_MAP(name, vtype)                                                                  \
+	struct name##_entry {                                                                       \
+		vtype v; /* first: its address is the entry's, no arithmetic before a NULL check */ \
+		__u64 tid; /* of the thread that made it, last: for tests and bpftool */            \
+	};                                                                                          \
+	struct {                                                                                    \
+		__uint(type, BPF_MAP_TYPE_HASH);                                                    \
+		__uint(max_entries, RW_THREADS_510);                                                \
+		__type(key, __u64);                                                                 \
+		__type(value, struct name##_entry);                                                 \
 	} name SEC(".maps")
 
-/* The current thread's entry of `map` (of `type`), created zeroed if `create` (from a
- * zeroed constant: a value can be larger than the stack); NULL when it has none, or the map
- * is full. */
-#define RW_THREAD_GET(map, type, create)                                                           \
-	RW_TASK_GET(map, type, , (__u32)bpf_get_current_pid_tgid(), create)
-
-/* The entry of `task`, whose tid is `tid` (the variant's key; `task` is not evaluated). */
-#define RW_TASK_GET(map, type, task, tid, create)                                                  \
+/* The entry of `key` (its `type` part), created zeroed if `create` (from a zeroed
+ * constant: a value can be larger than the stack); NULL when it has none, or the map is
+ * full. A thread's key is its task_struct's address, which, unlike its tid, an execve does
+ * not change (a non-leader thread's takes its leader's tid). `task` is the full object's. */
+#define RW_TASK_GET(map, type, task, key, create)                                                  \
 	({                                                                                         \
-		__u32 __key = (tid);                                                               \
-		type *__t = bpf_map_lookup_elem(map, &__key);                                      \
-		if (!__t && (create)) {                                                            \
-			static const type __zero = {};                                             \
+		__u64 __key = (key);                                                               \
+		typeof(*(map)->value) *__e = bpf_map_lookup_elem(map, &__key);                     \
+		if (!__e && (create)) {                                                            \
+			static const typeof(*(map)->value) __zero = {};                            \
 			bpf_map_update_elem(map, &__key, &__zero, BPF_NOEXIST);                    \
-			__t = bpf_map_lookup_elem(map, &__key);                                    \
+			__e = bpf_map_lookup_elem(map, &__key);                                    \
+			if (__e)                                                                   \
+				__e->tid = (__u32)bpf_get_current_pid_tgid();                      \
 		}                                                                                  \
-		__t;                                                                               \
+		(type *)(__e ? &__e->v : NULL);                                                    \
 	})
+#define RW_THREAD_GET(map, type, create) RW_TASK_GET(map, type, , bpf_get_current_task(), create)
 
-/* The current thread's entry is gone with it. */
+/* The current thread's entry is gone. */
 #define RW_THREAD_FORGET(map)                                                                      \
 	({                                                                                         \
-		__u32 __tid = (__u32)bpf_get_current_pid_tgid();                                   \
-		bpf_map_delete_elem(map, &__tid);                                                  \
+		__u64 __key = bpf_get_current_task();                                              \
+		bpf_map_delete_elem(map, &__key);                                                  \
 	})
 
-/* After an execve by a non-leader thread, which now has its leader's tid (`old` was its
- * own): its entry follows it. The leader's own entry went at the leader's exit. */
-#define RW_THREAD_MOVE(map, type, old)                                                             \
-	({                                                                                         \
-		__u32 __old = (old), __tid = (__u32)bpf_get_current_pid_tgid();                    \
-		type *__v = __old != __tid ? bpf_map_lookup_elem(map, &__old) : NULL;              \
-		if (__v) {                                                                         \
-			bpf_map_update_elem(map, &__tid, __v, BPF_ANY);                            \
-			bpf_map_delete_elem(map, &__old);                                          \
-		}                                                                                  \
-	})
+static __always_inline void rw_thread_done(void **map)
+{
+	__u64 key = bpf_get_current_task();
+	bpf_map_delete_elem(*map, &key);
+}
 
-/* A family's two programs that keep its RW_THREAD_MAPs true to the threads: `forget` and
- * `move` are statements of RW_THREAD_FORGET and RW_THREAD_MOVE(..., old_pid). */
-#define RW_THREAD_PROGS(family, forget, move)                                                      \
+/* Deletes the current thread's entry of `map` at every return of the enclosing function
+ * after this line: the call is over, its entry is not kept for the next. */
+#define RW_THREAD_DONE_AT_RETURN(map)                                                              \
+	void *__rw_done_##map __attribute__((unused, cleanup(rw_thread_done))) = &map
+
+/* A family's program that deletes what a thread that ends inside a call still has (an
+ * exit_group never returns): `forget` is statements of RW_THREAD_FORGET. */
+#define RW_THREAD_PROGS(family, forget)                                                            \
 	SEC("tp_btf/sched_process_exit")                                                           \
 	int BPF_PROG(family##_thread_exit)                                                         \
 	{                                                                                          \
 		forget;                                                                            \
-		return 0;                                                                          \
-	}                                                                                          \
-	SEC("tp_btf/sched_process_exec")                                                           \
-	int BPF_PROG(family##_thread_exec, struct task_struct *p, pid_t old_pid)                   \
-	{                                                                                          \
-		move;                                                                              \
 		return 0;                                                                          \
 	}
 
@@ -124,9 +121,10 @@
 #define RW_THREAD_GET(map, type, create)                                                           \
 	((type *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0,                          \
 				      (create) ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0))
-#define RW_TASK_GET(map, type, task, tid, create)                                                  \
+#define RW_TASK_GET(map, type, task, key, create)                                                  \
 	((type *)bpf_task_storage_get(map, task, 0, (create) ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0))
-#define RW_THREAD_PROGS(family, forget, move)
+#define RW_THREAD_DONE_AT_RETURN(map)
+#define RW_THREAD_PROGS(family, forget)
 
 /* A BTF pointer: its members are plain loads. */
 #define rw_current_task() bpf_get_current_task_btf()

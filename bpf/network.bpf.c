@@ -1534,8 +1534,7 @@ int net_udp_release(struct bpf_sock *ctx)
 	return 1;
 }
 
-RW_THREAD_PROGS(network, RW_THREAD_FORGET(&network_inflight),
-		RW_THREAD_MOVE(&network_inflight, struct net_inflight, old_pid));
+RW_THREAD_PROGS(network, RW_THREAD_FORGET(&network_inflight));
 
 RW_LAYOUT(net_event);
 RW_LAYOUT(dns_event);

@@ -118,6 +118,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 	struct syscall_start *sp = RW_THREAD_GET(&syscall_inflight, struct syscall_start, false);
 	if (!sp || !sp->active)
 		return 0;
+	RW_THREAD_DONE_AT_RETURN(syscall_inflight);
 	sp->active = 0;
 	if (rw_skip())
 		return 0;
@@ -135,8 +136,7 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-RW_THREAD_PROGS(syscall, RW_THREAD_FORGET(&syscall_inflight),
-		RW_THREAD_MOVE(&syscall_inflight, struct syscall_start, old_pid));
+RW_THREAD_PROGS(syscall, RW_THREAD_FORGET(&syscall_inflight));
 
 /* The tracepoints' records (trace_event_raw_*), reduced to the one member read: CO-RE
  * finds `opcode` wherever the running kernel's record has it. io_uring_submit_req is

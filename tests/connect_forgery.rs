@@ -534,9 +534,13 @@ os._exit(0)
             .count()
     };
     let its_threads = |d: &Daemon| -> Vec<u32> {
+        // A variant thread entry's value ends with its thread's tid, 8 bytes (RW_THREAD_MAP).
         entries(d, "network_infligh")
             .iter()
-            .filter_map(|(k, _)| Some(u32::from_ne_bytes(k.get(..4)?.try_into().ok()?)))
+            .filter_map(|(_, v)| {
+                let at = v.len().checked_sub(8)?;
+                Some(u32::from_ne_bytes(v.get(at..at + 4)?.try_into().ok()?))
+            })
             .filter(|t| tids.contains(t))
             .collect()
     };

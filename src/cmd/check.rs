@@ -126,7 +126,7 @@ pub fn run() -> ExitCode {
 const VARIANT_510: &str = "records carry no seq (drops are counted and reported as lost \
 records from the counters), rate limits and high-water marks are approximate under racing \
 CPUs, a file path deeper than 48 steps is cut short and flagged, and a task in a cgroup more \
-than 32 levels deep is not judged by cgroup rules, per-thread state is a hash of 65536 \
-threads (one more in a traced call at once is counted as untracked), and the owners of \
-outgoing TCP connections are a hash of 65536 sockets (one more is counted as untracked and \
-its close says its owner is unknown)";
+than 32 levels deep is not judged by cgroup rules, calls in flight are a hash of 1024 (one \
+more at once is counted as untracked), and the owners of outgoing TCP connections are a hash \
+of 16384 open connections (one more is counted as untracked and its close says its owner is \
+unknown)";

@@ -638,10 +638,16 @@ impl Filters {
     /// Loads the filter object and attaches its fork and exit programs, with no rule set.
     pub fn load() -> Result<Filters, Error> {
         let elf = super::loader::inflate("filter", OBJECT)?;
-        let open = ObjectBuilder::default()
+        let mut open = ObjectBuilder::default()
             .name("filter_bpf")
             .and_then(|b| b.open_memory(&elf))
             .map_err(|e| Error::Load(format!("opening the filter BPF object: {e}")))?;
+        // Shared by every family: preallocated where any family's programs need it.
+        if super::kernel::prealloc_hashes(super::kernel::Kernel::get().variant_510().is_some()) {
+            for mut m in open.maps_mut() {
+                super::loader::preallocate(&mut m)?;
+            }
+        }
         let obj = open
             .load()
             .map_err(|e| Error::Load(format!("loading the filter BPF object: {e}")))?;

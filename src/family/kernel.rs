@@ -78,6 +78,25 @@ pub fn lacking(needs: &[Feature]) -> String {
     names.join(", ")
 }
 
+/// Whether hash maps must be preallocated: kernels before 6.1 (bpf_mem_alloc) warn when a
+/// tracepoint or kprobe program uses a hash allocated at run time (WARN_ONCE, which taints
+/// the kernel, and panics a host booted with panic_on_warn), so there every `BPF_F_NO_PREALLOC`
+/// hash is created preallocated. Also wherever the 5.10 variants run (`variant`), so that
+/// the suite exercises it.
+pub fn prealloc_hashes(variant: bool) -> bool {
+    static OLD: OnceLock<bool> = OnceLock::new();
+    variant || *OLD.get_or_init(|| release().is_some_and(|v| v < (6, 1)))
+}
+
+/// The running kernel's version, major and minor (uname).
+fn release() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = text.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// `RINGWARDEN_KERNEL_VARIANT=5.10` loads the 5.10 variants on any kernel: a developer's
 /// and the tests' knob, so the variant is exercised where the suite runs.
 const FORCE: &str = "RINGWARDEN_KERNEL_VARIANT";
@@ -180,6 +199,13 @@ mod tests {
             Fetch,
         ];
         assert_eq!(lacking(&all), "");
+    }
+
+    #[test]
+    fn this_kernel_needs_no_preallocated_hashes() {
+        assert_eq!(release().map(|v| v >= (6, 1)), Some(true));
+        assert!(!prealloc_hashes(false));
+        assert!(prealloc_hashes(true));
     }
 
     #[test]

@@ -672,6 +672,18 @@ fn open(family: Family) -> Result<OpenObject, Error> {
         .map_err(|e| Error::Load(format!("opening the {family} BPF object: {e}")))
 }
 
+/// Creates the map preallocated if it is a hash declared `BPF_F_NO_PREALLOC` (see
+/// [`super::kernel::prealloc_hashes`]).
+pub(super) fn preallocate(m: &mut libbpf_rs::OpenMapMut<'_>) -> Result<(), Error> {
+    let flags = m.map_flags();
+    let no_prealloc = libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC;
+    if m.map_type() != libbpf_rs::MapType::Hash || flags & no_prealloc == 0 {
+        return Ok(());
+    }
+    m.set_map_flags(flags & !no_prealloc)
+        .map_err(|e| Error::Load(format!("preallocating {}: {e}", m.name().to_string_lossy())))
+}
+
 /// Why `family`'s 5.10 variant loads here, if it has one and this kernel needs it.
 pub(super) fn variant_510(family: Family) -> Option<String> {
     family.spec().object_510?;
@@ -721,8 +733,12 @@ fn open_load(
         format!("{family}_stats"),
         format!("{family}_fill"),
     );
+    let prealloc = super::kernel::prealloc_hashes(variant_510(family).is_some());
     for mut m in obj.maps_mut() {
         let name = m.name().to_string_lossy().into_owned();
+        if prealloc {
+            preallocate(&mut m)?;
+        }
         if name == ring_name {
             let size = u32::try_from(ring_size)
                 .map_err(|_| Error::Load(format!("{family} ring size {ring_size} is too large")))?;
@@ -909,7 +925,8 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     };
     // Syscall exits first: every syscall entry a program sees then has its exit seen, so
     // no entry is left waiting for an exit that never comes (which a later exit of the
-    // same thread would be paired with). Then the socket hooks (cgroup/sock_*) before the
+    // same thread would be paired with); thread exits with them, so a thread that ends
+    // inside a call leaves nothing in a 5.10 variant's per-thread hash. Then the socket hooks (cgroup/sock_*) before the
     // packet hooks: every flow a packet hook starts has its socket's release seen.
     for pass in 0..3 {
         for mut p in obj.progs_mut() {
@@ -1111,10 +1128,13 @@ fn attach_uprobes(
     Err(Missing::Attach(failures.join("; ")))
 }
 
-/// When a program of this section attaches: 0 syscall exits and function returns, 1
+/// When a program of this section attaches: 0 syscall, thread and function exits, 1
 /// socket hooks, 2 the rest.
 fn attach_pass(section: &str) -> u8 {
-    if syscall_exit(section) || section.starts_with("uretprobe") {
+    if syscall_exit(section)
+        || section.starts_with("uretprobe")
+        || section == "tp_btf/sched_process_exit"
+    {
         0
     } else if section.starts_with("cgroup/") {
         1

@@ -645,14 +645,19 @@ impl Finished {
 /// as on 5.10 itself, where the Debian 11 guest runs it).
 pub const V510: (&str, &str) = ("RINGWARDEN_KERNEL_VARIANT", "5.10");
 
-/// The tids holding an entry in the daemon's map `name` (a 5.10 variant's per-thread hash,
-/// keyed by tid; the kernel keeps 15 bytes of a map's name).
+/// The tids holding an entry in the daemon's map `name`: a 5.10 variant's per-thread hash,
+/// whose values end with the tid of the thread that made them, 8 bytes (bpf/kernel.h
+/// RW_THREAD_MAP; the kernel keeps 15 bytes of a map's name).
 pub fn map_tids(daemon_pid: u32, name: &str) -> std::collections::HashSet<u32> {
-    use libbpf_rs::MapCore as _;
+    use libbpf_rs::{MapCore as _, MapFlags};
     let maps = maps::daemon_maps(daemon_pid);
-    maps::map(&maps, name)
-        .keys()
-        .filter_map(|k| k.get(..4).and_then(|b| b.try_into().ok()))
+    let m = maps::map(&maps, name);
+    m.keys()
+        .filter_map(|k| m.lookup(&k, MapFlags::ANY).ok().flatten())
+        .filter_map(|v| {
+            let at = v.len().checked_sub(8)?;
+            v.get(at..at + 4).and_then(|b| b.try_into().ok())
+        })
         .map(u32::from_ne_bytes)
         .collect()
 }
