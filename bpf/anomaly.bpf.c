@@ -105,15 +105,18 @@ struct pending {
 RW_THREAD_MAP(anomaly_pending, struct pending);
 
 /* *x's value, leaving 0 (less what others add meanwhile). The 5.10 variant has no
- * exchange: it subtracts what it read, so a concurrent add is kept, not lost. */
+ * exchange: it subtracts what it read, so a concurrent add is kept, not lost; two takers
+ * racing may both take it, leaving the count below zero until later failures pay it back
+ * (none is reported meanwhile, and userspace reads a negative count as 0). */
 static __always_inline __u64 take_all(__u64 *x)
 {
 #if RW_HAS_FETCH
 	return __sync_lock_test_and_set(x, 0);
 #else
-	__u64 n = *x;
-	if (n)
-		__sync_fetch_and_add(x, -n);
+	__s64 n = *(volatile __s64 *)x;
+	if (n <= 0)
+		return 0;
+	__sync_fetch_and_add(x, -n);
 	return n;
 #endif
 }
@@ -658,7 +661,7 @@ int anomaly_bpf_exit(struct rw_sys_exit_ctx *ctx)
  * (and not lost if the daemon stops before another attempt). */
 static __always_inline void flush_val(struct rate_val *v, __u32 tgid, __u32 rule, __u32 flags)
 {
-	if (!v || v->last_tgid != tgid || !v->suppressed)
+	if (!v || v->last_tgid != tgid || (__s64)v->suppressed <= 0)
 		return;
 	/* Taken before the reserve (threads of a dying group may race here), given back
 	 * if the record cannot be had. */

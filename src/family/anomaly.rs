@@ -78,9 +78,12 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The count, signed: the 5.10 variant's can be below zero for a moment (bpf/anomaly.bpf.c
+/// take_all), which holds nothing.
 fn suppressed_of(v: &[u8]) -> Option<u64> {
     let at = std::mem::offset_of!(RateVal, suppressed);
-    Some(u64::from_ne_bytes(v.get(at..at + 8)?.try_into().ok()?))
+    let n = i64::from_ne_bytes(v.get(at..at + 8)?.try_into().ok()?);
+    Some(n.max(0) as u64)
 }
 
 /// What the rate maps still hold (read once the programs are stopped, so final): every
