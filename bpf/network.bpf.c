@@ -119,11 +119,11 @@ struct net_owner {
  * and TCP_CLOSE, RW_SK_OWNERS_510 at most: past them (any user's connections can fill it)
  * a connect's owner is counted as untracked and not kept, and its close says owner_known
  * false. */
-#define RW_SK_OWNERS_510 65536
+#define RW_SK_OWNERS_510 16384
 struct {
+	/* Preallocated, as every hash before 6.1 (prealloc_hashes, src/family/kernel.rs):
+	 * ~1.8 MB. */
 	__uint(type, BPF_MAP_TYPE_HASH);
-	/* Memory only for the sockets held (preallocated, 65536 owners are ~7 MB). */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, RW_SK_OWNERS_510);
 	__type(key, __u64);
 	__type(value, struct net_owner);
@@ -834,8 +834,10 @@ static __always_inline void keep_connect_owner(const struct sock *sk, struct tas
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 #ifdef RW_KERNEL_510
 	__u64 key = (__u64)sk;
-	if (bpf_map_update_elem(&network_sk_owner, &key, o, BPF_ANY))
-		RW_COUNT_UNTRACKED(network); /* the map is full: its close says owner_known false */
+	/* The map is full: its close says owner_known false (the daemon's own, kept only to
+	 * be told apart, is not counted). */
+	if (bpf_map_update_elem(&network_sk_owner, &key, o, BPF_ANY) && !rw_skip())
+		RW_COUNT_UNTRACKED(network);
 #endif
 }
 
