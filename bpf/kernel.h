@@ -73,16 +73,17 @@
 #define RW_THREAD_GET(map, type, create) RW_TASK_GET(map, type, , bpf_get_current_task(), create)
 
 /* The current thread's entry is gone. */
-#define RW_THREAD_FORGET(map)                                                                      \
-	({                                                                                         \
-		__u64 __key = bpf_get_current_task();                                              \
-		bpf_map_delete_elem(map, &__key);                                                  \
-	})
+static __always_inline void rw_thread_forget(void *map)
+{
+	__u64 key = bpf_get_current_task();
+	bpf_map_delete_elem(map, &key);
+}
+
+#define RW_THREAD_FORGET(map) rw_thread_forget(map)
 
 static __always_inline void rw_thread_done(void **map)
 {
-	__u64 key = bpf_get_current_task();
-	bpf_map_delete_elem(*map, &key);
+	rw_thread_forget(*map);
 }
 
 /* Deletes the current thread's entry of `map` at every return of the enclosing function

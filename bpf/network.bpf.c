@@ -71,29 +71,22 @@ struct net_inflight {
  * thread. The 5.10 variant has no task storage: there it is such a table, of
  * RW_THREADS_510 threads, and has that limit: a call made while it is full is counted as
  * untracked. An entry there lives only for its call (each exit deletes its thread's:
- * NET_FORGET_AT_RETURN), so only threads inside a connect, bind, listen or Fast Open send
+ * RW_THREAD_DONE_AT_RETURN), so only threads inside a connect, bind, listen or Fast Open send
  * fill it; RW_THREAD_PROGS below delete whatever a thread still has when it ends. */
 RW_THREAD_MAP(network_inflight, struct net_inflight);
 
 #ifdef RW_KERNEL_510
-static __always_inline void net_forget(__u8 *unused)
-{
-	RW_THREAD_FORGET(&network_inflight);
-}
-
 static __always_inline void net_forget_taken(struct net_inflight **p)
 {
 	if (*p)
-		RW_THREAD_FORGET(&network_inflight);
+		rw_thread_forget(&network_inflight);
 }
 
 /* The variant deletes its thread's entry at every return of the function this is declared
- * in (a cleanup: after the entry's last use); _IF_TAKEN, of a pointer to the entry, when
- * there is one. Nothing in the full object, whose entries go with their threads. */
-#define NET_FORGET_AT_RETURN __u8 __net_forget __attribute__((unused, cleanup(net_forget))) = 0
+ * in, when one was taken (a cleanup of the pointer to it, after its last use). Nothing in
+ * the full object, whose entries go with their threads. */
 #define NET_FORGET_IF_TAKEN __attribute__((cleanup(net_forget_taken)))
 #else
-#define NET_FORGET_AT_RETURN
 #define NET_FORGET_IF_TAKEN
 #endif
 
@@ -592,7 +585,7 @@ static __always_inline void addr_from_args(struct net_event *e, const struct net
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	NET_FORGET_AT_RETURN;
+	RW_THREAD_DONE_AT_RETURN(network_inflight);
 	struct net_inflight *p = net_take(NET_CALL_CONNECT);
 	if (!p)
 		return 0;
@@ -641,7 +634,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
  * the socket the call worked on (call_sk). A failed bind reports the sockaddr asked for. */
 static __always_inline int on_bind_listen_exit(long ret, __u8 call, __u32 type)
 {
-	NET_FORGET_AT_RETURN;
+	RW_THREAD_DONE_AT_RETURN(network_inflight);
 	struct net_inflight *p = net_take(call);
 	if (!p)
 		return 0;

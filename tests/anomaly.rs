@@ -68,15 +68,10 @@ impl Drop for Remove {
     }
 }
 
-#[test]
-fn ptrace_attach_is_reported_once() {
-    ptrace_attach_is_reported_once_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_ptrace_attach_is_reported_once() {
-    ptrace_attach_is_reported_once_on(true);
+crate::variant_twins! {
+    ptrace_attach_is_reported_once,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_ptrace_attach_is_reported_once => ptrace_attach_is_reported_once_on
 }
 
 fn ptrace_attach_is_reported_once_on(v510: bool) {
@@ -128,15 +123,10 @@ fn ptrace_attach_is_reported_once_on(v510: bool) {
     assert_eq!(u(&e["pid"]), u64::from(std::process::id()));
 }
 
-#[test]
-fn exec_from_shm_tmp_and_memfd() {
-    exec_from_shm_tmp_and_memfd_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_exec_from_shm_tmp_and_memfd() {
-    exec_from_shm_tmp_and_memfd_on(true);
+crate::variant_twins! {
+    exec_from_shm_tmp_and_memfd,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_exec_from_shm_tmp_and_memfd => exec_from_shm_tmp_and_memfd_on
 }
 
 fn exec_from_shm_tmp_and_memfd_on(v510: bool) {
@@ -240,15 +230,10 @@ fn exec_from_shm_tmp_and_memfd_on(v510: bool) {
     );
 }
 
-#[test]
-fn uid_change_to_root_by_non_root_is_critical() {
-    uid_change_to_root_by_non_root_is_critical_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_uid_change_to_root_by_non_root_is_critical() {
-    uid_change_to_root_by_non_root_is_critical_on(true);
+crate::variant_twins! {
+    uid_change_to_root_by_non_root_is_critical,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_uid_change_to_root_by_non_root_is_critical => uid_change_to_root_by_non_root_is_critical_on
 }
 
 fn uid_change_to_root_by_non_root_is_critical_on(v510: bool) {
@@ -396,15 +381,10 @@ struct ProgLoadAttr {
     rest: [u8; 64],
 }
 
-#[test]
-fn bpf_prog_load_by_another_process() {
-    bpf_prog_load_by_another_process_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_bpf_prog_load_by_another_process() {
-    bpf_prog_load_by_another_process_on(true);
+crate::variant_twins! {
+    bpf_prog_load_by_another_process,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_bpf_prog_load_by_another_process => bpf_prog_load_by_another_process_on
 }
 
 fn bpf_prog_load_by_another_process_on(v510: bool) {

@@ -80,15 +80,10 @@ fn ptrace_of(f: &Finished, pid: u64) -> Vec<&Value> {
         .collect()
 }
 
-#[test]
-fn refused_ptrace_flood_is_rate_limited_and_counted() {
-    refused_ptrace_flood_is_rate_limited_and_counted_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_refused_ptrace_flood_is_rate_limited_and_counted() {
-    refused_ptrace_flood_is_rate_limited_and_counted_on(true);
+crate::variant_twins! {
+    refused_ptrace_flood_is_rate_limited_and_counted,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_refused_ptrace_flood_is_rate_limited_and_counted => refused_ptrace_flood_is_rate_limited_and_counted_on
 }
 
 fn refused_ptrace_flood_is_rate_limited_and_counted_on(v510: bool) {
@@ -583,17 +578,12 @@ for _ in range(int(sys.argv[1])):
 os.setresuid(0, 0, 0)
 "#;
 
-/// The summary at exit finds the failures under the uid they were counted under, not
-/// the uid the process has when it ends.
-#[test]
-fn summary_follows_failures_across_a_uid_change() {
-    summary_follows_failures_across_a_uid_change_on(false);
-}
-
-/// The same with the 5.10 variant (bpf/kernel.h).
-#[test]
-fn the_510_variant_summary_follows_failures_across_a_uid_change() {
-    summary_follows_failures_across_a_uid_change_on(true);
+crate::variant_twins! {
+    /// The summary at exit finds the failures under the uid they were counted under, not
+    /// the uid the process has when it ends.
+    summary_follows_failures_across_a_uid_change,
+    /// The same with the 5.10 variant (bpf/kernel.h).
+    the_510_variant_summary_follows_failures_across_a_uid_change => summary_follows_failures_across_a_uid_change_on
 }
 
 fn summary_follows_failures_across_a_uid_change_on(v510: bool) {

@@ -136,19 +136,14 @@ print(json.dumps({"tid": out["tid"], "ret": out["ret"], "fd": fd, "rport": rport
     assert_eq!(a["daddr_from_args"], false, "the peer is the socket's own");
 }
 
-/// sendto/sendmsg with MSG_FASTOPEN connect an unconnected TCP socket without connect();
-/// TCP_FASTOPEN_CONNECT + connect() is a connect. Exactly one connect event each, with
-/// the right ports and `via`; a MSG_FASTOPEN send on the connected socket is none.
-#[test]
-fn tcp_fast_open_sends_are_connects() {
-    fast_open(false);
-}
-
-/// The same from the 5.10 variant, which has no bpf_task_pt_regs: the send's number and
-/// fd are kept at its enter.
-#[test]
-fn the_510_variant_reports_tcp_fast_open_sends() {
-    fast_open(true);
+crate::variant_twins! {
+    /// sendto/sendmsg with MSG_FASTOPEN connect an unconnected TCP socket without connect();
+    /// TCP_FASTOPEN_CONNECT + connect() is a connect. Exactly one connect event each, with
+    /// the right ports and `via`; a MSG_FASTOPEN send on the connected socket is none.
+    tcp_fast_open_sends_are_connects,
+    /// The same from the 5.10 variant, which has no bpf_task_pt_regs: the send's number and
+    /// fd are kept at its enter.
+    the_510_variant_reports_tcp_fast_open_sends => fast_open
 }
 
 fn fast_open(v510: bool) {

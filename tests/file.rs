@@ -98,16 +98,11 @@ fn mine<'a>(events: &'a [Value], dir: &[u8], dirfd: i64) -> Vec<&'a Value> {
         .collect()
 }
 
-#[test]
-fn five_hundred_opens_give_exact_open_events() {
-    five_hundred_opens(false);
-}
-
-/// The same in the 5.10 variant: in-flight opens in a tid-keyed hash, the walk a bounded
-/// loop, the task's files and root read with CO-RE reads.
-#[test]
-fn the_510_variant_gives_exact_open_events() {
-    five_hundred_opens(true);
+crate::variant_twins! {
+    five_hundred_opens_give_exact_open_events,
+    /// The same in the 5.10 variant: in-flight opens in a tid-keyed hash, the walk a bounded
+    /// loop, the task's files and root read with CO-RE reads.
+    the_510_variant_gives_exact_open_events => five_hundred_opens
 }
 
 fn five_hundred_opens(v510: bool) {
@@ -469,15 +464,10 @@ os.waitpid(pid, 0)
 print(json.dumps(out), flush=True)
 "#;
 
-#[test]
-fn resolved_path_of_deleted_pseudo_and_out_of_root_files() {
-    odd_files(false);
-}
-
-/// The same in the 5.10 variant, whose pipe names are written without bpf_snprintf.
-#[test]
-fn the_510_variant_resolves_deleted_pseudo_and_out_of_root_files() {
-    odd_files(true);
+crate::variant_twins! {
+    resolved_path_of_deleted_pseudo_and_out_of_root_files,
+    /// The same in the 5.10 variant, whose pipe names are written without bpf_snprintf.
+    the_510_variant_resolves_deleted_pseudo_and_out_of_root_files => odd_files
 }
 
 fn odd_files(v510: bool) {

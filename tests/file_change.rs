@@ -58,16 +58,11 @@ fn s(v: &Path) -> Value {
     Value::String(v.to_string_lossy().into_owned())
 }
 
-#[test]
-fn each_change_gives_exactly_one_event_with_its_arguments() {
-    each_change(false);
-}
-
-/// The same in the 5.10 variant: the entries in a tid-keyed hash, the names resolved with
-/// CO-RE reads of the task's files and working directory.
-#[test]
-fn the_510_variant_gives_one_event_per_change() {
-    each_change(true);
+crate::variant_twins! {
+    each_change_gives_exactly_one_event_with_its_arguments,
+    /// The same in the 5.10 variant: the entries in a tid-keyed hash, the names resolved with
+    /// CO-RE reads of the task's files and working directory.
+    the_510_variant_gives_one_event_per_change => each_change
 }
 
 fn each_change(v510: bool) {

@@ -99,16 +99,11 @@ fn is_close_of(e: &Value, family: &str, lport: u16, ports: &HashSet<u16>) -> boo
     (s == lport && ports.contains(&d)) || (d == lport && ports.contains(&s))
 }
 
-#[test]
-fn tcp_connect_accept_close_over_ipv4_and_ipv6() {
-    connect_accept_close(false);
-}
-
-/// The same counts from the 5.10 variant: per-thread state in a tid-keyed hash, the
-/// owners of connected sockets in a hash keyed by the socket (bpf/network.bpf.c).
-#[test]
-fn the_510_variant_gives_exact_connect_accept_close() {
-    connect_accept_close(true);
+crate::variant_twins! {
+    tcp_connect_accept_close_over_ipv4_and_ipv6,
+    /// The same counts from the 5.10 variant: per-thread state in a tid-keyed hash, the
+    /// owners of connected sockets in a hash keyed by the socket (bpf/network.bpf.c).
+    the_510_variant_gives_exact_connect_accept_close => connect_accept_close
 }
 
 fn connect_accept_close(v510: bool) {
@@ -242,15 +237,10 @@ fn connect_accept_close(v510: bool) {
     }
 }
 
-#[test]
-fn refused_connect_reports_errno_and_peer_but_no_close() {
-    refused_connect(false);
-}
-
-/// The variant deletes a socket's owner at its TCP_CLOSE, a refused connect's included.
-#[test]
-fn the_510_variant_reports_a_refused_connect() {
-    refused_connect(true);
+crate::variant_twins! {
+    refused_connect_reports_errno_and_peer_but_no_close,
+    /// The variant deletes a socket's owner at its TCP_CLOSE, a refused connect's included.
+    the_510_variant_reports_a_refused_connect => refused_connect
 }
 
 fn refused_connect(v510: bool) {

@@ -94,15 +94,10 @@ fn picked(e: &Value, want: &Value) -> Value {
     Value::Object(keys.keys().map(|k| (k.clone(), e[k].clone())).collect())
 }
 
-#[test]
-fn every_bind_and_listen_is_one_event_with_the_kernels_local_end() {
-    binds_and_listens(false);
-}
-
-/// The same from the 5.10 variant, whose per-thread entries are deleted at each exit.
-#[test]
-fn the_510_variant_gives_every_bind_and_listen() {
-    binds_and_listens(true);
+crate::variant_twins! {
+    every_bind_and_listen_is_one_event_with_the_kernels_local_end,
+    /// The same from the 5.10 variant, whose per-thread entries are deleted at each exit.
+    the_510_variant_gives_every_bind_and_listen => binds_and_listens
 }
 
 fn binds_and_listens(v510: bool) {

@@ -226,15 +226,10 @@ fn dns_of<'a>(events: &'a [Value], ty: &str, client: u16) -> Vec<&'a Value> {
 /// One test at a time on SERVER's port 53.
 static PORT_53: Mutex<()> = Mutex::new(());
 
-#[test]
-fn queries_responses_and_malformed_datagrams_on_port_53() {
-    queries_responses_and_malformed(false);
-}
-
-/// The same from the 5.10 variant (its parser's functions are static ones).
-#[test]
-fn the_510_variant_reads_queries_responses_and_malformed_datagrams() {
-    queries_responses_and_malformed(true);
+crate::variant_twins! {
+    queries_responses_and_malformed_datagrams_on_port_53,
+    /// The same from the 5.10 variant (its parser's functions are static ones).
+    the_510_variant_reads_queries_responses_and_malformed_datagrams => queries_responses_and_malformed
 }
 
 fn queries_responses_and_malformed(v510: bool) {

@@ -89,16 +89,11 @@ fn exchange(host: &str) -> (u16, u16) {
     ports
 }
 
-#[test]
-fn an_exchange_is_one_flow_each_side_with_exact_counts() {
-    exchanges(false);
-}
-
-/// The same from the 5.10 variant, whose flow and DNS functions are static (5.10 takes no
-/// pointer argument in a global function).
-#[test]
-fn the_510_variant_gives_one_flow_each_side_with_exact_counts() {
-    exchanges(true);
+crate::variant_twins! {
+    an_exchange_is_one_flow_each_side_with_exact_counts,
+    /// The same from the 5.10 variant, whose flow and DNS functions are static (5.10 takes no
+    /// pointer argument in a global function).
+    the_510_variant_gives_one_flow_each_side_with_exact_counts => exchanges
 }
 
 fn exchanges(v510: bool) {

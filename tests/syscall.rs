@@ -35,14 +35,9 @@ fn check(e: &Value, nr: i64, arg0: Option<u64>, ret: i64) {
     assert!(lat > 0 && lat < 1_000_000_000, "latency {lat} ns: {e}");
 }
 
-#[test]
-fn configured_set_gives_exact_counts_args_and_returns() {
-    configured_set(false);
-}
-
-#[test]
-fn the_510_variant_gives_exact_counts_args_and_returns() {
-    configured_set(true);
+crate::variant_twins! {
+    configured_set_gives_exact_counts_args_and_returns,
+    the_510_variant_gives_exact_counts_args_and_returns => configured_set
 }
 
 fn configured_set(v510: bool) {
@@ -157,15 +152,10 @@ fn exec_helper() {
     std::process::exit(98);
 }
 
-#[test]
-fn execve_returns_in_the_new_image() {
-    execve_returns(false);
-}
-
-/// The variant's entry moves with a thread whose execve takes its leader's tid.
-#[test]
-fn the_510_variant_follows_execve_to_the_leaders_tid() {
-    execve_returns(true);
+crate::variant_twins! {
+    execve_returns_in_the_new_image,
+    /// The variant's entry moves with a thread whose execve takes its leader's tid.
+    the_510_variant_follows_execve_to_the_leaders_tid => execve_returns
 }
 
 fn execve_returns(v510: bool) {
@@ -229,20 +219,15 @@ fn execve_returns(v510: bool) {
     assert_eq!(ev[1]["comm"], "true");
 }
 
-/// x86_64 only: a 32-bit syscall (int 0x80) carries an ia32 number, which must not be
-/// reported under the 64-bit syscall of the same number (ia32 getpid is 20, x86_64's 20
-/// is writev): it is counted as untracked instead.
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn compat_syscalls_are_counted_not_misreported() {
-    compat_syscalls(false);
-}
-
-/// The same with the variant's CO-RE read of the task's compat bit.
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn the_510_variant_counts_compat_syscalls() {
-    compat_syscalls(true);
+crate::variant_twins! {
+    /// x86_64 only: a 32-bit syscall (int 0x80) carries an ia32 number, which must not be
+    /// reported under the 64-bit syscall of the same number (ia32 getpid is 20, x86_64's 20
+    /// is writev): it is counted as untracked instead.
+    #[cfg(target_arch = "x86_64")]
+    compat_syscalls_are_counted_not_misreported,
+    /// The same with the variant's CO-RE read of the task's compat bit.
+    #[cfg(target_arch = "x86_64")]
+    the_510_variant_counts_compat_syscalls => compat_syscalls
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -82,7 +82,8 @@ pub fn lacking(needs: &[Feature]) -> String {
 /// tracepoint or kprobe program uses a hash allocated at run time (WARN_ONCE, which taints
 /// the kernel, and panics a host booted with panic_on_warn), so there every `BPF_F_NO_PREALLOC`
 /// hash is created preallocated. Also wherever the 5.10 variants run (`variant`), so that
-/// the suite exercises it.
+/// the suite exercises it. Asked once per object at start (the filter object's shared maps,
+/// then each family's), each with its own variant choice; the kernel's side is cached.
 pub fn prealloc_hashes(variant: bool) -> bool {
     static OLD: OnceLock<bool> = OnceLock::new();
     variant || *OLD.get_or_init(|| release().is_some_and(|v| v < (6, 1)))

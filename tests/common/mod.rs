@@ -645,6 +645,25 @@ impl Finished {
 /// as on 5.10 itself, where the Debian 11 guest runs it).
 pub const V510: (&str, &str) = ("RINGWARDEN_KERNEL_VARIANT", "5.10");
 
+/// Two tests from one body taking `v510`: the full objects, then the 5.10 variant. The
+/// attributes before each name (docs, cfg) go to that test.
+#[macro_export]
+macro_rules! variant_twins {
+    ($(#[$a:meta])* $full:ident, $(#[$b:meta])* $variant:ident => $body:path) => {
+        $(#[$a])*
+        #[test]
+        fn $full() {
+            $body(false)
+        }
+
+        $(#[$b])*
+        #[test]
+        fn $variant() {
+            $body(true)
+        }
+    };
+}
+
 /// The tids holding an entry in the daemon's map `name`: a 5.10 variant's per-thread hash,
 /// whose values end with the tid of the thread that made them, 8 bytes (bpf/kernel.h
 /// RW_THREAD_MAP; the kernel keeps 15 bytes of a map's name).
