@@ -1,9 +1,12 @@
-//! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into OUT_DIR/FAMILY.bpf.o and
-//! deflates it into OUT_DIR/FAMILY.bpf.o.z (embedded by src/family/FAMILY.rs, inflated and
-//! loaded with libbpf: the objects are mostly BTF and compress ~3.5 times), and once more with
-//! RW_LAYOUT_BTF into OUT_DIR/FAMILY.layout.o, whose BTF the unit tests read to compare
-//! the Rust mirrors with the C (bpf/common.h). Every `*.bpf.c` in bpf/ is a family:
-//! adding one needs no change here.
+//! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into OUT_DIR/FAMILY.bpf.o, and its
+//! 5.10 variant into OUT_DIR/FAMILY.510.bpf.o unless the source says it has none
+//! (`RW_NO_VARIANT_510`). All of them are embedded as one xz stream, OUT_DIR/objects.xz,
+//! indexed by OUT_DIR/objects.rs (src/family/objects.rs decodes it): the objects are mostly
+//! BTF that the families share (task_struct and what it reaches), which one stream with a
+//! window over all of them stores once; compressed one by one they took three times the
+//! bytes. Each is also built once more with RW_LAYOUT_BTF into OUT_DIR/FAMILY.layout.o,
+//! whose BTF the unit tests read to compare the Rust mirrors with the C (bpf/common.h).
+//! Every `*.bpf.c` in bpf/ is a family: adding one needs no change here.
 use std::env;
 use std::path::PathBuf;
 
@@ -27,6 +30,7 @@ fn main() {
         .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
         .collect();
     sources.sort();
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
     // Release builds leave out the BTF line info (the verifier log's source lines): 79 KB of
     // the 2 MB budget. Debug builds keep it for reading verifier failures.
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
@@ -50,9 +54,15 @@ fn main() {
             a.extend(extra.iter().map(Into::into));
             a
         };
-        // The object, and its variant for kernels 5.10 and 5.11 (bpf/kernel.h), which a
-        // family embeds only if it declares one (Spec::object_510).
-        for (variant, defines) in [("", &[][..]), (".510", &["-DRW_KERNEL_510"][..])] {
+        // The object, and its variant for kernels 5.10 to 5.16 (bpf/kernel.h) unless the
+        // family has none (it loads as it is there, or not at all).
+        let text = std::fs::read_to_string(src).expect("read the BPF source");
+        let variants: &[(&str, &[&str])] = if text.contains("RW_NO_VARIANT_510") {
+            &[("", &[])]
+        } else {
+            &[("", &[]), (".510", &["-DRW_KERNEL_510"])]
+        };
+        for (variant, defines) in variants {
             let obj = out.join(format!("{name}{variant}.bpf.o"));
             SkeletonBuilder::new()
                 .source(src)
@@ -65,9 +75,7 @@ fn main() {
                 drop_line_info(&mut bytes)
                     .unwrap_or_else(|e| panic!("{}: BTF line info: {e}", obj.display()));
             }
-            let z = miniz_oxide::deflate::compress_to_vec(&bytes, 10);
-            std::fs::write(out.join(format!("{name}{variant}.bpf.o.z")), z)
-                .expect("write the deflated object");
+            objects.push((format!("{name}{variant}"), bytes));
         }
         SkeletonBuilder::new()
             .source(src)
@@ -76,9 +84,52 @@ fn main() {
             .build()
             .unwrap_or_else(|e| panic!("building {} for the layout tests: {e:#}", src.display()));
     }
+    embed(&out, objects);
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed=vmlinux");
     link_sysroot(&arch);
+}
+
+/// Writes the objects as one xz stream (the `xz` tool, from xz-utils) and its index: each
+/// object's name, offset and length in the decoded stream. The full objects come first, so
+/// their offsets do not move when a variant changes.
+fn embed(out: &std::path::Path, mut objects: Vec<(String, Vec<u8>)>) {
+    objects.sort_by_key(|(name, _)| (name.contains(".510"), name.clone()));
+    let mut index =
+        String::from("// Written by build.rs: (object, offset, length) in the decoded stream.\n");
+    index.push_str("pub static INDEX: &[(&str, usize, usize)] = &[\n");
+    let mut all = Vec::new();
+    for (name, bytes) in &objects {
+        index.push_str(&format!(
+            "    ({name:?}, {}, {}),\n",
+            all.len(),
+            bytes.len()
+        ));
+        all.extend_from_slice(bytes);
+    }
+    index.push_str("];\n");
+    std::fs::write(out.join("objects.rs"), index).expect("write objects.rs");
+    // -9e with a 4 MiB window: the objects take ~2.5 MB, and the decoder's buffer grows
+    // only to what the stream needs. No check: the decoder checks the length instead.
+    let mut xz = std::process::Command::new("xz")
+        .args([
+            "--format=xz",
+            "--check=none",
+            "--lzma2=preset=9e,dict=4MiB",
+            "-c",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running xz (install xz-utils): {e}"));
+    let mut stdin = xz.stdin.take().expect("piped");
+    let feed = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &all));
+    let done = xz.wait_with_output().expect("xz");
+    feed.join().expect("feeding xz").expect("writing to xz");
+    if !done.status.success() {
+        panic!("xz failed: {}", done.status);
+    }
+    std::fs::write(out.join("objects.xz"), done.stdout).expect("write objects.xz");
 }
 
 /// With RINGWARDEN_SYSROOT (scripts/package sets it to scripts/sysroot's output), the binary

@@ -12,6 +12,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* No 5.10 variant (build.rs builds none): the uprobes need bpf_get_attach_cookie (5.15),
+ * the session end bpf_for_each_map_elem (5.13) and lib_load bpf_find_vma (5.17). */
+#define RW_NO_VARIANT_510
+
 RW_DECLARE_RING(tls);
 RW_DECLARE_OUT_BUF(tls);
 _Static_assert(sizeof(struct lib_load_event) + RW_RESOLVED_LEN <= RW_OUT_MASK,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running ringwarden needs, if missing: clang/llvm (BPF C),
-# libelf, zlib, pkg-config, make (libbpf-sys), clang-format (scripts/test checks bpf/ with
-# it), a Rust toolchain, and a mounted tracefs.
+# libelf, zlib, pkg-config, make (libbpf-sys), xz (build.rs packs the BPF objects with it),
+# clang-format (scripts/test checks bpf/ with it), a Rust toolchain, and a mounted tracefs.
 # Sourced by scripts/run and scripts/test; safe to run again.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ command -v llvm-strip >/dev/null || need+=(llvm)
 command -v clang-format >/dev/null || need+=(clang-format)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v make >/dev/null || need+=(make)
+command -v xz >/dev/null || need+=(xz-utils)
 command -v cc >/dev/null || need+=(gcc)
 [ -e /usr/include/libelf.h ] || need+=(libelf-dev)
 [ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)

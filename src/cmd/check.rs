@@ -40,6 +40,7 @@ pub fn run() -> ExitCode {
     }
     let mut all = true;
     let (mut count, mut na) = (0, 0);
+    let _objects = crate::family::objects::hold();
     // The filters first, as the daemon loads them: every family takes their maps.
     let filters = match Filters::load() {
         Ok(f) if f.attach_errors.is_empty() => {

@@ -346,6 +346,8 @@ impl Daemon {
     /// Every configured family; one that cannot load is logged and left out. Errors
     /// only when no program at all could be attached.
     fn load_families(&mut self) -> Result<(), RunError> {
+        // Every object is opened from one decoded copy, freed when the start is done.
+        let _objects = family::objects::hold();
         self.set_program_stats();
         self.load_filters()?;
         for family in self.loaded_families() {
@@ -1012,6 +1014,8 @@ impl Daemon {
         let actions = reload::plan(&self.opts.settings, &new.settings, &running);
         let rules = new.settings.filter.clone();
         self.opts = new;
+        let enables = actions.iter().filter(|a| matches!(a, Action::Enable(_)));
+        let _objects = (enables.count() > 1).then(family::objects::hold);
         for a in actions {
             // Switching a family on loads it: the one step that takes seconds.
             if matches!(a, Action::Enable(_)) {

@@ -18,8 +18,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "anomaly",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/anomaly.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/anomaly.510.bpf.o.z"))),
     needs: &[],
     ring_size: 256 * KIB,
     ring_min: 64 * KIB,

@@ -20,8 +20,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "cgroup",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/cgroup.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/cgroup.510.bpf.o.z"))),
     needs: &[],
     ring_size: 128 * KIB,
     ring_min: 64 * KIB,

@@ -27,8 +27,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "file",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/file.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/file.510.bpf.o.z"))),
     needs: &[],
     ring_size: MIB,
     ring_min: MIB,

@@ -14,9 +14,6 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use super::Family;
 use super::loader::Error;
 
-/// Deflated (see build.rs).
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/filter.bpf.o.z"));
-
 /// Entries per list (the floor: 64 path prefixes and 64 CIDRs per family).
 pub const MAX_LIST: usize = 64;
 /// Bytes of a path compared (RW_FILTER_PATH_LEN in bpf/filter.h: an LPM trie's key data
@@ -637,7 +634,7 @@ pub struct Filters {
 impl Filters {
     /// Loads the filter object and attaches its fork and exit programs, with no rule set.
     pub fn load() -> Result<Filters, Error> {
-        let elf = super::loader::inflate("filter", OBJECT)?;
+        let elf = super::objects::get("filter")?;
         let mut open = ObjectBuilder::default()
             .name("filter_bpf")
             .and_then(|b| b.open_memory(&elf))

@@ -653,17 +653,15 @@ fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), Error> {
         .map_err(Error::Bpf)
 }
 
-/// Opens the family's compiled object (its `Spec::object`, embedded in the binary).
+/// Opens the family's compiled object (src/family/objects.rs), or its 5.10 variant.
 /// Plain libbpf objects rather than generated skeletons: one loader for every family, not
 /// one copy per skeleton type (~100 KB of the stripped binary), and an object owns its
 /// storage (no leaked skeleton storage per load).
 fn open(family: Family) -> Result<OpenObject, Error> {
-    let spec = family.spec();
-    let object = match (variant_510(family), spec.object_510) {
-        (Some(_), Some(old)) => old,
-        _ => spec.object,
+    let elf = match variant_510(family) {
+        Some(_) => super::objects::get(&format!("{family}.510"))?,
+        None => super::objects::get(family.name())?,
     };
-    let elf = inflate(family.name(), object)?;
     // libbpf is done with the buffer when the open returns (bpf_object__elf_finish).
     ObjectBuilder::default()
         // As the skeletons named it: libbpf derives the internal maps' names from it.
@@ -686,14 +684,10 @@ pub(super) fn preallocate(m: &mut libbpf_rs::OpenMapMut<'_>) -> Result<(), Error
 
 /// Why `family`'s 5.10 variant loads here, if it has one and this kernel needs it.
 pub(super) fn variant_510(family: Family) -> Option<String> {
-    family.spec().object_510?;
+    if !super::objects::has(&format!("{family}.510")) {
+        return None;
+    }
     super::kernel::Kernel::get().variant_510()
-}
-
-/// An embedded object as build.rs deflated it, back to its ELF bytes (~1 ms each).
-pub(super) fn inflate(name: &str, deflated: &[u8]) -> Result<Vec<u8>, Error> {
-    miniz_oxide::inflate::decompress_to_vec(deflated)
-        .map_err(|e| Error::Load(format!("inflating the {name} BPF object: {e:?}")))
 }
 
 /// The verifier's log for `program` as `RINGWARDEN_VERIFIER_LOG` asks (a developer's

@@ -1,11 +1,11 @@
 //! The event families. A family is `bpf/NAME.bpf.c` + `bpf/NAME.h` and one module here
-//! that states everything about it: its [`Spec`] (name, ring sizes, record types, BPF
-//! object), its records, how they render (the field walk every output shares) and the
+//! that states everything about it: its [`Spec`] (name, ring sizes, record types), its records, how they render (the field walk every output shares) and the
 //! one-line summary journald shows. [`registry!`] below is the one list of families:
 //! nothing else names a family or counts them.
 pub mod filter;
 pub mod kernel;
 pub mod loader;
+pub mod objects;
 pub mod path;
 pub mod record;
 pub mod summary;
@@ -37,12 +37,6 @@ pub struct Spec {
     /// Bytes of its largest record: what the sizing formula costs one event at (the
     /// BPF side reserves the full struct).
     pub record_size: usize,
-    /// Its compiled BPF object (build.rs: bpf/NAME.bpf.c), embedded in the binary
-    /// deflated (the loader inflates it).
-    pub object: &'static [u8],
-    /// Its 5.10 variant (bpf/kernel.h), if it has one: loaded instead of `object` on a
-    /// kernel without atomic fetch-and-add or bpf_loop. Its records carry no seq.
-    pub object_510: Option<&'static [u8]>,
     /// What its programs use beyond 5.10 that no variant replaces (what `check` names
     /// when the family does not load).
     pub needs: &'static [kernel::Feature],

@@ -37,8 +37,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "network",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/network.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/network.510.bpf.o.z"))),
     needs: &[],
     ring_size: 512 * KIB,
     ring_min: 256 * KIB,

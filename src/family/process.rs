@@ -20,8 +20,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "process",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/process.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/process.510.bpf.o.z"))),
     needs: &[],
     ring_size: 512 * KIB,
     // The sizing spec (appendix B.2) has no process family: its records are the largest

@@ -16,8 +16,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "syscall",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/syscall.bpf.o.z")),
-    object_510: Some(include_bytes!(concat!(env!("OUT_DIR"), "/syscall.510.bpf.o.z"))),
     needs: &[],
     ring_size: MIB,
     ring_min: 512 * KIB,

@@ -19,8 +19,6 @@ pub mod kind {
 
 pub const SPEC: Spec = Spec {
     name: "tls",
-    object: include_bytes!(concat!(env!("OUT_DIR"), "/tls.bpf.o.z")),
-    object_510: None,
     needs: &{
         use super::kernel::Feature::*;
         [TaskBtf, ForEachMapElem, TaskPtRegs, AttachCookie, FindVma]
