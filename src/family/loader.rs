@@ -765,6 +765,8 @@ fn open_load(
 }
 
 pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> {
+    // A program that fails makes the object be opened again: from one decoded copy.
+    let _objects = super::objects::hold();
     let mut programs = Vec::new();
     // First try: everything at once (the common case, one verifier pass per program).
     let obj = match open_load(family, opts, &|_| true) {

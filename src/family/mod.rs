@@ -1,6 +1,8 @@
 //! The event families. A family is `bpf/NAME.bpf.c` + `bpf/NAME.h` and one module here
-//! that states everything about it: its [`Spec`] (name, ring sizes, record types), its records, how they render (the field walk every output shares) and the
-//! one-line summary journald shows. [`registry!`] below is the one list of families:
+//! that states everything about it: its [`Spec`] (name, ring sizes, record types), its
+//! records, how they render (the field walk every output shares) and the one-line summary
+//! journald shows. Its BPF object is `objects::get(NAME)`, and `NAME.510` its 5.10 variant
+//! unless the source defines `RW_NO_VARIANT_510` (build.rs). [`registry!`] below is the one list of families:
 //! nothing else names a family or counts them.
 pub mod filter;
 pub mod kernel;

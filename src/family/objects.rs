@@ -4,6 +4,7 @@
 //! Decoding the stream takes ~20 ms, so a start holds it decoded ([`hold`]) while it opens
 //! its objects, and frees it after.
 use std::cell::RefCell;
+use std::ops::{Deref, Range};
 use std::rc::{Rc, Weak};
 
 use super::loader::Error;
@@ -14,22 +15,40 @@ mod index {
 
 static STREAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/objects.xz"));
 
+// An Rc of a Vec, not of a slice: a slice would live inside the Rc's own allocation, which
+// the Weak below keeps after the last holder is gone; a Vec's buffer goes with the last Rc.
+#[allow(clippy::rc_buffer)]
+type Decoded = Rc<Vec<u8>>;
+
 thread_local! {
-    /// The decoded stream while a [`Held`] keeps it.
-    static DECODED: RefCell<Option<Weak<[u8]>>> = const { RefCell::new(None) };
+    /// The decoded stream while a [`Held`] or an [`Object`] keeps it.
+    static DECODED: RefCell<Weak<Vec<u8>>> = const { RefCell::new(Weak::new()) };
 }
 
 /// Keeps the objects decoded until it is dropped: opening several objects then decodes
 /// the stream once.
 pub struct Held {
-    _decoded: Option<Rc<[u8]>>,
+    _decoded: Option<Decoded>,
 }
 
-/// Decodes the objects now and keeps them while the returned value lives. A failure is
-/// not reported here: the first object asked for reports it.
+/// Decodes the objects now and keeps them while the returned value lives (holds nest). A
+/// failure is not reported here: the first object asked for reports it.
 pub fn hold() -> Held {
     Held {
         _decoded: decoded().ok(),
+    }
+}
+
+/// One object's ELF bytes, within the decoded stream (no copy).
+pub struct Object {
+    all: Decoded,
+    at: Range<usize>,
+}
+
+impl Deref for Object {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.all[self.at.clone()]
     }
 }
 
@@ -39,20 +58,24 @@ pub fn has(name: &str) -> bool {
 }
 
 /// The ELF bytes of object `name`.
-pub fn get(name: &str) -> Result<Vec<u8>, Error> {
+pub fn get(name: &str) -> Result<Object, Error> {
     let &(_, at, len) = index::INDEX
         .iter()
         .find(|(n, _, _)| *n == name)
         .ok_or_else(|| Error::Load(format!("no {name} BPF object in this build")))?;
     let all = decoded()?;
-    all.get(at..at + len)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| Error::Load(format!("the {name} BPF object is cut short")))
+    if all.len() < at + len {
+        return Err(Error::Load(format!("the {name} BPF object is cut short")));
+    }
+    Ok(Object {
+        all,
+        at: at..at + len,
+    })
 }
 
 /// The decoded stream: the held one, or decoded now.
-fn decoded() -> Result<Rc<[u8]>, Error> {
-    if let Some(held) = DECODED.with(|d| d.borrow().as_ref().and_then(Weak::upgrade)) {
+fn decoded() -> Result<Decoded, Error> {
+    if let Some(held) = DECODED.with(|d| d.borrow().upgrade()) {
         return Ok(held);
     }
     let total = index::INDEX.iter().map(|(_, at, len)| at + len).max();
@@ -66,8 +89,8 @@ fn decoded() -> Result<Rc<[u8]>, Error> {
             total.unwrap_or(0)
         )));
     }
-    let out: Rc<[u8]> = Rc::from(out);
-    DECODED.with(|d| *d.borrow_mut() = Some(Rc::downgrade(&out)));
+    let out = Rc::new(out);
+    DECODED.with(|d| *d.borrow_mut() = Rc::downgrade(&out));
     Ok(out)
 }
 
@@ -85,13 +108,10 @@ mod tests {
             assert_eq!(elf.len(), *len);
             assert_eq!(&elf[..4], b"\x7fELF", "{name}");
         }
+        // The Vec goes with its last strong reference (the Weak keeps only the Rc's box).
+        let weak = Rc::downgrade(&first);
         drop((held, first));
-        assert!(
-            DECODED
-                .with(|d| d.borrow().as_ref().and_then(Weak::upgrade))
-                .is_none(),
-            "freed"
-        );
+        assert!(weak.upgrade().is_none(), "freed with the last holder");
         assert!(has("filter") && has("file") && has("file.510"));
         assert!(!has("tls.510") && !has("filter.510"), "no variant built");
         assert!(get("nothing").is_err());
