@@ -1,6 +1,6 @@
 //! Compiles every family's BPF program (bpf/FAMILY.bpf.c) into OUT_DIR/FAMILY.bpf.o, and its
 //! 5.10 variant into OUT_DIR/FAMILY.510.bpf.o unless the source says it has none
-//! (`RW_NO_VARIANT_510`). All of them are embedded as one xz stream, OUT_DIR/objects.xz,
+//! (`#define RW_NO_VARIANT_510`). All of them are embedded as one xz stream, OUT_DIR/objects.xz,
 //! indexed by OUT_DIR/objects.rs (src/family/objects.rs decodes it): the objects are mostly
 //! BTF that the families share (task_struct and what it reaches), which one stream with a
 //! window over all of them stores once; compressed one by one they took three times the
@@ -57,7 +57,10 @@ fn main() {
         // The object, and its variant for kernels 5.10 to 5.16 (bpf/kernel.h) unless the
         // family has none (it loads as it is there, or not at all).
         let text = std::fs::read_to_string(src).expect("read the BPF source");
-        let variants: &[(&str, &[&str])] = if text.contains("RW_NO_VARIANT_510") {
+        let none = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("#define RW_NO_VARIANT_510"));
+        let variants: &[(&str, &[&str])] = if none {
             &[("", &[])]
         } else {
             &[("", &[]), (".510", &["-DRW_KERNEL_510"])]
@@ -109,13 +112,15 @@ fn embed(out: &std::path::Path, mut objects: Vec<(String, Vec<u8>)>) {
     }
     index.push_str("];\n");
     std::fs::write(out.join("objects.rs"), index).expect("write objects.rs");
-    // -9e with a 4 MiB window: the objects take ~2.5 MB, and the decoder's buffer grows
-    // only to what the stream needs. No check: the decoder checks the length instead.
+    // -9e with a 4 MiB window: the objects take ~2.3 MB, and the decoder's buffer grows
+    // only to what the stream needs. One thread: the same stream from any machine. No
+    // check: the decoder checks the length instead.
     let mut xz = std::process::Command::new("xz")
         .args([
             "--format=xz",
             "--check=none",
             "--lzma2=preset=9e,dict=4MiB",
+            "-T1",
             "-c",
         ])
         .stdin(std::process::Stdio::piped())
@@ -157,7 +162,7 @@ fn link_sysroot(arch: &str) {
 
 /// Empties the `.BTF.ext` line info of a little-endian ELF64 BPF object in place: the records
 /// become zeros with a length of 0 (libbpf skips an empty section), and the source lines they
-/// named become spaces, so both deflate to almost nothing. A string is blanked only if it
+/// named become spaces, so both compress to almost nothing. A string is blanked only if it
 /// holds a character no type, field, section or CO-RE access string can hold (a space, `;`,
 /// `(`...), so nothing else that names it changes. Sizes and offsets stay as they are.
 fn drop_line_info(b: &mut [u8]) -> Result<(), String> {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The 5.10 variant. build.rs compiles every family twice: FAMILY.bpf.o, and with
+/* The 5.10 variant. build.rs compiles every family twice (unless its source says
+ * `#define RW_NO_VARIANT_510`): FAMILY.bpf.o, and with
  * RW_KERNEL_510 FAMILY.510.bpf.o for kernels without atomic fetch-and-add and
  * compare-and-swap (5.12) or bpf_loop (5.17); the loader probes and loads the one the
  * kernel can run (src/family/kernel.rs). Only the object's loaded programs matter: a
