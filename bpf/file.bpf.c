@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-/* File family: open, openat, openat2 from the syscalls tracepoints (tracefs). Enter
- * remembers the arguments and a first copy of the path in the thread's own storage, exit
- * pairs them with the result: one event per completed syscall. The path is read again
- * at exit (a copy that changed in between is flagged), and a successful open's file is
- * named from the kernel's objects (resolved_path), not from the process's memory. */
+/* File family: open, openat, openat2, taken with the changes below on the generic raw
+ * sys_enter / sys_exit (their own classic tracepoints cost each open two perf trace
+ * records, ~400 ns a pair here: bench/notes.md, issue 15). Enter remembers the arguments
+ * and a first copy of the path in the thread's own storage, exit pairs them with the
+ * result: one event per completed syscall. The path is read again at exit (a copy that
+ * changed in between is flagged), and a successful open's file is named from the
+ * kernel's objects (resolved_path), not from the process's memory. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -457,69 +459,13 @@ static __always_inline int emit(long ret, __u32 sc)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int file_enter_open(struct trace_event_raw_sys_enter *ctx)
-{
-	if (rw_skip())
-		return 0;
-	__u64 flags = (__u32)ctx->args[1];
-	return stash(ctx->args[0], flags, creat_mode(flags, ctx->args[2]), RW_AT_FDCWD,
-		     RW_SYS_OPEN);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int file_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	if (rw_skip())
-		return 0;
-	__u64 flags = (__u32)ctx->args[2];
-	return stash(ctx->args[1], flags, creat_mode(flags, ctx->args[3]), (__s32)ctx->args[0],
-		     RW_SYS_OPENAT);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int file_enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	if (rw_skip())
-		return 0;
-	/* struct open_how { flags, mode, resolve }: usize >= 24 or the kernel refuses it.
-	 * If it cannot be read the kernel fails with EFAULT; flags and mode stay 0. */
-	struct open_how how = {};
-	bpf_probe_read_user(&how, 2 * sizeof(__u64), (void *)ctx->args[2]);
-	return stash(ctx->args[1], how.flags, (__u32)how.mode, (__s32)ctx->args[0], RW_SYS_OPENAT2);
-}
-
-SEC("tracepoint/syscalls/sys_exit_open")
-int file_exit_open(struct trace_event_raw_sys_exit *ctx)
-{
-	if (rw_skip())
-		return 0;
-	return emit(ctx->ret, RW_SYS_OPEN);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int file_exit_openat(struct trace_event_raw_sys_exit *ctx)
-{
-	if (rw_skip())
-		return 0;
-	return emit(ctx->ret, RW_SYS_OPENAT);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
-{
-	if (rw_skip())
-		return 0;
-	return emit(ctx->ret, RW_SYS_OPENAT2);
-}
-
 /* ---- Changes: unlink, rmdir, mkdir, rename, chmod, chown, link, symlink, truncate ----
  *
- * One enter and one exit program for all 22 syscalls of the kind, on the generic
- * sys_enter / sys_exit raw tracepoints (tp_btf) rather than the 44 per-syscall ones: a
- * classic tracepoint costs an RCU grace period each when it is detached (~75 ms here, so
- * 44 of them added 3.3 s to every stop and every reload that turns the family off),
- * a raw one none. The price is a run on every syscall of the machine, which leaves at
+ * One enter and one exit program for all 22 syscalls of the kind (and the 3 opens), on
+ * the generic sys_enter / sys_exit raw tracepoints (tp_btf) rather than the 44
+ * per-syscall ones: a classic tracepoint costs an RCU grace period each when it is
+ * detached (~75 ms here, so 44 of them added 3.3 s to every stop and every reload that
+ * turns the family off), a raw one none. The price is a run on every syscall of the machine, which leaves at
  * the number check (is_change_nr). The entry keeps the arguments and a copy of each
  * path; the exit pairs them with the result, reads the paths again (a change is flagged)
  * and names from the kernel's objects the directory a relative path starts from (the
@@ -530,6 +476,9 @@ int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
  * only the *at forms (and fchmod, fchown, truncate, ftruncate): the others are negative
  * there, distinct so that they can be switch cases, and never match a real number. */
 #if defined(__TARGET_ARCH_x86)
+#define NR_OPEN 2
+#define NR_OPENAT 257
+#define NR_OPENAT2 437
 #define NR_UNLINK 87
 #define NR_UNLINKAT 263
 #define NR_RMDIR 84
@@ -553,6 +502,9 @@ int file_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 #define NR_TRUNCATE 76
 #define NR_FTRUNCATE 77
 #elif defined(__TARGET_ARCH_arm64)
+#define NR_OPEN -20
+#define NR_OPENAT 56
+#define NR_OPENAT2 437
 #define NR_UNLINK -1
 #define NR_UNLINKAT 35
 #define NR_RMDIR -2
@@ -736,10 +688,36 @@ static __always_inline bool is_change_nr(long id)
 #define RW_SYSCALL_NR(regs) ((int)(regs)->syscallno)
 #endif
 
+/* The opens, from the generic sys_enter (the changes' program): their own classic
+ * tracepoints cost an open two perf trace records. A compat call's number is another
+ * syscall's: not followed, as the classic tracepoints never fired for them. */
+static __always_inline int open_enter(struct pt_regs *regs, long id)
+{
+	if (is_compat_syscall(rw_current_task()) || rw_skip())
+		return 0;
+	__u64 a1 = PT_REGS_PARM1_SYSCALL(regs), a2 = PT_REGS_PARM2_SYSCALL(regs);
+	__u64 a3 = PT_REGS_PARM3_SYSCALL(regs), a4 = PT_REGS_PARM4_SYSCALL(regs);
+	if (id == NR_OPEN) {
+		__u64 flags = (__u32)a2;
+		return stash(a1, flags, creat_mode(flags, a3), RW_AT_FDCWD, RW_SYS_OPEN);
+	}
+	if (id == NR_OPENAT) {
+		__u64 flags = (__u32)a3;
+		return stash(a2, flags, creat_mode(flags, a4), (__s32)a1, RW_SYS_OPENAT);
+	}
+	/* struct open_how { flags, mode, resolve }: usize >= 24 or the kernel refuses it.
+	 * If it cannot be read the kernel fails with EFAULT; flags and mode stay 0. */
+	struct open_how how = {};
+	bpf_probe_read_user(&how, 2 * sizeof(__u64), (void *)a3);
+	return stash(a2, how.flags, (__u32)how.mode, (__s32)a1, RW_SYS_OPENAT2);
+}
+
 /* tp_btf, not raw_tp: the registers are read with plain loads. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 {
+	if (id == NR_OPEN || id == NR_OPENAT || id == NR_OPENAT2)
+		return open_enter(regs, id);
 	if (!is_change_nr(id))
 		return 0;
 	struct task_struct *task = rw_current_task();
@@ -892,6 +870,13 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	/* The number first, from the registers: every syscall exit of the machine comes
 	 * here, and a storage lookup is a helper call. */
 	int nr = RW_SYSCALL_NR(regs);
+	if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2) {
+		if (is_compat_syscall(rw_current_task()) || rw_skip())
+			return 0;
+		return emit(ret, nr == NR_OPEN     ? RW_SYS_OPEN
+				 : nr == NR_OPENAT ? RW_SYS_OPENAT
+						   : RW_SYS_OPENAT2);
+	}
 	if (!is_change_nr(nr))
 		return 0;
 	struct task_struct *task = rw_current_task();
