@@ -691,17 +691,23 @@ static __always_inline bool is_change_nr(long id)
 /* The opens, from the generic sys_enter (the changes' program): their own classic
  * tracepoints cost an open two perf trace records. A compat call's number is another
  * syscall's: not followed, as the classic tracepoints never fired for them. */
-static __always_inline int open_enter(struct pt_regs *regs, long id)
+static __always_inline __u32 open_sc(long nr)
 {
-	if (is_compat_syscall(rw_current_task()) || rw_skip())
-		return 0;
+	return nr == NR_OPEN      ? RW_SYS_OPEN
+	       : nr == NR_OPENAT  ? RW_SYS_OPENAT
+	       : nr == NR_OPENAT2 ? RW_SYS_OPENAT2
+				  : 0;
+}
+
+static __always_inline int open_enter(struct pt_regs *regs, __u32 sc)
+{
 	__u64 a1 = PT_REGS_PARM1_SYSCALL(regs), a2 = PT_REGS_PARM2_SYSCALL(regs);
 	__u64 a3 = PT_REGS_PARM3_SYSCALL(regs), a4 = PT_REGS_PARM4_SYSCALL(regs);
-	if (id == NR_OPEN) {
+	if (sc == RW_SYS_OPEN) {
 		__u64 flags = (__u32)a2;
 		return stash(a1, flags, creat_mode(flags, a3), RW_AT_FDCWD, RW_SYS_OPEN);
 	}
-	if (id == NR_OPENAT) {
+	if (sc == RW_SYS_OPENAT) {
 		__u64 flags = (__u32)a3;
 		return stash(a2, flags, creat_mode(flags, a4), (__s32)a1, RW_SYS_OPENAT);
 	}
@@ -716,15 +722,16 @@ static __always_inline int open_enter(struct pt_regs *regs, long id)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 {
-	if (id == NR_OPEN || id == NR_OPENAT || id == NR_OPENAT2)
-		return open_enter(regs, id);
-	if (!is_change_nr(id))
+	__u32 sc = open_sc(id);
+	if (!sc && !is_change_nr(id))
 		return 0;
 	struct task_struct *task = rw_current_task();
 	/* A 32-bit call's number is an ia32 one, another syscall here: those are counted
 	 * unseen by the syscall family (COMPAT_WATCHED), not misread. */
 	if (is_compat_syscall(task) || rw_skip())
 		return 0;
+	if (sc)
+		return open_enter(regs, sc);
 	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, true);
 	if (!s) {
 		RW_COUNT_UNTRACKED(file);
@@ -870,19 +877,15 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	/* The number first, from the registers: every syscall exit of the machine comes
 	 * here, and a storage lookup is a helper call. */
 	int nr = RW_SYSCALL_NR(regs);
-	if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2) {
-		if (is_compat_syscall(rw_current_task()) || rw_skip())
-			return 0;
-		return emit(ret, nr == NR_OPEN     ? RW_SYS_OPEN
-				 : nr == NR_OPENAT ? RW_SYS_OPENAT
-						   : RW_SYS_OPENAT2);
-	}
-	if (!is_change_nr(nr))
+	__u32 sc = open_sc(nr);
+	if (!sc && !is_change_nr(nr))
 		return 0;
 	struct task_struct *task = rw_current_task();
 	/* A compat call's number is another syscall's: its enter kept nothing. */
 	if (is_compat_syscall(task))
 		return 0;
+	if (sc)
+		return rw_skip() ? 0 : emit(ret, sc);
 	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, false);
 	if (!s || !s->active)
 		return 0;

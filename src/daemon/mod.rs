@@ -1014,10 +1014,9 @@ impl Daemon {
         let actions = reload::plan(&self.opts.settings, &new.settings, &running);
         let rules = new.settings.filter.clone();
         self.opts = new;
-        let _objects = actions
-            .iter()
-            .any(|a| matches!(a, Action::Enable(_)))
-            .then(family::objects::hold);
+        // Each load holds the objects itself: one decode for several families switched on.
+        let enables = actions.iter().filter(|a| matches!(a, Action::Enable(_)));
+        let _objects = (enables.count() > 1).then(family::objects::hold);
         for a in actions {
             // Switching a family on loads it: the one step that takes seconds.
             if matches!(a, Action::Enable(_)) {

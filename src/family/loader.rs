@@ -659,7 +659,7 @@ fn write_config(map: &MapHandle, cfg: &Config) -> Result<(), Error> {
 /// storage (no leaked skeleton storage per load).
 fn open(family: Family) -> Result<OpenObject, Error> {
     let elf = match variant_510(family) {
-        Some(_) => super::objects::get(&format!("{family}.510"))?,
+        Some(_) => super::objects::get(&variant_object(family))?,
         None => super::objects::get(family.name())?,
     };
     // libbpf is done with the buffer when the open returns (bpf_object__elf_finish).
@@ -682,9 +682,14 @@ pub(super) fn preallocate(m: &mut libbpf_rs::OpenMapMut<'_>) -> Result<(), Error
         .map_err(|e| Error::Load(format!("preallocating {}: {e}", m.name().to_string_lossy())))
 }
 
+/// The name of `family`'s 5.10 variant in the embedded objects (build.rs).
+fn variant_object(family: Family) -> String {
+    format!("{family}.510")
+}
+
 /// Why `family`'s 5.10 variant loads here, if it has one and this kernel needs it.
 pub(super) fn variant_510(family: Family) -> Option<String> {
-    if !super::objects::has(&format!("{family}.510")) {
+    if !super::objects::has(&variant_object(family)) {
         return None;
     }
     super::kernel::Kernel::get().variant_510()

@@ -1,7 +1,7 @@
 //! The compiled BPF objects (build.rs: every family's, its 5.10 variant and the filter
 //! object's), embedded as one xz stream: their BTF repeats from object to object, which
 //! one stream stores once (2.3 MB of objects in ~155 KB; ~450 KB deflated one by one).
-//! Decoding the stream takes ~20 ms, so a start holds it decoded ([`hold`]) while it opens
+//! Decoding the stream takes ~14 ms, so a start holds it decoded ([`hold`]) while it opens
 //! its objects, and frees it after.
 use std::cell::RefCell;
 use std::ops::{Deref, Range};
