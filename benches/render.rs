@@ -183,14 +183,14 @@ fn main() {
     // login uid, session, user, unit and cgroup looked up and written per record.
     let ctx = RefCell::new(context());
     let with = |r: &str, c: &WallClock, d: &[u8], b: &mut Vec<u8>| {
-        json::render_with(r, c, d, Some(&mut ctx.borrow_mut()), b)
+        json::render_with(r.into(), c, d, Some(&mut ctx.borrow_mut()), b)
     };
     for (ring, what, rec) in records() {
         let (best, len) = time(with, ring, what, &rec, n, &clock);
         println!("  context {what:<14} {best:7.1} ns/record  {len} bytes of JSON");
     }
     let with = |r: &str, c: &WallClock, d: &[u8], b: &mut Vec<u8>| {
-        journal::encode_with(r, c, d, Some(&mut ctx.borrow_mut()), b)
+        journal::encode_with(r.into(), c, d, Some(&mut ctx.borrow_mut()), b)
     };
     for (ring, what, rec) in records() {
         let (best, len) = time(with, ring, what, &rec, n, &clock);

@@ -37,7 +37,7 @@ static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
 {
 	if (RW_FILTERED(anomaly))
 		return NULL;
-	__u32 slot = RW_SLOT;
+	__u32 slot = rw_slot();
 	void *rb = bpf_map_lookup_elem(&anomaly_rings, &slot);
 	if (rb && severity < RW_SEV_CRITICAL) {
 		__u64 size = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE);
@@ -45,7 +45,7 @@ static __always_inline struct anomaly_event *reserve_sev(__u32 severity)
 		__u64 limit = severity >= RW_SEV_HIGH ? size / 4 * 3 : size / 2;
 		/* The record and its 8-byte ring header. */
 		if (used + sizeof(struct anomaly_event) + 8 > limit) {
-			struct rw_counters *c = bpf_map_lookup_elem(&anomaly_stats, &slot);
+			struct rw_counters *c = rw_counters_of(&anomaly_stats, &slot);
 			if (c) {
 				__sync_fetch_and_add(&c->produced, 1);
 				rw_count_drop(c);

@@ -57,6 +57,11 @@ struct rw_config {
 	 * reader (it drains on a short timer), except the one that fills the ring past this
 	 * many bytes. A wake-up costs the producer ~3 us per event on a VM. */
 	__u64 wakeup_bytes;
+	/* Ring shards (issue 15): with shards > 1, a program on CPU c writes to slot
+	 * c * shards / cpus of the outer array, counters and fill maps (each has `shards`
+	 * slots), so producers on different CPU groups do not share a ring's lock. */
+	__u32 shards;
+	__u32 cpus; /* possible CPUs: every CPU id is below */
 };
 
 /* rw_config.flags */
@@ -72,9 +77,9 @@ enum rw_config_flags {
 	RW_CONFIG_CONTEXT = 2,
 };
 
-/* Keys of the per-family maps: rw_config has one slot; the outer ring array and the
- * counters are indexed by ring slot, so a family can later get one ring per CPU group;
- * today every family has one ring, in slot 0. */
+/* Keys of the per-family maps: rw_config has one slot; the outer ring array, the
+ * counters and the fill marks are indexed by ring slot, one per shard (a group of CPUs;
+ * see rw_slot). The object declares one; userspace sets how many before the load. */
 enum rw_slots {
 	RW_SLOT = 0,
 	RW_RING_SLOTS = 1,
@@ -124,6 +129,33 @@ static __always_inline struct rw_config *rw_cfg(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&rw_config, &zero);
+}
+
+/* The ring slot of the current CPU: its shard, consecutive CPUs sharing one, every
+ * shard with its share. Every map a record touches (counters, ring, fill) is looked up
+ * with it, so seq, drops and marks are per shard. A tracing program runs with migration
+ * disabled, so a reserve and its commit agree. */
+static __always_inline __u32 rw_slot(void)
+{
+	struct rw_config *cfg = rw_cfg();
+	if (!cfg || cfg->shards <= 1 || !cfg->cpus)
+		return RW_SLOT;
+	__u64 s = (__u64)bpf_get_smp_processor_id() * cfg->shards / cfg->cpus;
+	return s < cfg->shards ? (__u32)s : RW_SLOT;
+}
+
+/* The counters of `*slot`, or of slot 0 (which always exists) when the maps have no
+ * such slot: a config written behind the daemon's back (which the tamper check reports
+ * and restores) must not make an event vanish uncounted. `*slot` is then 0 too, so the
+ * ring and the books of the record agree. */
+static __always_inline struct rw_counters *rw_counters_of(void *stats, __u32 *slot)
+{
+	struct rw_counters *c = bpf_map_lookup_elem(stats, slot);
+	if (!c) {
+		*slot = RW_SLOT;
+		c = bpf_map_lookup_elem(stats, slot);
+	}
+	return c;
 }
 
 /* Whether the current task belongs to the daemon, in a PID namespace where its real
@@ -202,8 +234,8 @@ static __always_inline void rw_count_drop(struct rw_counters *c)
 /* Counts an event the filters rejected, in the ring's books and against `uid`. */
 static __always_inline void rw_count_filtered(void *stats, __u32 uid)
 {
-	__u32 slot = RW_SLOT;
-	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	__u32 slot = rw_slot();
+	struct rw_counters *c = rw_counters_of(stats, &slot);
 	if (c)
 		__sync_fetch_and_add(&c->filtered, 1);
 	struct rw_config *cfg = rw_cfg();
@@ -240,8 +272,8 @@ static __always_inline bool rw_rate_limited(void *stats, struct rw_filter_set *s
 	struct rw_config *cfg = rw_cfg();
 	if (!cfg || !rw_rate_set(set, cfg->family) || !rw_rate_refused(gen, cfg->family, uid))
 		return false;
-	__u32 slot = RW_SLOT;
-	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	__u32 slot = rw_slot();
+	struct rw_counters *c = rw_counters_of(stats, &slot);
 	if (c)
 		__sync_fetch_and_add(&c->rate_limited, 1);
 	rw_loss_count(cfg->family, uid, RW_LOSS_RATE_LIMITED);
@@ -292,8 +324,8 @@ static __always_inline __u64 rw_take_seq(struct rw_counters *c)
  * for the verifier. */
 static __always_inline void *rw_reserve_of(void *rings, void *stats, __u32 size, const __u32 *uid)
 {
-	__u32 slot = RW_SLOT;
-	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	__u32 slot = rw_slot();
+	struct rw_counters *c = rw_counters_of(stats, &slot);
 	if (!c)
 		return NULL;
 	__u64 seq = rw_take_seq(c);
@@ -317,8 +349,8 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
  * rw_counters.untracked), so the loss is on the books. */
 #define RW_COUNT_UNTRACKED(fam)                                                                    \
 	do {                                                                                       \
-		__u32 __slot = RW_SLOT;                                                            \
-		struct rw_counters *__c = bpf_map_lookup_elem(&fam##_stats, &__slot);              \
+		__u32 __slot = rw_slot();                                                          \
+		struct rw_counters *__c = rw_counters_of(&fam##_stats, &__slot);                   \
 		if (__c)                                                                           \
 			__sync_fetch_and_add(&__c->untracked, 1);                                  \
 	} while (0)
@@ -372,9 +404,8 @@ static __always_inline __u64 rw_wake_flags(__u64 avail, __u64 size)
 /* Records the ring's occupancy as a high-water mark. bpf has no atomic max: one
  * compare-and-swap, retried once, so a concurrent higher value is rarely overwritten by
  * a lower one (a mark, not a counter: close is good enough). */
-static __always_inline void rw_mark(void *fill, __u64 avail)
+static __always_inline void rw_mark(void *fill, __u64 avail, __u32 slot)
 {
-	__u32 slot = RW_SLOT;
 	struct rw_fill *f = bpf_map_lookup_elem(fill, &slot);
 	if (!f)
 		return;
@@ -395,11 +426,11 @@ static __always_inline void rw_mark(void *fill, __u64 avail)
  * space is part of it). */
 static __always_inline void rw_commit(void *rec, __u64 size, void *rings, void *fill)
 {
-	__u32 slot = RW_SLOT;
+	__u32 slot = rw_slot();
 	void *rb = bpf_map_lookup_elem(rings, &slot);
 	__u64 avail = rb ? bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) : 0;
 	bpf_ringbuf_submit(rec, rw_wake_flags(avail, size));
-	rw_mark(fill, avail);
+	rw_mark(fill, avail, slot);
 }
 
 /* For records of varying size built elsewhere (a per-CPU buffer): counts the attempt,
@@ -413,8 +444,8 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 	 * barrier keeps the compiler from dropping a mask it knows to be a no-op. */
 	barrier_var(size);
 	size &= mask;
-	__u32 slot = RW_SLOT;
-	struct rw_counters *c = bpf_map_lookup_elem(stats, &slot);
+	__u32 slot = rw_slot();
+	struct rw_counters *c = rw_counters_of(stats, &slot);
 	if (!c)
 		return;
 	h->seq = rw_take_seq(c);
@@ -429,7 +460,7 @@ static __always_inline void rw_output(void *rings, void *stats, void *fill, stru
 		rw_count_drop(c);
 		return;
 	}
-	rw_mark(fill, avail);
+	rw_mark(fill, avail, slot);
 }
 
 /* Commit (with the wake-up rule) + high-water mark in one step. */

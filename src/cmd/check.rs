@@ -67,6 +67,7 @@ pub fn run() -> ExitCode {
         };
         let opts = LoadOptions {
             ring_size: family.default_ring_size(),
+            shards: 1,
             syscalls: syscalls::default_set(),
             reuse: None,
             filter_maps,

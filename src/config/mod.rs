@@ -55,6 +55,20 @@ pub struct Settings {
 }
 
 /// `[context] max_processes`: fewer would evict processes that still run on any host.
+/// `shards = "auto"`: one ring per this many CPUs (the 16-64-core model in
+/// docs/design.md), and at most this many rings.
+pub const CPUS_PER_SHARD: u32 = 8;
+pub const AUTO_SHARDS_MAX: u32 = 8;
+
+/// The shard count "auto" gives on this host: by the CPUs online (a VM may have many
+/// more possible, for hotplug, that never run).
+pub fn auto_shards() -> u32 {
+    // SAFETY: sysconf only reads.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let cpus = u32::try_from(online).unwrap_or(1).max(1);
+    cpus.div_ceil(CPUS_PER_SHARD).clamp(1, AUTO_SHARDS_MAX)
+}
+
 const CONTEXT_MIN_PROCESSES: usize = 64;
 /// `[context] max_processes`: the kernel's `pid_max` limit (`PID_MAX_LIMIT` on 64-bit),
 /// so no host can have more processes.
@@ -241,6 +255,7 @@ impl Default for Settings {
                         max: spec.ring_max,
                         rate: None,
                         event_size: sizing::record_size(family),
+                        shards: 1,
                     }
                 })
                 .collect(),
@@ -299,7 +314,10 @@ impl Settings {
 
     /// Bytes of ring at start for the families that load.
     pub fn start_total(&self) -> u64 {
-        self.families.iter().map(|&f| self.ring(f).size).sum()
+        self.families
+            .iter()
+            .map(|&f| self.ring(f).size * u64::from(self.ring(f).shards.max(1)))
+            .sum()
     }
 
     /// `config check`: what the daemon would run with.
@@ -309,9 +327,10 @@ impl Settings {
         for r in &self.rings {
             let from = match r.rate {
                 Some(rate) => {
+                    let per_shard = rate / f64::from(r.shards.max(1));
                     let bytes = sizing::formula(
                         r.event_size,
-                        rate,
+                        per_shard,
                         self.sizing.buffer_time.as_secs_f64(),
                         self.sizing.safety_factor,
                     );
@@ -323,7 +342,7 @@ impl Settings {
                     };
                     format!(
                         "rate: {}/s × {} B × {} s × {} = {}{clamp}",
-                        fmt_num(rate),
+                        fmt_num(per_shard),
                         r.event_size,
                         fmt_num(self.sizing.buffer_time.as_secs_f64()),
                         fmt_num(self.sizing.safety_factor),
@@ -336,6 +355,14 @@ impl Settings {
                 ""
             } else {
                 " (family not loaded)"
+            };
+            let here = crate::family::loader::effective_shards(r.shards);
+            let from = match (r.shards, here) {
+                (0 | 1, _) => from,
+                (n, h) if h == n => format!("{from}; {n} shards of this size"),
+                (n, h) => format!(
+                    "{from}; {n} shards of this size ({h} on this host: one per CPU at most)"
+                ),
             };
             let _ = writeln!(
                 out,
@@ -591,6 +618,11 @@ stats_interval = "{stats}"
 #   rate  the expected events/s: the size is then the formula
 #         record size × rate × buffer_time × safety_factor, rounded up to a power of two
 #   min, max  the adaptive policy keeps the ring between these.
+#   shards  rings for the family, one per group of CPUs, so that producers on
+#         different CPUs do not wait on one ring's lock: a number from 1 (the
+#         default) to 64, or "auto" (one per 8 CPUs, at most 8). size, min and max
+#         are then each shard's, rate is split evenly, and seq counts per shard.
+#         The process ring stays one.
 # Start sizes total {total} (a ring costs about twice its size in memory: the kernel
 # maps it twice); rings grow on demand up to max.
 "#,
@@ -881,7 +913,7 @@ table! {
 }
 
 table! {
-    struct RawRing { size, min, max, rate }
+    struct RawRing { size, min, max, rate, shards }
 }
 
 table! {
@@ -1328,6 +1360,37 @@ impl Doc<'_> {
         }
     }
 
+    /// `[rings.FAMILY] shards`: a count, or "auto" (one ring per [`CPUS_PER_SHARD`]
+    /// CPUs, at most [`AUTO_SHARDS_MAX`]). The process ring stays one: the process table
+    /// needs its execs, forks and exits in the order they were reserved.
+    fn shards(&self, f: Family, v: &Spanned<Value>) -> Result<u32, Error> {
+        let key = format!("rings.{}.shards", f.name());
+        let max = crate::family::loader::MAX_SHARDS as usize;
+        let fix = format!(
+            "use a number of rings from 1 to {max}, or \"auto\" (one per {CPUS_PER_SHARD} CPUs)"
+        );
+        let n = match v.get_ref() {
+            Value::String(s) if s.as_str() == "auto" => {
+                if f == Family::Process {
+                    return Ok(1);
+                }
+                return Ok(auto_shards());
+            }
+            Value::String(_) => {
+                return Err(self.err(v, &key, &format!("not a shard count; {fix}")));
+            }
+            _ => self.count(v, &key, 1, max, &fix)? as u32,
+        };
+        if f == Family::Process && n > 1 {
+            return Err(self.err(
+                v,
+                &key,
+                "the process ring is one ring (the process table needs its records in order); remove shards",
+            ));
+        }
+        Ok(n)
+    }
+
     fn context(&self, r: &RawContext, c: &mut ContextSettings) -> Result<(), Error> {
         if let Some(v) = &r.enabled {
             c.enabled = self.boolean(v, "context.enabled")?;
@@ -1489,6 +1552,9 @@ impl Doc<'_> {
         out: &mut RingSettings,
     ) -> Result<(), Error> {
         let name = f.name();
+        if let Some(v) = &r.shards {
+            out.shards = self.shards(f, v)?;
+        }
         if let Some(v) = &r.min {
             out.min = self.ring_bytes(v, &format!("rings.{name}.min"), page)?;
         }
@@ -1559,7 +1625,7 @@ impl Doc<'_> {
                 }
                 let bytes = sizing::formula(
                     out.event_size,
-                    rate,
+                    rate / f64::from(out.shards.max(1)),
                     sizing_settings.buffer_time.as_secs_f64(),
                     sizing_settings.safety_factor,
                 );
@@ -1826,11 +1892,45 @@ mod tests {
     }
 
     #[test]
+    fn shards_are_a_count_or_auto_and_the_process_ring_stays_one() {
+        let s = parse("[rings.file]\nshards = 4\nrate = 40000\n").expect("valid");
+        let file = s.ring(Family::File);
+        assert_eq!(file.shards, 4);
+        // Each shard is sized for its share of the rate.
+        let want = sizing::round_size(file.event_size as f64 * 10_000.0 * 2.0, 4096)
+            .clamp(file.min, file.max);
+        assert_eq!(file.size, want);
+        assert!(
+            s.summary().contains("4 shards of this size"),
+            "{}",
+            s.summary()
+        );
+        assert_eq!(
+            s.start_total() - Settings::default().start_total(),
+            4 * file.size - Settings::default().ring(Family::File).size
+        );
+        let auto = parse("[rings.network]\nshards = \"auto\"\n").expect("valid");
+        assert_eq!(auto.ring(Family::Network).shards, auto_shards());
+        assert_eq!(Settings::default().ring(Family::Network).shards, 1);
+        let p = parse("[rings.process]\nshards = \"auto\"\n").expect("valid");
+        assert_eq!(p.ring(Family::Process).shards, 1);
+        let e = error("[rings.process]\nshards = 2\n", "rings.process.shards");
+        assert!(e.contains("process table"), "{e}");
+        for bad in ["0", "65", "-1", "\"many\"", "1.5"] {
+            let e = error(
+                &format!("[rings.file]\nshards = {bad}\n"),
+                "rings.file.shards",
+            );
+            assert!(e.contains("\"auto\""), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_its_table_and_the_valid_ones() {
         let e = error("[rings.file]\nsise = 1\n", "rings.file.sise");
         assert_eq!(
             e,
-            "line 2: rings.file.sise: unknown key; valid keys are size, min, max, rate"
+            "line 2: rings.file.sise: unknown key; valid keys are size, min, max, rate, shards"
         );
         error("bogus = 1\n", "bogus");
         let e = error("[adaptive]\ncool_down = \"1s\"\n", "adaptive.cool_down");

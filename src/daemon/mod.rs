@@ -34,7 +34,9 @@ use crate::sys::{self, Exit, clock, clock::WallClock, exit};
 use crate::systemd::notify::{self, Notifier};
 use crate::units::{fmt_size, human};
 use reload::Action;
-use ring::{BUDGET, Books, Drained, Pipeline, Ring, make_ring, shutdown, stats_line};
+use ring::{
+    BUDGET, Books, Drained, Pipeline, Ring, make_ring, shard_settings, shutdown, stats_line,
+};
 use snapshot::{Program, ProgramState, RunStats, Snapshot};
 
 /// The loop's timer: safety-net drain, clock refresh and sizing decisions.
@@ -275,7 +277,8 @@ struct Daemon {
 struct Retired {
     family: Family,
     shared: Shared,
-    books: Books,
+    /// Each shard's.
+    books: Vec<Books>,
 }
 
 impl Daemon {
@@ -504,7 +507,15 @@ impl Daemon {
         let names: Vec<String> = self
             .rings
             .iter()
-            .map(|r| format!("{} {}", r.loaded.family, human(r.loaded.ring_size)))
+            .map(|r| match r.loaded.shards.len() {
+                1 => format!("{} {}", r.loaded.family, human(r.loaded.ring_bytes())),
+                n => format!(
+                    "{} {} shards of {}",
+                    r.loaded.family,
+                    n,
+                    human(r.smallest())
+                ),
+            })
             .collect();
         info!(
             "ready: {attached} programs attached, {failed} skipped, {} rings ({}) in {} ms",
@@ -762,6 +773,7 @@ impl Daemon {
         };
         let lo = LoadOptions {
             ring_size: self.opts.ring_size(family),
+            shards: self.opts.settings.ring(family).shards,
             syscalls: self.opts.syscalls.clone(),
             reuse,
             filter_maps: match &self.filters {
@@ -781,6 +793,14 @@ impl Daemon {
             },
         };
         let loaded = family.load(&lo)?;
+        if loaded.shards.len() as u32 != family::loader::effective_shards(lo.shards) {
+            // Its counter maps, handed over from before, have a slot per shard.
+            warn!(
+                "rings.{family}.shards = {} takes effect at the next start; the {family} ring keeps its {} shards",
+                lo.shards,
+                loaded.shards.len()
+            );
+        }
         for p in &loaded.programs {
             if let Some(err) = &p.error {
                 warn!("program {family}/{} ({}) skipped: {err}", p.name, p.section);
@@ -789,11 +809,17 @@ impl Daemon {
             }
         }
         // The userspace half of the books continues with the kernel half.
-        let books = earlier.map_or_else(Books::default, |i| self.retired[i].books.clone());
+        let books = earlier.map_or_else(Vec::new, |i| self.retired[i].books.clone());
         let ring = make_ring(loaded, &self.pipe, books, &self.opts, self.started)?;
-        let fd = ring.loaded.ring.as_fd().as_raw_fd();
-        register(self.poll.registry(), fd, Slot::Ring(family.index()))
+        // Every shard under the family's token: a readiness drains them all.
+        for shard in &ring.loaded.shards {
+            register(
+                self.poll.registry(),
+                shard.ring.as_fd().as_raw_fd(),
+                Slot::Ring(family.index()),
+            )
             .map_err(RunError::io(format!("watching the {family} ring")))?;
+        }
         // Only now is the retired entry used up: a failure above keeps it for a retry.
         if let Some(i) = earlier {
             self.retired.swap_remove(i);
@@ -815,16 +841,18 @@ impl Daemon {
         self.raise_tamper(ring.loaded.check_tamper());
         let s = ring.stats();
         info!("{}", stats_line("retired ", &s));
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&ring.loaded.ring.as_fd().as_raw_fd()));
+        for shard in &ring.loaded.shards {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&shard.ring.as_fd().as_raw_fd()));
+        }
         ring.loaded.detach();
         match ring.loaded.shared() {
             Ok(shared) => self.retired.push(Retired {
                 family,
                 shared,
-                books: ring.books.clone(),
+                books: ring.shards.iter().map(|p| p.books.clone()).collect(),
             }),
             Err(e) => warn!("{family}: its counters start again if it is switched on: {e}"),
         }
@@ -840,10 +868,10 @@ impl Daemon {
             let batch = match w.mode {
                 WakeupMode::Every => false,
                 WakeupMode::Batch => true,
-                WakeupMode::Auto => r.rate >= w.batch_above || r.burst,
+                WakeupMode::Auto => r.rate() >= w.batch_above || r.burst,
             };
             let bytes = if batch {
-                ((r.loaded.ring_size as f64 * w.threshold) as u64).max(1)
+                ((r.smallest() as f64 * w.threshold) as u64).max(1)
             } else {
                 0
             };
@@ -900,7 +928,7 @@ impl Daemon {
                     Family::Process => self.pipe.borrow().feed_producer(),
                     _ => None,
                 };
-                let drained = r.drain(BUDGET);
+                let drained = r.drain_settle(BUDGET);
                 self.pending[i] = matches!(drained, Drained::BudgetUsed);
                 if let Some(target) = target
                     && self.pipe.borrow().feed_reached(target)
@@ -911,12 +939,7 @@ impl Daemon {
                     let mut p = self.pipe.borrow_mut();
                     p.covered_until = p.covered_until.max(t);
                 }
-                r.settle(matches!(drained, Drained::Empty));
-                if early
-                    && !r.batched
-                    && !r.burst
-                    && r.books.received.get().saturating_sub(r.received_at_obs) >= per_tick
-                {
+                if early && !r.batched && !r.burst && r.received_since_obs() >= per_tick {
                     r.burst = true;
                     burst = true;
                 }
@@ -934,47 +957,57 @@ impl Daemon {
         let now = self.started.elapsed();
         let registry = self.poll.registry();
         for r in self.rings.iter_mut() {
-            // A tick right after a (re)start or a swap measures almost nothing: a rate over
-            // a few milliseconds would mislead the predictive average.
-            if now.saturating_sub(r.last_at) < MIN_OBSERVATION {
-                continue;
-            }
-            let Some(c) = r.loaded.try_counters() else {
-                continue;
-            };
-            let obs = Observation {
-                now,
-                size: r.loaded.ring_size,
-                high_water: r.loaded.take_high_water(),
-                produced: c.produced.saturating_sub(r.last.produced),
-                dropped: c.dropped.saturating_sub(r.last.dropped),
-                elapsed: now.saturating_sub(r.last_at),
-            };
-            r.last = c;
-            observed.push((r.loaded.family.name(), obs));
-            r.received_at_obs = r.books.received.get();
-            r.burst = false;
-            r.last_at = now;
-            r.high_water = obs.high_water;
-            let secs = obs.elapsed.as_secs_f64();
-            r.rate = if secs > 0.0 {
-                obs.produced as f64 / secs
-            } else {
-                0.0
-            };
-            let Some(decision) = r.policy.observe(&obs) else {
-                continue;
-            };
-            if let Err(e) =
-                r.resize_logged(decision.new_size, &decision.reason, registry, self.started)
-            {
-                // Not again every second: the failure starts a cooldown too.
-                r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
-                warn!(
-                    "ring {}: resize to {} failed: {e}",
-                    r.loaded.family,
-                    fmt_size(decision.new_size)
-                );
+            // Each shard is sized on its own: the CPUs behind one may be busier.
+            for slot in 0..r.shards.len() {
+                let label = r.label(slot);
+                let size = r.loaded.shards.get(slot).map_or(0, |s| s.size);
+                let p = &mut r.shards[slot];
+                // A tick right after a (re)start or a swap measures almost nothing: a rate
+                // over a few milliseconds would mislead the predictive average.
+                if now.saturating_sub(p.last_at) < MIN_OBSERVATION {
+                    continue;
+                }
+                let Some(c) = r.loaded.try_counters(slot) else {
+                    continue;
+                };
+                let obs = Observation {
+                    now,
+                    size,
+                    high_water: r.loaded.take_high_water(slot),
+                    produced: c.produced.saturating_sub(p.last.produced),
+                    dropped: c.dropped.saturating_sub(p.last.dropped),
+                    elapsed: now.saturating_sub(p.last_at),
+                };
+                p.last = c;
+                observed.push((label, obs));
+                // A burst is judged again from this observation's rate.
+                r.burst = false;
+                p.received_at_obs = p.books.received.get();
+                p.last_at = now;
+                p.high_water = obs.high_water;
+                let secs = obs.elapsed.as_secs_f64();
+                p.rate = if secs > 0.0 {
+                    obs.produced as f64 / secs
+                } else {
+                    0.0
+                };
+                let Some(decision) = p.policy.observe(&obs) else {
+                    continue;
+                };
+                if let Err(e) = r.resize_logged(
+                    slot,
+                    decision.new_size,
+                    &decision.reason,
+                    registry,
+                    self.started,
+                ) {
+                    // Not again every second: the failure starts a cooldown too.
+                    r.shards[slot].policy.resized(self.started.elapsed(), size);
+                    warn!(
+                        "ring {label}: resize to {} failed: {e}",
+                        fmt_size(decision.new_size)
+                    );
+                }
             }
         }
         observed
@@ -1004,7 +1037,7 @@ impl Daemon {
             .iter()
             .map(|r| reload::Running {
                 family: r.loaded.family,
-                size: r.loaded.ring_size,
+                sizes: r.loaded.shards.iter().map(|s| s.size).collect(),
                 syscalls: r
                     .loaded
                     .takes_syscalls()
@@ -1095,14 +1128,31 @@ impl Daemon {
                 };
                 let s = &self.opts.settings;
                 let rs = *s.ring(family);
-                r.policy = RingPolicy::new(&rs, &s.adaptive, &s.sizing);
-                r.policy.resized(self.started.elapsed(), r.loaded.ring_size);
                 r.limits = (rs.min, rs.max);
-                if let Some(want) = resize_to
-                    && let Err(e) =
-                        r.resize_logged(want, "configuration reloaded", registry, self.started)
-                {
-                    error!("SIGHUP: ring {family}: {e}");
+                let per_shard = shard_settings(&rs, r.shards.len());
+                for slot in 0..r.shards.len() {
+                    let size = r.loaded.shards.get(slot).map_or(0, |s| s.size);
+                    let p = &mut r.shards[slot];
+                    p.policy = RingPolicy::new(&per_shard, &s.adaptive, &s.sizing);
+                    p.policy.resized(self.started.elapsed(), size);
+                    if let Some(&Some(want)) = resize_to.get(slot)
+                        && let Err(e) = r.resize_logged(
+                            slot,
+                            want,
+                            "configuration reloaded",
+                            registry,
+                            self.started,
+                        )
+                    {
+                        error!("SIGHUP: ring {}: {e}", r.label(slot));
+                    }
+                }
+                if r.shards.len() as u32 != family::loader::effective_shards(rs.shards) {
+                    warn!(
+                        "SIGHUP: rings.{family}.shards = {} takes effect at the next start; the ring keeps {} shards",
+                        rs.shards,
+                        r.shards.len()
+                    );
                 }
             }
             Action::RestartWakeups => {
@@ -1145,8 +1195,12 @@ impl Daemon {
     fn status(&self) -> String {
         notify::status_text(
             self.rings.len(),
-            self.rings.iter().map(|r| r.rate).sum(),
-            self.rings.iter().map(|r| r.last.dropped).sum(),
+            self.rings.iter().map(|r| r.rate()).sum(),
+            self.rings
+                .iter()
+                .flat_map(|r| &r.shards)
+                .map(|p| p.last.dropped)
+                .sum(),
             self.rings.iter().map(|r| r.loaded.attached()).sum(),
             self.pipe.borrow().sink.errors(),
         )

@@ -15,8 +15,8 @@ use crate::family::Family;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Running {
     pub family: Family,
-    /// Its current size (it may have grown or shrunk since the start).
-    pub size: u64,
+    /// Each shard's current size (it may have grown or shrunk since the start).
+    pub sizes: Vec<u64>,
     /// The syscall set its kernel filter holds, for a family that has one.
     pub syscalls: Option<Vec<u32>>,
 }
@@ -43,10 +43,11 @@ pub enum Action {
     /// Switched on: load and attach (continuing earlier books).
     Enable(Family),
     /// The ring's bounds or the sizing settings changed: a new policy, and a resize
-    /// when the start size changed or the current size is out of the new bounds.
+    /// of each shard (in slot order) whose start size changed or whose current size is
+    /// out of the new bounds.
     NewPolicy {
         family: Family,
-        resize_to: Option<u64>,
+        resize_to: Vec<Option<u64>>,
     },
     /// Wake-up settings are re-applied from a fresh start of the batching timer.
     RestartWakeups,
@@ -97,14 +98,21 @@ pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Act
         }
         // A new start size is applied; otherwise the current size is only brought into
         // the new bounds.
-        let want = if old.size != new.size {
-            new.size
-        } else {
-            r.size.clamp(new.min, new.max)
-        };
+        let resize_to = r
+            .sizes
+            .iter()
+            .map(|&size| {
+                let want = if old.size != new.size {
+                    new.size
+                } else {
+                    size.clamp(new.min, new.max)
+                };
+                (want != size).then_some(want)
+            })
+            .collect();
         actions.push(Action::NewPolicy {
             family: f,
-            resize_to: (want != r.size).then_some(want),
+            resize_to,
         });
     }
     actions.push(Action::RestartWakeups);
@@ -154,7 +162,7 @@ mod tests {
             .iter()
             .map(|&f| Running {
                 family: f,
-                size: s.ring(f).size,
+                sizes: vec![s.ring(f).size],
                 syscalls: None,
             })
             .collect()
@@ -230,7 +238,7 @@ mod tests {
         let before = Settings::default();
         let f = Family::ALL[0];
         let mut grown = running(&before);
-        grown[0].size = before.ring(f).size * 4;
+        grown[0].sizes = vec![before.ring(f).size * 4, before.ring(f).size];
         // Same settings: a grown ring keeps its size and its policy.
         assert_eq!(plan(&before, &before, &grown), vec![Action::RestartWakeups]);
         // A new start size is applied.
@@ -240,17 +248,18 @@ mod tests {
             plan(&before, &after, &grown)[0],
             Action::NewPolicy {
                 family: f,
-                resize_to: Some(after.ring(f).size)
+                resize_to: vec![Some(after.ring(f).size); 2]
             }
         );
-        // New bounds only: the current size is brought into them.
+        // New bounds only: each shard's current size is brought into them (the second
+        // shard, within them, keeps its size).
         let mut after = before.clone();
         after.ring_mut(f).max = before.ring(f).size * 2;
         assert_eq!(
             plan(&before, &after, &grown)[0],
             Action::NewPolicy {
                 family: f,
-                resize_to: Some(before.ring(f).size * 2)
+                resize_to: vec![Some(before.ring(f).size * 2), None]
             }
         );
         // New adaptive settings: a new policy for every ring, no resize.
@@ -258,13 +267,10 @@ mod tests {
         after.adaptive.cooldown *= 2;
         let p = plan(&before, &after, &running(&before));
         assert_eq!(p.len(), before.families.len() + 1);
-        assert!(p.iter().all(|a| matches!(
-            a,
-            Action::NewPolicy {
-                resize_to: None,
-                ..
-            } | Action::RestartWakeups
-        )));
+        assert!(p.iter().all(|a| match a {
+            Action::NewPolicy { resize_to, .. } => resize_to == &[None],
+            a => a == &Action::RestartWakeups,
+        }));
     }
 
     #[test]

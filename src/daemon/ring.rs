@@ -1,6 +1,7 @@
 //! One family's ring on the loop: its consumer, the userspace half of its books, its
 //! sizing policy, and what is done to it (drain, resize, stop).
 use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
@@ -13,12 +14,13 @@ use mio::{Interest, Registry, Token};
 
 use super::RunError;
 use super::gaps::Gaps;
-use super::snapshot::{LE_NS, RingStats};
+use super::snapshot::{LE_NS, RingStats, ShardStats};
 use crate::config::cli::RunOptions;
 use crate::context::Context;
-use crate::family::record::{SEQ_NONE, view};
+use crate::family::record::{RingOf, SEQ_NONE, view};
 use crate::family::{Counters, Family, Header, Loaded, Tamper};
 use crate::output::{Lost, Raised, Sink, Throttle, What};
+use crate::sizing::RingSettings;
 use crate::sizing::latency::Histogram;
 use crate::sizing::policy::RingPolicy;
 use crate::sys::clock::{self, WallClock};
@@ -185,9 +187,13 @@ impl Pipeline {
             self.sink.count_lost(1);
             return;
         }
+        let ring = RingOf {
+            name,
+            shard: books.shard,
+        };
         if let Err(e) = self
             .sink
-            .render(name, &self.clock, data, self.context.as_mut())
+            .render(ring, &self.clock, data, self.context.as_mut())
         {
             let de = &books.decode_errors;
             if de.get() == 0 {
@@ -215,6 +221,10 @@ impl Pipeline {
     fn lost(&mut self, books: &Books, l: Lost) {
         books.lost.set(books.lost.get() + l.count);
         books.lost_records.set(books.lost_records.get() + 1);
+        let l = Lost {
+            shard: books.shard,
+            ..l
+        };
         self.raise(What::Lost(l));
     }
 
@@ -290,34 +300,66 @@ pub struct Books {
     /// Seqs declared lost, and the `lost` records that said so.
     pub lost: Rc<Cell<u64>>,
     pub lost_records: Rc<Cell<u64>>,
+    /// Shared by every shard of a family (one distribution per ring).
     pub latency: Rc<RefCell<Histogram>>,
     pub resizes_up: u64,
     pub resizes_down: u64,
+    /// The shard these books are of, when the family has more than one: named in its
+    /// records and `lost` records (seqs count per shard).
+    pub shard: Option<u32>,
 }
 
-/// One family's ring with its consumer and userspace counts.
+impl Books {
+    /// Books for every shard of a family: those handed over (`earlier`, from a family
+    /// switched off), else new ones sharing one latency distribution.
+    pub fn for_shards(earlier: Vec<Books>, shards: usize) -> Vec<Books> {
+        let mut books = earlier;
+        let latency = books.first().map(|b| b.latency.clone()).unwrap_or_default();
+        while books.len() < shards {
+            books.push(Books {
+                latency: latency.clone(),
+                ..Books::default()
+            });
+        }
+        books.truncate(shards.max(1));
+        let sharded = books.len() > 1;
+        for (i, b) in books.iter_mut().enumerate() {
+            b.shard = sharded.then_some(i as u32);
+        }
+        books
+    }
+}
+
+/// One family's ring (one per shard) with their consumers and userspace counts.
 pub struct Ring {
     pub loaded: Loaded,
+    /// Slot i is the loaded family's shard i.
+    pub shards: Vec<Part>,
+    pipe: Rc<RefCell<Pipeline>>,
+    /// [min, max] from the configuration (each shard's), for the stats.
+    pub limits: (u64, u64),
+    /// Whether commits to this ring skip the wake-up (see `Daemon::update_wakeups`).
+    pub batched: bool,
+    pub wakeup_bytes: u64,
+    /// Whether `batch_above` events have come since the last observation: a burst
+    /// switches to batching at once, not at the next tick.
+    pub burst: bool,
+}
+
+/// One shard of a family's ring: its consumer, its books, its own sizing.
+pub struct Part {
     /// Shared with the pipeline for the process ring (see [`catch_up`]).
     consumer: Rc<RingBuffer<'static>>,
     /// The userspace half of the books (counts, latency, resizes).
     pub books: Books,
-    pipe: Rc<RefCell<Pipeline>>,
     pub policy: RingPolicy,
-    /// [min, max] from the configuration, for the stats.
-    pub limits: (u64, u64),
     /// Counters at the last tick, to give the policy deltas.
     pub last: Counters,
     pub last_at: Duration,
     pub high_water: u64,
     pub rate: f64,
-    /// Whether commits to this ring skip the wake-up (see `Daemon::update_wakeups`).
-    pub batched: bool,
-    pub wakeup_bytes: u64,
-    /// `received` at the last observation, and whether `batch_above` events have come
-    /// since: a burst switches to batching at once, not at the next tick.
+    /// `received` at the last observation (see [`Ring::burst`]).
     pub received_at_obs: u64,
-    pub burst: bool,
     /// `Gaps::strays` already logged.
     strays_logged: u64,
 }
@@ -328,22 +370,74 @@ pub enum Drained {
 }
 
 impl Ring {
-    /// Up to `n` records; a record held back for the process ring (see
-    /// [`Pipeline::record`]) is rendered once that ring is caught up, and counts as one.
-    fn consume(&self, n: usize) -> i32 {
-        consume_from(&self.consumer, &self.pipe, n)
+    /// A shard's label in logs and alerts: the family's name, with `/N` when sharded.
+    pub fn label(&self, slot: usize) -> &'static str {
+        shard_label(self.loaded.family, slot, self.shards.len())
     }
 
-    /// Consumes up to `budget` records. A pass that ends empty is followed by a full
-    /// fence and a second pass: libbpf 1.7 publishes the consumer position without a
-    /// StoreLoad barrier, so a record committed meanwhile may have sent no wake-up
-    /// (measured here: a plain loop stalled within ~75 ms). Only an empty second pass
-    /// means the ring is really empty.
+    /// Every shard drained by up to `budget` records ([`Ring::drain_shard`]); `Empty`
+    /// when all were found empty.
     pub fn drain(&self, budget: usize) -> Drained {
-        self.books.latency.borrow_mut().new_pass();
+        let mut used = false;
+        for slot in 0..self.shards.len() {
+            used |= matches!(self.drain_shard(slot, budget), Drained::BudgetUsed);
+        }
+        if used {
+            Drained::BudgetUsed
+        } else {
+            Drained::Empty
+        }
+    }
+
+    /// The loop's drain: every shard drained, then settled ([`Ring::settle`]).
+    pub fn drain_settle(&mut self, budget: usize) -> Drained {
+        let mut used = false;
+        for slot in 0..self.shards.len() {
+            let d = self.drain_shard(slot, budget);
+            used |= matches!(d, Drained::BudgetUsed);
+            self.settle(slot, matches!(d, Drained::Empty));
+        }
+        if used {
+            Drained::BudgetUsed
+        } else {
+            Drained::Empty
+        }
+    }
+
+    /// Records received since the last observation, every shard.
+    pub fn received_since_obs(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|p| p.books.received.get().saturating_sub(p.received_at_obs))
+            .sum()
+    }
+
+    /// Events per second produced over the last tick, every shard.
+    pub fn rate(&self) -> f64 {
+        self.shards.iter().map(|p| p.rate).sum()
+    }
+
+    /// The smallest shard's size: what a wake-up threshold is a share of.
+    pub fn smallest(&self) -> u64 {
+        self.loaded.shards.iter().map(|s| s.size).min().unwrap_or(0)
+    }
+
+    /// Consumes up to `budget` records of shard `slot`. A pass that ends empty is
+    /// followed by a full fence and a second pass: libbpf 1.7 publishes the consumer
+    /// position without a StoreLoad barrier, so a record committed meanwhile may have
+    /// sent no wake-up (measured here: a plain loop stalled within ~75 ms). Only an empty
+    /// second pass means the ring is really empty.
+    fn drain_shard(&self, slot: usize, budget: usize) -> Drained {
+        let Some(part) = self.shards.get(slot) else {
+            return Drained::Empty;
+        };
+        // Up to `n` records; a record held back for the process ring (see
+        // [`Pipeline::record`]) is rendered once that ring is caught up, and counts as one.
+        let consume = |n| consume_from(&part.consumer, &self.pipe, n);
+        part.books.latency.borrow_mut().new_pass();
         let mut left = budget;
         loop {
-            let n = self.consume(left).max(0) as usize;
+            let n = consume(left).max(0) as usize;
             left = left.saturating_sub(n);
             if left == 0 {
                 return Drained::BudgetUsed;
@@ -352,7 +446,7 @@ impl Ring {
                 continue;
             }
             fence(Ordering::SeqCst);
-            let m = self.consume(left).max(0) as usize;
+            let m = consume(left).max(0) as usize;
             left = left.saturating_sub(m);
             if m == 0 {
                 return Drained::Empty;
@@ -368,61 +462,68 @@ impl Ring {
     /// as many records consumed as it can hold (a record takes at least 16 bytes: the
     /// kernel's 8-byte header and 8 of ours).
     pub fn tick_gaps(&self) {
-        if self.loaded.variant_510.is_some() {
-            self.lost_counted();
-            return;
+        for (slot, part) in self.shards.iter().enumerate() {
+            if self.loaded.variant_510.is_some() {
+                self.lost_counted(slot);
+                continue;
+            }
+            let cap = self.loaded.shards.get(slot).map_or(0, |s| s.size) / 16;
+            let produced = self.loaded.try_counters(slot).map(|c| c.produced);
+            part.books
+                .gaps
+                .borrow_mut()
+                .tick(part.books.received.get(), cap, produced);
         }
-        let cap = self.loaded.ring_size / 16;
-        let produced = self.loaded.try_counters().map(|c| c.produced);
-        self.books
-            .gaps
-            .borrow_mut()
-            .tick(self.books.received.get(), cap, produced);
     }
 
-    /// After a drain (`emptied`: it found the ring empty): declares a due settle's lost
-    /// seqs, in `lost` records.
-    pub fn settle(&mut self, emptied: bool) {
+    /// After a drain of shard `slot` (`emptied`: it found the ring empty): declares a
+    /// due settle's lost seqs, in `lost` records.
+    fn settle(&mut self, slot: usize, emptied: bool) {
+        let Some(part) = self.shards.get(slot) else {
+            return;
+        };
         let mut found = Vec::new();
         let strays = {
-            let mut g = self.books.gaps.borrow_mut();
-            g.due(emptied, self.books.received.get(), |f, l| {
+            let mut g = part.books.gaps.borrow_mut();
+            g.due(emptied, part.books.received.get(), |f, l| {
                 found.push((f, l))
             });
             g.strays()
         };
-        self.raise_lost(&found, strays);
+        self.raise_lost(slot, &found, strays);
     }
 
-    /// Once the programs are stopped and the ring drained to the end: every seq below
+    /// Once the programs are stopped and the rings drained to the end: every seq below
     /// `produced` that was not received is lost.
     pub fn finish_gaps(&mut self) {
-        if self.loaded.variant_510.is_some() {
-            self.lost_counted();
-            return;
+        for slot in 0..self.shards.len() {
+            if self.loaded.variant_510.is_some() {
+                self.lost_counted(slot);
+                continue;
+            }
+            let produced = self.loaded.try_counters(slot).map(|c| c.produced);
+            let mut found = Vec::new();
+            let strays = {
+                let mut g = self.shards[slot].books.gaps.borrow_mut();
+                g.finish(produced, |f, l| found.push((f, l)));
+                g.strays()
+            };
+            self.raise_lost(slot, &found, strays);
         }
-        let produced = self.loaded.try_counters().map(|c| c.produced);
-        let mut found = Vec::new();
-        let strays = {
-            let mut g = self.books.gaps.borrow_mut();
-            g.finish(produced, |f, l| found.push((f, l)));
-            g.strays()
-        };
-        self.raise_lost(&found, strays);
     }
 
     /// A ring whose records carry no seq (a 5.10 variant): the drops its counters gained
     /// since the last report are lost, at once (a drop is never late), in one record.
-    fn lost_counted(&self) {
-        let Some(c) = self.loaded.try_counters() else {
+    fn lost_counted(&self, slot: usize) {
+        let (Some(c), Some(part)) = (self.loaded.try_counters(slot), self.shards.get(slot)) else {
             return;
         };
-        let declared = self.books.lost.get();
+        let declared = part.books.lost.get();
         if c.dropped > declared {
             let family = self.loaded.family;
             let mut p = self.pipe.borrow_mut();
             p.lost(
-                &self.books,
+                &part.books,
                 Lost::counted(family.name(), c.dropped - declared),
             );
             // As a gap in the seqs does: a lost exec, fork or exit leaves the table wrong.
@@ -434,21 +535,25 @@ impl Ring {
         }
     }
 
-    fn raise_lost(&mut self, found: &[(u64, u64)], strays: u64) {
+    fn raise_lost(&mut self, slot: usize, found: &[(u64, u64)], strays: u64) {
         let name = self.loaded.family.name();
+        let label = self.label(slot);
+        let Some(part) = self.shards.get_mut(slot) else {
+            return;
+        };
         if !found.is_empty() {
             let mut p = self.pipe.borrow_mut();
             for &(first, last) in found {
-                p.lost(&self.books, Lost::seqs(name, first, last));
+                p.lost(&part.books, Lost::seqs(name, first, last));
             }
         }
-        if strays > self.strays_logged {
+        if strays > part.strays_logged {
             // Would mean a producer held its seq far longer than a program runs: the
             // lost records then overstate the loss by this many.
             warn!(
-                "ring {name}: {strays} records arrived twice or after their seq was reported lost"
+                "ring {label}: {strays} records arrived twice or after their seq was reported lost"
             );
-            self.strays_logged = strays;
+            part.strays_logged = strays;
         }
     }
 
@@ -459,13 +564,15 @@ impl Ring {
     /// live in maps that do not change. Returns how long the swap took.
     fn resize(
         &mut self,
+        slot: usize,
         size: u64,
         registry: &Registry,
         token: Token,
     ) -> Result<Duration, RunError> {
         let t = Instant::now();
         let map = self.loaded.new_ring(size)?;
-        let consumer = consumer(&self.loaded, &map, &self.pipe, &self.books)?;
+        let books = &self.shards[slot].books;
+        let consumer = consumer(&self.loaded, &map, &self.pipe, books)?;
         let new_fd = map.as_fd().as_raw_fd();
         registry
             .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
@@ -473,7 +580,7 @@ impl Ring {
                 "watching the new {} ring",
                 self.loaded.family
             )))?;
-        let old_map = match self.loaded.swap_ring(map) {
+        let old_map = match self.loaded.swap_ring(slot, map) {
             Ok(old) => old,
             Err(e) => {
                 let _ = registry.deregister(&mut SourceFd(&new_fd));
@@ -484,9 +591,10 @@ impl Ring {
         if self.loaded.family == Family::Process && self.pipe.borrow().feed.is_some() {
             self.pipe.borrow_mut().feed = Some(consumer.clone());
         }
-        let old_consumer = std::mem::replace(&mut self.consumer, consumer);
+        let part = &mut self.shards[slot];
+        let old_consumer = std::mem::replace(&mut part.consumer, consumer);
         // Final drain of the old ring: nothing can be added to it any more.
-        self.books.latency.borrow_mut().new_pass();
+        part.books.latency.borrow_mut().new_pass();
         loop {
             let n = consume_from(&old_consumer, &self.pipe, usize::MAX >> 1);
             if n <= 0 {
@@ -504,25 +612,29 @@ impl Ring {
     /// the direction is counted, and the decision is logged with its reason.
     pub fn resize_logged(
         &mut self,
+        slot: usize,
         size: u64,
         why: &str,
         registry: &Registry,
         started: Instant,
     ) -> Result<(), RunError> {
-        let (old, family) = (self.loaded.ring_size, self.loaded.family);
-        let took = self.resize(size, registry, Token(family.index()))?;
-        let new = self.loaded.ring_size;
+        let size_of = |r: &Ring| r.loaded.shards.get(slot).map_or(0, |s| s.size);
+        let (old, family) = (size_of(self), self.loaded.family);
+        let took = self.resize(slot, size, registry, Token(family.index()))?;
+        let new = size_of(self);
+        let label = self.label(slot);
+        let part = &mut self.shards[slot];
         // The last mark was the old ring's: judged against the new size it could read
         // over 100 % until the next tick.
-        self.high_water = 0;
-        self.policy.resized(started.elapsed(), new);
+        part.high_water = 0;
+        part.policy.resized(started.elapsed(), new);
         if new > old {
-            self.books.resizes_up += 1;
+            part.books.resizes_up += 1;
         } else {
-            self.books.resizes_down += 1;
+            part.books.resizes_down += 1;
         }
         info!(
-            "ring {family}: {} -> {} ({why}), swap took {} ms",
+            "ring {label}: {} -> {} ({why}), swap took {} ms",
             fmt_size(old),
             fmt_size(new),
             took.as_millis()
@@ -530,27 +642,54 @@ impl Ring {
         Ok(())
     }
 
+    /// The family's books: every shard's summed, each shard's apart when sharded.
     pub fn stats(&self) -> RingStats {
+        let mut total = Counters::default();
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for (slot, part) in self.shards.iter().enumerate() {
+            let c = self.loaded.counters(slot);
+            total.add(&c);
+            let size = self.loaded.shards.get(slot).map_or(0, |s| s.size);
+            shards.push(ShardStats {
+                size,
+                high_water: part.high_water,
+                utilization: part.high_water as f64 / size.max(1) as f64,
+                rate: part.rate,
+                resizes_up: part.books.resizes_up,
+                resizes_down: part.books.resizes_down,
+                produced: c.produced,
+                received: part.books.received.get(),
+                dropped: c.dropped,
+                lost: part.books.lost.get(),
+            });
+        }
         let Counters {
             produced,
             dropped,
             untracked,
             filtered,
             rate_limited,
-        } = self.loaded.counters();
-        let lat = self.books.latency.borrow();
+        } = total;
+        let sum = |f: fn(&Books) -> u64| self.shards.iter().map(|p| f(&p.books)).sum::<u64>();
+        let lat = match self.shards.first() {
+            Some(p) => p.books.latency.borrow().clone(),
+            None => Histogram::default(),
+        };
         let mut latency_le = [0; LE_NS.len()];
         lat.cumulative(&LE_NS, &mut latency_le);
+        let size = self.loaded.ring_bytes();
+        let high_water = shards.iter().map(|s| s.high_water).sum();
         RingStats {
             name: self.loaded.family.name(),
-            size: self.loaded.ring_size,
+            size,
             min: self.limits.0,
             max: self.limits.1,
-            high_water: self.high_water,
-            utilization: self.high_water as f64 / self.loaded.ring_size.max(1) as f64,
-            rate: self.rate,
-            resizes_up: self.books.resizes_up,
-            resizes_down: self.books.resizes_down,
+            high_water,
+            // The fullest shard: the one that drops first.
+            utilization: shards.iter().map(|s| s.utilization).fold(0.0, f64::max),
+            rate: self.rate(),
+            resizes_up: shards.iter().map(|s| s.resizes_up).sum(),
+            resizes_down: shards.iter().map(|s| s.resizes_down).sum(),
             latency_p50_ns: lat.quantile(0.5),
             latency_p99_ns: lat.quantile(0.99),
             latency_max_ns: lat.max(),
@@ -558,55 +697,97 @@ impl Ring {
             latency_sum_ns: lat.sum(),
             latency_count: lat.count(),
             produced,
-            received: self.books.received.get(),
+            received: sum(|b| b.received.get()),
             dropped,
             filtered,
             rate_limited,
             untracked,
-            decode_errors: self.books.decode_errors.get(),
-            context_only: self.books.context_only.get(),
-            lost: self.books.lost.get(),
-            lost_records: self.books.lost_records.get(),
+            decode_errors: sum(|b| b.decode_errors.get()),
+            context_only: sum(|b| b.context_only.get()),
+            lost: sum(|b| b.lost.get()),
+            lost_records: sum(|b| b.lost_records.get()),
             variant: self.loaded.variant_510.as_ref().map(|_| "5.10"),
+            shards: if shards.len() > 1 { shards } else { Vec::new() },
         }
     }
+}
+
+/// A shard's settings for its policy: the family's expected rate split evenly (the
+/// start size already is, see config's `rate`), so that the policy's first estimate is
+/// the shard's share.
+pub fn shard_settings(rs: &RingSettings, shards: usize) -> RingSettings {
+    RingSettings {
+        rate: rs.rate.map(|r| r / shards.max(1) as f64),
+        ..*rs
+    }
+}
+
+/// `family`, or `family/slot` when it has more than one shard: names that live as long
+/// as the daemon (alerts and observations keep them), made once each.
+pub fn shard_label(family: Family, slot: usize, shards: usize) -> &'static str {
+    if shards <= 1 {
+        return family.name();
+    }
+    thread_local! {
+        static LABELS: RefCell<Vec<(Family, usize, &'static str)>> = const { RefCell::new(Vec::new()) };
+    }
+    LABELS.with_borrow_mut(|labels| {
+        if let Some(&(_, _, l)) = labels.iter().find(|(f, s, _)| *f == family && *s == slot) {
+            return l;
+        }
+        // At most families × MAX_SHARDS small strings, once each.
+        let l: &'static str = Box::leak(format!("{family}/{slot}").into_boxed_str());
+        labels.push((family, slot, l));
+        l
+    })
 }
 
 pub fn make_ring(
     loaded: Loaded,
     pipe: &Rc<RefCell<Pipeline>>,
-    books: Books,
+    books: Vec<Books>,
     opts: &RunOptions,
     started: Instant,
 ) -> Result<Ring, RunError> {
-    let consumer = Rc::new(consumer(&loaded, &loaded.ring, pipe, &books)?);
-    if loaded.family == Family::Process && opts.settings.context.enabled {
-        pipe.borrow_mut().feed = Some(consumer.clone());
-    }
     let rs = *opts.settings.ring(loaded.family);
-    let mut policy = RingPolicy::new(&rs, &opts.settings.adaptive, &opts.settings.sizing);
     let now = started.elapsed();
-    policy.resized(now, loaded.ring_size);
-    let last = loaded.counters();
-    let received_at_obs = books.received.get();
-    // A handed-over mark belongs to the ring of an earlier load.
-    loaded.take_high_water();
+    let books = Books::for_shards(books, loaded.shards.len());
+    let mut shards = Vec::with_capacity(books.len());
+    for (slot, books) in books.into_iter().enumerate() {
+        let Some(shard) = loaded.shards.get(slot) else {
+            break;
+        };
+        let consumer = Rc::new(consumer(&loaded, &shard.ring, pipe, &books)?);
+        // The process ring is never sharded (see config's `shards`).
+        if slot == 0 && loaded.family == Family::Process && opts.settings.context.enabled {
+            pipe.borrow_mut().feed = Some(consumer.clone());
+        }
+        let per_shard = shard_settings(&rs, loaded.shards.len());
+        let mut policy =
+            RingPolicy::new(&per_shard, &opts.settings.adaptive, &opts.settings.sizing);
+        policy.resized(now, shard.size);
+        // A handed-over mark belongs to the ring of an earlier load.
+        loaded.take_high_water(slot);
+        shards.push(Part {
+            consumer,
+            last: loaded.counters(slot),
+            received_at_obs: books.received.get(),
+            books,
+            policy,
+            last_at: now,
+            high_water: 0,
+            rate: 0.0,
+            strays_logged: 0,
+        });
+    }
     Ok(Ring {
         loaded,
-        consumer,
-        books,
+        shards,
         pipe: pipe.clone(),
-        policy,
         limits: (rs.min, rs.max),
-        last,
-        last_at: now,
-        high_water: 0,
-        rate: 0.0,
         batched: false,
         wakeup_bytes: 0,
-        received_at_obs,
         burst: false,
-        strays_logged: 0,
     })
 }
 
@@ -744,7 +925,7 @@ pub fn shutdown(rings: &mut [Ring], pipe: &Rc<RefCell<Pipeline>>) {
 }
 
 pub fn stats_line(prefix: &str, s: &RingStats) -> String {
-    format!(
+    let mut line = format!(
         "{prefix}ring {} size={} produced={} received={} dropped={} filtered={} rate_limited={} untracked={} decode_errors={} context_only={} exact={} lost={}",
         s.name,
         s.size,
@@ -758,5 +939,20 @@ pub fn stats_line(prefix: &str, s: &RingStats) -> String {
         s.context_only,
         if s.exact() { "yes" } else { "NO" },
         s.lost
-    )
+    );
+    if !s.shards.is_empty() {
+        // Each shard's own books: seqs count per shard.
+        let parts: Vec<String> = s
+            .shards
+            .iter()
+            .map(|p| format!("{}/{}/{}", p.produced, p.received, p.dropped))
+            .collect();
+        let _ = write!(
+            line,
+            " shards={} shard_books={}",
+            s.shards.len(),
+            parts.join(",")
+        );
+    }
+    line
 }

@@ -33,7 +33,7 @@ pub const LE_NS: [u64; 19] = [
     10_000_000_000,
 ];
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RingStats {
     pub name: &'static str,
     pub size: u64,
@@ -74,6 +74,25 @@ pub struct RingStats {
     /// `Some("5.10")` when the family's 5.10 variant runs (bpf/kernel.h): its records
     /// carry no seq and its `lost` records only a count.
     pub variant: Option<&'static str>,
+    /// Each shard's part when the family has more than one ring (`[rings.FAMILY]
+    /// shards`); empty otherwise. The fields above are then the shards' sums (size,
+    /// counts, high_water) and the fullest shard's utilization.
+    pub shards: Vec<ShardStats>,
+}
+
+/// One shard of a family's ring: its size, fill and books.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShardStats {
+    pub size: u64,
+    pub high_water: u64,
+    pub utilization: f64,
+    pub rate: f64,
+    pub resizes_up: u64,
+    pub resizes_down: u64,
+    pub produced: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub lost: u64,
 }
 
 impl RingStats {
@@ -243,6 +262,24 @@ impl Snapshot {
                     r.raw_with("loss_rate", |b| {
                         b.extend_from_slice(format!("{:.6}", s.loss_rate()).as_bytes())
                     });
+                    if !s.shards.is_empty() {
+                        r.array_of("shards", &s.shards, |so, sh| {
+                            so.u64("size", sh.size);
+                            so.u64("high_water", sh.high_water);
+                            so.raw_with("utilization", |b| {
+                                b.extend_from_slice(format!("{:.4}", sh.utilization).as_bytes())
+                            });
+                            so.raw_with("rate", |b| {
+                                b.extend_from_slice(format!("{:.1}", sh.rate).as_bytes())
+                            });
+                            so.u64("resizes_up", sh.resizes_up);
+                            so.u64("resizes_down", sh.resizes_down);
+                            so.u64("produced", sh.produced);
+                            so.u64("received", sh.received);
+                            so.u64("dropped", sh.dropped);
+                            so.u64("lost", sh.lost);
+                        });
+                    }
                 });
             }
         });
@@ -382,6 +419,7 @@ pub(crate) mod tests {
                     lost: 8,
                     lost_records: 2,
                     variant: None,
+                    shards: Vec::new(),
                 },
                 RingStats {
                     name: "syscall",

@@ -53,8 +53,8 @@ impl ProgramStatus {
 /// dropped after attaching: the links keep the programs alive and the handles the maps.
 pub struct Loaded {
     pub family: Family,
-    /// The ring buffer currently in slot 0 of the outer map.
-    pub ring: MapHandle,
+    /// The ring buffers in the outer map's slots, one per shard (slot i: shard i).
+    pub shards: Vec<Shard>,
     /// Produced / dropped counters (struct rw_counters per slot).
     pub stats: MapHandle,
     /// struct rw_config: the daemon's pid and the stop flag.
@@ -64,10 +64,7 @@ pub struct Loaded {
     expected: Cell<Config>,
     /// Changes `update_config` found (and overwrote) before the tick's check.
     unreported: RefCell<Vec<Tamper>>,
-    /// The kernel's id of `ring`: what the outer map's slot must hold (`None` if the
-    /// kernel could not tell it: then the slot is not checked, never a finding).
-    ring_id: Option<u32>,
-    /// The ARRAY_OF_MAPS the programs reach `ring` through.
+    /// The ARRAY_OF_MAPS the programs reach the shards' rings through.
     outer: MapHandle,
     /// struct rw_fill: the in-kernel high-water mark.
     fill: MapHandle,
@@ -75,7 +72,6 @@ pub struct Loaded {
     maps: Vec<(String, MapHandle)>,
     /// The syscall set the kernel filter holds (syscall family).
     syscalls: Vec<u32>,
-    pub ring_size: u64,
     pub programs: Vec<ProgramStatus>,
     /// Why the 5.10 variant runs (bpf/kernel.h), or `None` for the full object. The
     /// variant's records carry no seq: its drops are reported from the counters.
@@ -85,10 +81,33 @@ pub struct Loaded {
     prog_fds: Vec<(String, OwnedFd)>,
 }
 
+/// One shard's ring: what is in slot `i` of the outer map for shard `i`.
+pub struct Shard {
+    pub ring: MapHandle,
+    pub size: u64,
+    /// The kernel's id of `ring`: what the outer map's slot must hold (`None` if the
+    /// kernel could not tell it: then the slot is not checked, never a finding).
+    id: Option<u32>,
+}
+
+impl Shard {
+    fn new(ring: MapHandle) -> Shard {
+        Shard {
+            size: u64::from(ring.max_entries()),
+            id: map_id(&ring),
+            ring,
+        }
+    }
+}
+
 /// Family settings written into its maps after load.
 #[derive(Debug, Default)]
 pub struct LoadOptions {
+    /// Every shard's ring size at load.
     pub ring_size: u64,
+    /// Rings, one per group of CPUs (1: one ring). Fixed for the life of the family's
+    /// counter maps, which have a slot per shard and are handed on with `reuse`.
+    pub shards: u32,
     /// Syscall numbers the syscall family reports.
     pub syscalls: Vec<u32>,
     /// Counter maps of an earlier load of this family, handed to the new object
@@ -166,22 +185,47 @@ pub struct Counters {
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl plain::Plain for Counters {}
 
+impl Counters {
+    /// The sum of shards' books.
+    pub fn add(&mut self, o: &Counters) {
+        self.produced += o.produced;
+        self.dropped += o.dropped;
+        self.untracked += o.untracked;
+        self.filtered += o.filtered;
+        self.rate_limited += o.rate_limited;
+    }
+}
+
 impl Loaded {
-    /// The counters, or `None` if the kernel could not be asked.
-    pub fn try_counters(&self) -> Option<Counters> {
+    /// Shard `slot`'s counters, or `None` if the kernel could not be asked.
+    pub fn try_counters(&self, slot: usize) -> Option<Counters> {
         let v = self
             .stats
-            .lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY)
+            .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
             .ok()??;
         let mut c = Counters::default();
         plain::copy_from_bytes(&mut c, &v).ok()?;
         Some(c)
     }
 
-    /// The counters for the stats; zeros if the kernel could not be asked (cannot
-    /// happen for an ARRAY map we hold), rather than a crash.
-    pub fn counters(&self) -> Counters {
-        self.try_counters().unwrap_or_default()
+    /// Shard `slot`'s counters for the stats; zeros if the kernel could not be asked
+    /// (cannot happen for an ARRAY map we hold), rather than a crash.
+    pub fn counters(&self, slot: usize) -> Counters {
+        self.try_counters(slot).unwrap_or_default()
+    }
+
+    /// Every shard's counters summed.
+    pub fn total(&self) -> Counters {
+        let mut t = Counters::default();
+        for i in 0..self.shards.len() {
+            t.add(&self.counters(i));
+        }
+        t
+    }
+
+    /// Bytes of every shard's ring.
+    pub fn ring_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| s.size).sum()
     }
 
     pub fn attached(&self) -> usize {
@@ -317,6 +361,8 @@ impl Loaded {
             ("pidns_dev", exp.pidns_dev, cur.pidns_dev),
             ("pidns_ino", exp.pidns_ino, cur.pidns_ino),
             ("wakeup_bytes", exp.wakeup_bytes, cur.wakeup_bytes),
+            ("shards", exp.shards.into(), cur.shards.into()),
+            ("cpus", exp.cpus.into(), cur.cpus.into()),
         ];
         fields
             .into_iter()
@@ -346,8 +392,8 @@ impl Loaded {
         }
         // slot_diff restores the slot itself, only when it changed: a write costs an RCU
         // grace period (~15 ms here), which every tick would pay once per family.
-        if let Some(f) = self.slot_diff() {
-            found.push(f);
+        for slot in 0..self.shards.len() {
+            found.extend(self.slot_diff(slot));
         }
         if let Some((_, m)) = self.maps.iter().find(|(n, _)| n == SYSCALL_FILTER) {
             found.extend(self.filter_diff(m));
@@ -358,9 +404,11 @@ impl Loaded {
     /// The ring in the outer map's slot against the daemon's, restored if another: a
     /// finding only when both ids are known (an unknown one is no evidence, and a restore
     /// costs an RCU grace period).
-    fn slot_diff(&self) -> Option<Tamper> {
-        let expected = self.ring_id?;
-        let inner = match self.outer.lookup(&RW_SLOT.to_ne_bytes(), MapFlags::ANY) {
+    fn slot_diff(&self, slot: usize) -> Option<Tamper> {
+        let shard = self.shards.get(slot)?;
+        let expected = shard.id?;
+        let key = (slot as u32).to_ne_bytes();
+        let inner = match self.outer.lookup(&key, MapFlags::ANY) {
             // An id read from an outer map is the inner map's id; an empty slot is 0.
             Ok(v) => v
                 .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
@@ -370,13 +418,18 @@ impl Loaded {
         if inner == expected {
             return None;
         }
-        if let Err(e) = self.sync() {
-            log::error!("{}: restoring the ring slot: {e}", self.family);
+        let fd = shard.ring.as_fd().as_raw_fd() as u32;
+        if let Err(e) = self.outer.update(&key, &fd.to_ne_bytes(), MapFlags::ANY) {
+            log::error!("{}: restoring ring slot {slot}: {e}", self.family);
         }
         Some(Tamper {
             family: self.family.name(),
             map: format!("{}_rings", self.family),
-            field: "ring_id".to_string(),
+            field: if slot == 0 {
+                "ring_id".to_string()
+            } else {
+                format!("ring_id[{slot}]")
+            },
             expected: expected.into(),
             found: inner.into(),
         })
@@ -426,7 +479,10 @@ impl Loaded {
     /// wait for an RCU grace period, which covers every running BPF program. After
     /// `stop` + `sync`, the ring gets nothing new.
     pub fn sync(&self) -> Result<(), Error> {
-        let fd = self.ring.as_fd().as_raw_fd() as u32;
+        let Some(shard) = self.shards.first() else {
+            return Ok(());
+        };
+        let fd = shard.ring.as_fd().as_raw_fd() as u32;
         self.outer
             .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(Error::Bpf)
@@ -434,8 +490,8 @@ impl Loaded {
 
     /// The most bytes the ring held right after a commit since the last call, then
     /// starts a new period. (A commit racing with the reset may be missed: a mark.)
-    pub fn take_high_water(&self) -> u64 {
-        let key = RW_SLOT.to_ne_bytes();
+    pub fn take_high_water(&self, slot: usize) -> u64 {
+        let key = (slot as u32).to_ne_bytes();
         let hw = match self.fill.lookup(&key, MapFlags::ANY) {
             Ok(Some(v)) => v
                 .get(..8)
@@ -478,19 +534,27 @@ impl Loaded {
         create_ring(&format!("{}_ring", self.family), size)
     }
 
-    /// Puts `ring` in the programs' slot and returns the ring it replaces. When this
+    /// Puts `ring` in shard `slot`'s slot and returns the ring it replaces. When this
     /// returns, no program can still write to the old ring (the kernel waits for running
     /// programs on map-in-map updates), so what it holds is final: drain it, drop it.
-    pub fn swap_ring(&mut self, ring: MapHandle) -> Result<MapHandle, Error> {
+    pub fn swap_ring(&mut self, slot: usize, ring: MapHandle) -> Result<MapHandle, Error> {
+        let family = self.family;
+        let shard = self
+            .shards
+            .get_mut(slot)
+            .ok_or_else(|| Error::Ring(format!("the {family} ring has no shard {slot}")))?;
         let fd = ring.as_fd().as_raw_fd() as u32;
         self.outer
-            .update(&RW_SLOT.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| Error::Ring(format!("swapping the {} ring: {e}", self.family)))?;
-        self.ring_size = u64::from(ring.max_entries());
-        self.ring_id = map_id(&ring);
+            .update(
+                &(slot as u32).to_ne_bytes(),
+                &fd.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| Error::Ring(format!("swapping the {family} ring: {e}")))?;
+        let old = std::mem::replace(shard, Shard::new(ring));
         // The mark so far was the old ring's, not to be judged against the new size.
-        self.take_high_water();
-        Ok(std::mem::replace(&mut self.ring, ring))
+        self.take_high_water(slot);
+        Ok(old.ring)
     }
 
     /// Handles on the maps a later load of this family takes over (`LoadOptions::reuse`).
@@ -587,9 +651,11 @@ const RW_CONFIG_STOPPED: u32 = 1;
 const RW_CONFIG_CONTEXT: u32 = 2;
 /// `enum rw_slots` (bpf/common.h): the key of the one ring slot every family uses.
 const RW_SLOT: u32 = 0;
-/// Slots per outer array (only slot 0 is used today).
+/// Slots per outer array as the object declares it (the loader sets one per shard).
 #[cfg(test)]
 const RW_RING_SLOTS: u32 = 1;
+/// The most shards a family's ring can have.
+pub const MAX_SHARDS: u32 = 64;
 
 /// A BPF ring buffer of `size` bytes named `name`, outside any object (ring swaps,
 /// and `check`'s probe for ring buffer support).
@@ -617,6 +683,9 @@ pub struct Config {
     pub pidns_dev: u64,
     pub pidns_ino: u64,
     pub wakeup_bytes: u64,
+    /// Ring shards, and the possible CPUs they divide (see rw_slot in bpf/common.h).
+    pub shards: u32,
+    pub cpus: u32,
 }
 // SAFETY: plain old data, every bit pattern valid.
 unsafe impl plain::Plain for Config {}
@@ -727,10 +796,11 @@ fn open_load(
         }
     }
     let ring_size = opts.ring_size;
-    let (ring_name, stats_name, fill_name) = (
+    let (ring_name, stats_name, fill_name, outer_name) = (
         format!("{family}_ring"),
         format!("{family}_stats"),
         format!("{family}_fill"),
+        format!("{family}_rings"),
     );
     let prealloc = super::kernel::prealloc_hashes(variant_510(family).is_some());
     for mut m in obj.maps_mut() {
@@ -743,6 +813,16 @@ fn open_load(
                 .map_err(|_| Error::Load(format!("{family} ring size {ring_size} is too large")))?;
             m.set_max_entries(size)
                 .map_err(|e| Error::Load(format!("setting the {family} ring size: {e}")))?;
+        }
+        // A slot per shard. Counter maps handed over keep theirs (the shards are fixed
+        // for their life), and the outer array follows them.
+        if [&stats_name, &fill_name, &outer_name].contains(&&name) {
+            let slots = match &opts.reuse {
+                Some(shared) => shared.stats.max_entries(),
+                None => effective_shards(opts.shards),
+            };
+            m.set_max_entries(slots)
+                .map_err(|e| Error::Load(format!("setting the {family} shards: {e}")))?;
         }
         if let Some(shared) = &opts.reuse {
             let reuse = if name == stats_name {
@@ -815,10 +895,13 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     let fill = handle(&format!("{family}_fill"))?;
     let stats = handle(&format!("{family}_stats"))?;
     let config = handle("rw_config")?;
+    let shards = add_shards(family, ring, &outer, stats.max_entries(), opts.ring_size)?;
     let mut expected = initial_config(family);
     if opts.context {
         expected.flags |= RW_CONFIG_CONTEXT;
     }
+    expected.shards = shards.len() as u32;
+    expected.cpus = possible_cpus();
     write_config(&config, &expected)
         .map_err(|e| Error::Map(format!("{family}: writing rw_config: {e}")))?;
     let mut maps = Vec::new();
@@ -846,8 +929,6 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     } else {
         Vec::new()
     };
-    let ring_size = u64::from(ring.max_entries());
-    let ring_id = map_id(&ring);
     let mut links = Vec::new();
     let mut prog_fds = Vec::new();
     let mut attach = |p: &mut libbpf_rs::ProgramMut<'_>| {
@@ -950,22 +1031,52 @@ pub(super) fn load(family: Family, opts: &LoadOptions) -> Result<Loaded, Error> 
     }
     Ok(Loaded {
         family,
-        ring,
+        shards,
         stats,
         config,
         expected: Cell::new(expected),
         unreported: RefCell::new(Vec::new()),
-        ring_id,
         outer,
         fill,
         maps,
         syscalls,
-        ring_size,
         programs,
         variant_510: variant_510(family),
         links,
         prog_fds,
     })
+}
+
+/// The shards' rings: the object's own in slot 0, and one created for every further
+/// slot of the counter maps (`slots`: how many the loaded, or handed-on, maps have).
+fn add_shards(
+    family: Family,
+    ring: MapHandle,
+    outer: &MapHandle,
+    slots: u32,
+    size: u64,
+) -> Result<Vec<Shard>, Error> {
+    let mut shards = vec![Shard::new(ring)];
+    for slot in 1..slots.clamp(1, MAX_SHARDS) {
+        let r = create_ring(&format!("{family}_ring"), size)?;
+        let fd = r.as_fd().as_raw_fd() as u32;
+        outer
+            .update(&slot.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| Error::Ring(format!("{family}: ring shard {slot}: {e}")))?;
+        shards.push(Shard::new(r));
+    }
+    Ok(shards)
+}
+
+/// CPU ids run from 0 to this (exclusive); `rw_slot` divides them among the shards.
+pub fn possible_cpus() -> u32 {
+    libbpf_rs::num_possible_cpus().map_or(1, |n| n.max(1) as u32)
+}
+
+/// The shards a family gets for `wanted`: at most one per CPU (a shard no CPU writes
+/// would only cost memory), at most [`MAX_SHARDS`].
+pub fn effective_shards(wanted: u32) -> u32 {
+    wanted.clamp(1, MAX_SHARDS).min(possible_cpus())
 }
 
 /// Attaches a cgroup program (`cgroup_skb/...`, `cgroup/sock_...`) to the root of the
@@ -1438,7 +1549,9 @@ mod tests {
                     family,
                     pidns_dev,
                     pidns_ino,
-                    wakeup_bytes
+                    wakeup_bytes,
+                    shards,
+                    cpus
                 ]
             );
         }

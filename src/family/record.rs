@@ -133,9 +133,23 @@ pub fn all_or_nothing(
 /// Visits every field of one record (whose header is `h`): `type`, `ring`, the header's
 /// fields, the type's own, then the event's context when `ctx` is given (see
 /// [`write_context`]). On an error some fields may have been written.
+/// The ring a record came from: its family's name, and its shard when the family has
+/// more than one (a record's `seq` counts per shard).
+#[derive(Clone, Copy, Debug)]
+pub struct RingOf<'a> {
+    pub name: &'a str,
+    pub shard: Option<u32>,
+}
+
+impl<'a> From<&'a str> for RingOf<'a> {
+    fn from(name: &'a str) -> Self {
+        RingOf { name, shard: None }
+    }
+}
+
 #[inline(always)]
 pub fn walk<F: Fields>(
-    ring: &str,
+    ring: RingOf<'_>,
     clock: &WallClock,
     h: &Header,
     data: &[u8],
@@ -144,7 +158,10 @@ pub fn walk<F: Fields>(
 ) -> Result<(), DecodeError> {
     let (family, name) = type_of(h.kind)?;
     f.str("type", name);
-    f.str("ring", ring);
+    f.str("ring", ring.name);
+    if let Some(shard) = ring.shard {
+        f.u64("shard", shard.into());
+    }
     write_common(f, h, clock);
     family.render(h.kind, data, f)?;
     if let Some(ctx) = ctx {

@@ -423,6 +423,38 @@ pub fn table(v: &Value) -> String {
             fmt_ns(r.get("latency_p50_ns").as_u64().unwrap_or(0)),
             fmt_ns(r.get("latency_p99_ns").as_u64().unwrap_or(0)),
         ]);
+        // A sharded ring: the row above is the sum, a row per shard follows.
+        for (i, sh) in r.get("shards").elements().iter().enumerate() {
+            let produced = sh.get("produced").as_u64().unwrap_or(0);
+            let dropped = sh.get("dropped").as_u64().unwrap_or(0);
+            let loss = if produced == 0 {
+                0.0
+            } else {
+                dropped as f64 * 100.0 / produced as f64
+            };
+            rows.push(vec![
+                format!(" {name}/{i}"),
+                size(sh.get("size")),
+                String::new(),
+                String::new(),
+                size(sh.get("high_water")),
+                format!(
+                    "{:.1}%",
+                    sh.get("utilization").as_f64().unwrap_or(0.0) * 100.0
+                ),
+                num(sh.get("produced")),
+                num(sh.get("received")),
+                num(sh.get("dropped")),
+                format!("{loss:.3}%"),
+                format!(
+                    "+{}/-{}",
+                    num(sh.get("resizes_up")),
+                    num(sh.get("resizes_down"))
+                ),
+                String::new(),
+                String::new(),
+            ]);
+        }
         let (u, d) = (
             r.get("untracked").as_u64().unwrap_or(0),
             r.get("decode_errors").as_u64().unwrap_or(0),
@@ -629,6 +661,55 @@ uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(t, want, "\n{t}");
+    }
+
+    #[test]
+    fn the_table_shows_each_shard_under_its_ring() {
+        use crate::daemon::snapshot::ShardStats;
+        let mut snap = crate::daemon::snapshot::tests::sample();
+        let shard = |produced, received, dropped| ShardStats {
+            size: 4096,
+            high_water: 2048,
+            utilization: 0.5,
+            produced,
+            received,
+            dropped,
+            ..ShardStats::default()
+        };
+        snap.rings[1].shards = vec![shard(10, 10, 0), shard(30, 27, 3)];
+        let v = jsonread::parse(&String::from_utf8(snap.json()).expect("utf8")).expect("json");
+        let t = table(&v);
+        let rows: Vec<&str> = t.lines().skip(2).take(3).collect();
+        assert!(rows[0].starts_with("syscall "), "{t}");
+        let cells = |r: &str| r.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            cells(rows[1]),
+            [
+                "syscall/0",
+                "4KiB",
+                "2KiB",
+                "50.0%",
+                "10",
+                "10",
+                "0",
+                "0.000%",
+                "+0/-0"
+            ]
+        );
+        assert_eq!(
+            cells(rows[2]),
+            [
+                "syscall/1",
+                "4KiB",
+                "2KiB",
+                "50.0%",
+                "30",
+                "27",
+                "3",
+                "10.000%",
+                "+0/-0"
+            ]
+        );
     }
 
     #[test]

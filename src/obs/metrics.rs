@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::daemon::snapshot::{ProgramState, RingStats, Snapshot};
+use crate::daemon::snapshot::{ProgramState, RingStats, ShardStats, Snapshot};
 
 /// The same bounds in seconds as written in `le` (fixed text: a float printed by
 /// formatting could change its spelling, and `le` is part of the series' identity).
@@ -128,6 +128,56 @@ fn per_ring(
     }
 }
 
+/// The shards of sharded rings (`[rings.FAMILY] shards`), labelled `ring` and `shard`:
+/// the per-ring series above are their sums. No samples when no ring is sharded.
+fn shards(o: &mut String, rings: &[RingStats]) {
+    type Get = fn(&ShardStats) -> Val;
+    let series: [(&str, &str, &str, Get); 5] = [
+        (
+            "ebpf_ring_shard_produced_total",
+            "counter",
+            "Events produced into one shard of a sharded ring (the shard's sequence numbers).",
+            |s| Val::Int(s.produced),
+        ),
+        (
+            "ebpf_ring_shard_received_total",
+            "counter",
+            "Events ringwarden consumed from one shard of a sharded ring.",
+            |s| Val::Int(s.received),
+        ),
+        (
+            "ebpf_ring_shard_dropped_total",
+            "counter",
+            "Events lost because one shard of a sharded ring was full.",
+            |s| Val::Int(s.dropped),
+        ),
+        (
+            "ebpf_ring_shard_size_bytes",
+            "gauge",
+            "Current size of one shard of a sharded ring.",
+            |s| Val::Int(s.size),
+        ),
+        (
+            "ebpf_ring_shard_utilization_percent",
+            "gauge",
+            "Highest fill of one shard during the last tick, in percent of its size (0-100).",
+            |s| Val::Float(s.utilization * 100.0),
+        ),
+    ];
+    if rings.iter().all(|r| r.shards.is_empty()) {
+        return;
+    }
+    for (name, kind, help, get) in series {
+        head(o, name, kind, help);
+        for r in rings {
+            for (i, s) in r.shards.iter().enumerate() {
+                let shard = i.to_string();
+                sample(o, name, &[("ring", r.name), ("shard", &shard)], get(s));
+            }
+        }
+    }
+}
+
 /// The whole exposition. Every metric family has its `# HELP` then its `# TYPE` line
 /// before its samples; families appear once each. `renders`: this one included.
 pub fn render(s: &Snapshot, renders: u64) -> String {
@@ -223,6 +273,7 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         }
     }
     histogram(o, rings);
+    shards(o, rings);
     per_ring(
         o,
         rings,
@@ -548,6 +599,31 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
         assert!(text.ends_with(
             "# TYPE ringwarden_metrics_renders_total counter\nringwarden_metrics_renders_total 1\n"
         ));
+    }
+
+    #[test]
+    fn sharded_rings_have_a_series_per_shard_and_others_none() {
+        assert!(!render(&snapshot(), 1).contains("ebpf_ring_shard_"));
+        let mut s = snapshot();
+        let shard = |produced, dropped| ShardStats {
+            size: 4096,
+            utilization: 0.25,
+            produced,
+            received: produced - dropped,
+            dropped,
+            ..ShardStats::default()
+        };
+        s.rings[1].shards = vec![shard(10, 0), shard(30, 3)];
+        let text = render(&s, 1);
+        for block in [
+            "# TYPE ebpf_ring_shard_produced_total counter\nebpf_ring_shard_produced_total{ring=\"syscall\",shard=\"0\"} 10\nebpf_ring_shard_produced_total{ring=\"syscall\",shard=\"1\"} 30\n",
+            "# TYPE ebpf_ring_shard_received_total counter\nebpf_ring_shard_received_total{ring=\"syscall\",shard=\"0\"} 10\nebpf_ring_shard_received_total{ring=\"syscall\",shard=\"1\"} 27\n",
+            "# TYPE ebpf_ring_shard_dropped_total counter\nebpf_ring_shard_dropped_total{ring=\"syscall\",shard=\"0\"} 0\nebpf_ring_shard_dropped_total{ring=\"syscall\",shard=\"1\"} 3\n",
+            "ebpf_ring_shard_size_bytes{ring=\"syscall\",shard=\"1\"} 4096\n",
+            "ebpf_ring_shard_utilization_percent{ring=\"syscall\",shard=\"0\"} 25\n",
+        ] {
+            assert!(text.contains(block), "missing:\n{block}\nin:\n{text}");
+        }
     }
 
     #[test]

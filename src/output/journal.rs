@@ -27,7 +27,7 @@ use log::{info, warn};
 use super::json::{bytes_array, hex_array, u64_array};
 use super::sink::{Flushed, MAX_BUFFERED, Sink};
 use crate::context::Context;
-use crate::family::record::{self, Ancestor, DecodeError, Fields, Header, view};
+use crate::family::record::{self, Ancestor, DecodeError, Fields, Header, RingOf, view};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
 
@@ -203,12 +203,12 @@ pub fn encode(
     data: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    encode_with(ring, clock, data, None, buf)
+    encode_with(ring.into(), clock, data, None, buf)
 }
 
 /// [`encode`], with the event's context from `ctx` when given.
 pub fn encode_with(
-    ring: &str,
+    ring: RingOf<'_>,
     clock: &WallClock,
     data: &[u8],
     ctx: Option<&mut Context>,
@@ -366,7 +366,7 @@ impl JournalSink {
     /// Queues the entry of one ring record.
     pub fn push(
         &mut self,
-        ring: &str,
+        ring: RingOf<'_>,
         clock: &WallClock,
         data: &[u8],
         ctx: Option<&mut Context>,
@@ -595,7 +595,7 @@ impl Sink for JournalSink {
     }
     fn render(
         &mut self,
-        ring: &str,
+        ring: RingOf<'_>,
         clock: &WallClock,
         data: &[u8],
         ctx: Option<&mut Context>,
@@ -1257,7 +1257,7 @@ mod tests {
         let mut j = JournalSink::open(&p).expect("open");
         let rec = exec(b"/bin/true", b"true\0", |_| {});
         for _ in 0..3 {
-            j.push("process", &WallClock::default(), &rec, None)
+            j.push("process".into(), &WallClock::default(), &rec, None)
                 .expect("push");
         }
         assert_eq!(j.flush(), Flushed::Done);

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use crate::context::Context;
-use crate::family::record::{Ancestor, DecodeError, Fields, Header, all_or_nothing, view, walk};
+use crate::family::record::{
+    Ancestor, DecodeError, Fields, Header, RingOf, all_or_nothing, view, walk,
+};
 use crate::sys::clock::WallClock;
 use crate::units::{push_i64, push_u64};
 
@@ -73,12 +75,12 @@ pub fn render(
     data: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    render_with(ring, clock, data, None, buf)
+    render_with(ring.into(), clock, data, None, buf)
 }
 
 /// [`render`], with the event's context from `ctx` when given.
 pub fn render_with(
-    ring: &str,
+    ring: RingOf<'_>,
     clock: &WallClock,
     data: &[u8],
     ctx: Option<&mut Context>,
@@ -206,6 +208,21 @@ impl<'a> Line<'a> {
         let mut inner = Line::begin(self.buf);
         f(&mut inner);
         inner.buf.push(b'}');
+    }
+
+    /// A list of objects, each written by `f` from one item.
+    pub fn array_of<T>(&mut self, k: &str, items: &[T], mut f: impl FnMut(&mut Line, &T)) {
+        self.key(k);
+        self.buf.push(b'[');
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            let mut inner = Line::begin(self.buf);
+            f(&mut inner, it);
+            inner.buf.push(b'}');
+        }
+        self.buf.push(b']');
     }
 
     /// A list of unsigned numbers.

@@ -47,6 +47,8 @@ pub struct Throttle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub ring: &'static str,
+    /// The ring's shard, when its family has more than one (seqs count per shard).
+    pub shard: Option<u32>,
     /// `first..=last`, or `None` when the ring has no seqs.
     pub seqs: Option<(u64, u64)>,
     pub count: u64,
@@ -56,6 +58,7 @@ impl Lost {
     pub fn seqs(ring: &'static str, first: u64, last: u64) -> Lost {
         Lost {
             ring,
+            shard: None,
             seqs: Some((first, last)),
             count: last - first + 1,
         }
@@ -64,6 +67,7 @@ impl Lost {
     pub fn counted(ring: &'static str, count: u64) -> Lost {
         Lost {
             ring,
+            shard: None,
             seqs: None,
             count,
         }
@@ -94,6 +98,9 @@ impl Raised<'_> {
                 f.str("type", "lost");
                 f.str("origin", "daemon");
                 f.str("ring", l.ring);
+                if let Some(shard) = l.shard {
+                    f.u64("shard", shard.into());
+                }
                 self.stamp(clock, f);
                 if let Some((first, last)) = l.seqs {
                     f.u64("first_seq", first);
@@ -143,15 +150,19 @@ impl Raised<'_> {
                 severity_priority(TAMPER_SEVERITY)
             }
             What::Lost(l) => {
+                let ring = match l.shard {
+                    Some(s) => format!("{}/{s}", l.ring),
+                    None => l.ring.to_string(),
+                };
                 let _ = match (l.count, l.seqs) {
                     (1, Some((first, _))) => {
-                        write!(b, "ring {} lost 1 event (seq {first})", l.ring)
+                        write!(b, "ring {ring} lost 1 event (seq {first})")
                     }
                     (n, Some((first, last))) => {
-                        write!(b, "ring {} lost {n} events (seq {first}..{last})", l.ring)
+                        write!(b, "ring {ring} lost {n} events (seq {first}..{last})")
                     }
-                    (1, None) => write!(b, "ring {} lost 1 event", l.ring),
-                    (n, None) => write!(b, "ring {} lost {n} events", l.ring),
+                    (1, None) => write!(b, "ring {ring} lost 1 event"),
+                    (n, None) => write!(b, "ring {ring} lost {n} events"),
                 };
                 PRIO_WARNING
             }

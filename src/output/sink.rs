@@ -15,6 +15,7 @@ use log::error;
 
 use super::raised::Raised;
 use crate::family::DecodeError;
+use crate::family::record::RingOf;
 use crate::sys::clock::WallClock;
 
 /// Events buffered while a stream sink is not writable; past this, new events are
@@ -51,7 +52,7 @@ pub trait Sink {
     /// Renders one ring record for this output, with its context from `ctx` if given.
     fn render(
         &mut self,
-        ring: &str,
+        ring: RingOf<'_>,
         clock: &WallClock,
         data: &[u8],
         ctx: Option<&mut Context>,
@@ -162,7 +163,7 @@ impl Sink for Lines {
 
     fn render(
         &mut self,
-        ring: &str,
+        ring: RingOf<'_>,
         clock: &WallClock,
         data: &[u8],
         ctx: Option<&mut Context>,

@@ -108,6 +108,9 @@ pub struct RingSettings {
     pub rate: Option<f64>,
     /// Bytes one record takes in the ring (see `sizing::record_size`).
     pub event_size: u64,
+    /// Rings for the family, one per group of CPUs (`size`, `min` and `max` are each
+    /// shard's; `rate` is the family's, split evenly).
+    pub shards: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -320,6 +320,7 @@ mod tests {
 
     fn ring(size: u64) -> RingSettings {
         RingSettings {
+            shards: 1,
             family: Family::File,
             size,
             min: 64 * KIB,

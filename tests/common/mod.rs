@@ -562,11 +562,51 @@ impl Finished {
     /// or holds a seq that was received, and the stats count the same.
     pub fn assert_lost_are_the_drops(&self, name: &str) -> &Self {
         let r = self.ring(name);
-        let dropped = u(&r["dropped"]);
         if r["variant"] == "5.10" {
             return self.assert_counted_lost_are_the_drops(name);
         }
-        let mut lost = self.lost_of(name);
+        match r["shards"].as_array() {
+            // A sharded ring: seqs count per shard, and so do the drops.
+            Some(shards) => {
+                let lost: u64 = self.of_type("lost").filter(|e| e["ring"] == name).count() as u64;
+                assert_eq!(u(&r["lost_records"]), lost, "ring {name}: {r}");
+                assert_eq!(u(&r["lost"]), u(&r["dropped"]), "ring {name}: {r}");
+                for (i, sh) in shards.iter().enumerate() {
+                    let (p, rx, d) = (u(&sh["produced"]), u(&sh["received"]), u(&sh["dropped"]));
+                    assert_eq!(p, rx + d, "ring {name} shard {i}: {sh}");
+                    assert_eq!(
+                        self.read_from(name).filter(|e| e["shard"] == i).count() as u64,
+                        rx,
+                        "ring {name} shard {i}: records with its shard != received"
+                    );
+                    self.assert_shard_lost_are_the_drops(name, Some(i as u64), sh);
+                }
+            }
+            None => {
+                self.assert_shard_lost_are_the_drops(name, None, r);
+                assert_eq!(
+                    u(&r["lost_records"]),
+                    self.lost_of(name).len() as u64,
+                    "ring {name}: {r}"
+                );
+            }
+        }
+        self
+    }
+
+    /// [`Finished::assert_lost_are_the_drops`] for the records and `lost` records of one
+    /// shard (`None`: a ring that has one), whose books are `r`.
+    fn assert_shard_lost_are_the_drops(&self, name: &str, shard: Option<u64>, r: &Value) {
+        let dropped = u(&r["dropped"]);
+        let of_shard = |e: &Value| match shard {
+            Some(i) => e["shard"] == i,
+            None => e.get("shard").is_none(),
+        };
+        let mut lost: Vec<(u64, u64, u64)> = self
+            .of_type("lost")
+            .filter(|e| e["ring"] == name && of_shard(e))
+            .map(|e| (u(&e["first_seq"]), u(&e["last_seq"]), u(&e["count"])))
+            .collect();
         for &(f, l, n) in &lost {
             assert!(
                 f <= l && n == l - f + 1,
@@ -574,24 +614,36 @@ impl Finished {
             );
         }
         let sum: u64 = lost.iter().map(|x| x.2).sum();
-        assert_eq!(sum, dropped, "ring {name}: lost counts != dropped: {r}");
-        assert_eq!(u(&r["lost"]), dropped, "ring {name}: stats lost: {r}");
-        assert_eq!(u(&r["lost_records"]), lost.len() as u64, "ring {name}: {r}");
+        assert_eq!(
+            sum, dropped,
+            "ring {name} {shard:?}: lost counts != dropped: {r}"
+        );
+        assert_eq!(
+            u(&r["lost"]),
+            dropped,
+            "ring {name} {shard:?}: stats lost: {r}"
+        );
         lost.sort_unstable();
         for w in lost.windows(2) {
-            assert!(w[0].1 < w[1].0, "ring {name}: lost ranges overlap: {w:?}");
+            assert!(
+                w[0].1 < w[1].0,
+                "ring {name} {shard:?}: lost ranges overlap: {w:?}"
+            );
         }
-        let mut seqs: Vec<u64> = self.read_from(name).map(|e| u(&e["seq"])).collect();
+        let mut seqs: Vec<u64> = self
+            .read_from(name)
+            .filter(|e| of_shard(e))
+            .map(|e| u(&e["seq"]))
+            .collect();
         seqs.sort_unstable();
         for &(f, l, _) in &lost {
             let i = seqs.partition_point(|&s| s < f);
             assert!(
                 seqs.get(i).is_none_or(|&s| s > l),
-                "ring {name}: seq {} was received but is in lost {f}..{l}",
+                "ring {name} {shard:?}: seq {} was received but is in lost {f}..{l}",
                 seqs[i]
             );
         }
-        self
     }
 
     /// [`Finished::assert_lost_are_the_drops`] for a ring of a 5.10 variant, whose records
