@@ -960,7 +960,7 @@ impl Daemon {
             // Each shard is sized on its own: the CPUs behind one may be busier.
             for slot in 0..r.shards.len() {
                 let label = r.label(slot);
-                let size = r.loaded.shards.get(slot).map_or(0, |s| s.size);
+                let size = r.loaded.shard_size(slot);
                 let p = &mut r.shards[slot];
                 // A tick right after a (re)start or a swap measures almost nothing: a rate
                 // over a few milliseconds would mislead the predictive average.
@@ -1131,7 +1131,7 @@ impl Daemon {
                 r.limits = (rs.min, rs.max);
                 let per_shard = shard_settings(&rs, r.shards.len());
                 for slot in 0..r.shards.len() {
-                    let size = r.loaded.shards.get(slot).map_or(0, |s| s.size);
+                    let size = r.loaded.shard_size(slot);
                     let p = &mut r.shards[slot];
                     p.policy = RingPolicy::new(&per_shard, &s.adaptive, &s.sizing);
                     p.policy.resized(self.started.elapsed(), size);

@@ -223,6 +223,11 @@ impl Loaded {
         t
     }
 
+    /// Shard `slot`'s ring size (0: no such shard).
+    pub fn shard_size(&self, slot: usize) -> u64 {
+        self.shards.get(slot).map_or(0, |s| s.size)
+    }
+
     /// Bytes of every shard's ring.
     pub fn ring_bytes(&self) -> u64 {
         self.shards.iter().map(|s| s.size).sum()
