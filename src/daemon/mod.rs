@@ -1,6 +1,7 @@
 //! The event loop: one thread, one mio::Poll over every ring fd, a signalfd, timerfds and
-//! whatever the observers (metrics, control socket) register. Data path: ring -> libbpf
-//! callback -> [`ring::Pipeline::record`] -> the sink.
+//! whatever the observers (metrics, control socket) register. Data path: ring -> consumer
+//! ([`consumer`]) -> [`ring::Pipeline::record`] -> the sink.
+pub mod consumer;
 pub mod gaps;
 pub mod reload;
 pub mod ring;
@@ -145,12 +146,6 @@ pub enum RunError {
         what: &'static str,
         source: nix::Error,
     },
-    /// A ring's consumer (1).
-    #[error("{what}: {source}")]
-    Bpf {
-        what: String,
-        source: libbpf_rs::Error,
-    },
     /// No family attached a single program (1).
     #[error("no BPF program could be attached; run `ringwarden check` to see why")]
     NothingAttached,
@@ -165,7 +160,6 @@ impl Exit for RunError {
             RunError::Observer(_)
             | RunError::Io { .. }
             | RunError::Sys { .. }
-            | RunError::Bpf { .. }
             | RunError::NothingAttached => exit::RUNTIME,
         }
     }

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{AsRawLibbpf, MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::MapHandle;
+
+use super::consumer::{Consumed, Consumer};
 use log::{info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -49,16 +51,13 @@ pub struct Pipeline {
     pub covered_until: u64,
     /// The process ring's consumer, which [`catch_up`] drains (`None`: no process
     /// family, nothing is held).
-    pub feed: Option<Rc<RingBuffer<'static>>>,
+    pub feed: Option<Rc<Consumer>>,
     /// A record held back until the process ring is caught up (see [`Pipeline::record`]).
     held: Option<Held>,
     held_buf: Vec<u8>,
     /// Records rendered before the process ring could be caught up (an exec flood):
     /// their context may be older than they are.
     pub context_late: u64,
-    /// Records given to [`Pipeline::record`]: what a consumption took, since libbpf
-    /// reports no count when a callback stops it.
-    records: u64,
 }
 
 /// A record waiting for the process ring to catch up.
@@ -79,21 +78,17 @@ impl Pipeline {
             held: None,
             held_buf: Vec::new(),
             context_late: 0,
-            records: 0,
         }
     }
 
-    /// The process ring's producer position now (see [`positions`]).
+    /// The process ring's producer position now (see [`Consumer::producer`]).
     pub fn feed_producer(&self) -> Option<u64> {
-        self.feed.as_deref().and_then(positions).map(|(_, p)| p)
+        self.feed.as_deref().map(Consumer::producer)
     }
 
     /// Whether the process ring was read up to `target` (a producer position).
     pub fn feed_reached(&self, target: u64) -> bool {
-        self.feed
-            .as_deref()
-            .and_then(positions)
-            .is_some_and(|(c, _)| c >= target)
+        self.feed.as_deref().is_some_and(|f| f.reached(target))
     }
 
     /// Whether a record was held back and waits for [`Pipeline::render_held`].
@@ -110,7 +105,6 @@ impl Pipeline {
     /// it ([`Pipeline::render_held`]).
     fn record(&mut self, name: &'static str, family: Family, books: &Books, data: &[u8]) -> i32 {
         books.received.set(books.received.get() + 1);
-        self.records += 1;
         // Before the renders() check: the books' `lost` must not depend on the output.
         if let Some(seq) = data.get(0..8).and_then(|b| b.try_into().ok())
             && let seq = u64::from_ne_bytes(seq)
@@ -153,7 +147,7 @@ impl Pipeline {
             && let Ok(h) = view::<Header>(data, 0)
             && h.ts_ns > self.covered_until
         {
-            if pending(feed) {
+            if feed.pending() {
                 self.held_buf.clear();
                 self.held_buf.extend_from_slice(data);
                 self.held = Some(Held {
@@ -268,13 +262,13 @@ pub fn catch_up(pipe: &Rc<RefCell<Pipeline>>) {
         // the held record, perhaps), which stops a consumption as if the ring were
         // empty. Records reserved since do not matter, so a stream of execs cannot keep
         // it from getting there.
-        Some(f) => match positions(&f) {
-            Some((_, target)) => (0..CATCH_UP_ROUNDS).any(|_| {
-                f.consume_raw_n(BUDGET);
-                positions(&f).is_some_and(|(c, _)| c >= target)
-            }),
-            None => false,
-        },
+        Some(f) => {
+            let target = f.producer();
+            (0..CATCH_UP_ROUNDS).any(|_| {
+                f.consume_n(BUDGET);
+                f.reached(target)
+            })
+        }
         None => true,
     };
     let mut p = pipe.borrow_mut();
@@ -349,7 +343,7 @@ pub struct Ring {
 /// One shard of a family's ring: its consumer, its books, its own sizing.
 pub struct Part {
     /// Shared with the pipeline for the process ring (see [`catch_up`]).
-    consumer: Rc<RingBuffer<'static>>,
+    consumer: Rc<Consumer>,
     /// The userspace half of the books (counts, latency, resizes).
     pub books: Books,
     pub policy: RingPolicy,
@@ -369,6 +363,17 @@ pub enum Drained {
     BudgetUsed,
 }
 
+impl Drained {
+    /// `BudgetUsed` if any shard's drain used its budget, else `Empty`. Runs every
+    /// drain it is given (a fold, not a short-circuit): each shard is drained.
+    fn any(shards: impl IntoIterator<Item = Drained>) -> Drained {
+        shards.into_iter().fold(Drained::Empty, |acc, d| match d {
+            Drained::BudgetUsed => Drained::BudgetUsed,
+            Drained::Empty => acc,
+        })
+    }
+}
+
 impl Ring {
     /// A shard's label in logs and alerts: the family's name, with `/N` when sharded.
     pub fn label(&self, slot: usize) -> &'static str {
@@ -378,30 +383,16 @@ impl Ring {
     /// Every shard drained by up to `budget` records ([`Ring::drain_shard`]); `Empty`
     /// when all were found empty.
     pub fn drain(&self, budget: usize) -> Drained {
-        let mut used = false;
-        for slot in 0..self.shards.len() {
-            used |= matches!(self.drain_shard(slot, budget), Drained::BudgetUsed);
-        }
-        if used {
-            Drained::BudgetUsed
-        } else {
-            Drained::Empty
-        }
+        Drained::any((0..self.shards.len()).map(|slot| self.drain_shard(slot, budget)))
     }
 
     /// The loop's drain: every shard drained, then settled ([`Ring::settle`]).
     pub fn drain_settle(&mut self, budget: usize) -> Drained {
-        let mut used = false;
-        for slot in 0..self.shards.len() {
+        Drained::any((0..self.shards.len()).map(|slot| {
             let d = self.drain_shard(slot, budget);
-            used |= matches!(d, Drained::BudgetUsed);
             self.settle(slot, matches!(d, Drained::Empty));
-        }
-        if used {
-            Drained::BudgetUsed
-        } else {
-            Drained::Empty
-        }
+            d
+        }))
     }
 
     /// Records received since the last observation, every shard.
@@ -423,8 +414,8 @@ impl Ring {
     }
 
     /// Consumes up to `budget` records of shard `slot`. A pass that ends empty is
-    /// followed by a full fence and a second pass: libbpf 1.7 publishes the consumer
-    /// position without a StoreLoad barrier, so a record committed meanwhile may have
+    /// followed by a full fence and a second pass: the consumer position is published
+    /// with a release store, no StoreLoad barrier, so a record committed meanwhile may have
     /// sent no wake-up (measured here: a plain loop stalled within ~75 ms). Only an empty
     /// second pass means the ring is really empty.
     fn drain_shard(&self, slot: usize, budget: usize) -> Drained {
@@ -437,7 +428,7 @@ impl Ring {
         part.books.latency.borrow_mut().new_pass();
         let mut left = budget;
         loop {
-            let n = consume(left).max(0) as usize;
+            let n = consume(left);
             left = left.saturating_sub(n);
             if left == 0 {
                 return Drained::BudgetUsed;
@@ -446,7 +437,7 @@ impl Ring {
                 continue;
             }
             fence(Ordering::SeqCst);
-            let m = consume(left).max(0) as usize;
+            let m = consume(left);
             left = left.saturating_sub(m);
             if m == 0 {
                 return Drained::Empty;
@@ -467,7 +458,7 @@ impl Ring {
                 self.lost_counted(slot);
                 continue;
             }
-            let cap = self.loaded.shards.get(slot).map_or(0, |s| s.size) / 16;
+            let cap = self.loaded.shard_size(slot) / 16;
             let produced = self.loaded.try_counters(slot).map(|c| c.produced);
             part.books
                 .gaps
@@ -572,7 +563,7 @@ impl Ring {
         let t = Instant::now();
         let map = self.loaded.new_ring(size)?;
         let books = &self.shards[slot].books;
-        let consumer = consumer(&self.loaded, &map, &self.pipe, books)?;
+        let consumer = consumer(&self.loaded, &map, size, &self.pipe, books)?;
         let new_fd = map.as_fd().as_raw_fd();
         registry
             .register(&mut SourceFd(&new_fd), token, Interest::READABLE)
@@ -597,7 +588,7 @@ impl Ring {
         part.books.latency.borrow_mut().new_pass();
         loop {
             let n = consume_from(&old_consumer, &self.pipe, usize::MAX >> 1);
-            if n <= 0 {
+            if n == 0 {
                 break;
             }
             self.pipe.borrow_mut().sink.flush();
@@ -618,7 +609,7 @@ impl Ring {
         registry: &Registry,
         started: Instant,
     ) -> Result<(), RunError> {
-        let size_of = |r: &Ring| r.loaded.shards.get(slot).map_or(0, |s| s.size);
+        let size_of = |r: &Ring| r.loaded.shard_size(slot);
         let (old, family) = (size_of(self), self.loaded.family);
         let took = self.resize(slot, size, registry, Token(family.index()))?;
         let new = size_of(self);
@@ -649,7 +640,7 @@ impl Ring {
         for (slot, part) in self.shards.iter().enumerate() {
             let c = self.loaded.counters(slot);
             total.add(&c);
-            let size = self.loaded.shards.get(slot).map_or(0, |s| s.size);
+            let size = self.loaded.shard_size(slot);
             shards.push(ShardStats {
                 size,
                 high_water: part.high_water,
@@ -757,7 +748,7 @@ pub fn make_ring(
         let Some(shard) = loaded.shards.get(slot) else {
             break;
         };
-        let consumer = Rc::new(consumer(&loaded, &shard.ring, pipe, &books)?);
+        let consumer = Rc::new(consumer(&loaded, &shard.ring, shard.size, pipe, &books)?);
         // The process ring is never sharded (see config's `shards`).
         if slot == 0 && loaded.family == Family::Process && opts.settings.context.enabled {
             pipe.borrow_mut().feed = Some(consumer.clone());
@@ -791,82 +782,40 @@ pub fn make_ring(
     })
 }
 
-/// The process ring's consumer and producer positions. The kernel moves the producer at
-/// reservation, so every record reserved before the producer was read lies below it,
-/// committed or not.
-fn positions(feed: &RingBuffer<'static>) -> Option<(u64, u64)> {
-    let rb = feed.as_libbpf_object().as_ptr();
-    // SAFETY: `rb` is the live consumer `feed` holds; ring 0 is its one map (see
-    // `consumer`), valid as long as `rb` is; the calls only read positions.
-    unsafe {
-        let ring = libbpf_rs::libbpf_sys::ring_buffer__ring(rb, 0);
-        if ring.is_null() {
-            return None;
-        }
-        Some((
-            libbpf_rs::libbpf_sys::ring__consumer_pos(ring),
-            libbpf_rs::libbpf_sys::ring__producer_pos(ring),
-        ))
-    }
-}
-
-/// Whether the process ring holds records not yet read, or reserved and not committed.
-fn pending(feed: &RingBuffer<'static>) -> bool {
-    positions(feed).is_none_or(|(c, p)| c != p)
-}
-
-/// Up to `n` records from `consumer` (see [`Ring::consume`]): libbpf stops at a record
+/// Up to `n` records from `consumer` (see [`Ring::consume`]): the reader stops at a record
 /// the callback held back; it is rendered after the catch-up and the consumption goes on.
-fn consume_from(consumer: &RingBuffer<'static>, pipe: &Rc<RefCell<Pipeline>>, n: usize) -> i32 {
-    let records = || pipe.borrow().records;
+fn consume_from(consumer: &Consumer, pipe: &Rc<RefCell<Pipeline>>, n: usize) -> usize {
     let mut done = 0usize;
     loop {
-        let before = records();
-        let got = consumer.consume_raw_n(n - done);
-        // Counted by the callback: a consumption stopped by a held record returns an
-        // error, not the records it took before it (the held one included: libbpf
-        // advances past a record before its callback). The catch-up's records are the
-        // process ring's, outside this count.
-        done = done.saturating_add(usize::try_from(records() - before).unwrap_or(usize::MAX));
-        if got < 0 && pipe.borrow().holds() {
+        // The held record is among those taken (the reader passes a record before its
+        // callback). The catch-up's records are the process ring's, outside this count.
+        let Consumed { taken, stopped } = consumer.consume_n(n - done);
+        done = done.saturating_add(taken);
+        if stopped && pipe.borrow().holds() {
             catch_up(pipe);
-            if done >= n {
-                return i32::try_from(done).unwrap_or(i32::MAX);
+            if done < n {
+                continue;
             }
-            continue;
         }
-        return if got < 0 && done == 0 {
-            got
-        } else {
-            i32::try_from(done).unwrap_or(i32::MAX)
-        };
+        return done;
     }
 }
 
-/// A libbpf consumer for `map`, rendering into the shared pipeline and counting into
-/// the family's books (which survive ring swaps).
+/// A reader of `map` (`size` bytes), rendering into the shared pipeline and counting
+/// into the family's books (which survive ring swaps).
 fn consumer(
     loaded: &Loaded,
     map: &MapHandle,
+    size: u64,
     pipe: &Rc<RefCell<Pipeline>>,
     books: &Books,
-) -> Result<RingBuffer<'static>, RunError> {
+) -> Result<Consumer, RunError> {
     let family = loaded.family;
     let name = family.name();
     let (p, b) = (pipe.clone(), books.clone());
-    let mut builder = RingBufferBuilder::new();
-    builder
-        .add(map, move |data: &[u8]| {
-            p.borrow_mut().record(name, family, &b, data)
-        })
-        .map_err(|source| RunError::Bpf {
-            what: format!("ring {name}"),
-            source,
-        })?;
-    builder.build().map_err(|source| RunError::Bpf {
-        what: format!("ring {name}: creating the consumer"),
-        source,
-    })
+    let record = move |data: &[u8]| p.borrow_mut().record(name, family, &b, data);
+    Consumer::new(map, size, Box::new(record))
+        .map_err(RunError::io(format!("ring {name}: mapping its pages")))
 }
 
 /// Stop every program, then drain until every ring's books balance (a program may still
