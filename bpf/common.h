@@ -355,23 +355,51 @@ static __always_inline void *rw_reserve(void *rings, void *stats, __u32 size)
 			__sync_fetch_and_add(&__c->untracked, 1);                                  \
 	} while (0)
 
+#ifndef RW_KERNEL_510
+/* The current task's parent's tgid, and its gid << 32 | uid: plain loads of the task's own
+ * fields, where the helpers took ~45 ns (two probe reads) and ~30 ns. Global functions:
+ * the verifier checks these pointer loads once per program rather than at every visit of
+ * each caller (each costs it searches of the kernel's BTF by name: +170 ms of start when
+ * inlined). */
+RW_GLOBAL __u32 rw_task_ppid(void)
+{
+	return bpf_get_current_task_btf()->real_parent->tgid;
+}
+
+RW_GLOBAL __u64 rw_task_ugid(void)
+{
+	const struct cred *c = bpf_get_current_task_btf()->cred;
+	return (__u64)c->gid.val << 32 | c->uid.val;
+}
+#endif
+
 /* Fills the header from the current task, stamped `ts` (a program that already read the
  * clock passes its reading: one clock read less per event). */
 static __always_inline void rw_fill_header(struct rw_header *h, __u32 type, __u64 ts)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 ug = bpf_get_current_uid_gid();
-
 	h->ts_ns = ts;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->type = type;
+#ifdef RW_KERNEL_510
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
 	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	h->uid = (__u32)ug;
 	h->gid = ug >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+#else
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ug = rw_task_ugid();
+	h->pid = task->tgid;
+	h->tid = task->pid;
+	h->ppid = rw_task_ppid();
+	h->uid = (__u32)ug;
+	h->gid = ug >> 32;
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+#endif
 }
 
 #include "layout.h"
