@@ -172,17 +172,31 @@ static __always_inline bool rw_learn_self(struct rw_config *cfg, __u32 tgid)
 	return true;
 }
 
-/* True when the program must not report: the daemon is stopping, or the current task
- * is the daemon itself (its own activity is never traced: no feedback loop). */
-static __always_inline bool rw_skip(void)
+/* rw_skip for the current task of tgid `tgid` (a program that has the task in hand
+ * passes its tgid: one helper call less). */
+static __always_inline bool rw_skip_tgid(__u32 tgid)
 {
 	struct rw_config *cfg = rw_cfg();
 	if (!cfg || (cfg->flags & RW_CONFIG_STOPPED))
 		return true;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (cfg->self_tgid)
 		return tgid == cfg->self_tgid;
 	return rw_learn_self(cfg, tgid);
+}
+
+/* True when the program must not report: the daemon is stopping, or the current task
+ * is the daemon itself (its own activity is never traced: no feedback loop). */
+static __always_inline bool rw_skip(void)
+{
+	return rw_skip_tgid(bpf_get_current_pid_tgid() >> 32);
+}
+
+/* Only the first half of rw_skip: for the second half of a call whose first half passed
+ * it (the task is not the daemon's; it may have stopped since). */
+static __always_inline bool rw_stopped(void)
+{
+	struct rw_config *cfg = rw_cfg();
+	return !cfg || (cfg->flags & RW_CONFIG_STOPPED);
 }
 
 /* x86: thread_info.status bit set for the duration of a 32-bit syscall (int 0x80,

@@ -728,7 +728,7 @@ int BPF_PROG(file_change_enter, struct pt_regs *regs, long id)
 	struct task_struct *task = rw_current_task();
 	/* A 32-bit call's number is an ia32 one, another syscall here: those are counted
 	 * unseen by the syscall family (COMPAT_WATCHED), not misread. */
-	if (is_compat_syscall(task) || rw_skip())
+	if (is_compat_syscall(task) || rw_skip_tgid(RW_TASK_TGID(task)))
 		return 0;
 	if (sc)
 		return open_enter(regs, sc);
@@ -884,14 +884,16 @@ int BPF_PROG(file_change_exit, struct pt_regs *regs, long ret)
 	/* A compat call's number is another syscall's: its enter kept nothing. */
 	if (is_compat_syscall(task))
 		return 0;
+	/* Both paths follow only calls whose enter passed rw_skip: a stop since is what
+	 * matters. */
 	if (sc)
-		return rw_skip() ? 0 : emit(ret, sc);
+		return rw_stopped() ? 0 : emit(ret, sc);
 	struct change_start *s = RW_THREAD_GET(&change_inflight, struct change_start, false);
 	if (!s || !s->active)
 		return 0;
 	RW_THREAD_DONE_AT_RETURN(change_inflight);
 	s->active = 0;
-	if (rw_skip())
+	if (rw_stopped())
 		return 0;
 	if (s->nr != nr) {
 		RW_COUNT_UNTRACKED(file);

@@ -107,6 +107,8 @@ static __always_inline void rw_thread_done(void **map)
  * (pointers came in 5.12): such a function is a static one, verified per call. */
 #define RW_GLOBAL static __noinline
 #define RW_LOAD(...) BPF_CORE_READ(__VA_ARGS__)
+/* The tgid of the task rw_current_task() gave: the helper is cheaper than a probe read. */
+#define RW_TASK_TGID(task) ((__u32)(bpf_get_current_pid_tgid() >> 32))
 #else
 #define RW_HAS_FETCH 1
 #define RW_LOOP(n, cap, cb, ctx) bpf_loop((n), (cb), (ctx), 0)
@@ -132,6 +134,7 @@ static __always_inline void rw_thread_done(void **map)
 #define rw_current_task() bpf_get_current_task_btf()
 #define RW_GLOBAL __noinline
 #define RW_LOAD(...) ___arrow(__VA_ARGS__)
+#define RW_TASK_TGID(task) ((__u32)(task)->tgid)
 #endif
 
 #endif /* RW_KERNEL_H */

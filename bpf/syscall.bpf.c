@@ -90,7 +90,7 @@ int BPF_PROG(syscall_enter, struct pt_regs *regs, long id)
 			RW_COUNT_UNTRACKED(syscall);
 		return 0;
 	}
-	if (!(*f & RW_FILTER_REPORT) || rw_skip())
+	if (!(*f & RW_FILTER_REPORT) || rw_skip_tgid(RW_TASK_TGID(task)))
 		return 0;
 	struct syscall_start *s = RW_THREAD_GET(&syscall_inflight, struct syscall_start, true);
 	if (!s) {
@@ -120,7 +120,8 @@ int BPF_PROG(syscall_exit, struct pt_regs *regs, long ret)
 		return 0;
 	RW_THREAD_DONE_AT_RETURN(syscall_inflight);
 	sp->active = 0;
-	if (rw_skip())
+	/* The enter passed rw_skip: only a stop since matters. */
+	if (rw_stopped())
 		return 0;
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct syscall_event *e = RW_RESERVE_AT(syscall, struct syscall_event, RW_SYSCALL, now);
