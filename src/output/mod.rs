@@ -1,5 +1,6 @@
 //! Where events go: the JSON-lines writer, native journal entries, and the sinks that
 //! take rendered events out of the loop without ever blocking it.
+pub mod gzip;
 pub mod journal;
 pub mod json;
 pub mod raised;
