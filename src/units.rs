@@ -86,7 +86,7 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
-/// "2s", "500ms", "1m", "1.5s", "1h" or a bare number of seconds.
+/// "2s", "500ms", "1m", "1.5s", "1h", "7d" or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     let t = s.trim();
     let split = t
@@ -101,6 +101,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
         "us" | "µs" => n / 1_000_000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => return Err(bad()),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| bad())

@@ -43,6 +43,13 @@ Options for run (each overrides the configuration file):
                                for one systemd journal entry per event (RINGWARDEN_* fields,
                                see docs/events.md), or none to count events without writing them
                                (benchmarks) [default: -]
+      --rotate-size SIZE       rotate the output file before it passes SIZE (e.g. 64MiB);
+                               rotated files sit beside it, named by time ([output.file])
+      --rotate-interval DUR    rotate the output file at least this often (e.g. 1h)
+      --keep-files N           keep at most N rotated files
+      --keep-age DUR           delete rotated files older than DUR (e.g. 7d)
+      --max-total SIZE         keep rotated and active files together under SIZE
+      --compress               gzip rotated files
       --only LIST              families to load, comma-separated, from:
                                {families} [default: all]
       --ring-size FAMILY=SIZE  start size of one family's ring (repeatable); a power of two,
@@ -523,6 +530,53 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                     ));
                 }
                 ov.no_context = true;
+            }
+            "--rotate-size" | "--max-total" => {
+                let v = a.value(name, inline, "SIZE")?;
+                let b = units::parse_bytes(&v).map_err(|e| config(format!("{name}: {e}")))?;
+                if name == "--rotate-size" {
+                    ov.archive.rotate_size = Some(b);
+                } else {
+                    ov.archive.max_total = Some(b);
+                }
+            }
+            "--rotate-interval" | "--keep-age" => {
+                use crate::config::archive::{MAX_AGE, MIN_INTERVAL};
+                let v = a.value(name, inline, "DURATION")?;
+                let d = units::parse_duration(&v)
+                    .ok()
+                    .filter(|d| (MIN_INTERVAL..=MAX_AGE).contains(d))
+                    .ok_or_else(|| {
+                        config(format!(
+                            "{name} {v:?}: expected a duration from 1s to 10 years, e.g. 1h or 7d"
+                        ))
+                    })?;
+                if name == "--rotate-interval" {
+                    ov.archive.rotate_interval = Some(d);
+                } else {
+                    ov.archive.keep_age = Some(d);
+                }
+            }
+            "--keep-files" => {
+                let max = crate::config::archive::MAX_KEEP_FILES;
+                let v = a.value(name, inline, "N")?;
+                ov.archive.keep_files = Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or_else(|| {
+                            config(format!("--keep-files {v:?}: expected 1 to {max} files"))
+                        })?,
+                );
+            }
+            "--compress" => {
+                if inline.is_some() {
+                    return Err(usage(
+                        "--compress takes no value; give it or leave it out".into(),
+                    ));
+                }
+                ov.archive.compress = Some(true);
             }
             "--control-socket" => {
                 let v = a.value(name, inline, "PATH|off")?;

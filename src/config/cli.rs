@@ -36,6 +36,30 @@ pub struct Overrides {
     pub filter: super::filter::FilterOverrides,
     /// `--no-context`: `[context] enabled = false` whatever the file says.
     pub no_context: bool,
+    /// `--rotate-size` and the rest: each replaces its `[output.file]` key.
+    pub archive: ArchiveOverrides,
+}
+
+/// The archive's options given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct ArchiveOverrides {
+    pub rotate_size: Option<u64>,
+    pub rotate_interval: Option<Duration>,
+    pub keep_files: Option<u32>,
+    pub keep_age: Option<Duration>,
+    pub max_total: Option<u64>,
+    pub compress: Option<bool>,
+}
+
+impl ArchiveOverrides {
+    fn apply(&self, a: &mut super::archive::ArchiveSettings) {
+        a.rotate_size = self.rotate_size.or(a.rotate_size);
+        a.rotate_interval = self.rotate_interval.or(a.rotate_interval);
+        a.keep_files = self.keep_files.or(a.keep_files);
+        a.keep_age = self.keep_age.or(a.keep_age);
+        a.max_total = self.max_total.or(a.max_total);
+        a.compress = self.compress.unwrap_or(a.compress);
+    }
 }
 
 /// The daemon's input: the configuration (file or built-in default) with the command line
@@ -84,7 +108,9 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
         None => (Settings::default(), vec![(false, false); Family::ALL.len()]),
     };
     if let Some(o) = &ov.output {
+        // Another output: the file's [output.file] was about its own path.
         s.output = o.clone();
+        s.archive = Default::default();
     }
     if let Some(f) = &ov.families {
         s.families = f.clone();
@@ -119,6 +145,10 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
         s.context.enabled = false;
     }
     ov.filter.apply(&mut s.filter);
+    ov.archive.apply(&mut s.archive);
+    s.archive
+        .check()
+        .map_err(|e| Error::Invalid(config::one_line(&format!("output file: {e}"))))?;
     config::check_metrics(&s.metrics)?;
     for &(f, size) in &ov.ring_sizes {
         let (min_set, max_set) = bounds[f as usize];

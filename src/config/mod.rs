@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod archive;
 pub mod cli;
 pub mod filter;
 
@@ -37,6 +38,8 @@ pub struct Settings {
     pub wakeup: WakeupSettings,
     /// `None`: stdout.
     pub output: Option<PathBuf>,
+    /// `[output.file]`: rotation, retention and compression of a file output.
+    pub archive: archive::ArchiveSettings,
     /// Families to load, sorted, without duplicates.
     pub families: Vec<Family>,
     /// Syscall numbers the syscall family reports.
@@ -263,6 +266,7 @@ impl Default for Settings {
             sizing: SizingSettings::default(),
             wakeup: WakeupSettings::default(),
             output: None,
+            archive: Default::default(),
             families: Family::ALL.to_vec(),
             syscalls: syscalls::default_set(),
             stats_interval: Duration::from_secs(10),
@@ -401,9 +405,12 @@ impl Settings {
             "families: {}; syscalls: {}; output: {}; stats every {}{}",
             fams.join(","),
             self.syscalls.len(),
-            self.output
-                .as_ref()
-                .map_or("stdout".to_string(), |p| p.display().to_string()),
+            match &self.output {
+                None => "stdout".to_string(),
+                Some(p) if self.archive.is_set() =>
+                    format!("{} ({})", p.display(), self.archive.summary()),
+                Some(p) => p.display().to_string(),
+            },
             fmt_duration(self.stats_interval),
             self.stats_json
                 .as_ref()
@@ -499,8 +506,19 @@ fn parse(src: &str, page: u64) -> Result<(Settings, FileBounds), Error> {
     let mut s = Settings::default();
     let mut bounds: FileBounds = vec![(false, false); Family::ALL.len()];
     if let Some(v) = &raw.output {
-        let p = d.string(v, "output")?;
-        s.output = (p != "-").then(|| PathBuf::from(p));
+        match v.get_ref() {
+            // `[output.file]`: output is a table then.
+            Value::Table(t) => {
+                let o = RawOutput::from_table(&d, t, "output")?;
+                if let Some(f) = &o.file {
+                    d.output_file(&RawOutputFile::read(&d, f, "output.file")?, &mut s)?;
+                }
+            }
+            _ => {
+                let p = d.string(v, "output")?;
+                s.output = (p != "-").then(|| PathBuf::from(p));
+            }
+        }
     }
     if let Some(v) = &raw.families {
         s.families = d.families(v)?;
@@ -598,6 +616,20 @@ pub fn default_toml() -> String {
 # Where events go: a file (appended), "-" for stdout, or "journal" for one systemd
 # journal entry per event (like --output).
 output = "-"
+# Or an archive of files that rotates and expires (instead of the line above; like
+# --output with --rotate-size, --rotate-interval, --keep-files, --keep-age,
+# --max-total and --compress). Rotated files sit beside the active one, named by the
+# time they were rotated (events-20261201T213000Z.jsonl[.gz]); retention deletes the
+# oldest and counts their events as expired. SIGUSR1 reopens the path (logrotate's
+# postrotate). docs/operations.md, "The event archive".
+# [output.file]
+# path = "/var/log/ringwarden/events.jsonl"
+# rotate_size = "64MiB"       # rotate before the active file passes this
+# rotate_interval = "1h"      # and at least this often
+# keep_files = 48             # rotated files kept
+# keep_age = "7d"             # and none older than this
+# max_total = "1GiB"          # rotated + active files together, at most
+# compress = true             # gzip rotated files, in the loop's spare time
 
 # Families to load (like --only).
 families = [{families}]
@@ -890,6 +922,14 @@ table! {
         context,
         tls,
     }
+}
+
+table! {
+    struct RawOutput { file }
+}
+
+table! {
+    struct RawOutputFile { path, rotate_size, rotate_interval, keep_files, keep_age, max_total, compress }
 }
 
 table! {
@@ -1333,6 +1373,63 @@ impl Doc<'_> {
             m.program_stats = self.boolean(v, "metrics.program_stats")?;
         }
         Ok(())
+    }
+
+    /// `[output.file]`: the archive's path and its rotation, retention and compression.
+    fn output_file(&self, r: &RawOutputFile, s: &mut Settings) -> Result<(), Error> {
+        let Some(v) = &r.path else {
+            return Err(Error::Invalid(
+                "[output.file]: path is missing; e.g. path = \"/var/log/ringwarden/events.jsonl\""
+                    .into(),
+            ));
+        };
+        let p = self.string(v, "output.file.path")?;
+        if ["-", "journal", "none"].contains(&p) {
+            return Err(self.err(
+                v,
+                "output.file.path",
+                "names no file; give a file path (for stdout or the journal, use output = \"-\" or \"journal\")",
+            ));
+        }
+        s.output = Some(PathBuf::from(p));
+        let a = &mut s.archive;
+        if let Some(v) = &r.rotate_size {
+            a.rotate_size = Some(self.bytes(v, "output.file.rotate_size")?);
+        }
+        if let Some(v) = &r.rotate_interval {
+            a.rotate_interval = Some(self.duration(
+                v,
+                "output.file.rotate_interval",
+                archive::MIN_INTERVAL,
+                archive::MAX_AGE,
+            )?);
+        }
+        if let Some(v) = &r.keep_files {
+            let max = archive::MAX_KEEP_FILES as usize;
+            a.keep_files = Some(self.count(
+                v,
+                "output.file.keep_files",
+                1,
+                max,
+                &format!("keep 1 to {max} rotated files"),
+            )? as u32);
+        }
+        if let Some(v) = &r.keep_age {
+            a.keep_age = Some(self.duration(
+                v,
+                "output.file.keep_age",
+                archive::MIN_INTERVAL,
+                archive::MAX_AGE,
+            )?);
+        }
+        if let Some(v) = &r.max_total {
+            a.max_total = Some(self.bytes(v, "output.file.max_total")?);
+        }
+        if let Some(v) = &r.compress {
+            a.compress = self.boolean(v, "output.file.compress")?;
+        }
+        a.check()
+            .map_err(|e| Error::Invalid(one_line(&format!("[output.file]: {e}"))))
     }
 
     /// A whole number from `lo` to `hi`; `fix` says the range (and why) in the message.
@@ -1789,6 +1886,50 @@ mod tests {
         assert!(!e.contains('\n'), "not one line: {e}");
         assert!(e.contains(key), "{e:?} does not name {key:?}");
         e
+    }
+
+    #[test]
+    fn output_file_table() {
+        let s = parse(
+            "[output.file]\npath = \"/var/log/rw/events.jsonl\"\nrotate_size = \"64MiB\"\nrotate_interval = \"1h\"\nkeep_files = 48\nkeep_age = \"7d\"\nmax_total = \"1GiB\"\ncompress = true\n",
+        )
+        .expect("parse");
+        assert_eq!(s.output, Some(PathBuf::from("/var/log/rw/events.jsonl")));
+        let a = &s.archive;
+        assert_eq!(a.rotate_size, Some(64 << 20));
+        assert_eq!(a.rotate_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(a.keep_files, Some(48));
+        assert_eq!(a.keep_age, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(a.max_total, Some(1 << 30));
+        assert!(a.compress);
+        assert!(
+            s.summary().contains("rotate at 64MiB, rotate every 3600s"),
+            "{}",
+            s.summary()
+        );
+        error("[output.file]\nrotate_size = \"1MiB\"\n", "path is missing");
+        error("[output.file]\npath = \"journal\"\n", "output.file.path");
+        error(
+            "[output.file]\npath = \"/x/e.jsonl\"\nkeep_files = 3\n",
+            "nothing rotates",
+        );
+        error(
+            "[output.file]\npath = \"/x/e.jsonl\"\nrotate_size = \"1MiB\"\nmax_total = \"1MiB\"\n",
+            "at least 2 times rotate_size",
+        );
+        error(
+            "[output.file]\npath = \"/x/e.jsonl\"\nrotate_size = \"1KiB\"\n",
+            "too small",
+        );
+        error(
+            "[output.file]\npath = \"/x/e.jsonl\"\nrotate_interval = \"0s\"\n",
+            "output.file.rotate_interval",
+        );
+        error(
+            "[output.file]\npath = \"/x/e.jsonl\"\nkeep = 3\n",
+            "unknown key",
+        );
+        error("[output]\nfiles = 1\n", "unknown key");
     }
 
     #[test]
