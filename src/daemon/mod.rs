@@ -280,12 +280,17 @@ impl Daemon {
     /// the poll and the timers; nothing loaded yet.
     fn new(opts: RunOptions, started: Instant) -> Result<Daemon, RunError> {
         let context_on = opts.settings.context.enabled;
-        let sink = crate::output::open(opts.output.as_deref())?;
+        let sink = crate::output::open(opts.output.as_deref(), &opts.settings.archive)?;
         if let Some(p) = &opts.stats_json {
             check_writable_dir(p)?;
         }
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+        ] {
             mask.add(s);
         }
         mask.thread_block()
@@ -528,8 +533,10 @@ impl Daemon {
         let mut events = Events::with_capacity(64);
         let mut stop = false;
         self.last_stats = Instant::now();
+        let mut work = false;
         while !stop {
-            let timeout = self.pending.iter().any(|&p| p).then_some(Duration::ZERO);
+            let busy = self.pending.iter().any(|&p| p);
+            let timeout = (busy || work).then_some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -568,12 +575,17 @@ impl Daemon {
                 }
             }
             self.drain_pending();
-            self.pipe.borrow_mut().sink.flush();
+            let mut p = self.pipe.borrow_mut();
+            p.sink.flush();
+            // Deferred work (compressing rotated files) when no ring waits, and a slice
+            // now and then when rings keep it busy.
+            work = p.sink.background(!busy && events.is_empty());
         }
         Ok(())
     }
 
-    /// Reads the pending signals: SIGHUP reloads; SIGINT and SIGTERM return true (stop).
+    /// Reads the pending signals: SIGHUP reloads (and reopens the output), SIGUSR1
+    /// reopens the output; SIGINT and SIGTERM return true (stop).
     fn signals(&mut self, observer: &mut impl Observer, notifier: &mut Notifier) -> bool {
         let mut stop = false;
         while let Ok(Some(si)) = self.sigfd.read_signal() {
@@ -582,8 +594,12 @@ impl Daemon {
                     notifier.reloading();
                     self.reload(&mut || notifier.alive());
                     observer.reload(&self.opts.settings, self.poll.registry());
+                    // As SIGUSR1: a reload is also how some rotators say "reopen".
+                    self.pipe.borrow_mut().sink.reopen();
                     notifier.ready(&self.status());
                 }
+                // logrotate's postrotate: the output file was moved away.
+                Ok(Signal::SIGUSR1) => self.pipe.borrow_mut().sink.reopen(),
                 Ok(s) => {
                     info!("{s} received: stopping and draining");
                     notifier.stopping();
@@ -611,6 +627,8 @@ impl Daemon {
             if let Some(c) = &mut p.context {
                 c.tick();
             }
+            let p = &mut *p;
+            p.sink.tick(&p.clock);
         }
         let observed = self.adapt();
         self.update_wakeups();
@@ -1232,6 +1250,8 @@ impl Daemon {
             rings: self.rings.iter().map(Ring::stats).collect(),
             programs,
             sink_errors: self.pipe.borrow().sink.errors(),
+            written: self.pipe.borrow().sink.books().written,
+            expired_events: self.pipe.borrow().sink.books().expired,
             uptime: self.started.elapsed(),
             pid: std::process::id(),
             rss_bytes: snapshot::rss_bytes(),
@@ -1282,8 +1302,19 @@ impl Daemon {
         if let Some(u) = &snap.unseen {
             info!("{}{}", if last { "final " } else { "" }, unseen_line(u));
         }
-        if last && sink_errors > 0 {
-            warn!("final sink_errors={sink_errors}");
+        if last {
+            let expired = snap
+                .expired_events
+                .map_or(String::new(), |e| format!(" expired_events={e}"));
+            let line = format!(
+                "final output written={} sink_errors={sink_errors}{expired}",
+                snap.written
+            );
+            if sink_errors > 0 {
+                warn!("{line}");
+            } else {
+                info!("{line}");
+            }
         }
         if let Some(path) = &self.opts.stats_json
             && let Err(e) = write_atomic(path, &snap.json())

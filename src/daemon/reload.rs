@@ -59,7 +59,7 @@ pub enum Action {
 /// What a reload from `before` to `after` does, given what runs now.
 pub fn plan(before: &Settings, after: &Settings, running: &[Running]) -> Vec<Action> {
     let mut actions = Vec::new();
-    if after.output != before.output {
+    if after.output != before.output || after.archive != before.archive {
         actions.push(Action::OutputChanged);
     }
     actions.extend(context(&before.context, &after.context));

@@ -160,6 +160,11 @@ pub struct Snapshot {
     pub rings: Vec<RingStats>,
     pub programs: Vec<Program>,
     pub sink_errors: u64,
+    /// Lines (or journal entries) the output took; `received` events minus those kept
+    /// for the context alone, plus the daemon's own records, = written + sink_errors.
+    pub written: u64,
+    /// An archive's events deleted by retention (`None`: the output is no archive).
+    pub expired_events: Option<u64>,
     pub uptime: Duration,
     pub pid: u32,
     /// Resident memory (0 when /proc could not tell).
@@ -344,6 +349,10 @@ impl Snapshot {
             });
         }
         l.u64("sink_errors", self.sink_errors);
+        l.u64("written", self.written);
+        if let Some(e) = self.expired_events {
+            l.u64("expired_events", e);
+        }
         l.u64("uptime_ms", self.uptime.as_millis() as u64);
         l.u64("pid", self.pid.into());
         l.str("version", env!("CARGO_PKG_VERSION"));
@@ -459,6 +468,8 @@ pub(crate) mod tests {
                 },
             ],
             sink_errors: 4,
+            written: 0,
+            expired_events: None,
             uptime: Duration::from_millis(3_723_456),
             pid: 42,
             rss_bytes: 12 << 20,
@@ -509,7 +520,7 @@ pub(crate) mod tests {
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}},\"sink_errors\":4,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}},\"sink_errors\":4,\"written\":0,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }
@@ -528,7 +539,7 @@ pub(crate) mod tests {
         });
         let text = String::from_utf8(s.json()).expect("utf8");
         assert!(text.contains(
-            "\"not_applicable\":1},\"unseen\":{\"compat\":{\"total\":4,\"syscalls\":{\"open\":3,\"socketcall\":1}},\"io_uring\":{\"total\":7,\"opcodes\":{\"openat\":7}}},\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0},\"sink_errors\":4,"
+            "\"not_applicable\":1},\"unseen\":{\"compat\":{\"total\":4,\"syscalls\":{\"open\":3,\"socketcall\":1}},\"io_uring\":{\"total\":7,\"opcodes\":{\"openat\":7}}},\"context\":{\"processes\":120,\"cgroups\":30,\"evictions\":{\"processes\":7,\"cgroups\":1},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0},\"sink_errors\":4,\"written\":0,"
         ), "{text}");
     }
 

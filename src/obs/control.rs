@@ -561,11 +561,16 @@ pub fn table(v: &Value) -> String {
             num(c.get("unknown")),
         ));
     }
+    let expired = match v.get("expired_events").as_u64() {
+        Some(e) => format!(", expired {e}"),
+        None => String::new(),
+    };
     out.push_str(&format!(
-        "uptime {}, pid {}, version {}, sink errors {}, memory {:.1} MiB\n",
+        "uptime {}, pid {}, version {}, written {}, sink errors {}{expired}, memory {:.1} MiB\n",
         fmt_uptime(v.get("uptime_ms").as_u64().unwrap_or(0)),
         num(v.get("pid")),
         v.get("version").as_str().unwrap_or("?"),
+        num(v.get("written")),
         num(v.get("sink_errors")),
         v.get("rss_bytes").as_u64().unwrap_or(0) as f64 / f64::from(1 << 20)
     ));
@@ -656,7 +661,7 @@ programs: 1 attached, 1 failed, 1 not applicable
 program costs over 10s (run statistics on): programs that ran: 1
   file/handle_openat: 1000 runs, 250 ns/run, 0.003% of a CPU
 context: 120 processes, 30 cgroups known; evicted 7 processes, 1 cgroups; 2 events of unknown processes
-uptime 1h 2m 3s, pid 42, version {}, sink errors 4, memory 12.0 MiB
+uptime 1h 2m 3s, pid 42, version {}, written 0, sink errors 4, memory 12.0 MiB
 ",
             env!("CARGO_PKG_VERSION")
         );

@@ -344,6 +344,22 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
     );
     head(
         o,
+        "ringwarden_written_total",
+        "counter",
+        "Records the output took (lines written, journal entries accepted).",
+    );
+    sample(o, "ringwarden_written_total", &[], Val::Int(s.written));
+    if let Some(e) = s.expired_events {
+        head(
+            o,
+            "ringwarden_expired_events_total",
+            "counter",
+            "Events in rotated archive files that retention deleted.",
+        );
+        sample(o, "ringwarden_expired_events_total", &[], Val::Int(e));
+    }
+    head(
+        o,
         "ringwarden_resident_memory_bytes",
         "gauge",
         "Resident memory of the daemon (ring buffers count about twice their size).",
@@ -668,6 +684,7 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ebpf_context_entries",
             "ringwarden_context_unknown_total",
             "ringwarden_sink_errors_total",
+            "ringwarden_written_total",
             "ringwarden_resident_memory_bytes",
             "ringwarden_tamper_total",
             "ringwarden_programs",

@@ -616,6 +616,12 @@ impl Sink for JournalSink {
     fn flush_until(&mut self, deadline: Instant) {
         JournalSink::flush_until(self, deadline)
     }
+    fn books(&self) -> super::SinkBooks {
+        super::SinkBooks {
+            written: self.delivered,
+            expired: None,
+        }
+    }
 }
 
 /// An entry too big for a datagram: written to a memfd, sealed so journald can trust it

@@ -1,5 +1,6 @@
 //! Where events go: the JSON-lines writer, native journal entries, and the sinks that
 //! take rendered events out of the loop without ever blocking it.
+pub mod archive;
 pub mod gzip;
 pub mod journal;
 pub mod json;
@@ -9,8 +10,9 @@ pub mod sink;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use archive::ArchiveSettings;
 pub use raised::{Lost, Raised, Throttle, What};
-pub use sink::{Flushed, Lines, Sink};
+pub use sink::{Flushed, Lines, Sink, SinkBooks};
 
 use crate::sys::{self, Exit};
 
@@ -31,6 +33,11 @@ pub enum Error {
         why: String,
         uid: u32,
     },
+    /// Rotation, retention and compression need a regular file.
+    #[error(
+        "--output {0:?} is not a regular file; [output.file] rotation, retention and compression need one: give a file path or leave them out"
+    )]
+    NotAFile(PathBuf),
     #[error("cannot use stdout: {0}; pass --output PATH")]
     Stdout(io::Error),
     #[error("--output journal: cannot create a socket: {0}")]
@@ -43,12 +50,16 @@ impl Exit for Error {
     }
 }
 
-/// The sink `--output` names: `journal`, `none`, a path, or stdout (`None`).
-pub fn open(path: Option<&Path>) -> Result<Box<dyn Sink>, Error> {
+/// The sink `--output` names: `journal`, `none`, a path (an archive as `archive` says),
+/// or stdout (`None`).
+pub fn open(path: Option<&Path>, archive: &ArchiveSettings) -> Result<Box<dyn Sink>, Error> {
     Ok(match path {
         Some(p) if p == Path::new("journal") => {
+            if archive.is_set() {
+                return Err(Error::NotAFile(p.to_path_buf()));
+            }
             Box::new(journal::JournalSink::open(&journal::socket_path())?)
         }
-        _ => Box::new(Lines::open(path)?),
+        _ => Box::new(Lines::open(path, archive)?),
     })
 }

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use crate::family::anomaly::{TAMPER_RULE, TAMPER_SEVERITY, severity_name};
-use crate::family::summary::{self, PRIO_WARNING, severity_priority};
+use crate::family::summary::{self, PRIO_INFO, PRIO_WARNING, severity_priority};
 use crate::family::{Fields, Tamper};
 use crate::sys::clock::WallClock;
 
@@ -26,6 +26,19 @@ pub enum What<'a> {
     Lost(Lost),
     /// A rate limit started or stopped refusing events.
     Throttle(Throttle),
+    /// Events the output could not take (a full disk), written once it can again.
+    SinkLost(SinkLost<'a>),
+    /// A rotated archive file that retention deleted.
+    Expired(&'a super::archive::Expired),
+}
+
+/// Events lost at the output since `since_ns` (boot ns): every sink error of the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkLost<'a> {
+    pub count: u64,
+    pub since_ns: u64,
+    /// The write's error, as the log said it.
+    pub error: &'a str,
 }
 
 /// A rate limit's bucket that started refusing events (`start`) or has refused none for a
@@ -108,6 +121,26 @@ impl Raised<'_> {
                 }
                 f.u64("count", l.count);
             }
+            What::SinkLost(l) => {
+                f.str("type", "lost");
+                f.str("origin", "daemon");
+                f.str("reason", "sink");
+                self.stamp(clock, f);
+                f.u64("count", l.count);
+                f.ascii_with("since", |b| clock.write_rfc3339(b, l.since_ns));
+                f.u64("since_ns", l.since_ns);
+                f.str("error", l.error);
+            }
+            What::Expired(e) => {
+                f.str("type", "expired");
+                f.str("origin", "daemon");
+                self.stamp(clock, f);
+                f.str("file", &e.file);
+                f.u64("lines", e.lines);
+                f.u64("events", e.events);
+                f.u64("total_events", e.total_events);
+                f.str("reason", e.why);
+            }
             What::Throttle(t) => {
                 f.str("type", "throttle");
                 f.str("origin", "daemon");
@@ -165,6 +198,22 @@ impl Raised<'_> {
                     (n, None) => write!(b, "ring {ring} lost {n} events"),
                 };
                 PRIO_WARNING
+            }
+            What::SinkLost(l) => {
+                let _ = write!(
+                    b,
+                    "output lost {} events while it could not be written ({})",
+                    l.count, l.error
+                );
+                PRIO_WARNING
+            }
+            What::Expired(e) => {
+                let _ = write!(
+                    b,
+                    "archive file {} deleted for {}: {} events",
+                    e.file, e.why, e.events
+                );
+                PRIO_INFO
             }
             What::Throttle(t) => {
                 let who = match t.uid {

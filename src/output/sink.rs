@@ -8,12 +8,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use log::error;
+use log::{error, info};
 
-use super::raised::Raised;
+use super::archive::{Archive, ArchiveSettings};
+use super::raised::{Raised, SinkLost, What};
 use crate::family::DecodeError;
 use crate::family::record::RingOf;
 use crate::sys::clock::WallClock;
@@ -29,6 +30,9 @@ enum Target {
     Stream(File),
     /// A socket (systemd's journal stdout): `send(MSG_DONTWAIT)` per write.
     Socket(OwnedFd),
+    /// A regular file named by `--output` (or `[output.file]`): the active file of an
+    /// archive.
+    Archive(Box<Archive>),
     /// `--output none`: events are counted, not rendered or written (a counting sink,
     /// for measuring the data path without the cost of JSON).
     Null,
@@ -67,7 +71,44 @@ pub trait Sink {
     /// Flushes, waiting for a stream to take the rest until `deadline`; what is left
     /// then is counted as lost (shutdown must not hang on a stalled reader).
     fn flush_until(&mut self, deadline: Instant);
+    /// Events written out, and deleted since by retention (an archive's `expired`).
+    fn books(&self) -> SinkBooks;
+    /// Every tick: rotation by age, retention, and a held output tried again.
+    fn tick(&mut self, _clock: &WallClock) {}
+    /// SIGUSR1 or SIGHUP: what was buffered goes to the file open now, then the path is
+    /// opened anew (after logrotate moved it away).
+    fn reopen(&mut self) {}
+    /// A slice of deferred work (compressing rotated files) when `idle` or when none
+    /// was done for a while; returns whether more is waiting.
+    fn background(&mut self, _idle: bool) -> bool {
+        false
+    }
 }
+
+/// A sink's own books beside `sink_errors`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkBooks {
+    /// Events (and daemon-raised records) the output took: lines written to a file, or
+    /// entries the journal accepted.
+    pub written: u64,
+    /// An archive's: events in rotated files that retention deleted (`None`: not an
+    /// archive).
+    pub expired: Option<u64>,
+}
+
+/// An archive that could not be written: nothing more is rendered (every event is
+/// counted as a sink error) until a tick finds it writable again.
+struct Stall {
+    /// `errors` before the window began.
+    errors_at: u64,
+    since_ns: u64,
+    /// The write's error (ENOSPC: retention makes room).
+    errno: Option<i32>,
+    error: String,
+}
+
+/// While busy, deferred work still gets a slice this often.
+const WORK_EVERY: Duration = Duration::from_millis(20);
 
 /// JSON lines to a file, a stream or nowhere.
 pub struct Lines {
@@ -78,6 +119,13 @@ pub struct Lines {
     partial: u64,
     errors: u64,
     last_error: Option<String>,
+    /// Lines the target took.
+    written: u64,
+    stall: Option<Stall>,
+    /// When [`Sink::background`] last did a slice.
+    last_work: Instant,
+    /// The loop's clock as of the last tick (for the records the sink raises itself).
+    clock: WallClock,
 }
 
 /// Outcome of one flush.
@@ -89,51 +137,68 @@ pub enum Flushed {
 }
 
 impl Lines {
-    /// `None` = stdout; `none`: counted, not written.
-    pub fn open(path: Option<&Path>) -> Result<Lines, super::Error> {
+    /// `None` = stdout; `none`: counted, not written. A regular file is an archive (see
+    /// [`Archive`]): rotated, expired and compressed as `archive` says, reopened on
+    /// SIGUSR1, and held while it cannot be written.
+    pub fn open(path: Option<&Path>, archive: &ArchiveSettings) -> Result<Lines, super::Error> {
         let target = match path {
             Some(p) if p == Path::new("none") => Target::Null,
             Some(p) => {
-                // O_NOFOLLOW: a link in the last component is refused, not followed (a
-                // root daemon appending through a link planted in /tmp writes any file).
-                // New files are 0600: events hold every command line and path.
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
-                    .open(p)
-                    .map_err(|source| {
-                        // ELOOP from O_NOFOLLOW; EACCES where fs.protected_symlinks
-                        // refuses another user's link in a sticky directory first.
-                        let link =
-                            std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-                        if source.raw_os_error() == Some(libc::ELOOP) || link {
-                            super::Error::Symlink(p.to_path_buf())
-                        } else {
-                            super::Error::Open {
-                                path: p.to_path_buf(),
-                                source,
-                            }
-                        }
-                    })?;
-                check_ours(&f, p)?;
+                let f = open_file(p)?;
                 if is_stream(&f) {
                     Target::Stream(f)
+                } else if f.metadata().is_ok_and(|m| m.is_file()) {
+                    Target::Archive(Box::new(Archive::new(p, f, archive.clone())))
                 } else {
                     Target::File(f)
                 }
             }
             None => stdout_target()?,
         };
+        if archive.is_set() && !matches!(target, Target::Archive(_)) {
+            return Err(super::Error::NotAFile(
+                path.map_or(PathBuf::from("-"), Path::to_path_buf),
+            ));
+        }
         Ok(Lines {
             target,
             buf: Vec::with_capacity(128 << 10),
             partial: 0,
             errors: 0,
             last_error: None,
+            written: 0,
+            stall: None,
+            last_work: Instant::now(),
+            clock: WallClock::now(),
         })
     }
+}
+
+/// Opens `--output PATH` for appending, as the daemon's own: created 0600 (events hold
+/// every command line and path), never through a link (a root daemon appending through a
+/// link planted in /tmp writes any file), and owned by us (see [`check_ours`]).
+pub fn open_file(p: &Path) -> Result<File, super::Error> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(p)
+        .map_err(|source| {
+            // ELOOP from O_NOFOLLOW; EACCES where fs.protected_symlinks refuses another
+            // user's link in a sticky directory first.
+            let link = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+            if source.raw_os_error() == Some(libc::ELOOP) || link {
+                super::Error::Symlink(p.to_path_buf())
+            } else {
+                super::Error::Open {
+                    path: p.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+    check_ours(&f, p)?;
+    Ok(f)
 }
 
 impl Sink for Lines {
@@ -143,7 +208,7 @@ impl Sink for Lines {
 
     fn pollable(&self) -> Option<BorrowedFd<'_>> {
         match &self.target {
-            Target::File(_) | Target::Null => None,
+            Target::File(_) | Target::Archive(_) | Target::Null => None,
             Target::Stream(f) => Some(f.as_fd()),
             Target::Socket(s) => Some(s.as_fd()),
         }
@@ -154,7 +219,7 @@ impl Sink for Lines {
     }
 
     fn has_room(&self) -> bool {
-        self.buf.len() < MAX_BUFFERED
+        self.stall.is_none() && self.buf.len() < MAX_BUFFERED
     }
 
     fn count_lost(&mut self, n: u64) {
@@ -183,7 +248,18 @@ impl Sink for Lines {
 
     fn flush(&mut self) -> Flushed {
         while !self.buf.is_empty() {
-            match self.write_some() {
+            let len = match self.next_chunk() {
+                Some(len) => len,
+                None => {
+                    // The active file is full: rotate it, then write on.
+                    if let Err(e) = self.rotate() {
+                        self.fail(e);
+                        return Flushed::Done;
+                    }
+                    continue;
+                }
+            };
+            match self.write_some(len) {
                 // A target that takes nothing without an error would make this loop for
                 // ever: what is buffered is lost, counted, as for any write error.
                 Ok(0) => {
@@ -195,10 +271,15 @@ impl Sink for Lines {
                 }
                 Ok(n) => {
                     let out = &self.buf[..n];
+                    let lines = count_lines(out);
+                    self.written += lines;
                     self.partial = match out.iter().rposition(|&c| c == b'\n') {
                         Some(i) => (n - i - 1) as u64,
                         None => self.partial + n as u64,
                     };
+                    if let Target::Archive(a) = &mut self.target {
+                        a.wrote(n as u64);
+                    }
                     self.buf.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -213,6 +294,7 @@ impl Sink for Lines {
     }
 
     fn flush_until(&mut self, deadline: Instant) {
+        self.note_expired();
         while self.flush() == Flushed::Blocked {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -233,16 +315,160 @@ impl Sink for Lines {
             }
         }
     }
+
+    fn books(&self) -> SinkBooks {
+        SinkBooks {
+            written: self.written,
+            expired: match &self.target {
+                Target::Archive(a) => Some(a.expired),
+                _ => None,
+            },
+        }
+    }
+
+    fn tick(&mut self, clock: &WallClock) {
+        if !matches!(self.target, Target::Archive(_)) {
+            return;
+        }
+        self.clock = clock.clone();
+        self.note_expired();
+        let Target::Archive(a) = &mut self.target else {
+            return;
+        };
+        if let Some(st) = &self.stall {
+            // A full disk: the oldest rotated file makes room (retention's order).
+            if matches!(st.errno, Some(libc::ENOSPC | libc::EDQUOT)) {
+                a.free_oldest();
+            }
+            self.resume(clock);
+            return;
+        }
+        if a.unlinked() {
+            info!(
+                "output {}: the file was deleted; writing to a new one",
+                a.path.display()
+            );
+            self.reopen();
+            return;
+        }
+        if a.due() {
+            self.flush();
+            if self.stall.is_none()
+                && let Err(e) = self.rotate()
+            {
+                self.fail(e);
+            }
+        } else if a.set.keep_age.is_some() {
+            a.expire();
+        }
+    }
+
+    fn reopen(&mut self) {
+        if !matches!(self.target, Target::Archive(_)) {
+            return;
+        }
+        // What was rendered before the signal belongs in the file open before it.
+        if self.stall.is_none() {
+            self.flush();
+        }
+        let Target::Archive(a) = &mut self.target else {
+            return;
+        };
+        self.partial = 0;
+        match a.reopen() {
+            Ok(()) => info!("output {}: reopened", a.path.display()),
+            Err(e) if self.stall.is_none() => self.fail(io::Error::other(e.to_string())),
+            Err(_) => {}
+        }
+    }
+
+    fn background(&mut self, idle: bool) -> bool {
+        let Target::Archive(a) = &mut self.target else {
+            return false;
+        };
+        if self.stall.is_some() || !a.busy() {
+            return false;
+        }
+        if idle || self.last_work.elapsed() >= WORK_EVERY {
+            self.last_work = Instant::now();
+            return a.work();
+        }
+        true
+    }
 }
 
 impl Lines {
-    fn write_some(&mut self) -> io::Result<usize> {
+    /// The archive's deletions not told yet, as `expired` records into the buffer (while
+    /// held: once it resumes).
+    fn note_expired(&mut self) {
+        let Target::Archive(a) = &mut self.target else {
+            return;
+        };
+        if self.stall.is_some() {
+            return;
+        }
+        for e in std::mem::take(&mut a.notes) {
+            let ev = Raised {
+                ts_ns: crate::sys::clock::boot_ns(),
+                pid: std::process::id(),
+                what: What::Expired(&e),
+            };
+            let mut line = super::json::Line::begin(&mut self.buf);
+            ev.walk(&self.clock, &mut line);
+            line.end();
+        }
+    }
+
+    /// Bytes of `buf` to write next; `None`: the archive's active file is full, rotate it
+    /// first. Within `rotate_size` only whole lines go (a line longer than that goes
+    /// alone into an empty file).
+    fn next_chunk(&self) -> Option<usize> {
+        let all = Some(self.buf.len());
+        let Target::Archive(a) = &self.target else {
+            return all;
+        };
+        let Some(room) = a.room() else {
+            return all;
+        };
+        let line_end = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c == b'\n')
+                .map_or(b.len(), |i| i + 1)
+        };
+        if self.partial > 0 {
+            // The rest of a line already begun goes where its start went.
+            return Some(line_end(&self.buf));
+        }
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        if self.buf.len() <= room {
+            return all;
+        }
+        match self.buf[..room].iter().rposition(|&c| c == b'\n') {
+            Some(i) => Some(i + 1),
+            None if a.empty() => Some(line_end(&self.buf)),
+            None => None,
+        }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
         match &mut self.target {
-            Target::Null => Ok(self.buf.len()),
-            Target::File(f) => f.write(&self.buf),
-            Target::Stream(f) => f.write(atomic_chunk(&self.buf)),
+            Target::Archive(a) => a.rotate(),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_some(&mut self, len: usize) -> io::Result<usize> {
+        let buf = &self.buf[..len];
+        match &mut self.target {
+            Target::Null => Ok(len),
+            Target::File(f) => f.write(buf),
+            Target::Archive(a) => match &mut a.file {
+                Some(f) => f.write(buf),
+                None => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            },
+            Target::Stream(f) => f.write(atomic_chunk(buf)),
             Target::Socket(s) => {
-                let chunk = atomic_chunk(&self.buf);
+                let chunk = atomic_chunk(buf);
                 // SAFETY: valid fd and buffer.
                 let n = unsafe {
                     libc::send(
@@ -262,15 +488,100 @@ impl Lines {
     }
 
     /// A hard write error: the buffered lines are lost (counted). A file is cut back to
-    /// its last complete line, so a partial write never leaves half a JSON object.
+    /// its last complete line, so a partial write never leaves half a JSON object. An
+    /// archive is then held: nothing more is written until a tick finds it writable
+    /// ([`Lines::resume`]), and every event meanwhile is counted.
     fn fail(&mut self, e: io::Error) {
-        if let Target::File(f) = &self.target {
-            trim_partial_line(f, self.partial);
+        let before = self.errors;
+        match &mut self.target {
+            Target::File(f) => trim_partial_line(f, self.partial),
+            Target::Archive(a) => {
+                if let Some(f) = &a.file {
+                    trim_partial_line(f, self.partial);
+                }
+                a.trimmed(self.partial);
+            }
+            _ => {}
         }
         self.partial = 0;
         let lines = count_lines(&self.buf);
-        self.report(&e.to_string(), lines);
         self.buf.clear();
+        let Target::Archive(a) = &mut self.target else {
+            self.report(&e.to_string(), lines);
+            return;
+        };
+        self.errors += lines;
+        // A partial .gz in flight takes room too.
+        a.cancel_job();
+        let msg = e.to_string();
+        if self.last_error.as_deref() != Some(&msg) {
+            error!(
+                "output {}: {msg}; {lines} buffered events lost; holding the output (tried again every second), events meanwhile are counted as sink_errors",
+                a.path.display()
+            );
+            self.last_error = Some(msg.clone());
+        }
+        self.stall = Some(Stall {
+            errors_at: before,
+            since_ns: crate::sys::clock::boot_ns(),
+            errno: e.raw_os_error(),
+            error: msg,
+        });
+    }
+
+    /// A held archive tried again: reopened if it has to be, then a `lost` record with
+    /// `reason: "sink"` counting every event lost since it was held. Written: the output
+    /// is back, said in one line. Not: held on, the same window.
+    fn resume(&mut self, clock: &WallClock) {
+        let Some(st) = self.stall.take() else {
+            return;
+        };
+        let Target::Archive(a) = &mut self.target else {
+            return;
+        };
+        if (a.file.is_none() || a.unlinked()) && a.reopen().is_err() {
+            self.stall = Some(st);
+            return;
+        }
+        let lost = self.errors - st.errors_at;
+        if lost > 0 {
+            let ev = Raised {
+                ts_ns: crate::sys::clock::boot_ns(),
+                pid: std::process::id(),
+                what: What::SinkLost(SinkLost {
+                    count: lost,
+                    since_ns: st.since_ns,
+                    error: &st.error,
+                }),
+            };
+            let mut line = super::json::Line::begin(&mut self.buf);
+            ev.walk(clock, &mut line);
+            line.end();
+        }
+        let before = self.errors;
+        self.flush();
+        match &mut self.stall {
+            Some(again) => {
+                // Only the lost record was buffered (nothing is rendered while held): it
+                // is no event, and the next try says the whole window again.
+                self.errors = before;
+                again.errors_at = st.errors_at;
+                again.since_ns = st.since_ns;
+            }
+            None => {
+                self.last_error = None;
+                let mut since = Vec::new();
+                clock.write_rfc3339(&mut since, st.since_ns);
+                if let Target::Archive(a) = &self.target {
+                    info!(
+                        "output {}: writing again; {lost} events lost since {} ({}), counted as sink_errors and in a lost record",
+                        a.path.display(),
+                        String::from_utf8_lossy(&since),
+                        st.error
+                    );
+                }
+            }
+        }
     }
 
     fn report(&mut self, msg: &str, lines: u64) {
@@ -393,7 +704,7 @@ mod tests {
         // test writes files.)
         let p = std::env::temp_dir().join(format!("rw-sink-{}", std::process::id()));
         let _ = std::fs::remove_file(&p);
-        let mut s = Lines::open(Some(&p)).expect("open");
+        let mut s = Lines::open(Some(&p), &ArchiveSettings::default()).expect("open");
         let line = b"{\"x\":123456789}\n"; // 16 bytes: 250 whole lines fit
         let limit = libc::rlimit {
             rlim_cur: 4000,
@@ -435,7 +746,7 @@ mod tests {
             libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK)
         };
         assert!(reader >= 0);
-        let mut s = Lines::open(Some(&path)).expect("open fifo");
+        let mut s = Lines::open(Some(&path), &ArchiveSettings::default()).expect("open fifo");
         assert!(s.pollable().is_some());
         let line = b"{\"x\":1}\n";
         for _ in 0..100_000 {

@@ -98,6 +98,19 @@ fn push_num(buf: &mut Vec<u8>, v: u64, width: usize) {
     buf.extend_from_slice(&d[..width]);
 }
 
+/// `YYYYMMDDTHHMMSSZ` for whole seconds since the Unix epoch: names that sort by time
+/// (the archive's rotated files).
+pub fn compact_utc(epoch_secs: i64) -> String {
+    let (y, m, d) = civil_from_days(epoch_secs.div_euclid(86_400));
+    let sod = epoch_secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 /// Howard Hinnant's days-from-civil inverse: days since 1970-01-01 to (year, month, day).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
