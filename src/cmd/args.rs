@@ -34,6 +34,9 @@ Usage:
   ringwarden status [--json] [--control-socket PATH] [--config PATH]
                                 ask the running daemon: per ring sizes, books, loss and
                                 latency; programs; uptime (--json: the raw document)
+  ringwarden archive verify DIR check an event archive: whole JSON lines, each ring's seq
+                                ranges and gaps, and whether lost and expired records account
+                                for every gap (exit 0: they do; 1: not)
   ringwarden --help | --version
 
 Options for run (each overrides the configuration file):
@@ -113,6 +116,8 @@ pub enum Command {
     ConfigCheck(PathBuf),
     Size(SizeArgs),
     Status(StatusArgs),
+    /// `archive verify DIR`.
+    ArchiveVerify(PathBuf),
     Help,
     Version,
 }
@@ -222,9 +227,30 @@ fn parse_in(args: &[String], default_path: &Path) -> Result<Command, CliError> {
         Some("config") => parse_config(a),
         Some("size") => parse_size(a),
         Some("status") => parse_status(a, default_path),
+        Some("archive") => parse_archive(a),
         Some(s) => Err(usage(format!(
-            "unknown command {s:?}; commands are run, check, config, size and status (see --help)"
+            "unknown command {s:?}; commands are run, check, config, size, status and archive (see --help)"
         ))),
+    }
+}
+
+fn parse_archive(mut a: Args) -> Result<Command, CliError> {
+    const FIX: &str = "use `ringwarden archive verify DIR`";
+    match a.next() {
+        Some(("-h" | "--help", _)) => Ok(Command::Help),
+        Some(("verify", _)) => {
+            let dir = match a.it.next() {
+                Some(p) if p == "-h" || p == "--help" => return Ok(Command::Help),
+                Some(p) => PathBuf::from(p),
+                None => return Err(usage(format!("archive verify needs a directory; {FIX}"))),
+            };
+            if let Some(extra) = a.it.next() {
+                return Err(usage(format!("unexpected argument {extra:?}; {FIX}")));
+            }
+            Ok(Command::ArchiveVerify(dir))
+        }
+        Some((other, _)) => Err(usage(format!("unknown archive command {other:?}; {FIX}"))),
+        None => Err(usage(format!("archive needs a command; {FIX}"))),
     }
 }
 

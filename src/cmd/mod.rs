@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and the entry point that parses the command line and
 //! runs one. The top layer: it may use every module below it.
+pub mod archive;
 pub mod args;
 pub mod check;
 pub mod config;
@@ -37,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::ConfigDefault => config::default(),
         Command::ConfigCheck(path) => config::check(&path),
         Command::Size(a) => size::run(&a),
+        Command::ArchiveVerify(dir) => archive::verify(&dir),
         Command::Status(a) => status::run(&a),
         Command::Run(opts) => run::run(*opts),
     }

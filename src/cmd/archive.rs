@@ -1,0 +1,383 @@
+//! `ringwarden archive verify DIR`: reads an event archive (plain or gzip files, ours or
+//! logrotate's), checks that every line is a whole JSON object, and accounts for every
+//! `seq` of every ring: present, declared lost by the ring (`lost` records), lost at the
+//! output (`lost` records with `reason: "sink"`), or deleted with the oldest files
+//! (`expired` records). Exit 0: whole and accounted for; 1: not; 66: DIR cannot be read.
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use crate::obs::jsonread::{self, Value};
+use crate::output::{archive, gzip};
+
+/// EX_NOINPUT: the directory (or a file in it) cannot be read.
+const NOINPUT: u8 = 66;
+/// Damaged lines shown (the rest are counted).
+const SHOWN: usize = 10;
+
+/// One run of a ring's seqs: a daemon's lifetime (seqs start at 0 again after a
+/// restart, seen as a seq that does not grow).
+#[derive(Debug, Default)]
+struct Run {
+    first: u64,
+    last: u64,
+    present: u64,
+    /// Gaps between present seqs, `first..=last` each.
+    gaps: Vec<(u64, u64)>,
+    /// Ranges `lost` records declared.
+    declared: Vec<(u64, u64)>,
+    /// Seq-less `lost` records' counts (a 5.10 variant's ring).
+    declared_count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Verify {
+    files: usize,
+    lines: u64,
+    bad: u64,
+    shown: Vec<String>,
+    /// By (ring, shard): its runs, oldest first.
+    rings: BTreeMap<(String, Option<u64>), Vec<Run>>,
+    sink_lost: u64,
+    sink_records: u64,
+    /// Per daemon (pid): the largest `total_events` of its `expired` records.
+    expired: BTreeMap<u64, u64>,
+    expired_files: u64,
+}
+
+impl Verify {
+    fn line(&mut self, file: &str, n: u64, text: &[u8]) {
+        self.lines += 1;
+        let parsed = std::str::from_utf8(text)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(|t| jsonread::parse(t).map_err(|e| e.to_string()));
+        let v = match parsed {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return self.damaged(file, n, "not a JSON object"),
+            Err(e) => return self.damaged(file, n, &e),
+        };
+        let ty = v.get("type").as_str().unwrap_or("");
+        let daemon = v.get("origin").as_str() == Some("daemon");
+        let key = || {
+            (
+                v.get("ring").as_str().unwrap_or("?").to_string(),
+                v.get("shard").as_u64(),
+            )
+        };
+        match (ty, daemon) {
+            ("lost", true) if v.get("reason").as_str() == Some("sink") => {
+                self.sink_lost += v.get("count").as_u64().unwrap_or(0);
+                self.sink_records += 1;
+            }
+            ("lost", true) => {
+                let runs = self.rings.entry(key()).or_default();
+                if runs.is_empty() {
+                    runs.push(Run::default());
+                }
+                if let Some(run) = runs.last_mut() {
+                    match (v.get("first_seq").as_u64(), v.get("last_seq").as_u64()) {
+                        (Some(a), Some(b)) => run.declared.push((a, b)),
+                        _ => run.declared_count += v.get("count").as_u64().unwrap_or(0),
+                    }
+                }
+            }
+            ("expired", true) => {
+                let pid = v.get("pid").as_u64().unwrap_or(0);
+                let total = v.get("total_events").as_u64().unwrap_or(0);
+                let e = self.expired.entry(pid).or_default();
+                *e = (*e).max(total);
+                self.expired_files += 1;
+            }
+            (_, false) => {
+                if let Some(seq) = v.get("seq").as_u64() {
+                    self.seq(key(), seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn seq(&mut self, key: (String, Option<u64>), seq: u64) {
+        let runs = self.rings.entry(key).or_default();
+        match runs.last_mut() {
+            Some(r) if r.present > 0 && seq > r.last => {
+                if seq > r.last + 1 {
+                    r.gaps.push((r.last + 1, seq - 1));
+                }
+                r.last = seq;
+                r.present += 1;
+            }
+            // Only `lost` records so far in this run.
+            Some(r) if r.present == 0 => {
+                r.first = seq;
+                r.last = seq;
+                r.present = 1;
+            }
+            _ => runs.push(Run {
+                first: seq,
+                last: seq,
+                present: 1,
+                ..Run::default()
+            }),
+        }
+    }
+
+    fn damaged(&mut self, file: &str, n: u64, why: &str) {
+        self.bad += 1;
+        if self.shown.len() < SHOWN {
+            self.shown.push(format!("{file}: line {n}: {why}"));
+        }
+    }
+
+    /// Reads one file (gzip by its magic bytes, so logrotate's `.1.gz` reads too).
+    fn file(&mut self, path: &Path) -> io::Result<()> {
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        self.files += 1;
+        let mut magic = [0u8; 2];
+        let gz = File::open(path)?.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
+        let mut pending: Vec<u8> = Vec::new();
+        let mut n = 0u64;
+        let mut feed = |chunk: &[u8], v: &mut Verify| {
+            let mut rest = chunk;
+            while let Some(i) = rest.iter().position(|&c| c == b'\n') {
+                n += 1;
+                if pending.is_empty() {
+                    v.line(&name, n, &rest[..i]);
+                } else {
+                    pending.extend_from_slice(&rest[..i]);
+                    let line = std::mem::take(&mut pending);
+                    v.line(&name, n, &line);
+                }
+                rest = &rest[i + 1..];
+            }
+            pending.extend_from_slice(rest);
+        };
+        let f = File::open(path)?;
+        let r = if gz {
+            gzip::read_all(f, &mut |b| feed(b, self)).map_err(|e| e.to_string())
+        } else {
+            archive::read_chunks(f, &mut |b| feed(b, self)).map_err(|e| e.to_string())
+        };
+        if !pending.is_empty() {
+            self.lines += 1;
+            self.damaged(&name, n + 1, "cut off: no end of line (a truncated file)");
+        }
+        if let Err(e) = r {
+            self.damaged(&name, n + 1, &format!("the file cannot be read on: {e}"));
+        }
+        Ok(())
+    }
+}
+
+/// The files of an archive in `dir`, oldest first: every regular file with `.json` in
+/// its name (`events.jsonl`, `events-….jsonl.gz`, logrotate's `events.jsonl.1`), by
+/// modification time (compressing keeps it), then name.
+fn archive_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v: Vec<(SystemTime, String, PathBuf)> = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.contains(".json") || name.ends_with(".tmp") || name.starts_with('.') {
+            continue;
+        }
+        let m = fs::symlink_metadata(e.path())?;
+        if m.is_file() {
+            v.push((
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                name,
+                e.path(),
+            ));
+        }
+    }
+    v.sort();
+    Ok(v.into_iter().map(|(_, _, p)| p).collect())
+}
+
+pub fn verify(dir: &Path) -> ExitCode {
+    let files = match archive_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "ringwarden: archive verify: cannot read {}: {e}; give the directory of the archive",
+                dir.display()
+            );
+            return ExitCode::from(NOINPUT);
+        }
+    };
+    let mut v = Verify::default();
+    for f in &files {
+        if let Err(e) = v.file(f) {
+            eprintln!(
+                "ringwarden: archive verify: cannot read {}: {e}",
+                f.display()
+            );
+            return ExitCode::from(NOINPUT);
+        }
+    }
+    let (text, ok) = report(&v, dir);
+    print!("{text}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::sys::exit::RUNTIME)
+    }
+}
+
+/// What `verify` prints, and whether the archive is whole and accounted for.
+fn report(v: &Verify, dir: &Path) -> (String, bool) {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "archive {}: {} files, {} lines",
+        dir.display(),
+        v.files,
+        v.lines
+    );
+    if v.bad == 0 {
+        let _ = writeln!(o, "lines: every line is a whole JSON object");
+    } else {
+        let _ = writeln!(o, "lines: {} damaged:", v.bad);
+        for s in &v.shown {
+            let _ = writeln!(o, "  {s}");
+        }
+        if v.bad as usize > v.shown.len() {
+            let _ = writeln!(o, "  ... and {} more", v.bad as usize - v.shown.len());
+        }
+    }
+    let (mut undeclared, mut head) = (0u64, 0u64);
+    let expired: u64 = v.expired.values().sum();
+    let mut ring_declared_ok = true;
+    for ((ring, shard), runs) in &v.rings {
+        let label = match shard {
+            Some(s) => format!("{ring}/{s}"),
+            None => ring.clone(),
+        };
+        for (i, r) in runs.iter().enumerate() {
+            if r.present == 0 {
+                continue;
+            }
+            let missing: u64 = r.gaps.iter().map(|(a, b)| b - a + 1).sum();
+            let declared: u64 = r
+                .gaps
+                .iter()
+                .filter(|g| r.declared.iter().any(|d| d.0 <= g.0 && g.1 <= d.1))
+                .map(|(a, b)| b - a + 1)
+                .sum();
+            // Seq-less lost records (5.10) vouch for as many as they count.
+            let declared = (declared + r.declared_count).min(missing);
+            let und = missing - declared;
+            undeclared += und;
+            if i == 0 {
+                head += r.first;
+            } else if r.first > 0 {
+                // A later run starts where its daemon started: at 0, unless the output
+                // lost its first events.
+                undeclared += r.first;
+            }
+            ring_declared_ok &= r
+                .declared
+                .iter()
+                .all(|d| r.gaps.iter().any(|g| g.0 <= d.0 && d.1 <= g.1) || d.1 < r.first);
+            let _ = writeln!(
+                o,
+                "ring {label}{}: seq {}..{}, {} present, {} gaps ({} events): {} declared lost by the ring, {} not",
+                if runs.len() > 1 {
+                    format!(" run {}", i + 1)
+                } else {
+                    String::new()
+                },
+                r.first,
+                r.last,
+                r.present,
+                r.gaps.len(),
+                missing,
+                declared,
+                und
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "output: {} events lost at the output ({} lost records, reason sink)",
+        v.sink_lost, v.sink_records
+    );
+    let _ = writeln!(
+        o,
+        "expired: {expired} events in deleted files (expired records: {}); the archive starts {head} events into its first run",
+        v.expired_files
+    );
+    let gaps_ok = undeclared <= v.sink_lost;
+    let head_ok = head <= expired || v.expired_files == 0;
+    let exact = undeclared == v.sink_lost && (v.expired_files == 0 || head == expired);
+    let verdict = if v.bad > 0 {
+        "damaged lines".to_string()
+    } else if !ring_declared_ok {
+        "a lost record names seqs that are present".to_string()
+    } else if !gaps_ok {
+        format!(
+            "{} missing events are not accounted for: gaps no lost record explains",
+            undeclared - v.sink_lost
+        )
+    } else if !head_ok {
+        format!(
+            "{} events missing at the start, more than the expired records count",
+            head - expired
+        )
+    } else if exact {
+        "every gap is accounted for exactly: declared ring losses, the output's losses and the expired files".to_string()
+    } else {
+        format!(
+            "every gap is accounted for: {} events the output lost and {} expired ones left no gap (lost at a run's end, the daemon's own records, or runs deleted whole)",
+            v.sink_lost - undeclared,
+            expired.saturating_sub(head)
+        )
+    };
+    let ok = v.bad == 0 && ring_declared_ok && gaps_ok && head_ok;
+    let _ = writeln!(
+        o,
+        "verdict: {}: {verdict}",
+        if ok { "ok" } else { "FAILED" }
+    );
+    (o, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lines: &[&str]) -> (String, bool) {
+        let mut v = Verify::default();
+        for (i, l) in lines.iter().enumerate() {
+            v.line("f", i as u64 + 1, l.as_bytes());
+        }
+        report(&v, Path::new("d"))
+    }
+
+    #[test]
+    fn gaps_are_matched_to_what_declared_them() {
+        let ev = |s: u64| format!("{{\"type\":\"open\",\"ring\":\"file\",\"seq\":{s}}}");
+        let lost = r#"{"type":"lost","origin":"daemon","ring":"file","first_seq":2,"last_seq":3,"count":2}"#;
+        let sink = r#"{"type":"lost","origin":"daemon","reason":"sink","count":1}"#;
+        let (a, b, c, d, e) = (ev(0), ev(1), ev(4), ev(6), ev(0));
+        let (text, ok) = run(&[&a, &b, lost, &c, sink, &d, &e]);
+        assert!(ok, "{text}");
+        assert!(text.contains("ring file run 1: seq 0..6, 4 present, 2 gaps (3 events): 2 declared lost by the ring, 1 not"), "{text}");
+        assert!(text.contains("ring file run 2: seq 0..0"), "{text}");
+        assert!(text.contains("accounted for exactly"), "{text}");
+        // Without the sink record the gap at 5 is unexplained.
+        let (text, ok) = run(&[&a, &b, lost, &c, &d]);
+        assert!(
+            !ok && text.contains("1 missing events are not accounted for"),
+            "{text}"
+        );
+        // A damaged line.
+        let (text, ok) = run(&[&a, "{\"type\":\"open\",\"ri"]);
+        assert!(!ok && text.contains("f: line 2: invalid JSON"), "{text}");
+    }
+}
