@@ -55,20 +55,20 @@ impl ArchiveSettings {
         }
         if let Some(m) = self.max_total {
             // The active file and (compressing) a .gz in the making take room of their
-            // own: see Archive::reserve.
-            let times = if self.compress { 3 } else { 2 };
+            // own (reserve); at least one rotated file must fit beside them.
             match self.rotate_size {
-                Some(r) if m >= r.saturating_mul(times) => {}
+                Some(r) if m >= self.reserve(r).saturating_add(r) => {}
                 Some(r) => {
                     return Err(format!(
-                        "max_total {} leaves no room for rotated files beside an active file of rotate_size {}{}; make max_total at least {times} times rotate_size (e.g. 8 times)",
+                        "max_total {} leaves no room for rotated files beside an active file of rotate_size {}{}; make max_total at least {} (e.g. 8 times rotate_size)",
                         human(m),
                         human(r),
                         if self.compress {
                             " and one being compressed"
                         } else {
                             ""
-                        }
+                        },
+                        crate::units::fmt_size(self.reserve(r).saturating_add(r))
                     ));
                 }
                 None => {
@@ -80,6 +80,18 @@ impl ArchiveSettings {
             }
         }
         Ok(())
+    }
+
+    /// Room `max_total` keeps for what grows besides the rotated files when the active
+    /// file rotates at `r`: that file, and, compressing, the `.gz` being written (at most
+    /// 1/8 bigger than its source, for data that does not compress, plus its header). So
+    /// the total is a ceiling, not a target passed between two rotations.
+    pub fn reserve(&self, r: u64) -> u64 {
+        if self.compress {
+            r.saturating_mul(2).saturating_add(r / 8 + 4096)
+        } else {
+            r
+        }
     }
 
     /// Whether anything rotates, expires or compresses (else the file is only appended).

@@ -1915,7 +1915,7 @@ mod tests {
         );
         error(
             "[output.file]\npath = \"/x/e.jsonl\"\nrotate_size = \"1MiB\"\nmax_total = \"1MiB\"\n",
-            "at least 2 times rotate_size",
+            "make max_total at least 2 MiB",
         );
         error(
             "[output.file]\npath = \"/x/e.jsonl\"\nrotate_size = \"1KiB\"\n",
