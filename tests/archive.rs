@@ -430,7 +430,7 @@ fn archive_options_that_cannot_work_exit_78_with_one_line() {
                 "--max-total",
                 "1MiB",
             ],
-            "at least 2 times rotate_size",
+            "make max_total at least 2 MiB",
         ),
         (vec!["run", "--rotate-interval", "0s"], "--rotate-interval"),
     ] {
@@ -601,4 +601,64 @@ fn a_full_disk_frees_the_oldest_rotated_files() {
         written,
         "lines + expired = written"
     );
+}
+
+#[test]
+fn a_full_disk_whose_file_is_removed_resumes_and_counts_both() {
+    // As an admin would: a small file system fills, the events file is removed.
+    let fs_ = Tmpfs::new("archive-rm", 256);
+    let dir = fs_.0.clone();
+    let d = start("archive-rm", &dir, &[]);
+    let tid = gettid();
+    let t = Instant::now();
+    while !d.log().contains("holding the output") {
+        calls(200);
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    calls(300);
+    fs::remove_file(dir.join("events.jsonl")).expect("rm");
+    d.wait_for_log("writing again", Duration::from_secs(10));
+    calls(100);
+    wait_mine(&dir, tid, 100);
+    let f = d.stop();
+    let all = lines(&dir);
+    let errors = u(&f.stats["sink_errors"]);
+    assert_eq!(sink_lost(&all), vec![errors], "{}", f.stderr);
+    let gone: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] == "expired" && e["reason"] == "deleted by another process")
+        .collect();
+    assert_eq!(gone.len(), 1, "{}", f.stderr);
+    let expired = u(&f.stats["expired_events"]);
+    assert_eq!(u(&gone[0]["lines"]), expired);
+    assert_eq!(all.len() as u64 + expired, u(&f.stats["written"]));
+    let raised = all.iter().filter(|e| e["origin"] == "daemon").count() as u64 + expired
+        - u(&gone[0]["total_events"]);
+    assert_eq!(
+        u(&f.ring("syscall")["received"]) + raised,
+        u(&f.stats["written"]) + errors
+    );
+}
+
+#[test]
+fn a_deleted_active_file_is_replaced_and_its_lines_counted() {
+    let dir = temp_dir("archive-deleted");
+    let d = start("archive-deleted", &dir, &[]);
+    let tid = gettid();
+    calls(300);
+    wait_mine(&dir, tid, 300);
+    fs::remove_file(dir.join("events.jsonl")).expect("rm");
+    calls(200);
+    d.wait_for_log("deleted by another process", Duration::from_secs(10));
+    calls(100);
+    wait_mine(&dir, tid, 100);
+    let f = d.stop();
+    let all = lines(&dir);
+    let gone: Vec<&Value> = all.iter().filter(|e| e["type"] == "expired").collect();
+    assert_eq!(gone.len(), 1);
+    let expired = u(&f.stats["expired_events"]);
+    assert!(expired >= 300, "{expired}");
+    assert_eq!(u(&gone[0]["lines"]), expired);
+    assert_eq!(all.len() as u64 + expired, u(&f.stats["written"]));
 }

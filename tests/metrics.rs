@@ -22,7 +22,7 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 20] = [
+const METRICS: [(&str, &str); 22] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),
@@ -36,6 +36,8 @@ const METRICS: [(&str, &str); 20] = [
     ("ebpf_read_latency_seconds", "histogram"),
     ("ringwarden_resident_memory_bytes", "gauge"),
     ("ringwarden_sink_errors_total", "counter"),
+    ("ringwarden_written_total", "counter"),
+    ("ringwarden_expired_events_total", "counter"),
     ("ringwarden_decode_errors_total", "counter"),
     ("ringwarden_context_only_total", "counter"),
     ("ringwarden_programs", "gauge"),
@@ -132,6 +134,8 @@ fn scrape_counts_exactly_what_the_daemon_counted() {
         assert_eq!(num(&s, &k), 0);
     }
     assert_eq!(num(&s, "ringwarden_sink_errors_total"), 0);
+    // A file output: an archive that rotates nothing, so expires nothing.
+    assert_eq!(num(&s, "ringwarden_expired_events_total"), 0);
     let util: f64 = s["ebpf_ring_buffer_utilization_percent{ring=\"syscall\"}"]
         .parse()
         .expect("float");

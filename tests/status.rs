@@ -162,10 +162,11 @@ fn status_json_table_and_metrics_agree_with_the_books() {
     assert!(
         last.starts_with("uptime ")
             && last.contains(&format!(
-                ", pid {}, version {}, sink errors 0, memory ",
+                ", pid {}, version {}, written ",
                 d.pid(),
                 env!("CARGO_PKG_VERSION")
-            )),
+            ))
+            && last.contains(", sink errors 0, expired 0, memory "),
         "{last}"
     );
 

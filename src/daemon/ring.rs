@@ -224,13 +224,9 @@ impl Pipeline {
 
     /// An event the daemon raised itself: rendered like a record but from no ring, so
     /// no ring's received or dropped count it (it has no seq). Like a record, it is
-    /// counted as a sink error when the output is full.
+    /// counted as a sink error when the output is full (a held file keeps it instead).
     fn raise(&mut self, what: What<'_>) {
         if !self.sink.renders() {
-            return;
-        }
-        if !self.sink.has_room() {
-            self.sink.count_lost(1);
             return;
         }
         let ev = Raised {
@@ -238,6 +234,13 @@ impl Pipeline {
             pid: std::process::id(),
             what,
         };
+        if !self.sink.has_room() {
+            // A held output keeps it for when it resumes; else it is lost, counted.
+            if !self.sink.keep(&self.clock, &ev) {
+                self.sink.count_lost(1);
+            }
+            return;
+        }
         self.sink.raise(&self.clock, &ev);
         if self.sink.buffered() >= FLUSH_AT {
             self.sink.flush();

@@ -354,7 +354,7 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
             o,
             "ringwarden_expired_events_total",
             "counter",
-            "Events in rotated archive files that retention deleted.",
+            "Lines (events and the daemon's own records) of rotated archive files that retention deleted.",
         );
         sample(o, "ringwarden_expired_events_total", &[], Val::Int(e));
     }

@@ -226,24 +226,37 @@ impl Tally {
 
     /// Events: lines that are not the daemon's own records.
     pub fn events(&self) -> u64 {
-        self.lines - self.daemon
+        self.lines.saturating_sub(self.daemon)
     }
 }
 
 /// Counts a rotated file: a gzip of ours from its header, any other by reading it.
 pub fn tally(path: &Path, gz: bool) -> io::Result<Tally> {
+    // Not through a link, not blocking on a fifo someone swapped in: a regular file only.
+    let open = || -> io::Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(f)
+    };
     let mut t = Tally::default();
     if gz {
-        if let Some((lines, daemon)) = File::open(path).ok().and_then(gzip::counts) {
+        if let Some((lines, daemon)) = open().ok().and_then(gzip::counts)
+            && daemon <= lines
+        {
             return Ok(Tally {
                 lines,
                 daemon,
                 head: Vec::new(),
             });
         }
-        gzip::read_all(File::open(path)?, &mut |b| t.feed(b)).map_err(io::Error::other)?;
+        gzip::read_all(open()?, &mut |b| t.feed(b)).map_err(io::Error::other)?;
     } else {
-        read_chunks(File::open(path)?, &mut |b| t.feed(b))?;
+        read_chunks(open()?, &mut |b| t.feed(b))?;
     }
     Ok(t)
 }
@@ -290,6 +303,13 @@ pub struct Archive {
     size: u64,
     /// Up to where writeback was started (see [`Archive::wrote`]).
     started_back: u64,
+    /// The lines written into the active file by this run; `whole`: they are all of it
+    /// (it was empty when opened), so its counts are known at rotation.
+    tally: Tally,
+    whole: bool,
+    /// Counts of the files this run rotated, by uncompressed name: retention needs not
+    /// read them.
+    known: Vec<(String, Tally)>,
     /// When the active file was opened (rotation by interval).
     opened: Instant,
     /// Lines deleted by retention (or to make room on a full disk).
@@ -318,6 +338,9 @@ impl Archive {
             file: Some(file),
             size,
             started_back: size,
+            tally: Tally::default(),
+            whole: size == 0,
+            known: Vec::new(),
             opened: Instant::now(),
             expired: 0,
             expired_events: 0,
@@ -386,7 +409,9 @@ impl Archive {
     /// `bytes` were written into the active file. Every [`WRITEBACK`] bytes the kernel is
     /// asked to start writing them out (not waited for), so the fsync at rotation finds
     /// little left to do and holds the loop for less.
-    pub fn wrote(&mut self, bytes: u64) {
+    pub fn wrote(&mut self, chunk: &[u8]) {
+        let bytes = chunk.len() as u64;
+        self.tally.feed(chunk);
         self.size += bytes;
         if self.set.rotate_size.is_some()
             && self.size.saturating_sub(self.started_back) >= WRITEBACK
@@ -411,6 +436,8 @@ impl Archive {
     pub fn trimmed(&mut self, bytes: u64) {
         self.size = self.size.saturating_sub(bytes);
         self.started_back = self.started_back.min(self.size);
+        // The cut line's start was fed to the tally as the line under way.
+        self.tally.head.clear();
     }
 
     /// Whether the interval says rotate now (a file with nothing in it is not rotated).
@@ -430,21 +457,53 @@ impl Archive {
             .is_some_and(|f| f.metadata().is_ok_and(|m| m.nlink() == 0))
     }
 
-    /// Opens the path anew (after logrotate moved the file away, or it was deleted).
-    pub fn reopen(&mut self) -> Result<(), super::Error> {
-        self.file = None;
-        let f = super::sink::open_file(&self.path)?;
-        if !f.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(super::Error::Open {
-                path: self.path.clone(),
-                source: io::Error::other("not a regular file"),
-            });
+    /// Opens the path anew (after logrotate moved the file away, or it was deleted). The
+    /// same file found again (a SIGHUP with nothing rotated) keeps its age and counts.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let before = self.file.take().and_then(|f| identity(&f));
+        let f = super::sink::open_file(&self.path).map_err(|e| match e {
+            // The error's own errno: a full disk (ENOSPC) makes room on the next tick.
+            super::Error::Open { source, .. } => source,
+            e => io::Error::other(e.to_string()),
+        })?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                self.path.display()
+            )));
         }
-        self.size = f.metadata().map_or(0, |m| m.len());
-        self.started_back = self.size;
-        self.opened = Instant::now();
+        if before.is_none() || identity(&f) != before {
+            self.size = f.metadata()?.len();
+            self.started_back = self.size;
+            self.tally = Tally::default();
+            self.whole = self.size == 0;
+            self.opened = Instant::now();
+        }
         self.file = Some(f);
         Ok(())
+    }
+
+    /// The active file was deleted behind the daemon's back: what this run wrote into it
+    /// is gone, counted as expired (and told in-band) like a file retention deletes.
+    pub fn lost_active(&mut self) {
+        let t = std::mem::take(&mut self.tally);
+        self.count_expired(
+            &t,
+            self.path.display().to_string(),
+            "deleted by another process",
+        );
+    }
+
+    fn count_expired(&mut self, t: &Tally, file: String, why: &'static str) {
+        self.expired = self.expired.saturating_add(t.lines);
+        self.expired_events = self.expired_events.saturating_add(t.events());
+        self.notes.push(Expired {
+            file,
+            lines: t.lines,
+            events: t.events(),
+            total_events: self.expired_events,
+            why,
+        });
     }
 
     /// Closes the active file into a rotated name (synced, and its directory entry too),
@@ -452,6 +511,14 @@ impl Archive {
     pub fn rotate(&mut self) -> io::Result<()> {
         if let Some(f) = &self.file {
             f.sync_all()?;
+        }
+        // The path holds another file (ours was moved away, by logrotate without a signal
+        // yet, and another made in its place): not ours to rename; write to it from now on.
+        let at_path = fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if at_path.is_none() || at_path != self.file.as_ref().and_then(identity) {
+            return self.reopen();
         }
         let secs = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -466,19 +533,20 @@ impl Archive {
         }
         match fs::rename(&self.path, self.names.dir.join(&name)) {
             Ok(()) => {}
-            // Moved away already (logrotate without a signal yet): a new file, as a
-            // SIGUSR1 would have opened; the moved one is not ours to name.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return self.reopen().map_err(io::Error::other);
-            }
+            // Moved away in between: a new file, as a SIGUSR1 would have opened.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.reopen(),
             Err(e) => return Err(e),
         }
         sync_dir(&self.names.dir);
+        if self.whole {
+            self.known
+                .push((name.clone(), std::mem::take(&mut self.tally)));
+        }
         self.last = Some(name.clone());
         if self.set.compress {
             self.queue.push(name);
         }
-        self.reopen().map_err(io::Error::other)?;
+        self.reopen()?;
         self.expire();
         Ok(())
     }
@@ -519,24 +587,19 @@ impl Archive {
         }
     }
 
-    /// Room `max_total` keeps for what grows besides the rotated files: the active file
-    /// up to `rotate_size`, and the `.gz` being written beside a file in compression (at
-    /// most 1/8 bigger than it, for data that does not compress). So the total is a
-    /// ceiling, not a target passed between two rotations.
+    /// Room `max_total` keeps beside the rotated files (see [`ArchiveSettings::reserve`]).
     fn reserve(&self) -> u64 {
-        match self.set.rotate_size {
-            Some(r) if self.set.compress => 2 * r + r / 8 + 4096,
-            Some(r) => r,
-            None => self.size,
-        }
-        .max(self.size)
+        self.set
+            .rotate_size
+            .map_or(self.size, |r| self.set.reserve(r))
+            .max(self.size)
     }
 
     /// On a full disk: the oldest rotated file is deleted (counted as expired) to make
     /// room. Returns whether one was.
     pub fn free_oldest(&mut self) -> bool {
         // A compression in flight holds a partial copy: it goes first.
-        if self.cancel_job() {
+        if self.cancel_job(true) {
             return true;
         }
         match self.names.list() {
@@ -548,12 +611,20 @@ impl Archive {
     /// Deletes one rotated file and counts its lines; false if it could not be.
     fn delete(&mut self, f: &Rotated, why: &'static str) -> bool {
         if self.job.as_ref().is_some_and(|j| j.plain == f.plain) {
-            self.cancel_job();
+            self.cancel_job(false);
         }
-        let t = tally(&f.path, f.gz);
+        let t = match self.known.iter().position(|(n, _)| *n == f.plain) {
+            Some(i) => Ok(self.known.swap_remove(i).1),
+            None => tally(&f.path, f.gz),
+        };
         if let Err(e) = fs::remove_file(&f.path) {
             warn!("archive: cannot delete {}: {e}", f.path.display());
             return false;
+        }
+        if f.gz {
+            // A plain twin a failed removal left (the list shows the .gz only): the same
+            // lines, not to be counted a second time.
+            let _ = fs::remove_file(self.names.dir.join(&f.plain));
         }
         self.queue.retain(|q| *q != f.plain);
         let file = f
@@ -563,21 +634,13 @@ impl Archive {
             .unwrap_or_default();
         match t {
             Ok(t) => {
-                self.expired += t.lines;
-                self.expired_events += t.events();
                 info!(
                     "archive: deleted {} ({} events, {} lines, counted as expired) for {why}",
                     f.path.display(),
                     t.events(),
                     t.lines
                 );
-                self.notes.push(Expired {
-                    file,
-                    lines: t.lines,
-                    events: t.events(),
-                    total_events: self.expired_events,
-                    why,
-                });
+                self.count_expired(&t, file, why);
             }
             Err(e) => warn!(
                 "archive: deleted {} for {why}; its lines could not be counted: {e}",
@@ -589,10 +652,14 @@ impl Archive {
 
     /// Drops the compression in flight (its partial `.gz.tmp`); the uncompressed file
     /// stays. Returns whether there was one.
-    pub fn cancel_job(&mut self) -> bool {
+    /// `requeue`: the file is compressed again later (from the start).
+    pub fn cancel_job(&mut self, requeue: bool) -> bool {
         match self.job.take() {
             Some(j) => {
                 let _ = fs::remove_file(&j.tmp);
+                if requeue {
+                    self.queue.insert(0, j.plain);
+                }
                 true
             }
             None => false,
@@ -625,7 +692,7 @@ impl Archive {
                     j.plain
                 );
             }
-            self.cancel_job();
+            self.cancel_job(false);
         }
         self.busy()
     }
@@ -695,13 +762,26 @@ impl Archive {
         let plain_path = self.names.dir.join(&j.plain);
         let gz = self.names.dir.join(format!("{}.gz", j.plain));
         fs::rename(&j.tmp, &gz)?;
-        fs::remove_file(&plain_path)?;
+        // Done either way: the .gz is whole. A plain copy left behind is shadowed by it
+        // (listed once) and goes with it.
+        match fs::remove_file(&plain_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => warn!(
+                "archive: {} is compressed but its uncompressed copy stays: {e}",
+                j.plain
+            ),
+            _ => {}
+        }
         sync_dir(&self.names.dir);
         self.job = None;
         // Smaller now: retention may keep more.
         self.expire();
         Ok(())
     }
+}
+
+/// A file's device and inode: the same file under whatever name.
+fn identity(f: &File) -> Option<(u64, u64)> {
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A rename or unlink is durable once its directory is synced.

@@ -83,6 +83,12 @@ pub trait Sink {
     fn background(&mut self, _idle: bool) -> bool {
         false
     }
+    /// While the output is held: keeps a record the daemon raised (a ring's `lost`
+    /// record, a `tamper` anomaly) to write when it resumes, rather than counting it
+    /// lost. False: not kept (count it).
+    fn keep(&mut self, _clock: &WallClock, _ev: &Raised<'_>) -> bool {
+        false
+    }
 }
 
 /// A sink's own books beside `sink_errors`.
@@ -107,6 +113,10 @@ struct Stall {
     error: String,
 }
 
+/// The daemon's own records kept while the output is held, at most (a ring's `lost`
+/// records say what they lost in one line each: a few hundred bytes a tick).
+const MAX_HELD: usize = 1 << 20;
+
 /// While busy, deferred work still gets a slice this often.
 const WORK_EVERY: Duration = Duration::from_millis(20);
 
@@ -126,6 +136,8 @@ pub struct Lines {
     last_work: Instant,
     /// The loop's clock as of the last tick (for the records the sink raises itself).
     clock: WallClock,
+    /// Records raised while held, written when it resumes ([`Sink::keep`]).
+    held: Vec<u8>,
 }
 
 /// Outcome of one flush.
@@ -170,6 +182,7 @@ impl Lines {
             stall: None,
             last_work: Instant::now(),
             clock: WallClock::now(),
+            held: Vec::new(),
         })
     }
 }
@@ -278,7 +291,7 @@ impl Sink for Lines {
                         None => self.partial + n as u64,
                     };
                     if let Target::Archive(a) = &mut self.target {
-                        a.wrote(n as u64);
+                        a.wrote(&self.buf[..n]);
                     }
                     self.buf.drain(..n);
                 }
@@ -294,6 +307,11 @@ impl Sink for Lines {
     }
 
     fn flush_until(&mut self, deadline: Instant) {
+        // Held at the stop: one more try, so the window's lost record is written if it can.
+        if self.stall.is_some() {
+            let clock = self.clock.clone();
+            self.resume(&clock);
+        }
         self.note_expired();
         while self.flush() == Flushed::Blocked {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -331,6 +349,19 @@ impl Sink for Lines {
             return;
         }
         self.clock = clock.clone();
+        // Deleted behind the daemon's back: what this run wrote into it is gone (counted
+        // as expired, told in-band), and nothing more goes into it.
+        if self.stall.is_none()
+            && let Target::Archive(a) = &mut self.target
+            && a.unlinked()
+        {
+            info!(
+                "output {}: the file was deleted by another process; what was written to it is counted as expired; writing to a new one",
+                a.path.display()
+            );
+            a.lost_active();
+            self.reopen_path();
+        }
         self.note_expired();
         let Target::Archive(a) = &mut self.target else {
             return;
@@ -341,14 +372,6 @@ impl Sink for Lines {
                 a.free_oldest();
             }
             self.resume(clock);
-            return;
-        }
-        if a.unlinked() {
-            info!(
-                "output {}: the file was deleted; writing to a new one",
-                a.path.display()
-            );
-            self.reopen();
             return;
         }
         if a.due() {
@@ -371,15 +394,17 @@ impl Sink for Lines {
         if self.stall.is_none() {
             self.flush();
         }
-        let Target::Archive(a) = &mut self.target else {
-            return;
-        };
-        self.partial = 0;
-        match a.reopen() {
-            Ok(()) => info!("output {}: reopened", a.path.display()),
-            Err(e) if self.stall.is_none() => self.fail(io::Error::other(e.to_string())),
-            Err(_) => {}
+        self.reopen_path();
+    }
+
+    fn keep(&mut self, clock: &WallClock, ev: &Raised<'_>) -> bool {
+        if self.stall.is_none() || self.held.len() >= MAX_HELD {
+            return false;
         }
+        let mut line = super::json::Line::begin(&mut self.held);
+        ev.walk(clock, &mut line);
+        line.end();
+        true
     }
 
     fn background(&mut self, idle: bool) -> bool {
@@ -398,6 +423,19 @@ impl Sink for Lines {
 }
 
 impl Lines {
+    /// Opens the archive's path anew (its errno kept: a full disk makes room next tick).
+    fn reopen_path(&mut self) {
+        let Target::Archive(a) = &mut self.target else {
+            return;
+        };
+        self.partial = 0;
+        match a.reopen() {
+            Ok(()) => info!("output {}: reopened", a.path.display()),
+            Err(e) if self.stall.is_none() => self.fail(e),
+            Err(_) => {}
+        }
+    }
+
     /// The archive's deletions not told yet, as `expired` records into the buffer (while
     /// held: once it resumes).
     fn note_expired(&mut self) {
@@ -511,8 +549,8 @@ impl Lines {
             return;
         };
         self.errors += lines;
-        // A partial .gz in flight takes room too.
-        a.cancel_job();
+        // A partial .gz in flight takes room too (the file is compressed later).
+        a.cancel_job(true);
         let msg = e.to_string();
         if self.last_error.as_deref() != Some(&msg) {
             error!(
@@ -539,7 +577,12 @@ impl Lines {
         let Target::Archive(a) = &mut self.target else {
             return;
         };
-        if (a.file.is_none() || a.unlinked()) && a.reopen().is_err() {
+        let unlinked = a.unlinked();
+        if unlinked {
+            // Removed to make room (the admin): what it held is counted as expired.
+            a.lost_active();
+        }
+        if (a.file.is_none() || unlinked) && a.reopen().is_err() {
             self.stall = Some(st);
             return;
         }
@@ -558,17 +601,20 @@ impl Lines {
             ev.walk(clock, &mut line);
             line.end();
         }
+        // Then what the daemon raised meanwhile.
+        self.buf.extend_from_slice(&self.held);
         let before = self.errors;
         self.flush();
         match &mut self.stall {
             Some(again) => {
-                // Only the lost record was buffered (nothing is rendered while held): it
-                // is no event, and the next try says the whole window again.
+                // Only the daemon's own records were buffered (nothing is rendered while
+                // held): kept for the next try, which says the whole window again.
                 self.errors = before;
                 again.errors_at = st.errors_at;
                 again.since_ns = st.since_ns;
             }
             None => {
+                self.held.clear();
                 self.last_error = None;
                 let mut since = Vec::new();
                 clock.write_rfc3339(&mut since, st.since_ns);
