@@ -409,9 +409,16 @@ impl Archive {
     /// `bytes` were written into the active file. Every [`WRITEBACK`] bytes the kernel is
     /// asked to start writing them out (not waited for), so the fsync at rotation finds
     /// little left to do and holds the loop for less.
-    pub fn wrote(&mut self, chunk: &[u8]) {
+    pub fn wrote(&mut self, chunk: &[u8], lines: u64, daemon: Option<u64>) {
         let bytes = chunk.len() as u64;
-        self.tally.feed(chunk);
+        match daemon {
+            // Counted by the writer, at a line's start: no scan.
+            Some(d) if self.tally.head.is_empty() => {
+                self.tally.lines += lines;
+                self.tally.daemon += d;
+            }
+            _ => self.tally.feed(chunk),
+        }
         self.size += bytes;
         if self.set.rotate_size.is_some()
             && self.size.saturating_sub(self.started_back) >= WRITEBACK

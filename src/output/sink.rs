@@ -138,6 +138,11 @@ pub struct Lines {
     clock: WallClock,
     /// Records raised while held, written when it resumes ([`Sink::keep`]).
     held: Vec<u8>,
+    held_lines: u64,
+    /// Lines in `buf`, and of them the daemon's own records: what a write of the whole
+    /// buffer took, without scanning it.
+    buf_lines: u64,
+    buf_daemon: u64,
 }
 
 /// Outcome of one flush.
@@ -183,6 +188,9 @@ impl Lines {
             last_work: Instant::now(),
             clock: WallClock::now(),
             held: Vec::new(),
+            held_lines: 0,
+            buf_lines: 0,
+            buf_daemon: 0,
         })
     }
 }
@@ -246,13 +254,13 @@ impl Sink for Lines {
         data: &[u8],
         ctx: Option<&mut Context>,
     ) -> Result<(), DecodeError> {
-        super::json::render_with(ring, clock, data, ctx, &mut self.buf)
+        super::json::render_with(ring, clock, data, ctx, &mut self.buf)?;
+        self.buf_lines += 1;
+        Ok(())
     }
 
     fn raise(&mut self, clock: &WallClock, ev: &Raised<'_>) {
-        let mut line = super::json::Line::begin(&mut self.buf);
-        ev.walk(clock, &mut line);
-        line.end();
+        self.push_raised(clock, ev);
     }
 
     fn buffered(&self) -> usize {
@@ -284,16 +292,29 @@ impl Sink for Lines {
                 }
                 Ok(n) => {
                     let out = &self.buf[..n];
-                    let lines = count_lines(out);
-                    self.written += lines;
-                    self.partial = match out.iter().rposition(|&c| c == b'\n') {
-                        Some(i) => (n - i - 1) as u64,
-                        None => self.partial + n as u64,
+                    // All of it (the usual case): the lines are counted already, and the
+                    // buffer ends at a line's end. Else the part written is scanned.
+                    let whole = n == self.buf.len() && self.partial == 0;
+                    let (lines, daemon) = if whole {
+                        self.partial = 0;
+                        (self.buf_lines, Some(self.buf_daemon))
+                    } else {
+                        self.partial = match out.iter().rposition(|&c| c == b'\n') {
+                            Some(i) => (n - i - 1) as u64,
+                            None => self.partial + n as u64,
+                        };
+                        (count_lines(out), None)
                     };
+                    self.written += lines;
                     if let Target::Archive(a) = &mut self.target {
-                        a.wrote(&self.buf[..n]);
+                        a.wrote(out, lines, daemon);
                     }
                     self.buf.drain(..n);
+                    if whole {
+                        (self.buf_lines, self.buf_daemon) = (0, 0);
+                    } else {
+                        self.recount();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
@@ -404,6 +425,7 @@ impl Sink for Lines {
         let mut line = super::json::Line::begin(&mut self.held);
         ev.walk(clock, &mut line);
         line.end();
+        self.held_lines += 1;
         true
     }
 
@@ -445,16 +467,31 @@ impl Lines {
         if self.stall.is_some() {
             return;
         }
+        let clock = self.clock.clone();
         for e in std::mem::take(&mut a.notes) {
             let ev = Raised {
                 ts_ns: crate::sys::clock::boot_ns(),
                 pid: std::process::id(),
                 what: What::Expired(&e),
             };
-            let mut line = super::json::Line::begin(&mut self.buf);
-            ev.walk(&self.clock, &mut line);
-            line.end();
+            self.push_raised(&clock, &ev);
         }
+    }
+
+    /// A record the daemon raised, as one line into the buffer (and its counts).
+    fn push_raised(&mut self, clock: &WallClock, ev: &Raised<'_>) {
+        let mut line = super::json::Line::begin(&mut self.buf);
+        ev.walk(clock, &mut line);
+        line.end();
+        self.buf_lines += 1;
+        self.buf_daemon += 1;
+    }
+
+    /// The buffer's counts again, after part of it was written (a rare path).
+    fn recount(&mut self) {
+        let mut t = super::archive::Tally::default();
+        t.feed(&self.buf);
+        (self.buf_lines, self.buf_daemon) = (t.lines, t.daemon);
     }
 
     /// Bytes of `buf` to write next; `None`: the archive's active file is full, rotate it
@@ -544,6 +581,7 @@ impl Lines {
         self.partial = 0;
         let lines = count_lines(&self.buf);
         self.buf.clear();
+        (self.buf_lines, self.buf_daemon) = (0, 0);
         let Target::Archive(a) = &mut self.target else {
             self.report(&e.to_string(), lines);
             return;
@@ -597,12 +635,12 @@ impl Lines {
                     error: &st.error,
                 }),
             };
-            let mut line = super::json::Line::begin(&mut self.buf);
-            ev.walk(clock, &mut line);
-            line.end();
+            self.push_raised(clock, &ev);
         }
         // Then what the daemon raised meanwhile.
         self.buf.extend_from_slice(&self.held);
+        self.buf_lines += self.held_lines;
+        self.buf_daemon += self.held_lines;
         let before = self.errors;
         self.flush();
         match &mut self.stall {
@@ -615,6 +653,7 @@ impl Lines {
             }
             None => {
                 self.held.clear();
+                self.held_lines = 0;
                 self.last_error = None;
                 let mut since = Vec::new();
                 clock.write_rfc3339(&mut since, st.since_ns);
