@@ -3,7 +3,6 @@
 //! `seq` of every ring: present, declared lost by the ring (`lost` records), lost at the
 //! output (`lost` records with `reason: "sink"`), or deleted with the oldest files
 //! (`expired` records). Exit 0: whole and accounted for; 1: not; 66: DIR cannot be read.
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -126,18 +125,22 @@ impl Run {
     }
 }
 
+/// A ring's name and shard.
+type RingKey = (String, Option<u64>);
+
 #[derive(Debug, Default)]
 struct Verify {
     files: usize,
     lines: u64,
     bad: u64,
     shown: Vec<String>,
-    /// By (ring, shard): its runs, oldest first.
-    rings: BTreeMap<(String, Option<u64>), Vec<Run>>,
+    /// By (ring, shard), in the order first seen: its runs, oldest first. (A few dozen
+    /// rings at most: a list, not a map.)
+    rings: Vec<(RingKey, Vec<Run>)>,
     sink_lost: u64,
     sink_records: u64,
     /// Per daemon (pid): the largest `total_events` of its `expired` records.
-    expired: BTreeMap<u64, u64>,
+    expired: Vec<(u64, u64)>,
     expired_files: u64,
 }
 
@@ -168,7 +171,7 @@ impl Verify {
                 self.sink_records += 1;
             }
             ("lost", true) => {
-                let runs = self.rings.entry(key()).or_default();
+                let runs = self.runs(key());
                 if runs.is_empty() {
                     runs.push(Run::default());
                 }
@@ -186,8 +189,10 @@ impl Verify {
             ("expired", true) => {
                 let pid = v.get("pid").as_u64().unwrap_or(0);
                 let total = v.get("total_events").as_u64().unwrap_or(0);
-                let e = self.expired.entry(pid).or_default();
-                *e = (*e).max(total);
+                match self.expired.iter_mut().find(|(p, _)| *p == pid) {
+                    Some((_, e)) => *e = (*e).max(total),
+                    None => self.expired.push((pid, total)),
+                }
                 self.expired_files += 1;
             }
             (_, false) => {
@@ -199,8 +204,20 @@ impl Verify {
         }
     }
 
-    fn seq(&mut self, key: (String, Option<u64>), seq: u64) {
-        let runs = self.rings.entry(key).or_default();
+    /// The runs of ring `key`, made empty when new.
+    fn runs(&mut self, key: RingKey) -> &mut Vec<Run> {
+        let i = match self.rings.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.rings.push((key, Vec::new()));
+                self.rings.len() - 1
+            }
+        };
+        &mut self.rings[i].1
+    }
+
+    fn seq(&mut self, key: RingKey, seq: u64) {
+        let runs = self.runs(key);
         if !runs.last_mut().is_some_and(|r| r.add(seq)) {
             runs.push(Run {
                 present: vec![(seq, seq)],
@@ -295,7 +312,7 @@ fn archive_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             ));
         }
     }
-    v.sort();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     Ok(v.into_iter().map(|(_, _, p)| p).collect())
 }
 
@@ -355,7 +372,10 @@ fn report(v: &Verify, dir: &Path) -> (String, bool) {
         }
     }
     let (mut undeclared, mut head) = (0u64, 0u64);
-    let expired = v.expired.values().fold(0u64, |n, e| n.saturating_add(*e));
+    let expired = v
+        .expired
+        .iter()
+        .fold(0u64, |n, (_, e)| n.saturating_add(*e));
     let mut ring_declared_ok = true;
     for ((ring, shard), runs) in &v.rings {
         let label = match shard {
