@@ -338,19 +338,25 @@ fn wait_compressed(dir: &Path) {
     }
 }
 
+/// A daemon on `extra` into a fresh directory, `n` of this thread's events, every rotated
+/// file compressed, then stopped: (directory, what it left, this thread).
+fn compressed_run(tag: &str, extra: &[&str], n: usize) -> (PathBuf, Finished, u32) {
+    let dir = temp_dir(tag);
+    let d = start(tag, &dir, extra);
+    let tid = gettid();
+    calls(n);
+    wait_mine(&dir, tid, n);
+    wait_compressed(&dir);
+    (dir, d.stop(), tid)
+}
+
 #[test]
 fn compression_round_trip() {
-    let dir = temp_dir("archive-gzip");
-    let d = start(
+    let (dir, f, tid) = compressed_run(
         "archive-gzip",
-        &dir,
         &["--rotate-size", "64KiB", "--compress"],
+        4000,
     );
-    let tid = gettid();
-    calls(4000);
-    wait_mine(&dir, tid, 4000);
-    wait_compressed(&dir);
-    let f = d.stop();
     let r = rotated(&dir);
     assert!(r.len() >= 3, "{r:?}");
     for (n, size) in &r {
@@ -371,17 +377,11 @@ fn compression_round_trip() {
 
 #[test]
 fn archive_verify_names_a_truncated_line_and_a_cut_gzip() {
-    let dir = temp_dir("archive-verify");
-    let d = start(
+    let (dir, _, _) = compressed_run(
         "archive-verify",
-        &dir,
         &["--rotate-size", "16KiB", "--compress"],
+        600,
     );
-    let tid = gettid();
-    calls(600);
-    wait_mine(&dir, tid, 600);
-    wait_compressed(&dir);
-    d.stop();
     verified_exactly(&dir);
     // A line cut off at the end of the active file.
     let active = dir.join("events.jsonl");
@@ -505,6 +505,17 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Events until the daemon logs `word` (a full file system: the output held, or the
+/// oldest file deleted to make room).
+fn fill_until(d: &Daemon, word: &str) {
+    let t = Instant::now();
+    while !d.log().contains(word) {
+        calls(200);
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The `lost` records with `reason: "sink"`: their counts.
 fn sink_lost(lines: &[Value]) -> Vec<u64> {
     lines
@@ -522,12 +533,7 @@ fn a_full_disk_is_held_counted_and_resumed_when_freed() {
     fs::write(dir.join("filler"), vec![0u8; 150 << 10]).expect("filler");
     let d = start("archive-full", &dir, &[]);
     let tid = gettid();
-    let t = Instant::now();
-    while !d.log().contains("holding the output") {
-        calls(200);
-        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fill_until(&d, "holding the output");
     // Lost while full: counted.
     calls(500);
     std::thread::sleep(Duration::from_millis(300));
@@ -576,12 +582,7 @@ fn a_full_disk_frees_the_oldest_rotated_files() {
     let fs_ = Tmpfs::new("archive-full-rot", 256);
     let dir = fs_.0.clone();
     let d = start("archive-full-rot", &dir, &["--rotate-size", "32KiB"]);
-    let t = Instant::now();
-    while !d.log().contains("for a full disk") {
-        calls(300);
-        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fill_until(&d, "for a full disk");
     d.wait_for_log("writing again", Duration::from_secs(10));
     calls(100);
     std::thread::sleep(Duration::from_millis(1500));
@@ -610,12 +611,7 @@ fn a_full_disk_whose_file_is_removed_resumes_and_counts_both() {
     let dir = fs_.0.clone();
     let d = start("archive-rm", &dir, &[]);
     let tid = gettid();
-    let t = Instant::now();
-    while !d.log().contains("holding the output") {
-        calls(200);
-        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fill_until(&d, "holding the output");
     calls(300);
     fs::remove_file(dir.join("events.jsonl")).expect("rm");
     d.wait_for_log("writing again", Duration::from_secs(10));
