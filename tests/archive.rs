@@ -7,6 +7,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -367,6 +368,11 @@ fn compression_round_trip() {
             .expect("gzip -t");
         assert!(ok.success(), "gzip -t {n}");
         assert!(*size < 64 << 10, "{n}: {size}");
+    }
+    // Whatever the umask: the events hold every command line and path.
+    for (n, _) in r.iter().chain(&[("events.jsonl".to_string(), 0)]) {
+        let mode = fs::metadata(dir.join(n)).expect("stat").mode() & 0o777;
+        assert_eq!(mode, 0o600, "{n}: {mode:o}");
     }
     let seqs = mine(&lines(&dir), tid);
     assert_eq!(seqs.len(), 4000);
