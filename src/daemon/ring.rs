@@ -229,11 +229,7 @@ impl Pipeline {
         if !self.sink.renders() {
             return;
         }
-        let ev = Raised {
-            ts_ns: clock::boot_ns(),
-            pid: std::process::id(),
-            what,
-        };
+        let ev = Raised::now(what);
         if !self.sink.has_room() {
             // A held output keeps it for when it resumes; else it is lost, counted.
             if !self.sink.keep(&self.clock, &ev) {

@@ -87,6 +87,17 @@ impl Lost {
     }
 }
 
+impl<'a> Raised<'a> {
+    /// `what`, found now by this daemon.
+    pub fn now(what: What<'a>) -> Raised<'a> {
+        Raised {
+            ts_ns: crate::sys::clock::boot_ns(),
+            pid: std::process::id(),
+            what,
+        }
+    }
+}
+
 impl Raised<'_> {
     /// Its fields: `type`, `origin` and what every line has (minus `seq`; `ring` only
     /// for a lost record), then what was found.

@@ -469,11 +469,7 @@ impl Lines {
         }
         let clock = self.clock.clone();
         for e in std::mem::take(&mut a.notes) {
-            let ev = Raised {
-                ts_ns: crate::sys::clock::boot_ns(),
-                pid: std::process::id(),
-                what: What::Expired(&e),
-            };
+            let ev = Raised::now(What::Expired(&e));
             self.push_raised(&clock, &ev);
         }
     }
@@ -626,15 +622,11 @@ impl Lines {
         }
         let lost = self.errors - st.errors_at;
         if lost > 0 {
-            let ev = Raised {
-                ts_ns: crate::sys::clock::boot_ns(),
-                pid: std::process::id(),
-                what: What::SinkLost(SinkLost {
-                    count: lost,
-                    since_ns: st.since_ns,
-                    error: &st.error,
-                }),
-            };
+            let ev = Raised::now(What::SinkLost(SinkLost {
+                count: lost,
+                since_ns: st.since_ns,
+                error: &st.error,
+            }));
             self.push_raised(clock, &ev);
         }
         // Then what the daemon raised meanwhile.
