@@ -53,6 +53,9 @@ Options for run (each overrides the configuration file):
       --keep-age DUR           delete rotated files older than DUR (e.g. 7d)
       --max-total SIZE         keep rotated and active files together under SIZE
       --compress               gzip rotated files
+      --memory-budget SIZE     most bytes all rings may hold at once, swaps included; rings
+                               share it by priority and by what a lost event costs
+                               ([sizing] memory_budget) [default: none]
       --only LIST              families to load, comma-separated, from:
                                {families} [default: all]
       --ring-size FAMILY=SIZE  start size of one family's ring (repeatable); a power of two,
@@ -557,13 +560,13 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                 }
                 ov.no_context = true;
             }
-            "--rotate-size" | "--max-total" => {
+            "--rotate-size" | "--max-total" | "--memory-budget" => {
                 let v = a.value(name, inline, "SIZE")?;
                 let b = units::parse_bytes(&v).map_err(|e| config(format!("{name}: {e}")))?;
-                if name == "--rotate-size" {
-                    ov.archive.rotate_size = Some(b);
-                } else {
-                    ov.archive.max_total = Some(b);
+                match name {
+                    "--rotate-size" => ov.archive.rotate_size = Some(b),
+                    "--max-total" => ov.archive.max_total = Some(b),
+                    _ => ov.memory_budget = Some(b),
                 }
             }
             "--rotate-interval" | "--keep-age" => {

@@ -38,6 +38,8 @@ pub struct Overrides {
     pub no_context: bool,
     /// `--rotate-size` and the rest: each replaces its `[output.file]` key.
     pub archive: ArchiveOverrides,
+    /// `--memory-budget`: `[sizing] memory_budget`.
+    pub memory_budget: Option<u64>,
 }
 
 /// The archive's options given on the command line.
@@ -81,7 +83,8 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The family's resolved start size (--ring-size, else the file, else the default).
+    /// The family's resolved start size (--ring-size, else the file, else the default,
+    /// fitted into the memory budget).
     pub fn ring_size(&self, f: Family) -> u64 {
         self.settings.ring(f).size
     }
@@ -171,6 +174,10 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
         r.size = size;
         r.rate = None;
     }
+    if let Some(b) = ov.memory_budget {
+        s.sizing.memory_budget = Some(b);
+    }
+    s.fit_budget()?;
     Ok(RunOptions {
         output: s.output.clone(),
         families: s.families.clone(),

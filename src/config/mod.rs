@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod archive;
+mod budget;
 pub mod cli;
 pub mod filter;
 
@@ -259,6 +260,8 @@ impl Default for Settings {
                         rate: None,
                         event_size: sizing::record_size(family),
                         shards: 1,
+                        priority: spec.priority,
+                        loss_weight: 1.0,
                     }
                 })
                 .collect(),
@@ -655,6 +658,10 @@ stats_interval = "{stats}"
 #         default) to 64, or "auto" (one per 8 CPUs, at most 8). size, min and max
 #         are then each shard's, rate is split evenly, and seq counts per shard.
 #         The process ring stays one.
+#   priority  under a memory budget ([sizing] memory_budget), 1 to 9: a lost event
+#         of the family costs ten times one of a family a step lower, and memory goes
+#         where the expected cost of lost events falls most.
+#   loss_weight  scales that cost within a priority (default 1; 0.001 to 1000).
 # Start sizes total {total} (a ring costs about twice its size in memory: the kernel
 # maps it twice); rings grow on demand up to max.
 "#,
@@ -671,12 +678,13 @@ stats_interval = "{stats}"
     for r in &d.rings {
         let _ = write!(
             s,
-            "\n[rings.{}]  # one record: {} bytes\nsize = \"{}\"\nmin = \"{}\"\nmax = \"{}\"\n",
+            "\n[rings.{}]  # one record: {} bytes\nsize = \"{}\"\nmin = \"{}\"\nmax = \"{}\"\npriority = {}\n",
             r.family.name(),
             r.event_size,
             human(r.size),
             human(r.min),
-            human(r.max)
+            human(r.max),
+            r.priority
         );
     }
     let _ = write!(
@@ -688,6 +696,12 @@ stats_interval = "{stats}"
 buffer_time = "{bt}"
 # Headroom for bursts: 2 stable, 3 moderate, 4 high variability, 5 under attack. 1 to 10.
 safety_factor = {sf:.1}
+# The most bytes all rings may hold at once, every shard and both rings of a resize
+# included (like --memory-budget). Start sizes are lowered to fit, the costliest
+# families (priority, loss_weight) keeping theirs first; at run time memory moves
+# where the expected cost of lost events falls most, never below a ring's min and
+# never from a ring that is dropping to one that is not. Off without this key.
+# memory_budget = "8MiB"
 
 [adaptive]
 # Resize rings at run time (with nothing lost or duplicated). false: keep start sizes.
@@ -953,11 +967,11 @@ table! {
 }
 
 table! {
-    struct RawRing { size, min, max, rate, shards }
+    struct RawRing { size, min, max, rate, shards, priority, loss_weight }
 }
 
 table! {
-    struct RawSizing { buffer_time, safety_factor }
+    struct RawSizing { buffer_time, safety_factor, memory_budget }
 }
 
 table! {
@@ -1304,6 +1318,9 @@ impl Doc<'_> {
                 Duration::from_millis(100),
                 Duration::from_secs(60),
             )?;
+        }
+        if let Some(v) = &r.memory_budget {
+            s.memory_budget = Some(self.bytes(v, "sizing.memory_budget")?);
         }
         if let Some(v) = &r.safety_factor {
             s.safety_factor = self.ranged(v, "sizing.safety_factor", 1.0, 10.0, "3.0")?;
@@ -1652,6 +1669,24 @@ impl Doc<'_> {
         if let Some(v) = &r.shards {
             out.shards = self.shards(f, v)?;
         }
+        if let Some(v) = &r.priority {
+            out.priority = self.count(
+                v,
+                &format!("rings.{name}.priority"),
+                1,
+                9,
+                "use 1 (lowest) to 9",
+            )? as u32;
+        }
+        if let Some(v) = &r.loss_weight {
+            out.loss_weight = self.ranged(
+                v,
+                &format!("rings.{name}.loss_weight"),
+                0.001,
+                1000.0,
+                "2.0",
+            )?;
+        }
         if let Some(v) = &r.min {
             out.min = self.ring_bytes(v, &format!("rings.{name}.min"), page)?;
         }
@@ -1953,6 +1988,71 @@ mod tests {
     }
 
     #[test]
+    fn memory_budget_priority_and_loss_weight() {
+        let mut s = parse(
+            "[sizing]\nmemory_budget = \"3584KiB\"\n[rings.file]\npriority = 7\nloss_weight = 2.5\n",
+        )
+        .expect("valid");
+        assert_eq!(s.sizing.memory_budget, Some(3584 << 10));
+        let file = s.ring(Family::File);
+        assert_eq!((file.priority, file.loss_weight), (7, 2.5));
+        // Defaults: anomaly highest, then process, network, file, cgroup, syscall.
+        let d = Settings::default();
+        let order: Vec<u32> = [
+            Family::Anomaly,
+            Family::Process,
+            Family::Network,
+            Family::File,
+            Family::Cgroup,
+            Family::Syscall,
+        ]
+        .iter()
+        .map(|&f| d.ring(f).priority)
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] > w[1]), "{order:?}");
+        assert!(d.rings.iter().all(|r| r.loss_weight == 1.0));
+        // The start sizes (3.5 MiB in all) are fitted into as much, with room to halve
+        // one later: the costliest keep theirs, syscall (the cheapest) gives up half.
+        s.fit_budget().expect("fits");
+        let before = Settings::default().start_total();
+        assert_eq!(before, 3584 << 10);
+        assert_eq!(s.start_total(), before - (512 << 10));
+        assert_eq!(s.ring(Family::Syscall).size, 512 << 10);
+        assert_eq!(s.ring(Family::Anomaly).size, 256 << 10);
+        assert_eq!(s.ring(Family::File).size, 1 << 20);
+        // A budget that holds every start size as it is changes nothing.
+        let mut roomy = parse("[sizing]\nmemory_budget = \"64MiB\"\n").expect("valid");
+        roomy.fit_budget().expect("fits");
+        assert_eq!(roomy.start_total(), before);
+        // Below the minimums: one line naming them and the fix.
+        let mut tight = parse("[sizing]\nmemory_budget = \"2MiB\"\n").expect("valid");
+        let e = tight.fit_budget().expect_err("too small").to_string();
+        assert!(
+            e.starts_with("sizing.memory_budget: 2MiB is less than the rings' minimums together (process 256KiB, file 1MiB,")
+                && e.ends_with("raise it to at least 2240KiB or lower rings.*.min")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        assert_eq!(
+            tight
+                .fit_budget()
+                .map_err(|e| crate::sys::Exit::exit_code(&e)),
+            Err(78)
+        );
+        for (bad, key) in [
+            ("[rings.file]\npriority = 0\n", "rings.file.priority"),
+            ("[rings.file]\npriority = 10\n", "rings.file.priority"),
+            ("[rings.file]\nloss_weight = 0\n", "rings.file.loss_weight"),
+            (
+                "[sizing]\nmemory_budget = \"lots\"\n",
+                "sizing.memory_budget",
+            ),
+        ] {
+            error(bad, key);
+        }
+    }
+
+    #[test]
     fn the_printed_default_parses_back_to_the_default() {
         let text = default_toml();
         assert_eq!(parse(&text), Ok(Settings::default()), "{text}");
@@ -2071,7 +2171,7 @@ mod tests {
         let e = error("[rings.file]\nsise = 1\n", "rings.file.sise");
         assert_eq!(
             e,
-            "line 2: rings.file.sise: unknown key; valid keys are size, min, max, rate, shards"
+            "line 2: rings.file.sise: unknown key; valid keys are size, min, max, rate, shards, priority, loss_weight"
         );
         error("bogus = 1\n", "bogus");
         let e = error("[adaptive]\ncool_down = \"1s\"\n", "adaptive.cool_down");

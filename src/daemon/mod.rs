@@ -30,6 +30,7 @@ use crate::config::{Settings, WakeupMode};
 use crate::context::Context;
 use crate::family::{self, Family, LoadOptions, Shared};
 use crate::output;
+use crate::sizing::budget::{self, Entry};
 use crate::sizing::policy::{Observation, RingPolicy};
 use crate::sys::{self, Exit, clock, clock::WallClock, exit};
 use crate::systemd::notify::{self, Notifier};
@@ -149,6 +150,15 @@ pub enum RunError {
     /// No family attached a single program (1).
     #[error("no BPF program could be attached; run `ringwarden check` to see why")]
     NothingAttached,
+    /// A family switched on by SIGHUP finds no room in the memory budget (1).
+    #[error(
+        "the memory budget has {free} free and the {family} ring needs at least {need}; raise [sizing] memory_budget or switch another family off"
+    )]
+    NoRoom {
+        family: Family,
+        free: String,
+        need: String,
+    },
 }
 
 impl Exit for RunError {
@@ -160,7 +170,8 @@ impl Exit for RunError {
             RunError::Observer(_)
             | RunError::Io { .. }
             | RunError::Sys { .. }
-            | RunError::NothingAttached => exit::RUNTIME,
+            | RunError::NothingAttached
+            | RunError::NoRoom { .. } => exit::RUNTIME,
         }
     }
 }
@@ -176,6 +187,44 @@ impl RunError {
     fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> RunError {
         move |source| RunError::Sys { what, source }
     }
+}
+
+/// A shard's observation for this tick, with its counters moved on; `None` right after a
+/// (re)start or a swap, which would measure almost nothing (a rate over a few
+/// milliseconds would mislead the predictive average).
+fn observe_shard(r: &mut Ring, slot: usize, now: Duration) -> Option<Observation> {
+    let size = r.loaded.shard_size(slot);
+    let p = &mut r.shards[slot];
+    if now.saturating_sub(p.last_at) < MIN_OBSERVATION {
+        return None;
+    }
+    let c = r.loaded.try_counters(slot)?;
+    let obs = Observation {
+        now,
+        size,
+        high_water: r.loaded.take_high_water(slot),
+        produced: c.produced.saturating_sub(p.last.produced),
+        dropped: c.dropped.saturating_sub(p.last.dropped),
+        elapsed: now.saturating_sub(p.last_at),
+    };
+    p.last = c;
+    // A burst is judged again from this observation's rate.
+    r.burst = false;
+    p.received_at_obs = p.books.received.get();
+    p.last_at = now;
+    p.high_water = obs.high_water;
+    let secs = obs.elapsed.as_secs_f64();
+    p.rate = if secs > 0.0 {
+        obs.produced as f64 / secs
+    } else {
+        0.0
+    };
+    Some(obs)
+}
+
+/// Bytes in every shard of every ring now: what the memory budget bounds.
+pub fn ring_memory(rings: &[Ring]) -> u64 {
+    rings.iter().map(|r| r.loaded.ring_bytes()).sum()
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. `observe` starts the observer before any
@@ -516,8 +565,16 @@ impl Daemon {
                 ),
             })
             .collect();
+        let budget = match self.opts.settings.sizing.memory_budget {
+            Some(b) => format!(
+                "; {} of a {} memory budget",
+                fmt_size(ring_memory(&self.rings)),
+                fmt_size(b)
+            ),
+            None => String::new(),
+        };
         info!(
-            "ready: {attached} programs attached, {failed} skipped, {} rings ({}) in {} ms",
+            "ready: {attached} programs attached, {failed} skipped, {} rings ({}) in {} ms{budget}",
             self.rings.len(),
             names.join(", "),
             self.started.elapsed().as_millis()
@@ -775,6 +832,33 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// The start size of a family switched on while others run: its configured size, or
+    /// under a memory budget the largest that fits beside the running rings (each shard,
+    /// with room to halve it later, as `sizing::budget::fits` keeps), never below `min`.
+    fn room_for(&self, family: Family) -> Result<u64, RunError> {
+        let r = self.opts.settings.ring(family);
+        let Some(b) = self.opts.settings.sizing.memory_budget else {
+            return Ok(self.opts.ring_size(family));
+        };
+        let shards = u64::from(family::loader::effective_shards(r.shards));
+        let free = b.saturating_sub(ring_memory(&self.rings));
+        let mut size = self.opts.ring_size(family).max(r.min);
+        loop {
+            let reserve = if size > r.min { size / 2 } else { 0 };
+            if size.saturating_mul(shards).saturating_add(reserve) <= free {
+                return Ok(size);
+            }
+            if size / 2 < r.min {
+                return Err(RunError::NoRoom {
+                    family,
+                    free: human(free),
+                    need: human(r.min.saturating_mul(shards)),
+                });
+            }
+            size /= 2;
+        }
+    }
+
     /// Loads, attaches and starts consuming one family (taking over its books if it ran
     /// before in this process).
     fn enable(&mut self, family: Family) -> Result<(), RunError> {
@@ -784,7 +868,7 @@ impl Daemon {
             None => None,
         };
         let lo = LoadOptions {
-            ring_size: self.opts.ring_size(family),
+            ring_size: self.room_for(family)?,
             shards: self.opts.settings.ring(family).shards,
             syscalls: self.opts.syscalls.clone(),
             reuse,
@@ -963,65 +1047,91 @@ impl Daemon {
     }
 
     /// Every tick: each ring's policy sees the in-kernel high-water mark and the
-    /// produced and dropped counts, and may resize the ring.
+    /// produced and dropped counts; `sizing::budget::tick` turns what they want into the
+    /// resizes, within the memory budget when there is one, and they are done in order.
     fn adapt(&mut self) -> Vec<(&'static str, Observation)> {
         let mut observed = Vec::with_capacity(self.rings.len());
         let now = self.started.elapsed();
-        let registry = self.poll.registry();
+        // Each shard is observed and sized on its own: the CPUs behind one may be busier.
+        let mut obs = Vec::new();
         for r in self.rings.iter_mut() {
-            // Each shard is sized on its own: the CPUs behind one may be busier.
             for slot in 0..r.shards.len() {
-                let label = r.label(slot);
-                let size = r.loaded.shard_size(slot);
-                let p = &mut r.shards[slot];
-                // A tick right after a (re)start or a swap measures almost nothing: a rate
-                // over a few milliseconds would mislead the predictive average.
-                if now.saturating_sub(p.last_at) < MIN_OBSERVATION {
-                    continue;
+                let o = observe_shard(r, slot, now);
+                if let Some(o) = o {
+                    observed.push((r.label(slot), o));
                 }
-                let Some(c) = r.loaded.try_counters(slot) else {
-                    continue;
-                };
-                let obs = Observation {
-                    now,
-                    size,
-                    high_water: r.loaded.take_high_water(slot),
-                    produced: c.produced.saturating_sub(p.last.produced),
-                    dropped: c.dropped.saturating_sub(p.last.dropped),
-                    elapsed: now.saturating_sub(p.last_at),
-                };
-                p.last = c;
-                observed.push((label, obs));
-                // A burst is judged again from this observation's rate.
-                r.burst = false;
-                p.received_at_obs = p.books.received.get();
-                p.last_at = now;
-                p.high_water = obs.high_water;
-                let secs = obs.elapsed.as_secs_f64();
-                p.rate = if secs > 0.0 {
-                    obs.produced as f64 / secs
-                } else {
-                    0.0
-                };
-                let Some(decision) = p.policy.observe(&obs) else {
-                    continue;
-                };
-                if let Err(e) = r.resize_logged(
-                    slot,
-                    decision.new_size,
-                    &decision.reason,
-                    registry,
-                    self.started,
-                ) {
-                    // Not again every second: the failure starts a cooldown too.
-                    r.shards[slot].policy.resized(self.started.elapsed(), size);
-                    warn!(
-                        "ring {label}: resize to {} failed: {e}",
-                        fmt_size(decision.new_size)
-                    );
-                }
+                obs.push((r.loaded.shard_size(slot), o));
             }
         }
+        let budget = self.opts.settings.sizing.memory_budget;
+        let plan = {
+            let mut obs = obs.into_iter();
+            let mut entries: Vec<Entry> = Vec::with_capacity(obs.len());
+            for r in self.rings.iter_mut() {
+                for p in r.shards.iter_mut() {
+                    let Some((size, o)) = obs.next() else {
+                        break;
+                    };
+                    entries.push(Entry {
+                        size,
+                        policy: &mut p.policy,
+                        obs: o,
+                    });
+                }
+            }
+            budget::tick(budget, &mut entries)
+        };
+        // Plan indexes run over every shard of every ring in order.
+        let at: Vec<(usize, usize)> = self
+            .rings
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| (0..r.shards.len()).map(move |slot| (i, slot)))
+            .collect();
+        let registry = self.poll.registry();
+        let mut total = ring_memory(&self.rings);
+        for &(index, want, granted) in &plan.held {
+            let Some(&(i, slot)) = at.get(index) else {
+                continue;
+            };
+            let r = &mut self.rings[i];
+            let label = r.label(slot);
+            let p = &mut r.shards[slot];
+            if let Some(b) = budget
+                && p.held != Some(want)
+            {
+                info!(
+                    "ring {label}: held at {} by the memory budget ({}: {} in rings, and a resize holds old and new ring at once); its policy wants {}",
+                    fmt_size(granted),
+                    fmt_size(b),
+                    fmt_size(total),
+                    fmt_size(want)
+                );
+                p.held = Some(want);
+            }
+        }
+        let rings = &mut self.rings;
+        let started = self.started;
+        plan.run(budget, &mut total, |step| {
+            let Some(&(i, slot)) = at.get(step.index) else {
+                return false;
+            };
+            let r = &mut rings[i];
+            r.shards[slot].held = None;
+            match r.resize_logged(slot, step.to, &step.reason, registry, started) {
+                Ok(()) => true,
+                Err(e) => {
+                    // Not again every second: the failure starts a cooldown too.
+                    r.shards[slot].policy.resized(started.elapsed(), step.from);
+                    warn!(
+                        "ring {}: resize to {} failed: {e}",
+                        r.label(slot),
+                        fmt_size(step.to)
+                    );
+                    false
+                }
+            }
+        });
         observed
     }
 
@@ -1056,6 +1166,22 @@ impl Daemon {
                     .then(|| r.loaded.syscalls().to_vec()),
             })
             .collect();
+        let mut new = new;
+        let (was, now) = (
+            self.opts.settings.sizing.memory_budget,
+            new.settings.sizing.memory_budget,
+        );
+        if was != now {
+            // Rings sized under one budget are not refitted at once: a lower one could not
+            // be reached without passing it during the swaps.
+            let show = |b: Option<u64>| b.map_or("none".to_string(), human);
+            warn!(
+                "SIGHUP: [sizing] memory_budget {} takes effect at the next start; keeping {}",
+                show(now),
+                show(was)
+            );
+            new.settings.sizing.memory_budget = was;
+        }
         let actions = reload::plan(&self.opts.settings, &new.settings, &running);
         let rules = new.settings.filter.clone();
         self.opts = new;
@@ -1135,6 +1261,8 @@ impl Daemon {
                 Err(e) => error!("SIGHUP: family {f} could not be switched on: {e}"),
             },
             Action::NewPolicy { family, resize_to } => {
+                let budget = self.opts.settings.sizing.memory_budget;
+                let mut total = ring_memory(&self.rings);
                 let Some(r) = self.rings.iter_mut().find(|r| r.loaded.family == family) else {
                     return;
                 };
@@ -1147,16 +1275,29 @@ impl Daemon {
                     let p = &mut r.shards[slot];
                     p.policy = RingPolicy::new(&per_shard, &s.adaptive, &s.sizing);
                     p.policy.resized(self.started.elapsed(), size);
-                    if let Some(&Some(want)) = resize_to.get(slot)
-                        && let Err(e) = r.resize_logged(
+                    let room = budget.is_none_or(|b| {
+                        let want = resize_to.get(slot).copied().flatten().unwrap_or(0);
+                        total.saturating_add(want) <= b
+                    });
+                    if !room {
+                        warn!(
+                            "SIGHUP: ring {}: keeps {}: the new size does not fit the memory budget",
+                            r.label(slot),
+                            fmt_size(size)
+                        );
+                        continue;
+                    }
+                    if let Some(&Some(want)) = resize_to.get(slot) {
+                        match r.resize_logged(
                             slot,
                             want,
                             "configuration reloaded",
                             registry,
                             self.started,
-                        )
-                    {
-                        error!("SIGHUP: ring {}: {e}", r.label(slot));
+                        ) {
+                            Ok(()) => total = total.saturating_sub(size).saturating_add(want),
+                            Err(e) => error!("SIGHUP: ring {}: {e}", r.label(slot)),
+                        }
                     }
                 }
                 if r.shards.len() as u32 != family::loader::effective_shards(rs.shards) {
@@ -1252,6 +1393,7 @@ impl Daemon {
             sink_errors: self.pipe.borrow().sink.errors(),
             written: self.pipe.borrow().sink.books().written,
             expired_events: self.pipe.borrow().sink.books().expired,
+            memory_budget: self.opts.settings.sizing.memory_budget,
             uptime: self.started.elapsed(),
             pid: std::process::id(),
             rss_bytes: snapshot::rss_bytes(),

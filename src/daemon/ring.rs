@@ -355,6 +355,8 @@ pub struct Part {
     pub received_at_obs: u64,
     /// `Gaps::strays` already logged.
     strays_logged: u64,
+    /// The size its policy wants and the memory budget holds back, once logged.
+    pub held: Option<u64>,
 }
 
 pub enum Drained {
@@ -768,6 +770,7 @@ pub fn make_ring(
             high_water: 0,
             rate: 0.0,
             strays_logged: 0,
+            held: None,
         });
     }
     Ok(Ring {

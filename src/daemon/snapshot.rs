@@ -165,6 +165,8 @@ pub struct Snapshot {
     pub written: u64,
     /// An archive's events deleted by retention (`None`: the output is no archive).
     pub expired_events: Option<u64>,
+    /// `[sizing] memory_budget` (`None`: no budget).
+    pub memory_budget: Option<u64>,
     pub uptime: Duration,
     pub pid: u32,
     /// Resident memory (0 when /proc could not tell).
@@ -180,6 +182,13 @@ pub struct Snapshot {
     pub context: Option<ContextStats>,
     /// How long the kernel's run-time statistics have been on (`None`: off).
     pub program_stats_for: Option<Duration>,
+}
+
+impl Snapshot {
+    /// Bytes in every ring (each shard) now: what a memory budget bounds.
+    pub fn ring_memory(&self) -> u64 {
+        self.rings.iter().map(|r| r.size).sum()
+    }
 }
 
 /// The context tables' numbers at one moment.
@@ -353,6 +362,10 @@ impl Snapshot {
         if let Some(e) = self.expired_events {
             l.u64("expired_events", e);
         }
+        l.u64("ring_memory", self.ring_memory());
+        if let Some(b) = self.memory_budget {
+            l.u64("memory_budget", b);
+        }
         l.u64("uptime_ms", self.uptime.as_millis() as u64);
         l.u64("pid", self.pid.into());
         l.str("version", env!("CARGO_PKG_VERSION"));
@@ -470,6 +483,7 @@ pub(crate) mod tests {
             sink_errors: 4,
             written: 0,
             expired_events: None,
+            memory_budget: Some(4 << 20),
             uptime: Duration::from_millis(3_723_456),
             pid: 42,
             rss_bytes: 12 << 20,
@@ -520,7 +534,7 @@ pub(crate) mod tests {
         assert!(text.contains("\"handle_connect\":{\"family\":\"network\",\"attach\":\"tracepoint/syscalls/sys_exit_connect\",\"attached\":false,\"error\":\"attach: \\\"EPERM\\\"\"}"), "{text}");
         assert!(text.contains("\"handle_init_module\":{\"family\":\"anomaly\",\"attach\":\"tracepoint/syscalls/sys_enter_init_module\",\"attached\":false,\"not_applicable\":\"no module support\"}"), "{text}");
         assert!(text.ends_with(&format!(
-            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}},\"sink_errors\":4,\"written\":0,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
+            "\"program_counts\":{{\"attached\":1,\"failed\":1,\"not_applicable\":1}},\"context\":{{\"processes\":120,\"cgroups\":30,\"evictions\":{{\"processes\":7,\"cgroups\":1}},\"unknown\":2,\"proc_reads\":9,\"late\":0,\"forgotten\":0}},\"sink_errors\":4,\"written\":0,\"ring_memory\":1052672,\"memory_budget\":4194304,\"uptime_ms\":3723456,\"pid\":42,\"version\":\"{}\",\"rss_bytes\":12582912,\"tamper\":2,\"losses\":[{{\"ring\":\"file\",\"uid\":1000,\"filtered\":5,\"dropped\":1,\"rate_limited\":0}},{{\"ring\":\"file\",\"uid\":4294967295,\"filtered\":2,\"dropped\":0,\"rate_limited\":0}}]}}\n",
             env!("CARGO_PKG_VERSION")
         )), "{text}");
     }

@@ -22,6 +22,8 @@ pub const SPEC: Spec = Spec {
     ring_size: 256 * KIB,
     ring_min: 64 * KIB,
     ring_max: 32 * MIB,
+    // Under a memory budget: a lost anomaly is a lost alert: the costliest.
+    priority: 6,
     record_size: size_of::<AnomalyEvent>(),
     kinds: &[(kind::ANOMALY, "anomaly")],
     observe: None,

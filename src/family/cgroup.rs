@@ -24,6 +24,8 @@ pub const SPEC: Spec = Spec {
     ring_size: 128 * KIB,
     ring_min: 64 * KIB,
     ring_max: 16 * MIB,
+    // Under a memory budget: few, and a container they miss is seen again by its processes.
+    priority: 2,
     record_size: max(size_of::<CgroupEvent>(), size_of::<OomEvent>()),
     kinds: &[
         (kind::CGROUP_MKDIR, "cgroup_mkdir"),

@@ -33,6 +33,8 @@ pub const SPEC: Spec = Spec {
     ring_max: 256 * MIB,
     // Records are sent variable-size: this is the largest, a change with two full paths
     // and two full resolved names (an open is at most size_of::<OpenEvent>() + RESOLVED_LEN).
+    // Under a memory budget: many, and a flood of them is common.
+    priority: 3,
     record_size: size_of::<ChangeEvent>() + 2 * (PATH_LEN - 1) + 2 * RESOLVED_LEN,
     kinds: &[
         (kind::OPEN, "open"),

@@ -39,6 +39,9 @@ pub struct Spec {
     /// Bytes of its largest record: what the sizing formula costs one event at (the
     /// BPF side reserves the full struct).
     pub record_size: usize,
+    /// Its default `priority` under a memory budget (`[rings.NAME] priority`): a step of
+    /// priority makes a lost event ten times costlier (see `sizing::budget`).
+    pub priority: u32,
     /// What its programs use beyond 5.10 that no variant replaces (what `check` names
     /// when the family does not load).
     pub needs: &'static [kernel::Feature],

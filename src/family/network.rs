@@ -42,6 +42,8 @@ pub const SPEC: Spec = Spec {
     ring_min: 256 * KIB,
     ring_max: 256 * MIB,
     // The largest record: a DNS message's.
+    // Under a memory budget: connections are what an intruder leaves by.
+    priority: 4,
     record_size: size_of::<DnsEvent>(),
     kinds: &[
         (kind::CONNECT, "connect"),

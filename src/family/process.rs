@@ -32,6 +32,8 @@ pub const SPEC: Spec = Spec {
     // The process rate counts exec, fork and exit alike, so it is costed at exec's size
     // with a full exe path (records are sent variable-size): an overestimate errs toward no
     // loss.
+    // Under a memory budget: execs and exits build the process table every other record is read by.
+    priority: 5,
     record_size: max(
         size_of::<ExecEvent>() + RESOLVED_LEN,
         max(size_of::<ExitEvent>(), size_of::<ForkEvent>()),

@@ -20,6 +20,8 @@ pub const SPEC: Spec = Spec {
     ring_size: MIB,
     ring_min: 512 * KIB,
     ring_max: 64 * MIB,
+    // Under a memory budget: counts and samples, the cheapest to lose.
+    priority: 1,
     record_size: size_of::<SyscallEvent>(),
     kinds: &[(kind::SYSCALL, "syscall")],
     observe: None,

@@ -29,6 +29,8 @@ pub const SPEC: Spec = Spec {
     ring_min: 64 * KIB,
     ring_max: 16 * MIB,
     // lib_load is sent variable-size: costed with a full path, an overestimate.
+    // Under a memory budget: as costly as the connection it rides on.
+    priority: 4,
     record_size: max(
         size_of::<LibLoadEvent>() + RESOLVED_LEN,
         size_of::<TlsEvent>(),

@@ -14,7 +14,7 @@ use crate::obs::jsonread::{self, Value};
 use crate::obs::serve::{OwnedPath, Parsed, Request};
 use crate::output::json::escape_str;
 use crate::sys::{Exit, exit};
-use crate::units::{fmt_ns, fmt_uptime, human};
+use crate::units::{fmt_ns, fmt_size, fmt_uptime, human};
 
 /// The longest request line (without its newline).
 pub const MAX_LINE: usize = 256;
@@ -561,6 +561,13 @@ pub fn table(v: &Value) -> String {
             num(c.get("unknown")),
         ));
     }
+    if let Some(m) = v.get("ring_memory").as_u64() {
+        let budget = match v.get("memory_budget").as_u64() {
+            Some(b) => format!(" of a {} memory budget", fmt_size(b)),
+            None => " (no memory budget)".to_string(),
+        };
+        out.push_str(&format!("rings hold {}{budget}\n", fmt_size(m)));
+    }
     let expired = match v.get("expired_events").as_u64() {
         Some(e) => format!(", expired {e}"),
         None => String::new(),
@@ -661,6 +668,7 @@ programs: 1 attached, 1 failed, 1 not applicable
 program costs over 10s (run statistics on): programs that ran: 1
   file/handle_openat: 1000 runs, 250 ns/run, 0.003% of a CPU
 context: 120 processes, 30 cgroups known; evicted 7 processes, 1 cgroups; 2 events of unknown processes
+rings hold 1028 KiB of a 4 MiB memory budget
 uptime 1h 2m 3s, pid 42, version {}, written 0, sink errors 4, memory 12.0 MiB
 ",
             env!("CARGO_PKG_VERSION")

@@ -240,6 +240,22 @@ pub fn render(s: &Snapshot, renders: u64) -> String {
         "Current size of the ring buffer.",
         |r| Val::Int(r.size),
     );
+    head(
+        o,
+        "ebpf_ring_memory_bytes",
+        "gauge",
+        "Bytes in every ring (each shard) together: what [sizing] memory_budget bounds.",
+    );
+    sample(o, "ebpf_ring_memory_bytes", &[], Val::Int(s.ring_memory()));
+    if let Some(b) = s.memory_budget {
+        head(
+            o,
+            "ebpf_ring_memory_budget_bytes",
+            "gauge",
+            "[sizing] memory_budget: the most the rings may hold at once, swaps included.",
+        );
+        sample(o, "ebpf_ring_memory_budget_bytes", &[], Val::Int(b));
+    }
     per_ring(
         o,
         rings,
@@ -674,6 +690,8 @@ ebpf_events_dropped_total{ring=\"syscall\"} 0
             "ebpf_events_rate_limited_total",
             "ebpf_events_untracked_total",
             "ebpf_ring_buffer_size_bytes",
+            "ebpf_ring_memory_bytes",
+            "ebpf_ring_memory_budget_bytes",
             "ebpf_ring_buffer_utilization_percent",
             "ebpf_loss_rate",
             "ebpf_ring_buffer_resizes_total",

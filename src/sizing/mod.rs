@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::family::Family;
 use crate::units::{fmt_approx, fmt_num, fmt_size, human};
 
+pub mod budget;
 pub mod latency;
 pub mod policy;
 
@@ -111,6 +112,10 @@ pub struct RingSettings {
     /// Rings for the family, one per group of CPUs (`size`, `min` and `max` are each
     /// shard's; `rate` is the family's, split evenly).
     pub shards: u32,
+    /// Under a memory budget: a lost event of the family costs
+    /// `loss_weight` × 10^(priority − 1) (see `budget::event_cost`).
+    pub priority: u32,
+    pub loss_weight: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -128,6 +133,9 @@ pub struct AdaptiveSettings {
 pub struct SizingSettings {
     pub buffer_time: Duration,
     pub safety_factor: f64,
+    /// Most bytes all rings may hold at once, swaps included (`memory_budget`); none by
+    /// default.
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for SizingSettings {
@@ -136,6 +144,7 @@ impl Default for SizingSettings {
         SizingSettings {
             buffer_time: Duration::from_secs(2),
             safety_factor: 3.0,
+            memory_budget: None,
         }
     }
 }

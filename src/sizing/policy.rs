@@ -11,6 +11,7 @@
 //! utilization after the last resize, and predictive changes wait a cooldown too.
 use std::time::Duration;
 
+use crate::sizing::budget::{self, Claim};
 use crate::sizing::{self, AdaptiveSettings, RingSettings, SizingSettings};
 use crate::units::{self, fmt_duration, fmt_rate};
 
@@ -98,6 +99,25 @@ pub struct RingPolicy {
     low_peak: u64,
     /// Smoothed events/s (predictive), seeded with the configured `rate` when there is one.
     rate: Option<f64>,
+    /// What one lost event costs (the memory budget's weighing, see `budget::event_cost`).
+    cost: f64,
+    /// Each recent tick's peak (see [`peak`]) and when the tick ended: a cooldown's worth,
+    /// what the memory budget expects of the ring.
+    peaks: Vec<u64>,
+    peak_at: Vec<Duration>,
+    /// Whether the latest tick dropped events.
+    dropping: bool,
+}
+
+/// The most bytes a tick needed: its high-water mark, or, when it dropped, the ring's size
+/// plus the dropped records (what a ring large enough would have held, if the drops came in
+/// one overflow; more overflows in a tick needed less).
+pub fn peak(o: &Observation, record: u64) -> u64 {
+    if o.dropped > 0 {
+        o.size.saturating_add(o.dropped.saturating_mul(record))
+    } else {
+        o.high_water
+    }
 }
 
 /// What one rule wants.
@@ -127,12 +147,56 @@ impl RingPolicy {
             low_since: None,
             low_peak: 0,
             rate: ring.rate,
+            cost: budget::event_cost(ring.priority, ring.loss_weight),
+            peaks: Vec::new(),
+            peak_at: Vec::new(),
+            dropping: false,
         }
+    }
+
+    /// What the ring asks of the memory budget this tick: `decision` is what `observe`
+    /// returned. A ring that does not adapt keeps its size.
+    pub fn claim<'a>(&'a self, size: u64, decision: Option<&'a Decision>) -> Claim<'a> {
+        let (min, max) = if self.enabled {
+            (self.min.min(size), self.max.max(size))
+        } else {
+            (size, size)
+        };
+        Claim {
+            size,
+            min,
+            max,
+            want: decision.map_or(size, |d| d.new_size),
+            why: decision.map(|d| d.reason.as_str()),
+            cost: self.cost,
+            record: self.event_size,
+            peaks: &self.peaks,
+            dropping: self.dropping,
+        }
+    }
+
+    /// Keeps the tick's peak for the budget, a cooldown's worth (at least the latest).
+    fn remember(&mut self, o: &Observation) {
+        let keep = self.cooldown.max(Duration::from_secs(1));
+        let old = self
+            .peak_at
+            .iter()
+            .take_while(|&&t| o.now.saturating_sub(t) >= keep)
+            .count();
+        self.peaks.drain(..old);
+        self.peak_at.drain(..old);
+        self.peaks.push(peak(o, self.event_size));
+        self.peak_at.push(o.now);
+        self.dropping = o.dropped > 0;
     }
 
     /// Called every tick; `Some` when the ring should be resized now.
     pub fn observe(&mut self, o: &Observation) -> Option<Decision> {
-        if !self.enabled || o.size == 0 {
+        if o.size == 0 {
+            return None;
+        }
+        self.remember(o);
+        if !self.enabled {
             return None;
         }
         self.size = o.size;
@@ -327,6 +391,8 @@ mod tests {
             max: 16 * MIB,
             rate: None,
             event_size: 1000,
+            priority: 3,
+            loss_weight: 1.0,
         }
     }
 
@@ -346,6 +412,7 @@ mod tests {
         SizingSettings {
             buffer_time: Duration::from_secs(2),
             safety_factor: 3.0,
+            memory_budget: None,
         }
     }
 
