@@ -12,8 +12,6 @@ use std::time::SystemTime;
 use crate::obs::jsonread::{self, Value};
 use crate::output::{archive, gzip};
 
-/// EX_NOINPUT: the directory (or a file in it) cannot be read.
-const NOINPUT: u8 = 66;
 /// A longer line is damaged (the daemon's are a few KiB at most).
 const MAX_LINE: usize = 16 << 20;
 /// Damaged lines shown (the rest are counted).
@@ -324,7 +322,7 @@ pub fn verify(dir: &Path) -> ExitCode {
                 "ringwarden: archive verify: cannot read {}: {e}; give the directory of the archive",
                 dir.display()
             );
-            return ExitCode::from(NOINPUT);
+            return ExitCode::from(crate::sys::exit::NOINPUT);
         }
     };
     let mut v = Verify::default();
@@ -337,7 +335,7 @@ pub fn verify(dir: &Path) -> ExitCode {
                 "ringwarden: archive verify: cannot read {}: {e}",
                 f.display()
             );
-            return ExitCode::from(NOINPUT);
+            return ExitCode::from(crate::sys::exit::NOINPUT);
         }
     }
     let (text, ok) = report(&v, dir);

@@ -31,6 +31,12 @@ Usage:
   ringwarden size --event-size B --rate R [--buffer-time T] [--safety S]
                                 a ring size by the formula B × R × T × S, rounded up to a
                                 power of two, with the working
+  ringwarden sizing simulate --trace FILE [--budget SIZE] [--policy P] [--compare]
+                     [--config PATH]
+                                replay a rate trace (run --record-rates FILE, or written
+                                by hand) through the daemon's sizing: per ring its sizes
+                                over time, drops and weighted loss; --compare: fixed sizes,
+                                an even split of the budget and each policy, side by side
   ringwarden status [--json] [--control-socket PATH] [--config PATH]
                                 ask the running daemon: per ring sizes, books, loss and
                                 latency; programs; uptime (--json: the raw document)
@@ -67,6 +73,9 @@ Options for run (each overrides the configuration file):
       --stats-interval SECS    seconds between stats lines in the log [default: 10]
       --stats-json PATH        write per-ring stats as one JSON object to PATH, atomically,
                                every interval and at exit
+      --record-rates PATH      write what each ring saw every tick (events, high-water mark,
+                               drops) to PATH, one JSON line per tick: a trace for
+                               `ringwarden sizing simulate`
       --adaptive POLICY        resize rings at run time with POLICY: dynamic, predictive or
                                hybrid; off keeps the start sizes [default: dynamic]
       --wakeup MODE            when the kernel wakes the reader: auto (batch busy rings on a
@@ -121,6 +130,8 @@ pub enum Command {
     Status(StatusArgs),
     /// `archive verify DIR`.
     ArchiveVerify(PathBuf),
+    /// `sizing simulate ...`.
+    Simulate(super::simulate::SimulateArgs),
     Help,
     Version,
 }
@@ -231,8 +242,9 @@ fn parse_in(args: &[String], default_path: &Path) -> Result<Command, CliError> {
         Some("size") => parse_size(a),
         Some("status") => parse_status(a, default_path),
         Some("archive") => parse_archive(a),
+        Some("sizing") => parse_sizing(a),
         Some(s) => Err(usage(format!(
-            "unknown command {s:?}; commands are run, check, config, size, status and archive (see --help)"
+            "unknown command {s:?}; commands are run, check, config, size, sizing, status and archive (see --help)"
         ))),
     }
 }
@@ -255,6 +267,50 @@ fn parse_archive(mut a: Args) -> Result<Command, CliError> {
         Some((other, _)) => Err(usage(format!("unknown archive command {other:?}; {FIX}"))),
         None => Err(usage(format!("archive needs a command; {FIX}"))),
     }
+}
+
+fn parse_sizing(mut a: Args) -> Result<Command, CliError> {
+    const FIX: &str = "use `ringwarden sizing simulate --trace FILE [--budget SIZE]`";
+    match a.next() {
+        Some(("-h" | "--help", _)) => return Ok(Command::Help),
+        Some(("simulate", _)) => {}
+        Some((other, _)) => return Err(usage(format!("unknown sizing command {other:?}; {FIX}"))),
+        None => return Err(usage(format!("sizing needs a command; {FIX}"))),
+    }
+    let mut s = super::simulate::SimulateArgs {
+        trace: PathBuf::new(),
+        budget: None,
+        policy: None,
+        compare: false,
+        config: None,
+    };
+    let mut trace = None;
+    while let Some((name, inline)) = a.next() {
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--trace" => trace = Some(PathBuf::from(a.value(name, inline, "FILE")?)),
+            "--budget" => {
+                let v = a.value(name, inline, "SIZE")?;
+                s.budget =
+                    Some(units::parse_bytes(&v).map_err(|e| config(format!("--budget: {e}")))?);
+            }
+            "--policy" => {
+                let v = a.value(name, inline, "POLICY")?;
+                s.policy = Some(PolicyKind::parse(&v).ok_or_else(|| {
+                    config(format!("--policy {v:?}: use dynamic, predictive or hybrid"))
+                })?);
+            }
+            "--compare" => s.compare = true,
+            "-c" | "--config" => s.config = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
+            other => {
+                return Err(usage(format!(
+                    "unknown option {other:?} for sizing simulate; {FIX}"
+                )));
+            }
+        }
+    }
+    s.trace = trace.ok_or_else(|| usage(format!("sizing simulate needs --trace FILE; {FIX}")))?;
+    Ok(Command::Simulate(s))
 }
 
 fn parse_config(mut a: Args) -> Result<Command, CliError> {
@@ -529,6 +585,9 @@ fn parse_run(mut a: Args, default_path: &Path) -> Result<Command, CliError> {
                     })?);
             }
             "--stats-json" => ov.stats_json = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
+            "--record-rates" => {
+                ov.record_rates = Some(PathBuf::from(a.value(name, inline, "PATH")?));
+            }
             "--metrics-listen" => {
                 let v = a.value(name, inline, "IP:PORT|off")?;
                 ov.metrics_listen = Some(

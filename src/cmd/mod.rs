@@ -5,6 +5,7 @@ pub mod args;
 pub mod check;
 pub mod config;
 pub mod run;
+pub mod simulate;
 pub mod size;
 pub mod status;
 
@@ -38,6 +39,7 @@ pub fn main() -> ExitCode {
         Command::ConfigDefault => config::default(),
         Command::ConfigCheck(path) => config::check(&path),
         Command::Size(a) => size::run(&a),
+        Command::Simulate(a) => simulate::run(&a),
         Command::ArchiveVerify(dir) => archive::verify(&dir),
         Command::Status(a) => status::run(&a),
         Command::Run(opts) => run::run(*opts),

@@ -40,6 +40,8 @@ pub struct Overrides {
     pub archive: ArchiveOverrides,
     /// `--memory-budget`: `[sizing] memory_budget`.
     pub memory_budget: Option<u64>,
+    /// `--record-rates`: a trace for `sizing simulate`.
+    pub record_rates: Option<PathBuf>,
 }
 
 /// The archive's options given on the command line.
@@ -76,6 +78,8 @@ pub struct RunOptions {
     pub syscalls: Vec<u32>,
     pub stats_interval_s: u64,
     pub stats_json: Option<PathBuf>,
+    /// `--record-rates`: where each tick's ring observations go (command line only).
+    pub record_rates: Option<PathBuf>,
     /// The file the settings came from; `None` for the built-in default.
     pub config_path: Option<PathBuf>,
     pub settings: Settings,
@@ -185,6 +189,7 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
         syscalls: s.syscalls.clone(),
         stats_interval_s: s.stats_interval.as_secs(),
         stats_json: s.stats_json.clone(),
+        record_rates: ov.record_rates.clone(),
         config_path: path,
         settings: s,
         overrides: ov,

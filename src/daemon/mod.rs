@@ -3,6 +3,7 @@
 //! ([`consumer`]) -> [`ring::Pipeline::record`] -> the sink.
 pub mod consumer;
 pub mod gaps;
+pub mod record;
 pub mod reload;
 pub mod ring;
 pub mod snapshot;
@@ -132,6 +133,9 @@ pub enum RunError {
         tmp: PathBuf,
         source: io::Error,
     },
+    /// `--record-rates` cannot be created (78).
+    #[error("cannot write --record-rates {path:?}: {source}; give a path in a writable directory")]
+    RecordRates { path: PathBuf, source: io::Error },
     /// An observer (metrics, control socket) could not start (1).
     #[error("{0}")]
     Observer(String),
@@ -165,7 +169,7 @@ impl Exit for RunError {
     fn exit_code(&self) -> u8 {
         match self {
             RunError::Output(e) => e.exit_code(),
-            RunError::StatsJson { .. } => exit::CONFIG,
+            RunError::StatsJson { .. } | RunError::RecordRates { .. } => exit::CONFIG,
             RunError::Family(e) => e.exit_code(),
             RunError::Observer(_)
             | RunError::Io { .. }
@@ -314,6 +318,8 @@ struct Daemon {
     /// `[metrics] program_stats`: the fd that keeps the kernel's run-time statistics on,
     /// and since when.
     program_stats: Option<(OwnedFd, Instant)>,
+    /// `--record-rates`: each tick's observations, for `sizing simulate`.
+    recorder: Option<record::Recorder>,
 }
 
 /// A family switched off at run time: its counter maps and userspace counts.
@@ -333,6 +339,17 @@ impl Daemon {
         if let Some(p) = &opts.stats_json {
             check_writable_dir(p)?;
         }
+        let recorder = match &opts.record_rates {
+            Some(p) => {
+                Some(
+                    record::Recorder::create(p).map_err(|source| RunError::RecordRates {
+                        path: p.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let mut mask = SigSet::empty();
         for s in [
             Signal::SIGINT,
@@ -369,6 +386,7 @@ impl Daemon {
             throttle: throttle::Tracker::default(),
             context_on,
             program_stats: None,
+            recorder,
         })
     }
 
@@ -688,6 +706,9 @@ impl Daemon {
             p.sink.tick(&p.clock);
         }
         let observed = self.adapt();
+        if let Some(r) = &mut self.recorder {
+            r.tick(self.started.elapsed(), &observed);
+        }
         self.update_wakeups();
         notifier.status(|| self.status());
         let take = || self.snapshot();

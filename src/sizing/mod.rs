@@ -9,6 +9,7 @@ use crate::units::{fmt_approx, fmt_num, fmt_size, human};
 pub mod budget;
 pub mod latency;
 pub mod policy;
+pub mod simulate;
 
 use policy::PolicyKind;
 

@@ -18,6 +18,10 @@ pub mod exit {
     pub const RUNTIME: u8 = 1;
     /// EX_USAGE: the command line is wrong (an unknown option, a missing value).
     pub const USAGE: u8 = 64;
+    /// EX_DATAERR: an input file's content is wrong (a trace line that is not one).
+    pub const DATAERR: u8 = 65;
+    /// EX_NOINPUT: an input file or directory cannot be read.
+    pub const NOINPUT: u8 = 66;
     /// EX_CONFIG: a configuration value is wrong (in the file or on the command line).
     pub const CONFIG: u8 = 78;
 }
