@@ -12,10 +12,11 @@ impl Settings {
         let Some(b) = self.sizing.memory_budget else {
             return Ok(());
         };
-        // One claim per shard, nothing held yet.
+        // One claim per shard of every ring that loads, nothing held yet.
+        let loaded = self.loaded_families(self.context.enabled);
         let mut of = Vec::new();
         let mut claims = Vec::new();
-        for &f in &self.families {
+        for &f in &loaded {
             let r = self.ring(f);
             for _ in 0..effective_shards(r.shards) {
                 of.push(f);
@@ -34,8 +35,7 @@ impl Settings {
         }
         let mins: u64 = claims.iter().map(|c| c.min).sum();
         if mins > b {
-            let each = self
-                .families
+            let each = loaded
                 .iter()
                 .map(|&f| {
                     let r = self.ring(f);
@@ -56,7 +56,7 @@ impl Settings {
             ))));
         }
         let sizes = budget::start_sizes(b, &claims);
-        for f in self.families.clone() {
+        for f in loaded {
             // Shards of a family share one size: the smallest any was given.
             if let Some(s) = of
                 .iter()

@@ -319,6 +319,21 @@ impl Settings {
         parse(src, page).map(|(s, _)| s)
     }
 
+    /// The families whose rings load: the configured ones, and the process and cgroup
+    /// families when `context` is on (their records keep the context tables).
+    pub fn loaded_families(&self, context: bool) -> Vec<Family> {
+        let mut f = self.families.clone();
+        if context {
+            for need in [Family::Process, Family::Cgroup] {
+                if !f.contains(&need) {
+                    f.push(need);
+                }
+            }
+            f.sort();
+        }
+        f
+    }
+
     /// Bytes of ring at start for the families that load.
     pub fn start_total(&self) -> u64 {
         self.families

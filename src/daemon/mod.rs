@@ -438,16 +438,7 @@ impl Daemon {
     /// out (a cgroup's path from its mkdir record: one removed before its events are
     /// written could no longer be asked of the kernel).
     fn loaded_families(&self) -> Vec<Family> {
-        let mut f = self.opts.families.clone();
-        if self.context_on {
-            for need in [Family::Process, Family::Cgroup] {
-                if !f.contains(&need) {
-                    f.push(need);
-                }
-            }
-            f.sort();
-        }
-        f
+        self.opts.settings.loaded_families(self.context_on)
     }
 
     /// Which families' records are written out: the configured ones.

@@ -15,6 +15,10 @@ use crate::sizing::budget::{self, Entry};
 use crate::sizing::policy::{Observation, RingPolicy};
 use crate::sizing::{AdaptiveSettings, RingSettings, SizingSettings};
 
+/// How long a swap is taken to last (the daemon logs each one's time: about a
+/// millisecond here).
+const SWAP: Duration = Duration::from_millis(1);
+
 /// One ring's line in a tick of the trace.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Load {
@@ -151,9 +155,12 @@ pub fn run(
             budget::tick(budget, &mut entries)
         };
         let mut held: u64 = sizes.iter().sum();
+        // A swap ends a little after the tick that decided it, as in the daemon: the
+        // next tick's window starts before it (see `RingPolicy::resized`).
+        let swapped = now + SWAP;
         let most = plan.run(budget, &mut held, |step| {
             sizes[step.index] = step.to;
-            policies[step.index].resized(now, step.to);
+            policies[step.index].resized(swapped, step.to);
             out.rings[step.index].sizes.push((tick.t, step.to));
             true
         });
