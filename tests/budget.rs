@@ -126,7 +126,12 @@ fn final_size(f: &Finished, ring: &str) -> u64 {
 #[test]
 fn a_4mib_budget_is_a_ceiling_under_a_file_flood_and_a_critical_anomaly_arrives() {
     let _h = heavy();
-    let d = Daemon::start("budget-ceiling", &["--memory-budget", "4MiB"]);
+    // The file ring starts at 256 KiB (its min with it): room to grow within 4 MiB, so
+    // the flood makes swaps, each holding old and new ring at once.
+    let d = Daemon::start(
+        "budget-ceiling",
+        &["--memory-budget", "4MiB", "--ring-size", "file=256KiB"],
+    );
     assert!(d.log().contains("of a 4 MiB memory budget"), "{}", d.log());
     let sampler = Sampler::start(d.pid());
     // Paced so that the events file stays a few hundred MB; the file ring (1 MiB holds
@@ -166,8 +171,13 @@ fn a_4mib_budget_is_a_ceiling_under_a_file_flood_and_a_critical_anomaly_arrives(
     );
     assert!(samples > 100, "{samples} samples");
     assert!(most <= 4 * MIB, "{most} bytes of ring held at once");
-    // Every family loaded (context adds none): 3.5 MiB at start.
+    // Every family loaded (context adds none): 3.25 MiB at start, file 256 KiB of it.
     assert!(most >= 3 * MIB, "{most}");
+    assert!(
+        f.stderr.contains("ring file: 256 KiB -> 512 KiB"),
+        "the file ring was meant to grow within the budget: {}",
+        f.stderr
+    );
     assert!(
         u(&f.ring("file")["dropped"]) > 0,
         "the flood was meant to overflow the file ring"

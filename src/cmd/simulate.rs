@@ -10,7 +10,7 @@ use crate::config::{self, Settings};
 use crate::family::Family;
 use crate::obs::jsonread::{self, Value};
 use crate::sizing::budget::{self, Claim};
-use crate::sizing::policy::{self, Observation, PolicyKind};
+use crate::sizing::policy::PolicyKind;
 use crate::sizing::simulate::{self, Load, Outcome, Sizing, Tick};
 use crate::sizing::{AdaptiveSettings, RingSettings};
 use crate::sys::exit;
@@ -58,12 +58,14 @@ pub fn run(a: &SimulateArgs) -> ExitCode {
             return ExitCode::from(e.code);
         }
     };
+    // Without --budget: the configuration's, as the daemon would run it.
+    let budget = a.budget.or(settings.sizing.memory_budget);
     let mut adaptive = settings.adaptive;
     if let Some(p) = a.policy {
         adaptive.policy = p;
         adaptive.enabled = true;
     }
-    if let Some(b) = a.budget {
+    if let Some(b) = budget {
         let mins: u64 = trace.rings.iter().map(|r| r.min).sum();
         if mins > b {
             eprintln!(
@@ -79,18 +81,18 @@ pub fn run(a: &SimulateArgs) -> ExitCode {
         }
     }
     let out = if a.compare {
-        compare(&trace, &adaptive, &settings, a.budget)
+        compare(&trace, &adaptive, &settings, budget)
     } else {
         let mut sizing = settings.sizing;
-        sizing.memory_budget = a.budget;
+        sizing.memory_budget = budget;
         let o = simulate::run(
             &trace.rings,
             &adaptive,
             &sizing,
-            Sizing::Adaptive(a.budget),
+            Sizing::Adaptive(budget),
             &trace.ticks,
         );
-        report(&trace, &adaptive, a.budget, &o)
+        report(&trace, &adaptive, budget, &o)
     };
     print!("{out}");
     ExitCode::SUCCESS
@@ -197,28 +199,32 @@ fn read_trace(path: &Path, settings: &Settings) -> Result<Trace, TraceError> {
     Ok(t)
 }
 
-/// A ring's line: `events` and `peak` (bytes, or a size like "3MiB"), or as recorded:
-/// `events`, `size`, `high_water` and `dropped`, from which the peak follows.
+/// A ring's line: `events` and `peak` (bytes, or a size like "3MiB"), optionally
+/// `bursts`; or as recorded: `events`, `size`, `high_water` and `dropped`, from which the
+/// peak of each of the `bursts` (default 1) follows.
 fn ring_load(r: &Value, record: u64) -> Result<Load, String> {
     let events = r
         .get("events")
         .as_u64()
         .ok_or("no \"events\" (events produced in the tick)")?;
     let dropped = r.get("dropped").as_u64();
+    let bursts = match r.get("bursts") {
+        Value::Null => 1,
+        v => v
+            .as_u64()
+            .filter(|&b| b >= 1)
+            .ok_or("\"bursts\" is a whole number of at least 1")?,
+    };
     let peak = match r.get("peak") {
         Value::Null => {
             let size = r.get("size").as_u64();
             let hw = r.get("high_water").as_u64();
             match (size, hw) {
-                (Some(size), Some(high_water)) => policy::peak(
-                    &Observation {
-                        size,
-                        high_water,
-                        dropped: dropped.unwrap_or(0),
-                        ..Observation::default()
-                    },
-                    record,
-                ),
+                // The drops shared by the bursts: each overflowed by its part.
+                (Some(size), Some(high_water)) => match dropped.unwrap_or(0) {
+                    0 => high_water,
+                    d => size.saturating_add(d.saturating_mul(record).div_ceil(bursts)),
+                },
                 _ => return Err("no \"peak\" (bytes), nor \"size\" and \"high_water\"".into()),
             }
         }
@@ -231,6 +237,7 @@ fn ring_load(r: &Value, record: u64) -> Result<Load, String> {
     Ok(Load {
         events,
         peak,
+        bursts,
         dropped,
     })
 }

@@ -1,16 +1,18 @@
 //! `[sizing] memory_budget` at start: checked against the rings' minimums, and the start
 //! sizes fitted into it (the costliest families keep their configured size first).
 use super::{Error, Settings, one_line};
+use crate::family::Family;
 use crate::family::loader::effective_shards;
 use crate::sizing::budget::{self, Claim};
 use crate::units::human;
 
 impl Settings {
     /// With a budget, lowers start sizes until every loaded ring (each shard) fits with
-    /// room for a first resize; an error when even the minimums do not fit.
-    pub fn fit_budget(&mut self) -> Result<(), Error> {
+    /// room for a first resize; an error when even the minimums do not fit. Returns the
+    /// sizes lowered: (family, configured, fitted).
+    pub fn fit_budget(&mut self) -> Result<Vec<(Family, u64, u64)>, Error> {
         let Some(b) = self.sizing.memory_budget else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         // One claim per shard of every ring that loads, nothing held yet.
         let loaded = self.loaded_families(self.context.enabled);
@@ -56,6 +58,7 @@ impl Settings {
             ))));
         }
         let sizes = budget::start_sizes(b, &claims);
+        let mut lowered = Vec::new();
         for f in loaded {
             // Shards of a family share one size: the smallest any was given.
             if let Some(s) = of
@@ -65,9 +68,13 @@ impl Settings {
                 .map(|(_, &s)| s)
                 .min()
             {
+                let was = self.ring(f).size;
+                if s != was {
+                    lowered.push((f, was, s));
+                }
                 self.ring_mut(f).size = s;
             }
         }
-        Ok(())
+        Ok(lowered)
     }
 }

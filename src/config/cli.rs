@@ -78,6 +78,8 @@ pub struct RunOptions {
     pub syscalls: Vec<u32>,
     pub stats_interval_s: u64,
     pub stats_json: Option<PathBuf>,
+    /// Start sizes lowered to fit `[sizing] memory_budget`: (family, configured, fitted).
+    pub fitted: Vec<(Family, u64, u64)>,
     /// `--record-rates`: where each tick's ring observations go (command line only).
     pub record_rates: Option<PathBuf>,
     /// The file the settings came from; `None` for the built-in default.
@@ -181,8 +183,9 @@ pub fn resolve(ov: Overrides) -> Result<RunOptions, Error> {
     if let Some(b) = ov.memory_budget {
         s.sizing.memory_budget = Some(b);
     }
-    s.fit_budget()?;
+    let fitted = s.fit_budget()?;
     Ok(RunOptions {
+        fitted,
         output: s.output.clone(),
         families: s.families.clone(),
         ring_sizes: ov.ring_sizes.clone(),

@@ -31,7 +31,7 @@ use crate::config::{Settings, WakeupMode};
 use crate::context::Context;
 use crate::family::{self, Family, LoadOptions, Shared};
 use crate::output;
-use crate::sizing::budget::{self, Entry};
+use crate::sizing::budget::{self, Entry, Step};
 use crate::sizing::policy::{Observation, RingPolicy};
 use crate::sys::{self, Exit, clock, clock::WallClock, exit};
 use crate::systemd::notify::{self, Notifier};
@@ -511,6 +511,16 @@ impl Daemon {
         }
         f.apply(rules)?;
         info!("filters: {}", rules.summary());
+        if let Some(b) = self.opts.settings.sizing.memory_budget {
+            for &(f, was, now) in &self.opts.fitted {
+                info!(
+                    "ring {f}: starts at {} of its {} to fit the {} memory budget",
+                    fmt_size(now),
+                    fmt_size(was),
+                    fmt_size(b)
+                );
+            }
+        }
         self.filters = Some(f);
         Ok(())
     }
@@ -852,12 +862,35 @@ impl Daemon {
         let Some(b) = self.opts.settings.sizing.memory_budget else {
             return Ok(self.opts.ring_size(family));
         };
-        let shards = u64::from(family::loader::effective_shards(r.shards));
-        let free = b.saturating_sub(ring_memory(&self.rings));
+        // A family switched on again keeps the shards it had (its counter maps).
+        let shards = match self.retired.iter().find(|x| x.family == family) {
+            Some(x) => x.books.len().max(1) as u64,
+            None => u64::from(family::loader::effective_shards(r.shards)),
+        };
+        let held = ring_memory(&self.rings);
+        let free = b.saturating_sub(held);
+        // The room to halve a running ring later, as `budget::fits` keeps it.
+        let halve = self
+            .rings
+            .iter()
+            .flat_map(|x| x.loaded.shards.iter().map(move |s| (s.size, x.limits.0)))
+            .filter(|&(size, min)| size > min)
+            .map(|(size, _)| size / 2)
+            .max()
+            .unwrap_or(0);
         let mut size = self.opts.ring_size(family).max(r.min);
         loop {
-            let reserve = if size > r.min { size / 2 } else { 0 };
+            let reserve = halve.max(if size > r.min { size / 2 } else { 0 });
             if size.saturating_mul(shards).saturating_add(reserve) <= free {
+                if size != self.opts.ring_size(family) {
+                    info!(
+                        "ring {family}: starts at {} of its {} to fit the memory budget ({} of {} held)",
+                        fmt_size(size),
+                        fmt_size(self.opts.ring_size(family)),
+                        fmt_size(held),
+                        fmt_size(b)
+                    );
+                }
                 return Ok(size);
             }
             if size / 2 < r.min {
@@ -1122,9 +1155,14 @@ impl Daemon {
                 p.held = Some(want);
             }
         }
+        let labels: Vec<Vec<&'static str>> = self
+            .rings
+            .iter()
+            .map(|r| (0..r.shards.len()).map(|slot| r.label(slot)).collect())
+            .collect();
         let rings = &mut self.rings;
         let started = self.started;
-        plan.run(budget, &mut total, |step| {
+        let resize = |step: &Step| {
             let Some(&(i, slot)) = at.get(step.index) else {
                 return false;
             };
@@ -1143,7 +1181,19 @@ impl Daemon {
                     false
                 }
             }
-        });
+        };
+        let skipped = |step: &Step, held: u64| {
+            if let Some(&(i, slot)) = at.get(step.index) {
+                warn!(
+                    "ring {}: resize to {} waits: {} in rings, budget {}",
+                    labels[i][slot],
+                    fmt_size(step.to),
+                    fmt_size(held),
+                    budget.map_or(String::new(), fmt_size)
+                );
+            }
+        };
+        plan.run(budget, &mut total, resize, skipped);
         observed
     }
 
@@ -1194,7 +1244,22 @@ impl Daemon {
             );
             new.settings.sizing.memory_budget = was;
         }
-        let actions = reload::plan(&self.opts.settings, &new.settings, &running);
+        let mut actions = reload::plan(&self.opts.settings, &new.settings, &running);
+        if was.is_some() || now.is_some() {
+            // Start sizes fitted into a budget move when the family set or a priority
+            // changes: under a budget only the allocator resizes running rings (a resize
+            // past it could pass the budget or rob a ring that is dropping).
+            for a in &mut actions {
+                if let Action::NewPolicy { family, resize_to } = a
+                    && resize_to.iter().any(Option::is_some)
+                {
+                    info!(
+                        "SIGHUP: ring {family}: under a memory budget a new size applies at the next start; the budget resizes it meanwhile"
+                    );
+                    resize_to.iter_mut().for_each(|r| *r = None);
+                }
+            }
+        }
         let rules = new.settings.filter.clone();
         self.opts = new;
         // Each load holds the objects itself: one decode for several families switched on.

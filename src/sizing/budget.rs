@@ -91,19 +91,22 @@ pub struct Plan {
 
 impl Plan {
     /// Runs the steps in order: `resize` does one and says whether it worked. Under a
-    /// budget a step is skipped when old and new ring would not fit beside the rest
-    /// (`held` bytes now, kept up to date), which only an earlier failed step can cause.
+    /// budget a step is skipped, and `skipped` told, when old and new ring would not fit
+    /// beside the rest (`held` bytes now, kept up to date): after a step that failed, or
+    /// from sizes the plan did not make (a budget lowered, a ring switched on).
     /// Returns the most bytes held at any moment.
     pub fn run(
         &self,
         budget: Option<u64>,
         held: &mut u64,
         mut resize: impl FnMut(&Step) -> bool,
+        mut skipped: impl FnMut(&Step, u64),
     ) -> u64 {
         let mut most = *held;
         for step in &self.steps {
             let during = held.saturating_add(step.to);
             if budget.is_some_and(|b| during > b) {
+                skipped(step, *held);
                 continue;
             }
             if resize(step) {
@@ -191,9 +194,12 @@ pub fn allocate(budget: Option<u64>, claims: &[Claim]) -> Plan {
             .iter()
             .map(|c| if c.dropping { c.size.max(c.min) } else { c.min })
             .collect();
-        if fits(budget, claims, &floors) {
-            sizes = share(budget, claims, &floors);
-        }
+        sizes = if fits(budget, claims, &floors) {
+            share(budget, claims, &floors)
+        } else {
+            // No room to keep the dropping rings as they are: nothing moves.
+            claims.iter().map(|c| c.size).collect()
+        };
     }
     plan(Some(budget), claims, &sizes)
 }
@@ -450,7 +456,7 @@ mod tests {
         // The costly ring is not dropping (its peaks are old): it may not take from the
         // cheap ring that is.
         let old = [2 * MIB];
-        let now = [2 * MIB];
+        let now = [3 * MIB];
         let mut costly = claim(512 * KIB, 256 * KIB, 10_000.0, &old);
         costly.want = MIB;
         let mut cheap = claim(2 * MIB, 512 * KIB, 1.0, &now);

@@ -1,14 +1,16 @@
 //! `ringwarden sizing simulate`: a per-ring rate trace replayed through the daemon's own
 //! sizing code ([`budget::tick`] and [`budget::Plan::run`]), with a ring model in place of
-//! the kernel: in a tick, a ring of `size` bytes whose events needed `peak` bytes at the
-//! worst moment holds `min(peak, size)` and drops what did not fit, in whole records.
+//! the kernel: in a tick whose events came in `bursts` bursts, each needing `peak` bytes
+//! at its worst moment, a ring of `size` bytes holds `min(peak, size)` and drops what did
+//! not fit of each burst, in whole records.
 //!
 //! A trace the daemon records (`--record-rates`) gives each tick's peak as it saw it: the
-//! high-water mark, or, when the ring dropped, its size plus the dropped records. Replayed
-//! at the sizes the run had, that gives back the run's drops; replayed with another
-//! budget or policy, what they would have done. One approximation: drops in a tick are
-//! taken to come in one overflow (several overflows in a tick needed less room, so the
-//! replay of a larger ring may count drops the run would not have had).
+//! high-water mark, or, when the ring dropped, its size plus the dropped records (one
+//! burst: the kernel does not tell how many overflows a tick had). Replayed at the sizes
+//! the run had, that gives back the run's drops; replayed with another budget or policy,
+//! what they would have done. A load known to come in bursts (a trace written by hand, or
+//! a recorded one given `bursts`) replays truer at other sizes: one overflow of many
+//! records overstates what a larger ring would drop, and understates a smaller one's.
 use std::time::Duration;
 
 use crate::sizing::budget::{self, Entry};
@@ -24,8 +26,10 @@ const SWAP: Duration = Duration::from_millis(1);
 pub struct Load {
     /// Events produced in the tick.
     pub events: u64,
-    /// The most bytes its events needed at once in the tick.
+    /// The most bytes one burst of its events needed at once.
     pub peak: u64,
+    /// Bursts in the tick, each needing `peak` (0 counts as 1).
+    pub bursts: u64,
     /// What the recording run dropped in the tick, when the trace was recorded.
     pub dropped: Option<u64>,
 }
@@ -116,21 +120,25 @@ pub fn run(
                     .iter()
                     .filter(|(j, _)| *j == i)
                     .fold(Load::default(), |a, (_, l)| Load {
-                        events: a.events + l.events,
+                        events: a.events.saturating_add(l.events),
                         peak: a.peak.max(l.peak),
+                        bursts: a.bursts.max(l.bursts),
                         dropped: match (a.dropped, l.dropped) {
                             (None, d) | (d, None) => d,
-                            (Some(x), Some(y)) => Some(x + y),
+                            (Some(x), Some(y)) => Some(x.saturating_add(y)),
                         },
                     });
             let size = sizes[i];
             let over = load.peak.saturating_sub(size);
-            let dropped = over.div_ceil(r.event_size.max(1)).min(load.events);
+            let dropped = over
+                .div_ceil(r.event_size.max(1))
+                .saturating_mul(load.bursts.max(1))
+                .min(load.events);
             let o = &mut out.rings[i];
-            o.events += load.events;
-            o.dropped += dropped;
+            o.events = o.events.saturating_add(load.events);
+            o.dropped = o.dropped.saturating_add(dropped);
             if let Some(d) = load.dropped {
-                o.recorded = Some(o.recorded.unwrap_or(0) + d);
+                o.recorded = Some(o.recorded.unwrap_or(0).saturating_add(d));
             }
             obs.push(Observation {
                 now,
@@ -158,12 +166,17 @@ pub fn run(
         // A swap ends a little after the tick that decided it, as in the daemon: the
         // next tick's window starts before it (see `RingPolicy::resized`).
         let swapped = now + SWAP;
-        let most = plan.run(budget, &mut held, |step| {
-            sizes[step.index] = step.to;
-            policies[step.index].resized(swapped, step.to);
-            out.rings[step.index].sizes.push((tick.t, step.to));
-            true
-        });
+        let most = plan.run(
+            budget,
+            &mut held,
+            |step| {
+                sizes[step.index] = step.to;
+                policies[step.index].resized(swapped, step.to);
+                out.rings[step.index].sizes.push((tick.t, step.to));
+                true
+            },
+            |_, _| {},
+        );
         out.peak_memory = out.peak_memory.max(most);
     }
     for (o, r) in out.rings.iter_mut().zip(rings) {
@@ -235,6 +248,7 @@ mod tests {
         Load {
             events: peak / 128,
             peak,
+            bursts: 1,
             dropped: None,
         }
     }
@@ -278,6 +292,7 @@ mod tests {
         let rec = Load {
             events: 9000,
             peak: MIB + 100 * 128,
+            bursts: 1,
             dropped: Some(100),
         };
         let trace = ticks(5, |_| vec![(0, rec)]);
