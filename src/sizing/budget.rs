@@ -174,6 +174,22 @@ pub fn allocate(budget: Option<u64>, claims: &[Claim]) -> Plan {
     let Some(budget) = budget else {
         return plan(None, claims, &wants);
     };
+    // A dropping ring that wants to grow is given, when it fits, what its latest tick
+    // needed at once rather than one step: each swap stalls the loop (~10 ms for the
+    // kernel to retire the old ring) while every ring fills, so one swap beats two.
+    let covering: Vec<u64> = claims
+        .iter()
+        .zip(&wants)
+        .map(|(c, &w)| match c.peaks.last() {
+            Some(&p) if c.dropping && w > c.size => {
+                w.max(crate::sizing::round_size(p as f64, c.min)).min(c.max)
+            }
+            _ => w,
+        })
+        .collect();
+    if covering != wants && fits(budget, claims, &covering) {
+        return plan(Some(budget), claims, &covering);
+    }
     if fits(budget, claims, &wants) {
         return plan(Some(budget), claims, &wants);
     }
