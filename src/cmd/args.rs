@@ -32,11 +32,14 @@ Usage:
                                 a ring size by the formula B × R × T × S, rounded up to a
                                 power of two, with the working
   ringwarden sizing simulate --trace FILE [--budget SIZE] [--policy P] [--compare]
-                     [--config PATH]
+                     [--swap-stall DURATION] [--config PATH]
                                 replay a rate trace (run --record-rates FILE, or written
                                 by hand) through the daemon's sizing: per ring its sizes
                                 over time, drops and weighted loss; --compare: fixed sizes,
-                                an even split of the budget and each policy, side by side
+                                an even split of the budget and each policy, side by side;
+                                --swap-stall: what each resize holds the daemon's loop,
+                                for swaps the traced run did not make (e.g. 12ms)
+                                [default: 0]
   ringwarden status [--json] [--control-socket PATH] [--config PATH]
                                 ask the running daemon: per ring sizes, books, loss and
                                 latency; programs; uptime (--json: the raw document)
@@ -283,6 +286,7 @@ fn parse_sizing(mut a: Args) -> Result<Command, CliError> {
         policy: None,
         compare: false,
         config: None,
+        stall: super::simulate::STALL,
     };
     let mut trace = None;
     while let Some((name, inline)) = a.next() {
@@ -301,6 +305,17 @@ fn parse_sizing(mut a: Args) -> Result<Command, CliError> {
                 })?);
             }
             "--compare" => s.compare = true,
+            "--swap-stall" => {
+                let v = a.value(name, inline, "DURATION")?;
+                s.stall = units::parse_duration(&v)
+                    .ok()
+                    .filter(|d| *d <= Duration::from_secs(1))
+                    .ok_or_else(|| {
+                        config(format!(
+                            "--swap-stall {v:?}: a duration up to 1s, e.g. 12ms"
+                        ))
+                    })?;
+            }
             "-c" | "--config" => s.config = Some(PathBuf::from(a.value(name, inline, "PATH")?)),
             other => {
                 return Err(usage(format!(

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::config::{self, Settings};
 use crate::family::Family;
@@ -23,10 +24,18 @@ pub struct SimulateArgs {
     pub budget: Option<u64>,
     pub policy: Option<PolicyKind>,
     pub compare: bool,
+    /// How long each swap holds the loop (`--swap-stall`, default [`STALL`]).
+    pub stall: Duration,
     /// The configuration whose rings are simulated (`None`: the default file if there is
     /// one, else the built-in default).
     pub config: Option<PathBuf>,
 }
+
+/// Each swap's hold on the loop without `--swap-stall`: none, as for a trace recorded by
+/// the daemon, whose drops already hold its own swaps' stalls. A trace replayed with
+/// swaps its run did not have (a fixed-size run's trace under a budget) should give one:
+/// swaps took 5-48 ms here under load, most near 12.
+pub const STALL: Duration = Duration::ZERO;
 
 /// A trace that cannot be used: the message names the file and line.
 #[derive(Debug)]
@@ -81,7 +90,7 @@ pub fn run(a: &SimulateArgs) -> ExitCode {
         }
     }
     let out = if a.compare {
-        compare(&trace, &adaptive, &settings, budget)
+        compare(&trace, &adaptive, &settings, budget, a.stall)
     } else {
         let mut sizing = settings.sizing;
         sizing.memory_budget = budget;
@@ -91,6 +100,7 @@ pub fn run(a: &SimulateArgs) -> ExitCode {
             &sizing,
             Sizing::Adaptive(budget),
             &trace.ticks,
+            a.stall,
         );
         report(&trace, &adaptive, budget, &o)
     };
@@ -202,7 +212,7 @@ fn read_trace(path: &Path, settings: &Settings) -> Result<Trace, TraceError> {
 /// A ring's line: `events` and `peak` (bytes, or a size like "3MiB"), optionally
 /// `bursts`; or as recorded: `events`, `size`, `high_water` and `dropped`, from which the
 /// peak of each of the `bursts` (default 1) follows.
-fn ring_load(r: &Value, record: u64) -> Result<Load, String> {
+fn ring_load(r: &Value, largest: u64) -> Result<Load, String> {
     let events = r
         .get("events")
         .as_u64()
@@ -215,6 +225,9 @@ fn ring_load(r: &Value, record: u64) -> Result<Load, String> {
             .filter(|&b| b >= 1)
             .ok_or("\"bursts\" is a whole number of at least 1")?,
     };
+    // What one record took, as recorded; else the family's largest.
+    let measured = r.get("record").as_u64().unwrap_or(0);
+    let record = if measured > 0 { measured } else { largest };
     let peak = match r.get("peak") {
         Value::Null => {
             let size = r.get("size").as_u64();
@@ -238,6 +251,7 @@ fn ring_load(r: &Value, record: u64) -> Result<Load, String> {
         events,
         peak,
         bursts,
+        record: measured,
         dropped,
     })
 }
@@ -309,12 +323,18 @@ fn report(t: &Trace, adaptive: &AdaptiveSettings, b: Option<u64>, o: &Outcome) -
     s
 }
 
-fn compare(t: &Trace, adaptive: &AdaptiveSettings, settings: &Settings, b: Option<u64>) -> String {
+fn compare(
+    t: &Trace,
+    adaptive: &AdaptiveSettings,
+    settings: &Settings,
+    b: Option<u64>,
+    stall: Duration,
+) -> String {
     let mut runs: Vec<(String, Outcome)> = Vec::new();
     let sizing = settings.sizing;
     runs.push((
         "fixed: start sizes".into(),
-        simulate::run(&t.rings, adaptive, &sizing, Sizing::Fixed, &t.ticks),
+        simulate::run(&t.rings, adaptive, &sizing, Sizing::Fixed, &t.ticks, stall),
     ));
     if let Some(b) = b {
         let mut split = t.rings.clone();
@@ -323,7 +343,7 @@ fn compare(t: &Trace, adaptive: &AdaptiveSettings, settings: &Settings, b: Optio
         }
         runs.push((
             format!("fixed: {} split evenly", fmt_size(b)),
-            simulate::run(&split, adaptive, &sizing, Sizing::Fixed, &t.ticks),
+            simulate::run(&split, adaptive, &sizing, Sizing::Fixed, &t.ticks, stall),
         ));
     }
     for p in PolicyKind::ALL {
@@ -334,12 +354,26 @@ fn compare(t: &Trace, adaptive: &AdaptiveSettings, settings: &Settings, b: Optio
         };
         runs.push((
             format!("{}, no budget", p.name()),
-            simulate::run(&t.rings, &a, &sizing, Sizing::Adaptive(None), &t.ticks),
+            simulate::run(
+                &t.rings,
+                &a,
+                &sizing,
+                Sizing::Adaptive(None),
+                &t.ticks,
+                stall,
+            ),
         ));
         if let Some(b) = b {
             runs.push((
                 format!("{} in {}", p.name(), fmt_size(b)),
-                simulate::run(&t.rings, &a, &sizing, Sizing::Adaptive(Some(b)), &t.ticks),
+                simulate::run(
+                    &t.rings,
+                    &a,
+                    &sizing,
+                    Sizing::Adaptive(Some(b)),
+                    &t.ticks,
+                    stall,
+                ),
             ));
         }
     }

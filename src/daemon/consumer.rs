@@ -79,6 +79,12 @@ impl Consumer {
         })
     }
 
+    /// Bytes consumed since the ring was made (records with their headers): with the
+    /// records received, what one takes in this ring on average.
+    pub fn position(&self) -> u64 {
+        self.consumer_pos().load(Ordering::Relaxed) as u64
+    }
+
     fn consumer_pos(&self) -> &AtomicUsize {
         // SAFETY: the page is mapped for as long as `self` lives; the kernel keeps the
         // consumer position (an unsigned long) at its start, aligned.

@@ -37,7 +37,8 @@ impl Recorder {
     }
 
     /// `{"t":12.003,"rings":{"file":{"events":..,"size":..,"high_water":..,"dropped":..,
-    /// "elapsed":1.001,"peak":..}}}`: the rings observed this tick (a shard as file/1).
+    /// "elapsed":1.001,"record":..,"peak":..}}}`: the rings observed this tick (a shard as
+    /// file/1); `record` is what a record took on average (0: none read).
     pub fn tick(&mut self, now: Duration, observed: &[(&'static str, Observation)]) {
         if self.failed || observed.is_empty() {
             return;
@@ -48,13 +49,14 @@ impl Recorder {
             let record = family.map_or(1, sizing::record_size);
             // Labels are family names, with /N for a shard: nothing to escape.
             line.push_str(&format!(
-                "{}\"{label}\":{{\"events\":{},\"size\":{},\"high_water\":{},\"dropped\":{},\"elapsed\":{:.3},\"peak\":{}}}",
+                "{}\"{label}\":{{\"events\":{},\"size\":{},\"high_water\":{},\"dropped\":{},\"elapsed\":{:.3},\"record\":{},\"peak\":{}}}",
                 if i == 0 { "" } else { "," },
                 o.produced,
                 o.size,
                 o.high_water,
                 o.dropped,
                 o.elapsed.as_secs_f64(),
+                o.record,
                 policy::peak(o, record)
             ));
         }

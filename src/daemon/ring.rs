@@ -357,6 +357,15 @@ pub struct Part {
     strays_logged: u64,
     /// The size its policy wants and the memory budget holds back, once logged.
     pub held: Option<u64>,
+    /// The consumer's position at the last observation (see [`Part::position`]).
+    pub pos_at_obs: u64,
+}
+
+impl Part {
+    /// Bytes consumed from the current ring since it was made.
+    pub fn position(&self) -> u64 {
+        self.consumer.position()
+    }
 }
 
 pub enum Drained {
@@ -553,14 +562,15 @@ impl Ring {
     /// the new ring is created and watched first, then swapped into the programs' slot
     /// (the kernel returns only once no program can still write the old one), then the
     /// old ring is drained to the last record and dropped. Counters and sequence numbers
-    /// live in maps that do not change. Returns how long the swap took.
+    /// live in maps that do not change. Returns how long the resize took, and how long of it the kernel held the
+    /// loop in the slot update (waiting for programs that may still write the old ring).
     fn resize(
         &mut self,
         slot: usize,
         size: u64,
         registry: &Registry,
         token: Token,
-    ) -> Result<Duration, RunError> {
+    ) -> Result<(Duration, Duration), RunError> {
         let t = Instant::now();
         let map = self.loaded.new_ring(size)?;
         let books = &self.shards[slot].books;
@@ -572,7 +582,10 @@ impl Ring {
                 "watching the new {} ring",
                 self.loaded.family
             )))?;
-        let old_map = match self.loaded.swap_ring(slot, map) {
+        let held = Instant::now();
+        let swapped = self.loaded.swap_ring(slot, map);
+        let held = held.elapsed();
+        let old_map = match swapped {
             Ok(old) => old,
             Err(e) => {
                 let _ = registry.deregister(&mut SourceFd(&new_fd));
@@ -597,7 +610,7 @@ impl Ring {
         let _ = registry.deregister(&mut SourceFd(&old_map.as_fd().as_raw_fd()));
         drop(old_consumer);
         drop(old_map);
-        Ok(t.elapsed())
+        Ok((t.elapsed(), held))
     }
 
     /// `resize`, then what every resize is followed by: the policy's cooldown starts,
@@ -612,13 +625,15 @@ impl Ring {
     ) -> Result<(), RunError> {
         let size_of = |r: &Ring| r.loaded.shard_size(slot);
         let (old, family) = (size_of(self), self.loaded.family);
-        let took = self.resize(slot, size, registry, Token(family.index()))?;
+        let (took, held) = self.resize(slot, size, registry, Token(family.index()))?;
         let new = size_of(self);
         let label = self.label(slot);
         let part = &mut self.shards[slot];
         // The last mark was the old ring's: judged against the new size it could read
         // over 100 % until the next tick.
         part.high_water = 0;
+        // The new ring's position starts at 0: no record size from the tick it spans.
+        part.pos_at_obs = u64::MAX;
         part.policy.resized(started.elapsed(), new);
         if new > old {
             part.books.resizes_up += 1;
@@ -626,10 +641,11 @@ impl Ring {
             part.books.resizes_down += 1;
         }
         info!(
-            "ring {label}: {} -> {} ({why}), swap took {} ms",
+            "ring {label}: {} -> {} ({why}), swap took {} ms ({} ms in the kernel's swap)",
             fmt_size(old),
             fmt_size(new),
-            took.as_millis()
+            took.as_millis(),
+            held.as_millis()
         );
         Ok(())
     }
@@ -771,6 +787,7 @@ pub fn make_ring(
             rate: 0.0,
             strays_logged: 0,
             held: None,
+            pos_at_obs: 0,
         });
     }
     Ok(Ring {

@@ -274,6 +274,7 @@ mod tests {
             produced,
             dropped,
             elapsed: S,
+            record: 0,
         }
     }
 
@@ -387,6 +388,7 @@ mod tests {
             produced: 100_000,
             dropped: 20,
             elapsed: Duration::from_millis(500),
+            record: 0,
         };
         assert!(a.observe("syscall", &half).is_empty());
         assert_eq!(a.level("syscall", Kind::DropRate), Some(Severity::Warn));

@@ -30,6 +30,8 @@ pub struct Load {
     pub peak: u64,
     /// Bursts in the tick, each needing `peak` (0 counts as 1).
     pub bursts: u64,
+    /// Bytes one record took in the tick, as recorded (0: the family's largest record).
+    pub record: u64,
     /// What the recording run dropped in the tick, when the trace was recorded.
     pub dropped: Option<u64>,
 }
@@ -73,12 +75,18 @@ pub struct Outcome {
 }
 
 /// Replays `trace` over rings with these settings (each one ring, `size` its start).
+///
+/// `stall`: how long each swap holds the daemon's loop (the kernel retiring the old ring:
+/// 5-48 ms measured here, most near 12). Every ring goes undrained meanwhile: what
+/// arrives in that time beyond a ring's size (the old ring's, for the one swapped) is
+/// dropped, once per swap, in the tick after it.
 pub fn run(
     rings: &[RingSettings],
     adaptive: &AdaptiveSettings,
     sizing: &SizingSettings,
     how: Sizing,
     trace: &[Tick],
+    stall: Duration,
 ) -> Outcome {
     let mut adaptive = *adaptive;
     let budget = match how {
@@ -109,10 +117,11 @@ pub fn run(
         ..Outcome::default()
     };
     let mut last = 0.0f64;
+    // The last tick's swaps: (ring, its size before), in order.
+    let mut swaps: Vec<(usize, u64)> = Vec::new();
     for tick in trace {
         let now = Duration::try_from_secs_f64(tick.t.max(0.0)).unwrap_or_default();
         let elapsed = Duration::try_from_secs_f64((tick.t - last).max(0.0)).unwrap_or_default();
-        last = tick.t;
         let mut obs = Vec::with_capacity(rings.len());
         for (i, r) in rings.iter().enumerate() {
             let load =
@@ -123,6 +132,7 @@ pub fn run(
                         events: a.events.saturating_add(l.events),
                         peak: a.peak.max(l.peak),
                         bursts: a.bursts.max(l.bursts),
+                        record: a.record.max(l.record),
                         dropped: match (a.dropped, l.dropped) {
                             (None, d) | (d, None) => d,
                             (Some(x), Some(y)) => Some(x.saturating_add(y)),
@@ -130,10 +140,19 @@ pub fn run(
                     });
             let size = sizes[i];
             let over = load.peak.saturating_sub(size);
-            let dropped = over
-                .div_ceil(r.event_size.max(1))
-                .saturating_mul(load.bursts.max(1))
-                .min(load.events);
+            let rec = if load.record > 0 {
+                load.record
+            } else {
+                r.event_size.max(1)
+            };
+            let mut dropped = over.div_ceil(rec).saturating_mul(load.bursts.max(1));
+            let secs = (tick.t - last).max(1e-3);
+            let stalled = (load.events as f64 * stall.as_secs_f64() / secs) as u64;
+            for &(j, before) in &swaps {
+                let room = if j == i { before } else { size };
+                dropped = dropped.saturating_add(stalled.saturating_sub(room / rec));
+            }
+            let dropped = dropped.min(load.events);
             let o = &mut out.rings[i];
             o.events = o.events.saturating_add(load.events);
             o.dropped = o.dropped.saturating_add(dropped);
@@ -147,8 +166,10 @@ pub fn run(
                 produced: load.events,
                 dropped,
                 elapsed,
+                record: load.record,
             });
         }
+        last = tick.t;
         let plan = {
             let mut entries: Vec<Entry> = policies
                 .iter_mut()
@@ -162,6 +183,7 @@ pub fn run(
                 .collect();
             budget::tick(budget, &mut entries)
         };
+        swaps.clear();
         let mut held: u64 = sizes.iter().sum();
         // A swap ends a little after the tick that decided it, as in the daemon: the
         // next tick's window starts before it (see `RingPolicy::resized`).
@@ -170,6 +192,7 @@ pub fn run(
             budget,
             &mut held,
             |step| {
+                swaps.push((step.index, step.from));
                 sizes[step.index] = step.to;
                 policies[step.index].resized(swapped, step.to);
                 out.rings[step.index].sizes.push((tick.t, step.to));
@@ -249,6 +272,7 @@ mod tests {
             events: peak / 128,
             peak,
             bursts: 1,
+            record: 0,
             dropped: None,
         }
     }
@@ -266,6 +290,7 @@ mod tests {
             &SizingSettings::default(),
             Sizing::Adaptive(Some(8 * MIB)),
             &trace,
+            Duration::ZERO,
         );
         // network (priority 4: a lost event costs 1000, file's 100) gets the 4 MiB and
         // stops dropping; file keeps 2 MiB and drops every tick.
@@ -293,6 +318,7 @@ mod tests {
             events: 9000,
             peak: MIB + 100 * 128,
             bursts: 1,
+            record: 0,
             dropped: Some(100),
         };
         let trace = ticks(5, |_| vec![(0, rec)]);
@@ -302,6 +328,7 @@ mod tests {
             &SizingSettings::default(),
             Sizing::Fixed,
             &trace,
+            Duration::ZERO,
         );
         assert_eq!(o.rings[0].sizes, vec![(0.0, MIB)]);
         assert_eq!(o.rings[0].dropped, 500);
