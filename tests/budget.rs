@@ -79,17 +79,8 @@ impl Sampler {
 }
 
 fn load(args: &[&str]) -> Value {
-    let out = Command::new(common::load_bin())
-        .args(args)
-        .arg("-q")
-        .output()
-        .expect("run ringwarden-load");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON report")
+    let out = common::run_load(Command::new(common::load_bin()), args);
+    serde_json::from_str(out.trim()).expect("one JSON report")
 }
 
 /// A child that drops to uid 65534 keeping saved uid 0, then takes root back: one

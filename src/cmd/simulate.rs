@@ -119,20 +119,7 @@ fn load_settings(path: Option<&Path>) -> Result<Settings, config::Error> {
 
 /// Start sizes within the budget, as the daemon fits them (`config::fit_budget`).
 fn start_sizes(rings: &[RingSettings], b: u64) -> Vec<u64> {
-    let claims: Vec<Claim> = rings
-        .iter()
-        .map(|r| Claim {
-            size: 0,
-            min: r.min,
-            max: r.max,
-            want: r.size,
-            why: None,
-            cost: budget::event_cost(r.priority, r.loss_weight),
-            record: r.event_size,
-            peaks: &[],
-            dropping: false,
-        })
-        .collect();
+    let claims: Vec<Claim> = rings.iter().map(Claim::unmade).collect();
     budget::start_sizes(b, &claims)
 }
 

@@ -22,17 +22,7 @@ impl Settings {
             let r = self.ring(f);
             for _ in 0..effective_shards(r.shards) {
                 of.push(f);
-                claims.push(Claim {
-                    size: 0,
-                    min: r.min,
-                    max: r.max,
-                    want: r.size,
-                    why: None,
-                    cost: budget::event_cost(r.priority, r.loss_weight),
-                    record: r.event_size,
-                    peaks: &[],
-                    dropping: false,
-                });
+                claims.push(Claim::unmade(r));
             }
         }
         let mins: u64 = claims.iter().map(|c| c.min).sum();

@@ -11,6 +11,7 @@
 //!
 //! The budget is a ceiling of ring memory at every moment, swaps included: a swap holds
 //! the old and the new ring side by side, so a plan keeps room for that (see [`fits`]).
+use crate::sizing::RingSettings;
 use crate::sizing::policy::{Decision, Observation, RingPolicy};
 use crate::units::{fmt_approx, fmt_size};
 
@@ -48,6 +49,23 @@ pub struct Claim<'a> {
     pub peaks: &'a [u64],
     /// Whether it dropped events in its latest tick.
     pub dropping: bool,
+}
+
+impl Claim<'static> {
+    /// The claim of a ring not made yet: nothing held, its configured size wanted.
+    pub fn unmade(r: &RingSettings) -> Claim<'static> {
+        Claim {
+            size: 0,
+            min: r.min,
+            max: r.max,
+            want: r.size,
+            why: None,
+            cost: event_cost(r.priority, r.loss_weight),
+            record: r.event_size,
+            peaks: &[],
+            dropping: false,
+        }
+    }
 }
 
 impl Claim<'_> {
