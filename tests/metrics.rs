@@ -22,7 +22,7 @@ const RECEIVED: &str = "ebpf_events_received_total{ring=\"syscall\"}";
 const DROPPED: &str = "ebpf_events_dropped_total{ring=\"syscall\"}";
 
 /// Every metric of the contract with its type.
-const METRICS: [(&str, &str); 22] = [
+const METRICS: [(&str, &str); 23] = [
     ("ebpf_events_received_total", "counter"),
     ("ebpf_events_dropped_total", "counter"),
     ("ebpf_events_produced_total", "counter"),
@@ -30,6 +30,7 @@ const METRICS: [(&str, &str); 22] = [
     ("ebpf_events_rate_limited_total", "counter"),
     ("ebpf_events_untracked_total", "counter"),
     ("ebpf_ring_buffer_size_bytes", "gauge"),
+    ("ebpf_ring_memory_bytes", "gauge"),
     ("ebpf_ring_buffer_utilization_percent", "gauge"),
     ("ebpf_loss_rate", "gauge"),
     ("ebpf_ring_buffer_resizes_total", "counter"),
